@@ -1,0 +1,3 @@
+from afetch.cli import main
+
+raise SystemExit(main())

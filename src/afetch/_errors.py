@@ -1,0 +1,131 @@
+"""Turning exceptions into the documented error types.
+
+Classification looks at the whole exception chain, so it works whatever transport sits behind
+httpx (httpcore raises httpx exceptions wrapping OS errors; other transports wrap their own).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+
+import httpx
+
+from afetch._record import FetchError
+
+#: Every error type a record can carry; documented in README.md.
+ERROR_TYPES = (
+    "invalid_url",
+    "dns",
+    "connect",
+    "tls",
+    "timeout",
+    "reset",
+    "protocol",
+    "too_many_redirects",
+    "too_large",
+    "blocked",
+    "host_unreachable",
+    "other",
+)
+
+_MAX_MESSAGE = 300
+_DNS_HINTS = (
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated",
+    "getaddrinfo",
+    "name resolution",
+    "cannot resolve",
+)
+_RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
+# Transport-specific exceptions, matched by class name so no transport needs importing here.
+_BY_CLASS_NAME = {
+    "ClientConnectorDNSError": "dns",
+    "ClientConnectorCertificateError": "tls",
+    "ClientSSLError": "tls",
+    "ServerDisconnectedError": "protocol",
+    "ClientPayloadError": "protocol",
+    "ContentLengthError": "protocol",
+    "TransferEncodingError": "protocol",
+    "ClientResponseError": "protocol",
+    "ServerTimeoutError": "timeout",
+    "ClientConnectorError": "connect",
+}
+
+
+class AfetchError(Exception):
+    """An outcome afetch itself decides; ``error_type`` names it in the record."""
+
+    error_type = "other"
+
+
+class InvalidURL(AfetchError):
+    error_type = "invalid_url"
+
+
+class TooManyRedirects(AfetchError):
+    error_type = "too_many_redirects"
+
+
+class TooLarge(AfetchError):
+    error_type = "too_large"
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _type_of(exc: BaseException) -> str:
+    chain = _chain(exc)
+    for item in chain:
+        if isinstance(item, AfetchError):
+            return item.error_type
+    for item in chain:
+        if isinstance(item, ssl.SSLError | ssl.CertificateError):
+            return "tls"
+        if isinstance(item, socket.gaierror):
+            return "dns"
+        for cls in type(item).__mro__:
+            found = _BY_CLASS_NAME.get(cls.__name__)
+            if found:
+                return found
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return "timeout"
+    if any(isinstance(i, OSError) and i.errno in _RESET_ERRNOS for i in chain):
+        return "reset"
+    text = " ".join(str(i) for i in chain).lower()
+    if isinstance(exc, httpx.ConnectError):
+        if any(hint in text for hint in _DNS_HINTS):
+            return "dns"
+        if "ssl" in text or "certificate" in text:
+            return "tls"
+        return "connect"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return "reset" if "reset" in text else "protocol"
+    if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
+        return "protocol"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "invalid_url"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect"
+    return "other"
+
+
+def classify(exc: BaseException) -> FetchError:
+    """Describe ``exc`` as a record error.
+
+    >>> classify(TooManyRedirects("stopped after 10 redirects")).type
+    'too_many_redirects'
+    """
+    message = str(exc).strip() or type(exc).__name__
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    return FetchError(_type_of(exc), message)

@@ -1,0 +1,157 @@
+"""Fetching one URL: redirects, streaming the body, and turning every outcome into a record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+from afetch._errors import InvalidURL, TooManyRedirects, classify
+from afetch._record import Record
+from afetch._settings import Settings
+
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Credentials must not follow a redirect to another origin (curl and httpx behave the same).
+_ORIGIN_BOUND_HEADERS = ("authorization", "cookie", "proxy-authorization")
+
+
+def _parse_url(raw: str) -> httpx.URL:
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise InvalidURL(f"not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise InvalidURL(f"not an http(s) URL: {raw[:200]!r}")
+    # httpx percent-encodes a space in the host instead of rejecting it; no real host has one.
+    if not url.host or "%" in url.host or any(c.isspace() for c in url.host):
+        raise InvalidURL(f"URL has no valid host: {raw[:200]!r}")
+    return url
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return (url.scheme, url.host, url.port)
+
+
+def base_headers(settings: Settings) -> httpx.Headers:
+    """Request headers shared by every request of a run, built once."""
+    headers = httpx.Headers(
+        {"User-Agent": settings.user_agent, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+    )
+    for name, value in settings.headers:
+        headers[name] = value
+    return headers
+
+
+class Fetcher:
+    """Fetches single URLs over one transport; never raises for per-URL trouble.
+
+    >>> import asyncio, httpx
+    >>> mock = httpx.MockTransport(lambda request: httpx.Response(204))
+    >>> record = asyncio.run(Fetcher(mock, Settings()).fetch("http://127.0.0.1/"))
+    >>> record.status, record.ok
+    (204, True)
+    """
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings) -> None:
+        self._transport = transport
+        self._settings = settings
+        self._headers = base_headers(settings)
+        connect = settings.connect_timeout or settings.timeout
+        self._timeouts = {
+            "connect": connect,
+            "read": settings.timeout,
+            "write": settings.timeout,
+            "pool": settings.timeout,
+        }
+
+    async def fetch(self, url: str) -> Record:
+        started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        t0 = time.perf_counter()
+        state = _Progress()
+        error = None
+        try:
+            async with asyncio.timeout(self._settings.timeout):
+                await self._attempt(url, state)
+        except TimeoutError:
+            error = classify(TimeoutError(f"no complete response within {self._settings.timeout}s"))
+        except Exception as exc:  # every per-URL failure becomes a record
+            error = classify(exc)
+        return Record(
+            url=url,
+            final_url=state.final_url,
+            status=state.status,
+            error=error,
+            elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
+            bytes=state.bytes,
+            content_type=state.content_type,
+            http_version=state.http_version,
+            redirects=state.redirects,
+            attempts=1,
+            started_at=started_at,
+        )
+
+    async def _attempt(self, raw_url: str, state: _Progress) -> None:
+        settings = self._settings
+        url = _parse_url(raw_url)
+        method = settings.method
+        headers = self._headers
+        while True:
+            state.final_url = str(url)
+            request = httpx.Request(
+                method, url, headers=headers, extensions={"timeout": self._timeouts}
+            )
+            response = await self._transport.handle_async_request(request)
+            try:
+                response.request = request
+                state.status = response.status_code
+                state.content_type = response.headers.get("content-type")
+                state.http_version = response.extensions.get("http_version", b"HTTP/1.1").decode(
+                    "ascii", "replace"
+                )
+                location = response.headers.get("location")
+                if (
+                    settings.follow_redirects
+                    and location is not None
+                    and response.status_code in _REDIRECT_STATUSES
+                ):
+                    if state.redirects >= settings.max_redirects:
+                        raise TooManyRedirects(f"stopped after {settings.max_redirects} redirects")
+                    next_url = _parse_url(str(url.join(location)))
+                    if _origin(next_url) != _origin(url):
+                        headers = _without_origin_bound(headers)
+                    if response.status_code == 303 and method != "HEAD":
+                        method = "GET"
+                    state.redirects += 1
+                    url = next_url
+                    continue
+                if method != "HEAD":
+                    async for chunk in response.aiter_bytes():
+                        state.bytes += len(chunk)
+                return
+            finally:
+                await response.aclose()
+
+
+def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:
+    if not any(name in headers for name in _ORIGIN_BOUND_HEADERS):
+        return headers
+    stripped = headers.copy()
+    for name in _ORIGIN_BOUND_HEADERS:
+        stripped.pop(name, None)
+    return stripped
+
+
+class _Progress:
+    """What is known so far about one URL; becomes the record whatever happens."""
+
+    __slots__ = ("bytes", "content_type", "final_url", "http_version", "redirects", "status")
+
+    def __init__(self) -> None:
+        self.final_url: str | None = None
+        self.status: int | None = None
+        self.content_type: str | None = None
+        self.http_version: str | None = None
+        self.redirects = 0
+        self.bytes = 0

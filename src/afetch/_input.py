@@ -1,0 +1,124 @@
+"""Reading URL lists lazily, without ever blocking the event loop.
+
+A daemon thread reads each source in chunks and hands them to the loop through a small bounded
+queue: memory stays flat for any list size, a slow producer on stdin never stalls requests in
+flight, and an interrupted run never waits for a thread stuck in ``read``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import os
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+
+STDIN = "-"
+_STDIN_FD = 0
+_CHUNK = 1 << 16
+_QUEUED_CHUNKS = 4
+
+
+class InputError(Exception):
+    """A source cannot be read (missing, a directory, no permission)."""
+
+
+def url_from_line(line: str) -> str | None:
+    """The URL a line holds, or None for blank lines and ``#`` comments.
+
+    >>> url_from_line("  https://example.org/  "), url_from_line("# note"), url_from_line("")
+    ('https://example.org/', None, None)
+    """
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    return text
+
+
+def open_sources(sources: Sequence[str]) -> list[int]:
+    """Open every source up front so a bad path is a usage error before any request is sent."""
+    fds: list[int] = []
+    for source in sources:
+        if source == STDIN:
+            fds.append(_STDIN_FD)
+            continue
+        try:
+            fd = os.open(source, os.O_RDONLY)
+        except OSError as exc:
+            for opened in fds:
+                if opened != _STDIN_FD:
+                    os.close(opened)
+            raise InputError(f"cannot read {source}: {exc.strerror or exc}") from None
+        if os.path.isdir(source):
+            os.close(fd)
+            raise InputError(f"cannot read {source}: is a directory")
+        fds.append(fd)
+    return fds
+
+
+def _read_chunks(fds: Iterable[int]) -> Iterator[bytes]:
+    for fd in fds:
+        try:
+            while chunk := os.read(fd, _CHUNK):
+                yield chunk
+            yield b"\n"  # a last line without a newline still ends at the end of its source
+        finally:
+            if fd != _STDIN_FD:
+                os.close(fd)
+
+
+async def read_urls(fds: Sequence[int]) -> AsyncIterator[str]:
+    """Yield the URLs in ``fds`` (already opened files), in order, one per non-blank line."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_QUEUED_CHUNKS)
+
+    abandoned = threading.Event()
+
+    def pump() -> None:
+        def hand_over(item: bytes | BaseException | None) -> None:
+            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+
+        try:
+            try:
+                for chunk in _read_chunks(fds):
+                    if abandoned.is_set():
+                        return
+                    hand_over(chunk)
+            except OSError as exc:
+                hand_over(exc)
+            hand_over(None)
+        except RuntimeError:
+            pass  # the loop is gone: the run was interrupted and nobody needs the rest
+
+    threading.Thread(target=pump, name="afetch-input", daemon=True).start()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise InputError(f"reading input failed: {item}")
+            lines = (pending + decoder.decode(item)).split("\n")
+            pending = lines.pop()
+            for line in lines:
+                url = url_from_line(line)
+                if url is not None:
+                    yield url
+    finally:
+        # Unblock a pump waiting on a full queue so the thread can see it is no longer wanted.
+        abandoned.set()
+        while not queue.empty():
+            queue.get_nowait()
+
+
+def count_urls(paths: Sequence[str]) -> int | None:
+    """How many URLs the files hold (None when stdin is among them); runs in a thread."""
+    if STDIN in paths:
+        return None
+    total = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            for line in handle:
+                text = line.strip()
+                if text and not text.startswith(b"#"):
+                    total += 1
+    return total

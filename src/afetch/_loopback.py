@@ -1,0 +1,292 @@
+"""A small HTTP/1.1 server on 127.0.0.1 that misbehaves on request.
+
+It powers ``afetch --demo`` and the test suite: real sockets, so timeouts, resets and the
+concurrency bound are exercised for real. Routes (query parameters in brackets):
+
+``/ok[?size=N]``           200 with N bytes (default 1024)
+``/status/CODE``           that status
+``/sleep/MS``              answers after MS milliseconds
+``/redirect/N``            N redirects, then /ok
+``/redirect-to?url=U``     302 to U
+``/loop``                  redirects to itself forever
+``/flaky/KEY/N[?status]``  fails N times (503 or the given status), then 200
+``/retry-after/KEY/N?after=S``  429 with Retry-After S, N times, then 200
+``/hang``                  accepts and never answers
+``/drip?n=N&interval=S``   sends an N-byte body one byte every S seconds
+``/reset``                 resets the connection before answering
+``/reset-body``            resets the connection halfway through the body
+``/truncate``              promises 1000 bytes, sends 10 and closes
+``/garbage``               answers with bytes that are not HTTP
+``/huge-header``           a 200 KB response header
+``/gzip-bomb?mb=M``        a small gzip body that inflates to M MiB
+``/headers``               echoes the request headers as JSON
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import json
+import socket
+import struct
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+_REASONS = {
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    304: "Not Modified",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass
+class ServerStats:
+    """What the server saw; read by tests (e.g. the concurrency bound)."""
+
+    in_flight: int = 0
+    max_in_flight: int = 0
+    requests: int = 0
+    by_path: Counter[str] = field(default_factory=Counter)
+    last_headers: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.max_in_flight = self.in_flight
+            self.requests = 0
+            self.by_path.clear()
+
+
+class LoopbackServer:
+    """Runs the server in a thread with its own event loop.
+
+    >>> with LoopbackServer() as server:
+    ...     server.url("/ok").startswith("http://127.0.0.1:")
+    True
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self._port = port
+        self.stats = ServerStats()
+        self._failures: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def url(self, path: str) -> str:
+        return f"http://{self.host}:{self._port}{path}"
+
+    def __enter__(self) -> LoopbackServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="afetch-loopback", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("loopback server did not start")
+
+    def stop(self) -> None:
+        if self._loop is not None and self._server is not None:
+            self._loop.call_soon_threadsafe(self._shutdown)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _shutdown(self) -> None:
+        assert self._server is not None
+        assert self._loop is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._loop.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._server = loop.run_until_complete(
+            asyncio.start_server(self._handle, self.host, self._port, backlog=4096)
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        try:
+            loop.run_forever()
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        finally:
+            loop.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while await self._serve_one(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        except asyncio.CancelledError:
+            # Server shutdown. Ending normally keeps Python 3.11's stream callback from logging
+            # every cancelled connection as an error.
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort() if writer.is_closing() else writer.close()
+
+    async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if ":" in line:
+                name, value = line.split(":", 1)
+                headers[name.strip().lower()] = value.strip()
+        parts = urlsplit(target)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        stats = self.stats
+        with stats.lock:
+            stats.requests += 1
+            stats.in_flight += 1
+            stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+            stats.by_path[parts.path] += 1
+            stats.last_headers = headers
+        try:
+            return await self._route(method, parts.path, query, headers, writer)
+        finally:
+            with stats.lock:
+                stats.in_flight -= 1
+
+    async def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        segments = path.strip("/").split("/")
+        name = segments[0]
+        send = _Sender(writer, head_only=method == "HEAD")
+        if name == "ok":
+            await send(200, b"x" * int(query.get("size", 1024)))
+        elif name == "status":
+            code = int(segments[1])
+            await send(code, _REASONS.get(code, "Status").encode())
+        elif name == "sleep":
+            await asyncio.sleep(int(segments[1]) / 1000)
+            await send(200, b"slept")
+        elif name == "redirect":
+            left = int(segments[1])
+            await send(302, b"", location="/ok" if left <= 1 else f"/redirect/{left - 1}")
+        elif name == "redirect-to":
+            await send(int(query.get("status", 302)), b"", location=query["url"])
+        elif name == "loop":
+            await send(302, b"", location="/loop")
+        elif name in ("flaky", "retry-after"):
+            key, times = f"{name}/{segments[1]}", int(segments[2])
+            if self._failures[key] < times:
+                self._failures[key] += 1
+                if name == "flaky":
+                    await send(int(query.get("status", 503)), b"try again")
+                else:
+                    await send(429, b"slow down", retry_after=query.get("after", "1"))
+            else:
+                await send(200, b"finally")
+        elif name == "hang":
+            await asyncio.sleep(3600)
+        elif name == "drip":
+            size, interval = int(query.get("n", 10)), float(query.get("interval", 1))
+            writer.write(_head(200, size))
+            for _ in range(size):
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(interval)
+        elif name == "reset":
+            _reset(writer)
+            return False
+        elif name == "reset-body":
+            writer.write(_head(200, 100_000) + b"x" * 1000)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            _reset(writer)
+            return False
+        elif name == "truncate":
+            writer.write(_head(200, 1000) + b"x" * 10)
+            await writer.drain()
+            return False
+        elif name == "garbage":
+            writer.write(b"\x00\x01\x02 this is not HTTP \xff\xfe\r\n\r\n")
+            await writer.drain()
+            return False
+        elif name == "huge-header":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nX-Huge: " + b"a" * 200_000 + b"\r\nContent-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+        elif name == "gzip-bomb":
+            body = gzip.compress(b"\0" * (int(query.get("mb", 64)) << 20), compresslevel=9)
+            await send(200, body, content_encoding="gzip")
+        elif name == "headers":
+            await send(200, json.dumps(headers).encode(), content_type="application/json")
+        else:
+            await send(404, b"no such route")
+        return True
+
+
+class _Sender:
+    def __init__(self, writer: asyncio.StreamWriter, *, head_only: bool) -> None:
+        self._writer = writer
+        self._head_only = head_only
+
+    async def __call__(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        location: str | None = None,
+        retry_after: str | None = None,
+        content_encoding: str | None = None,
+        content_type: str = "text/plain",
+    ) -> None:
+        extra = []
+        if location is not None:
+            extra.append(f"Location: {location}")
+        if retry_after is not None:
+            extra.append(f"Retry-After: {retry_after}")
+        if content_encoding is not None:
+            extra.append(f"Content-Encoding: {content_encoding}")
+        extra.append(f"Content-Type: {content_type}")
+        self._writer.write(_head(status, len(body), extra) + (b"" if self._head_only else body))
+        await self._writer.drain()
+
+
+def _head(status: int, length: int, extra: list[str] | None = None) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {length}"]
+    lines.extend(extra or ())
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()

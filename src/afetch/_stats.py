@@ -1,0 +1,100 @@
+"""Running totals for progress and the summary, in constant memory whatever the list size."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+
+from afetch._record import Record
+
+CLASSES = ("2xx", "3xx", "4xx", "5xx", "errors")
+# Latencies go into log-spaced buckets 2% wide: percentiles stay within 2% at any run length.
+_BUCKET_GROWTH = math.log(1.02)
+
+
+def status_class(record: Record) -> str:
+    if record.error is not None or record.status is None:
+        return "errors"
+    return f"{min(max(record.status // 100, 2), 5)}xx"
+
+
+class LatencyHistogram:
+    """Approximate percentiles from bounded memory.
+
+    >>> h = LatencyHistogram()
+    >>> for ms in range(1, 101): h.add(float(ms))
+    >>> round(h.percentile(50)), h.max
+    (50, 100.0)
+    """
+
+    def __init__(self) -> None:
+        self._buckets: Counter[int] = Counter()
+        self.count = 0
+        self.max = 0.0
+
+    def add(self, ms: float) -> None:
+        self._buckets[math.floor(math.log(max(ms, 0.001)) / _BUCKET_GROWTH)] += 1
+        self.count += 1
+        self.max = max(self.max, ms)
+
+    def percentile(self, p: float) -> float:
+        if not self.count:
+            return 0.0
+        rank = max(1, math.ceil(self.count * p / 100))
+        seen = 0
+        for bucket in sorted(self._buckets):
+            seen += self._buckets[bucket]
+            if seen >= rank:
+                # Report the bucket's upper edge, capped by the true maximum.
+                return min(math.exp((bucket + 1) * _BUCKET_GROWTH), self.max)
+        return self.max
+
+
+class Stats:
+    """Totals updated once per record; read by the progress display and the summary."""
+
+    def __init__(self, *, total: int | None = None) -> None:
+        self.total = total
+        self.pulled = 0  # URLs taken from the input so far
+        self.done = 0
+        self.ok = 0
+        self.bytes = 0
+        self.by_class: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.latency = LatencyHistogram()
+        self.started = time.monotonic()
+        self.finished: float | None = None
+
+    def add(self, record: Record) -> None:
+        self.done += 1
+        self.ok += record.ok
+        self.bytes += record.bytes
+        self.by_class[status_class(record)] += 1
+        if record.error is not None:
+            self.errors[record.error.type] += 1
+        else:
+            self.latency.add(record.elapsed_ms)
+
+    def finish(self) -> None:
+        self.finished = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def in_flight(self) -> int:
+        return max(self.pulled - self.done, 0)
+
+    @property
+    def rate(self) -> float:
+        elapsed = self.elapsed
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        if self.total is None or not self.done:
+            return None
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None

@@ -1,0 +1,224 @@
+"""The ``afetch`` command: parses options with Typer and hands them to the async core."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import sys
+from typing import Annotated
+
+import typer
+
+from afetch._app import EXIT_USAGE, RunOptions, error_line, run
+from afetch._settings import DEFAULT_USER_AGENT, Settings
+from afetch._version import __version__
+
+EPILOG = """\
+Examples:
+
+  afetch urls.txt -c 50 > results.jsonl
+
+  afetch urls.txt | jq -r 'select(.ok|not) | .url'
+
+  grep -o 'https://[^ ]*' page.html | afetch - --timeout 5
+
+  afetch --demo -c 50        (an offline run against a built-in loopback server)
+
+Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 130 SIGINT, 143 SIGTERM,
+141 output closed early.
+"""
+
+# Typer re-exports BadParameter; its bases are click's UsageError and ClickException, whether this
+# Typer uses click itself or its own vendored copy of it.
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class Method(enum.StrEnum):
+    GET = "GET"
+    HEAD = "HEAD"
+
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"afetch {__version__}")
+        raise typer.Exit(0)
+
+
+def _parse_header(raw: str) -> tuple[str, str]:
+    name, sep, value = raw.partition(":")
+    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+        # Only the name is shown: the value may be a secret.
+        raise typer.BadParameter(f"expected 'Name: value', got a header named {name.strip()!r}")
+    return name.strip(), value.strip()
+
+
+@app.command(epilog=EPILOG, no_args_is_help=False)
+def command(
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Files of URLs, one per line; '-' for stdin (the default when stdin is piped).",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "-c",
+            "--concurrency",
+            min=1,
+            max=100_000,
+            envvar="AFETCH_CONCURRENCY",
+            help="At most N requests in flight.",
+        ),
+    ] = 10,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.001,
+            envvar="AFETCH_TIMEOUT",
+            help="Deadline in seconds for a whole request: connect, headers and body.",
+        ),
+    ] = 30.0,
+    connect_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--connect-timeout",
+            min=0.001,
+            envvar="AFETCH_CONNECT_TIMEOUT",
+            help="Deadline in seconds for connecting [default: --timeout].",
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-H",
+            "--header",
+            envvar="AFETCH_HEADER",
+            help="Extra request header 'Name: value' (repeatable); never echoed.",
+        ),
+    ] = None,
+    user_agent: Annotated[
+        str,
+        typer.Option("-A", "--user-agent", envvar="AFETCH_USER_AGENT", help="User-Agent header."),
+    ] = DEFAULT_USER_AGENT,
+    method: Annotated[
+        Method,
+        typer.Option(
+            "-X", "--method", envvar="AFETCH_METHOD", case_sensitive=False, help="Request method."
+        ),
+    ] = Method.GET,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow/--no-follow", envvar="AFETCH_FOLLOW", help="Follow redirects."),
+    ] = True,
+    max_redirects: Annotated[
+        int,
+        typer.Option(
+            "--max-redirects",
+            min=0,
+            envvar="AFETCH_MAX_REDIRECTS",
+            help="Redirects followed before the error too_many_redirects.",
+        ),
+    ] = 10,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "-k", "--insecure", envvar="AFETCH_INSECURE", help="Do not verify TLS certificates."
+        ),
+    ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            envvar="AFETCH_OUTPUT",
+            show_default="stdout",
+            help="Write records to FILE.",
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            envvar="AFETCH_PROGRESS",
+            show_default="on when stderr is a terminal",
+            help="Live progress table on stderr.",
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "-q", "--quiet", envvar="AFETCH_QUIET", help="No progress and no summary on stderr."
+        ),
+    ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option("--demo", help="Serve a few hundred URLs on 127.0.0.1 and fetch them."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> int:
+    """Fetch URLs concurrently and write one JSON record per URL to stdout."""
+    headers = tuple(_parse_header(raw) for raw in header or ())
+    sources_given = tuple(sources or ())
+    if demo and sources_given:
+        raise typer.BadParameter("--demo takes no SOURCES", param_hint="SOURCES")
+    if not sources_given and not demo:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise typer.BadParameter(
+                "no input: give a file of URLs, or pipe URLs to stdin", param_hint="SOURCES"
+            )
+        sources_given = ("-",)
+    settings = Settings(
+        concurrency=concurrency,
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+        headers=headers,
+        user_agent=user_agent,
+        method=method.value,
+        follow_redirects=follow,
+        max_redirects=max_redirects,
+        verify=not insecure,
+    )
+    show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
+    options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
+    if demo:
+        return _run_demo(settings, options)
+    return asyncio.run(run(settings, options))
+
+
+def _run_demo(settings: Settings, options: RunOptions) -> int:
+    from afetch._demo import demo_source
+    from afetch._loopback import LoopbackServer
+
+    with LoopbackServer() as server:
+        return asyncio.run(run(settings, options, urls=demo_source(server)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: usage errors are one line on stderr and exit code 2."""
+    cli = typer.main.get_command(app)
+    try:
+        result = cli.main(args=argv, prog_name="afetch", standalone_mode=False)
+    except _UsageError as exc:
+        error_line(f"{exc.format_message()} (see afetch --help)")
+        return EXIT_USAGE
+    except _ClickException as exc:
+        error_line(exc.format_message())
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    return result if isinstance(result, int) else 0

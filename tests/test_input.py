@@ -1,0 +1,84 @@
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from afetch._input import InputError, count_urls, open_sources, read_urls, url_from_line
+
+
+@pytest.mark.parametrize(
+    ("line", "url"),
+    [
+        ("http://a/\n", "http://a/"),
+        ("   https://b/x  \r\n", "https://b/x"),
+        ("", None),
+        ("   \t", None),
+        ("# comment", None),
+        ("   # indented comment", None),
+        ("not a url", "not a url"),  # kept: it becomes a record with an invalid_url error
+    ],
+)
+def test_url_from_line(line: str, url: str | None) -> None:
+    assert url_from_line(line) == url
+
+
+def _read_all(paths: list[str]) -> list[str]:
+    async def collect() -> list[str]:
+        return [url async for url in read_urls(open_sources(paths))]
+
+    return asyncio.run(collect())
+
+
+def test_reads_files_in_order_and_handles_a_missing_final_newline(tmp_path: Path) -> None:
+    first = tmp_path / "a.txt"
+    first.write_text("http://1/\n\n# skip\nhttp://2/")
+    second = tmp_path / "b.txt"
+    second.write_text("http://3/\r\nhttp://4/\n")
+    assert _read_all([str(first), str(second)]) == [
+        "http://1/",
+        "http://2/",
+        "http://3/",
+        "http://4/",
+    ]
+
+
+def test_lines_spanning_read_chunks_are_joined(tmp_path: Path) -> None:
+    urls = [f"http://127.0.0.1/{'x' * (i % 300)}/{i}" for i in range(5000)]
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(urls))
+    assert _read_all([str(path)]) == urls
+    assert count_urls([str(path)]) == len(urls)
+
+
+def test_invalid_utf8_does_not_crash(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"http://127.0.0.1/\xff\xfe\nhttp://127.0.0.1/ok\n")
+    urls = _read_all([str(path)])
+    assert len(urls) == 2
+    assert urls[1] == "http://127.0.0.1/ok"
+
+
+def test_missing_or_directory_sources_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        open_sources([str(tmp_path / "missing.txt")])
+    with pytest.raises(InputError, match="is a directory"):
+        open_sources([str(tmp_path)])
+
+
+def test_reading_is_lazy_over_a_pipe() -> None:
+    """The first URL arrives while the writer is still writing: nothing waits for EOF."""
+    read_fd, write_fd = os.pipe()
+
+    async def scenario() -> str:
+        urls = read_urls([read_fd])
+        os.write(write_fd, b"http://127.0.0.1/first\n")
+        first = await asyncio.wait_for(anext(urls), 5)
+        os.write(write_fd, b"http://127.0.0.1/second\n")
+        os.close(write_fd)
+        rest = [url async for url in urls]
+        assert rest == ["http://127.0.0.1/second"]
+        return first
+
+    # The reader owns and closes the descriptor once it reaches the end.
+    assert asyncio.run(scenario()) == "http://127.0.0.1/first"
