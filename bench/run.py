@@ -268,6 +268,15 @@ def peer_tools(
                 args.runs,
             )
         )
+    for label, src in args.compare:
+        tools.append(
+            Tool(
+                f"afetch[{label}]",
+                [*afetch_argv(args), str(urls), "-c", str(concurrency), "--no-progress", "-q"],
+                args.runs,
+                env={"PYTHONPATH": src},
+            )
+        )
     script = [args.python]
     tools.append(
         Tool(
@@ -508,6 +517,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         nargs="*",
         default=[],
         help="extra afetch rows with another transport/loop (see bench/afetch_variant.py)",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        type=lambda text: tuple(text.split("=", 1)),
+        metavar="LABEL=SRC",
+        help="extra afetch rows importing afetch from another source tree (A/B a change)",
     )
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args(argv)

@@ -77,6 +77,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
 
+    @property
+    def max_connections(self) -> int:
+        """At most this many connections are open at once (afetch sets it to ``-c``)."""
+        return self._max_connections
+
     def _open(self) -> aiohttp.ClientSession:
         # Imported here: aiohttp costs ~100 ms to import, and `afetch --version` needs none of it.
         import aiohttp

@@ -138,6 +138,14 @@ def command(
             "-k", "--insecure", envvar="AFETCH_INSECURE", help="Do not verify TLS certificates."
         ),
     ] = False,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            envvar="AFETCH_HTTP2",
+            help="Offer HTTP/2 (TLS + ALPN; httpx with h2). Default: HTTP/1.1 over aiohttp.",
+        ),
+    ] = False,
     output: Annotated[
         str | None,
         typer.Option(
@@ -193,6 +201,7 @@ def command(
         follow_redirects=follow,
         max_redirects=max_redirects,
         verify=not insecure,
+        http2=http2,
     )
     show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
     options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
