@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from afetch._app import EXIT_USAGE, RunOptions, error_line, run
 from afetch._settings import DEFAULT_USER_AGENT, Settings
 from afetch._version import __version__
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from afetch._app import RunOptions
+
+# Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
+# aiohttp and rich, and `afetch --version` or a usage error needs none of them.
+EXIT_USAGE = 2
+
+
+def error_line(message: str) -> None:
+    print(f"afetch: error: {message}", file=sys.stderr)
+
 
 EPILOG = """\
 Examples:
@@ -203,6 +215,8 @@ def command(
         verify=not insecure,
         http2=http2,
     )
+    from afetch._app import RunOptions, run
+
     show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
     options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
     if demo:
@@ -211,6 +225,7 @@ def command(
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
+    from afetch._app import run
     from afetch._demo import demo_source
     from afetch._loopback import LoopbackServer
 
@@ -233,6 +248,8 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_async(main: Coroutine[Any, Any, int]) -> int:
     """``asyncio.run`` on the loop :func:`loop_factory` picks."""
+    import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
 
