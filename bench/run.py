@@ -150,6 +150,7 @@ class Nginx:
 @dataclass
 class Outcome:
     seconds: float
+    cpu_seconds: float  # user + system of the child: far less sensitive to other load
     max_rss_kb: int
     returncode: int
 
@@ -175,7 +176,8 @@ def run_command(
     process.returncode = os.waitstatus_to_exitcode(status)
     if slave is not None:
         os.close(slave)
-    return Outcome(seconds, usage.ru_maxrss, process.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Outcome(seconds, cpu, usage.ru_maxrss, process.returncode)
 
 
 def _drain(fd: int) -> None:
@@ -194,12 +196,17 @@ class Tool:
     stderr_tty: bool = False
     env: dict[str, str] = field(default_factory=dict)
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
     failures: int = 0
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.times) if self.times else None
+
+    @property
+    def median_cpu(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
 
 
 def run_rounds(tools: list[Tool], *, label: str) -> None:
@@ -211,11 +218,13 @@ def run_rounds(tools: list[Tool], *, label: str) -> None:
                 continue
             outcome = run_command(tool.argv, stderr_tty=tool.stderr_tty, env=tool.env)
             tool.times.append(outcome.seconds)
+            tool.cpu.append(outcome.cpu_seconds)
             tool.rss_kb.append(outcome.max_rss_kb)
             if outcome.returncode != 0:
                 tool.failures += 1
             print(
                 f"  [{label}] round {round_no + 1}/{rounds} {tool.name}: {outcome.seconds:.2f} s"
+                f" (cpu {outcome.cpu_seconds:.2f} s)"
                 + (f" (exit {outcome.returncode})" if outcome.returncode else ""),
                 file=sys.stderr,
                 flush=True,
