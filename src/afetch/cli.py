@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,8 +12,6 @@ from afetch._settings import DEFAULT_USER_AGENT, Settings
 from afetch._version import __version__
 
 if TYPE_CHECKING:
-    import asyncio
-
     from afetch._app import RunOptions
 
 # Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
@@ -221,37 +218,20 @@ def command(
     options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
     if demo:
         return _run_demo(settings, options)
-    return run_async(run(settings, options))
+    import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    return asyncio.run(run(settings, options))
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
+    import asyncio
+
     from afetch._app import run
     from afetch._demo import demo_source
     from afetch._loopback import LoopbackServer
 
     with LoopbackServer() as server:
-        return run_async(run(settings, options, urls=demo_source(server)))
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (Linux, macOS), else asyncio's default.
-
-    Chosen here at the command-line edge only: importing afetch as a library never changes the
-    caller's event loop. uvloop cuts afetch's per-request CPU (see docs/speed.md).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """``asyncio.run`` on the loop :func:`loop_factory` picks."""
-    import asyncio  # here, not at the top: `afetch --version` need not pay for it
-
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(main)
+        return asyncio.run(run(settings, options, urls=demo_source(server)))
 
 
 def main(argv: list[str] | None = None) -> int:
