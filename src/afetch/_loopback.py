@@ -120,6 +120,7 @@ class LoopbackServer:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         self._server = loop.run_until_complete(
             asyncio.start_server(self._handle, self.host, self._port, backlog=4096)
@@ -169,7 +170,7 @@ class LoopbackServer:
             stats.by_path[parts.path] += 1
             stats.last_headers = headers
         try:
-            return await self._route(method, parts.path, query, headers, writer)
+            return await self._route(method, parts.path, query, headers, reader, writer)
         finally:
             with stats.lock:
                 stats.in_flight -= 1
@@ -180,6 +181,7 @@ class LoopbackServer:
         path: str,
         query: dict[str, str],
         headers: dict[str, str],
+        reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> bool:
         segments = path.strip("/").split("/")
@@ -211,7 +213,12 @@ class LoopbackServer:
             else:
                 await send(200, b"finally")
         elif name == "hang":
-            await asyncio.sleep(3600)
+            # Never answer, but notice when the client gives up so it stops counting as in flight.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3600):
+                    while await reader.read(4096):
+                        pass
+            return False
         elif name == "drip":
             size, interval = int(query.get("n", 10)), float(query.get("interval", 1))
             writer.write(_head(200, size))
