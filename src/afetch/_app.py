@@ -85,8 +85,12 @@ async def run(
     options: RunOptions,
     *,
     urls: Callable[[], AsyncIterator[str]] | None = None,
+    total: int | None = None,
 ) -> int:
-    """Run one fetch job from the command line; returns the exit code."""
+    """Run one fetch job from the command line; returns the exit code.
+
+    ``urls`` replaces reading ``options.sources`` (the demo uses it), with ``total`` URLs if known.
+    """
     try:
         fds = open_sources(options.sources) if urls is None else []
     except InputError as exc:
@@ -98,7 +102,7 @@ async def run(
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         return EXIT_USAGE
     console = Console(stderr=True)
-    stats = Stats()
+    stats = Stats(total=total)
     if options.progress and urls is None:
         _count_in_background(options.sources, stats)
     sink = JsonLinesSink(stream)

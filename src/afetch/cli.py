@@ -205,7 +205,8 @@ def _run_demo(settings: Settings, options: RunOptions) -> int:
     from afetch._loopback import LoopbackServer
 
     with LoopbackServer() as server:
-        return asyncio.run(run(settings, options, urls=demo_source(server)))
+        source, total = demo_source(server)
+        return asyncio.run(run(settings, options, urls=source, total=total))
 
 
 def main(argv: list[str] | None = None) -> int:
