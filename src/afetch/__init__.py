@@ -8,10 +8,30 @@
 [200, 200]
 """
 
-from afetch._errors import ERROR_TYPES
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from afetch._record import FetchError, Record
-from afetch._scheduler import fetch
 from afetch._settings import Settings
 from afetch._version import __version__
 
+if TYPE_CHECKING:
+    from afetch._errors import ERROR_TYPES
+    from afetch._scheduler import fetch
+
 __all__ = ["ERROR_TYPES", "FetchError", "Record", "Settings", "__version__", "fetch"]
+
+
+def __getattr__(name: str) -> Any:
+    # httpx (and what the core pulls in) costs ~100 ms to import; `afetch --version` and
+    # `import afetch` for a Record need none of it, so the core loads on first use.
+    if name == "fetch":
+        from afetch._scheduler import fetch
+
+        return fetch
+    if name == "ERROR_TYPES":
+        from afetch._errors import ERROR_TYPES
+
+        return ERROR_TYPES
+    raise AttributeError(f"module 'afetch' has no attribute {name!r}")

@@ -132,7 +132,8 @@ class LoopbackServer:
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # gather() needs a running loop on Python 3.11: call it inside a coroutine.
+            loop.run_until_complete(_settle(pending))
         finally:
             loop.close()
 
@@ -289,6 +290,10 @@ def _head(status: int, length: int, extra: list[str] | None = None) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {length}"]
     lines.extend(extra or ())
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _settle(tasks: set[asyncio.Task[object]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

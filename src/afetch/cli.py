@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import sys
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from afetch._app import EXIT_USAGE, RunOptions, error_line, run
 from afetch._settings import DEFAULT_USER_AGENT, Settings
 from afetch._version import __version__
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from afetch._app import RunOptions
+
+# Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
+# aiohttp and rich, and `afetch --version` or a usage error needs none of them.
+EXIT_USAGE = 2
+
+
+def error_line(message: str) -> None:
+    print(f"afetch: error: {message}", file=sys.stderr)
+
 
 EPILOG = """\
 Examples:
@@ -137,6 +150,14 @@ def command(
             "-k", "--insecure", envvar="AFETCH_INSECURE", help="Do not verify TLS certificates."
         ),
     ] = False,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            envvar="AFETCH_HTTP2",
+            help="Offer HTTP/2 (TLS + ALPN; httpx with h2). Default: HTTP/1.1 over aiohttp.",
+        ),
+    ] = False,
     output: Annotated[
         str | None,
         typer.Option(
@@ -192,21 +213,46 @@ def command(
         follow_redirects=follow,
         max_redirects=max_redirects,
         verify=not insecure,
+        http2=http2,
     )
+    from afetch._app import RunOptions, run
+
     show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
     options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
     if demo:
         return _run_demo(settings, options)
-    return asyncio.run(run(settings, options))
+    return run_async(run(settings, options))
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
+    from afetch._app import run
     from afetch._demo import demo_source
     from afetch._loopback import LoopbackServer
 
     with LoopbackServer() as server:
         source, total = demo_source(server)
-        return asyncio.run(run(settings, options, urls=source, total=total))
+        return run_async(run(settings, options, urls=source, total=total))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (Linux, macOS), else asyncio's default.
+
+    Chosen here at the command-line edge only: importing afetch as a library never changes the
+    caller's event loop. uvloop cuts afetch's per-request CPU (see docs/speed.md).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """``asyncio.run`` on the loop :func:`loop_factory` picks."""
+    import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
