@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
 import httpx
 
-from afetch._errors import InvalidURL, TooManyRedirects, classify
-from afetch._record import Record
+from afetch._body import body_pieces
+from afetch._errors import AfetchError, BadResponse, InvalidURL, TooManyRedirects, classify
+from afetch._guard import guarded
+from afetch._record import FetchError, Record
+from afetch._redact import header_secrets, redact
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -55,9 +59,10 @@ class Fetcher:
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings) -> None:
-        self._transport = transport
+        self._transport = guarded(transport, no_private=settings.no_private)
         self._settings = settings
         self._headers = base_headers(settings)
+        self._secrets = header_secrets(settings.headers)
         connect = settings.connect_timeout or settings.timeout
         self._timeouts = {
             "connect": connect,
@@ -78,6 +83,8 @@ class Fetcher:
             error = classify(TimeoutError(f"no complete response within {self._settings.timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = classify(exc)
+        if error is not None:
+            error = self._redacted(error, url)
         return Record(
             url=url,
             final_url=state.final_url,
@@ -91,6 +98,30 @@ class Fetcher:
             attempts=1,
             started_at=started_at,
         )
+
+    def _redacted(self, error: FetchError, url: str) -> FetchError:
+        """Error messages can quote URLs and header values: mask passwords and -H values."""
+        secrets = self._secrets
+        with contextlib.suppress(httpx.InvalidURL, ValueError, TypeError):
+            password = httpx.URL(url).password
+            if password:
+                secrets = (password, *secrets)
+        message = redact(error.message, secrets)
+        return error if message == error.message else FetchError(error.type, message)
+
+    async def _read_body(self, response: httpx.Response, state: _Progress) -> None:
+        try:
+            async for piece in body_pieces(response, max_size=self._settings.max_size):
+                state.bytes += len(piece)
+        except AfetchError:
+            raise
+        except Exception as exc:
+            # A reset mid-body is a truncated body, as aiohttp-based transports report it too.
+            if classify(exc).type == "reset":
+                raise BadResponse(
+                    f"body cut short after {state.bytes} bytes: connection reset"
+                ) from exc
+            raise
 
     async def _attempt(self, raw_url: str, state: _Progress) -> None:
         settings = self._settings
@@ -127,8 +158,7 @@ class Fetcher:
                     url = next_url
                     continue
                 if method != "HEAD":
-                    async for chunk in response.aiter_bytes():
-                        state.bytes += len(chunk)
+                    await self._read_body(response, state)
                 return
             finally:
                 await response.aclose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 
 from afetch._settings import Settings
+from afetch._tls import tls_verify
 
 
 def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
@@ -18,7 +19,7 @@ def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
         max_keepalive_connections=settings.concurrency,
     )
     return httpx.AsyncHTTPTransport(
-        verify=settings.verify,
+        verify=tls_verify(settings),
         http2=settings.http2,
         limits=limits,
         retries=0,
