@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rich.console import Console
@@ -56,6 +56,34 @@ def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
     threading.Thread(target=count, name="afetch-count", daemon=True).start()
 
 
+_exit_handlers_on = False
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    raise SystemExit(_SIGNAL_EXITS[signal.Signals(signum)])
+
+
+@contextlib.contextmanager
+def exit_on_signals() -> Iterator[None]:
+    """Outside the fetch loop, SIGINT/SIGTERM end the process at once with 130/143, quietly.
+
+    Covers start-up (before the loop's own handlers exist) and the summary after it; Python's
+    default would print a KeyboardInterrupt traceback. Previous handlers come back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    global _exit_handlers_on
+    previous = {signum: signal.signal(signum, _exit_now) for signum in _SIGNAL_EXITS}
+    _exit_handlers_on = True
+    try:
+        yield
+    finally:
+        _exit_handlers_on = False
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 class _Interrupt:
     """Turns SIGINT/SIGTERM into a graceful stop; remembers which signal arrived first."""
 
@@ -73,6 +101,10 @@ class _Interrupt:
         loop = asyncio.get_running_loop()
         for signum in _SIGNAL_EXITS:
             loop.remove_signal_handler(signum)
+            # remove_signal_handler restores Python's default (a KeyboardInterrupt traceback
+            # for SIGINT); under exit_on_signals a signal from here on ends the run at once.
+            if _exit_handlers_on:
+                signal.signal(signum, _exit_now)
 
     def _on_signal(self, signum: int) -> None:
         if self.signum is None:
