@@ -8,6 +8,7 @@ time, not memory), and the size cap is checked after every piece.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -18,6 +19,7 @@ from afetch._errors import BadResponse, TooLarge
 #: Largest decoded piece handed on at once.
 PIECE = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_PIECES_PER_TURN = 16
 
 
 class _Inflater:
@@ -109,8 +111,12 @@ async def body_pieces(
         received += len(chunk)
         if max_size is not None and received > max_size:
             raise TooLarge(f"body is over --max-size {max_size} bytes")
-        for piece in _through(stages, chunk):
+        for count, piece in enumerate(_through(stages, chunk), 1):
             decoded += len(piece)
             if max_size is not None and decoded > max_size:
                 raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
             yield piece
+            if count % _PIECES_PER_TURN == 0:
+                # One network chunk can inflate to ~1000 pieces: let other fetches (and the
+                # deadline) run in between.
+                await asyncio.sleep(0)
