@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from datetime import UTC, datetime
@@ -131,7 +132,10 @@ class Fetcher:
         while True:
             state.final_url = str(url)
             request = httpx.Request(
-                method, url, headers=headers, extensions={"timeout": self._timeouts}
+                method,
+                url,
+                headers=_with_url_credentials(headers, url),
+                extensions={"timeout": self._timeouts},
             )
             response = await self._transport.handle_async_request(request)
             try:
@@ -162,6 +166,17 @@ class Fetcher:
                 return
             finally:
                 await response.aclose()
+
+
+def _with_url_credentials(headers: httpx.Headers, url: httpx.URL) -> httpx.Headers:
+    """``user:password@`` in the URL becomes Basic auth for that URL's origin (as curl and wget
+    do); an Authorization given with -H wins."""
+    if not url.userinfo or "authorization" in headers:
+        return headers
+    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+    with_auth = headers.copy()
+    with_auth["Authorization"] = f"Basic {token}"
+    return with_auth
 
 
 def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:

@@ -38,10 +38,11 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 def header_secrets(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
     """The values given with ``-H``, plus the credential part of ``Scheme credential`` values."""
-    found: list[str] = []
+    found: set[str] = set()
     for _, value in headers:
-        found.append(value)
         _scheme, _, credential = value.partition(" ")
-        if credential.strip():
-            found.append(credential.strip())
-    return tuple(sorted(set(found), key=len, reverse=True))
+        for text in (value, credential.strip()):
+            if text:
+                # Error messages quote values as Python reprs of str or bytes ("a\\r\\nb").
+                found.update((text, repr(text)[1:-1], repr(text.encode())[2:-1]))
+    return tuple(sorted(found, key=len, reverse=True))

@@ -61,6 +61,8 @@ def _parse_header(raw: str) -> tuple[str, str]:
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
         # Only the name is shown: the value may be a secret.
         raise typer.BadParameter(f"expected 'Name: value', got a header named {name.strip()!r}")
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise typer.BadParameter(f"the value of header {name.strip()!r} has control characters")
     return name.strip(), value.strip()
 
 
