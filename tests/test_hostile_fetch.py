@@ -214,7 +214,7 @@ def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
 def tls_server(tls_ca: tuple[object, Path]) -> Iterator[LoopbackServer]:
     ca, _ = tls_ca
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)  # type: ignore[attr-defined]
+    ca.issue_cert("127.0.0.1", "tls.test").configure_cert(context)  # type: ignore[attr-defined]
     with LoopbackServer(ssl=context) as running:
         yield running
 
@@ -247,6 +247,35 @@ def test_plain_http_to_a_tls_port_is_not_a_crash(
     record = fetch_one(url, make_transport, timeout=5)
     assert not record.ok
     assert error_type(record) in {"protocol", "reset", "timeout"}
+
+
+def test_no_private_pinning_keeps_tls_verification_by_name(
+    tls_server: LoopbackServer, tls_ca: tuple[object, Path], make_transport: TransportFactory
+) -> None:
+    # --no-private sends the request to the address it checked; the certificate must still be
+    # verified against the name in the URL (SNI), whatever the transport.
+    from afetch._guard import PrivateAddressGuard
+
+    async def resolve(host: str, port: int) -> list[str]:
+        assert host == "tls.test"
+        return ["127.0.0.1"]
+
+    settings = Settings(cacert=str(tls_ca[1]), no_private=True, timeout=10)
+    guard = PrivateAddressGuard(
+        make_transport(settings), policy=lambda address, port: True, resolve=resolve
+    )
+
+    async def run() -> list[Record]:
+        import afetch
+
+        url = f"https://tls.test:{tls_server.port}/ok"
+        try:
+            return [r async for r in afetch.fetch([url], settings=settings, transport=guard)]
+        finally:
+            await guard.aclose()
+
+    (record,) = asyncio.run(run())
+    assert record.ok, record
 
 
 # --- DNS --------------------------------------------------------------------------------------

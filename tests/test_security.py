@@ -142,7 +142,16 @@ def test_the_allowed_port_itself_is_fetched(server: LoopbackServer) -> None:
     assert record.ok
 
 
-def test_a_name_is_resolved_once_and_the_checked_address_is_used(server: LoopbackServer) -> None:
+def _inner_transport(kind: str) -> httpx.AsyncBaseTransport:
+    if kind == "aiohttp":
+        return pytest.importorskip("httpx_aiohttp").AiohttpTransport()
+    return httpx.AsyncHTTPTransport()
+
+
+@pytest.mark.parametrize("kind", ["default", "aiohttp"])
+def test_a_name_is_resolved_once_and_the_checked_address_is_used(
+    server: LoopbackServer, kind: str
+) -> None:
     # DNS rebinding: a resolver that answers public first and private afterwards must not get a
     # second say. The guard resolves once and sends the request to the address it checked.
     answers = iter([["127.0.0.1"], ["10.0.0.1"]])
@@ -155,9 +164,7 @@ def test_a_name_is_resolved_once_and_the_checked_address_is_used(server: Loopbac
     def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
         return port == server.port and address.is_loopback
 
-    guard = PrivateAddressGuard(
-        httpx.AsyncHTTPTransport(), policy=policy, resolve=rebinding_resolver
-    )
+    guard = PrivateAddressGuard(_inner_transport(kind), policy=policy, resolve=rebinding_resolver)
     (record,) = run_guarded([f"http://public.test:{server.port}/headers"], guard)
     assert record.ok, record
     assert calls == ["public.test"]
