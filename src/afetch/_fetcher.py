@@ -104,9 +104,10 @@ class Fetcher:
         """Error messages can quote URLs and header values: mask passwords and -H values."""
         secrets = self._secrets
         with contextlib.suppress(httpx.InvalidURL, ValueError, TypeError):
-            password = httpx.URL(url).password
-            if password:
-                secrets = (password, *secrets)
+            parsed = httpx.URL(url)
+            raw = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
+            # The password both decoded and as typed (percent-encoded).
+            secrets = (*(p for p in (parsed.password, raw) if p), *secrets)
         message = redact(error.message, secrets)
         return error if message == error.message else FetchError(error.type, message)
 
