@@ -17,13 +17,13 @@ from afetch._output import JsonLinesSink, OutputClosed, open_output
 from afetch._report import ProgressDisplay, summary_view
 from afetch._scheduler import fetch
 from afetch._settings import Settings
+from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
 
 EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_USAGE = 2
 EXIT_SIGPIPE = 141
-_SIGNAL_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,14 +65,17 @@ class _Interrupt:
 
     def __enter__(self) -> _Interrupt:
         loop = asyncio.get_running_loop()
-        for signum in _SIGNAL_EXITS:
+        for signum in SIGNAL_EXITS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         return self
 
     def __exit__(self, *exc: object) -> None:
         loop = asyncio.get_running_loop()
-        for signum in _SIGNAL_EXITS:
+        for signum in SIGNAL_EXITS:
             loop.remove_signal_handler(signum)
+        # remove_signal_handler restores Python's default (a KeyboardInterrupt traceback for
+        # SIGINT); under exit_on_signals a signal from here on ends the run at once.
+        restore_exit_handlers()
 
     def _on_signal(self, signum: int) -> None:
         if self.signum is None:
@@ -128,7 +131,7 @@ async def run(
     if not options.quiet:
         console.print(summary_view(stats))
     if interrupt.signum is not None:
-        return _SIGNAL_EXITS[signal.Signals(interrupt.signum)]
+        return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:
         return code
     return EXIT_OK if stats.ok == stats.done else EXIT_NOT_OK

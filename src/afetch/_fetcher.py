@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import time
 from datetime import UTC, datetime
 
 import httpx
 
-from afetch._errors import InvalidURL, TooManyRedirects, classify
-from afetch._record import Record
+from afetch._body import body_pieces
+from afetch._errors import AfetchError, BadResponse, InvalidURL, TooManyRedirects, classify
+from afetch._guard import guarded
+from afetch._record import FetchError, Record
+from afetch._redact import header_secrets, redact
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -55,9 +60,10 @@ class Fetcher:
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings) -> None:
-        self._transport = transport
+        self._transport = guarded(transport, no_private=settings.no_private)
         self._settings = settings
         self._headers = base_headers(settings)
+        self._secrets = header_secrets(settings.headers)
         connect = settings.connect_timeout or settings.timeout
         self._timeouts = {
             "connect": connect,
@@ -78,6 +84,8 @@ class Fetcher:
             error = classify(TimeoutError(f"no complete response within {self._settings.timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = classify(exc)
+        if error is not None:
+            error = self._redacted(error, url)
         return Record(
             url=url,
             final_url=state.final_url,
@@ -92,6 +100,31 @@ class Fetcher:
             started_at=started_at,
         )
 
+    def _redacted(self, error: FetchError, url: str) -> FetchError:
+        """Error messages can quote URLs and header values: mask passwords and -H values."""
+        secrets = self._secrets
+        with contextlib.suppress(httpx.InvalidURL, ValueError, TypeError):
+            parsed = httpx.URL(url)
+            raw = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
+            # The password both decoded and as typed (percent-encoded).
+            secrets = (*(p for p in (parsed.password, raw) if p), *secrets)
+        message = redact(error.message, secrets)
+        return error if message == error.message else FetchError(error.type, message)
+
+    async def _read_body(self, response: httpx.Response, state: _Progress) -> None:
+        try:
+            async for piece in body_pieces(response, max_size=self._settings.max_size):
+                state.bytes += len(piece)
+        except AfetchError:
+            raise
+        except Exception as exc:
+            # A reset mid-body is a truncated body, as aiohttp-based transports report it too.
+            if classify(exc).type == "reset":
+                raise BadResponse(
+                    f"body cut short after {state.bytes} bytes: connection reset"
+                ) from exc
+            raise
+
     async def _attempt(self, raw_url: str, state: _Progress) -> None:
         settings = self._settings
         url = _parse_url(raw_url)
@@ -100,7 +133,10 @@ class Fetcher:
         while True:
             state.final_url = str(url)
             request = httpx.Request(
-                method, url, headers=headers, extensions={"timeout": self._timeouts}
+                method,
+                url,
+                headers=_with_url_credentials(headers, url),
+                extensions={"timeout": self._timeouts},
             )
             response = await self._transport.handle_async_request(request)
             try:
@@ -127,18 +163,21 @@ class Fetcher:
                     url = next_url
                     continue
                 if method != "HEAD":
-                    # Without Content-Encoding there is nothing to decode: skip httpx's decoder
-                    # chain, a measurable share of the per-request CPU (docs/speed.md). A body
-                    # already read (mock transports) only aiter_bytes can replay.
-                    if response.is_stream_consumed or "content-encoding" in response.headers:
-                        chunks = response.aiter_bytes()
-                    else:
-                        chunks = response.aiter_raw()
-                    async for chunk in chunks:
-                        state.bytes += len(chunk)
+                    await self._read_body(response, state)
                 return
             finally:
                 await response.aclose()
+
+
+def _with_url_credentials(headers: httpx.Headers, url: httpx.URL) -> httpx.Headers:
+    """``user:password@`` in the URL becomes Basic auth for that URL's origin (as curl and wget
+    do); an Authorization given with -H wins."""
+    if not url.userinfo or "authorization" in headers:
+        return headers
+    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+    with_auth = headers.copy()
+    with_auth["Authorization"] = f"Basic {token}"
+    return with_auth
 
 
 def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
+import functools
 import json
 import socket
+import ssl as ssl_module
 import struct
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -73,9 +75,13 @@ class LoopbackServer:
     True
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, ssl: ssl_module.SSLContext | None = None
+    ) -> None:
         self.host = host
         self._port = port
+        #: Serve https with this context (tests make one with ``trustme``).
+        self.ssl = ssl
         self.stats = ServerStats()
         self._failures: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,7 +95,8 @@ class LoopbackServer:
         return self._port
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self._port}{path}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://{self.host}:{self._port}{path}"
 
     def __enter__(self) -> LoopbackServer:
         self.start()
@@ -120,10 +127,10 @@ class LoopbackServer:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
+        asyncio.set_event_loop(loop)  # gather() below needs it when nothing is pending
         self._loop = loop
         self._server = loop.run_until_complete(
-            asyncio.start_server(self._handle, self.host, self._port, backlog=4096)
+            asyncio.start_server(self._handle, self.host, self._port, backlog=4096, ssl=self.ssl)
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -250,7 +257,7 @@ class LoopbackServer:
             )
             await writer.drain()
         elif name == "gzip-bomb":
-            body = gzip.compress(b"\0" * (int(query.get("mb", 64)) << 20), compresslevel=9)
+            body = _gzip_bomb(int(query.get("mb", 64)))
             await send(200, body, content_encoding="gzip")
         elif name == "headers":
             await send(200, json.dumps(headers).encode(), content_type="application/json")
@@ -294,6 +301,16 @@ def _head(status: int, length: int, extra: list[str] | None = None) -> bytes:
 
 async def _settle(tasks: set[asyncio.Task[object]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(mib: int) -> bytes:
+    """gzip of ``mib`` MiB of zeros, compressed a MiB at a time: the server never holds it all."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1 << 20)
+    parts = [compressor.compress(zeros) for _ in range(mib)]
+    parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

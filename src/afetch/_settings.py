@@ -32,6 +32,12 @@ class Settings:
     #: Verify TLS certificates.
     verify: bool = True
     http2: bool = False
+    #: PEM file of CA certificates to verify TLS with, instead of the default bundle.
+    cacert: str | None = None
+    #: Abort a body beyond this many bytes (on the wire or decoded), error type ``too_large``.
+    max_size: int | None = None
+    #: Refuse URLs and redirects to loopback, private, link-local and other non-global addresses.
+    no_private: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -40,6 +46,8 @@ class Settings:
             raise ValueError("timeout must be positive")
         if self.connect_timeout is not None and self.connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
+        if self.max_size is not None and self.max_size < 0:
+            raise ValueError("max_size must be zero or more")
         if self.max_redirects < 0:
             raise ValueError("max_redirects must be zero or more")
         if self.method.upper() not in METHODS:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import math
+import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from afetch._settings import DEFAULT_USER_AGENT, Settings
+from afetch._signals import exit_on_signals
+from afetch._tls import load_cacert
 from afetch._version import __version__
 
 if TYPE_CHECKING:
@@ -71,7 +75,46 @@ def _parse_header(raw: str) -> tuple[str, str]:
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
         # Only the name is shown: the value may be a secret.
         raise typer.BadParameter(f"expected 'Name: value', got a header named {name.strip()!r}")
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise typer.BadParameter(f"the value of header {name.strip()!r} has control characters")
     return name.strip(), value.strip()
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(raw: str) -> int:
+    """Bytes from ``123``, ``64K``, ``10M`` or ``1G`` (powers of 1024, as curl's --max-filesize).
+
+    >>> parse_size("10M"), parse_size("512"), parse_size("1.5k")
+    (10485760, 512, 1536)
+    """
+    text = raw.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in ("K", "M", "G") else (text, "")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(
+            f"expected a size such as 1000000, 500K, 10M or 1G, got {raw!r}",
+            param_hint="'--max-size'",
+        )
+    return int(value * _SIZE_UNITS[unit])
+
+
+def _check_cacert(path: str | None) -> str | None:
+    """Load the file once up front, so a bad --cacert is a usage error, not an error per URL."""
+    if path is None:
+        return None
+    try:
+        load_cacert(path)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise typer.BadParameter(
+            f"cannot load CA certificates from {path}: {reason}", param_hint="'--cacert'"
+        ) from None
+    return path
 
 
 @app.command(epilog=EPILOG, no_args_is_help=False)
@@ -158,6 +201,33 @@ def command(
             help="Offer HTTP/2 (TLS + ALPN; httpx with h2). Default: HTTP/1.1 over aiohttp.",
         ),
     ] = False,
+    cacert: Annotated[
+        str | None,
+        typer.Option(
+            "--cacert",
+            envvar="AFETCH_CACERT",
+            metavar="FILE",
+            help="Verify TLS with the CA certificates in this PEM file instead of the defaults.",
+        ),
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-size",
+            envvar="AFETCH_MAX_SIZE",
+            metavar="BYTES",
+            help="Abort a body beyond BYTES (suffixes K, M, G: powers of 1024); error too_large.",
+        ),
+    ] = None,
+    no_private: Annotated[
+        bool,
+        typer.Option(
+            "--no-private",
+            envvar="AFETCH_NO_PRIVATE",
+            help="Refuse URLs and redirects to loopback, private, link-local or other "
+            "non-global addresses; error blocked.",
+        ),
+    ] = False,
     output: Annotated[
         str | None,
         typer.Option(
@@ -214,6 +284,9 @@ def command(
         max_redirects=max_redirects,
         verify=not insecure,
         http2=http2,
+        cacert=_check_cacert(cacert),
+        max_size=None if max_size is None else parse_size(max_size),
+        no_private=no_private,
     )
     from afetch._app import RunOptions, run
 
@@ -259,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: usage errors are one line on stderr and exit code 2."""
     cli = typer.main.get_command(app)
     try:
-        result = cli.main(args=argv, prog_name="afetch", standalone_mode=False)
+        with exit_on_signals():
+            result = cli.main(args=argv, prog_name="afetch", standalone_mode=False)
     except _UsageError as exc:
         error_line(f"{exc.format_message()} (see afetch --help)")
         return EXIT_USAGE
