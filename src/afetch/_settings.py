@@ -58,7 +58,7 @@ class Settings:
             raise ValueError("max_redirects must be zero or more")
         if self.retries < 0:
             raise ValueError("retries must be zero or more")
-        if self.backoff < 0 or self.max_retry_wait < 0:
+        if not (self.backoff >= 0 and self.max_retry_wait >= 0):  # also refuses NaN
             raise ValueError("backoff and max_retry_wait must be zero or more")
         for name in ("per_host", "max_host_errors"):
             value = getattr(self, name)
