@@ -50,6 +50,11 @@ async def fetch(
     ends the run early: nothing new starts, fetches in flight are cancelled, and the records
     already completed are still yielded. A transport passed in is not closed.
 
+    Transient failures are retried (``retries``) after a backoff during which the URL holds no
+    slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
+    URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
+    the other hosts keep every free slot busy.
+
     >>> import asyncio, httpx, afetch
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
     >>> async def main():
