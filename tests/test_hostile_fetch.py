@@ -45,6 +45,8 @@ def make_transport(request: pytest.FixtureRequest) -> TransportFactory:
 
 
 def fetch_one(url: str, make_transport: TransportFactory, **options: object) -> Record:
+    # One attempt: these tests are about what a single attempt ends as, not about retries.
+    options.setdefault("retries", 0)
     settings = Settings(**options)  # type: ignore[arg-type]
 
     async def run() -> list[Record]:

@@ -18,6 +18,8 @@ from afetch._redact import header_secrets, redact
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
+_RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Credentials must not follow a redirect to another origin (curl and httpx behave the same).
 _ORIGIN_BOUND_HEADERS = ("authorization", "cookie", "proxy-authorization")
 
@@ -73,6 +75,11 @@ class Fetcher:
         }
 
     async def fetch(self, url: str) -> Record:
+        """One attempt at ``url``, as a record."""
+        return (await self.attempt(url))[0]
+
+    async def attempt(self, url: str) -> tuple[Record, str | None]:
+        """One attempt at ``url``: its record and the last response's ``Retry-After``, if any."""
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         t0 = time.perf_counter()
         state = _Progress()
@@ -86,7 +93,7 @@ class Fetcher:
             error = classify(exc)
         if error is not None:
             error = self._redacted(error, url)
-        return Record(
+        record = Record(
             url=url,
             final_url=state.final_url,
             status=state.status,
@@ -99,6 +106,7 @@ class Fetcher:
             attempts=1,
             started_at=started_at,
         )
+        return record, state.retry_after
 
     def _redacted(self, error: FetchError, url: str) -> FetchError:
         """Error messages can quote URLs and header values: mask passwords and -H values."""
@@ -142,6 +150,8 @@ class Fetcher:
             try:
                 response.request = request
                 state.status = response.status_code
+                if response.status_code in _RETRY_AFTER_STATUSES:
+                    state.retry_after = response.headers.get("retry-after")
                 state.content_type = response.headers.get("content-type")
                 state.http_version = response.extensions.get("http_version", b"HTTP/1.1").decode(
                     "ascii", "replace"
@@ -192,7 +202,15 @@ def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:
 class _Progress:
     """What is known so far about one URL; becomes the record whatever happens."""
 
-    __slots__ = ("bytes", "content_type", "final_url", "http_version", "redirects", "status")
+    __slots__ = (
+        "bytes",
+        "content_type",
+        "final_url",
+        "http_version",
+        "redirects",
+        "retry_after",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.final_url: str | None = None
@@ -201,3 +219,4 @@ class _Progress:
         self.http_version: str | None = None
         self.redirects = 0
         self.bytes = 0
+        self.retry_after: str | None = None

@@ -107,6 +107,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # aiohttp silently resends an idempotent request once when the connection drops, even
+        # on a fresh connection: that would double the load on a failing server and make the
+        # record's `attempts` untrue. afetch's own --retries policy decides instead. (Private
+        # attribute, no public switch as of aiohttp 3.14; harmless if it disappears.)
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         return self._session
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:

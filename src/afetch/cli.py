@@ -228,6 +228,74 @@ def command(
             "non-global addresses; error blocked.",
         ),
     ] = False,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            min=0,
+            max=100,
+            envvar="AFETCH_RETRIES",
+            help="Retries after connect errors, timeouts, resets, 429, 502, 503, 504 (GET/HEAD).",
+        ),
+    ] = 2,
+    backoff: Annotated[
+        float,
+        typer.Option(
+            "--backoff",
+            min=0.0,
+            envvar="AFETCH_BACKOFF",
+            help="Backoff base in seconds: retry n waits a random 0..BACKOFF*2^(n-1) s.",
+        ),
+    ] = 0.5,
+    max_retry_wait: Annotated[
+        float,
+        typer.Option(
+            "--max-retry-wait",
+            min=0.0,
+            envvar="AFETCH_MAX_RETRY_WAIT",
+            help="Longest wait before a retry; a longer Retry-After ends the retries.",
+        ),
+    ] = 60.0,
+    per_host: Annotated[
+        int | None,
+        typer.Option(
+            "--per-host",
+            min=1,
+            envvar="AFETCH_PER_HOST",
+            show_default="no limit",
+            help="At most N requests in flight per host (scheme+host+port).",
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            min=0.001,
+            envvar="AFETCH_RATE",
+            show_default="no limit",
+            help="At most R requests started per second overall (retries included).",
+        ),
+    ] = None,
+    host_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--host-rate",
+            min=0.001,
+            envvar="AFETCH_HOST_RATE",
+            show_default="no limit",
+            help="At most R requests started per second per host (retries included).",
+        ),
+    ] = None,
+    max_host_errors: Annotated[
+        int | None,
+        typer.Option(
+            "--max-host-errors",
+            min=1,
+            envvar="AFETCH_MAX_HOST_ERRORS",
+            show_default="off",
+            help="After K connection failures in a row to a host, fail its other URLs fast.",
+        ),
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -287,6 +355,13 @@ def command(
         cacert=_check_cacert(cacert),
         max_size=None if max_size is None else parse_size(max_size),
         no_private=no_private,
+        retries=retries,
+        backoff=backoff,
+        max_retry_wait=max_retry_wait,
+        per_host=per_host,
+        rate=rate,
+        host_rate=host_rate,
+        max_host_errors=max_host_errors,
     )
     from afetch._app import RunOptions, run
 
