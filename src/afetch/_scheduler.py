@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from afetch._fetcher import Fetcher
+from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch._transport import default_transport
@@ -60,15 +61,29 @@ async def fetch(
     # tasks plus finished-but-unread records never exceed `concurrency`.
     slots = asyncio.Semaphore(settings.concurrency)
     results: asyncio.Queue[Any] = asyncio.Queue()
+    # With `ordered`, the window (not the slots) bounds the finished records waiting their turn.
+    window = None
+    if settings.ordered:
+        window = ReorderWindow[Record](settings.concurrency * WINDOW_FACTOR)
 
-    async def run_one(url: str) -> None:
-        results.put_nowait(await fetcher.fetch(url))
+    async def run_one(url: str, index: int) -> None:
+        record = await fetcher.fetch(url)
+        if window is None:
+            results.put_nowait(record)
+            return
+        slots.release()
+        for due in window.complete(index, record):
+            results.put_nowait(due)
 
     async def produce() -> None:
         async with asyncio.TaskGroup() as group:
+            index = 0
             async for url in _as_async(urls):
+                if window is not None:
+                    await window.admit()
                 await slots.acquire()
-                group.create_task(run_one(url))
+                group.create_task(run_one(url, index))
+                index += 1
 
     producer = asyncio.create_task(produce(), name="afetch-scheduler")
     # A done-callback rather than `finally`: it runs even if the task is cancelled before it starts.
@@ -79,8 +94,14 @@ async def fetch(
         stopper.add_done_callback(lambda _: producer.cancel())
     try:
         while (item := await results.get()) is not _DONE:
-            slots.release()
+            if window is None:
+                slots.release()
+            else:
+                window.taken()
             yield item
+        if window is not None:
+            for record in window.drain():  # after a stop: finished ones behind an unfinished one
+                yield record
         if not (stop is not None and stop.is_set()):
             await producer  # re-raise what ended the producer (an unreadable input, say)
     finally:
