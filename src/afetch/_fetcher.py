@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 import httpx
 
+from afetch._cache import Cache, Validators
 from afetch._errors import InvalidURL, TooManyRedirects, classify
 from afetch._record import Record
+from afetch._save import BodyConsumer, BodyStore
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -65,6 +67,11 @@ class Fetcher:
             "write": settings.timeout,
             "pool": settings.timeout,
         }
+        # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
+        self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
+        self._bodies = None
+        if settings.save_dir is not None or settings.hash_bodies:
+            self._bodies = BodyStore(save_dir=settings.save_dir, hash_bodies=settings.hash_bodies)
 
     async def fetch(self, url: str) -> Record:
         started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -90,6 +97,9 @@ class Fetcher:
             redirects=state.redirects,
             attempts=1,
             started_at=started_at,
+            not_modified=state.not_modified,
+            path=state.path,
+            sha256=state.sha256,
         )
 
     async def _attempt(self, raw_url: str, state: _Progress) -> None:
@@ -97,8 +107,16 @@ class Fetcher:
         url = _parse_url(raw_url)
         method = settings.method
         headers = self._headers
+        cached = None
+        if self._cache is not None:
+            state.not_modified = False
+            cached = await asyncio.to_thread(self._cache.lookup, raw_url)
+            if cached is not None:
+                headers = headers.copy()
+                headers.update(cached.request_headers())
         while True:
             state.final_url = str(url)
+            body: BodyConsumer | None = None
             request = httpx.Request(
                 method, url, headers=headers, extensions={"timeout": self._timeouts}
             )
@@ -126,12 +144,36 @@ class Fetcher:
                     state.redirects += 1
                     url = next_url
                     continue
+                if self._bodies is not None and 200 <= response.status_code < 300:
+                    body = self._bodies.consumer(raw_url)
                 if method != "HEAD":
                     async for chunk in response.aiter_bytes():
                         state.bytes += len(chunk)
+                        if body is not None:
+                            await body.feed(chunk)
+                    if body is not None:
+                        state.path, state.sha256 = await body.finish()
+                if self._cache is not None:
+                    await self._update_cache(raw_url, cached, response, state)
                 return
             finally:
+                if body is not None:
+                    body.abort()  # no-op after finish(): removes a partial file
                 await response.aclose()
+
+    async def _update_cache(
+        self, raw_url: str, cached: Validators | None, response: httpx.Response, state: _Progress
+    ) -> None:
+        assert self._cache is not None
+        state.not_modified = response.status_code == 304 and cached is not None
+        if response.status_code == 304:
+            fresh = Validators.of(response) or cached  # a 304 may omit unchanged validators
+        elif 200 <= response.status_code < 300:
+            fresh = Validators.of(response)
+        else:
+            return  # an error page says nothing about the representation we keep
+        if fresh != cached:
+            await asyncio.to_thread(self._cache.store, raw_url, fresh)
 
 
 def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:
@@ -146,7 +188,17 @@ def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:
 class _Progress:
     """What is known so far about one URL; becomes the record whatever happens."""
 
-    __slots__ = ("bytes", "content_type", "final_url", "http_version", "redirects", "status")
+    __slots__ = (
+        "bytes",
+        "content_type",
+        "final_url",
+        "http_version",
+        "not_modified",
+        "path",
+        "redirects",
+        "sha256",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.final_url: str | None = None
@@ -155,3 +207,6 @@ class _Progress:
         self.http_version: str | None = None
         self.redirects = 0
         self.bytes = 0
+        self.not_modified: bool | None = None  # set (False/True) only with --cache
+        self.path: str | None = None
+        self.sha256: str | None = None

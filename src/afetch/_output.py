@@ -105,8 +105,8 @@ class CsvSink(_LineSink):
     >>> out = io.BytesIO()
     >>> sink = CsvSink(out)
     >>> sink.write(Record(url="http://127.0.0.1/a,b", status=200))
-    >>> print(out.getvalue().decode().splitlines()[1][:32])
-    "http://127.0.0.1/a,b",,200,true,
+    >>> print(out.getvalue().decode().splitlines()[1][:36])
+    "http://127.0.0.1/a,b",,200,true,,,0
     """
 
     def __init__(
