@@ -168,7 +168,11 @@ class BodyConsumer:
 
     def _open(self) -> None:
         assert self._save_dir is not None
-        root = os.open(self._save_dir, _DIR_FLAGS)
+        try:
+            root = os.open(self._save_dir, _DIR_FLAGS)
+        except FileNotFoundError:  # the library does not go through the CLI, which makes DIR
+            os.makedirs(self._save_dir, exist_ok=True)
+            root = os.open(self._save_dir, _DIR_FLAGS)
         try:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(self._host, dir_fd=root)
