@@ -27,13 +27,10 @@ def test_shards_partition_any_list(urls: list[str], count: int) -> None:
 def test_the_hash_is_stable_across_processes() -> None:
     # Python's hash() is salted per process; ours must give the same part everywhere.
     code = "from afetch._shard import part_of; print(part_of('https://example.org/x', 7))"
-    outputs = {
-        subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        for _ in range(3)
-    }
-    assert outputs == {str(part_of("https://example.org/x", 7))}
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert other == str(part_of("https://example.org/x", 7))
 
 
 @pytest.mark.parametrize(
@@ -77,17 +74,16 @@ def test_cli_shards_split_a_list_between_workers(server: LoopbackServer) -> None
     urls = [server.url(f"/ok?size=1&shard={i}") for i in range(60)]
     stdin = "\n".join(urls) + "\n"
     seen: list[str] = []
-    for k in range(3):
-        # Kubernetes style for one worker, explicit K for the others.
+    for k in range(2):
+        # Slurm style for one worker, explicit K for the other.
         if k == 1:
-            result = afetch_cli(
-                "-q", "--shard", "auto/3", stdin=stdin, env={"JOB_COMPLETION_INDEX": "1"}
-            )
+            env = {**_clean_env(), "SLURM_ARRAY_TASK_ID": "1"}
+            result = afetch_cli("-q", "--shard", "auto/2", stdin=stdin, env=env)
         else:
-            result = afetch_cli("-q", "--shard", f"{k}/3", stdin=stdin, env=_clean_env())
+            result = afetch_cli("-q", "--shard", f"{k}/2", stdin=stdin, env=_clean_env())
         assert result.returncode == 0, result.stderr
         part = [record["url"] for record in jsonl(result.stdout)]
-        assert all(Shard(k, 3).keeps(url) for url in part)
+        assert all(Shard(k, 2).keeps(url) for url in part)
         seen += part
     assert sorted(seen) == sorted(urls)
 
