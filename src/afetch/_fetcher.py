@@ -144,8 +144,7 @@ class Fetcher:
                     state.redirects += 1
                     url = next_url
                     continue
-                if self._bodies is not None and 200 <= response.status_code < 300:
-                    body = self._bodies.consumer(raw_url)
+                body = self._body_consumer(raw_url, method, response)
                 if method != "HEAD":
                     async for chunk in response.aiter_bytes():
                         state.bytes += len(chunk)
@@ -160,6 +159,14 @@ class Fetcher:
                 if body is not None:
                     body.abort()  # no-op after finish(): removes a partial file
                 await response.aclose()
+
+    def _body_consumer(
+        self, raw_url: str, method: str, response: httpx.Response
+    ) -> BodyConsumer | None:
+        """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
+        if self._bodies is None or method == "HEAD" or not 200 <= response.status_code < 300:
+            return None
+        return self._bodies.consumer(raw_url)
 
     async def _update_cache(
         self, raw_url: str, cached: Validators | None, response: httpx.Response, state: _Progress

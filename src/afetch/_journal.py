@@ -10,8 +10,8 @@ between the two writes costs at most one duplicate record, never a missing one.
 and at close, the output file first, then the journal. A torn last line (a crash mid-write) is
 cut off when the journal is opened again.
 
-Loaded for ``--resume``, each URL costs 16 bytes of BLAKE2b digest in a set (about 90 bytes per
-URL with CPython's object and set overhead), not the URL text.
+Loaded for ``--resume``, each URL costs a 16-byte BLAKE2b digest in a set, not the URL text:
+about 83 bytes per URL with CPython's object and set overhead (measured: 83 MB for 1M URLs).
 """
 
 from __future__ import annotations
