@@ -1,9 +1,11 @@
 """Cost of the cron options (and of having them at all) on a 10k-URL run.
 
 Runs the real CLI (``python -m afetch``) over N URLs served by the loopback server (in this
-process, so client and server do not share a GIL) and prints the median wall time per
-configuration and its ratio to the plain run. ``--src DIR`` imports afetch from DIR instead,
-e.g. an export of the previous commit, to compare before/after with every option off::
+process, so client and server do not share a GIL) and prints, per configuration, the median
+wall time and the median CPU time (user + system) of the afetch process, with their ratios to
+the first configuration. CPU time is the steadier figure on a shared, loaded machine.
+``--src DIR`` imports afetch from DIR instead, e.g. an export of the previous commit, to
+compare before/after with every option off::
 
     git archive c905c3c src | tar -x -C /tmp/before
     python bench/cron_overhead.py --src /tmp/before/src --only plain
@@ -36,17 +38,20 @@ CONFIGS: dict[str, list[str]] = {
 }
 
 
-def run_once(args: list[str], urls: Path, env: dict[str, str]) -> float:
+def run_once(args: list[str], urls: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the afetch process) for one run."""
     tmp = tempfile.mkdtemp(prefix="afetch-bench-")
     try:
         filled = [a.replace("{tmp}", tmp) for a in args]
         command = [sys.executable, "-m", "afetch", "-q", "-c", "50", *filled, str(urls)]
         started = time.perf_counter()
-        done = subprocess.run(command, stdout=subprocess.DEVNULL, env=env, check=False)
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"{command} exited {done.returncode}")
-        return elapsed
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise SystemExit(f"{command} exited {process.returncode}")
+        return elapsed, usage.ru_utime + usage.ru_stime
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -66,16 +71,20 @@ def main() -> None:
         urls = Path(folder) / "urls.txt"
         lines = (server.url(f"/ok/{i}?size=1024") for i in range(options.urls))
         urls.write_text("\n".join(lines) + "\n")
-        times: dict[str, list[float]] = {name: [] for name in names}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
         for _ in range(options.repeat):  # interleaved, so drift hits every config alike
             for name in names:
                 times[name].append(run_once(CONFIGS[name], urls, env))
-    base = statistics.median(times[names[0]])
+    base_wall = statistics.median(t[0] for t in times[names[0]])
+    base_cpu = statistics.median(t[1] for t in times[names[0]])
     print(f"{options.urls} URLs, -c 50, median of {options.repeat} (src={options.src or 'tree'})")
     for name in names:
-        median = statistics.median(times[name])
-        rate = options.urls / median
-        print(f"{name:12} {median:7.2f} s  {rate:8.0f} URLs/s  x{median / base:.3f}")
+        wall = statistics.median(t[0] for t in times[name])
+        cpu = statistics.median(t[1] for t in times[name])
+        print(
+            f"{name:12} wall {wall:7.2f} s x{wall / base_wall:.3f}"
+            f"   cpu {cpu:7.2f} s x{cpu / base_cpu:.3f}   {options.urls / wall:6.0f} URLs/s"
+        )
 
 
 if __name__ == "__main__":

@@ -149,3 +149,9 @@ def test_options_come_from_the_environment(server: LoopbackServer) -> None:
     assert [r["url"] for r in records] == urls
     assert all(r["sha256"] for r in records)
     assert result.stderr == ""
+
+
+def test_csv_of_an_empty_list_is_the_header_alone() -> None:
+    result = afetch_cli("-q", "--format", "csv", stdin="")
+    assert result.returncode == 0
+    assert result.stdout == ",".join(CSV_BASE_COLUMNS) + "\n"

@@ -140,7 +140,8 @@ async def run(
         return EXIT_USAGE
     console = Console(stderr=True)
     stats = Stats()
-    if options.progress and urls is None:
+    # A shard or a resumed run fetches only part of the file: no total beats a wrong one.
+    if options.progress and urls is None and options.shard is None and not done:
         _count_in_background(options.sources, stats)
     if done and not options.quiet:
         print(

@@ -117,8 +117,9 @@ class CsvSink(_LineSink):
         self.columns = CSV_BASE_COLUMNS + self._optional
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
-        if header:
-            self._emit(self._row(self.columns))
+        # Written with the first record (or at close for a run without any), so a closed
+        # output is noticed where the run handles it.
+        self._header_due = header
 
     def _row(self, cells: Sequence[Any]) -> bytes:
         self._buffer.seek(0)
@@ -127,11 +128,21 @@ class CsvSink(_LineSink):
         return self._buffer.getvalue().encode("utf-8")
 
     def write(self, record: Record) -> None:
+        if self._header_due:
+            self._header_due = False
+            self._emit(self._row(self.columns))
         data = record.to_dict(self._optional)
         error = data.pop("error")
         data["error_type"] = None if error is None else error["type"]
         data["error_message"] = None if error is None else error["message"]
         self._emit(self._row([_csv_cell(data[column]) for column in self.columns]))
+
+    def close(self) -> None:
+        if self._header_due:
+            self._header_due = False
+            with contextlib.suppress(OutputClosed):
+                self._emit(self._row(self.columns))
+        super().close()
 
 
 def make_sink(
