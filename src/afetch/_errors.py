@@ -27,6 +27,7 @@ ERROR_TYPES = (
     "too_large",
     "blocked",
     "host_unreachable",
+    "save",
     "other",
 )
 

@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 import httpx
 
 from afetch._body import body_pieces
+from afetch._cache import Cache, Validators
 from afetch._errors import AfetchError, BadResponse, InvalidURL, TooManyRedirects, classify
 from afetch._guard import guarded
 from afetch._record import FetchError, Record
 from afetch._redact import header_secrets, redact
+from afetch._save import BodyConsumer, BodyStore
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -73,6 +75,11 @@ class Fetcher:
             "write": settings.timeout,
             "pool": settings.timeout,
         }
+        # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
+        self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
+        self._bodies = None
+        if settings.save_dir is not None or settings.hash_bodies:
+            self._bodies = BodyStore(save_dir=settings.save_dir, hash_bodies=settings.hash_bodies)
 
     async def fetch(self, url: str) -> Record:
         """One attempt at ``url``, as a record."""
@@ -105,6 +112,9 @@ class Fetcher:
             redirects=state.redirects,
             attempts=1,
             started_at=started_at,
+            not_modified=state.not_modified,
+            path=state.path,
+            sha256=state.sha256,
         )
         return record, state.retry_after
 
@@ -119,10 +129,16 @@ class Fetcher:
         message = redact(error.message, secrets)
         return error if message == error.message else FetchError(error.type, message)
 
-    async def _read_body(self, response: httpx.Response, state: _Progress) -> None:
+    async def _read_body(
+        self, response: httpx.Response, state: _Progress, body: BodyConsumer | None
+    ) -> None:
         try:
             async for piece in body_pieces(response, max_size=self._settings.max_size):
                 state.bytes += len(piece)
+                if body is not None:
+                    await body.feed(piece)
+            if body is not None:
+                state.path, state.sha256 = await body.finish()
         except AfetchError:
             raise
         except Exception as exc:
@@ -138,8 +154,16 @@ class Fetcher:
         url = _parse_url(raw_url)
         method = settings.method
         headers = self._headers
+        cached = None
+        if self._cache is not None:
+            state.not_modified = False
+            cached = await asyncio.to_thread(self._cache.lookup, raw_url)
+            if cached is not None:
+                headers = headers.copy()
+                headers.update(cached.request_headers())
         while True:
             state.final_url = str(url)
+            body: BodyConsumer | None = None
             request = httpx.Request(
                 method,
                 url,
@@ -172,11 +196,38 @@ class Fetcher:
                     state.redirects += 1
                     url = next_url
                     continue
+                body = self._body_consumer(raw_url, method, response)
                 if method != "HEAD":
-                    await self._read_body(response, state)
+                    await self._read_body(response, state, body)
+                if self._cache is not None:
+                    await self._update_cache(raw_url, cached, response, state)
                 return
             finally:
+                if body is not None:
+                    body.abort()  # no-op after finish(): removes a partial file
                 await response.aclose()
+
+    def _body_consumer(
+        self, raw_url: str, method: str, response: httpx.Response
+    ) -> BodyConsumer | None:
+        """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
+        if self._bodies is None or method == "HEAD" or not 200 <= response.status_code < 300:
+            return None
+        return self._bodies.consumer(raw_url)
+
+    async def _update_cache(
+        self, raw_url: str, cached: Validators | None, response: httpx.Response, state: _Progress
+    ) -> None:
+        assert self._cache is not None
+        state.not_modified = response.status_code == 304 and cached is not None
+        if response.status_code == 304:
+            fresh = Validators.of(response) or cached  # a 304 may omit unchanged validators
+        elif 200 <= response.status_code < 300:
+            fresh = Validators.of(response)
+        else:
+            return  # an error page says nothing about the representation we keep
+        if fresh != cached:
+            await asyncio.to_thread(self._cache.store, raw_url, fresh)
 
 
 def _with_url_credentials(headers: httpx.Headers, url: httpx.URL) -> httpx.Headers:
@@ -207,8 +258,11 @@ class _Progress:
         "content_type",
         "final_url",
         "http_version",
+        "not_modified",
+        "path",
         "redirects",
         "retry_after",
+        "sha256",
         "status",
     )
 
@@ -220,3 +274,6 @@ class _Progress:
         self.redirects = 0
         self.bytes = 0
         self.retry_after: str | None = None
+        self.not_modified: bool | None = None  # set (False/True) only with --cache
+        self.path: str | None = None
+        self.sha256: str | None = None

@@ -20,6 +20,8 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
 ``/huge-header``           a 200 KB response header
 ``/gzip-bomb?mb=M``        a small gzip body that inflates to M MiB
 ``/headers``               echoes the request headers as JSON
+``/etag/KEY[?v=V]``        ETag "KEY-V" (V defaults to 1); 304 when If-None-Match matches
+``/last-modified/KEY[?t=EPOCH]``  Last-Modified at EPOCH; 304 when If-Modified-Since >= it
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import threading
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
 _REASONS = {
@@ -261,9 +264,44 @@ class LoopbackServer:
             await send(200, body, content_encoding="gzip")
         elif name == "headers":
             await send(200, json.dumps(headers).encode(), content_type="application/json")
+        elif name in ("etag", "last-modified"):
+            await _conditional(name, segments, query, headers, writer, head_only=method == "HEAD")
         else:
             await send(404, b"no such route")
         return True
+
+
+async def _conditional(
+    name: str,
+    segments: list[str],
+    query: dict[str, str],
+    headers: dict[str, str],
+    writer: asyncio.StreamWriter,
+    *,
+    head_only: bool,
+) -> None:
+    """/etag/KEY and /last-modified/KEY: a resource that answers conditional requests."""
+    key = segments[1] if len(segments) > 1 else "key"
+    if name == "etag":
+        tag = f'"{key}-{query.get("v", "1")}"'
+        validator = f"ETag: {tag}"
+        asked = {t.strip() for t in headers.get("if-none-match", "").split(",")}
+        fresh = tag in asked or "*" in asked
+    else:
+        stamp = int(query.get("t", "1700000000"))
+        validator = f"Last-Modified: {formatdate(stamp, usegmt=True)}"
+        try:
+            since = parsedate_to_datetime(headers["if-modified-since"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            since = None
+        fresh = since is not None and since >= stamp
+    if fresh:
+        writer.write(_head(304, 0, [validator]))
+    else:
+        body = f"{name} {key}".encode()
+        extra = [validator, "Content-Type: text/plain"]
+        writer.write(_head(200, len(body), extra) + (b"" if head_only else body))
+    await writer.drain()
 
 
 class _Sender:

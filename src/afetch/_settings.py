@@ -52,6 +52,14 @@ class Settings:
     host_rate: float | None = None
     #: After this many consecutive connection failures a host's remaining URLs fail fast.
     max_host_errors: int | None = None
+    #: Yield records in input order (a bounded reorder window; see ``afetch._ordering``).
+    ordered: bool = False
+    #: Keep ETag/Last-Modified per URL here and send conditional requests (``--cache``).
+    cache_dir: str | None = None
+    #: Stream successful bodies into files under this folder (``--save-dir``).
+    save_dir: str | None = None
+    #: Add the SHA-256 of each successful body to its record (``--hash``).
+    hash_bodies: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from afetch._settings import DEFAULT_USER_AGENT, Settings
+from afetch._shard import Shard, ShardError, parse_shard
 from afetch._signals import exit_on_signals
 from afetch._tls import load_cacert
 from afetch._version import __version__
@@ -54,6 +55,11 @@ _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "C
 class Method(enum.StrEnum):
     GET = "GET"
     HEAD = "HEAD"
+
+
+class Format(enum.StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
 
 
 app = typer.Typer(
@@ -321,9 +327,82 @@ def command(
             "-q", "--quiet", envvar="AFETCH_QUIET", help="No progress and no summary on stderr."
         ),
     ] = False,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            envvar="AFETCH_FORMAT",
+            case_sensitive=False,
+            help="Records as JSON Lines, or CSV with a header row (error as error_type, "
+            "error_message).",
+        ),
+    ] = Format.JSONL,
+    ordered: Annotated[
+        bool,
+        typer.Option(
+            "--ordered",
+            envvar="AFETCH_ORDERED",
+            help="Records in input order (a bounded window: a slow URL holds back the rest).",
+        ),
+    ] = False,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            envvar="AFETCH_STATE",
+            metavar="FILE",
+            help="Journal each completed URL to FILE (started afresh unless --resume).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            envvar="AFETCH_RESUME",
+            help="Skip URLs the --state journal holds; append to it and to -o FILE.",
+        ),
+    ] = False,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            envvar="AFETCH_CACHE",
+            metavar="DIR",
+            help="Keep ETag/Last-Modified in DIR; send conditional requests (304: not_modified).",
+        ),
+    ] = None,
+    save_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--save-dir",
+            envvar="AFETCH_SAVE_DIR",
+            metavar="DIR",
+            help="Save 2xx bodies under DIR/HOST/; records gain path and sha256.",
+        ),
+    ] = None,
+    hash_bodies: Annotated[
+        bool,
+        typer.Option(
+            "--hash", envvar="AFETCH_HASH", help="Add the sha256 of each 2xx body to its record."
+        ),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            envvar="AFETCH_SHARD",
+            metavar="K/N",
+            help="Fetch only part K of N (0-based) of the list; auto/N takes K from "
+            "JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.",
+        ),
+    ] = None,
     demo: Annotated[
         bool,
-        typer.Option("--demo", help="Serve a few hundred URLs on 127.0.0.1 and fetch them."),
+        typer.Option(
+            "--demo",
+            envvar="AFETCH_DEMO",
+            help="Serve a few hundred URLs on 127.0.0.1 and fetch them.",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -341,6 +420,8 @@ def command(
                 "no input: give a file of URLs, or pipe URLs to stdin", param_hint="SOURCES"
             )
         sources_given = ("-",)
+    if resume and state is None:
+        raise typer.BadParameter("--resume needs --state FILE", param_hint="--resume")
     settings = Settings(
         concurrency=concurrency,
         timeout=timeout,
@@ -362,14 +443,36 @@ def command(
         rate=rate,
         host_rate=host_rate,
         max_host_errors=max_host_errors,
+        ordered=ordered,
+        cache_dir=cache,
+        save_dir=save_dir,
+        hash_bodies=hash_bodies,
     )
     from afetch._app import RunOptions, run
 
     show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
-    options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
+    options = RunOptions(
+        sources=sources_given,
+        output=output,
+        progress=show_progress,
+        quiet=quiet,
+        format=output_format.value,
+        state=state,
+        resume=resume,
+        shard=_shard_option(shard),
+    )
     if demo:
         return _run_demo(settings, options)
     return run_async(run(settings, options))
+
+
+def _shard_option(raw: str | None) -> Shard | None:
+    if raw is None:
+        return None
+    try:
+        return parse_shard(raw)
+    except ShardError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
