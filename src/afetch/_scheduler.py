@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from afetch._fetcher import Fetcher
-from afetch._record import Record
+from afetch._hosts import Host, HostTable, Pacer
+from afetch._ordering import WINDOW_FACTOR, ReorderWindow
+from afetch._record import FetchError, Record
+from afetch._retry import RetryPolicy
 from afetch._settings import Settings
 from afetch._transport import default_transport
 
 _DONE = object()
+#: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
+#: of concurrency. Bounds memory while letting other hosts keep every slot busy.
+LOOKAHEAD_PER_SLOT = 4
 
 
 async def _as_async(urls: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
@@ -42,6 +51,12 @@ async def fetch(
     ends the run early: nothing new starts, fetches in flight are cancelled, and the records
     already completed are still yielded. A transport passed in is not closed.
 
+    Transient failures are retried (``retries``) after a backoff during which the URL holds no
+    slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
+    URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
+    the other hosts keep every free slot busy. With ``ordered``, records come in input order from
+    a bounded reorder window (see :mod:`afetch._ordering`).
+
     >>> import asyncio, httpx, afetch
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
     >>> async def main():
@@ -55,20 +70,22 @@ async def fetch(
         raise TypeError("pass either settings= or keyword options, not both")
     own_transport = transport is None
     active_transport = default_transport(settings) if transport is None else transport
-    fetcher = Fetcher(active_transport, settings)
-    # A slot is held from before a fetch starts until its record is taken by the consumer, so
-    # tasks plus finished-but-unread records never exceed `concurrency`.
-    slots = asyncio.Semaphore(settings.concurrency)
     results: asyncio.Queue[Any] = asyncio.Queue()
-
-    async def run_one(url: str) -> None:
-        results.put_nowait(await fetcher.fetch(url))
+    run = _Run(settings, Fetcher(active_transport, settings), results)
 
     async def produce() -> None:
-        async with asyncio.TaskGroup() as group:
-            async for url in _as_async(urls):
-                await slots.acquire()
-                group.create_task(run_one(url))
+        try:
+            async with asyncio.TaskGroup() as group:
+                run.group = group
+                await run.read(urls)
+                await run.all_done.wait()
+        except BaseExceptionGroup as errors:
+            # The input failed (an unreadable file, say): let callers catch it by its own type.
+            if len(errors.exceptions) == 1 and isinstance(errors.exceptions[0], Exception):
+                raise errors.exceptions[0] from None
+            raise
+        finally:
+            run.close()
 
     producer = asyncio.create_task(produce(), name="afetch-scheduler")
     # A done-callback rather than `finally`: it runs even if the task is cancelled before it starts.
@@ -79,8 +96,10 @@ async def fetch(
         stopper.add_done_callback(lambda _: producer.cancel())
     try:
         while (item := await results.get()) is not _DONE:
-            slots.release()
+            run.taken()
             yield item
+        for record in run.drain():  # after a stop: finished records behind an unfinished one
+            yield record
         if not (stop is not None and stop.is_set()):
             await producer  # re-raise what ended the producer (an unreadable input, say)
     finally:
@@ -91,3 +110,311 @@ async def fetch(
                     await task
         if own_transport:
             await active_transport.aclose()
+
+
+class _Job:
+    """One input URL on its way to a record."""
+
+    __slots__ = ("attempts", "host", "index", "last", "url")
+
+    def __init__(self, url: str, host: Host, index: int) -> None:
+        self.url = url
+        self.host = host
+        #: Position in the input, for ``ordered`` output.
+        self.index = index
+        self.attempts = 0
+        #: The record of the last attempt, kept while the URL waits to retry.
+        self.last: Record | None = None
+
+
+class _Run:
+    """The scheduling state of one run, driven by callbacks on the event loop.
+
+    Every change (a URL read, an attempt finished, a record taken, a timer fired) ends in
+    :meth:`_pump`, which starts whatever may start now. Invariants:
+
+    * ``busy`` = attempts running + records not yet taken <= ``concurrency``, so the number of
+      fetch tasks never exceeds ``concurrency``;
+    * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
+      host, or sleeping before a retry); input is only read while it is below ``lookahead``, and
+      only when a slot is free and nothing queued can use it. Memory is bounded for any list.
+    * With ``ordered``, a finished record leaves ``busy`` and waits in the reorder window
+      instead, which admits at most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
+    * A URL waiting to retry sits on a timer, not in a task, and holds no slot at all.
+    """
+
+    def __init__(self, settings: Settings, fetcher: Fetcher, results: asyncio.Queue[Any]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._fetcher = fetcher
+        self._results = results
+        self._method = settings.method
+        self._capacity = settings.concurrency
+        self._lookahead = LOOKAHEAD_PER_SLOT * settings.concurrency
+        self._policy = (
+            RetryPolicy(
+                retries=settings.retries,
+                backoff=settings.backoff,
+                max_wait=settings.max_retry_wait,
+            )
+            if settings.retries
+            else None
+        )
+        self._max_host_errors = settings.max_host_errors
+        polite = (
+            settings.per_host is not None
+            or settings.host_rate is not None
+            or settings.max_host_errors is not None
+        )
+        # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
+        # and no per-host state on the hot path.
+        self._hosts = (
+            HostTable(
+                limit=settings.per_host,
+                rate=settings.host_rate,
+                max_errors=settings.max_host_errors,
+            )
+            if polite
+            else None
+        )
+        self._anywhere = Host(None)
+        self._window = (
+            ReorderWindow[Record](settings.concurrency * WINDOW_FACTOR)
+            if settings.ordered
+            else None
+        )
+        self._next_index = 0
+        self._pacer = Pacer(rate=settings.rate) if settings.rate else None
+        self._pacer_timer: asyncio.TimerHandle | None = None
+        self._ready: deque[Host] = deque()
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._busy = 0
+        self._running = 0
+        self._waiting = 0
+        self._input_done = False
+        self._closed = False
+        self.group: asyncio.TaskGroup | None = None
+        self.want_input = asyncio.Event()
+        self.want_input.set()
+        self.all_done = asyncio.Event()
+
+    # -- input ---------------------------------------------------------------------------------
+
+    async def read(self, urls: Iterable[str] | AsyncIterable[str]) -> None:
+        """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
+        async for url in _as_async(urls):
+            if self._window is not None:
+                await self._window.admit()
+            self._admit(url)
+            while not self.want_input.is_set():
+                await self.want_input.wait()
+        self._input_done = True
+        self._pump()
+
+    def _admit(self, url: str) -> None:
+        if self._hosts is None:
+            host = self._anywhere
+        else:
+            host = self._hosts.get(url, now=self._loop.time())
+        self._waiting += 1
+        self._enqueue(_Job(url, host, self._next_index))
+        self._next_index += 1
+        self._pump()
+
+    # -- the pump ------------------------------------------------------------------------------
+
+    def _enqueue(self, job: _Job) -> None:
+        host = job.host
+        host.queue.append(job)
+        self._list(host)
+
+    def _list(self, host: Host) -> None:
+        if not host.listed and host.queue:
+            host.listed = True
+            self._ready.append(host)
+
+    def _pump(self) -> None:
+        """Start what may start; then decide whether more input is wanted, or the run is done."""
+        if self._closed:
+            return
+        ready = self._ready
+        now = None
+        while self._busy < self._capacity and ready:
+            host = ready[0]
+            if host.down:
+                ready.popleft()
+                host.listed = False
+                while host.queue and self._busy < self._capacity:
+                    self._give_up(host.queue.popleft())
+                self._list(host)
+                continue
+            if host.saturated:
+                ready.popleft()
+                host.listed = False  # listed again when one of its attempts ends
+                continue
+            if host.pacer is not None or self._pacer is not None:
+                now = self._loop.time() if now is None else now
+                if host.pacer is not None and host.pacer.next_at > now:
+                    ready.popleft()
+                    host.listed = False
+                    self._wake_host_at(host, host.pacer.next_at)
+                    continue
+                if self._pacer is not None:
+                    if self._pacer.next_at > now:
+                        self._wake_at(self._pacer.next_at)
+                        break
+                    self._pacer.take(now=now)
+                if host.pacer is not None:
+                    host.pacer.take(now=now)
+            job = host.queue.popleft()
+            self._waiting -= 1
+            # Round robin: a host with more queued goes to the back of the line.
+            ready.popleft()
+            if host.queue:
+                ready.append(host)
+            else:
+                host.listed = False
+            self._start(job)
+        if (
+            not self._input_done
+            and self._busy < self._capacity
+            and self._waiting < self._lookahead
+            and not ready
+        ):
+            self.want_input.set()
+        else:
+            self.want_input.clear()
+            if self._input_done and not self._running and not self._waiting:
+                self.all_done.set()
+
+    def _start(self, job: _Job) -> None:
+        assert self.group is not None
+        job.host.in_flight += 1
+        self._busy += 1
+        self._running += 1
+        self.group.create_task(self._attempt(job))
+
+    async def _attempt(self, job: _Job) -> None:
+        record, retry_after = await self._fetcher.attempt(job.url)
+        self._attempted(job, record, retry_after)
+
+    def _attempted(self, job: _Job, record: Record, retry_after: str | None) -> None:
+        host = job.host
+        host.in_flight -= 1
+        self._busy -= 1
+        self._running -= 1
+        job.attempts += 1
+        if self._hosts is not None:
+            self._hosts.note(host, None if record.error is None else record.error.type)
+        wait = None
+        if (
+            self._policy is not None
+            and not host.down
+            and self._policy.should_retry(record, method=self._method)
+        ):
+            wait = self._policy.wait_after(
+                job.attempts, retry_after=retry_after, status=record.status
+            )
+        if wait is None:
+            self._emit(job, record)
+        else:
+            job.last = record
+            self._waiting += 1
+            host.sleeping += 1
+            self._call_later(wait, self._retry, job)
+        self._list(host)
+        if self._hosts is not None:
+            self._hosts.release(host, now=self._loop.time())
+        self._pump()
+
+    def _retry(self, job: _Job) -> None:
+        job.host.sleeping -= 1
+        self._enqueue(job)
+        self._pump()
+
+    def _give_up(self, job: _Job) -> None:
+        """Finish a queued URL of an unreachable host without trying it (again)."""
+        self._waiting -= 1
+        if job.last is not None:  # tried before: its last attempt says what went wrong
+            self._emit(job, job.last)
+            return
+        self._emit(
+            job,
+            Record(
+                url=job.url,
+                error=FetchError(
+                    "host_unreachable",
+                    f"not tried: {job.host.failures} consecutive connection failures to this host",
+                ),
+                attempts=0,
+                started_at=_now_iso(),
+            ),
+        )
+
+    def _emit(self, job: _Job, record: Record) -> None:
+        if record.attempts != job.attempts:
+            record = replace(record, attempts=job.attempts)
+        if self._window is None:
+            self._busy += 1  # the slot stays taken until the consumer takes the record
+            self._results.put_nowait(record)
+            return
+        for due in self._window.complete(job.index, record):
+            self._results.put_nowait(due)
+
+    def taken(self) -> None:
+        """The consumer took a record: its slot (or its place in the window) is free."""
+        if self._window is not None:
+            self._window.taken()
+            return
+        self._busy -= 1
+        self._pump()
+
+    def drain(self) -> list[Record]:
+        """After a stop: finished records still held back by the reorder window, in order."""
+        return [] if self._window is None else self._window.drain()
+
+    # -- timers --------------------------------------------------------------------------------
+
+    def _call_later(self, delay: float, callback: Callable[[_Job], None], job: _Job) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            callback(job)
+
+        handle = self._loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    def _wake_host_at(self, host: Host, when: float) -> None:
+        if host.timer:
+            return
+        host.timer = True
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            host.timer = False
+            self._list(host)
+            self._pump()
+
+        handle = self._loop.call_at(when, fire)
+        self._timers.add(handle)
+
+    def _wake_at(self, when: float) -> None:
+        if self._pacer_timer is not None:
+            return
+
+        def fire() -> None:
+            self._pacer_timer = None
+            self._pump()
+
+        self._pacer_timer = self._loop.call_at(when, fire)
+
+    def close(self) -> None:
+        """Nothing more starts; pending timers are dropped."""
+        self._closed = True
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._pacer_timer is not None:
+            self._pacer_timer.cancel()
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 
 from afetch._settings import Settings
+from afetch._tls import tls_verify
 
 if TYPE_CHECKING:
     import aiohttp
@@ -39,9 +40,9 @@ def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
             max_keepalive_connections=settings.concurrency,
         )
         return httpx.AsyncHTTPTransport(
-            verify=settings.verify, http2=True, limits=limits, retries=0
+            verify=tls_verify(settings), http2=True, limits=limits, retries=0
         )
-    return AiohttpTransport(verify=settings.verify, max_connections=settings.concurrency)
+    return AiohttpTransport(verify=tls_verify(settings), max_connections=settings.concurrency)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -106,6 +107,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             timeout=aiohttp.ClientTimeout(total=None),
         )
+        # aiohttp silently resends an idempotent request once when the connection drops, even
+        # on a fresh connection: that would double the load on a failing server and make the
+        # record's `attempts` untrue. afetch's own --retries policy decides instead. (Private
+        # attribute, no public switch as of aiohttp 3.14; harmless if it disappears.)
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
         return self._session
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
@@ -127,10 +134,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
         session = self._session or self._open()
         content = await request.aread()
+        url = request.url
+        if url.userinfo:
+            # Credentials travel in the Authorization header (the fetcher builds it per origin);
+            # aiohttp would refuse a request that carries both.
+            url = url.copy_with(userinfo=b"")
         try:
             response = await session.request(
                 request.method,
-                yarl.URL(str(request.url), encoded=True),  # httpx already encoded it
+                yarl.URL(str(url), encoded=True),  # httpx already encoded it
                 headers=request.headers.multi_items(),
                 data=content or None,
                 allow_redirects=False,

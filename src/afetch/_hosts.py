@@ -1,0 +1,201 @@
+"""Per-host bookkeeping for politeness: slots in use, pacing, and consecutive connection failures.
+
+A host is scheme + host + port, as curl and Scrapy count it (``http://a`` and ``http://a:80`` are
+one host). The scheduler owns the queues and the decisions; this module only keeps the state and
+keeps it bounded: a host with nothing queued, running or sleeping is forgotten, except for a
+bounded memory of hosts that recently failed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any
+
+import httpx
+
+HostKey = tuple[str, str, int]
+
+#: Error types that say "this host did not talk HTTP with us at all"; K of them in a row mark it
+#: unreachable. ``timeout`` is included: a host that accepts and never answers is as useless as one
+#: that refuses, and costs a whole ``--timeout`` per URL.
+CONNECTION_FAILURES = frozenset({"dns", "connect", "tls", "timeout", "reset"})
+#: How many failing-but-idle hosts are remembered; beyond it the oldest is forgotten and, if met
+#: again, probed afresh (K more failures). Bounds memory on lists of millions of dead hosts.
+FAILURE_MEMORY = 10_000
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_key(url: str) -> HostKey | None:
+    """The politeness key of ``url``, or None if it has no usable host (it will fail anyway).
+
+    >>> host_key("http://Example.test/a") == host_key("http://example.test:80/b")
+    True
+    >>> host_key("https://example.test/"), host_key("not a url")
+    (('https', 'example.test', 443), None)
+    """
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return None
+    port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+    if not parsed.host or port is None:
+        return None
+    return (parsed.scheme, parsed.host, port)
+
+
+class Pacer:
+    """Spaces events at least ``1/rate`` seconds apart: no bursts, R per second at most.
+
+    >>> pacer = Pacer(rate=4.0)
+    >>> pacer.take(now=10.0); pacer.take(now=10.0); pacer.next_at
+    10.5
+    """
+
+    __slots__ = ("interval", "next_at")
+
+    def __init__(self, *, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next_at = 0.0
+
+    def take(self, *, now: float) -> None:
+        """Record one start at ``now`` (or at the reserved time, if that is later)."""
+        self.next_at = max(now, self.next_at) + self.interval
+
+
+class Host:
+    """One host's queue and counters. ``limit`` None means no per-host bound."""
+
+    __slots__ = (
+        "down",
+        "failures",
+        "in_flight",
+        "key",
+        "limit",
+        "listed",
+        "pacer",
+        "queue",
+        "sleeping",
+        "timer",
+        "tracked",
+    )
+
+    def __init__(
+        self,
+        key: HostKey | None,
+        *,
+        limit: int | None = None,
+        rate: float | None = None,
+        tracked: bool = False,
+        failures: int = 0,
+        down: bool = False,
+    ) -> None:
+        self.key = key
+        self.limit = limit
+        self.pacer = Pacer(rate=rate) if rate else None
+        self.queue: deque[Any] = deque()
+        self.in_flight = 0
+        #: Jobs of this host waiting on a retry timer (keep the host from being forgotten).
+        self.sleeping = 0
+        #: On the scheduler's ready list.
+        self.listed = False
+        #: A pacing wake-up is scheduled.
+        self.timer = False
+        self.tracked = tracked
+        self.failures = failures
+        self.down = down
+
+    @property
+    def saturated(self) -> bool:
+        return self.limit is not None and self.in_flight >= self.limit and not self.down
+
+    @property
+    def idle(self) -> bool:
+        return not (self.in_flight or self.queue or self.sleeping or self.listed or self.timer)
+
+    def note(self, error_type: str | None, *, max_errors: int) -> None:
+        """Count one finished attempt towards (or reset) the consecutive-failure count."""
+        if not self.tracked:
+            return
+        if error_type in CONNECTION_FAILURES:
+            self.failures += 1
+            if self.failures >= max_errors:
+                self.down = True
+        else:
+            self.failures = 0
+
+
+class HostTable:
+    """The hosts currently in play, created on demand and forgotten when idle.
+
+    >>> table = HostTable(limit=2, rate=None, max_errors=None)
+    >>> a = table.get("http://127.0.0.1:1/x", now=0.0)
+    >>> a is table.get("http://127.0.0.1:1/y", now=0.0), a.limit, len(table)
+    (True, 2, 1)
+    >>> table.release(a, now=0.0); len(table)
+    0
+    """
+
+    def __init__(self, *, limit: int | None, rate: float | None, max_errors: int | None) -> None:
+        self._limit = limit
+        self._rate = rate
+        self._max_errors = max_errors
+        self._hosts: dict[HostKey, Host] = {}
+        # URLs without a usable host fail in the fetcher; they share one unbounded pseudo-host.
+        self._nowhere = Host(None)
+        self._failures: OrderedDict[HostKey, tuple[int, bool]] = OrderedDict()
+        self._sweep_at = 1024
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def get(self, url: str, *, now: float) -> Host:
+        key = host_key(url)
+        if key is None:
+            return self._nowhere
+        host = self._hosts.get(key)
+        if host is None:
+            failures, down = self._failures.pop(key, (0, False))
+            host = Host(
+                key,
+                limit=self._limit,
+                rate=self._rate,
+                tracked=self._max_errors is not None,
+                failures=failures,
+                down=down,
+            )
+            self._hosts[key] = host
+            if len(self._hosts) >= self._sweep_at:
+                self._sweep(now)
+        return host
+
+    def note(self, host: Host, error_type: str | None) -> None:
+        if self._max_errors is not None:
+            host.note(error_type, max_errors=self._max_errors)
+
+    def release(self, host: Host, *, now: float) -> None:
+        """Forget ``host`` if nothing refers to it any more and its pacing has elapsed."""
+        if host.key is None or not host.idle:
+            return
+        if host.pacer is not None and host.pacer.next_at > now:
+            return  # still spacing requests; a sweep forgets it later
+        self._forget(host)
+
+    def _forget(self, host: Host) -> None:
+        assert host.key is not None
+        del self._hosts[host.key]
+        if host.failures or host.down:
+            self._failures[host.key] = (host.failures, host.down)
+            if len(self._failures) > FAILURE_MEMORY:
+                self._failures.popitem(last=False)
+
+    def _sweep(self, now: float) -> None:
+        # Hosts kept only for pacing pile up on lists of many hosts; drop the ones now past it.
+        # Amortised O(1): the next sweep waits until the table has doubled again.
+        stale = [
+            h
+            for h in self._hosts.values()
+            if h.idle and (h.pacer is None or h.pacer.next_at <= now)
+        ]
+        for host in stale:
+            self._forget(host)
+        self._sweep_at = max(1024, 2 * len(self._hosts))

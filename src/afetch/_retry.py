@@ -1,0 +1,102 @@
+"""When to try a URL again, and how long to wait first.
+
+Pure policy: no sleeping here. The scheduler asks :meth:`RetryPolicy.delay` after each attempt
+and parks the URL on a timer, so a URL waiting to retry holds no concurrency slot and no task.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+from afetch._record import Record
+
+#: Statuses worth another try: rate limited or a gateway/server that says "not now".
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Error types worth another try: the connection failed or was lost, the server may recover.
+#: Not ``dns`` (usually a permanent NXDOMAIN), ``tls`` (a bad certificate stays bad) nor
+#: ``protocol`` (a server sending garbage keeps sending it).
+RETRY_ERRORS = frozenset({"connect", "timeout", "reset"})
+#: Methods that are safe to send twice.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """Retries with exponential backoff and full jitter, honouring ``Retry-After``.
+
+    Backoff before retry *n* (1-based) is uniform in ``[0, min(max_wait, backoff * 2**(n-1))]``.
+    A ``Retry-After`` longer than ``max_wait`` means giving up: the server asked for a pause
+    longer than the user allows, and retrying earlier would only be refused again.
+
+    >>> policy = RetryPolicy(retries=2, backoff=0.5, max_wait=60.0, rng=random.Random(1))
+    >>> 0 <= policy.backoff_for(1) <= 0.5, 0 <= policy.backoff_for(3) <= 2.0
+    (True, True)
+    >>> policy.wait_after(2, retry_after="3", status=429)
+    3.0
+    >>> policy.wait_after(3, retry_after="3", status=429) is None  # out of retries
+    True
+    >>> policy.wait_after(1, retry_after="120", status=429) is None  # longer than max_wait
+    True
+    """
+
+    retries: int = 2
+    backoff: float = 0.5
+    max_wait: float = 60.0
+    rng: random.Random | None = None
+
+    def should_retry(self, record: Record, *, method: str) -> bool:
+        """Whether ``record``'s outcome is transient and the method safe to repeat."""
+        if method not in IDEMPOTENT_METHODS:
+            return False
+        if record.error is not None:
+            return record.error.type in RETRY_ERRORS
+        return record.status in RETRY_STATUSES
+
+    def backoff_for(self, retry: int) -> float:
+        """The jittered wait before retry number ``retry`` (1 for the first retry)."""
+        ceiling = min(self.max_wait, self.backoff * 2.0 ** min(retry - 1, 60))
+        return (self.rng or random).uniform(0.0, ceiling)
+
+    def wait_after(
+        self, attempts: int, *, retry_after: str | None = None, status: int | None = None
+    ) -> float | None:
+        """Seconds to wait before the next try after ``attempts`` tries; None means stop.
+
+        ``retry_after`` is the raw header of the last response; it is only consulted for 429
+        and 503, the statuses for which RFC 9110 gives it a meaning when retrying.
+        """
+        if attempts > self.retries:
+            return None
+        if retry_after is not None and status in (429, 503):
+            asked = parse_retry_after(retry_after)
+            if asked is not None:
+                return asked if asked <= self.max_wait else None
+        return self.backoff_for(attempts)
+
+
+def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks for (delta-seconds or an HTTP date); None if bad.
+
+    >>> parse_retry_after("5")
+    5.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0)
+    10.0
+    >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") # long past: no wait
+    0.0
+    >>> parse_retry_after("soon") is None
+    True
+    """
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)

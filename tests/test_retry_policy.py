@@ -1,0 +1,178 @@
+"""Retry policy and host bookkeeping as pure units: no network."""
+
+from __future__ import annotations
+
+import random
+from email.utils import formatdate
+
+import pytest
+
+from afetch import FetchError, Record, Settings
+from afetch._hosts import Host, HostTable, Pacer, host_key
+from afetch._retry import RetryPolicy, parse_retry_after
+
+
+def rec(status: int | None = None, error: str | None = None) -> Record:
+    return Record(
+        url="http://127.0.0.1/",
+        status=status,
+        error=None if error is None else FetchError(error, "x"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "retry"),
+    [
+        (rec(429), True),
+        (rec(502), True),
+        (rec(503), True),
+        (rec(504), True),
+        (rec(500), False),
+        (rec(404), False),
+        (rec(408), False),
+        (rec(200), False),
+        (rec(error="connect"), True),
+        (rec(error="timeout"), True),
+        (rec(error="reset"), True),
+        (rec(error="dns"), False),
+        (rec(error="tls"), False),
+        (rec(error="protocol"), False),
+        (rec(error="invalid_url"), False),
+        (rec(error="too_large"), False),
+    ],
+)
+def test_what_is_retried(record: Record, retry: bool) -> None:
+    assert RetryPolicy().should_retry(record, method="GET") is retry
+    assert RetryPolicy().should_retry(record, method="HEAD") is retry
+
+
+def test_non_idempotent_methods_are_never_retried() -> None:
+    assert not RetryPolicy().should_retry(rec(503), method="POST")
+    assert not RetryPolicy().should_retry(rec(error="connect"), method="PATCH")
+
+
+def test_backoff_is_exponential_full_jitter_and_capped() -> None:
+    policy = RetryPolicy(backoff=0.5, max_wait=3.0, rng=random.Random(0))
+    for retry, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 3.0), (30, 3.0), (500, 3.0)]:
+        samples = [policy.backoff_for(retry) for _ in range(200)]
+        assert all(0.0 <= s <= ceiling for s in samples)
+        assert max(samples) > ceiling * 0.8  # full jitter spans the whole range
+        assert min(samples) < ceiling * 0.2
+
+
+def test_wait_after_counts_attempts_against_retries() -> None:
+    policy = RetryPolicy(retries=2, backoff=0.0)
+    assert policy.wait_after(1) == 0.0
+    assert policy.wait_after(2) == 0.0
+    assert policy.wait_after(3) is None
+    assert RetryPolicy(retries=0).wait_after(1) is None
+
+
+def test_retry_after_is_honoured_or_ends_the_retries_when_too_long() -> None:
+    policy = RetryPolicy(retries=5, backoff=0.0, max_wait=10.0)
+    assert policy.wait_after(1, retry_after="7", status=429) == 7.0
+    assert policy.wait_after(1, retry_after="7", status=503) == 7.0
+    assert policy.wait_after(1, retry_after="11", status=429) is None
+    # Only 429/503 give Retry-After a meaning here; elsewhere, and when unparsable: backoff.
+    assert policy.wait_after(1, retry_after="7", status=502) == 0.0
+    assert policy.wait_after(1, retry_after="later", status=429) == 0.0
+
+
+def test_parse_retry_after_forms() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("0") == 0.0
+    assert parse_retry_after(" 120 ") == 120.0
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == 30.0
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+    for bad in ("", "-5", "1.5", "soon", "Mon, 99 Foo 2024 99:99:99 GMT"):
+        assert parse_retry_after(bad, now=now) is None
+
+
+def test_host_key_is_scheme_host_port() -> None:
+    assert host_key("http://A.test/x") == ("http", "a.test", 80)
+    assert host_key("http://a.test:80/y") == host_key("http://a.test/")
+    assert host_key("https://a.test/") == ("https", "a.test", 443)
+    assert host_key("http://a.test:8080/") != host_key("http://a.test/")
+    assert host_key("not a url") is None
+    assert host_key("http://[::1") is None
+
+
+def test_pacer_spaces_starts_evenly() -> None:
+    pacer = Pacer(rate=2.0)
+    pacer.take(now=100.0)
+    assert pacer.next_at == 100.5
+    pacer.take(now=100.1)  # reserved ahead: the next slot moves on from the last one
+    assert pacer.next_at == 101.0
+    pacer.take(now=200.0)  # idle a while: no burst credit accumulates
+    assert pacer.next_at == 200.5
+
+
+def test_host_failures_are_consecutive_and_reset_by_any_response() -> None:
+    host = Host(("http", "a", 80), tracked=True)
+    for kind in ("connect", "timeout"):
+        host.note(kind, max_errors=3)
+    host.note(None, max_errors=3)  # an answer, even a 503, proves the host is there
+    assert (host.failures, host.down) == (0, False)
+    for kind in ("dns", "tls", "reset"):
+        host.note(kind, max_errors=3)
+    assert host.down
+    untracked = Host(None)
+    untracked.note("connect", max_errors=1)
+    assert not untracked.down
+
+
+def test_host_table_forgets_idle_hosts_but_remembers_failures_boundedly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("afetch._hosts.FAILURE_MEMORY", 2)
+    table = HostTable(limit=1, rate=None, max_errors=2)
+    hosts = [table.get(f"http://h{i}.test/", now=0.0) for i in range(4)]
+    assert len(table) == 4
+    for host in hosts:
+        table.note(host, "connect")
+        table.note(host, "connect")
+        assert host.down
+        table.release(host, now=0.0)
+    assert len(table) == 0
+    # The two most recent failures are remembered; the older ones are probed afresh.
+    assert table.get("http://h3.test/", now=0.0).down
+    assert table.get("http://h2.test/", now=0.0).down
+    assert not table.get("http://h0.test/", now=0.0).down
+
+
+def test_host_table_keeps_a_paced_host_until_its_interval_passes() -> None:
+    table = HostTable(limit=None, rate=1.0, max_errors=None)
+    host = table.get("http://a.test/", now=0.0)
+    assert host.pacer is not None
+    host.pacer.take(now=0.0)
+    table.release(host, now=0.5)
+    assert len(table) == 1
+    assert table.get("http://a.test/", now=0.5) is host
+    table.release(host, now=1.5)
+    assert len(table) == 0
+
+
+def test_invalid_urls_share_an_unbounded_pseudo_host() -> None:
+    table = HostTable(limit=1, rate=1.0, max_errors=1)
+    nowhere = table.get("not a url", now=0.0)
+    assert nowhere is table.get("ftp//", now=0.0)
+    assert (nowhere.limit, nowhere.pacer, nowhere.tracked, len(table)) == (None, None, False, 0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"retries": -1},
+        {"backoff": -0.1},
+        {"backoff": float("nan")},
+        {"max_retry_wait": -1.0},
+        {"per_host": 0},
+        {"rate": 0.0},
+        {"host_rate": -1.0},
+        {"rate": float("nan")},
+        {"max_host_errors": 0},
+    ],
+)
+def test_settings_refuse_bad_scheduling_values(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        Settings(**options)
