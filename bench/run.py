@@ -575,6 +575,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM (and SIGINT, which Python already raises) unwind through Nginx.__exit__, so an
+    # interrupted benchmark never leaves its nginx running.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     lines = ["## afetch benchmark", "", *machine()]
     with tempfile.TemporaryDirectory(prefix="afetch-bench-") as tmp, Nginx() as nginx:
         workdir = Path(tmp)
