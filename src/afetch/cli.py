@@ -6,8 +6,7 @@ import enum
 import math
 import ssl
 import sys
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +17,6 @@ from afetch._tls import load_cacert
 from afetch._version import __version__
 
 if TYPE_CHECKING:
-    import asyncio
-
     from afetch._app import RunOptions
 
 # Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
@@ -463,7 +460,9 @@ def command(
     )
     if demo:
         return _run_demo(settings, options)
-    return run_async(run(settings, options))
+    import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    return asyncio.run(run(settings, options))
 
 
 def _shard_option(raw: str | None) -> Shard | None:
@@ -476,34 +475,15 @@ def _shard_option(raw: str | None) -> Shard | None:
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
+    import asyncio
+
     from afetch._app import run
     from afetch._demo import demo_source
     from afetch._loopback import LoopbackServer
 
     with LoopbackServer() as server:
         source, total = demo_source(server)
-        return run_async(run(settings, options, urls=source, total=total))
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (Linux, macOS), else asyncio's default.
-
-    Chosen here at the command-line edge only: importing afetch as a library never changes the
-    caller's event loop. uvloop cuts afetch's per-request CPU (see docs/speed.md).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """``asyncio.run`` on the loop :func:`loop_factory` picks."""
-    import asyncio  # here, not at the top: `afetch --version` need not pay for it
-
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(main)
+        return asyncio.run(run(settings, options, urls=source, total=total))
 
 
 def main(argv: list[str] | None = None) -> int:
