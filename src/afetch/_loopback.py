@@ -120,7 +120,7 @@ class LoopbackServer:
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)  # gather() at shutdown with no tasks left needs it
+        asyncio.set_event_loop(loop)  # gather() below needs it when nothing is pending
         self._loop = loop
         self._server = loop.run_until_complete(
             asyncio.start_server(self._handle, self.host, self._port, backlog=4096)
