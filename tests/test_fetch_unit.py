@@ -8,6 +8,7 @@ import ssl
 import httpx
 import pytest
 import respx
+
 from tests.helpers import by_url, collect
 
 BASE = "http://example.test"

@@ -11,11 +11,11 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
-from tests.helpers import collect
 
 import afetch
 from afetch import Record
 from afetch._loopback import LoopbackServer
+from tests.helpers import collect
 
 
 def key() -> str:

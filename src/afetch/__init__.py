@@ -8,10 +8,37 @@
 [200, 200]
 """
 
-from afetch._errors import ERROR_TYPES
-from afetch._record import FetchError, Record
-from afetch._scheduler import fetch
-from afetch._settings import Settings
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from afetch._version import __version__
 
+if TYPE_CHECKING:
+    from afetch._errors import ERROR_TYPES
+    from afetch._record import FetchError, Record
+    from afetch._scheduler import fetch
+    from afetch._settings import Settings
+
 __all__ = ["ERROR_TYPES", "FetchError", "Record", "Settings", "__version__", "fetch"]
+
+# Imported on first use: `python -m afetch` and the `afetch` script install their signal
+# handlers before httpx and friends load (a few hundred ms in which Ctrl-C would otherwise print
+# a KeyboardInterrupt traceback).
+_EXPORTS = {
+    "ERROR_TYPES": "afetch._errors",
+    "FetchError": "afetch._record",
+    "Record": "afetch._record",
+    "Settings": "afetch._settings",
+    "fetch": "afetch._scheduler",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'afetch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

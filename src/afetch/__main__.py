@@ -1,3 +1,3 @@
-from afetch.cli import main
+from afetch._entry import main
 
 raise SystemExit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -13,17 +14,19 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from afetch._input import InputError, count_urls, open_sources, read_urls
-from afetch._output import JsonLinesSink, OutputClosed, open_output
+from afetch._journal import Journal, load_done, skip_done
+from afetch._output import OutputClosed, make_sink, open_output, optional_keys, output_is_empty
 from afetch._report import ProgressDisplay, summary_view
 from afetch._scheduler import fetch
 from afetch._settings import Settings
+from afetch._shard import Shard, only_shard
+from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
 
 EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_USAGE = 2
 EXIT_SIGPIPE = 141
-_SIGNAL_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +37,14 @@ class RunOptions:
     output: str | None = None
     progress: bool = False
     quiet: bool = False
+    #: ``--format``: jsonl or csv.
+    format: str = "jsonl"
+    #: ``--state``: the journal of completed URLs.
+    state: str | None = None
+    #: ``--resume``: skip the URLs the journal holds, append to it and to ``-o``.
+    resume: bool = False
+    #: ``--shard``: keep only this part of the input.
+    shard: Shard | None = None
 
 
 def error_line(message: str) -> None:
@@ -65,14 +76,17 @@ class _Interrupt:
 
     def __enter__(self) -> _Interrupt:
         loop = asyncio.get_running_loop()
-        for signum in _SIGNAL_EXITS:
+        for signum in SIGNAL_EXITS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         return self
 
     def __exit__(self, *exc: object) -> None:
         loop = asyncio.get_running_loop()
-        for signum in _SIGNAL_EXITS:
+        for signum in SIGNAL_EXITS:
             loop.remove_signal_handler(signum)
+        # remove_signal_handler restores Python's default (a KeyboardInterrupt traceback for
+        # SIGINT); under exit_on_signals a signal from here on ends the run at once.
+        restore_exit_handlers()
 
     def _on_signal(self, signum: int) -> None:
         if self.signum is None:
@@ -80,30 +94,78 @@ class _Interrupt:
         self.stop.set()
 
 
+def _make_dirs(settings: Settings) -> str | None:
+    """Create the folders named by --cache and --save-dir; an error message if one cannot be."""
+    for folder in (settings.cache_dir, settings.save_dir):
+        if folder is None:
+            continue
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            return f"cannot create {folder}: {exc.strerror or exc}"
+    return None
+
+
+async def _open_journal(options: RunOptions, output_fd: int) -> tuple[Journal | None, set[bytes]]:
+    if options.state is None:
+        return None, set()
+    done = await asyncio.to_thread(load_done, options.state) if options.resume else set()
+    return Journal(options.state, append=options.resume, sync_first=output_fd), done
+
+
 async def run(
     settings: Settings,
     options: RunOptions,
     *,
     urls: Callable[[], AsyncIterator[str]] | None = None,
+    total: int | None = None,
 ) -> int:
-    """Run one fetch job from the command line; returns the exit code."""
+    """Run one fetch job from the command line; returns the exit code.
+
+    ``urls`` replaces reading ``options.sources`` (the demo uses it), with ``total`` URLs if known.
+    """
     try:
         fds = open_sources(options.sources) if urls is None else []
     except InputError as exc:
         error_line(str(exc))
         return EXIT_USAGE
+    problem = _make_dirs(settings)
+    if problem is not None:
+        error_line(problem)
+        return EXIT_USAGE
     try:
-        stream = open_output(options.output)
+        # A resumed run adds to the records of the interrupted one, like `wget -c`.
+        stream = open_output(options.output, append=options.resume)
     except OSError as exc:
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         return EXIT_USAGE
+    try:
+        journal, done = await _open_journal(options, stream.fileno())
+    except OSError as exc:
+        error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
+        stream.close()
+        return EXIT_USAGE
     console = Console(stderr=True)
-    stats = Stats()
-    if options.progress and urls is None:
+    stats = Stats(total=total)
+    # A shard or a resumed run fetches only part of the file: no total beats a wrong one.
+    if options.progress and urls is None and options.shard is None and not done:
         _count_in_background(options.sources, stats)
-    sink = JsonLinesSink(stream)
+    if done and not options.quiet:
+        print(
+            f"afetch: resuming: {len(done)} URLs already done in {options.state}", file=sys.stderr
+        )
+    sink = make_sink(
+        stream,
+        format=options.format,
+        optional=optional_keys(settings),
+        header=output_is_empty(stream),
+    )
     code: int | None = None
     source = read_urls(fds) if urls is None else urls()
+    if options.shard is not None:
+        source = only_shard(source, options.shard)
+    if done:
+        source = skip_done(source, done)
     display = ProgressDisplay(stats, console) if options.progress else contextlib.nullcontext()
     with _Interrupt() as interrupt, display:
         try:
@@ -111,6 +173,8 @@ async def run(
                 _counted(source, stats), settings=settings, stop=interrupt.stop
             ):
                 sink.write(record)
+                if journal is not None:
+                    journal.add(record.url)  # after the record: see _journal.py for why
                 stats.add(record)
         except OutputClosed:
             code = EXIT_SIGPIPE
@@ -118,13 +182,15 @@ async def run(
             error_line(str(exc))
             code = EXIT_USAGE
     stats.finish()
+    if journal is not None:
+        journal.close()
     sink.close()
     if code == EXIT_SIGPIPE:
         return code  # the reader left: stay quiet, as `cmd | head` expects
     if not options.quiet:
         console.print(summary_view(stats))
     if interrupt.signum is not None:
-        return _SIGNAL_EXITS[signal.Signals(interrupt.signum)]
+        return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:
         return code
     return EXIT_OK if stats.ok == stats.done else EXIT_NOT_OK

@@ -33,11 +33,12 @@ def demo_urls(server: LoopbackServer, *, seed: int = 7) -> list[str]:
     return urls
 
 
-def demo_source(server: LoopbackServer) -> Callable[[], AsyncIterator[str]]:
+def demo_source(server: LoopbackServer) -> tuple[Callable[[], AsyncIterator[str]], int]:
+    """The demo's URL source for ``_app.run`` and how many URLs it yields."""
     urls = demo_urls(server)
 
     async def source() -> AsyncIterator[str]:
         for url in urls:
             yield url
 
-    return source
+    return source, len(urls)

@@ -27,6 +27,7 @@ ERROR_TYPES = (
     "too_large",
     "blocked",
     "host_unreachable",
+    "save",
     "other",
 )
 
@@ -74,6 +75,18 @@ class TooLarge(AfetchError):
     error_type = "too_large"
 
 
+class BadResponse(AfetchError):
+    """The server broke HTTP: an undecodable body, or a body cut short."""
+
+    error_type = "protocol"
+
+
+class Blocked(AfetchError):
+    """``--no-private`` refused the address a host resolves to."""
+
+    error_type = "blocked"
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     seen: list[BaseException] = []
     current: BaseException | None = exc
@@ -97,10 +110,12 @@ def _type_of(exc: BaseException) -> str:
             found = _BY_CLASS_NAME.get(cls.__name__)
             if found:
                 return found
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return "timeout"
+    # Before the timeout check: some transports wrap a reset in a timeout type (httpx-aiohttp
+    # maps aiohttp's ClientOSError to httpx.ConnectTimeout).
     if any(isinstance(i, OSError) and i.errno in _RESET_ERRNOS for i in chain):
         return "reset"
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return "timeout"
     text = " ".join(str(i) for i in chain).lower()
     if isinstance(exc, httpx.ConnectError):
         if any(hint in text for hint in _DNS_HINTS):
@@ -125,7 +140,8 @@ def classify(exc: BaseException) -> FetchError:
     >>> classify(TooManyRedirects("stopped after 10 redirects")).type
     'too_many_redirects'
     """
-    message = str(exc).strip() or type(exc).__name__
+    # Wrappers often have an empty message (httpx.ReadError()); the cause says what happened.
+    message = next((text for i in _chain(exc) if (text := str(i).strip())), type(exc).__name__)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 1] + "…"
     return FetchError(_type_of(exc), message)

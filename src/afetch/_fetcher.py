@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import time
 from datetime import UTC, datetime
 
 import httpx
 
-from afetch._errors import InvalidURL, TooManyRedirects, classify
-from afetch._record import Record
+from afetch._body import body_pieces
+from afetch._cache import Cache, Validators
+from afetch._errors import AfetchError, BadResponse, InvalidURL, TooManyRedirects, classify
+from afetch._guard import guarded
+from afetch._record import FetchError, Record
+from afetch._redact import header_secrets, redact
+from afetch._save import BodyConsumer, BodyStore
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -57,9 +64,10 @@ class Fetcher:
     """
 
     def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings) -> None:
-        self._transport = transport
+        self._transport = guarded(transport, no_private=settings.no_private)
         self._settings = settings
         self._headers = base_headers(settings)
+        self._secrets = header_secrets(settings.headers)
         connect = settings.connect_timeout or settings.timeout
         self._timeouts = {
             "connect": connect,
@@ -67,6 +75,11 @@ class Fetcher:
             "write": settings.timeout,
             "pool": settings.timeout,
         }
+        # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
+        self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
+        self._bodies = None
+        if settings.save_dir is not None or settings.hash_bodies:
+            self._bodies = BodyStore(save_dir=settings.save_dir, hash_bodies=settings.hash_bodies)
 
     async def fetch(self, url: str) -> Record:
         """One attempt at ``url``, as a record."""
@@ -85,6 +98,8 @@ class Fetcher:
             error = classify(TimeoutError(f"no complete response within {self._settings.timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = classify(exc)
+        if error is not None:
+            error = self._redacted(error, url)
         record = Record(
             url=url,
             final_url=state.final_url,
@@ -97,18 +112,63 @@ class Fetcher:
             redirects=state.redirects,
             attempts=1,
             started_at=started_at,
+            not_modified=state.not_modified,
+            path=state.path,
+            sha256=state.sha256,
         )
         return record, state.retry_after
+
+    def _redacted(self, error: FetchError, url: str) -> FetchError:
+        """Error messages can quote URLs and header values: mask passwords and -H values."""
+        secrets = self._secrets
+        with contextlib.suppress(httpx.InvalidURL, ValueError, TypeError):
+            parsed = httpx.URL(url)
+            raw = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
+            # The password both decoded and as typed (percent-encoded).
+            secrets = (*(p for p in (parsed.password, raw) if p), *secrets)
+        message = redact(error.message, secrets)
+        return error if message == error.message else FetchError(error.type, message)
+
+    async def _read_body(
+        self, response: httpx.Response, state: _Progress, body: BodyConsumer | None
+    ) -> None:
+        try:
+            async for piece in body_pieces(response, max_size=self._settings.max_size):
+                state.bytes += len(piece)
+                if body is not None:
+                    await body.feed(piece)
+            if body is not None:
+                state.path, state.sha256 = await body.finish()
+        except AfetchError:
+            raise
+        except Exception as exc:
+            # A reset mid-body is a truncated body, as aiohttp-based transports report it too.
+            if classify(exc).type == "reset":
+                raise BadResponse(
+                    f"body cut short after {state.bytes} bytes: connection reset"
+                ) from exc
+            raise
 
     async def _attempt(self, raw_url: str, state: _Progress) -> None:
         settings = self._settings
         url = _parse_url(raw_url)
         method = settings.method
         headers = self._headers
+        cached = None
+        if self._cache is not None:
+            state.not_modified = False
+            cached = await asyncio.to_thread(self._cache.lookup, raw_url)
+            if cached is not None:
+                headers = headers.copy()
+                headers.update(cached.request_headers())
         while True:
             state.final_url = str(url)
+            body: BodyConsumer | None = None
             request = httpx.Request(
-                method, url, headers=headers, extensions={"timeout": self._timeouts}
+                method,
+                url,
+                headers=_with_url_credentials(headers, url),
+                extensions={"timeout": self._timeouts},
             )
             response = await self._transport.handle_async_request(request)
             try:
@@ -136,12 +196,49 @@ class Fetcher:
                     state.redirects += 1
                     url = next_url
                     continue
+                body = self._body_consumer(raw_url, method, response)
                 if method != "HEAD":
-                    async for chunk in response.aiter_bytes():
-                        state.bytes += len(chunk)
+                    await self._read_body(response, state, body)
+                if self._cache is not None:
+                    await self._update_cache(raw_url, cached, response, state)
                 return
             finally:
+                if body is not None:
+                    body.abort()  # no-op after finish(): removes a partial file
                 await response.aclose()
+
+    def _body_consumer(
+        self, raw_url: str, method: str, response: httpx.Response
+    ) -> BodyConsumer | None:
+        """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
+        if self._bodies is None or method == "HEAD" or not 200 <= response.status_code < 300:
+            return None
+        return self._bodies.consumer(raw_url)
+
+    async def _update_cache(
+        self, raw_url: str, cached: Validators | None, response: httpx.Response, state: _Progress
+    ) -> None:
+        assert self._cache is not None
+        state.not_modified = response.status_code == 304 and cached is not None
+        if response.status_code == 304:
+            fresh = Validators.of(response) or cached  # a 304 may omit unchanged validators
+        elif 200 <= response.status_code < 300:
+            fresh = Validators.of(response)
+        else:
+            return  # an error page says nothing about the representation we keep
+        if fresh != cached:
+            await asyncio.to_thread(self._cache.store, raw_url, fresh)
+
+
+def _with_url_credentials(headers: httpx.Headers, url: httpx.URL) -> httpx.Headers:
+    """``user:password@`` in the URL becomes Basic auth for that URL's origin (as curl and wget
+    do); an Authorization given with -H wins."""
+    if not url.userinfo or "authorization" in headers:
+        return headers
+    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
+    with_auth = headers.copy()
+    with_auth["Authorization"] = f"Basic {token}"
+    return with_auth
 
 
 def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:
@@ -161,8 +258,11 @@ class _Progress:
         "content_type",
         "final_url",
         "http_version",
+        "not_modified",
+        "path",
         "redirects",
         "retry_after",
+        "sha256",
         "status",
     )
 
@@ -174,3 +274,6 @@ class _Progress:
         self.redirects = 0
         self.bytes = 0
         self.retry_after: str | None = None
+        self.not_modified: bool | None = None  # set (False/True) only with --cache
+        self.path: str | None = None
+        self.sha256: str | None = None

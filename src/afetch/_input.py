@@ -48,7 +48,10 @@ def open_sources(sources: Sequence[str]) -> list[int]:
             for opened in fds:
                 if opened != _STDIN_FD:
                     os.close(opened)
-            raise InputError(f"cannot read {source}: {exc.strerror or exc}") from None
+            hint = ""
+            if "://" in source:
+                hint = " (SOURCES are files of URLs: to fetch one URL, pipe it: echo URL | afetch)"
+            raise InputError(f"cannot read {source}: {exc.strerror or exc}{hint}") from None
         if os.path.isdir(source):
             os.close(fd)
             raise InputError(f"cannot read {source}: is a directory")

@@ -20,19 +20,24 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
 ``/huge-header``           a 200 KB response header
 ``/gzip-bomb?mb=M``        a small gzip body that inflates to M MiB
 ``/headers``               echoes the request headers as JSON
+``/etag/KEY[?v=V]``        ETag "KEY-V" (V defaults to 1); 304 when If-None-Match matches
+``/last-modified/KEY[?t=EPOCH]``  Last-Modified at EPOCH; 304 when If-Modified-Since >= it
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
+import functools
 import json
 import socket
+import ssl as ssl_module
 import struct
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import parse_qs, urlsplit
 
 _REASONS = {
@@ -73,9 +78,13 @@ class LoopbackServer:
     True
     """
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, ssl: ssl_module.SSLContext | None = None
+    ) -> None:
         self.host = host
         self._port = port
+        #: Serve https with this context (tests make one with ``trustme``).
+        self.ssl = ssl
         self.stats = ServerStats()
         self._failures: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,7 +98,8 @@ class LoopbackServer:
         return self._port
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}:{self._port}{path}"
+        scheme = "https" if self.ssl is not None else "http"
+        return f"{scheme}://{self.host}:{self._port}{path}"
 
     def __enter__(self) -> LoopbackServer:
         self.start()
@@ -123,7 +133,7 @@ class LoopbackServer:
         asyncio.set_event_loop(loop)  # gather() below needs it when nothing is pending
         self._loop = loop
         self._server = loop.run_until_complete(
-            asyncio.start_server(self._handle, self.host, self._port, backlog=4096)
+            asyncio.start_server(self._handle, self.host, self._port, backlog=4096, ssl=self.ssl)
         )
         self._port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -132,7 +142,8 @@ class LoopbackServer:
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            # gather() needs a running loop on Python 3.11: call it inside a coroutine.
+            loop.run_until_complete(_settle(pending))
         finally:
             loop.close()
 
@@ -170,7 +181,7 @@ class LoopbackServer:
             stats.by_path[parts.path] += 1
             stats.last_headers = headers
         try:
-            return await self._route(method, parts.path, query, headers, writer)
+            return await self._route(method, parts.path, query, headers, reader, writer)
         finally:
             with stats.lock:
                 stats.in_flight -= 1
@@ -181,6 +192,7 @@ class LoopbackServer:
         path: str,
         query: dict[str, str],
         headers: dict[str, str],
+        reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> bool:
         segments = path.strip("/").split("/")
@@ -212,7 +224,12 @@ class LoopbackServer:
             else:
                 await send(200, b"finally")
         elif name == "hang":
-            await asyncio.sleep(3600)
+            # Never answer, but notice when the client gives up so it stops counting as in flight.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3600):
+                    while await reader.read(4096):
+                        pass
+            return False
         elif name == "drip":
             size, interval = int(query.get("n", 10)), float(query.get("interval", 1))
             writer.write(_head(200, size))
@@ -243,13 +260,48 @@ class LoopbackServer:
             )
             await writer.drain()
         elif name == "gzip-bomb":
-            body = gzip.compress(b"\0" * (int(query.get("mb", 64)) << 20), compresslevel=9)
+            body = _gzip_bomb(int(query.get("mb", 64)))
             await send(200, body, content_encoding="gzip")
         elif name == "headers":
             await send(200, json.dumps(headers).encode(), content_type="application/json")
+        elif name in ("etag", "last-modified"):
+            await _conditional(name, segments, query, headers, writer, head_only=method == "HEAD")
         else:
             await send(404, b"no such route")
         return True
+
+
+async def _conditional(
+    name: str,
+    segments: list[str],
+    query: dict[str, str],
+    headers: dict[str, str],
+    writer: asyncio.StreamWriter,
+    *,
+    head_only: bool,
+) -> None:
+    """/etag/KEY and /last-modified/KEY: a resource that answers conditional requests."""
+    key = segments[1] if len(segments) > 1 else "key"
+    if name == "etag":
+        tag = f'"{key}-{query.get("v", "1")}"'
+        validator = f"ETag: {tag}"
+        asked = {t.strip() for t in headers.get("if-none-match", "").split(",")}
+        fresh = tag in asked or "*" in asked
+    else:
+        stamp = int(query.get("t", "1700000000"))
+        validator = f"Last-Modified: {formatdate(stamp, usegmt=True)}"
+        try:
+            since = parsedate_to_datetime(headers["if-modified-since"]).timestamp()
+        except (KeyError, TypeError, ValueError):
+            since = None
+        fresh = since is not None and since >= stamp
+    if fresh:
+        writer.write(_head(304, 0, [validator]))
+    else:
+        body = f"{name} {key}".encode()
+        extra = [validator, "Content-Type: text/plain"]
+        writer.write(_head(200, len(body), extra) + (b"" if head_only else body))
+    await writer.drain()
 
 
 class _Sender:
@@ -283,6 +335,20 @@ def _head(status: int, length: int, extra: list[str] | None = None) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Content-Length: {length}"]
     lines.extend(extra or ())
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _settle(tasks: set[asyncio.Task[object]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(mib: int) -> bytes:
+    """gzip of ``mib`` MiB of zeros, compressed a MiB at a time: the server never holds it all."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1 << 20)
+    parts = [compressor.compress(zeros) for _ in range(mib)]
+    parts.append(compressor.flush())
+    return b"".join(parts)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

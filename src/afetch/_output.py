@@ -1,30 +1,72 @@
-"""Record sinks: where the JSON Lines go."""
+"""Record sinks: where the records go, as JSON Lines or CSV."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
-from typing import BinaryIO
+import stat
+from collections.abc import Sequence
+from typing import Any, BinaryIO, Protocol
 
-from afetch._record import Record
+from afetch._record import OPTIONAL_KEYS, Record
+from afetch._settings import Settings
+
+FORMATS = ("jsonl", "csv")
+#: CSV columns: the schema keys in order, with the nested error flattened into two columns.
+CSV_BASE_COLUMNS = (
+    "url",
+    "final_url",
+    "status",
+    "ok",
+    "error_type",
+    "error_message",
+    "elapsed_ms",
+    "bytes",
+    "content_type",
+    "http_version",
+    "redirects",
+    "attempts",
+    "started_at",
+)
 
 
 class OutputClosed(Exception):
     """The reader of our output went away (``afetch ... | head``)."""
 
 
-class JsonLinesSink:
-    """Writes one record per line and hands every line to the OS at once.
+class Sink(Protocol):
+    def write(self, record: Record) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def optional_keys(settings: Settings) -> tuple[str, ...]:
+    """The optional record keys the options of ``settings`` turn on, in schema order.
+
+    >>> optional_keys(Settings(save_dir="out"))
+    ('path', 'sha256')
+    """
+    on = {
+        "not_modified": settings.cache_dir is not None,
+        "path": settings.save_dir is not None,
+        "sha256": settings.hash_bodies or settings.save_dir is not None,
+    }
+    return tuple(key for key in OPTIONAL_KEYS if on[key])
+
+
+class _LineSink:
+    """Hands every line to the OS at once (write + flush), also when the stream is a file.
 
     Whole lines only: each record is flushed as soon as it is written, and a signal only ends the
-    run between two records, so stdout never ends in a partial line.
+    run between two records, so the output never ends in a partial line.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
-    def write(self, record: Record) -> None:
-        line = (record.to_json() + "\n").encode("utf-8")
+    def _emit(self, line: bytes) -> None:
         try:
             self._stream.write(line)
             self._stream.flush()
@@ -36,8 +78,95 @@ class JsonLinesSink:
             self._stream.close()
 
 
-def open_output(path: str | None) -> BinaryIO:
-    """stdout, or the named file (truncated), as a binary stream the sink owns."""
+class JsonLinesSink(_LineSink):
+    """One JSON record per line."""
+
+    def __init__(self, stream: BinaryIO, *, optional: Sequence[str] = ()) -> None:
+        super().__init__(stream)
+        self._optional = tuple(optional)
+
+    def write(self, record: Record) -> None:
+        self._emit((record.to_json(self._optional) + "\n").encode("utf-8"))
+
+
+def _csv_cell(value: Any) -> Any:
+    # Same spelling as the JSON records: true/false, and an empty cell for null.
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+class CsvSink(_LineSink):
+    """CSV with a header row; the nested error becomes ``error_type`` and ``error_message``.
+
+    >>> import io
+    >>> out = io.BytesIO()
+    >>> sink = CsvSink(out)
+    >>> sink.write(Record(url="http://127.0.0.1/a,b", status=200))
+    >>> print(out.getvalue().decode().splitlines()[1][:36])
+    "http://127.0.0.1/a,b",,200,true,,,0
+    """
+
+    def __init__(
+        self, stream: BinaryIO, *, optional: Sequence[str] = (), header: bool = True
+    ) -> None:
+        super().__init__(stream)
+        self._optional = tuple(optional)
+        self.columns = CSV_BASE_COLUMNS + self._optional
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        # Written with the first record (or at close for a run without any), so a closed
+        # output is noticed where the run handles it.
+        self._header_due = header
+
+    def _row(self, cells: Sequence[Any]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(cells)
+        return self._buffer.getvalue().encode("utf-8")
+
+    def write(self, record: Record) -> None:
+        if self._header_due:
+            self._header_due = False
+            self._emit(self._row(self.columns))
+        data = record.to_dict(self._optional)
+        error = data.pop("error")
+        data["error_type"] = None if error is None else error["type"]
+        data["error_message"] = None if error is None else error["message"]
+        self._emit(self._row([_csv_cell(data[column]) for column in self.columns]))
+
+    def close(self) -> None:
+        if self._header_due:
+            self._header_due = False
+            with contextlib.suppress(OutputClosed):
+                self._emit(self._row(self.columns))
+        super().close()
+
+
+def make_sink(
+    stream: BinaryIO, *, format: str = "jsonl", optional: Sequence[str] = (), header: bool = True
+) -> Sink:
+    """The sink for ``--format``; ``header=False`` when appending to a CSV that has one."""
+    if format == "csv":
+        return CsvSink(stream, optional=optional, header=header)
+    return JsonLinesSink(stream, optional=optional)
+
+
+def open_output(path: str | None, *, append: bool = False) -> BinaryIO:
+    """stdout, or the named file (truncated, or appended to with ``--resume``), as a binary
+    stream the sink owns."""
     if path is None or path == "-":
         return os.fdopen(os.dup(1), "wb")
-    return open(path, "wb")
+    return open(path, "ab" if append else "wb")
+
+
+def output_is_empty(stream: BinaryIO) -> bool:
+    """False when the stream is a regular file that already holds data (``>>`` or a resumed
+    ``-o``): a CSV header is then already there."""
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return True
+    return not stat.S_ISREG(info.st_mode) or info.st_size == 0

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+#: Keys that follow the schema keys only when the option that fills them is on, in this order:
+#: ``not_modified`` with ``--cache``; ``path`` with ``--save-dir``; ``sha256`` with ``--hash`` or
+#: ``--save-dir``.
+OPTIONAL_KEYS = ("not_modified", "path", "sha256")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +41,31 @@ class Record:
     redirects: int = 0
     attempts: int = 1
     started_at: str = ""
+    #: With ``--cache``: the server answered 304 to a conditional request.
+    not_modified: bool | None = None
+    #: With ``--save-dir``: where the body was saved.
+    path: str | None = None
+    #: With ``--hash`` or ``--save-dir``: hex SHA-256 of the body.
+    sha256: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.status is not None and self.status < 400
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, optional: Collection[str] | None = None) -> dict[str, Any]:
+        """The record as the documented schema; ``optional`` names the optional keys to add.
+
+        Without ``optional``, the optional keys that have a value are added, so a record from a
+        run with ``--cache`` or ``--save-dir`` keeps them; sinks pass the keys their options turn
+        on, so a key is present on every record of such a run (``null`` when it has no value).
+
+        >>> list(Record(url="u", sha256="ab").to_dict())[-1]
+        'sha256'
+        >>> Record(url="u").to_dict(optional=("path",))["path"] is None
+        True
+        """
         # Key order is part of the documented schema.
-        return {
+        data = {
             "url": self.url,
             "final_url": self.final_url,
             "status": self.status,
@@ -58,6 +81,11 @@ class Record:
             "attempts": self.attempts,
             "started_at": self.started_at,
         }
+        for key in OPTIONAL_KEYS:
+            value = getattr(self, key)
+            if (value is not None) if optional is None else (key in optional):
+                data[key] = value
+        return data
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+    def to_json(self, optional: Collection[str] | None = None) -> str:
+        return json.dumps(self.to_dict(optional), ensure_ascii=False, separators=(",", ":"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -43,6 +44,8 @@ def progress_view(stats: Stats) -> RenderableType:
     total = "?" if stats.total is None else str(stats.total)
     table = Table.grid(padding=(0, 2))
     table.add_row(
+        # Pulses while the total is unknown (stdin, or files still being counted).
+        ProgressBar(total=stats.total, completed=stats.done, width=24),
         Text(f"{stats.done}/{total}", style="bold"),
         Text(f"{stats.rate:,.0f}/s"),
         Text(f"elapsed {_duration(stats.elapsed)}"),

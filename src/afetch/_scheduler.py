@@ -14,6 +14,7 @@ import httpx
 
 from afetch._fetcher import Fetcher
 from afetch._hosts import Host, HostTable, Pacer
+from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
 from afetch._retry import RetryPolicy
 from afetch._settings import Settings
@@ -53,7 +54,8 @@ async def fetch(
     Transient failures are retried (``retries``) after a backoff during which the URL holds no
     slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
     URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
-    the other hosts keep every free slot busy.
+    the other hosts keep every free slot busy. With ``ordered``, records come in input order from
+    a bounded reorder window (see :mod:`afetch._ordering`).
 
     >>> import asyncio, httpx, afetch
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
@@ -96,6 +98,8 @@ async def fetch(
         while (item := await results.get()) is not _DONE:
             run.taken()
             yield item
+        for record in run.drain():  # after a stop: finished records behind an unfinished one
+            yield record
         if not (stop is not None and stop.is_set()):
             await producer  # re-raise what ended the producer (an unreadable input, say)
     finally:
@@ -111,11 +115,13 @@ async def fetch(
 class _Job:
     """One input URL on its way to a record."""
 
-    __slots__ = ("attempts", "host", "last", "url")
+    __slots__ = ("attempts", "host", "index", "last", "url")
 
-    def __init__(self, url: str, host: Host) -> None:
+    def __init__(self, url: str, host: Host, index: int) -> None:
         self.url = url
         self.host = host
+        #: Position in the input, for ``ordered`` output.
+        self.index = index
         self.attempts = 0
         #: The record of the last attempt, kept while the URL waits to retry.
         self.last: Record | None = None
@@ -132,6 +138,8 @@ class _Run:
     * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
       host, or sleeping before a retry); input is only read while it is below ``lookahead``, and
       only when a slot is free and nothing queued can use it. Memory is bounded for any list.
+    * With ``ordered``, a finished record leaves ``busy`` and waits in the reorder window
+      instead, which admits at most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
     * A URL waiting to retry sits on a timer, not in a task, and holds no slot at all.
     """
 
@@ -168,6 +176,12 @@ class _Run:
             else None
         )
         self._anywhere = Host(None)
+        self._window = (
+            ReorderWindow[Record](settings.concurrency * WINDOW_FACTOR)
+            if settings.ordered
+            else None
+        )
+        self._next_index = 0
         self._pacer = Pacer(rate=settings.rate) if settings.rate else None
         self._pacer_timer: asyncio.TimerHandle | None = None
         self._ready: deque[Host] = deque()
@@ -187,6 +201,8 @@ class _Run:
     async def read(self, urls: Iterable[str] | AsyncIterable[str]) -> None:
         """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
         async for url in _as_async(urls):
+            if self._window is not None:
+                await self._window.admit()
             self._admit(url)
             while not self.want_input.is_set():
                 await self.want_input.wait()
@@ -199,7 +215,8 @@ class _Run:
         else:
             host = self._hosts.get(url, now=self._loop.time())
         self._waiting += 1
-        self._enqueue(_Job(url, host))
+        self._enqueue(_Job(url, host, self._next_index))
+        self._next_index += 1
         self._pump()
 
     # -- the pump ------------------------------------------------------------------------------
@@ -335,13 +352,24 @@ class _Run:
     def _emit(self, job: _Job, record: Record) -> None:
         if record.attempts != job.attempts:
             record = replace(record, attempts=job.attempts)
-        self._busy += 1
-        self._results.put_nowait(record)
+        if self._window is None:
+            self._busy += 1  # the slot stays taken until the consumer takes the record
+            self._results.put_nowait(record)
+            return
+        for due in self._window.complete(job.index, record):
+            self._results.put_nowait(due)
 
     def taken(self) -> None:
-        """The consumer took a record: its slot is free."""
+        """The consumer took a record: its slot (or its place in the window) is free."""
+        if self._window is not None:
+            self._window.taken()
+            return
         self._busy -= 1
         self._pump()
+
+    def drain(self) -> list[Record]:
+        """After a stop: finished records still held back by the reorder window, in order."""
+        return [] if self._window is None else self._window.drain()
 
     # -- timers --------------------------------------------------------------------------------
 

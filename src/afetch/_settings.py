@@ -32,6 +32,12 @@ class Settings:
     #: Verify TLS certificates.
     verify: bool = True
     http2: bool = False
+    #: PEM file of CA certificates to verify TLS with, instead of the default bundle.
+    cacert: str | None = None
+    #: Abort a body beyond this many bytes (on the wire or decoded), error type ``too_large``.
+    max_size: int | None = None
+    #: Refuse URLs and redirects to loopback, private, link-local and other non-global addresses.
+    no_private: bool = False
     #: Retries after a transient failure (connect/timeout/reset, 429/502/503/504); 0 disables.
     retries: int = 2
     #: Base of the exponential backoff in seconds (full jitter).
@@ -46,6 +52,14 @@ class Settings:
     host_rate: float | None = None
     #: After this many consecutive connection failures a host's remaining URLs fail fast.
     max_host_errors: int | None = None
+    #: Yield records in input order (a bounded reorder window; see ``afetch._ordering``).
+    ordered: bool = False
+    #: Keep ETag/Last-Modified per URL here and send conditional requests (``--cache``).
+    cache_dir: str | None = None
+    #: Stream successful bodies into files under this folder (``--save-dir``).
+    save_dir: str | None = None
+    #: Add the SHA-256 of each successful body to its record (``--hash``).
+    hash_bodies: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -54,6 +68,8 @@ class Settings:
             raise ValueError("timeout must be positive")
         if self.connect_timeout is not None and self.connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
+        if self.max_size is not None and self.max_size < 0:
+            raise ValueError("max_size must be zero or more")
         if self.max_redirects < 0:
             raise ValueError("max_redirects must be zero or more")
         if self.retries < 0:

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
+import math
+import ssl
 import sys
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from afetch._app import EXIT_USAGE, RunOptions, error_line, run
 from afetch._settings import DEFAULT_USER_AGENT, Settings
+from afetch._shard import Shard, ShardError, parse_shard
+from afetch._signals import exit_on_signals
+from afetch._tls import load_cacert
 from afetch._version import __version__
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from afetch._app import RunOptions
+
+# Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
+# aiohttp and rich, and `afetch --version` or a usage error needs none of them.
+EXIT_USAGE = 2
+
+
+def error_line(message: str) -> None:
+    print(f"afetch: error: {message}", file=sys.stderr)
+
 
 EPILOG = """\
 Examples:
@@ -39,6 +57,11 @@ class Method(enum.StrEnum):
     HEAD = "HEAD"
 
 
+class Format(enum.StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -58,7 +81,46 @@ def _parse_header(raw: str) -> tuple[str, str]:
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
         # Only the name is shown: the value may be a secret.
         raise typer.BadParameter(f"expected 'Name: value', got a header named {name.strip()!r}")
+    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+        raise typer.BadParameter(f"the value of header {name.strip()!r} has control characters")
     return name.strip(), value.strip()
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(raw: str) -> int:
+    """Bytes from ``123``, ``64K``, ``10M`` or ``1G`` (powers of 1024, as curl's --max-filesize).
+
+    >>> parse_size("10M"), parse_size("512"), parse_size("1.5k")
+    (10485760, 512, 1536)
+    """
+    text = raw.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (text[:-1], text[-1]) if text[-1:] in ("K", "M", "G") else (text, "")
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise typer.BadParameter(
+            f"expected a size such as 1000000, 500K, 10M or 1G, got {raw!r}",
+            param_hint="'--max-size'",
+        )
+    return int(value * _SIZE_UNITS[unit])
+
+
+def _check_cacert(path: str | None) -> str | None:
+    """Load the file once up front, so a bad --cacert is a usage error, not an error per URL."""
+    if path is None:
+        return None
+    try:
+        load_cacert(path)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+        raise typer.BadParameter(
+            f"cannot load CA certificates from {path}: {reason}", param_hint="'--cacert'"
+        ) from None
+    return path
 
 
 @app.command(epilog=EPILOG, no_args_is_help=False)
@@ -135,6 +197,41 @@ def command(
         bool,
         typer.Option(
             "-k", "--insecure", envvar="AFETCH_INSECURE", help="Do not verify TLS certificates."
+        ),
+    ] = False,
+    http2: Annotated[
+        bool,
+        typer.Option(
+            "--http2",
+            envvar="AFETCH_HTTP2",
+            help="Offer HTTP/2 (TLS + ALPN; httpx with h2). Default: HTTP/1.1 over aiohttp.",
+        ),
+    ] = False,
+    cacert: Annotated[
+        str | None,
+        typer.Option(
+            "--cacert",
+            envvar="AFETCH_CACERT",
+            metavar="FILE",
+            help="Verify TLS with the CA certificates in this PEM file instead of the defaults.",
+        ),
+    ] = None,
+    max_size: Annotated[
+        str | None,
+        typer.Option(
+            "--max-size",
+            envvar="AFETCH_MAX_SIZE",
+            metavar="BYTES",
+            help="Abort a body beyond BYTES (suffixes K, M, G: powers of 1024); error too_large.",
+        ),
+    ] = None,
+    no_private: Annotated[
+        bool,
+        typer.Option(
+            "--no-private",
+            envvar="AFETCH_NO_PRIVATE",
+            help="Refuse URLs and redirects to loopback, private, link-local or other "
+            "non-global addresses; error blocked.",
         ),
     ] = False,
     retries: Annotated[
@@ -230,9 +327,82 @@ def command(
             "-q", "--quiet", envvar="AFETCH_QUIET", help="No progress and no summary on stderr."
         ),
     ] = False,
+    output_format: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            envvar="AFETCH_FORMAT",
+            case_sensitive=False,
+            help="Records as JSON Lines, or CSV with a header row (error as error_type, "
+            "error_message).",
+        ),
+    ] = Format.JSONL,
+    ordered: Annotated[
+        bool,
+        typer.Option(
+            "--ordered",
+            envvar="AFETCH_ORDERED",
+            help="Records in input order (a bounded window: a slow URL holds back the rest).",
+        ),
+    ] = False,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            "--state",
+            envvar="AFETCH_STATE",
+            metavar="FILE",
+            help="Journal each completed URL to FILE (started afresh unless --resume).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            envvar="AFETCH_RESUME",
+            help="Skip URLs the --state journal holds; append to it and to -o FILE.",
+        ),
+    ] = False,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            envvar="AFETCH_CACHE",
+            metavar="DIR",
+            help="Keep ETag/Last-Modified in DIR; send conditional requests (304: not_modified).",
+        ),
+    ] = None,
+    save_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--save-dir",
+            envvar="AFETCH_SAVE_DIR",
+            metavar="DIR",
+            help="Save 2xx bodies under DIR/HOST/; records gain path and sha256.",
+        ),
+    ] = None,
+    hash_bodies: Annotated[
+        bool,
+        typer.Option(
+            "--hash", envvar="AFETCH_HASH", help="Add the sha256 of each 2xx body to its record."
+        ),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            envvar="AFETCH_SHARD",
+            metavar="K/N",
+            help="Fetch only part K of N (0-based) of the list; auto/N takes K from "
+            "JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID.",
+        ),
+    ] = None,
     demo: Annotated[
         bool,
-        typer.Option("--demo", help="Serve a few hundred URLs on 127.0.0.1 and fetch them."),
+        typer.Option(
+            "--demo",
+            envvar="AFETCH_DEMO",
+            help="Serve a few hundred URLs on 127.0.0.1 and fetch them.",
+        ),
     ] = False,
     version: Annotated[
         bool,
@@ -250,6 +420,8 @@ def command(
                 "no input: give a file of URLs, or pipe URLs to stdin", param_hint="SOURCES"
             )
         sources_given = ("-",)
+    if resume and state is None:
+        raise typer.BadParameter("--resume needs --state FILE", param_hint="--resume")
     settings = Settings(
         concurrency=concurrency,
         timeout=timeout,
@@ -260,6 +432,10 @@ def command(
         follow_redirects=follow,
         max_redirects=max_redirects,
         verify=not insecure,
+        http2=http2,
+        cacert=_check_cacert(cacert),
+        max_size=None if max_size is None else parse_size(max_size),
+        no_private=no_private,
         retries=retries,
         backoff=backoff,
         max_retry_wait=max_retry_wait,
@@ -267,27 +443,75 @@ def command(
         rate=rate,
         host_rate=host_rate,
         max_host_errors=max_host_errors,
+        ordered=ordered,
+        cache_dir=cache,
+        save_dir=save_dir,
+        hash_bodies=hash_bodies,
     )
+    from afetch._app import RunOptions, run
+
     show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
-    options = RunOptions(sources=sources_given, output=output, progress=show_progress, quiet=quiet)
+    options = RunOptions(
+        sources=sources_given,
+        output=output,
+        progress=show_progress,
+        quiet=quiet,
+        format=output_format.value,
+        state=state,
+        resume=resume,
+        shard=_shard_option(shard),
+    )
     if demo:
         return _run_demo(settings, options)
-    return asyncio.run(run(settings, options))
+    return run_async(run(settings, options))
+
+
+def _shard_option(raw: str | None) -> Shard | None:
+    if raw is None:
+        return None
+    try:
+        return parse_shard(raw)
+    except ShardError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
+    from afetch._app import run
     from afetch._demo import demo_source
     from afetch._loopback import LoopbackServer
 
     with LoopbackServer() as server:
-        return asyncio.run(run(settings, options, urls=demo_source(server)))
+        source, total = demo_source(server)
+        return run_async(run(settings, options, urls=source, total=total))
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed (Linux, macOS), else asyncio's default.
+
+    Chosen here at the command-line edge only: importing afetch as a library never changes the
+    caller's event loop. uvloop cuts afetch's per-request CPU (see docs/speed.md).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    """``asyncio.run`` on the loop :func:`loop_factory` picks."""
+    import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        return runner.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: usage errors are one line on stderr and exit code 2."""
     cli = typer.main.get_command(app)
     try:
-        result = cli.main(args=argv, prog_name="afetch", standalone_mode=False)
+        with exit_on_signals():
+            result = cli.main(args=argv, prog_name="afetch", standalone_mode=False)
     except _UsageError as exc:
         error_line(f"{exc.format_message()} (see afetch --help)")
         return EXIT_USAGE

@@ -1,0 +1,15 @@
+"""The process entry point, kept free of heavy imports so signals are handled from the start."""
+
+from __future__ import annotations
+
+from afetch._signals import install_exit_handlers
+
+
+def main() -> int:
+    """``afetch`` and ``python -m afetch``: install quiet signal exits, then run the CLI."""
+    # Before the CLI has loaded, a signal exits quietly with the documented code (130 SIGINT,
+    # 143 SIGTERM) instead of a KeyboardInterrupt traceback. cli.main takes over from here.
+    install_exit_handlers()
+    from afetch.cli import main as cli_main
+
+    return cli_main()

@@ -1,0 +1,219 @@
+"""``--save-dir`` and ``--hash``: what happens to a body while it streams in.
+
+A :class:`BodyConsumer` is made for each successful (2xx) response that has a body; the fetcher
+calls ``feed`` for every chunk, ``finish`` at the end, and ``abort`` on any failure or
+cancellation (a no-op after ``finish``).
+
+Saving never blocks the event loop: chunks are batched (256 KiB) and written by a small thread
+pool; a small body costs one thread hop (open, write, rename). The body goes to a temporary
+name (``.NAME.RANDOM.part``) in its final folder and is renamed only when complete, so a failed
+or interrupted download never leaves a file under its final name, and the temporary file is
+removed. Files are opened relative to a folder descriptor with ``O_NOFOLLOW`` and
+``O_EXCL``, so a symlink planted inside the folder cannot send a write elsewhere.
+
+Naming scheme: ``DIR/HOST[_PORT]/STEM__HASH[.EXT]``. ``HASH`` is 16 hex digits of BLAKE2b over
+the URL as given, so two URLs never share a file (whatever sanitising did to them) and a URL
+always maps to the same file. ``STEM`` is the percent-decoded path and query with every run of
+characters outside ``A-Za-z0-9._-`` (``/``, control characters, spaces, non-ASCII...) turned
+into ``_``, runs of dots squeezed to one, leading dots, dashes and underscores removed, at most
+120 characters, ``index`` when empty, and ``_`` put in front of Windows device names (``CON``,
+``NUL``, ``COM1``...). ``EXT`` is the last segment's extension when it is 1-10 letters or
+digits. Every component is ASCII and well under 255 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+from urllib.parse import unquote, urlsplit
+
+from afetch._errors import AfetchError
+
+_BATCH = 256 * 1024
+_STEM_MAX = 120
+_HOST_MAX = 200
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,10}$")
+_DOTS = re.compile(r"\.\.+")
+_DEVICE_NAMES = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
+)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    # Our own pool (not asyncio's default) so abort() can order its clean-up after a write.
+    global _executor
+    if _executor is None:
+        _executor = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="afetch-save")
+    return _executor
+
+
+class SaveError(AfetchError):
+    """The body could not be written under ``--save-dir``."""
+
+    error_type = "save"
+
+
+def _sanitise(text: str, limit: int) -> str:
+    # No leading dot (hidden files, "..") or dash (read as an option by tools), no dot runs.
+    return _DOTS.sub(".", _UNSAFE.sub("_", text)).lstrip("._-")[:limit]
+
+
+def file_name(url: str) -> tuple[str, str]:
+    """The (host folder, file name) a URL's body is saved under; see the module docstring.
+
+    >>> file_name("http://127.0.0.1:8080/docs/report.pdf")
+    ('127.0.0.1_8080', 'docs_report__54cfd2acf440c098.pdf')
+    >>> file_name("http://h/%2e%2e%2f%2e%2e%2fetc/passwd")
+    ('h', 'etc_passwd__c73a7deb2a15e815')
+    """
+    parts = urlsplit(url)
+    host = _sanitise(parts.hostname or "", _HOST_MAX) or "_"
+    with contextlib.suppress(ValueError):  # an out-of-range port
+        if parts.port is not None:
+            host = f"{host}_{parts.port}"
+    path = unquote(parts.path, errors="replace")
+    last = path.rsplit("/", 1)[-1]
+    extension = ""
+    if (match := _EXTENSION.search(last)) and match.start() > 0:
+        extension = match.group()
+        path = path[: len(path) - len(extension)]
+    readable = path + ("?" + unquote(parts.query, errors="replace") if parts.query else "")
+    stem = _sanitise(readable, _STEM_MAX).rstrip("_.") or "index"
+    if stem.split(".")[0].lower() in _DEVICE_NAMES:
+        stem = "_" + stem
+    digest = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return host, f"{stem}__{digest}{extension}"
+
+
+class BodyStore:
+    """Makes the body consumers of a run, from ``--save-dir`` and ``--hash``."""
+
+    def __init__(self, *, save_dir: str | None, hash_bodies: bool) -> None:
+        self.save_dir = save_dir
+        self.hash_bodies = hash_bodies or save_dir is not None
+
+    def consumer(self, url: str) -> BodyConsumer:
+        return BodyConsumer(url, self.save_dir)
+
+
+class BodyConsumer:
+    """Hashes one body and, with a folder, streams it into a file there."""
+
+    def __init__(self, url: str, save_dir: str | None) -> None:
+        self._hasher = hashlib.sha256()
+        self._save_dir = save_dir
+        self._host, self._name = file_name(url) if save_dir is not None else ("", "")
+        self._temp = f".{self._name}.{secrets.token_hex(6)}.part"
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._dir_fd: int | None = None
+        self._fd: int | None = None
+        self._pending: concurrent.futures.Future[None] | None = None
+        self._renamed = False
+        self._finished = False
+
+    async def feed(self, chunk: bytes) -> None:
+        self._hasher.update(chunk)
+        if self._save_dir is None:
+            return
+        self._buffer.append(chunk)
+        self._buffered += len(chunk)
+        if self._buffered >= _BATCH:
+            await self._run(self._write, self._take())
+
+    async def finish(self) -> tuple[str | None, str]:
+        """Complete the file (renamed to its final name); returns (path, sha256 hex)."""
+        path = None
+        if self._save_dir is not None:
+            await self._run(self._commit, self._take())
+            path = os.path.join(self._save_dir, self._host, self._name)
+        self._finished = True
+        return path, self._hasher.hexdigest()
+
+    def abort(self) -> None:
+        """Remove what was written; runs after any write still in progress in its thread."""
+        if self._finished or self._save_dir is None:
+            return
+        self._finished = True
+        pending = self._pending
+        if pending is not None and not pending.done():
+            pending.add_done_callback(lambda _: self._clean_up())
+        else:
+            self._clean_up()
+
+    def _take(self) -> bytes:
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
+        return data
+
+    async def _run(self, step: object, data: bytes) -> None:
+        self._pending = _pool().submit(step, data)  # type: ignore[arg-type]
+        try:
+            await asyncio.wrap_future(self._pending)
+        except OSError as exc:
+            raise SaveError(f"cannot save the body: {exc.strerror or exc}") from exc
+
+    # The methods below run in the pool's threads, one at a time per consumer.
+
+    def _open(self) -> None:
+        assert self._save_dir is not None
+        try:
+            root = os.open(self._save_dir, _DIR_FLAGS)
+        except FileNotFoundError:  # the library does not go through the CLI, which makes DIR
+            os.makedirs(self._save_dir, exist_ok=True)
+            root = os.open(self._save_dir, _DIR_FLAGS)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self._host, dir_fd=root)
+            # O_NOFOLLOW: a symlink in place of the host folder is refused, not followed.
+            self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
+        finally:
+            os.close(root)
+        self._fd = os.open(self._temp, _FILE_FLAGS, 0o644, dir_fd=self._dir_fd)
+
+    def _write(self, data: bytes) -> None:
+        if self._fd is None:
+            self._open()
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def _commit(self, data: bytes) -> None:
+        self._write(data)
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        # rename() replaces a symlink at the final name; it never writes through it.
+        os.rename(self._temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        self._renamed = True
+        self._close_dir()
+
+    def _clean_up(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if self._dir_fd is not None:
+            # Renamed but aborted (a deadline hit during the rename): the record says failed.
+            name = self._name if self._renamed else self._temp
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=self._dir_fd)
+        self._close_dir()
+
+    def _close_dir(self) -> None:
+        if self._dir_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._dir_fd)
+            self._dir_fd = None

@@ -1,0 +1,223 @@
+"""The CLI as a real subprocess on a hostile web: signals, closed pipes, secrets, new options."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from afetch._loopback import LoopbackServer
+
+SECRET = "tok-SECRET-7"
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
+ENV.pop("AFETCH_PROGRESS", None)
+
+
+def afetch(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "afetch", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "afetch", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def records_of(stdout: bytes | str) -> list[dict[str, object]]:
+    text = stdout.decode() if isinstance(stdout, bytes) else stdout
+    assert text == "" or text.endswith("\n"), "stdout ends in a partial line"
+    return [json.loads(line) for line in text.splitlines()]  # every line complete JSON
+
+
+def write_urls(tmp_path: Path, urls: list[str]) -> str:
+    path = tmp_path / "urls.txt"
+    path.write_text("".join(f"{url}\n" for url in urls))
+    return str(path)
+
+
+def wait_for_records(process: subprocess.Popen[bytes], count: int, timeout: float = 15) -> bytes:
+    """Read ``count`` lines from the child's stdout (so we know the run is under way)."""
+    assert process.stdout is not None
+    lines = b""
+    deadline = time.monotonic() + timeout
+    while lines.count(b"\n") < count and time.monotonic() < deadline:
+        lines += process.stdout.readline()
+    return lines
+
+
+# --- interruption -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "extra"),
+    [
+        (signal.SIGINT, 130, ()),
+        (signal.SIGTERM, 143, ()),
+        (signal.SIGINT, 130, ("--progress",)),
+        (signal.SIGTERM, 143, ("--progress",)),
+    ],
+)
+def test_a_signal_stops_the_run_flushes_records_and_prints_the_summary(
+    server: LoopbackServer, tmp_path: Path, signum: int, code: int, extra: tuple[str, ...]
+) -> None:
+    urls = [server.url("/ok")] * 5 + [server.url("/hang")] * 20 + [server.url("/ok")] * 5
+    process = afetch(write_urls(tmp_path, urls), "-c", "10", "--timeout", "60", *extra)
+    head = wait_for_records(process, 5)  # the five /ok before the hangs are done
+    time.sleep(0.3)
+    sent = time.monotonic()
+    process.send_signal(signum)
+    rest, err = process.communicate(timeout=15)
+    took = time.monotonic() - sent
+    assert process.returncode == code, err.decode()
+    assert took < 2.0, f"took {took:.2f} s to stop"
+    records = records_of(head + rest)
+    assert len(records) >= 5
+    assert all(r["ok"] for r in records)
+    stderr = err.decode()
+    assert "afetch summary" in stderr
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+
+
+def caught_signals(pid: int) -> int:
+    """The mask of signals the process has handlers for (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.1, 0.3])
+def test_a_signal_during_start_up_exits_quietly(signum: int, code: int, delay: float) -> None:
+    # From afetch's first line on (its SIGTERM handler is the sign), a signal during the imports
+    # or before the fetch loop runs ends the process quietly with the documented code. (Before
+    # that line Python itself is still starting, and its default applies.)
+    process = afetch("-", stdin=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while not caught_signals(process.pid) & (1 << (signal.SIGTERM - 1)):
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    time.sleep(delay)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=15)
+    assert process.returncode == code
+    assert b"Traceback" not in err, err.decode()
+
+
+def test_a_closed_pipe_ends_the_run_quietly(server: LoopbackServer, tmp_path: Path) -> None:
+    urls = write_urls(tmp_path, [server.url("/ok?size=10")] * 400)
+    for extra in ("", "--progress"):
+        shell = (
+            f"{sys.executable} -m afetch {urls} -c 5 {extra} | head -5; "
+            'echo "exit=${PIPESTATUS[0]}" >&2'
+        )
+        result = subprocess.run(
+            ["bash", "-c", shell], capture_output=True, text=True, env=ENV, timeout=60
+        )
+        assert len(records_of(result.stdout)) == 5
+        assert result.stderr.strip() == "exit=141", result.stderr
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+def test_header_values_appear_nowhere(server: LoopbackServer, tmp_path: Path) -> None:
+    other = server.url("/headers").replace("127.0.0.1", "localhost")  # another origin
+    urls = [
+        server.url("/ok"),
+        server.url("/garbage"),
+        server.url("/status/500"),
+        server.url("/hang"),
+        server.url(f"/redirect-to?url={quote(other, safe='')}"),
+        "not a url",
+    ]
+    for extra in ((), ("--progress",)):
+        result = run_cli(
+            write_urls(tmp_path, urls),
+            "-H",
+            f"Authorization: Bearer {SECRET}",
+            "-H",
+            "X-Api-Key: key-SECRET-8",
+            "--timeout",
+            "1",
+            *extra,
+        )
+        assert result.returncode == 1
+        assert len(records_of(result.stdout)) == len(urls)
+        assert "SECRET" not in result.stdout
+        assert "SECRET" not in result.stderr
+
+
+def test_url_passwords_stay_out_of_messages_and_stderr(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    urls = [
+        server.url("/garbage").replace("://", "://ann:pw-SECRET-9@"),
+        "ftp://ann:pw-SECRET-9@example.test/",
+    ]
+    result = run_cli(write_urls(tmp_path, urls), "--progress")
+    records = records_of(result.stdout)
+    assert len(records) == 2
+    for record in records:
+        assert "SECRET" in str(record["url"])  # the url is kept exactly as given
+        assert "SECRET" not in json.dumps(record["error"])
+    assert "SECRET" not in result.stderr
+
+
+# --- options ----------------------------------------------------------------------------------
+
+
+def test_max_size_option(server: LoopbackServer, tmp_path: Path) -> None:
+    urls = [server.url("/ok?size=3000"), server.url("/gzip-bomb?mb=8"), server.url("/ok")]
+    result = run_cli(write_urls(tmp_path, urls), "--max-size", "2K")
+    by_url = {r["url"]: r for r in records_of(result.stdout)}
+    assert by_url[urls[0]]["error"]["type"] == "too_large"  # type: ignore[index]
+    assert by_url[urls[1]]["error"]["type"] == "too_large"  # type: ignore[index]
+    assert by_url[urls[2]]["ok"] is True
+    assert result.returncode == 1
+
+
+def test_no_private_option(server: LoopbackServer, tmp_path: Path) -> None:
+    urls = write_urls(tmp_path, [server.url("/ok")])
+    blocked = run_cli(urls, "--no-private")
+    (record,) = records_of(blocked.stdout)
+    assert record["error"]["type"] == "blocked"  # type: ignore[index]
+    assert blocked.returncode == 1
+    assert run_cli(urls).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--max-size", "lots"),
+        ("--max-size", "-5"),
+        ("--cacert", "/nonexistent/ca.pem"),
+        ("-H", "X-Key: a\x01b"),
+    ],
+)
+def test_bad_values_are_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = run_cli(write_urls(tmp_path, ["http://127.0.0.1:9/"]), *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "a\x01b" not in result.stderr

@@ -1,0 +1,133 @@
+"""--state/--resume: a journal that survives kill -9, and a resumed run that finishes the job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from afetch._journal import Journal, load_done, url_key
+from afetch._loopback import LoopbackServer
+from tests.cli_run import afetch_cli, jsonl
+
+
+def test_a_torn_last_line_is_ignored_and_cut(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.write_bytes(b"http://127.0.0.1/a\nhttp://127.0.0.1/b\nhttp://127.0.0.1/c-torn")
+    done = load_done(str(state))
+    assert done == {url_key("http://127.0.0.1/a"), url_key("http://127.0.0.1/b")}
+    # The fragment is gone, so the next line appended starts on a line of its own.
+    assert state.read_bytes() == b"http://127.0.0.1/a\nhttp://127.0.0.1/b\n"
+    journal = Journal(str(state), append=True)
+    journal.add("http://127.0.0.1/c")
+    journal.close()
+    assert url_key("http://127.0.0.1/c") in load_done(str(state))
+
+
+def test_a_missing_journal_means_nothing_done(tmp_path: Path) -> None:
+    assert load_done(str(tmp_path / "absent")) == set()
+
+
+def test_each_url_is_in_the_file_as_soon_as_add_returns(tmp_path: Path) -> None:
+    # No Python-side buffer: another reader sees the line before close (or a kill -9).
+    state = tmp_path / "state"
+    journal = Journal(str(state), append=False)
+    try:
+        journal.add("http://127.0.0.1/é")
+        assert state.read_bytes() == "http://127.0.0.1/é\n".encode()
+    finally:
+        journal.close()
+
+
+def test_without_resume_the_journal_starts_afresh(tmp_path: Path, server: LoopbackServer) -> None:
+    state = tmp_path / "state"
+    state.write_text("http://127.0.0.1:9/old\n")
+    url = server.url("/ok?size=1&fresh=1")
+    result = afetch_cli("-q", "--state", str(state), stdin=url + "\n")
+    assert result.returncode == 0, result.stderr
+    assert state.read_text() == url + "\n"
+
+
+def test_resume_without_state_is_a_usage_error() -> None:
+    result = afetch_cli("--resume", stdin="http://127.0.0.1:9/\n")
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_skips_done_urls_and_appends_to_the_output_file(
+    tmp_path: Path, fresh_stats: LoopbackServer
+) -> None:
+    server = fresh_stats
+    urls = [server.url(f"/ok/resume-{i}?size=1") for i in range(10)]
+    state, out = tmp_path / "state", tmp_path / "out.jsonl"
+    first = afetch_cli(
+        "-q", "--state", str(state), "-o", str(out), stdin="\n".join(urls[:4]) + "\n"
+    )
+    assert first.returncode == 0, first.stderr
+    second = afetch_cli(
+        "-q", "--state", str(state), "--resume", "-o", str(out), stdin="\n".join(urls) + "\n"
+    )
+    assert second.returncode == 0, second.stderr
+    records = jsonl(out.read_text())
+    assert sorted(r["url"] for r in records) == sorted(urls)
+    assert all(server.stats.by_path[f"/ok/resume-{i}"] == 1 for i in range(10))
+
+
+def test_kill_9_then_resume_fetches_everything_once_or_in_flight_twice(
+    tmp_path: Path, fresh_stats: LoopbackServer
+) -> None:
+    server = fresh_stats
+    concurrency = 6
+    paths = [f"/sleep/{150 + 10 * (i % 5)}/kill-{i}" for i in range(60)]
+    urls = [server.url(path) for path in paths]
+    sources = tmp_path / "urls.txt"
+    sources.write_text("\n".join(urls) + "\n")
+    state = tmp_path / "state"
+    out1, out2 = tmp_path / "run1.jsonl", tmp_path / "run2.jsonl"
+    args = [sys.executable, "-m", "afetch", "-q", "-c", str(concurrency), "--state", str(state)]
+
+    # Run 1: stdout is a plain file, killed with SIGKILL (no clean-up at all) mid-run.
+    with out1.open("wb") as stdout:
+        victim = subprocess.Popen([*args, str(sources)], stdout=stdout, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while out1.read_bytes().count(b"\n") < 15 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(10)
+    assert victim.returncode == -signal.SIGKILL
+    first = jsonl(out1.read_text())  # whole lines only: every emitted record was flushed
+    assert 15 <= len(first) < len(urls)
+    fetched_in_run1 = Counter(server.stats.by_path)
+
+    # Run 2: resume from the journal.
+    with out2.open("wb") as stdout:
+        resumed = subprocess.run(
+            [*args, "--resume", str(sources)], stdout=stdout, stderr=subprocess.PIPE, timeout=60
+        )
+    assert resumed.returncode == 0, resumed.stderr
+    second = jsonl(out2.read_text())
+
+    counts = server.stats.by_path
+    emitted_first = {r["url"] for r in first}
+    # Every URL fetched at least once overall, none more than twice.
+    assert all(1 <= counts[path] <= 2 for path in paths)
+    # Completed (emitted) ones are not fetched again, except the one a kill between the record
+    # and its journal line can leave unjournaled.
+    refetched_done = [
+        u for u, p in zip(urls, paths, strict=True) if u in emitted_first and counts[p] == 2
+    ]
+    assert len(refetched_done) <= 1
+    # At most the requests in flight at the kill are fetched twice.
+    twice = [p for p in paths if counts[p] == 2]
+    assert len(twice) <= concurrency + 1
+    assert all(fetched_in_run1[p] == 1 for p in twice)
+    # Together the two outputs hold one record per URL, plus at most that one duplicate.
+    union = Counter(r["url"] for r in first + second)
+    assert set(union) == set(urls)
+    assert sum(union.values()) - len(urls) <= 1
+    assert all(r["ok"] for r in first + second)
+    print(f"run 1 emitted {len(first)}, fetched twice: {len(twice)}")

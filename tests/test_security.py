@@ -1,0 +1,257 @@
+"""Security: credentials and redirects across origins, --no-private, secrets kept out of records."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from afetch import Record
+from afetch._guard import PrivateAddressGuard, is_public
+from afetch._loopback import LoopbackServer
+from afetch._redact import mask_url, redact
+from tests.helpers import collect
+
+SECRET_HEADERS = (("Authorization", "Bearer tok-SECRET-1"), ("Cookie", "sid=SECRET-2"))
+
+
+@pytest.fixture(scope="module")
+def other_server() -> Iterator[LoopbackServer]:
+    """A second origin (another port) for cross-origin redirects."""
+    with LoopbackServer() as running:
+        yield running
+
+
+def echoed_headers(record: Record, server: LoopbackServer) -> dict[str, str]:
+    assert record.ok, record
+    return dict(server.stats.last_headers)
+
+
+# --- credentials across redirects -----------------------------------------------------------
+
+
+def test_credentials_are_not_sent_to_another_origin(
+    server: LoopbackServer, other_server: LoopbackServer
+) -> None:
+    target = other_server.url("/headers")
+    (record,) = collect(
+        [server.url(f"/redirect-to?url={quote(target, safe='')}")],
+        headers=(*SECRET_HEADERS, ("X-Trace", "kept")),
+    )
+    seen = echoed_headers(record, other_server)
+    assert record.final_url == target
+    assert "authorization" not in seen
+    assert "cookie" not in seen
+    assert seen["x-trace"] == "kept"
+
+
+def test_credentials_stay_on_a_same_origin_redirect(server: LoopbackServer) -> None:
+    (record,) = collect(
+        [server.url(f"/redirect-to?url={quote('/headers', safe='')}")], headers=SECRET_HEADERS
+    )
+    seen = echoed_headers(record, server)
+    assert seen["authorization"] == "Bearer tok-SECRET-1"
+    assert seen["cookie"] == "sid=SECRET-2"
+
+
+# --- --no-private -----------------------------------------------------------------------------
+
+
+def test_loopback_is_blocked_with_no_private(fresh_stats: LoopbackServer) -> None:
+    (record,) = collect([fresh_stats.url("/ok")], no_private=True)
+    assert record.error is not None
+    assert record.error.type == "blocked"
+    assert "loopback" in record.error.message
+    assert fresh_stats.stats.requests == 0  # nothing was sent
+
+
+def test_loopback_is_allowed_by_default(server: LoopbackServer) -> None:
+    (record,) = collect([server.url("/ok")])
+    assert record.ok
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://10.1.2.3/",
+        "http://192.168.0.1/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",  # IPv4-mapped loopback
+        "http://0.0.0.0/",
+        "http://100.64.0.1/",  # carrier-grade NAT
+        "http://[fe80::1]/",
+    ],
+)
+def test_non_global_literals_are_blocked_without_sending(url: str) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    (record,) = collect([url], transport=httpx.MockTransport(handler), no_private=True)
+    assert record.error is not None
+    assert record.error.type == "blocked"
+    assert sent == []
+
+
+def only_port(port: int) -> PrivateAddressGuard:
+    """A real transport behind a guard that treats one loopback port as public."""
+
+    def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, to_port: int) -> bool:
+        return to_port == port or is_public(address, to_port)
+
+    return PrivateAddressGuard(httpx.AsyncHTTPTransport(), policy=policy)
+
+
+def run_guarded(urls: list[str], guard: httpx.AsyncBaseTransport) -> list[Record]:
+    async def run() -> list[Record]:
+        import afetch
+
+        try:
+            return [r async for r in afetch.fetch(urls, transport=guard, no_private=True)]
+        finally:
+            await guard.aclose()
+
+    return asyncio.run(run())
+
+
+def test_a_redirect_to_a_private_address_is_blocked(
+    server: LoopbackServer, other_server: LoopbackServer
+) -> None:
+    other_server.stats.reset()
+    target = other_server.url("/ok")
+    allowed = server.url(f"/redirect-to?url={quote(target, safe='')}")
+    (record,) = run_guarded([allowed], only_port(server.port))
+    assert record.error is not None
+    assert record.error.type == "blocked"
+    assert record.final_url == target
+    assert record.redirects == 1
+    assert other_server.stats.requests == 0
+
+
+def test_the_allowed_port_itself_is_fetched(server: LoopbackServer) -> None:
+    (record,) = run_guarded([server.url("/ok")], only_port(server.port))
+    assert record.ok
+
+
+def _inner_transport(kind: str) -> httpx.AsyncBaseTransport:
+    if kind == "aiohttp":
+        return pytest.importorskip("httpx_aiohttp").AiohttpTransport()
+    return httpx.AsyncHTTPTransport()
+
+
+@pytest.mark.parametrize("kind", ["default", "aiohttp"])
+def test_a_name_is_resolved_once_and_the_checked_address_is_used(
+    server: LoopbackServer, kind: str
+) -> None:
+    # DNS rebinding: a resolver that answers public first and private afterwards must not get a
+    # second say. The guard resolves once and sends the request to the address it checked.
+    answers = iter([["127.0.0.1"], ["10.0.0.1"]])
+    calls: list[str] = []
+
+    async def rebinding_resolver(host: str, port: int) -> list[str]:
+        calls.append(host)
+        return next(answers)
+
+    def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
+        return port == server.port and address.is_loopback
+
+    guard = PrivateAddressGuard(_inner_transport(kind), policy=policy, resolve=rebinding_resolver)
+    (record,) = run_guarded([f"http://public.test:{server.port}/headers"], guard)
+    assert record.ok, record
+    assert calls == ["public.test"]
+    assert server.stats.last_headers["host"] == f"public.test:{server.port}"
+    assert record.final_url == f"http://public.test:{server.port}/headers"
+
+
+def test_a_name_resolving_to_any_private_address_is_blocked() -> None:
+    async def mixed(host: str, port: int) -> list[str]:
+        return ["93.184.215.14", "127.0.0.1"]
+
+    guard = PrivateAddressGuard(
+        httpx.MockTransport(lambda request: httpx.Response(200)), resolve=mixed
+    )
+    (record,) = run_guarded(["http://mixed.test/"], guard)
+    assert record.error is not None
+    assert record.error.type == "blocked"
+    assert "mixed.test resolves to 127.0.0.1" in record.error.message
+
+
+def test_pinned_https_keeps_the_name_for_tls() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    async def public(host: str, port: int) -> list[str]:
+        return ["93.184.215.14"]
+
+    guard = PrivateAddressGuard(httpx.MockTransport(handler), resolve=public)
+    (record,) = run_guarded(["https://example.test/a"], guard)
+    assert record.ok
+    (request,) = seen
+    assert request.url.host == "93.184.215.14"
+    assert request.headers["host"] == "example.test"
+    assert request.extensions["sni_hostname"] == "example.test"
+    assert request.headers["connection"] == "close"
+
+
+def test_resolution_failure_under_no_private_is_a_dns_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fail(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    (record,) = collect(["http://nowhere.test/"], no_private=True)
+    assert record.error is not None
+    assert record.error.type == "dns"
+
+
+# --- secrets in records -----------------------------------------------------------------------
+
+
+def test_header_values_never_appear_in_records(server: LoopbackServer) -> None:
+    # An invalid header value makes the request itself fail; the message must not quote it.
+    urls = [server.url("/ok"), server.url("/garbage"), server.url("/reset"), "not a url"]
+    records = collect(urls, headers=(("X-Api-Key", "k3y-SECRET-3"),), timeout=5)
+    injected = (("X-Bad", "SECRET-4\r\nX-Injected: 1"),)
+    records += collect([server.url("/ok")], headers=injected, timeout=5)
+    text = "\n".join(r.to_json() for r in records)
+    assert "SECRET" not in text
+
+
+def test_url_passwords_are_masked_in_error_messages(server: LoopbackServer) -> None:
+    with_password = server.url("/garbage").replace("://", "://ann:pw-SECRET-5@")
+    records = collect([with_password, "ftp://ann:pw-SECRET-6@example.test/"], timeout=5)
+    for record in records:
+        assert record.error is not None
+        assert "SECRET" not in record.error.message
+        assert "SECRET" in record.url  # the record's url stays exactly as given
+
+
+def test_url_userinfo_is_sent_as_basic_auth_to_its_origin_only(
+    server: LoopbackServer, other_server: LoopbackServer
+) -> None:
+    target = other_server.url("/headers")
+    first = server.url("/headers").replace("://", "://ann:pw@")
+    hop = server.url(f"/redirect-to?url={quote(target, safe='')}").replace("://", "://ann:pw@")
+    (record,) = collect([first])
+    assert echoed_headers(record, server)["authorization"] == "Basic YW5uOnB3"
+    (record,) = collect([hop])
+    assert "authorization" not in echoed_headers(record, other_server)
+
+
+def test_mask_url_and_redact() -> None:
+    assert mask_url("http://a:b@h:1/p?q=http://c:d@e") == "http://a:***@h:1/p?q=http://c:***@e"
+    assert mask_url("http://user@h/") == "http://user@h/"
+    assert redact(json.dumps({"m": "token abcd"}), ["abcd"]) == '{"m": "token ***"}'
