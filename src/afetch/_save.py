@@ -30,6 +30,7 @@ import hashlib
 import os
 import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from afetch._errors import AfetchError
@@ -157,8 +158,8 @@ class BodyConsumer:
         self._buffered = 0
         return data
 
-    async def _run(self, step: object, data: bytes) -> None:
-        self._pending = _pool().submit(step, data)  # type: ignore[arg-type]
+    async def _run(self, step: Callable[[bytes], None], data: bytes) -> None:
+        self._pending = _pool().submit(step, data)
         try:
             await asyncio.wrap_future(self._pending)
         except OSError as exc:
