@@ -175,10 +175,13 @@ class BodyConsumer:
             os.makedirs(self._save_dir, exist_ok=True)
             root = os.open(self._save_dir, _DIR_FLAGS)
         try:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self._host, dir_fd=root)
             # O_NOFOLLOW: a symlink in place of the host folder is refused, not followed.
-            self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
+            try:
+                self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
+            except FileNotFoundError:  # the first file of this host (open first: cheaper)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self._host, dir_fd=root)
+                self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
         finally:
             os.close(root)
         self._fd = os.open(self._temp, _FILE_FLAGS, 0o644, dir_fd=self._dir_fd)
