@@ -204,6 +204,36 @@ def test_lookahead_is_bounded(server: LoopbackServer) -> None:
     assert asyncio.run(run()) <= 4 + 4 * 4 + 2
 
 
+def test_tasks_stay_within_concurrency_while_urls_wait(
+    two_hosts: tuple[LoopbackServer, LoopbackServer],
+) -> None:
+    # Many URLs parked behind one busy host and many sleeping before a retry: none is a task.
+    a, b = two_hosts
+    a.stats.reset()
+    b.stats.reset()
+    k = key()
+    urls = [a.url(f"/sleep/50?i={i}") for i in range(30)]
+    urls += [b.url(f"/flaky/{k}{i}/1") for i in range(30)]
+    most = 0
+
+    def attempts_running() -> int:
+        # Only afetch's own tasks: the transport (anyio) may run helper tasks of its own.
+        return sum(1 for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_Run._attempt")
+
+    async def run() -> int:
+        nonlocal most
+        count = 0
+        async for _ in afetch.fetch(urls, concurrency=3, per_host=2, backoff=0.3):
+            most = max(most, attempts_running())
+            count += 1
+        return count
+
+    assert asyncio.run(run()) == 60
+    assert 2 <= most <= 3
+    assert a.stats.max_in_flight <= 2
+    assert b.stats.max_in_flight <= 2
+
+
 def test_every_url_gets_one_record_under_all_options(server: LoopbackServer) -> None:
     k = key()
     urls = [

