@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import concurrent.futures
 import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -90,8 +91,10 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str]:
             except OSError as exc:
                 hand_over(exc)
             hand_over(None)
-        except RuntimeError:
-            pass  # the loop is gone: the run was interrupted and nobody needs the rest
+        except (RuntimeError, concurrent.futures.CancelledError):
+            # The loop is gone, or asyncio.run cancelled the hand-over on its way out: the run
+            # was interrupted and nobody needs the rest.
+            pass
 
     threading.Thread(target=pump, name="afetch-input", daemon=True).start()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
