@@ -4,7 +4,8 @@ Usage: python bench/afetch_variant.py TRANSPORT+LOOP [afetch options...]
 
 TRANSPORT: ``aiohttp`` (afetch's own AiohttpTransport), ``httpx-aiohttp`` (the httpx-aiohttp
 package), ``httpcore`` (httpx.AsyncHTTPTransport, limits matched to -c). LOOP: ``asyncio`` or
-``uvloop``. The default CLI is whatever afetch ships; this only swaps the seam.
+``uvloop``. The default CLI is whatever afetch ships (aiohttp on asyncio's own loop: uvloop
+measured no faster here, see docs/speed.md); this only swaps the seam.
 """
 
 from __future__ import annotations
@@ -50,9 +51,11 @@ TRANSPORTS = {
 def main() -> int:
     transport, _, loop = sys.argv[1].partition("+")
     afetch._scheduler.default_transport = TRANSPORTS[transport]
-    if loop == "asyncio":
-        afetch.cli.loop_factory = lambda: None
-    elif loop != "uvloop":
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.install()  # asyncio.run in the CLI then runs on uvloop
+    elif loop != "asyncio":
         sys.exit(f"afetch_variant: unknown loop {loop!r}")
     return afetch.cli.main(sys.argv[2:])
 

@@ -1,6 +1,6 @@
 """The plain aiohttp baseline: read a URL file, fetch every URL with a semaphore, gather.
 
-Usage: python bench/aiohttp_gather.py URLS_FILE CONCURRENCY
+Usage: python bench/aiohttp_gather.py URLS_FILE CONCURRENCY [--uvloop]
 Exits 1 if any URL failed, so the benchmark notices a broken run.
 """
 
@@ -36,4 +36,8 @@ async def main(path: str, concurrency: int) -> int:
 
 
 if __name__ == "__main__":
+    if "--uvloop" in sys.argv[3:]:
+        import uvloop
+
+        raise SystemExit(uvloop.run(main(sys.argv[1], int(sys.argv[2]))))
     raise SystemExit(asyncio.run(main(sys.argv[1], int(sys.argv[2]))))

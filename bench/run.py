@@ -150,6 +150,7 @@ class Nginx:
 @dataclass
 class Outcome:
     seconds: float
+    cpu_seconds: float  # user + system of the child: far less sensitive to other load
     max_rss_kb: int
     returncode: int
 
@@ -175,7 +176,8 @@ def run_command(
     process.returncode = os.waitstatus_to_exitcode(status)
     if slave is not None:
         os.close(slave)
-    return Outcome(seconds, usage.ru_maxrss, process.returncode)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Outcome(seconds, cpu, usage.ru_maxrss, process.returncode)
 
 
 def _drain(fd: int) -> None:
@@ -194,12 +196,17 @@ class Tool:
     stderr_tty: bool = False
     env: dict[str, str] = field(default_factory=dict)
     times: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
     failures: int = 0
 
     @property
     def median(self) -> float | None:
         return statistics.median(self.times) if self.times else None
+
+    @property
+    def median_cpu(self) -> float | None:
+        return statistics.median(self.cpu) if self.cpu else None
 
 
 def run_rounds(tools: list[Tool], *, label: str) -> None:
@@ -211,11 +218,13 @@ def run_rounds(tools: list[Tool], *, label: str) -> None:
                 continue
             outcome = run_command(tool.argv, stderr_tty=tool.stderr_tty, env=tool.env)
             tool.times.append(outcome.seconds)
+            tool.cpu.append(outcome.cpu_seconds)
             tool.rss_kb.append(outcome.max_rss_kb)
             if outcome.returncode != 0:
                 tool.failures += 1
             print(
                 f"  [{label}] round {round_no + 1}/{rounds} {tool.name}: {outcome.seconds:.2f} s"
+                f" (cpu {outcome.cpu_seconds:.2f} s)"
                 + (f" (exit {outcome.returncode})" if outcome.returncode else ""),
                 file=sys.stderr,
                 flush=True,
@@ -285,6 +294,14 @@ def peer_tools(
             args.runs,
         )
     )
+    if args.uvloop_script:
+        tools.append(
+            Tool(
+                "aiohttp script + uvloop",
+                [*script, str(HERE / "aiohttp_gather.py"), str(urls), str(concurrency), "--uvloop"],
+                args.runs,
+            )
+        )
     if httpx_runs:
         tools.append(
             Tool(
@@ -340,20 +357,31 @@ def peer_tools(
 
 
 def speed_table(title: str, tools: list[Tool], *, ideal: float | None = None) -> list[str]:
-    base = next((t.median for t in tools if t.name == "aiohttp script"), None)
+    base_tool = next((t for t in tools if t.name == "aiohttp script"), None)
+    base = base_tool.median if base_tool else None
+    base_cpu = base_tool.median_cpu if base_tool else None
     lines = [
         f"### {title}",
         "",
-        "| tool | median s | runs | × aiohttp script |",
-        "|---|---:|---:|---:|",
+        "| tool | median wall s | × aiohttp script | median CPU s | CPU × aiohttp script | runs |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for tool in tools:
-        median = tool.median
-        if median is None:
+        median, cpu = tool.median, tool.median_cpu
+        if median is None or cpu is None:
             continue
         ratio = f"{median / base:.2f}×" if base else "–"
+        cpu_ratio = f"{cpu / base_cpu:.2f}×" if base_cpu else "–"
         failed = f" ({tool.failures} failed)" if tool.failures else ""
-        lines.append(f"| {tool.name}{failed} | {median:.2f} | {len(tool.times)} | {ratio} |")
+        lines.append(
+            f"| {tool.name}{failed} | {median:.2f} | {ratio} | {cpu:.2f} | {cpu_ratio} |"
+            f" {len(tool.times)} |"
+        )
+    lines += [
+        "",
+        "CPU = user + system seconds of the client process (wait4), less sensitive to other"
+        " load than wall time; wget2 runs threads, so its CPU can exceed its wall time.",
+    ]
     if ideal is not None:
         lines += ["", f"Ideal (latency alone): {ideal:.2f} s."]
     return [*lines, ""]
@@ -525,6 +553,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=lambda text: tuple(text.split("=", 1)),
         metavar="LABEL=SRC",
         help="extra afetch rows importing afetch from another source tree (A/B a change)",
+    )
+    parser.add_argument(
+        "--uvloop-script",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the aiohttp script on uvloop (afetch's CLI uses uvloop)",
     )
     parser.add_argument("--output", type=Path, help="also write the Markdown here")
     args = parser.parse_args(argv)

@@ -35,12 +35,21 @@ def _aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     return AiohttpTransport(verify=tls_verify(settings))
 
 
-@pytest.fixture(params=["default", "aiohttp"])
+def _httpcore_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    from afetch._tls import tls_verify
+
+    return httpx.AsyncHTTPTransport(verify=tls_verify(settings), retries=0)
+
+
+@pytest.fixture(params=["default", "httpcore", "aiohttp"])
 def make_transport(request: pytest.FixtureRequest) -> TransportFactory:
-    """A transport factory: the default one, and httpx-aiohttp's (skipped if not installed)."""
+    """Transport factories: afetch's default, httpx's own (httpcore), and httpx-aiohttp's
+    (skipped if not installed): error types must not depend on which one runs."""
     if request.param == "aiohttp":
         pytest.importorskip("httpx_aiohttp")
         return _aiohttp_transport
+    if request.param == "httpcore":
+        return _httpcore_transport
     return default_transport
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from afetch import Record
 from afetch._loopback import LoopbackServer
 from tests.helpers import collect
 
@@ -52,6 +55,37 @@ def test_core_one_record_per_url_with_the_right_outcome(
 ) -> None:
     urls = [url_for(server, route) for route in mix]
     records = collect(urls, concurrency=concurrency, timeout=float(TIMEOUT))
+    assert Counter(r.url for r in records) == Counter(urls)
+    route_of = {url_for(server, route): route for route in mix}
+    for record in records:
+        ok, error = ROUTES[route_of[record.url]]
+        assert record.ok is ok, record
+        assert (record.error.type if record.error else None) == error, record
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(mix=routes, concurrency=st.integers(min_value=1, max_value=8))
+def test_core_outcomes_are_the_same_through_aiohttp(
+    server: LoopbackServer, mix: list[str], concurrency: int
+) -> None:
+    transport_module = pytest.importorskip("httpx_aiohttp")
+    urls = [url_for(server, route) for route in mix]
+
+    async def run() -> list[Record]:
+        import afetch
+
+        transport = transport_module.AiohttpTransport()
+        try:
+            options = {"concurrency": concurrency, "timeout": float(TIMEOUT)}
+            return [r async for r in afetch.fetch(urls, transport=transport, **options)]
+        finally:
+            await transport.aclose()
+
+    records = asyncio.run(run())
     assert Counter(r.url for r in records) == Counter(urls)
     route_of = {url_for(server, route): route for route in mix}
     for record in records:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -214,3 +215,26 @@ def test_two_urls_with_one_readable_name_do_not_overwrite_each_other(tmp_path: P
     records = by_url(collect(urls, transport=transport, save_dir=str(tmp_path)))
     contents = {Path(records[url].path or "").read_bytes() for url in urls}
     assert len(contents) == 3
+
+
+def test_while_downloading_only_a_part_file_exists(tmp_path: Path) -> None:
+    url = "http://h.test/big.bin"
+    host, name = file_name(url)
+    seen: list[list[str]] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"z" * (300 * 1024)  # more than one batch: written before the end
+            await asyncio.sleep(0.05)
+            seen.append(sorted(p.name for p in (tmp_path / host).iterdir()))
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body()))
+    (record,) = collect([url], transport=transport, save_dir=str(tmp_path))
+    assert record.ok
+    assert seen
+    for names in seen:
+        assert len(names) == 1
+        assert names[0].startswith(f".{name}.")
+        assert names[0].endswith(".part")
+    assert sorted(p.name for p in (tmp_path / host).iterdir()) == [name]
+    assert Path(record.path or "").stat().st_size == 4 * 300 * 1024

@@ -256,3 +256,70 @@ def test_cli_http2_and_insecure(tls_server: tuple[str, Path]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert '"http_version":"HTTP/2"' in done.stdout
+
+
+# --- aiohttp exceptions → httpx exceptions → error types ------------------------------------
+# Paths the loopback server cannot produce without DNS or a network (no real name is ever looked
+# up in the tests): aiohttp's exception objects are built by hand and go through the same
+# re-raise the transport uses.
+
+
+def _aiohttp_cases() -> list[tuple[str, type[httpx.HTTPError], BaseException]]:
+    import errno
+
+    import aiohttp
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("example.test", 80, False, True, None, None, None, None)
+    return [
+        (
+            "dns",
+            httpx.ConnectError,
+            aiohttp.ClientConnectorDNSError(
+                key, socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+            ),
+        ),
+        (
+            "connect",
+            httpx.ConnectError,
+            aiohttp.ClientConnectorError(
+                key, ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+            ),
+        ),
+        (
+            "tls",
+            httpx.ConnectError,
+            aiohttp.ClientConnectorCertificateError(
+                key, ssl.SSLCertVerificationError(1, "certificate verify failed")
+            ),
+        ),
+        ("timeout", httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError("connect timed out")),
+        ("timeout", httpx.ReadTimeout, aiohttp.SocketTimeoutError("read timed out")),
+        ("reset", httpx.WriteError, aiohttp.ClientOSError(errno.ECONNRESET, "reset by peer")),
+        ("protocol", httpx.RemoteProtocolError, aiohttp.ServerDisconnectedError()),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expected", "httpx_type", "raised"),
+    _aiohttp_cases(),
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+)
+def test_aiohttp_exceptions_map_to_httpx_and_error_types(
+    expected: str, httpx_type: type[httpx.HTTPError], raised: BaseException
+) -> None:
+    from afetch._errors import classify
+    from afetch._transport import _reraise
+
+    request = httpx.Request("GET", "http://example.test/")
+
+    def fail() -> None:
+        try:
+            raise raised
+        except Exception as exc:
+            _reraise(exc, request)
+
+    with pytest.raises(httpx_type) as caught:
+        fail()
+    assert caught.value.__cause__ is raised
+    assert classify(caught.value).type == expected

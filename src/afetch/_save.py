@@ -30,6 +30,7 @@ import hashlib
 import os
 import re
 import secrets
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from afetch._errors import AfetchError
@@ -157,8 +158,8 @@ class BodyConsumer:
         self._buffered = 0
         return data
 
-    async def _run(self, step: object, data: bytes) -> None:
-        self._pending = _pool().submit(step, data)  # type: ignore[arg-type]
+    async def _run(self, step: Callable[[bytes], None], data: bytes) -> None:
+        self._pending = _pool().submit(step, data)
         try:
             await asyncio.wrap_future(self._pending)
         except OSError as exc:
@@ -174,10 +175,13 @@ class BodyConsumer:
             os.makedirs(self._save_dir, exist_ok=True)
             root = os.open(self._save_dir, _DIR_FLAGS)
         try:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(self._host, dir_fd=root)
             # O_NOFOLLOW: a symlink in place of the host folder is refused, not followed.
-            self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
+            try:
+                self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
+            except FileNotFoundError:  # the first file of this host (open first: cheaper)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(self._host, dir_fd=root)
+                self._dir_fd = os.open(self._host, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=root)
         finally:
             os.close(root)
         self._fd = os.open(self._temp, _FILE_FLAGS, 0o644, dir_fd=self._dir_fd)

@@ -6,8 +6,7 @@ import enum
 import math
 import ssl
 import sys
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,8 +17,6 @@ from afetch._tls import load_cacert
 from afetch._version import __version__
 
 if TYPE_CHECKING:
-    import asyncio
-
     from afetch._app import RunOptions
 
 # Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
@@ -128,6 +125,7 @@ def command(
     sources: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="SOURCES",
             help="Files of URLs, one per line; '-' for stdin (the default when stdin is piped).",
             show_default=False,
         ),
@@ -137,6 +135,7 @@ def command(
         typer.Option(
             "-c",
             "--concurrency",
+            metavar="N",
             min=1,
             max=100_000,
             envvar="AFETCH_CONCURRENCY",
@@ -147,6 +146,7 @@ def command(
         float,
         typer.Option(
             "--timeout",
+            metavar="SECONDS",
             min=0.001,
             envvar="AFETCH_TIMEOUT",
             help="Deadline in seconds for a whole request: connect, headers and body.",
@@ -156,6 +156,7 @@ def command(
         float | None,
         typer.Option(
             "--connect-timeout",
+            metavar="SECONDS",
             min=0.001,
             envvar="AFETCH_CONNECT_TIMEOUT",
             help="Deadline in seconds for connecting [default: --timeout].",
@@ -166,18 +167,30 @@ def command(
         typer.Option(
             "-H",
             "--header",
+            metavar='"NAME: VALUE"',
             envvar="AFETCH_HEADER",
             help="Extra request header 'Name: value' (repeatable); never echoed.",
         ),
     ] = None,
     user_agent: Annotated[
         str,
-        typer.Option("-A", "--user-agent", envvar="AFETCH_USER_AGENT", help="User-Agent header."),
+        typer.Option(
+            "-A",
+            "--user-agent",
+            metavar="TEXT",
+            envvar="AFETCH_USER_AGENT",
+            help="User-Agent header.",
+        ),
     ] = DEFAULT_USER_AGENT,
     method: Annotated[
         Method,
         typer.Option(
-            "-X", "--method", envvar="AFETCH_METHOD", case_sensitive=False, help="Request method."
+            "-X",
+            "--method",
+            metavar="GET|HEAD",
+            envvar="AFETCH_METHOD",
+            case_sensitive=False,
+            help="Request method.",
         ),
     ] = Method.GET,
     follow: Annotated[
@@ -188,6 +201,7 @@ def command(
         int,
         typer.Option(
             "--max-redirects",
+            metavar="N",
             min=0,
             envvar="AFETCH_MAX_REDIRECTS",
             help="Redirects followed before the error too_many_redirects.",
@@ -238,6 +252,7 @@ def command(
         int,
         typer.Option(
             "--retries",
+            metavar="N",
             min=0,
             max=100,
             envvar="AFETCH_RETRIES",
@@ -248,6 +263,7 @@ def command(
         float,
         typer.Option(
             "--backoff",
+            metavar="SECONDS",
             min=0.0,
             envvar="AFETCH_BACKOFF",
             help="Backoff base in seconds: retry n waits a random 0..BACKOFF*2^(n-1) s.",
@@ -257,6 +273,7 @@ def command(
         float,
         typer.Option(
             "--max-retry-wait",
+            metavar="SECONDS",
             min=0.0,
             envvar="AFETCH_MAX_RETRY_WAIT",
             help="Longest wait before a retry; a longer Retry-After ends the retries.",
@@ -266,6 +283,7 @@ def command(
         int | None,
         typer.Option(
             "--per-host",
+            metavar="N",
             min=1,
             envvar="AFETCH_PER_HOST",
             show_default="no limit",
@@ -276,6 +294,7 @@ def command(
         float | None,
         typer.Option(
             "--rate",
+            metavar="R",
             min=0.001,
             envvar="AFETCH_RATE",
             show_default="no limit",
@@ -286,6 +305,7 @@ def command(
         float | None,
         typer.Option(
             "--host-rate",
+            metavar="R",
             min=0.001,
             envvar="AFETCH_HOST_RATE",
             show_default="no limit",
@@ -296,6 +316,7 @@ def command(
         int | None,
         typer.Option(
             "--max-host-errors",
+            metavar="K",
             min=1,
             envvar="AFETCH_MAX_HOST_ERRORS",
             show_default="off",
@@ -307,6 +328,7 @@ def command(
         typer.Option(
             "-o",
             "--output",
+            metavar="FILE",
             envvar="AFETCH_OUTPUT",
             show_default="stdout",
             help="Write records to FILE.",
@@ -463,7 +485,9 @@ def command(
     )
     if demo:
         return _run_demo(settings, options)
-    return run_async(run(settings, options))
+    import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    return asyncio.run(run(settings, options))
 
 
 def _shard_option(raw: str | None) -> Shard | None:
@@ -476,34 +500,15 @@ def _shard_option(raw: str | None) -> Shard | None:
 
 
 def _run_demo(settings: Settings, options: RunOptions) -> int:
+    import asyncio
+
     from afetch._app import run
     from afetch._demo import demo_source
     from afetch._loopback import LoopbackServer
 
     with LoopbackServer() as server:
         source, total = demo_source(server)
-        return run_async(run(settings, options, urls=source, total=total))
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (Linux, macOS), else asyncio's default.
-
-    Chosen here at the command-line edge only: importing afetch as a library never changes the
-    caller's event loop. uvloop cuts afetch's per-request CPU (see docs/speed.md).
-    """
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def run_async(main: Coroutine[Any, Any, int]) -> int:
-    """``asyncio.run`` on the loop :func:`loop_factory` picks."""
-    import asyncio  # here, not at the top: `afetch --version` need not pay for it
-
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        return runner.run(main)
+        return asyncio.run(run(settings, options, urls=source, total=total))
 
 
 def main(argv: list[str] | None = None) -> int:
