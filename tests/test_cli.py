@@ -2,53 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from afetch import __version__
 from afetch._loopback import LoopbackServer
+from afetch._record import SCHEMA_KEYS
 from afetch.cli import app, main
+from tests.cli_run import afetch_cli, jsonl
 
-RECORD_KEYS = {
-    "url",
-    "final_url",
-    "status",
-    "ok",
-    "error",
-    "elapsed_ms",
-    "bytes",
-    "content_type",
-    "http_version",
-    "redirects",
-    "attempts",
-    "started_at",
-}
+RECORD_KEYS = set(SCHEMA_KEYS)
 
 
 def afetch(
     *args: str, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "afetch", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        stdin=None if stdin is not None else subprocess.DEVNULL,
-    )
+    return afetch_cli(*args, stdin=stdin, timeout=timeout, env=env)
 
 
-def records_of(stdout: str) -> list[dict[str, object]]:
-    """Parse stdout strictly: every line must be a complete record and nothing else."""
-    assert stdout == "" or stdout.endswith("\n"), "stdout ends in a partial line"
-    records = [json.loads(line) for line in stdout.splitlines()]
+def records_of(stdout: str) -> list[dict[str, Any]]:
+    """Every line a complete record with exactly the schema's keys, and nothing else."""
+    records = jsonl(stdout)
     for record in records:
         assert set(record) == RECORD_KEYS
     return records

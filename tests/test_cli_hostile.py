@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from afetch._loopback import LoopbackServer
+from tests.cli_run import afetch_cli, cli_env, jsonl
 
 SECRET = "tok-SECRET-7"
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-ENV.pop("AFETCH_PROGRESS", None)
+ENV = cli_env()
 
 
 def afetch(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
@@ -31,20 +31,11 @@ def afetch(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "afetch", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return afetch_cli(*args, timeout=timeout)
 
 
-def records_of(stdout: bytes | str) -> list[dict[str, object]]:
-    text = stdout.decode() if isinstance(stdout, bytes) else stdout
-    assert text == "" or text.endswith("\n"), "stdout ends in a partial line"
-    return [json.loads(line) for line in text.splitlines()]  # every line complete JSON
+def records_of(stdout: bytes | str) -> list[dict[str, Any]]:
+    return jsonl(stdout)
 
 
 def write_urls(tmp_path: Path, urls: list[str]) -> str:

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+import afetch._record
 from afetch import ERROR_TYPES, FetchError, Record
 from afetch._errors import classify
 
@@ -24,6 +25,7 @@ SCHEMA_KEYS = [
 def test_record_json_has_every_documented_key_in_order() -> None:
     record = Record(url="http://127.0.0.1/", status=200, started_at="2026-01-01T00:00:00.000Z")
     assert list(json.loads(record.to_json())) == SCHEMA_KEYS
+    assert list(afetch._record.SCHEMA_KEYS) == SCHEMA_KEYS  # what the CSV sink builds on
 
 
 @pytest.mark.parametrize(

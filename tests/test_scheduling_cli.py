@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import uuid
 
 import pytest
 
 from afetch._loopback import LoopbackServer
+from tests.cli_run import afetch_cli
 
 
 def afetch(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "afetch", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    return afetch_cli(*args, stdin=stdin, env=env)
 
 
 @pytest.mark.parametrize(

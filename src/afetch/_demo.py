@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator, Callable
 
 from afetch._loopback import LoopbackServer
 
+#: The demo's --timeout unless one is given: its hanging URLs end in seconds, not minutes.
+DEMO_TIMEOUT = 2.0
+
 # (path, how many): mostly healthy URLs, plus every kind of trouble a real list meets.
 _MIX = (
     ("/ok?size=2048", 200),

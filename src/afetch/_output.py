@@ -10,25 +10,15 @@ import stat
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
-from afetch._record import OPTIONAL_KEYS, Record
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record
 from afetch._settings import Settings
 
 FORMATS = ("jsonl", "csv")
 #: CSV columns: the schema keys in order, with the nested error flattened into two columns.
-CSV_BASE_COLUMNS = (
-    "url",
-    "final_url",
-    "status",
-    "ok",
-    "error_type",
-    "error_message",
-    "elapsed_ms",
-    "bytes",
-    "content_type",
-    "http_version",
-    "redirects",
-    "attempts",
-    "started_at",
+CSV_BASE_COLUMNS = tuple(
+    column
+    for key in SCHEMA_KEYS
+    for column in (("error_type", "error_message") if key == "error" else (key,))
 )
 
 

@@ -7,6 +7,21 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+#: The documented record keys, always present, in this order (README.md, "Records").
+SCHEMA_KEYS = (
+    "url",
+    "final_url",
+    "status",
+    "ok",
+    "error",
+    "elapsed_ms",
+    "bytes",
+    "content_type",
+    "http_version",
+    "redirects",
+    "attempts",
+    "started_at",
+)
 #: Keys that follow the schema keys only when the option that fills them is on, in this order:
 #: ``not_modified`` with ``--cache``; ``path`` with ``--save-dir``; ``sha256`` with ``--hash`` or
 #: ``--save-dir``.

@@ -8,6 +8,7 @@ from afetch._version import __version__
 
 DEFAULT_USER_AGENT = f"afetch/{__version__}"
 METHODS = ("GET", "HEAD")
+DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -20,7 +21,7 @@ class Settings:
 
     concurrency: int = 10
     #: Deadline in seconds for one attempt as a whole (connect, headers and body).
-    timeout: float | None = 30.0
+    timeout: float | None = DEFAULT_TIMEOUT
     #: Deadline in seconds for establishing a connection; defaults to ``timeout``.
     connect_timeout: float | None = None
     #: Extra request headers as (name, value) pairs; never echoed into records.
