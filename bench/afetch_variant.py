@@ -5,7 +5,7 @@ Usage: python bench/afetch_variant.py TRANSPORT+LOOP [afetch options...]
 TRANSPORT: ``aiohttp`` (afetch's own AiohttpTransport), ``httpx-aiohttp`` (the httpx-aiohttp
 package), ``httpcore`` (httpx.AsyncHTTPTransport, limits matched to -c). LOOP: ``asyncio`` or
 ``uvloop``. The default CLI is whatever afetch ships (aiohttp on asyncio's own loop: uvloop
-measured no faster here, see docs/speed.md); this only swaps the seam.
+measured no faster here, see README.md, Performance); this only swaps the seam.
 """
 
 from __future__ import annotations
