@@ -4,8 +4,8 @@ The core only calls ``transport.handle_async_request``; tests pass ``httpx.MockT
 respx router's handler wrapped in one) and speed work swaps the default here, never in the core.
 
 HTTP/1.1 goes through aiohttp by default: httpcore's pool scans every connection on every
-request, which made a plain httpx script 10-30× slower than the same script on aiohttp (see
-bench/ and docs). HTTP/2 (``Settings.http2``) stays with httpx's own transport and h2.
+request, which made afetch 17× slower than a plain aiohttp script (README.md, "Performance").
+HTTP/2 (``Settings.http2``) stays with httpx's own transport and h2.
 """
 
 from __future__ import annotations
@@ -48,9 +48,9 @@ def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport that sends HTTP/1.x requests through one ``aiohttp.ClientSession``.
 
-    Bodies are streamed, never decoded here (httpx decodes ``Content-Encoding`` as usual), and
-    aiohttp's exceptions are re-raised as the matching httpx exceptions with the original as
-    ``__cause__``, so ``afetch._errors.classify`` sees both.
+    Bodies are streamed raw, never decoded here (``afetch._body`` decodes them in bounded
+    pieces), and aiohttp's exceptions are re-raised as the matching httpx exceptions with the
+    original as ``__cause__``, so ``afetch._errors.classify`` sees both.
 
     >>> import asyncio
     >>> from afetch._loopback import LoopbackServer
