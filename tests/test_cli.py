@@ -115,6 +115,8 @@ def test_output_file_keeps_stdout_empty(url_file: Path, tmp_path: Path) -> None:
         ["-X", "DELETE", "urls.txt"],
         ["-H", "no colon here", "urls.txt"],
         ["--timeout", "-1", "urls.txt"],
+        ["--timeout", "inf", "urls.txt"],
+        ["-A", "bot\r\nX-Injected: 1", "urls.txt"],
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
@@ -208,3 +210,26 @@ def test_demo_runs_offline_and_reports_every_url() -> None:
     kinds = {r["error"]["type"] for r in records if r["error"]}  # type: ignore[index]
     assert {"timeout", "invalid_url", "protocol"} <= kinds
     assert sum(1 for r in records if r["ok"]) >= 200
+
+
+def test_a_failing_output_is_one_line_and_exit_74(server: LoopbackServer) -> None:
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "afetch", "-", "-q"],
+            input=server.url("/ok") + "\n",
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 74
+    assert result.stderr.startswith("afetch: error: cannot write records:")
+    assert result.stderr.count("\n") == 1
+
+
+def test_output_that_is_also_an_input_is_refused(url_file: Path) -> None:
+    before = url_file.read_text()
+    result = afetch(str(url_file), "-o", str(url_file))
+    assert result.returncode == 2
+    assert "also an input file" in result.stderr
+    assert url_file.read_text() == before  # not emptied

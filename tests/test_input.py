@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from afetch._input import InputError, count_urls, open_sources, read_urls, url_from_line
+from afetch._input import (
+    MAX_LINE,
+    InputError,
+    count_urls,
+    open_sources,
+    read_urls,
+    url_from_line,
+)
 
 
 @pytest.mark.parametrize(
@@ -82,3 +89,16 @@ def test_reading_is_lazy_over_a_pipe() -> None:
 
     # The reader owns and closes the descriptor once it reaches the end.
     assert asyncio.run(scenario()) == "http://127.0.0.1/first"
+
+
+def test_an_endless_line_yields_one_url_and_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "binary.txt"
+    with path.open("wb") as handle:
+        handle.write(b"http://127.0.0.1/first\n")
+        handle.write(b"x" * (5 * MAX_LINE))  # no newline for 5 MiB
+        handle.write(b"\nhttp://127.0.0.1/after\n")
+    urls = _read_all([str(path)])
+    assert len(urls) == 3
+    assert urls[0] == "http://127.0.0.1/first"
+    assert len(urls[1]) == MAX_LINE
+    assert urls[2] == "http://127.0.0.1/after"

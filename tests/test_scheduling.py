@@ -319,3 +319,11 @@ def test_a_response_resets_the_failure_count(server: LoopbackServer) -> None:
     urls = [server.url("/hang" if i % 2 else f"/ok?i={i}") for i in range(6)]
     records = collect(urls, concurrency=1, retries=0, timeout=0.2, max_host_errors=2)
     assert [r.error.type if r.error else None for r in records] == [None, "timeout"] * 3
+
+
+def test_an_unparsable_retry_after_falls_back_to_the_backoff(server: LoopbackServer) -> None:
+    # "²" passes str.isdigit() but not float(): it must not end the run.
+    (record,) = collect(
+        [server.url(f"/retry-after/{key()}/1?after=%C2%B2")], retries=1, backoff=0.01
+    )
+    assert (record.status, record.attempts, record.ok) == (200, 2, True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import sys
@@ -15,7 +16,14 @@ from rich.console import Console
 
 from afetch._input import InputError, count_urls, open_sources, read_urls
 from afetch._journal import Journal, load_done, skip_done
-from afetch._output import OutputClosed, make_sink, open_output, optional_keys, output_is_empty
+from afetch._output import (
+    OutputClosed,
+    OutputFailed,
+    make_sink,
+    open_output,
+    optional_keys,
+    output_is_empty,
+)
 from afetch._report import ProgressDisplay, summary_view
 from afetch._scheduler import fetch
 from afetch._settings import Settings
@@ -26,6 +34,7 @@ from afetch._stats import Stats
 EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_USAGE = 2
+EXIT_OUTPUT = 74  # sysexits' EX_IOERR: records could not be written
 EXIT_SIGPIPE = 141
 
 
@@ -94,6 +103,28 @@ class _Interrupt:
         self.stop.set()
 
 
+def _output_problem(options: RunOptions, fds: Sequence[int]) -> str | None:
+    """Why records could not go where they are meant to, checked before anything is truncated."""
+    if options.output is None or options.output == "-":
+        try:
+            writable = fcntl.fcntl(1, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+        except OSError:
+            writable = False
+        return None if writable else "stdout is closed or read-only; use -o FILE"
+    if options.state is not None and os.path.realpath(options.state) == os.path.realpath(
+        options.output
+    ):
+        return f"-o {options.output} is also the --state file"
+    try:
+        target = os.stat(options.output)
+    except OSError:
+        return None  # a new file; open_output reports what stops it being created
+    same = (target.st_dev, target.st_ino)
+    if any((st.st_dev, st.st_ino) == same for st in map(os.fstat, fds)):
+        return f"-o {options.output} is also an input file: it would be emptied before it is read"
+    return None
+
+
 def _make_dirs(settings: Settings) -> str | None:
     """Create the folders named by --cache and --save-dir; an error message if one cannot be."""
     for folder in (settings.cache_dir, settings.save_dir):
@@ -129,7 +160,7 @@ async def run(
     except InputError as exc:
         error_line(str(exc))
         return EXIT_USAGE
-    problem = _make_dirs(settings)
+    problem = _output_problem(options, fds) or _make_dirs(settings)
     if problem is not None:
         error_line(problem)
         return EXIT_USAGE
@@ -178,6 +209,9 @@ async def run(
                 stats.add(record)
         except OutputClosed:
             code = EXIT_SIGPIPE
+        except OutputFailed as exc:
+            error_line(f"cannot write records: {exc}")
+            code = EXIT_OUTPUT
         except InputError as exc:
             error_line(str(exc))
             code = EXIT_USAGE

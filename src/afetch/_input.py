@@ -18,6 +18,9 @@ STDIN = "-"
 _STDIN_FD = 0
 _CHUNK = 1 << 16
 _QUEUED_CHUNKS = 4
+#: A longer line (binary data, /dev/zero) yields one record for its start; the rest is skipped,
+#: so memory stays bounded whatever the input.
+MAX_LINE = 1 << 20
 
 
 class InputError(Exception):
@@ -99,16 +102,28 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str]:
     threading.Thread(target=pump, name="afetch-input", daemon=True).start()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""
+    skipping = False  # inside the rest of an over-long line
     try:
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise InputError(f"reading input failed: {item}")
-            lines = (pending + decoder.decode(item)).split("\n")
+            text = decoder.decode(item)
+            if skipping:
+                newline = text.find("\n")
+                if newline < 0:
+                    continue
+                text, skipping = text[newline + 1 :], False
+            lines = (pending + text).split("\n")
             pending = lines.pop()
             for line in lines:
                 url = url_from_line(line)
                 if url is not None:
                     yield url
+            if len(pending) > MAX_LINE:
+                url = url_from_line(pending[:MAX_LINE])
+                if url is not None:
+                    yield url
+                pending, skipping = "", True
     finally:
         # Unblock a pump waiting on a full queue so the thread can see it is no longer wanted.
         abandoned.set()

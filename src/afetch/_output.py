@@ -26,6 +26,10 @@ class OutputClosed(Exception):
     """The reader of our output went away (``afetch ... | head``)."""
 
 
+class OutputFailed(Exception):
+    """Records cannot be written (disk full, quota, I/O error); the message says why."""
+
+
 class Sink(Protocol):
     def write(self, record: Record) -> None: ...
 
@@ -62,9 +66,12 @@ class _LineSink:
             self._stream.flush()
         except BrokenPipeError:
             raise OutputClosed from None
+        except OSError as exc:
+            raise OutputFailed(exc.strerror or str(exc)) from None
 
     def close(self) -> None:
-        with contextlib.suppress(BrokenPipeError):
+        # Whatever failed here was already reported by the write that failed first.
+        with contextlib.suppress(OSError):
             self._stream.close()
 
 
@@ -130,7 +137,7 @@ class CsvSink(_LineSink):
     def close(self) -> None:
         if self._header_due:
             self._header_due = False
-            with contextlib.suppress(OutputClosed):
+            with contextlib.suppress(OutputClosed, OutputFailed):
                 self._emit(self._row(self.columns))
         super().close()
 

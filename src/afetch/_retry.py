@@ -86,12 +86,13 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
     10.0
     >>> parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") # long past: no wait
     0.0
-    >>> parse_retry_after("soon") is None
-    True
+    >>> parse_retry_after("soon") is None, parse_retry_after("\u00b2") is None
+    (True, True)
     """
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        # str.isdigit() also accepts digits such as "²" that float() refuses.
+        return float(value) if value.isascii() else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

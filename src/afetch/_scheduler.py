@@ -304,15 +304,7 @@ class _Run:
         job.attempts += 1
         if self._hosts is not None:
             self._hosts.note(host, None if record.error is None else record.error.type)
-        wait = None
-        if (
-            self._policy is not None
-            and not host.down
-            and self._policy.should_retry(record, method=self._method)
-        ):
-            wait = self._policy.wait_after(
-                job.attempts, retry_after=retry_after, status=record.status
-            )
+        wait = self._retry_wait(job, record, retry_after)
         if wait is None:
             self._emit(job, record)
         else:
@@ -324,6 +316,18 @@ class _Run:
         if self._hosts is not None:
             self._hosts.release(host, now=self._loop.time())
         self._pump()
+
+    def _retry_wait(self, job: _Job, record: Record, retry_after: str | None) -> float | None:
+        """Seconds before ``job`` tries again, or None to emit ``record`` as it is."""
+        policy = self._policy
+        if policy is None or job.host.down or not policy.should_retry(record, method=self._method):
+            return None
+        try:
+            return policy.wait_after(job.attempts, retry_after=retry_after, status=record.status)
+        except Exception:
+            # Whatever a server sends, one record per URL: a header the policy chokes on ends
+            # the retries instead of the run.
+            return None
 
     def _retry(self, job: _Job) -> None:
         job.host.sleeping -= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from afetch._version import __version__
@@ -87,4 +88,15 @@ class Settings:
                 raise ValueError(f"{name} must be positive")
         if self.method.upper() not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        for name in (
+            "timeout",
+            "connect_timeout",
+            "backoff",
+            "max_retry_wait",
+            "rate",
+            "host_rate",
+        ):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
         object.__setattr__(self, "method", self.method.upper())

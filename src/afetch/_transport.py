@@ -14,15 +14,14 @@ import errno
 import os
 import ssl
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
+import aiohttp
 import httpx
+import yarl
 
 from afetch._settings import Settings
 from afetch._tls import tls_verify
-
-if TYPE_CHECKING:
-    import aiohttp
 
 # Idle connections are closed after this long, as httpx does by default.
 _KEEPALIVE_EXPIRY = 5.0
@@ -72,7 +71,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         max_connections: int = 100,
         keepalive_expiry: float = _KEEPALIVE_EXPIRY,
     ) -> None:
-        self._verify = verify
+        # Built here, before any request's clock starts: loading the CA bundle takes a while, and
+        # inside the first request it counted against that request's deadline.
+        self._tls = _client_tls(verify)
         self._max_connections = max_connections
         self._keepalive_expiry = keepalive_expiry
         self._session: aiohttp.ClientSession | None = None
@@ -84,20 +85,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._max_connections
 
     def _open(self) -> aiohttp.ClientSession:
-        # Imported here: aiohttp costs ~100 ms to import, and `afetch --version` needs none of it.
-        import aiohttp
-
-        if isinstance(self._verify, ssl.SSLContext):
-            tls: ssl.SSLContext | bool = self._verify
-        elif self._verify:
-            tls = httpx.create_ssl_context(verify=True)
-        else:
-            tls = False  # aiohttp's way of saying "do not verify"
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             limit_per_host=0,
             keepalive_timeout=self._keepalive_expiry,
-            ssl=tls,
+            ssl=self._tls,
             enable_cleanup_closed=False,
         )
         self._session = aiohttp.ClientSession(
@@ -116,8 +108,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        import aiohttp
-
         given = request.extensions.get("timeout") or {}
         key = (given.get("connect"), given.get("read"), given.get("pool"))
         timeout = self._timeouts.get(key)
@@ -130,8 +120,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return timeout
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        import yarl
-
         session = self._session or self._open()
         content = await request.aread()
         url = request.url
@@ -171,6 +159,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = None
 
 
+def _client_tls(verify: bool | ssl.SSLContext) -> ssl.SSLContext | bool:
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify:
+        return httpx.create_ssl_context(verify=True)
+    return False  # aiohttp's way of saying "do not verify"
+
+
 class _ResponseStream(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
@@ -203,8 +199,6 @@ def _as_httpx(exc: Exception, request: httpx.Request, *, reading: bool = False) 
     Checked most specific first: aiohttp's timeout classes are also ``OSError``s and its
     connector errors also ``ClientOSError``s.
     """
-    import aiohttp
-
     message = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.HTTPError):
         return exc

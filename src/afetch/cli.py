@@ -73,12 +73,16 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _has_control_characters(text: str) -> bool:
+    return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text)
+
+
 def _parse_header(raw: str) -> tuple[str, str]:
     name, sep, value = raw.partition(":")
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
         # Only the name is shown: the value may be a secret.
         raise typer.BadParameter(f"expected 'Name: value', got a header named {name.strip()!r}")
-    if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):
+    if _has_control_characters(value):
         raise typer.BadParameter(f"the value of header {name.strip()!r} has control characters")
     return name.strip(), value.strip()
 
@@ -444,32 +448,38 @@ def command(
         sources_given = ("-",)
     if resume and state is None:
         raise typer.BadParameter("--resume needs --state FILE", param_hint="--resume")
-    settings = Settings(
-        concurrency=concurrency,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        headers=headers,
-        user_agent=user_agent,
-        method=method.value,
-        follow_redirects=follow,
-        max_redirects=max_redirects,
-        verify=not insecure,
-        http2=http2,
-        cacert=_check_cacert(cacert),
-        max_size=None if max_size is None else parse_size(max_size),
-        no_private=no_private,
-        retries=retries,
-        backoff=backoff,
-        max_retry_wait=max_retry_wait,
-        per_host=per_host,
-        rate=rate,
-        host_rate=host_rate,
-        max_host_errors=max_host_errors,
-        ordered=ordered,
-        cache_dir=cache,
-        save_dir=save_dir,
-        hash_bodies=hash_bodies,
-    )
+    if _has_control_characters(user_agent):
+        raise typer.BadParameter("has control characters", param_hint="'-A' / '--user-agent'")
+    try:
+        settings = Settings(
+            concurrency=concurrency,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            headers=headers,
+            user_agent=user_agent,
+            method=method.value,
+            follow_redirects=follow,
+            max_redirects=max_redirects,
+            verify=not insecure,
+            http2=http2,
+            cacert=_check_cacert(cacert),
+            max_size=None if max_size is None else parse_size(max_size),
+            no_private=no_private,
+            retries=retries,
+            backoff=backoff,
+            max_retry_wait=max_retry_wait,
+            per_host=per_host,
+            rate=rate,
+            host_rate=host_rate,
+            max_host_errors=max_host_errors,
+            ordered=ordered,
+            cache_dir=cache,
+            save_dir=save_dir,
+            hash_bodies=hash_bodies,
+        )
+    except ValueError as exc:
+        # Ranges Typer cannot express (inf, say) are still one usage line, never a traceback.
+        raise typer.BadParameter(str(exc)) from None
     from afetch._app import RunOptions, run
 
     show_progress = (not quiet and sys.stderr.isatty()) if progress is None else progress
