@@ -296,7 +296,7 @@ def _aiohttp_cases() -> list[tuple[str, type[httpx.HTTPError], BaseException]]:
         ("timeout", httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError("connect timed out")),
         ("timeout", httpx.ReadTimeout, aiohttp.SocketTimeoutError("read timed out")),
         ("reset", httpx.WriteError, aiohttp.ClientOSError(errno.ECONNRESET, "reset by peer")),
-        ("protocol", httpx.RemoteProtocolError, aiohttp.ServerDisconnectedError()),
+        ("reset", httpx.RemoteProtocolError, aiohttp.ServerDisconnectedError()),
     ]
 
 

@@ -47,7 +47,9 @@ _BY_CLASS_NAME = {
     "ClientConnectorDNSError": "dns",
     "ClientConnectorCertificateError": "tls",
     "ClientSSLError": "tls",
-    "ServerDisconnectedError": "protocol",
+    # Closed before any response (a keep-alive connection the server had just dropped, say):
+    # nothing was processed, so it is a lost connection, retried like a reset.
+    "ServerDisconnectedError": "reset",
     "ClientPayloadError": "protocol",
     "ContentLengthError": "protocol",
     "TransferEncodingError": "protocol",
@@ -126,7 +128,8 @@ def _type_of(exc: BaseException) -> str:
     if isinstance(exc, httpx.ReadError | httpx.WriteError):
         return "reset" if "reset" in text else "protocol"
     if isinstance(exc, httpx.ProtocolError | httpx.DecodingError):
-        return "protocol"
+        # httpcore's word for the same thing as aiohttp's ServerDisconnectedError above.
+        return "reset" if "disconnected without sending a response" in text else "protocol"
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return "invalid_url"
     if isinstance(exc, ConnectionRefusedError):
