@@ -165,3 +165,26 @@ def test_settings_and_keywords_are_exclusive() -> None:
 
     with pytest.raises(TypeError):
         collect([], settings=afetch.Settings(), concurrency=3)
+
+
+def test_urls_read_before_an_input_error_still_get_records() -> None:
+    import asyncio
+
+    import afetch
+
+    mock = httpx.MockTransport(lambda request: httpx.Response(200))
+
+    async def urls():  # type: ignore[no-untyped-def]
+        for i in range(5):
+            yield f"{BASE}/{i}"
+        raise OSError(5, "Input/output error")
+
+    got: list[str] = []
+
+    async def run() -> None:
+        async for record in afetch.fetch(urls(), transport=mock, concurrency=2):
+            got.append(record.url)
+
+    with pytest.raises(OSError, match="Input/output error"):
+        asyncio.run(run())
+    assert sorted(got) == [f"{BASE}/{i}" for i in range(5)]

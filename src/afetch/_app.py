@@ -219,8 +219,9 @@ async def run(
     if journal is not None:
         journal.close()
     sink.close()
-    if code == EXIT_SIGPIPE:
-        return code  # the reader left: stay quiet, as `cmd | head` expects
+    if code in (EXIT_SIGPIPE, EXIT_USAGE, EXIT_OUTPUT):
+        # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
+        return code
     if not options.quiet:
         console.print(summary_view(stats))
     if interrupt.signum is not None:

@@ -77,7 +77,13 @@ async def fetch(
         try:
             async with asyncio.TaskGroup() as group:
                 run.group = group
-                await run.read(urls)
+                try:
+                    await run.read(urls)
+                except Exception:
+                    # The input broke off (an I/O error, say): the URLs already read still get
+                    # their records before the error is raised.
+                    await run.all_done.wait()
+                    raise
                 await run.all_done.wait()
         except BaseExceptionGroup as errors:
             # The input failed (an unreadable file, say): let callers catch it by its own type.
@@ -200,12 +206,17 @@ class _Run:
 
     async def read(self, urls: Iterable[str] | AsyncIterable[str]) -> None:
         """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
-        async for url in _as_async(urls):
-            if self._window is not None:
-                await self._window.admit()
-            self._admit(url)
-            while not self.want_input.is_set():
-                await self.want_input.wait()
+        try:
+            async for url in _as_async(urls):
+                if self._window is not None:
+                    await self._window.admit()
+                self._admit(url)
+                while not self.want_input.is_set():
+                    await self.want_input.wait()
+        except Exception:
+            self._input_done = True  # nothing more will come; let what was read finish
+            self._pump()
+            raise
         self._input_done = True
         self._pump()
 
