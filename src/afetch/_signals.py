@@ -8,7 +8,9 @@ KeyboardInterrupt traceback; these handlers exit at once with the documented cod
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -19,7 +21,12 @@ _exit_handlers_on = False
 
 
 def exit_now(signum: int, frame: object) -> None:
-    raise SystemExit(SIGNAL_EXITS[signal.Signals(signum)])
+    # os._exit, not SystemExit: a SystemExit raised while a finaliser happens to run (the garbage
+    # collector is busy during start-up imports) is swallowed as "Exception ignored", and the
+    # signal is lost. Nothing is pending when these handlers are on: no run has started yet, or
+    # its records are already written and flushed.
+    sys.stderr.flush()
+    os._exit(SIGNAL_EXITS[signal.Signals(signum)])
 
 
 def install_exit_handlers() -> None:
