@@ -44,6 +44,16 @@ def url_for(server: LoopbackServer, route: str) -> str:
     return server.url(route) if route.startswith("/") else route
 
 
+def assert_outcomes(records: list[Record], server: LoopbackServer, mix: list[str]) -> None:
+    """Exactly one record per URL, each with the outcome its route must give."""
+    assert Counter(r.url for r in records) == Counter(url_for(server, route) for route in mix)
+    route_of = {url_for(server, route): route for route in mix}
+    for record in records:
+        ok, error = ROUTES[route_of[record.url]]
+        assert record.ok is ok, record
+        assert (record.error.type if record.error else None) == error, record
+
+
 @settings(
     max_examples=25,
     deadline=None,
@@ -55,12 +65,7 @@ def test_core_one_record_per_url_with_the_right_outcome(
 ) -> None:
     urls = [url_for(server, route) for route in mix]
     records = collect(urls, concurrency=concurrency, timeout=float(TIMEOUT))
-    assert Counter(r.url for r in records) == Counter(urls)
-    route_of = {url_for(server, route): route for route in mix}
-    for record in records:
-        ok, error = ROUTES[route_of[record.url]]
-        assert record.ok is ok, record
-        assert (record.error.type if record.error else None) == error, record
+    assert_outcomes(records, server, mix)
 
 
 @settings(
@@ -86,12 +91,7 @@ def test_core_outcomes_are_the_same_through_aiohttp(
             await transport.aclose()
 
     records = asyncio.run(run())
-    assert Counter(r.url for r in records) == Counter(urls)
-    route_of = {url_for(server, route): route for route in mix}
-    for record in records:
-        ok, error = ROUTES[route_of[record.url]]
-        assert record.ok is ok, record
-        assert (record.error.type if record.error else None) == error, record
+    assert_outcomes(records, server, mix)
 
 
 @settings(
