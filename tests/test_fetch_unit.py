@@ -107,6 +107,7 @@ def test_head_reads_no_body(router: respx.MockRouter) -> None:
         ("ftp://example.test/file", "invalid_url"),
         ("http://", "invalid_url"),
         ("http://exa mple.test/", "invalid_url"),
+        ("http://example.test:99999/", "invalid_url"),
     ],
 )
 def test_invalid_urls_become_records(router: respx.MockRouter, raw: str, kind: str) -> None:

@@ -36,6 +36,8 @@ def _parse_url(raw: str) -> httpx.URL:
     # httpx percent-encodes a space in the host instead of rejecting it; no real host has one.
     if not url.host or "%" in url.host or any(c.isspace() for c in url.host):
         raise InvalidURL(f"URL has no valid host: {raw[:200]!r}")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise InvalidURL(f"URL has no valid port: {raw[:200]!r}")
     return url
 
 
