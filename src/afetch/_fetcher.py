@@ -16,7 +16,7 @@ from afetch._errors import AfetchError, BadResponse, InvalidURL, TooManyRedirect
 from afetch._guard import guarded
 from afetch._record import FetchError, Record
 from afetch._redact import header_secrets, redact
-from afetch._save import BodyConsumer, BodyStore
+from afetch._save import BodyConsumer
 from afetch._settings import Settings
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -79,9 +79,7 @@ class Fetcher:
         }
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
         self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
-        self._bodies = None
-        if settings.save_dir is not None or settings.hash_bodies:
-            self._bodies = BodyStore(save_dir=settings.save_dir, hash_bodies=settings.hash_bodies)
+        self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
 
     async def fetch(self, url: str) -> Record:
         """One attempt at ``url``, as a record."""
@@ -213,9 +211,9 @@ class Fetcher:
         self, raw_url: str, method: str, response: httpx.Response
     ) -> BodyConsumer | None:
         """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
-        if self._bodies is None or method == "HEAD" or not 200 <= response.status_code < 300:
+        if not self._keep_bodies or method == "HEAD" or not 200 <= response.status_code < 300:
             return None
-        return self._bodies.consumer(raw_url)
+        return BodyConsumer(raw_url, self._settings.save_dir)
 
     async def _update_cache(
         self, raw_url: str, cached: Validators | None, response: httpx.Response, state: _Progress

@@ -96,17 +96,6 @@ def file_name(url: str) -> tuple[str, str]:
     return host, f"{stem}__{digest}{extension}"
 
 
-class BodyStore:
-    """Makes the body consumers of a run, from ``--save-dir`` and ``--hash``."""
-
-    def __init__(self, *, save_dir: str | None, hash_bodies: bool) -> None:
-        self.save_dir = save_dir
-        self.hash_bodies = hash_bodies or save_dir is not None
-
-    def consumer(self, url: str) -> BodyConsumer:
-        return BodyConsumer(url, self.save_dir)
-
-
 class BodyConsumer:
     """Hashes one body and, with a folder, streams it into a file there."""
 
@@ -150,6 +139,8 @@ class BodyConsumer:
         if pending is not None and not pending.done():
             pending.add_done_callback(lambda _: self._clean_up())
         else:
+            # On the loop, deliberately: one close and one unlink, on failure paths only, and
+            # done by the time the record is out (no .part file outlives its failed record).
             self._clean_up()
 
     def _take(self) -> bytes:
