@@ -48,6 +48,9 @@ class Request(NamedTuple):
     #: Connect to this address instead of resolving the URL's host (``--no-private`` checked
     #: it); the Host header and the TLS server name keep the name.
     pin: str | None = None
+    #: The loop time by which the whole transfer must be over, for an engine whose
+    #: ``enforces_deadline`` is true (the fetcher then sets no timer of its own).
+    deadline: float | None = None
 
 
 class Headers(list[tuple[str, str]]):
@@ -92,6 +95,9 @@ class Response(Protocol):
 
 
 class Engine(Protocol):
+    #: True when the engine ends a transfer at ``Request.deadline`` itself (error type timeout).
+    enforces_deadline: bool
+
     async def send(self, request: Request) -> Response:
         """Send ``request``; returns once the final (non-1xx) response head has arrived."""
         ...
