@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import enum
 import math
-import ssl
 import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from afetch._exits import EXIT_SIGINT, EXIT_USAGE, error_line
 from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, Settings
 from afetch._shard import Shard, ShardError, parse_shard
 from afetch._signals import exit_on_signals
-from afetch._tls import load_cacert
 from afetch._version import __version__
 
 if TYPE_CHECKING:
     from afetch._app import RunOptions
-
-# Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
-# pycurl and rich, and `afetch --version` or a usage error needs none of them.
-EXIT_USAGE = 2
-
-
-def error_line(message: str) -> None:
-    print(f"afetch: error: {message}", file=sys.stderr)
-
 
 EPILOG = """\
 Examples:
@@ -114,6 +104,10 @@ def _check_cacert(path: str | None) -> str | None:
     """Load the file once up front, so a bad --cacert is a usage error, not an error per URL."""
     if path is None:
         return None
+    import ssl  # here: `afetch --version` and usage errors need no TLS (~14 ms)
+
+    from afetch._tls import load_cacert
+
     try:
         load_cacert(path)
     except (OSError, ssl.SSLError) as exc:
@@ -539,5 +533,5 @@ def main(argv: list[str] | None = None) -> int:
         error_line(exc.format_message())
         return exc.exit_code
     except typer.Abort:
-        return 130
+        return EXIT_SIGINT
     return result if isinstance(result, int) else 0
