@@ -14,6 +14,15 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from afetch._api import fetch
+from afetch._exits import (
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+    error_line,
+)
 from afetch._input import InputError, count_urls, open_sources, read_urls
 from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
@@ -25,17 +34,10 @@ from afetch._output import (
     output_is_empty,
 )
 from afetch._report import ProgressDisplay, summary_view
-from afetch._scheduler import fetch
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
-
-EXIT_OK = 0
-EXIT_NOT_OK = 1
-EXIT_USAGE = 2
-EXIT_OUTPUT = 74  # sysexits' EX_IOERR: records could not be written
-EXIT_SIGPIPE = 141
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,10 +56,8 @@ class RunOptions:
     resume: bool = False
     #: ``--shard``: keep only this part of the input.
     shard: Shard | None = None
-
-
-def error_line(message: str) -> None:
-    print(f"afetch: error: {message}", file=sys.stderr)
+    #: ``--progress-interval``: seconds between progress reports when stderr is not a terminal.
+    progress_interval: float = 10.0
 
 
 async def _counted(urls: AsyncIterator[str], stats: Stats) -> AsyncIterator[str]:
