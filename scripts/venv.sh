@@ -40,13 +40,15 @@ venv_python() {
 # the one PyPI's JSON API gives, then run from the wheel itself to install itself.
 bootstrap_pip() {
     "$1" - <<'EOF'
-import hashlib, json, os, subprocess, sys, tempfile, urllib.request
+import hashlib, json, os, subprocess, sys, tempfile, urllib.parse, urllib.request
 
 index = os.environ.get("AFETCH_PYPI", "https://pypi.org").rstrip("/")
-with urllib.request.urlopen(f"{index}/pypi/pip/json", timeout=60) as response:
+api = f"{index}/pypi/pip/json"
+with urllib.request.urlopen(api, timeout=60) as response:
     release = json.load(response)
 wheel = next(f for f in release["urls"] if f["packagetype"] == "bdist_wheel")
-with urllib.request.urlopen(wheel["url"], timeout=120) as response:
+# A mirror may give file URLs relative to the API's.
+with urllib.request.urlopen(urllib.parse.urljoin(api, wheel["url"]), timeout=120) as response:
     data = response.read()
 if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
     sys.exit(f"{wheel['filename']}: SHA-256 does not match PyPI's")
