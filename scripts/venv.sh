@@ -7,7 +7,7 @@
 #
 # Nothing needs activating, and no `python` command is needed: the interpreter is the first of
 # $PYTHON, python3, python3.13, python3.12, python3.11 that is 3.11 or newer. The virtualenv is
-# $AFETCH_VENV (default .venv). On Debian and Ubuntu, `python3 -m venv` fails without the
+# .venv. On Debian and Ubuntu, `python3 -m venv` fails without the
 # python3-venv package (its ensurepip is split off) and the system pip refuses to install
 # (PEP 668); then the virtualenv is made without pip, and pip is fetched from PyPI (checked
 # against the SHA-256 PyPI publishes) and installs itself into it. Installs happen again only
@@ -15,7 +15,7 @@
 set -eu
 
 cd "$(dirname "$0")/.."
-venv=${AFETCH_VENV:-.venv}
+venv=.venv
 extras=${1:-}
 
 say() { echo "scripts/venv.sh: $*" >&2; }
@@ -42,8 +42,7 @@ bootstrap_pip() {
     "$1" - <<'EOF'
 import hashlib, json, os, subprocess, sys, tempfile, urllib.parse, urllib.request
 
-index = os.environ.get("AFETCH_PYPI", "https://pypi.org").rstrip("/")
-api = f"{index}/pypi/pip/json"
+api = "https://pypi.org/pypi/pip/json"
 with urllib.request.urlopen(api, timeout=60) as response:
     release = json.load(response)
 wheel = next(f for f in release["urls"] if f["packagetype"] == "bdist_wheel")
