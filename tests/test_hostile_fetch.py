@@ -21,10 +21,9 @@ import pytest
 from afetch import Record, Settings
 from afetch._body import PIECE
 from afetch._loopback import LoopbackServer, _gzip_bomb
-from afetch._transport import default_transport
 from tests.helpers import collect
 
-TransportFactory = Callable[[Settings], httpx.AsyncBaseTransport]
+TransportFactory = Callable[[Settings], httpx.AsyncBaseTransport | None]
 
 
 def _aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
@@ -41,16 +40,21 @@ def _httpcore_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport(verify=tls_verify(settings), retries=0)
 
 
+def _default_engine(settings: Settings) -> None:
+    return None  # no transport: afetch's default engine (libcurl)
+
+
 @pytest.fixture(params=["default", "httpcore", "aiohttp"])
 def make_transport(request: pytest.FixtureRequest) -> TransportFactory:
-    """Transport factories: afetch's default, httpx's own (httpcore), and httpx-aiohttp's
-    (skipped if not installed): error types must not depend on which one runs."""
+    """Engines: afetch's default (libcurl), and through the httpx adapter httpx's own transport
+    (httpcore) and httpx-aiohttp's (skipped if not installed): error types must not depend on
+    which one runs."""
     if request.param == "aiohttp":
         pytest.importorskip("httpx_aiohttp")
         return _aiohttp_transport
     if request.param == "httpcore":
         return _httpcore_transport
-    return default_transport
+    return _default_engine
 
 
 def fetch_one(url: str, make_transport: TransportFactory, **options: object) -> Record:
@@ -65,7 +69,8 @@ def fetch_one(url: str, make_transport: TransportFactory, **options: object) -> 
         try:
             return [r async for r in afetch.fetch([url], settings=settings, transport=transport)]
         finally:
-            await transport.aclose()
+            if transport is not None:
+                await transport.aclose()
 
     (record,) = asyncio.run(run())
     return record
@@ -261,19 +266,31 @@ def test_plain_http_to_a_tls_port_is_not_a_crash(
 
 
 def test_no_private_pinning_keeps_tls_verification_by_name(
-    tls_server: LoopbackServer, tls_ca: tuple[object, Path], make_transport: TransportFactory
+    tls_server: LoopbackServer,
+    tls_ca: tuple[object, Path],
+    make_transport: TransportFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # --no-private sends the request to the address it checked; the certificate must still be
-    # verified against the name in the URL (SNI), whatever the transport.
-    from afetch._guard import PrivateAddressGuard
+    # verified against the name in the URL (SNI), whatever the engine.
+    from afetch import _scheduler
+    from afetch._guard import AddressCheck, PrivateAddressGuard
 
     async def resolve(host: str, port: int) -> list[str]:
         assert host == "tls.test"
         return ["127.0.0.1"]
 
+    def check() -> AddressCheck:
+        return AddressCheck(policy=lambda address, port: True, resolve=resolve)
+
     settings = Settings(cacert=str(tls_ca[1]), no_private=True, timeout=10)
-    guard = PrivateAddressGuard(
-        make_transport(settings), policy=lambda address, port: True, resolve=resolve
+    inner = make_transport(settings)
+    # The default engine gets the check from the fetcher; an httpx transport from the guard.
+    monkeypatch.setattr(_scheduler, "AddressCheck", check)
+    guard = (
+        None
+        if inner is None
+        else PrivateAddressGuard(inner, policy=lambda address, port: True, resolve=resolve)
     )
 
     async def run() -> list[Record]:
@@ -283,7 +300,8 @@ def test_no_private_pinning_keeps_tls_verification_by_name(
         try:
             return [r async for r in afetch.fetch([url], settings=settings, transport=guard)]
         finally:
-            await guard.aclose()
+            if guard is not None:
+                await guard.aclose()
 
     (record,) = asyncio.run(run())
     assert record.ok, record

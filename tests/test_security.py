@@ -6,14 +6,21 @@ import asyncio
 import ipaddress
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from afetch import Record
-from afetch._guard import PrivateAddressGuard, is_public
+from afetch import Record, _scheduler
+from afetch._guard import (
+    AddressCheck,
+    AddressPolicy,
+    PrivateAddressGuard,
+    Resolver,
+    is_public,
+    system_resolve,
+)
 from afetch._loopback import LoopbackServer
 from afetch._redact import mask_url, redact
 from tests.helpers import collect
@@ -102,34 +109,55 @@ def test_non_global_literals_are_blocked_without_sending(url: str) -> None:
     assert sent == []
 
 
-def only_port(port: int) -> PrivateAddressGuard:
-    """A real transport behind a guard that treats one loopback port as public."""
+def only_port(port: int) -> AddressPolicy:
+    """A policy that treats one loopback port as public."""
 
     def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, to_port: int) -> bool:
         return to_port == port or is_public(address, to_port)
 
-    return PrivateAddressGuard(httpx.AsyncHTTPTransport(), policy=policy)
+    return policy
 
 
-def run_guarded(urls: list[str], guard: httpx.AsyncBaseTransport) -> list[Record]:
+@pytest.fixture(params=["curl", "httpcore"])
+def checked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., httpx.AsyncBaseTransport | None]:
+    """Engines with the --no-private check under a test policy: the default engine (libcurl)
+    gets it from the fetcher, an httpx transport from the guard wrapped around it."""
+
+    def make(policy: AddressPolicy, resolve: Resolver = system_resolve) -> object:
+        if request.param == "curl":
+
+            def check() -> AddressCheck:
+                return AddressCheck(policy=policy, resolve=resolve)
+
+            monkeypatch.setattr(_scheduler, "AddressCheck", check)
+            return None
+        return PrivateAddressGuard(httpx.AsyncHTTPTransport(), policy=policy, resolve=resolve)
+
+    return make
+
+
+def run_guarded(urls: list[str], guard: httpx.AsyncBaseTransport | None) -> list[Record]:
     async def run() -> list[Record]:
         import afetch
 
         try:
             return [r async for r in afetch.fetch(urls, transport=guard, no_private=True)]
         finally:
-            await guard.aclose()
+            if guard is not None:
+                await guard.aclose()
 
     return asyncio.run(run())
 
 
 def test_a_redirect_to_a_private_address_is_blocked(
-    server: LoopbackServer, other_server: LoopbackServer
+    server: LoopbackServer, other_server: LoopbackServer, checked: Callable[..., object]
 ) -> None:
     other_server.stats.reset()
     target = other_server.url("/ok")
     allowed = server.url(f"/redirect-to?url={quote(target, safe='')}")
-    (record,) = run_guarded([allowed], only_port(server.port))
+    (record,) = run_guarded([allowed], checked(only_port(server.port)))
     assert record.error is not None
     assert record.error.type == "blocked"
     assert record.final_url == target
@@ -137,8 +165,10 @@ def test_a_redirect_to_a_private_address_is_blocked(
     assert other_server.stats.requests == 0
 
 
-def test_the_allowed_port_itself_is_fetched(server: LoopbackServer) -> None:
-    (record,) = run_guarded([server.url("/ok")], only_port(server.port))
+def test_the_allowed_port_itself_is_fetched(
+    server: LoopbackServer, checked: Callable[..., object]
+) -> None:
+    (record,) = run_guarded([server.url("/ok")], checked(only_port(server.port)))
     assert record.ok
 
 
@@ -148,9 +178,9 @@ def _inner_transport(kind: str) -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport()
 
 
-@pytest.mark.parametrize("kind", ["default", "aiohttp"])
+@pytest.mark.parametrize("kind", ["curl", "httpcore", "aiohttp"])
 def test_a_name_is_resolved_once_and_the_checked_address_is_used(
-    server: LoopbackServer, kind: str
+    server: LoopbackServer, kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # DNS rebinding: a resolver that answers public first and private afterwards must not get a
     # second say. The guard resolves once and sends the request to the address it checked.
@@ -164,7 +194,14 @@ def test_a_name_is_resolved_once_and_the_checked_address_is_used(
     def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
         return port == server.port and address.is_loopback
 
-    guard = PrivateAddressGuard(_inner_transport(kind), policy=policy, resolve=rebinding_resolver)
+    guard = None
+    if kind == "curl":
+        check = AddressCheck(policy=policy, resolve=rebinding_resolver)
+        monkeypatch.setattr(_scheduler, "AddressCheck", lambda: check)
+    else:
+        guard = PrivateAddressGuard(
+            _inner_transport(kind), policy=policy, resolve=rebinding_resolver
+        )
     (record,) = run_guarded([f"http://public.test:{server.port}/headers"], guard)
     assert record.ok, record
     assert calls == ["public.test"]

@@ -1,8 +1,8 @@
-"""The default transport against real servers on 127.0.0.1: error mapping, limits, TLS, HTTP/2.
+"""The engines against real servers on 127.0.0.1: error mapping, limits, TLS, HTTP/2.
 
-The default HTTP/1.1 transport is afetch's own aiohttp-backed one; these tests pin that every
-fault route gives the same error type as httpx's own transport (httpcore) did before, so the
-speed change cannot silently reclassify errors.
+The default engine is libcurl (afetch._curl); these tests pin that every fault route gives the
+same error type as httpx's own transport (httpcore) through the httpx adapter, so the engine
+cannot silently reclassify errors.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from afetch._curl import CurlEngine, CurlError, _error
+from afetch._engine import Request, open_engine
+from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
-from afetch._transport import AiohttpTransport, default_transport
 from tests.helpers import by_url, collect
 
 # Route → the error type every transport must give. A reset after the headers is a truncated
@@ -47,9 +49,18 @@ def _httpcore(settings: Settings) -> httpx.AsyncBaseTransport:
     return httpx.AsyncHTTPTransport(retries=0)
 
 
-def test_default_http1_transport_is_aiohttp_and_http2_is_httpx() -> None:
-    assert isinstance(default_transport(Settings()), AiohttpTransport)
-    assert isinstance(default_transport(Settings(http2=True)), httpx.AsyncHTTPTransport)
+def test_the_default_engine_is_libcurl_and_a_transport_goes_through_the_adapter() -> None:
+    async def engines() -> tuple[object, ...]:
+        made = (
+            open_engine(Settings()),
+            open_engine(Settings(http2=True)),
+            open_engine(Settings(), httpx.MockTransport(lambda request: httpx.Response(200))),
+        )
+        for engine in made:
+            await engine.aclose()
+        return tuple(type(engine) for engine in made)
+
+    assert asyncio.run(engines()) == (CurlEngine, CurlEngine, HttpxEngine)
 
 
 @pytest.mark.parametrize("transport", ["default", "httpcore"])
@@ -80,18 +91,17 @@ def test_gzip_is_decoded_and_counted(server: LoopbackServer) -> None:
 
 def test_connections_never_exceed_the_limit() -> None:
     async def run(server: LoopbackServer) -> None:
-        transport = AiohttpTransport(max_connections=2)
+        engine = CurlEngine(Settings(concurrency=2))
         try:
 
             async def one(i: int) -> None:
-                url = server.url(f"/sleep/150?i={i}")
-                response = await transport.handle_async_request(httpx.Request("GET", url))
-                await response.aread()
+                response = await engine.send(Request("GET", server.url(f"/sleep/150?i={i}"), ()))
+                await response.drain()
                 await response.aclose()
 
             await asyncio.gather(*(one(i) for i in range(8)))
         finally:
-            await transport.aclose()
+            await engine.aclose()
 
     # Its own server: hung requests of other tests would count as in flight on the shared one.
     with LoopbackServer() as server:
@@ -99,10 +109,67 @@ def test_connections_never_exceed_the_limit() -> None:
         assert server.stats.max_in_flight == 2
 
 
-def test_concurrency_sets_the_connection_limit() -> None:
-    transport = default_transport(Settings(concurrency=7))
-    assert isinstance(transport, AiohttpTransport)
-    assert transport.max_connections == 7
+def test_an_abandoned_transfer_frees_its_handle_and_the_engine_goes_on(
+    server: LoopbackServer,
+) -> None:
+    async def run() -> tuple[int, int]:
+        engine = CurlEngine(Settings(concurrency=2))
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await engine.send(Request("GET", server.url("/hang"), ()))
+            response = await engine.send(Request("GET", server.url("/ok"), ()))
+            size = await response.drain()
+            await response.aclose()
+            return response.status, size
+        finally:
+            await engine.aclose()
+
+    assert asyncio.run(run()) == (200, 1024)
+
+
+def test_a_large_body_read_in_pieces_is_complete_and_bounded(server: LoopbackServer) -> None:
+    # Read slowly: libcurl is paused while 1 MiB waits unread, and resumed as it drains.
+    async def run() -> tuple[int, int]:
+        engine = CurlEngine(Settings())
+        try:
+            response = await engine.send(Request("GET", server.url("/ok?size=8000000"), ()))
+            total = 0
+            async for piece in response.pieces():
+                total += len(piece)
+                await asyncio.sleep(0)
+            await response.aclose()
+            return total, response.bytes_read
+        finally:
+            await engine.aclose()
+
+    assert asyncio.run(run()) == (8_000_000, 8_000_000)
+
+
+@pytest.mark.parametrize(
+    ("code", "head_seen", "expected"),
+    [
+        (6, False, "dns"),
+        (7, False, "connect"),
+        (28, False, "timeout"),
+        (60, False, "tls"),
+        (52, False, "reset"),
+        (56, False, "reset"),
+        (56, True, "protocol"),  # a reset after the head is a truncated body
+        (18, True, "protocol"),
+        (1, False, "protocol"),  # "Received HTTP/0.9 when not allowed"
+        (97, False, "proxy"),
+        (99999, False, "other"),
+    ],
+)
+def test_libcurl_codes_map_to_error_types(code: int, head_seen: bool, expected: str) -> None:
+    from afetch._errors import classify
+
+    error = _error(code, "message from libcurl", head_seen=head_seen)
+    assert classify(error).type == expected
+    assert classify(error).message.endswith("message from libcurl")
+    if expected not in ("protocol",):
+        assert isinstance(error, CurlError)
 
 
 # --- HTTP/1.0 -----------------------------------------------------------------------------
@@ -256,70 +323,3 @@ def test_cli_http2_and_insecure(tls_server: tuple[str, Path]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert '"http_version":"HTTP/2"' in done.stdout
-
-
-# --- aiohttp exceptions → httpx exceptions → error types ------------------------------------
-# Paths the loopback server cannot produce without DNS or a network (no real name is ever looked
-# up in the tests): aiohttp's exception objects are built by hand and go through the same
-# re-raise the transport uses.
-
-
-def _aiohttp_cases() -> list[tuple[str, type[httpx.HTTPError], BaseException]]:
-    import errno
-
-    import aiohttp
-    from aiohttp.client_reqrep import ConnectionKey
-
-    key = ConnectionKey("example.test", 80, False, True, None, None, None, None)
-    return [
-        (
-            "dns",
-            httpx.ConnectError,
-            aiohttp.ClientConnectorDNSError(
-                key, socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-            ),
-        ),
-        (
-            "connect",
-            httpx.ConnectError,
-            aiohttp.ClientConnectorError(
-                key, ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-            ),
-        ),
-        (
-            "tls",
-            httpx.ConnectError,
-            aiohttp.ClientConnectorCertificateError(
-                key, ssl.SSLCertVerificationError(1, "certificate verify failed")
-            ),
-        ),
-        ("timeout", httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError("connect timed out")),
-        ("timeout", httpx.ReadTimeout, aiohttp.SocketTimeoutError("read timed out")),
-        ("reset", httpx.WriteError, aiohttp.ClientOSError(errno.ECONNRESET, "reset by peer")),
-        ("reset", httpx.RemoteProtocolError, aiohttp.ServerDisconnectedError()),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("expected", "httpx_type", "raised"),
-    _aiohttp_cases(),
-    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
-)
-def test_aiohttp_exceptions_map_to_httpx_and_error_types(
-    expected: str, httpx_type: type[httpx.HTTPError], raised: BaseException
-) -> None:
-    from afetch._errors import classify
-    from afetch._transport import _reraise
-
-    request = httpx.Request("GET", "http://example.test/")
-
-    def fail() -> None:
-        try:
-            raise raised
-        except Exception as exc:
-            _reraise(exc, request)
-
-    with pytest.raises(httpx_type) as caught:
-        fail()
-    assert caught.value.__cause__ is raised
-    assert classify(caught.value).type == expected

@@ -22,8 +22,15 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import Protocol
 
-import httpx
+
+class _Headers(Protocol):
+    def get(self, name: str, default: None = None) -> str | None: ...
+
+
+class _HasHeaders(Protocol):
+    headers: _Headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,7 @@ class Validators:
         return headers
 
     @classmethod
-    def of(cls, response: httpx.Response) -> Validators | None:
+    def of(cls, response: _HasHeaders) -> Validators | None:
         etag = response.headers.get("etag")
         last_modified = response.headers.get("last-modified")
         if etag is None and last_modified is None:

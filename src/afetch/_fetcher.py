@@ -1,228 +1,205 @@
-"""Fetching one URL: redirects, streaming the body, and turning every outcome into a record."""
+"""Fetching one URL: redirects, the body, the cache, and turning every outcome into a record.
+
+One attempt is a few named steps, as httpx's client has them: build the first request
+(:meth:`Fetcher._first_request`), send it and follow redirects (:meth:`Fetcher._send_following`
+with :func:`_redirect_request`), read the body (:meth:`Fetcher._read_body`), update the cache.
+What is learnt on the way goes into an :class:`_Outcome`, which becomes the record whatever
+happens. The engine behind it (libcurl by default) is reached only through
+:mod:`afetch._engine`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import time
-from datetime import UTC, datetime
+from urllib.parse import unquote
 
-import httpx
-
-from afetch._body import body_pieces
 from afetch._cache import Cache, Validators
-from afetch._errors import AfetchError, BadResponse, InvalidURL, TooManyRedirects, classify
-from afetch._guard import guarded
+from afetch._engine import Engine, Request, Response
+from afetch._errors import TooLarge, TooManyRedirects, classify
+from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record
 from afetch._redact import header_secrets, redact
 from afetch._save import BodyConsumer
 from afetch._settings import Settings
+from afetch._timestamps import now_iso
+from afetch._url import Target, join, parse_url
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Credentials must not follow a redirect to another origin (curl and httpx behave the same).
-_ORIGIN_BOUND_HEADERS = ("authorization", "cookie", "proxy-authorization")
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+Headers = tuple[tuple[str, str], ...]
 
 
-def _parse_url(raw: str) -> httpx.URL:
-    try:
-        url = httpx.URL(raw)
-    except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        raise InvalidURL(f"not a valid URL: {exc}") from None
-    if url.scheme not in ("http", "https"):
-        raise InvalidURL(f"not an http(s) URL: {raw[:200]!r}")
-    # httpx percent-encodes a space in the host instead of rejecting it; no real host has one.
-    if not url.host or "%" in url.host or any(c.isspace() for c in url.host):
-        raise InvalidURL(f"URL has no valid host: {raw[:200]!r}")
-    if url.port is not None and not 0 < url.port < 65536:
-        raise InvalidURL(f"URL has no valid port: {raw[:200]!r}")
-    return url
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host, url.port)
-
-
-def base_headers(settings: Settings) -> httpx.Headers:
-    """Request headers shared by every request of a run, built once."""
-    headers = httpx.Headers(
-        {"User-Agent": settings.user_agent, "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+def base_headers(settings: Settings) -> Headers:
+    """Request headers shared by every request of a run, built once; ``-H`` replaces a default
+    of the same name. Accept-Encoding is the engine's to set (it decodes what it asks for)."""
+    given = {name.lower() for name, _ in settings.headers}
+    defaults = (("User-Agent", settings.user_agent), ("Accept", "*/*"))
+    return (
+        *((name, value) for name, value in defaults if name.lower() not in given),
+        *settings.headers,
     )
-    for name, value in settings.headers:
-        headers[name] = value
-    return headers
 
 
 class Fetcher:
-    """Fetches single URLs over one transport; never raises for per-URL trouble.
+    """Fetches single URLs through one engine; never raises for per-URL trouble.
 
     >>> import asyncio, httpx
+    >>> from afetch._httpx_engine import HttpxEngine
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(204))
-    >>> record = asyncio.run(Fetcher(mock, Settings()).fetch("http://127.0.0.1/"))
+    >>> async def one():
+    ...     fetcher = Fetcher(HttpxEngine(mock, Settings()), Settings())
+    ...     return (await fetcher.attempt("http://127.0.0.1/"))[0]
+    >>> record = asyncio.run(one())
     >>> record.status, record.ok
     (204, True)
     """
 
-    def __init__(self, transport: httpx.AsyncBaseTransport, settings: Settings) -> None:
-        self._transport = guarded(transport, no_private=settings.no_private)
+    def __init__(
+        self, engine: Engine, settings: Settings, *, address_check: AddressCheck | None = None
+    ) -> None:
+        self._engine = engine
         self._settings = settings
         self._headers = base_headers(settings)
         self._secrets = header_secrets(settings.headers)
-        connect = settings.connect_timeout or settings.timeout
-        self._timeouts = {
-            "connect": connect,
-            "read": settings.timeout,
-            "write": settings.timeout,
-            "pool": settings.timeout,
-        }
+        self._address_check = address_check
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
         self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
 
-    async def fetch(self, url: str) -> Record:
-        """One attempt at ``url``, as a record."""
-        return (await self.attempt(url))[0]
-
     async def attempt(self, url: str) -> tuple[Record, str | None]:
         """One attempt at ``url``: its record and the last response's ``Retry-After``, if any."""
-        started_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        started_at = now_iso()
         t0 = time.perf_counter()
-        state = _Progress()
+        outcome = _Outcome()
         error = None
         try:
             async with asyncio.timeout(self._settings.timeout):
-                await self._attempt(url, state)
+                await self._fetch(url, outcome)
         except TimeoutError:
             error = classify(TimeoutError(f"no complete response within {self._settings.timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
-            error = classify(exc)
-        if error is not None:
-            error = self._redacted(error, url)
+            error = self._redacted(classify(exc), url)
         record = Record(
             url=url,
-            final_url=state.final_url,
-            status=state.status,
+            final_url=outcome.final_url,
+            status=outcome.status,
             error=error,
             elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
-            bytes=state.bytes,
-            content_type=state.content_type,
-            http_version=state.http_version,
-            redirects=state.redirects,
+            bytes=outcome.bytes,
+            content_type=outcome.content_type,
+            http_version=outcome.http_version,
+            redirects=outcome.redirects,
             attempts=1,
             started_at=started_at,
-            not_modified=state.not_modified,
-            path=state.path,
-            sha256=state.sha256,
+            not_modified=outcome.not_modified,
+            path=outcome.path,
+            sha256=outcome.sha256,
         )
-        return record, state.retry_after
+        return record, outcome.retry_after
 
     def _redacted(self, error: FetchError, url: str) -> FetchError:
         """Error messages can quote URLs and header values: mask passwords and -H values."""
         secrets = self._secrets
-        with contextlib.suppress(httpx.InvalidURL, ValueError, TypeError):
-            parsed = httpx.URL(url)
-            raw = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
+        userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
+        if userinfo:
+            raw = userinfo.partition(":")[2]
             # The password both decoded and as typed (percent-encoded).
-            secrets = (*(p for p in (parsed.password, raw) if p), *secrets)
+            secrets = (*(p for p in (unquote(raw), raw) if p), *secrets)
         message = redact(error.message, secrets)
         return error if message == error.message else FetchError(error.type, message)
 
-    async def _read_body(
-        self, response: httpx.Response, state: _Progress, body: BodyConsumer | None
-    ) -> None:
-        try:
-            async for piece in body_pieces(response, max_size=self._settings.max_size):
-                state.bytes += len(piece)
-                if body is not None:
-                    await body.feed(piece)
-            if body is not None:
-                state.path, state.sha256 = await body.finish()
-        except AfetchError:
-            raise
-        except Exception as exc:
-            # A reset mid-body is a truncated body, as aiohttp-based transports report it too.
-            if classify(exc).type == "reset":
-                raise BadResponse(
-                    f"body cut short after {state.bytes} bytes: connection reset"
-                ) from exc
-            raise
+    # -- the steps of one attempt ---------------------------------------------------------------
 
-    async def _attempt(self, raw_url: str, state: _Progress) -> None:
-        settings = self._settings
-        url = _parse_url(raw_url)
-        method = settings.method
-        headers = self._headers
+    async def _fetch(self, raw_url: str, outcome: _Outcome) -> None:
+        target = parse_url(raw_url)
         cached = None
         if self._cache is not None:
-            state.not_modified = False
+            outcome.not_modified = False
             cached = await asyncio.to_thread(self._cache.lookup, raw_url)
-            if cached is not None:
-                headers = headers.copy()
-                headers.update(cached.request_headers())
-        while True:
-            state.final_url = str(url)
-            body: BodyConsumer | None = None
-            request = httpx.Request(
-                method,
-                url,
-                headers=_with_url_credentials(headers, url),
-                extensions={"timeout": self._timeouts},
-            )
-            response = await self._transport.handle_async_request(request)
-            try:
-                response.request = request
-                state.status = response.status_code
-                if response.status_code in _RETRY_AFTER_STATUSES:
-                    state.retry_after = response.headers.get("retry-after")
-                state.content_type = response.headers.get("content-type")
-                state.http_version = response.extensions.get("http_version", b"HTTP/1.1").decode(
-                    "ascii", "replace"
-                )
-                location = response.headers.get("location")
-                if (
-                    settings.follow_redirects
-                    and location is not None
-                    and response.status_code in _REDIRECT_STATUSES
-                ):
-                    if state.redirects >= settings.max_redirects:
-                        raise TooManyRedirects(f"stopped after {settings.max_redirects} redirects")
-                    next_url = _parse_url(str(url.join(location)))
-                    if _origin(next_url) != _origin(url):
-                        headers = _without_origin_bound(headers)
-                    if response.status_code == 303 and method != "HEAD":
-                        method = "GET"
-                    state.redirects += 1
-                    url = next_url
-                    continue
-                body = self._body_consumer(raw_url, method, response)
-                if method != "HEAD":
-                    await self._read_body(response, state, body)
-                if self._cache is not None:
-                    await self._update_cache(raw_url, cached, response, state)
-                return
-            finally:
-                if body is not None:
-                    body.abort()  # no-op after finish(): removes a partial file
-                await response.aclose()
+        request = self._first_request(target, cached)
+        response = await self._send_following(request, target, outcome)
+        body = None
+        try:
+            body = self._body_consumer(raw_url, request.method, response)
+            if self._settings.method != "HEAD":
+                await self._read_body(response, outcome, body)
+            if self._cache is not None:
+                await self._update_cache(raw_url, cached, response, outcome)
+        finally:
+            if body is not None:
+                body.abort()  # no-op after finish(): removes a partial file
+            await response.aclose()
 
-    def _body_consumer(
-        self, raw_url: str, method: str, response: httpx.Response
-    ) -> BodyConsumer | None:
+    def _first_request(self, target: Target, cached: Validators | None) -> Request:
+        headers = self._headers
+        if cached is not None:
+            headers = (*headers, *cached.request_headers().items())
+        return Request(self._settings.method, target.url, _with_credentials(headers, target))
+
+    async def _send(self, request: Request, target: Target) -> Response:
+        if self._address_check is not None:
+            _, host, port = target.origin
+            request = request._replace(pin=await self._address_check.pin(host, port))
+        return await self._engine.send(request)
+
+    async def _send_following(
+        self, request: Request, target: Target, outcome: _Outcome
+    ) -> Response:
+        """Send ``request``, following redirects as the settings allow; the final response."""
+        settings = self._settings
+        while True:
+            outcome.final_url = target.shown
+            response = await self._send(request, target)
+            outcome.saw(response)
+            if not settings.follow_redirects or response.status not in _REDIRECT_STATUSES:
+                return response
+            location = response.headers.get("location")
+            if location is None:
+                return response
+            await response.aclose()
+            if outcome.redirects >= settings.max_redirects:
+                raise TooManyRedirects(f"stopped after {settings.max_redirects} redirects")
+            request, target = _redirect_request(request, target, location, response.status)
+            outcome.redirects += 1
+
+    async def _read_body(
+        self, response: Response, outcome: _Outcome, body: BodyConsumer | None
+    ) -> None:
+        limit = self._settings.max_size
+        if limit is not None:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise TooLarge(f"Content-Length {declared} is over --max-size {limit}")
+        if body is None:
+            try:
+                await response.drain()
+            finally:
+                outcome.bytes = response.bytes_read
+            return
+        async for piece in response.pieces():
+            outcome.bytes += len(piece)
+            await body.feed(piece)
+        outcome.path, outcome.sha256 = await body.finish()
+
+    def _body_consumer(self, raw_url: str, method: str, response: Response) -> BodyConsumer | None:
         """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
-        if not self._keep_bodies or method == "HEAD" or not 200 <= response.status_code < 300:
+        if not self._keep_bodies or method == "HEAD" or not 200 <= response.status < 300:
             return None
         return BodyConsumer(raw_url, self._settings.save_dir)
 
     async def _update_cache(
-        self, raw_url: str, cached: Validators | None, response: httpx.Response, state: _Progress
+        self, raw_url: str, cached: Validators | None, response: Response, outcome: _Outcome
     ) -> None:
         assert self._cache is not None
-        state.not_modified = response.status_code == 304 and cached is not None
-        if response.status_code == 304:
+        outcome.not_modified = response.status == 304 and cached is not None
+        if response.status == 304:
             fresh = Validators.of(response) or cached  # a 304 may omit unchanged validators
-        elif 200 <= response.status_code < 300:
+        elif 200 <= response.status < 300:
             fresh = Validators.of(response)
         else:
             return  # an error page says nothing about the representation we keep
@@ -230,28 +207,32 @@ class Fetcher:
             await asyncio.to_thread(self._cache.store, raw_url, fresh)
 
 
-def _with_url_credentials(headers: httpx.Headers, url: httpx.URL) -> httpx.Headers:
+def _redirect_request(
+    request: Request, target: Target, location: str, status: int
+) -> tuple[Request, Target]:
+    """The request that follows a redirect to ``location`` (RFC 9110 section 15.4)."""
+    next_target = join(target.shown, location)
+    headers = request.headers
+    if next_target.origin != target.origin:
+        headers = tuple(
+            (name, value) for name, value in headers if name.lower() not in _ORIGIN_BOUND_HEADERS
+        )
+    method = request.method
+    if status == 303 and method != "HEAD":
+        method = "GET"
+    return Request(method, next_target.url, _with_credentials(headers, next_target)), next_target
+
+
+def _with_credentials(headers: Headers, target: Target) -> Headers:
     """``user:password@`` in the URL becomes Basic auth for that URL's origin (as curl and wget
     do); an Authorization given with -H wins."""
-    if not url.userinfo or "authorization" in headers:
+    if target.authorization is None or any(n.lower() == "authorization" for n, _ in headers):
         return headers
-    token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode("ascii")
-    with_auth = headers.copy()
-    with_auth["Authorization"] = f"Basic {token}"
-    return with_auth
+    return (*headers, ("Authorization", target.authorization))
 
 
-def _without_origin_bound(headers: httpx.Headers) -> httpx.Headers:
-    if not any(name in headers for name in _ORIGIN_BOUND_HEADERS):
-        return headers
-    stripped = headers.copy()
-    for name in _ORIGIN_BOUND_HEADERS:
-        stripped.pop(name, None)
-    return stripped
-
-
-class _Progress:
-    """What is known so far about one URL; becomes the record whatever happens."""
+class _Outcome:
+    """What is known so far about one attempt; becomes the record whatever happens."""
 
     __slots__ = (
         "bytes",
@@ -277,3 +258,11 @@ class _Progress:
         self.not_modified: bool | None = None  # set (False/True) only with --cache
         self.path: str | None = None
         self.sha256: str | None = None
+
+    def saw(self, response: Response) -> None:
+        """A response head arrived (a redirect, or the final one)."""
+        self.status = response.status
+        if response.status in _RETRY_AFTER_STATUSES:
+            self.retry_after = response.headers.get("retry-after")
+        self.content_type = response.content_type
+        self.http_version = response.http_version

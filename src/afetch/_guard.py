@@ -1,15 +1,16 @@
 """``--no-private``: refuse requests whose host resolves to a non-global address.
 
-A transport wrapper, so it sees every request the fetcher sends, redirects included, whatever
-transport does the actual HTTP. The name is resolved once, off the event loop
+The fetcher asks :class:`AddressCheck` before every request it sends, redirects included,
+whatever engine does the actual HTTP. The name is resolved once, off the event loop
 (``loop.getaddrinfo``), every address it resolves to is checked, and the request is then sent to
-the checked address itself: the inner transport never resolves the name again, so a DNS answer
+the checked address itself: the engine never resolves the name again, so a DNS answer
 that changes between check and connect (DNS rebinding) cannot slip a private address through.
 
-Pinning has two costs. Only the first resolved address is tried (no fallback to the next one),
-and for https a pinned connection must not be reused for another host name on the same address
-(it would carry the wrong TLS server name), so pinned https requests ask for ``Connection:
-close``: no keep-alive for https while ``--no-private`` is on.
+Pinning costs something. Only the first resolved address is tried (no fallback to the next
+one). libcurl keeps a pinned connection for its host name (``CURLOPT_CONNECT_TO``), so it is
+reused as usual; through an httpx transport a pinned https connection could be reused for
+another name on the same address (with the wrong TLS server name), so there pinned https
+requests ask for ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -70,8 +71,40 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+class AddressCheck:
+    """Resolves a host off the loop and checks every address; the address to connect to.
+
+    >>> import asyncio
+    >>> try:
+    ...     asyncio.run(AddressCheck().pin("169.254.169.254", 80))
+    ... except Exception as exc:
+    ...     print(exc)
+    169.254.169.254 is a link-local address (--no-private)
+    """
+
+    def __init__(self, *, policy: AddressPolicy = is_public, resolve: Resolver = system_resolve):
+        self._policy = policy
+        self._resolve = resolve
+
+    async def pin(self, host: str, port: int) -> str | None:
+        """The checked address to send the request to; None when ``host`` is an IP literal
+        (nothing to pin). Raises :class:`Blocked` when any address is not allowed."""
+        literal = _literal(host)
+        addresses = [host] if literal is not None else await self._resolve(host, port)
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
+        for raw in addresses:
+            address = ipaddress.ip_address(raw)
+            if not self._policy(address, port):
+                shown = host if literal is not None else f"{host} resolves to {address}, which"
+                raise Blocked(f"{shown} is a {describe(address)} address (--no-private)")
+        return None if literal is not None else addresses[0]
+
+
 class PrivateAddressGuard(httpx.AsyncBaseTransport):
-    """Wraps a transport; requests to disallowed addresses fail with error type ``blocked``.
+    """Wraps an httpx transport; requests to disallowed addresses fail with error type
+    ``blocked``. (afetch's own engines get the same check from :class:`AddressCheck` through
+    the fetcher; this wrapper serves a transport passed to ``afetch.fetch``.)
 
     >>> import asyncio, httpx
     >>> guard = PrivateAddressGuard(httpx.MockTransport(lambda request: httpx.Response(200)))
@@ -91,25 +124,15 @@ class PrivateAddressGuard(httpx.AsyncBaseTransport):
         resolve: Resolver = system_resolve,
     ) -> None:
         self._inner = inner
-        self._policy = policy
-        self._resolve = resolve
+        self.check = AddressCheck(policy=policy, resolve=resolve)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        host = url.host
         port = url.port or _DEFAULT_PORTS.get(url.scheme, 80)
-        literal = _literal(host)
-        addresses = [host] if literal is not None else await self._resolve(host, port)
-        if not addresses:
-            raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
-        for raw in addresses:
-            address = ipaddress.ip_address(raw)
-            if not self._policy(address, port):
-                shown = host if literal is not None else f"{host} resolves to {address}, which"
-                raise Blocked(f"{shown} is a {describe(address)} address (--no-private)")
-        if literal is not None:
+        address = await self.check.pin(url.host, port)
+        if address is None:
             return await self._inner.handle_async_request(request)
-        return await self._inner.handle_async_request(_pinned(request, addresses[0]))
+        return await self._inner.handle_async_request(_pinned(request, address))
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -129,10 +152,3 @@ def _pinned(request: httpx.Request, address: str) -> httpx.Request:
         stream=request.stream,
         extensions=extensions,
     )
-
-
-def guarded(transport: httpx.AsyncBaseTransport, *, no_private: bool) -> httpx.AsyncBaseTransport:
-    """``transport`` behind the guard when ``--no-private`` is on (and not guarded already)."""
-    if not no_private or isinstance(transport, PrivateAddressGuard):
-        return transport
-    return PrivateAddressGuard(transport)

@@ -7,18 +7,19 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from afetch._engine import Engine, open_engine
 from afetch._fetcher import Fetcher
+from afetch._guard import AddressCheck, PrivateAddressGuard
 from afetch._hosts import Host, HostTable, Pacer
 from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
 from afetch._retry import RetryPolicy
 from afetch._settings import Settings
-from afetch._transport import default_transport
+from afetch._timestamps import now_iso
 
 _DONE = object()
 #: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
@@ -68,10 +69,9 @@ async def fetch(
         settings = Settings(**options)
     elif options:
         raise TypeError("pass either settings= or keyword options, not both")
-    own_transport = transport is None
-    active_transport = default_transport(settings) if transport is None else transport
+    engine = open_engine(settings, transport)
     results: asyncio.Queue[Any] = asyncio.Queue()
-    run = _Run(settings, Fetcher(active_transport, settings), results)
+    run = _Run(settings, _fetcher(engine, settings, transport), results)
 
     async def produce() -> None:
         try:
@@ -114,8 +114,15 @@ async def fetch(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if own_transport:
-            await active_transport.aclose()
+        await engine.aclose()
+
+
+def _fetcher(engine: Engine, settings: Settings, transport: object) -> Fetcher:
+    # A transport already behind a guard checks addresses itself (tests pass their own policy).
+    check = None
+    if settings.no_private and not isinstance(transport, PrivateAddressGuard):
+        check = AddressCheck()
+    return Fetcher(engine, settings, address_check=check)
 
 
 class _Job:
@@ -360,7 +367,7 @@ class _Run:
                     f"not tried: {job.host.failures} consecutive connection failures to this host",
                 ),
                 attempts=0,
-                started_at=_now_iso(),
+                started_at=now_iso(),
             ),
         )
 
@@ -428,7 +435,3 @@ class _Run:
         self._timers.clear()
         if self._pacer_timer is not None:
             self._pacer_timer.cancel()
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

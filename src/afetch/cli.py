@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from afetch._app import RunOptions
 
 # Like EXIT_USAGE in afetch._app, which is imported only when a run starts: it pulls in httpx,
-# aiohttp and rich, and `afetch --version` or a usage error needs none of them.
+# pycurl and rich, and `afetch --version` or a usage error needs none of them.
 EXIT_USAGE = 2
 
 
@@ -222,7 +222,7 @@ def command(
         typer.Option(
             "--http2",
             envvar="AFETCH_HTTP2",
-            help="Offer HTTP/2 (TLS + ALPN; httpx with h2). Default: HTTP/1.1 over aiohttp.",
+            help="Offer HTTP/2 (TLS + ALPN). Default: HTTP/1.1.",
         ),
     ] = False,
     cacert: Annotated[

@@ -1,0 +1,576 @@
+"""The default engine: libcurl (through pycurl) on the asyncio event loop.
+
+libcurl's multi "socket" interface tells us which sockets to watch and when to wake it; the
+event loop does the watching (``add_reader``/``add_writer``, ``call_later``) and hands readiness
+back through ``socket_action``, the pattern of Tornado's ``curl_httpclient``. libcurl does the
+HTTP (HTTP/1.1, HTTP/2, TLS, decoding, connection reuse) in C, so a request costs a small
+fraction of the CPU of a Python HTTP stack (``bench/results/bakeoff.md``).
+
+Rules this module keeps:
+
+* libcurl is never called from inside one of its own callbacks: callbacks only record state;
+  futures they complete resume their coroutines on a later loop turn.
+* The loop is touched only when a socket's wanted events really change (an fd → events map),
+  and the writer is dropped as soon as libcurl stops asking for it (an idle socket is always
+  writable: the loop would spin).
+* A transfer that is abandoned (cancelled, closed before its end) is removed from the multi
+  handle at once and its easy handle goes back to the pool; at shutdown every socket is
+  unregistered from the loop before the multi handle and the easy handles are closed.
+* Redirects are never followed and nothing is retried here (afetch's policy decides); only
+  http and https are allowed; ``.netrc`` is never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections import deque
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import certifi
+import pycurl
+
+from afetch._engine import Headers, Request
+from afetch._errors import AfetchError, BadResponse, TooLarge
+from afetch._settings import Settings
+
+_POLL_IN = pycurl.POLL_IN
+_POLL_OUT = pycurl.POLL_OUT
+_POLL_REMOVE = pycurl.POLL_REMOVE
+_CSELECT_IN = pycurl.CSELECT_IN
+_CSELECT_OUT = pycurl.CSELECT_OUT
+_SOCKET_TIMEOUT = pycurl.SOCKET_TIMEOUT
+_CALL_MULTI_PERFORM = pycurl.E_CALL_MULTI_PERFORM
+_PAUSE = pycurl.WRITEFUNC_PAUSE
+#: A body buffered beyond this many bytes, not yet read, pauses the transfer.
+_BUFFER_LIMIT = 1 << 20
+_HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
+#: What libcurl may ask for and decode itself, in bounded pieces (16 KiB a callback).
+_ACCEPT_ENCODING = "gzip, deflate, br"
+
+#: libcurl result codes → afetch error types (libcurl-errors(3)). Anything else is "other".
+_ERROR_TYPES = {
+    # UNSUPPORTED_PROTOCOL: the fetcher lets only http(s) URLs through, so this is a reply that
+    # is not HTTP at all ("Received HTTP/0.9 when not allowed").
+    1: "protocol",
+    3: "invalid_url",  # URL_MALFORMAT
+    5: "proxy",  # COULDNT_RESOLVE_PROXY
+    6: "dns",  # COULDNT_RESOLVE_HOST
+    7: "connect",  # COULDNT_CONNECT
+    8: "protocol",  # WEIRD_SERVER_REPLY
+    16: "protocol",  # HTTP2 framing
+    18: "protocol",  # PARTIAL_FILE: body shorter than Content-Length
+    28: "timeout",  # OPERATION_TIMEDOUT
+    35: "tls",  # SSL_CONNECT_ERROR
+    47: "too_many_redirects",
+    52: "reset",  # GOT_NOTHING: closed before any response
+    55: "reset",  # SEND_ERROR
+    56: "reset",  # RECV_ERROR (after the head: a truncated body, see _fail)
+    58: "tls",  # SSL_CERTPROBLEM
+    59: "tls",  # SSL_CIPHER
+    60: "tls",  # PEER_FAILED_VERIFICATION
+    61: "protocol",  # BAD_CONTENT_ENCODING
+    63: "too_large",  # FILESIZE_EXCEEDED
+    77: "tls",  # SSL_CACERT_BADFILE
+    80: "tls",  # SSL_SHUTDOWN_FAILED
+    83: "tls",  # SSL_ISSUER_ERROR
+    90: "tls",  # SSL_PINNEDPUBKEYNOTMATCH
+    91: "tls",  # SSL_INVALIDCERTSTATUS
+    92: "protocol",  # HTTP2_STREAM
+    95: "protocol",  # HTTP3
+    96: "connect",  # QUIC_CONNECT_ERROR
+    97: "proxy",  # PROXY handshake refused
+    100: "protocol",  # TOO_LARGE: e.g. response headers over libcurl's limit
+}
+
+
+class CurlError(AfetchError):
+    """A transfer failed inside libcurl; ``error_type`` comes from its result code."""
+
+    def __init__(self, code: int, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.error_type = error_type
+
+
+def _error(code: int, message: str, *, head_seen: bool) -> AfetchError:
+    kind = _ERROR_TYPES.get(code, "other")
+    text = message or f"libcurl error {code}"
+    if head_seen and kind == "reset":
+        # The head had arrived: the body was cut short, as afetch reports it on every engine.
+        return BadResponse(f"body cut short: {text}")
+    return CurlError(code, text, kind)
+
+
+class CurlEngine:
+    """Sends requests through one libcurl multi handle on the running event loop.
+
+    >>> import asyncio
+    >>> from afetch._engine import Request
+    >>> from afetch._loopback import LoopbackServer
+    >>> async def fetch_ok(url):
+    ...     engine = CurlEngine(Settings())
+    ...     try:
+    ...         response = await engine.send(Request("GET", url, (("Accept", "*/*"),)))
+    ...         size = await response.drain()
+    ...         await response.aclose()
+    ...         return response.status, response.http_version, size
+    ...     finally:
+    ...         await engine.aclose()
+    >>> with LoopbackServer() as server:
+    ...     asyncio.run(fetch_ok(server.url("/ok")))
+    (200, 'HTTP/1.1', 1024)
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._settings = settings
+        self._max_size = settings.max_size
+        multi = pycurl.CurlMulti()
+        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, settings.concurrency)
+        multi.setopt(pycurl.M_MAXCONNECTS, settings.concurrency)
+        self._multi = multi
+        #: fd → the events (POLL_IN | POLL_OUT) registered with the loop for it.
+        self._watched: dict[int, int] = {}
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._timer_due = 0.0
+        self._free: list[_Slot] = []
+        self._active: set[_Slot] = set()
+        self._closed = False
+        self._header_lists: tuple[object, list[str]] = ((), [])
+        # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
+        # compiled-in path belongs to the machine the wheel was built on).
+        self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or certifi.where()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def send(self, request: Request) -> _CurlResponse:
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        slot = self._free.pop() if self._free else _Slot(self)
+        slot.prepare(request, self._header_list(request.headers))
+        self._active.add(slot)
+        self._multi.add_handle(slot.curl)
+        # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
+        try:
+            await slot.head
+        except BaseException:
+            self.release(slot)
+            raise
+        return _CurlResponse(slot)
+
+    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> list[str]:
+        # Every request of a run shares one headers tuple: format it once.
+        last, formatted = self._header_lists
+        if headers is last:
+            return formatted
+        # "Name;" is libcurl's way to send a header with an empty value ("Name:" removes it).
+        formatted = [f"{name}: {value}" if value else f"{name};" for name, value in headers]
+        self._header_lists = (headers, formatted)
+        return formatted
+
+    def release(self, slot: _Slot) -> None:
+        """Take ``slot``'s transfer off the multi handle (done or not) and pool the handle."""
+        if slot not in self._active:
+            return
+        self._active.discard(slot)
+        slot.detach()
+        if not self._closed:
+            # Removing an unfinished transfer closes its connection; libcurl may call the
+            # socket callback from here, which only updates the loop.
+            self._multi.remove_handle(slot.curl)
+            self._free.append(slot)
+        self._drive_soon()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        for slot in list(self._active):
+            self.release(slot)
+        self._closed = True
+        for fd in list(self._watched):
+            self._unwatch(fd)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._multi.close()
+        for slot in self._free:
+            slot.curl.close()
+        self._free.clear()
+
+    # -- libcurl's callbacks ----------------------------------------------------------------------
+
+    def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
+        wanted = 0 if what == _POLL_REMOVE else what
+        if self._closed:
+            wanted = 0
+        had = self._watched.get(fd, 0)
+        if wanted == had:
+            return
+        loop = self._loop
+        if had & _POLL_IN and not wanted & _POLL_IN:
+            loop.remove_reader(fd)
+        if had & _POLL_OUT and not wanted & _POLL_OUT:
+            loop.remove_writer(fd)
+        if wanted & _POLL_IN and not had & _POLL_IN:
+            loop.add_reader(fd, self._act, fd, _CSELECT_IN)
+        if wanted & _POLL_OUT and not had & _POLL_OUT:
+            loop.add_writer(fd, self._act, fd, _CSELECT_OUT)
+        if wanted:
+            self._watched[fd] = wanted
+        else:
+            del self._watched[fd]
+
+    def _unwatch(self, fd: int) -> None:
+        had = self._watched.pop(fd, 0)
+        if had & _POLL_IN:
+            self._loop.remove_reader(fd)
+        if had & _POLL_OUT:
+            self._loop.remove_writer(fd)
+
+    def _on_timer(self, ms: int) -> None:
+        # A wake-up earlier than libcurl asked for is harmless (it re-arms its timer), so a
+        # pending one is kept when it is due no later: no cancel-and-allocate per request.
+        # -1 ("no timeout") leaves a pending wake-up in place for the same reason.
+        if ms < 0 or self._closed:
+            return
+        due = self._loop.time() + ms / 1000
+        if self._timer is not None:
+            if self._timer_due <= due:
+                return
+            self._timer.cancel()
+        self._timer_due = due
+        # 0 means "as soon as possible"; socket_action may not be called from in here.
+        if ms == 0:
+            self._timer = self._loop.call_soon(self._on_timeout)
+        else:
+            self._timer = self._loop.call_at(due, self._on_timeout)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self._act(_SOCKET_TIMEOUT, 0)
+
+    def _drive_soon(self) -> None:
+        # After remove_handle libcurl may want to run its timers (pending transfers).
+        if self._timer is None and not self._closed and self._active:
+            self._timer_due = self._loop.time()
+            self._timer = self._loop.call_soon(self._on_timeout)
+
+    def _act(self, fd: int, events: int) -> None:
+        if self._closed:
+            return
+        multi = self._multi
+        while True:
+            code, _running = multi.socket_action(fd, events)
+            if code != _CALL_MULTI_PERFORM:
+                break
+        while True:
+            queued, done, failed = multi.info_read()
+            for curl in done:
+                curl.slot.finish(None)
+            for curl, code, message in failed:
+                curl.slot.finish((code, message))
+            if not queued:
+                break
+
+
+class _Slot:
+    """One easy handle and the state of the transfer it is running; reused across requests."""
+
+    __slots__ = (
+        "body_error",
+        "buffer",
+        "buffered",
+        "counting",
+        "curl",
+        "done",
+        "engine",
+        "failure",
+        "head",
+        "head_lines",
+        "head_seen",
+        "head_start",
+        "http_version",
+        "method",
+        "paused",
+        "pinned",
+        "received",
+        "status",
+        "waiter",
+    )
+
+    def __init__(self, engine: CurlEngine) -> None:
+        self.engine = engine
+        curl = pycurl.Curl()
+        curl.slot = self  # type: ignore[attr-defined]  # found again from info_read
+        settings = engine._settings
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.PROTOCOLS, _HTTP_ONLY)
+        curl.setopt(pycurl.REDIR_PROTOCOLS, _HTTP_ONLY)
+        curl.setopt(pycurl.FOLLOWLOCATION, 0)
+        curl.setopt(pycurl.NETRC, pycurl.NETRC_IGNORED)
+        curl.setopt(pycurl.ACCEPT_ENCODING, _ACCEPT_ENCODING)
+        curl.setopt(pycurl.TCP_NODELAY, 1)
+        curl.setopt(
+            pycurl.HTTP_VERSION,
+            pycurl.CURL_HTTP_VERSION_2TLS if settings.http2 else pycurl.CURL_HTTP_VERSION_1_1,
+        )
+        if settings.http2:
+            curl.setopt(pycurl.PIPEWAIT, 1)
+        if settings.verify:
+            curl.setopt(pycurl.CAINFO, engine._cainfo)
+        else:
+            curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+            curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+        connect = settings.connect_timeout or settings.timeout
+        if connect is not None:
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, round(connect * 1000)))
+        # The whole attempt's deadline is the fetcher's (asyncio.timeout); a libcurl one too,
+        # slightly later, so a transfer abandoned by a stuck loop cannot live on.
+        if settings.timeout is not None:
+            curl.setopt(pycurl.TIMEOUT_MS, round(settings.timeout * 1000) + 1000)
+        self.head_lines: list[bytes] = []
+        curl.setopt(pycurl.HEADERFUNCTION, self.head_lines.append)
+        curl.setopt(pycurl.WRITEFUNCTION, self._on_body)
+        self.curl = curl
+        self.method: tuple[str, bool] = ("GET", False)
+        self.pinned = False
+        self._reset()
+
+    def _reset(self) -> None:
+        loop = self.engine._loop
+        self.head = loop.create_future()
+        self.done = False
+        self.failure: AfetchError | None = None
+        self.body_error: AfetchError | None = None
+        self.head_lines.clear()
+        self.head_seen = False
+        self.head_start = 0
+        self.status = 0
+        self.http_version = "HTTP/1.1"
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.received = 0
+        self.counting = False
+        self.paused = False
+        self.waiter: asyncio.Future[None] | None = None
+
+    def prepare(self, request: Request, headers: list[str]) -> None:
+        curl = self.curl
+        if self.head.done():  # a used slot
+            self._reset()
+        method = request.method
+        shape = (method, request.body is not None)
+        if shape != self.method:
+            self._set_method(method, request.body)
+            self.method = shape
+        elif request.body is not None:
+            curl.setopt(pycurl.POSTFIELDS, request.body)
+        if request.pin is not None:
+            host, port = _host_port(request.url)
+            target = f"[{request.pin}]" if ":" in request.pin else request.pin
+            curl.setopt(pycurl.CONNECT_TO, [f"{host}:{port}:{target}:{port}"])
+            self.pinned = True
+        elif self.pinned:
+            curl.setopt(pycurl.CONNECT_TO, [])
+            self.pinned = False
+        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.HTTPHEADER, headers)
+
+    def _set_method(self, method: str, body: bytes | None) -> None:
+        curl = self.curl
+        curl.setopt(pycurl.HTTPGET, 1)  # clears NOBODY and POST left by an earlier request
+        curl.unsetopt(pycurl.CUSTOMREQUEST)
+        if method == "HEAD":
+            curl.setopt(pycurl.NOBODY, 1)
+            return
+        if body is not None:
+            curl.setopt(pycurl.POSTFIELDS, body)
+        if method != "GET" and not (method == "POST" and body is not None):
+            curl.setopt(pycurl.CUSTOMREQUEST, method)
+
+    # Called by libcurl, inside socket_action: record state, never call libcurl. Header lines
+    # go straight into ``head_lines`` (HEADERFUNCTION is its ``append``: no Python per line).
+
+    def _head_arrived(self) -> None:
+        """The first body bytes (or the end of the transfer): the final head is complete."""
+        self.head_seen = True
+        lines = self.head_lines
+        # The final head starts at the last status line (1xx interim heads come before it).
+        start = len(lines) - 1
+        while start > 0 and lines[start][:5] != b"HTTP/":
+            start -= 1
+        self.head_start = start
+        version, _, rest = lines[start].decode("latin-1").partition(" ") if lines else ("", "", "")
+        try:
+            self.status = int(rest[:3])
+        except ValueError:
+            self.status = 0
+        self.http_version = "HTTP/2" if version == "HTTP/2.0" else version
+        limit = self.engine._max_size
+        if limit is not None and self.method[0] != "HEAD":
+            declared = _parse_headers(lines, start).get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                # Refused before reading: the transfer stops at once.
+                self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
+        if not self.head.done():
+            self.head.set_result(None)
+
+    def _on_body(self, data: bytes) -> int | None:
+        if not self.head_seen:
+            self._head_arrived()
+        if self.body_error is not None:
+            return 0  # aborts the transfer (libcurl reports a write error)
+        size = len(data)
+        limit = self.engine._max_size
+        if limit is not None and self.received + size > limit:
+            self.body_error = TooLarge(f"body is over --max-size {limit} bytes")
+            return 0
+        self.received += size
+        if self.counting:
+            return None
+        if self.buffered >= _BUFFER_LIMIT:
+            self.received -= size  # delivered again on unpause
+            self.paused = True
+            return _PAUSE
+        self.buffer.append(data)
+        self.buffered += size
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return None
+
+    # Called by the engine after socket_action.
+
+    def finish(self, result: tuple[int, str] | None) -> None:
+        self.done = True
+        if result is not None:
+            code, message = result
+            if self.body_error is not None:
+                self.failure = self.body_error
+            else:
+                lines = self.head_lines
+                complete = self.head_seen or (bool(lines) and lines[-1] in (b"\r\n", b"\n"))
+                self.failure = _error(code, message, head_seen=complete)
+        elif not self.head_seen:
+            if self.head_lines:
+                self._head_arrived()  # a response without a body (HEAD, 204, 304...)
+            else:
+                self.failure = BadResponse("the transfer ended without a response head")
+        head = self.head
+        if not head.done():
+            if self.failure is not None:
+                head.set_exception(self.failure)
+            else:
+                head.set_result(None)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def detach(self) -> None:
+        """The transfer is over for the caller: drop what it buffered."""
+        self.buffer.clear()
+        self.buffered = 0
+        self.waiter = None
+        head = self.head
+        if not head.done():
+            head.cancel()
+        elif not head.cancelled():
+            head.exception()  # retrieved: no "exception was never retrieved" warning
+
+    # Used by the response.
+
+    async def wait(self) -> None:
+        """Until more body is buffered or the transfer is done."""
+        self.waiter = waiter = self.engine._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self.waiter = None
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def _parse_headers(lines: list[bytes], start: int) -> Headers:
+    headers = Headers()
+    for raw in lines[start + 1 :]:
+        name, sep, value = raw.decode("latin-1").partition(":")
+        if sep:
+            headers.append((name.strip().lower(), value.strip()))
+    return headers
+
+
+class _CurlResponse:
+    __slots__ = ("_headers", "_lines", "_slot", "_start", "http_version", "status")
+
+    def __init__(self, slot: _Slot) -> None:
+        self._slot = slot
+        self.status = slot.status
+        self.http_version = slot.http_version
+        # Parsed only if asked for: most records need no header but Content-Type.
+        self._lines = slot.head_lines.copy()
+        self._start = slot.head_start
+        self._headers: Headers | None = None
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = _parse_headers(self._lines, self._start)
+        return self._headers
+
+    @property
+    def content_type(self) -> str | None:
+        for raw in self._lines[self._start + 1 :]:
+            if raw[:13].lower() == b"content-type:":
+                return raw[13:].decode("latin-1").strip()
+        return None
+
+    @property
+    def bytes_read(self) -> int:
+        return self._slot.received
+
+    async def drain(self) -> int:
+        slot = self._slot
+        slot.counting = True
+        slot.buffer.clear()
+        slot.buffered = 0
+        self._resume()
+        while not slot.done:
+            await slot.wait()
+        if slot.failure is not None:
+            raise slot.failure
+        return slot.received
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        slot = self._slot
+        buffer = slot.buffer
+        while True:
+            while buffer:
+                piece = buffer.popleft()
+                slot.buffered -= len(piece)
+                yield piece
+            if slot.done:
+                break
+            self._resume()
+            await slot.wait()
+        if slot.failure is not None:
+            raise slot.failure
+
+    def _resume(self) -> None:
+        slot = self._slot
+        if slot.paused and not slot.done and slot.buffered < _BUFFER_LIMIT:
+            slot.paused = False
+            # libcurl may deliver the held data from inside this call: _on_body only records.
+            with contextlib.suppress(pycurl.error):
+                slot.curl.pause(pycurl.PAUSE_CONT)
+
+    async def aclose(self) -> None:
+        self._slot.engine.release(self._slot)

@@ -1,0 +1,118 @@
+"""The engine seam: what speaks HTTP, behind one small interface.
+
+Nothing above this module knows which library sends the bytes. The fetcher hands an engine a
+lean :class:`Request` and gets back a :class:`Response` whose head (status, version, headers) is
+known and whose body is still to come; it then either drains the body (counting it) or reads it
+piece by piece (saving or hashing it), and closes the response.
+
+Two engines exist:
+
+* :class:`afetch._curl.CurlEngine`, the default: libcurl through pycurl, driven by the asyncio
+  event loop through libcurl's multi "socket" interface (the pattern of Tornado's
+  ``curl_httpclient``). It costs a fraction of the CPU per request of any Python HTTP stack
+  (``bench/results/bakeoff.md``).
+* :class:`afetch._httpx_engine.HttpxEngine`, an adapter over any ``httpx.AsyncBaseTransport``:
+  what ``afetch.fetch(..., transport=...)`` uses (``httpx.MockTransport``, respx, httpx's own
+  transport), and the fallback where pycurl cannot be imported.
+
+Both decode gzip and deflate (curl also brotli) in bounded pieces, enforce ``max_size`` on the
+body, raise errors that :func:`afetch._errors.classify` maps to the documented error types, never
+follow redirects and never retry on their own: the fetcher and the scheduler decide that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    import httpx
+
+    from afetch._settings import Settings
+
+
+class Request(NamedTuple):
+    """One HTTP request as the engine sends it. A tuple: cheap to build on the hot path.
+
+    >>> Request("GET", "http://127.0.0.1/", (("Accept", "*/*"),)).method
+    'GET'
+    """
+
+    method: str
+    #: An absolute http(s) URL, already checked by the fetcher, without ``user:password@``.
+    url: str
+    #: Header (name, value) pairs in the order sent; the same tuple object for every request of
+    #: a run unless a request needs its own (credentials, cache validators).
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None = None
+    #: Connect to this address instead of resolving the URL's host (``--no-private`` checked
+    #: it); the Host header and the TLS server name keep the name.
+    pin: str | None = None
+
+
+class Headers(list[tuple[str, str]]):
+    """Response headers: (lower-case name, value) pairs in the order received.
+
+    >>> Headers([("content-type", "text/html"), ("etag", '"1"')]).get("etag")
+    '"1"'
+    """
+
+    __slots__ = ()
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name`` (lower case), or ``default``."""
+        for key, value in self:
+            if key == name:
+                return value
+        return default
+
+
+class Response(Protocol):
+    """A response whose head has arrived; the body is read with one of the two methods."""
+
+    status: int
+    #: "HTTP/1.1", "HTTP/2" or "HTTP/3".
+    http_version: str
+    headers: Headers
+    content_type: str | None
+    #: Decoded body bytes delivered so far (also after a failure mid-body).
+    bytes_read: int
+
+    async def drain(self) -> int:
+        """Read the body to its end, discarding it; the number of decoded bytes."""
+        ...
+
+    def pieces(self) -> AsyncIterator[bytes]:
+        """The decoded body, in pieces of at most 64 KiB."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connection (or close it, when the body was not read to its end)."""
+        ...
+
+
+class Engine(Protocol):
+    async def send(self, request: Request) -> Response:
+        """Send ``request``; returns once the final (non-1xx) response head has arrived."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
+    """The engine for a run: ``transport`` behind the httpx adapter when given, else libcurl
+    (or httpx's own transport where pycurl is not installed). Call inside the running loop."""
+    if transport is None:
+        try:
+            from afetch._curl import CurlEngine
+        except ImportError:  # pragma: no cover - pycurl ships wheels for every CI platform
+            pass
+        else:
+            return CurlEngine(settings)
+    from afetch._httpx_engine import HttpxEngine
+
+    if transport is None:
+        from afetch._httpx_engine import default_transport
+
+        return HttpxEngine(default_transport(settings), settings, owned=True)
+    return HttpxEngine(transport, settings, owned=False)

@@ -1,0 +1,133 @@
+"""The httpx adapter: any ``httpx.AsyncBaseTransport`` as an afetch engine.
+
+This is what keeps httpx afetch's public seam: ``afetch.fetch(urls, transport=...)`` accepts
+``httpx.MockTransport``, a respx router, httpx's own transport or a third-party one, and this
+adapter turns them into :class:`afetch._engine.Engine`. Bodies are decoded here in bounded pieces
+(:mod:`afetch._body`), never by the transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+
+from afetch._body import body_pieces
+from afetch._engine import Headers, Request
+from afetch._errors import AfetchError, BadResponse, classify
+from afetch._settings import Settings
+from afetch._tls import tls_verify
+
+
+def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
+    """httpx's own transport, for where pycurl is not installed.
+
+    At most ``settings.concurrency`` connections are open at once; TLS certificates are verified
+    unless ``settings.verify`` is false.
+    """
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    return httpx.AsyncHTTPTransport(
+        verify=tls_verify(settings), http2=settings.http2, limits=limits, retries=0
+    )
+
+
+class HttpxEngine:
+    """Sends requests through ``transport``; closes it at the end only when ``owned``.
+
+    >>> import asyncio
+    >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hello"))
+    >>> async def size():
+    ...     engine = HttpxEngine(mock, Settings())
+    ...     response = await engine.send(Request("GET", "http://127.0.0.1/", ()))
+    ...     return response.status, await response.drain()
+    >>> asyncio.run(size())
+    (200, 5)
+    """
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, settings: Settings, *, owned: bool = False
+    ) -> None:
+        self._transport = transport
+        self._owned = owned
+        self._max_size = settings.max_size
+        connect = settings.connect_timeout or settings.timeout
+        self._timeouts = {
+            "connect": connect,
+            "read": settings.timeout,
+            "write": settings.timeout,
+            "pool": settings.timeout,
+        }
+
+    async def send(self, request: Request) -> _HttpxResponse:
+        headers = httpx.Headers(request.headers)
+        extensions: dict[str, object] = {"timeout": self._timeouts}
+        url = httpx.URL(request.url)
+        if request.pin is not None:
+            # Connect to the checked address; Host (set from the URL above) keeps the name.
+            headers.setdefault("Host", url.netloc.decode("ascii"))
+            if url.scheme == "https":
+                extensions["sni_hostname"] = url.host
+                # A pinned connection must not serve another name on the same address.
+                headers["Connection"] = "close"
+            url = url.copy_with(host=request.pin)
+        outgoing = httpx.Request(
+            request.method, url, headers=headers, content=request.body, extensions=extensions
+        )
+        response = await self._transport.handle_async_request(outgoing)
+        response.request = outgoing
+        return _HttpxResponse(response, self._max_size)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._transport.aclose()
+
+
+class _HttpxResponse:
+    __slots__ = (
+        "_max_size",
+        "_response",
+        "bytes_read",
+        "content_type",
+        "headers",
+        "http_version",
+        "status",
+    )
+
+    def __init__(self, response: httpx.Response, max_size: int | None) -> None:
+        self._response = response
+        self._max_size = max_size
+        self.bytes_read = 0
+        self.status = response.status_code
+        self.http_version = response.extensions.get("http_version", b"HTTP/1.1").decode(
+            "ascii", "replace"
+        )
+        self.headers = Headers(
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in response.headers.raw
+        )
+        self.content_type = self.headers.get("content-type")
+
+    async def drain(self) -> int:
+        async for _ in self.pieces():
+            pass
+        return self.bytes_read
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        try:
+            async for piece in body_pieces(self._response, max_size=self._max_size):
+                self.bytes_read += len(piece)
+                yield piece
+        except AfetchError:
+            raise
+        except Exception as exc:
+            # A reset mid-body is a truncated body, as libcurl reports it too.
+            if classify(exc).type == "reset":
+                raise BadResponse(
+                    f"body cut short after {self.bytes_read} bytes: connection reset"
+                ) from exc
+            raise
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
