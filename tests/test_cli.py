@@ -132,6 +132,7 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.posix  # Windows says 'Permission denied'
 def test_unreadable_directory_source_is_a_usage_error(tmp_path: Path) -> None:
     result = afetch(str(tmp_path))
     assert result.returncode == 2
@@ -216,6 +217,7 @@ def test_demo_runs_offline_and_reports_every_url() -> None:
     assert sum(1 for r in records if r["ok"]) >= 200
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_failing_output_is_one_line_and_exit_74(server: LoopbackServer) -> None:
     with open("/dev/full", "w") as full:
         result = subprocess.run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import sys
@@ -38,6 +37,11 @@ from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
+
+try:
+    import fcntl
+except ImportError:  # Windows: the stdout check below is skipped (docs/install.md)
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,14 +89,23 @@ class _Interrupt:
 
     def __enter__(self) -> _Interrupt:
         loop = asyncio.get_running_loop()
+        self._previous: dict[int, object] = {}
         for signum in SIGNAL_EXITS:
-            loop.add_signal_handler(signum, self._on_signal, signum)
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except NotImplementedError:  # Windows' loops: a plain handler that wakes the loop
+                self._previous[signum] = signal.signal(
+                    signum, lambda s, _: loop.call_soon_threadsafe(self._on_signal, s)
+                )
         return self
 
     def __exit__(self, *exc: object) -> None:
         loop = asyncio.get_running_loop()
         for signum in SIGNAL_EXITS:
-            loop.remove_signal_handler(signum)
+            if signum in self._previous:
+                signal.signal(signum, self._previous[signum])  # type: ignore[arg-type]
+            else:
+                loop.remove_signal_handler(signum)
         # remove_signal_handler restores Python's default (a KeyboardInterrupt traceback for
         # SIGINT); under exit_on_signals a signal from here on ends the run at once.
         restore_exit_handlers()
@@ -106,6 +119,8 @@ class _Interrupt:
 def _output_problem(options: RunOptions, fds: Sequence[int]) -> str | None:
     """Why records could not go where they are meant to, checked before anything is truncated."""
     if options.output is None or options.output == "-":
+        if fcntl is None:
+            return None
         try:
             writable = fcntl.fcntl(1, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
         except OSError:

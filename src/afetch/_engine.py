@@ -22,6 +22,7 @@ follow redirects and never retry on their own: the fetcher and the scheduler dec
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -108,10 +109,11 @@ class Engine(Protocol):
 def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
     """The engine for a run: ``transport`` behind the httpx adapter when given, else libcurl
     (or httpx's own transport where pycurl is not installed). Call inside the running loop."""
-    if transport is None:
+    # Windows' default (proactor) loop cannot watch sockets it did not open: no libcurl there.
+    if transport is None and sys.platform != "win32":
         try:
             from afetch._curl import CurlEngine
-        except ImportError:  # pragma: no cover - pycurl ships wheels for every CI platform
+        except ImportError:  # pragma: no cover - pycurl ships wheels for Linux and macOS
             pass
         else:
             return CurlEngine(settings)
