@@ -30,12 +30,17 @@ from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
+from afetch._writer import RecordWriter
 
 EXIT_OK = 0
 EXIT_NOT_OK = 1
 EXIT_USAGE = 2
 EXIT_OUTPUT = 74  # sysexits' EX_IOERR: records could not be written
 EXIT_SIGPIPE = 141
+#: After SIGINT/SIGTERM, how long the writer may still take to write the records completed so
+#: far before it is abandoned (those records are then neither written nor journaled). The run
+#: promises to stop within about a second.
+WRITE_GRACE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,9 +84,10 @@ def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
 class _Interrupt:
     """Turns SIGINT/SIGTERM into a graceful stop; remembers which signal arrived first."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_signal: Callable[[], None] | None = None) -> None:
         self.stop = asyncio.Event()
         self.signum: int | None = None
+        self._on_signal_too = on_signal
 
     def __enter__(self) -> _Interrupt:
         loop = asyncio.get_running_loop()
@@ -101,6 +107,8 @@ class _Interrupt:
         if self.signum is None:
             self.signum = signum
         self.stop.set()
+        if self._on_signal_too is not None:
+            self._on_signal_too()
 
 
 def _output_problem(options: RunOptions, fds: Sequence[int]) -> str | None:
@@ -198,15 +206,21 @@ async def run(
     if done:
         source = skip_done(source, done)
     display = ProgressDisplay(stats, console) if options.progress else contextlib.nullcontext()
-    with _Interrupt() as interrupt, display:
+    # Records are written, journaled and counted by the writer thread (see _writer.py).
+    writer = RecordWriter(stream, sink, stats=stats, journal=journal)
+    with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:
-            async for record in fetch(
-                _counted(source, stats), settings=settings, stop=interrupt.stop
-            ):
-                sink.write(record)
-                if journal is not None:
-                    journal.add(record.url)  # after the record: see _journal.py for why
-                stats.add(record)
+            try:
+                async for record in fetch(
+                    _counted(source, stats), settings=settings, stop=interrupt.stop
+                ):
+                    # The fast path never awaits; put() waits for room (holding this record's
+                    # scheduler slot) and gives up when a signal comes: that record is dropped.
+                    if writer.offer(record) or await writer.put(record):
+                        stats.handed += 1
+            finally:
+                await writer.close(stop=interrupt.stop, grace=WRITE_GRACE_S)
+            writer.check()
         except OutputClosed:
             code = EXIT_SIGPIPE
         except OutputFailed as exc:
@@ -217,8 +231,11 @@ async def run(
             code = EXIT_USAGE
     stats.finish()
     if journal is not None:
-        journal.close()
-    sink.close()
+        journal.close()  # the writer journals nothing more: it finished or was abandoned
+    if not writer.abandoned:
+        # An abandoned writer is still blocked in write() on this descriptor: leave it open (the
+        # process is about to exit) rather than let its number be reused under the thread.
+        sink.close()
     if code in (EXIT_SIGPIPE, EXIT_USAGE, EXIT_OUTPUT):
         # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
         return code
