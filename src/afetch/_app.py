@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from afetch import _fdlimit as fdlimit
 from afetch._input import InputError, count_urls, open_sources, read_urls
 from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
@@ -152,6 +154,23 @@ async def _open_journal(options: RunOptions, output_fd: int) -> tuple[Journal | 
     return Journal(options.state, append=options.resume, sync_first=output_fd), done
 
 
+def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
+    """Raise the open files limit for ``-c``, or lower ``-c`` to fit (see _fdlimit.py)."""
+    concurrency, warning = fdlimit.ensure(
+        settings.concurrency,
+        sources=sources,
+        save=settings.save_dir is not None,
+        cache=settings.cache_dir is not None,
+    )
+    if warning is not None:
+        # Also under -q, which silences progress and summary, never trouble: the run does less
+        # than was asked. (wget2 -nv still warns; curl -s hides warnings with its errors.)
+        print(f"afetch: warning: {warning}", file=sys.stderr)
+    if concurrency == settings.concurrency:
+        return settings
+    return dataclasses.replace(settings, concurrency=concurrency)
+
+
 async def run(
     settings: Settings,
     options: RunOptions,
@@ -163,6 +182,7 @@ async def run(
 
     ``urls`` replaces reading ``options.sources`` (the demo uses it), with ``total`` URLs if known.
     """
+    settings = _fit_descriptors(settings, sources=0 if urls is not None else len(options.sources))
     try:
         fds = open_sources(options.sources) if urls is None else []
     except InputError as exc:
