@@ -1,12 +1,18 @@
 """CPU per record of afetch's output path, this tree against another (A/B, interleaved).
 
     python bench/output_cost.py --before /path/to/old/src [--urls 10000] [--rounds 5]
+    python bench/output_cost.py --micro [--records 100000] [--rounds 5]
 
 Starts afetch's loopback server (``afetch._loopback``) in a child process on 127.0.0.1, writes
 URLS small-body URLs, then runs ``python -m afetch URLS -c 50 -q`` from each source tree,
 round by round, with stdout to /dev/null and to a pipe drained by ``cat``. Reports the median
 CPU (user + system of the afetch process and its threads, from ``wait4``) per run and per
 record. Only the two trees differ, so the difference is what the change costs.
+
+``--micro`` measures the output path alone, without any network, in one process: 100,000
+records handed to the old path (``sink.write`` + ``Stats.add`` on the event loop, one write and
+flush per record) and to the new one (``RecordWriter.offer``/``put``, a writer thread that
+batches), to /dev/null and to a pipe drained by ``cat``; CPU is the process's (all threads).
 """
 
 from __future__ import annotations
@@ -52,12 +58,86 @@ def run_once(src: Path, urls: Path, *, to_pipe: bool) -> tuple[float, float, int
     return usage.ru_utime + usage.ru_stime, wall, child.returncode
 
 
+def micro_once(path: str, count: int, *, threaded: bool) -> float:
+    """CPU seconds (all threads) to hand ``count`` records to one output path."""
+    import asyncio
+
+    from afetch._output import JsonLinesSink
+    from afetch._record import Record
+    from afetch._stats import Stats
+    from afetch._writer import RecordWriter
+
+    records = [
+        Record(url=f"http://127.0.0.1:8080/ok?size=100&i={i}", status=200, bytes=100)
+        for i in range(count)
+    ]
+    reader = None
+    if path == "pipe":
+        reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert reader.stdin is not None
+        stream = os.fdopen(os.dup(reader.stdin.fileno()), "wb")
+        reader.stdin.close()
+    else:
+        stream = open(os.devnull, "wb")  # noqa: SIM115 - the sink closes it
+
+    async def old() -> None:
+        sink, stats = JsonLinesSink(stream), Stats()
+        for record in records:
+            sink.write(record)
+            stats.add(record)
+            await asyncio.sleep(0)  # a fetch loop yields between records
+        sink.close()
+
+    async def new() -> None:
+        sink, stats = JsonLinesSink(stream), Stats()
+        writer = RecordWriter(stream, sink, stats=stats)
+        for record in records:
+            if not writer.offer(record):
+                await writer.put(record)
+            await asyncio.sleep(0)  # a fetch loop yields between records
+        await writer.close(stop=asyncio.Event(), grace=1.0)
+        writer.check()
+        sink.close()
+
+    started = time.process_time()
+    asyncio.run(new() if threaded else old())
+    seconds = time.process_time() - started
+    if reader is not None:
+        reader.wait()
+    return seconds
+
+
+def micro(count: int, rounds: int) -> None:
+    sys.path.insert(0, str(THIS_SRC))
+    cpu: dict[tuple[str, bool], list[float]] = {}
+    for _ in range(rounds):
+        for path in ("/dev/null", "pipe"):
+            for threaded in (False, True):
+                cpu.setdefault((path, threaded), []).append(
+                    micro_once(path, count, threaded=threaded)
+                )
+    print(f"\n{count:,} records, output path alone, medians of {rounds} (process CPU)\n")
+    print("| output | on the loop µs/record | writer thread µs/record | thread / loop |")
+    print("|---|---:|---:|---:|")
+    for path in ("/dev/null", "pipe"):
+        old = statistics.median(cpu[(path, False)]) / count * 1e6
+        new = statistics.median(cpu[(path, True)]) / count * 1e6
+        print(f"| {path} | {old:.1f} | {new:.1f} | {new / old:.2f}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", type=Path, required=True, help="the other tree's src/")
+    parser.add_argument("--micro", action="store_true", help="the output path alone")
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--before", type=Path, help="the other tree's src/")
     parser.add_argument("--urls", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.micro:
+        micro(args.records, args.rounds)
+        return
+    if args.before is None:
+        parser.error("--before is required (or --micro)")
     trees = {"before": args.before.resolve(), "after": THIS_SRC}
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER],

@@ -47,6 +47,9 @@ HANDOFF_RECORDS = 256
 #: Writes to a pipe of at most this many bytes are atomic (POSIX guarantees 512; Linux 4096).
 PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _EMPTY_POLL_S = 0.01
+#: How long the idle writer waits for more records before it asks to be woken: bounds the
+#: delay a record can spend in the hand-off, and saves a thread wake-up per record.
+LINGER_S = 0.005
 
 
 class _Abandoned(Exception):
@@ -195,8 +198,12 @@ class RecordWriter:
         try:
             while True:
                 with self._lock:
+                    if not self._queue and not self._closing:
+                        # Records that come within LINGER_S are picked up without the loop
+                        # waking this thread: one wake-up per batch, not per record.
+                        self._wake.wait(LINGER_S)
                     while not self._queue and not self._closing:
-                        self._idle = True
+                        self._idle = True  # from now on offer() wakes us
                         self._wake.wait()
                         self._idle = False
                     batch = list(self._queue)
