@@ -138,17 +138,20 @@ def test_an_interrupted_writer_is_abandoned_and_journals_only_what_was_written(
     assert stats.done == len(received)
 
 
-def test_pipe_writes_are_whole_lines_of_at_most_pipe_buf(
-    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("empty", [True, False])
+def test_pipe_writes_are_batches_of_whole_lines_the_pipe_takes_at_once(
+    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch, empty: bool
 ) -> None:
     read_end, write_end = pipe
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 1 << 20)
-    sizes: list[bytes] = []
+    if not empty:
+        os.write(write_end, b"#\n")  # never read: the pipe is never empty
+    writes: list[bytes] = []
     real_write = os.write
 
     def spy(fd: int, data: bytes) -> int:
         if fd == write_end:
-            sizes.append(bytes(data))
+            writes.append(bytes(data))
         return real_write(fd, data)
 
     monkeypatch.setattr("afetch._writer.os.write", spy)
@@ -161,9 +164,17 @@ def test_pipe_writes_are_whole_lines_of_at_most_pipe_buf(
         assert await writer.close(stop=asyncio.Event(), grace=1.0)
 
     asyncio.run(main())
-    assert len(sizes) < 500, "queued records are batched into fewer writes"
-    assert all(len(chunk) <= PIPE_BUF and chunk.endswith(b"\n") for chunk in sizes)
-    assert len(jsonl(os.read(read_end, 1 << 20))) == 500
+    assert all(chunk.endswith(b"\n") for chunk in writes)
+    if empty:
+        # An empty pipe takes a whole batch in one write.
+        assert len(writes) < 50
+        assert max(map(len, writes)) > PIPE_BUF
+    else:
+        # Otherwise only PIPE_BUF bytes are sure to go at once: at most that, but still batched.
+        assert len(writes) < 500
+        assert max(map(len, writes)) <= PIPE_BUF
+    data = os.read(read_end, 1 << 20)
+    assert len(jsonl(data if empty else data.removeprefix(b"#\n"))) == 500
 
 
 def test_a_line_longer_than_pipe_buf_waits_for_an_empty_pipe(pipe: tuple[int, int]) -> None:

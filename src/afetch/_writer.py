@@ -8,11 +8,12 @@ to the ``--state`` journal and counts them in the statistics. So:
 * **Backpressure, not blocking.** When the reader drains slowly, the hand-off fills and the loop
   awaits room; the record it holds keeps its scheduler slot, so fetching slows to the reader's
   pace. Signals are still handled at once: the loop itself never waits in ``write``.
-* **Whole lines on a pipe.** On a pipe, lines go out in writes of at most ``PIPE_BUF`` bytes
-  made of whole lines, which the kernel writes all at once or not at all. A write stuck behind a
-  stalled reader has therefore written nothing, and the process can exit in the middle of it
-  without leaving a partial line. A line longer than ``PIPE_BUF`` (a very long URL) waits until
-  the pipe is empty (grown to fit if needed), so it too goes out in one piece.
+* **Whole lines on a pipe.** On a pipe, lines go out in writes of whole lines that the kernel
+  makes all at once or not at all: at most ``PIPE_BUF`` bytes (atomic by POSIX), or as much as
+  the pipe holds when it is empty. A write stuck behind a stalled reader has therefore written
+  nothing, and the process can exit in the middle of it without leaving a partial line. A line
+  longer than ``PIPE_BUF`` (a very long URL) waits until the pipe is empty (grown to fit if
+  needed), so it too goes out in one piece.
 * **Journal after output.** A URL is journaled only after its record was written; the records
   of a run stopped while the writer is stuck are neither written nor journaled, and
   ``--resume`` fetches them again.
@@ -81,6 +82,7 @@ class RecordWriter:
         except OSError:
             self._pipe = False
         self._sink = sink
+        self._capacity: int | None = None  # of the pipe, in bytes
         self._stats = stats
         self._journal = journal
         self._limit = limit
@@ -233,24 +235,39 @@ class RecordWriter:
             self._write(b"".join(encode(record) for record in batch))
             self._written(batch)
             return
-        # A pipe: whole lines in writes of at most PIPE_BUF bytes, each atomic.
-        chunk: list[bytes] = []
-        size = 0
-        first = 0
-        for index, record in enumerate(batch):
-            line = encode(record)
-            if chunk and size + len(line) > PIPE_BUF:
-                self._write(b"".join(chunk))
-                self._written(batch[first:index])
-                chunk, size, first = [], 0, index
-            chunk.append(line)
-            size += len(line)
-        self._write(b"".join(chunk))
-        self._written(batch[first:])
+        # A pipe: whole lines, in writes the pipe takes at once (so never half a line).
+        lines = [encode(record) for record in batch]
+        start = 0
+        while start < len(lines):
+            room = self._pipe_room()
+            end, size = start, 0
+            while end < len(lines) and size + len(lines[end]) <= room:
+                size += len(lines[end])
+                end += 1
+            if end == start:  # one line longer than PIPE_BUF: wait until the pipe is empty
+                self._wait_for_room(len(lines[start]))
+                end = start + 1
+            self._write(b"".join(lines[start:end]))
+            self._written(batch[start:end])
+            start = end
+
+    def _pipe_room(self) -> int:
+        """Bytes one write to the pipe is sure to make at once.
+
+        An empty pipe takes its whole capacity without blocking: one write per batch while the
+        reader keeps up, which saves the thread a switch per ``PIPE_BUF`` bytes. Otherwise
+        ``PIPE_BUF``: how the kernel packs what is unread decides the room left, and a write of
+        at most ``PIPE_BUF`` bytes is atomic anyway. (Another process writing to the same pipe,
+        as with ``2>&1``, could fill it in between; afetch writes to stderr only at the end.)
+        """
+        try:
+            if self._capacity is None:
+                self._capacity = fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ)
+            return self._capacity if _unread(self._fd) == 0 else PIPE_BUF
+        except (AttributeError, OSError):  # not Linux: only PIPE_BUF is certain
+            return PIPE_BUF
 
     def _write(self, data: bytes) -> None:
-        if self._pipe and len(data) > PIPE_BUF:
-            self._wait_for_room(len(data))
         view = memoryview(data)
         try:
             while view:
@@ -268,6 +285,7 @@ class RecordWriter:
         try:
             if size > fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ):
                 fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, size)
+                self._capacity = None
         except (AttributeError, OSError):
             return  # not Linux, or larger than the system allows
         poller = select.poll()
