@@ -39,16 +39,35 @@ class LatencyHistogram:
         self.max = max(self.max, ms)
 
     def percentile(self, p: float) -> float:
-        if not self.count:
-            return 0.0
-        rank = max(1, math.ceil(self.count * p / 100))
-        seen = 0
-        for bucket in sorted(self._buckets):
-            seen += self._buckets[bucket]
-            if seen >= rank:
-                # Report the bucket's upper edge, capped by the true maximum.
-                return min(math.exp((bucket + 1) * _BUCKET_GROWTH), self.max)
-        return self.max
+        return self.percentiles(p)[0]
+
+    def percentiles(self, *ps: float) -> list[float]:
+        """Several percentiles in one pass; safe to call from another thread while ``add`` runs.
+
+        >>> h = LatencyHistogram()
+        >>> for ms in range(1, 101): h.add(float(ms))
+        >>> [round(v) for v in h.percentiles(50, 90, 99)]
+        [50, 91, 100]
+        """
+        # A copy first: the display thread reads while the loop thread adds (a C-level dict copy
+        # is atomic under the GIL; iterating the live Counter is not).
+        buckets = sorted(dict(self._buckets).items())
+        count, top = sum(n for _, n in buckets), self.max
+        if not count:
+            return [0.0 for _ in ps]
+        out = []
+        for p in ps:
+            rank = max(1, math.ceil(count * p / 100))
+            seen = 0
+            value = top
+            for bucket, n in buckets:
+                seen += n
+                if seen >= rank:
+                    # Report the bucket's upper edge, capped by the true maximum.
+                    value = min(math.exp((bucket + 1) * _BUCKET_GROWTH), top)
+                    break
+            out.append(value)
+        return out
 
 
 class Stats:
@@ -56,7 +75,6 @@ class Stats:
 
     def __init__(self, *, total: int | None = None) -> None:
         self.total = total
-        self.pulled = 0  # URLs taken from the input so far
         self.done = 0
         self.ok = 0
         self.bytes = 0
@@ -82,10 +100,6 @@ class Stats:
     @property
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def in_flight(self) -> int:
-        return max(self.pulled - self.done, 0)
 
     @property
     def rate(self) -> float:
