@@ -154,6 +154,15 @@ def test_a_short_terminal_gets_fewer_slowest_rows() -> None:
     assert raw.count("\n") == 6  # five rows and one slowest URL: never taller than the screen
 
 
+def test_url_passwords_are_masked() -> None:
+    stats, gauge = Stats(), Gauge()
+    gauge.bind(lambda: (1, 0))
+    gauge.start(object(), "https://ann:s3cr3t-pw@example.org/private", now=time.monotonic() - 5)
+    text = _ANSI.sub("", render(ProgressView(stats, gauge, concurrency=1), width=120))
+    assert "https://ann:***@example.org/private" in text
+    assert "s3cr3t" not in text
+
+
 def _colour_codes(raw: str) -> list[str]:
     params = re.findall(r"\x1b\[([0-9;]*)m", raw)
     return [
@@ -311,7 +320,9 @@ def test_live_table_on_a_terminal_fits_80_columns(
     assert "\x1b[" in drawn  # it really drew with escape codes
     lines = visible_lines(drawn)
     assert any("in flight 4/4" in line for line in lines)  # the table, mid-run
-    assert any(line.startswith("slowest") and "/sleep/700?ppp" in line for line in lines)
+    slowest = [line for line in lines if line.startswith("slowest") and "/sleep/700?" in line]
+    assert slowest
+    assert all(line.rstrip().endswith("…") for line in slowest)  # cut, not wrapped onto a next line
     assert any("afetch summary" in line for line in lines)
     too_wide = [line for line in lines if cell_len(line) > 80]
     assert not too_wide, too_wide

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from contextlib import AbstractContextManager
 from typing import IO
 
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
-from rich.progress_bar import ProgressBar
 from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
 
 from afetch._gauge import Gauge
+from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
 
 _CLASS_STYLES = {"2xx": "green", "3xx": "cyan", "4xx": "yellow", "5xx": "red", "errors": "bold red"}
@@ -87,124 +88,150 @@ def _rate(rate: float, *, compact: bool) -> str:
     return f"{rate:.1f}/s" if rate < 10 else f"{_count(round(rate), compact=compact)}/s"
 
 
-def _fit(candidates: list[Text], width: int) -> Text:
-    """The first candidate that fits ``width`` cells, else the last one (cut with an ellipsis)."""
-    for text in candidates:
-        if text.cell_len <= width:
-            return text
-    return candidates[-1]
+#: A row under construction: (text, style) pieces, turned into one Text at the end.
+_Parts = list[tuple[str, str]]
 
 
-def _line(label: str, value: Text) -> Text:
-    text = Text(f"{label:<{_LABEL}}", style="dim", no_wrap=True, overflow="ellipsis")
-    text.append_text(value)
-    return text
+def _width(parts: _Parts) -> int:
+    # Everything but URLs is ASCII (or "–"): one cell per character. URLs come last in their
+    # row, and Text's own ellipsis cuts them by cells.
+    return sum(len(piece) for piece, _ in parts)
+
+
+def _text(parts: _Parts) -> Text:
+    """One no-wrap line from pieces: a single Text built at once, as redraws are on a budget."""
+    spans, position = [], 0
+    for piece, style in parts:
+        if style:
+            spans.append(Span(position, position + len(piece), style))
+        position += len(piece)
+    return Text(
+        "".join(piece for piece, _ in parts), spans=spans, no_wrap=True, overflow="ellipsis"
+    )
+
+
+def _bar(done: int, total: int | None, width: int, *, plain: bool, ascii: bool) -> _Parts:
+    """The progress bar in ``width`` cells; a pulse moving along it while the total is unknown."""
+    full, rest = ("#", "-") if ascii else ("━", "─" if plain else "━")
+    if not total:
+        pulse = max(3, width // 5)
+        at = int(time.monotonic() * 8) % (width + pulse) - pulse
+        left, body = max(at, 0), min(at + pulse, width) - max(at, 0)
+        return [
+            (rest * left, "bar.back"),
+            (full * body, "bar.pulse"),
+            (rest * (width - left - body), "bar.back"),
+        ]
+    filled = width * min(done, total) // total
+    style = "bar.finished" if done >= total else "bar.complete"
+    return [(full * filled, style), (rest * (width - filled), "bar.back")]
 
 
 class ProgressView:
     """Rows of the live table, laid out for the width Rich gives: one terminal line each.
 
-    Columns shrink (1,234,567 → 1.2M), then drop (labels, elapsed), never wrap: every row is a
-    ``no_wrap`` text cut with an ellipsis as a last resort, and the bar takes what is left.
+    Columns shrink (1,234,567 → 1.2M), then drop (labels, elapsed, the bar), never wrap: every
+    row is a ``no_wrap`` text, cut with an ellipsis only as a last resort.
     """
 
     def __init__(self, stats: Stats, gauge: Gauge, *, concurrency: int) -> None:
         self._stats = stats
         self._gauge = gauge
         self._concurrency = concurrency
+        self._latency = (0, "–")  # (samples, the row they gave)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
         height = options.height or console.height
-        rows: list[RenderableType] = [self._headline(width)]
-        rows += self._rows(width)
+        plain = console.no_color or console.color_system is None
+        rows = [self._headline(width, plain=plain, ascii=options.ascii_only)]
+        rows += self._rows(width - _LABEL)
         room = max(0, min(_SLOWEST, height - len(rows) - 1))
         for index, (url, age) in enumerate(self._gauge.oldest(room)):
-            value = Text(f"{_age(age)}  ", style="yellow" if age >= 10 else "")
-            value.append(url.translate(_UNPRINTABLE))
-            rows.append(_line("slowest" if index == 0 else "", value))
-        for row in rows:
-            if isinstance(row, Text):
-                row.no_wrap, row.overflow = True, "ellipsis"
-        yield Group(*rows)
+            rows.append(
+                [
+                    (f"{'slowest' if index == 0 else '':<{_LABEL}}", "dim"),
+                    (f"{_age(age)}  ", "yellow" if age >= 10 else ""),
+                    (mask_url(url).translate(_UNPRINTABLE), ""),
+                ]
+            )
+        # One Text for all rows: Rich wraps, crops and styles it in one pass (cheaper than a
+        # Group of rows); no_wrap + ellipsis still cut each line on its own.
+        parts: _Parts = []
+        for index, row in enumerate(rows):
+            if index:
+                parts.append(("\n", ""))
+            parts += row
+        yield _text(parts)
 
-    def _headline(self, width: int) -> RenderableType:
+    def _headline(self, width: int, *, plain: bool, ascii: bool) -> _Parts:
         stats = self._stats
-        total, done, elapsed, eta = stats.total, stats.done, stats.elapsed, stats.eta
-        candidates = []
+        total, done = stats.total, stats.done
         for compact, labels in ((False, True), (True, True), (True, False)):
-            text = Text(f"{_count(done, compact=compact)}", style="bold")
-            text.append(f"/{'?' if total is None else _count(total, compact=compact)}")
+            parts = [
+                (_count(done, compact=compact), "bold"),
+                (f"/{'?' if total is None else _count(total, compact=compact)}", ""),
+            ]
             if total:
-                text.append(f"  {min(done * 100 // total, 100)}%")
-            text.append(f"  {_rate(stats.rate, compact=compact)}")
+                parts.append((f"  {min(done * 100 // total, 100)}%", ""))
+            parts.append((f"  {_rate(stats.rate, compact=compact)}", ""))
             if labels:
-                text.append(f"  elapsed {_duration(elapsed)}")
-            text.append(f"  eta {_duration(eta)}")
-            candidates.append(text)
-        text = _fit(candidates, width - _BAR_MIN - 1)
-        text.no_wrap, text.overflow = True, "ellipsis"
-        bar_width = min(_BAR_MAX, width - text.cell_len - 1)
+                parts.append((f"  elapsed {_duration(stats.elapsed)}", ""))
+            parts.append((f"  eta {_duration(stats.eta)}", ""))
+            if _width(parts) <= width - _BAR_MIN - 1:
+                break
+        bar_width = min(_BAR_MAX, width - _width(parts) - 1)
         if bar_width < _BAR_MIN:
-            return text  # not even a short bar fits: the figures matter more
-        grid = Table.grid(padding=(0, 1, 0, 0))
-        grid.add_column(width=bar_width, no_wrap=True)
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-        # Pulses while the total is unknown (stdin, or files still being counted).
-        grid.add_row(ProgressBar(total=total, completed=done, width=bar_width), text)
-        return grid
+            return parts  # not even a short bar fits: the figures matter more
+        return [*_bar(done, total, bar_width, plain=plain, ascii=ascii), (" ", ""), *parts]
 
-    def _rows(self, width: int) -> list[Text]:
+    def _rows(self, room: int) -> list[_Parts]:
         stats, gauge = self._stats, self._gauge
-        room = width - _LABEL
-        rows = []
         by_class = stats.by_class.copy()
-        classes = []
         for compact, gap in ((False, "  "), (True, "  "), (True, " ")):
-            text = Text()
+            classes: _Parts = []
             for name in CLASSES:
-                if text:
-                    text.append(gap)
-                text.append(f"{name} ", style="dim")
-                text.append(_count(by_class[name], compact=compact), style=_CLASS_STYLES[name])
-            classes.append(text)
-        rows.append(_line("classes", _fit(classes, room)))
+                classes.append((f"{gap if classes else ''}{name} ", "dim"))
+                classes.append((_count(by_class[name], compact=compact), _CLASS_STYLES[name]))
+            if _width(classes) <= room:
+                break
         in_flight, waiting = gauge.in_flight, gauge.waiting
-        requests = [
-            Text(
+        for compact in (False, True):
+            requests = (
                 f"in flight {_count(in_flight, compact=compact)}/"
                 f"{_count(self._concurrency, compact=compact)}"
                 f"  waiting {_count(waiting, compact=compact)}"
             )
-            for compact in (False, True)
+            if len(requests) <= room:
+                break
+        count = stats.latency.count
+        if count != self._latency[0]:  # new samples since the last frame: recompute
+            p50, p90, p99 = stats.latency.percentiles(50, 90, 99)
+            self._latency = (count, f"p50 {_ms(p50)}  p90 {_ms(p90)}  p99 {_ms(p99)}")
+        latency = self._latency[1]
+        rows = [
+            [("classes", "dim"), *classes],
+            [("requests", "dim"), (requests, "")],
+            [("latency", "dim"), (latency, "")],
         ]
-        rows.append(_line("requests", _fit(requests, room)))
-        latency = stats.latency
-        if latency.count:
-            p50, p90, p99 = latency.percentiles(50, 90, 99)
-            value = Text(f"p50 {_ms(p50)}  p90 {_ms(p90)}  p99 {_ms(p99)}")
-        else:
-            value = Text("–")
-        rows.append(_line("latency", value))
         errors = stats.errors.copy()
         if errors:
-            rows.append(_line("errors", _top_errors(errors, room)))
+            rows.append([("errors", "dim"), *_top_errors(errors, room)])
+        for row in rows:
+            row[0] = (f"{row[0][0]:<{_LABEL}}", "dim")
         return rows
 
 
-def _top_errors(errors: Counter[str], width: int) -> Text:
+def _top_errors(errors: Counter[str], width: int) -> _Parts:
     """As many error types as fit, most frequent first, then ``+N more``."""
     ranked = errors.most_common()
     for shown in range(len(ranked), 0, -1):
         for compact in (False, True):
-            text = Text(
-                "  ".join(f"{name} {_count(n, compact=compact)}" for name, n in ranked[:shown])
-            )
-            if shown < len(ranked):
-                text.append(f"  +{len(ranked) - shown} more", style="dim")
-            if text.cell_len <= width:
-                return text
-    return text  # even one type is too long: cut with an ellipsis
+            listed = "  ".join(f"{name} {_count(n, compact=compact)}" for name, n in ranked[:shown])
+            more = f"  +{len(ranked) - shown} more" if shown < len(ranked) else ""
+            if len(listed) + len(more) <= width:
+                return [(listed, ""), (more, "dim")]
+    return [(listed, ""), (more, "dim")]  # even one type is too long: cut with an ellipsis
 
 
 class ProgressDisplay:

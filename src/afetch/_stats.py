@@ -55,18 +55,18 @@ class LatencyHistogram:
         count, top = sum(n for _, n in buckets), self.max
         if not count:
             return [0.0 for _ in ps]
-        out = []
-        for p in ps:
-            rank = max(1, math.ceil(count * p / 100))
-            seen = 0
-            value = top
-            for bucket, n in buckets:
-                seen += n
-                if seen >= rank:
-                    # Report the bucket's upper edge, capped by the true maximum.
-                    value = min(math.exp((bucket + 1) * _BUCKET_GROWTH), top)
-                    break
-            out.append(value)
+        # One walk over the buckets for all the ranks, smallest first.
+        wanted = sorted((max(1, math.ceil(count * p / 100)), i) for i, p in enumerate(ps))
+        out = [top] * len(ps)
+        seen, next_rank = 0, 0
+        for bucket, n in buckets:
+            seen += n
+            while next_rank < len(wanted) and seen >= wanted[next_rank][0]:
+                # Report the bucket's upper edge, capped by the true maximum.
+                out[wanted[next_rank][1]] = min(math.exp((bucket + 1) * _BUCKET_GROWTH), top)
+                next_rank += 1
+            if next_rank == len(wanted):
+                break
         return out
 
 
