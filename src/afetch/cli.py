@@ -225,6 +225,39 @@ def command(
             help="Offer HTTP/2 (TLS + ALPN). Default: HTTP/1.1.",
         ),
     ] = False,
+    # --- proxies and HTTP/3 (branch proxy): one block, to move into option groups as one ---
+    http3: Annotated[
+        bool,
+        typer.Option(
+            "--http3",
+            envvar="AFETCH_HTTP3",
+            help="Try HTTP/3 (QUIC) first; fall back to HTTP/2 or 1.1 over TCP, as curl --http3.",
+        ),
+    ] = False,
+    proxy: Annotated[
+        str | None,
+        typer.Option(
+            "-x",
+            "--proxy",
+            envvar="AFETCH_PROXY",
+            metavar="URL",
+            show_default="http_proxy, https_proxy, all_proxy from the environment",
+            help="Send every request through this proxy: http://, https://, socks4://, "
+            "socks5://, socks5h://[user:pass@]host:port; '' for none. Never echoed.",
+        ),
+    ] = None,
+    noproxy: Annotated[
+        str | None,
+        typer.Option(
+            "--noproxy",
+            envvar="AFETCH_NOPROXY",
+            metavar="LIST",
+            show_default="no_proxy from the environment",
+            help="Comma-separated hosts, domains, IPs or CIDR ranges reached without the proxy; "
+            "'*' for all.",
+        ),
+    ] = None,
+    # --- end of proxies and HTTP/3 ---
     cacert: Annotated[
         str | None,
         typer.Option(
@@ -462,6 +495,9 @@ def command(
             max_redirects=max_redirects,
             verify=not insecure,
             http2=http2,
+            http3=http3,
+            proxy=proxy,
+            noproxy=noproxy,
             cacert=_check_cacert(cacert),
             max_size=None if max_size is None else parse_size(max_size),
             no_private=no_private,
