@@ -51,6 +51,8 @@ _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 _ACCEPT_ENCODING = "gzip, deflate, br"
 #: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
 _USED_PROXY = getattr(pycurl, "USED_PROXY", None)
+#: CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54), which pycurl does not name.
+_SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
 
@@ -471,8 +473,9 @@ class _Slot:
                 self.failure = self.body_error
             else:
                 lines = self.head_lines
+                # Before any server head: a refused CONNECT leaves the proxy's head in lines.
+                at_proxy = not self.head_seen and self._failed_at_proxy(code, message)
                 complete = self.head_seen or (bool(lines) and lines[-1] in (b"\r\n", b"\n"))
-                at_proxy = not complete and self._failed_at_proxy(code, message)
                 self.failure = _error(code, message, head_seen=complete, at_proxy=at_proxy)
         elif not self.head_seen:
             if self.head_lines:
@@ -545,6 +548,8 @@ def _set_proxy(curl: pycurl.Curl, settings: Settings, cainfo: str) -> None:
     # Headers set with HTTPHEADER go to the server only, never into a CONNECT request
     # (libcurl's default since 7.42.1; said here because the proxy must not see -H secrets).
     curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
+    # The proxy's answer to a CONNECT is not the server's head: keep it out of head_lines.
+    curl.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
     if settings.proxy is not None:
         curl.setopt(pycurl.PROXY, settings.proxy)  # "" disables the environment's too
     if settings.noproxy is not None:

@@ -41,11 +41,11 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     >>> redact("GET http://u:pw@h/ failed: bad token 'abc123'", ["abc123"])
     "GET http://u:***@h/ failed: bad token '***'"
     """
-    text = mask_url(text)
+    # Known secrets first: a password with an '@' in it would fool the URL pattern.
     for secret in secrets:
         if len(secret) >= _MIN_SECRET:
             text = text.replace(secret, MASK)
-    return text
+    return mask_url(text)
 
 
 def header_secrets(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
