@@ -216,8 +216,9 @@ def test_no_proxy_matches_host_suffixes(
     # libcurl resolves *.localhost to loopback itself (the proxy's resolver does not).
     url = server.url("/ok").replace("127.0.0.1", "a.b.localhost")
     monkeypatch.setenv("http_proxy", proxy.url())
-    monkeypatch.setenv("no_proxy", "localhost")  # also matches a.b.localhost
-    assert one(url).ok
+    for no_proxy in ("localhost", ".localhost", "b.localhost"):  # all match a.b.localhost
+        monkeypatch.setenv("no_proxy", no_proxy)
+        assert one(url).ok, no_proxy
     monkeypatch.setenv("no_proxy", "b.localhost.org, other.localhost")
     records: list[Record] = []
     seen = through(proxy, lambda: records.append(one(url)))
@@ -240,6 +241,15 @@ def test_proxy_option_overrides_the_environment(
     assert records[0].ok, records
     assert seen == [target(server)]  # ...so --noproxy "" lifted it
     assert proxy.log[-1].startswith(f"{scheme.rstrip('h')} ")
+
+
+def test_proxy_option_keeps_no_proxy_from_the_environment(
+    server: LoopbackServer, proxy: ProxyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # curl's rule: -x replaces the proxy, not the exceptions.
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    seen = through(proxy, lambda: one(server.url("/ok"), proxy=proxy.url()))
+    assert seen == []
 
 
 def test_socks5h_lets_the_proxy_resolve(server: LoopbackServer, proxy: ProxyServer) -> None:

@@ -51,6 +51,8 @@ _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 _ACCEPT_ENCODING = "gzip, deflate, br"
 #: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
 _USED_PROXY = getattr(pycurl, "USED_PROXY", None)
+#: Whether this libcurl speaks HTTP/3 (else --http3 means what --http2 does).
+_HAS_HTTP3 = bool(pycurl.version_info()[4] & getattr(pycurl, "VERSION_HTTP3", 0))
 #: CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54), which pycurl does not name.
 _SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
@@ -536,7 +538,7 @@ _HeaderLists = tuple[list[str], list[str]]
 
 
 def _http_version(settings: Settings) -> int:
-    if settings.http3:
+    if settings.http3 and _HAS_HTTP3:
         # As curl's --http3: QUIC first, TCP (h2 or 1.1 over ALPN) if QUIC fails.
         return pycurl.CURL_HTTP_VERSION_3
     return pycurl.CURL_HTTP_VERSION_2TLS if settings.http2 else pycurl.CURL_HTTP_VERSION_1_1
