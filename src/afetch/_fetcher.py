@@ -68,7 +68,9 @@ class Fetcher:
         self._engine = engine
         self._settings = settings
         self._headers = base_headers(settings)
-        self._secrets = (*header_secrets(settings.headers), *proxy_secrets(settings.proxy))
+        # Longest first: a secret inside a longer one must not leave the rest of it showing.
+        secrets = {*header_secrets(settings.headers), *proxy_secrets(settings.proxy)}
+        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
         self._address_check = address_check
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
         self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
