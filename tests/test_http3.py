@@ -53,12 +53,17 @@ def _free_port() -> int:
         with socket.socket() as tcp:
             tcp.bind(("127.0.0.1", 0))
             port = tcp.getsockname()[1]
-        with socket.socket(type=socket.SOCK_DGRAM) as udp:
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+        if _udp_free(port):
+            return port
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(type=socket.SOCK_DGRAM) as udp:
+        try:
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @contextlib.contextmanager
@@ -91,13 +96,14 @@ def _hypercorn(folder: Path, *, quic: bool) -> Iterator[tuple[str, Path]]:
     )
     thread.start()
     context = ssl.create_default_context(cafile=str(ca_path))
-    for _ in range(100):  # TCP up; the UDP socket is bound in the same start-up
+    for _ in range(100):  # TCP up, and the UDP port taken (QUIC bound) when asked for
         with (
             contextlib.suppress(OSError),
             socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
             context.wrap_socket(raw, server_hostname="127.0.0.1"),
         ):
-            break
+            if not quic or not _udp_free(port):
+                break
         threading.Event().wait(0.05)
     try:
         yield f"https://127.0.0.1:{port}", ca_path
