@@ -33,7 +33,7 @@ import certifi
 import pycurl
 
 from afetch._engine import Headers, Request
-from afetch._errors import AfetchError, BadResponse, TooLarge
+from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
 
 _POLL_IN = pycurl.POLL_IN
@@ -49,6 +49,14 @@ _BUFFER_LIMIT = 1 << 20
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 #: What libcurl may ask for and decode itself, in bounded pieces (16 KiB a callback).
 _ACCEPT_ENCODING = "gzip, deflate, br"
+#: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
+_USED_PROXY = getattr(pycurl, "USED_PROXY", None)
+#: Whether this libcurl speaks HTTP/3 (else --http3 means what --http2 does).
+_HAS_HTTP3 = bool(pycurl.version_info()[4] & getattr(pycurl, "VERSION_HTTP3", 0))
+#: CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54), which pycurl does not name.
+_SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
+#: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
+_PROXY_HEADERS = frozenset({"proxy-authorization"})
 
 #: libcurl result codes → afetch error types (libcurl-errors(3)). Anything else is "other".
 _ERROR_TYPES = {
@@ -95,8 +103,8 @@ class CurlError(AfetchError):
         self.error_type = error_type
 
 
-def _error(code: int, message: str, *, head_seen: bool) -> AfetchError:
-    kind = _ERROR_TYPES.get(code, "other")
+def _error(code: int, message: str, *, head_seen: bool, at_proxy: bool = False) -> AfetchError:
+    kind = "proxy" if at_proxy else _ERROR_TYPES.get(code, "other")
     text = message or f"libcurl error {code}"
     if head_seen and kind == "reset":
         # The head had arrived: the body was cut short, as afetch reports it on every engine.
@@ -148,7 +156,7 @@ class CurlEngine:
         self._free: list[_Slot] = []
         self._active: set[_Slot] = set()
         self._closed = False
-        self._header_lists: tuple[object, list[str]] = ((), [])
+        self._header_lists: tuple[object, _HeaderLists] = ((), ([], []))
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or certifi.where()
@@ -165,18 +173,27 @@ class CurlEngine:
         # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
         try:
             await slot.head
+            if slot.status == 407 and slot.used_proxy():
+                # The proxy's own answer, not the server's (a tunnel refused with 407 is a
+                # failed transfer instead, see _Slot.finish): the same error either way.
+                raise ProxyError("the proxy answered 407 Proxy Authentication Required")
         except BaseException:
             self.release(slot)
             raise
         return _CurlResponse(slot)
 
-    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> list[str]:
+    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> _HeaderLists:
         # Every request of a run shares one headers tuple: format it once.
         last, formatted = self._header_lists
         if headers is last:
             return formatted
         # "Name;" is libcurl's way to send a header with an empty value ("Name:" removes it).
-        formatted = [f"{name}: {value}" if value else f"{name};" for name, value in headers]
+        server: list[str] = []
+        proxy: list[str] = []
+        for name, value in headers:
+            to = proxy if name.lower() in _PROXY_HEADERS else server
+            to.append(f"{name}: {value}" if value else f"{name};")
+        formatted = (server, proxy)
         self._header_lists = (headers, formatted)
         return formatted
 
@@ -336,6 +353,7 @@ class _Slot:
         "method",
         "paused",
         "pinned",
+        "proxy_headers",
         "received",
         "status",
         "timeout_ms",
@@ -354,17 +372,15 @@ class _Slot:
         curl.setopt(pycurl.NETRC, pycurl.NETRC_IGNORED)
         curl.setopt(pycurl.ACCEPT_ENCODING, _ACCEPT_ENCODING)
         curl.setopt(pycurl.TCP_NODELAY, 1)
-        curl.setopt(
-            pycurl.HTTP_VERSION,
-            pycurl.CURL_HTTP_VERSION_2TLS if settings.http2 else pycurl.CURL_HTTP_VERSION_1_1,
-        )
-        if settings.http2:
+        curl.setopt(pycurl.HTTP_VERSION, _http_version(settings))
+        if settings.http2 or settings.http3:
             curl.setopt(pycurl.PIPEWAIT, 1)
         if settings.verify:
             curl.setopt(pycurl.CAINFO, engine._cainfo)
         else:
             curl.setopt(pycurl.SSL_VERIFYPEER, 0)
             curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+        _set_proxy(curl, settings, engine._cainfo)
         connect = settings.connect_timeout or settings.timeout
         if connect is not None:
             curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, round(connect * 1000)))
@@ -380,6 +396,7 @@ class _Slot:
         self.curl = curl
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
+        self.proxy_headers: list[str] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -400,7 +417,7 @@ class _Slot:
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
 
-    def prepare(self, request: Request, headers: list[str]) -> None:
+    def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
         if self.head.done():  # a used slot
             self._reset()
@@ -427,7 +444,11 @@ class _Slot:
             curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
         curl.setopt(pycurl.URL, request.url)
-        curl.setopt(pycurl.HTTPHEADER, headers)
+        server_headers, proxy_headers = headers
+        curl.setopt(pycurl.HTTPHEADER, server_headers)
+        if proxy_headers is not self.proxy_headers:
+            curl.setopt(pycurl.PROXYHEADER, proxy_headers)
+            self.proxy_headers = proxy_headers
 
     def _set_method(self, method: str, body: bytes | None) -> None:
         curl = self.curl
@@ -502,8 +523,10 @@ class _Slot:
                 self.failure = self.body_error
             else:
                 lines = self.head_lines
+                # Before any server head: a refused CONNECT leaves the proxy's head in lines.
+                at_proxy = not self.head_seen and self._failed_at_proxy(code, message)
                 complete = self.head_seen or (bool(lines) and lines[-1] in (b"\r\n", b"\n"))
-                self.failure = _error(code, message, head_seen=complete)
+                self.failure = _error(code, message, head_seen=complete, at_proxy=at_proxy)
         elif not self.head_seen:
             if self.head_lines:
                 self._head_arrived()  # a response without a body (HEAD, 204, 304...)
@@ -518,6 +541,23 @@ class _Slot:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def used_proxy(self) -> bool:
+        """Whether a proxy applied to this transfer (--proxy or the environment, less noproxy)."""
+        if _USED_PROXY is None:  # pragma: no cover - libcurl before 8.7
+            return bool(self.engine._settings.proxy)
+        return bool(self.curl.getinfo(_USED_PROXY))
+
+    def _failed_at_proxy(self, code: int, message: str) -> bool:
+        """libcurl reports a proxy it cannot reach, or a tunnel the proxy refuses (CONNECT
+        answered 407, 403, 502...), under generic codes: 7 as an unreachable server would be."""
+        if code in (5, 97) or not self.used_proxy():
+            return False  # 5 and 97 are "proxy" already
+        return (
+            code == 7
+            or self.curl.getinfo(pycurl.HTTP_CONNECTCODE) >= 300
+            or message.startswith("Proxy CONNECT")  # the proxy hung up on the CONNECT
+        )
 
     def detach(self) -> None:
         """The transfer is over for the caller: drop what it buffered."""
@@ -539,6 +579,37 @@ class _Slot:
             await waiter
         finally:
             self.waiter = None
+
+
+#: The headers of a request: (to the server, to the proxy), in libcurl's "Name: value" form.
+_HeaderLists = tuple[list[str], list[str]]
+
+
+def _http_version(settings: Settings) -> int:
+    if settings.http3 and _HAS_HTTP3:
+        # As curl's --http3: QUIC first, TCP (h2 or 1.1 over ALPN) if QUIC fails.
+        return pycurl.CURL_HTTP_VERSION_3
+    return pycurl.CURL_HTTP_VERSION_2TLS if settings.http2 else pycurl.CURL_HTTP_VERSION_1_1
+
+
+def _set_proxy(curl: pycurl.Curl, settings: Settings, cainfo: str) -> None:
+    """Proxy options. Without --proxy libcurl reads http_proxy, HTTPS_PROXY/https_proxy,
+    ALL_PROXY/all_proxy and NO_PROXY/no_proxy itself (never HTTP_PROXY: httpoxy)."""
+    # Headers set with HTTPHEADER go to the server only, never into a CONNECT request
+    # (libcurl's default since 7.42.1; said here because the proxy must not see -H secrets).
+    curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
+    # The proxy's answer to a CONNECT is not the server's head: keep it out of head_lines.
+    curl.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
+    if settings.proxy is not None:
+        curl.setopt(pycurl.PROXY, settings.proxy)  # "" disables the environment's too
+    if settings.noproxy is not None:
+        curl.setopt(pycurl.NOPROXY, settings.noproxy)
+    # An https:// proxy is verified like a server: --cacert or the same bundle, unless -k.
+    if settings.verify:
+        curl.setopt(pycurl.PROXY_CAINFO, cainfo)
+    else:
+        curl.setopt(pycurl.PROXY_SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
 
 
 def _host_port(url: str) -> tuple[str, int]:
