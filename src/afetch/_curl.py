@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -92,6 +93,13 @@ _ERROR_TYPES = {
     97: "proxy",  # PROXY handshake refused
     100: "protocol",  # TOO_LARGE: e.g. response headers over libcurl's limit
 }
+
+
+_UNSENDABLE = re.compile(r"[\r\n\0]")
+
+
+class BadHeader(AfetchError):
+    """A request header that cannot be sent as one header line."""
 
 
 class CurlError(AfetchError):
@@ -166,8 +174,9 @@ class CurlEngine:
     async def send(self, request: Request) -> _CurlResponse:
         if self._closed:
             raise RuntimeError("engine is closed")
+        headers = self._header_list(request.headers)  # may refuse a header: before a slot
         slot = self._free.pop() if self._free else _Slot(self)
-        slot.prepare(request, self._header_list(request.headers))
+        slot.prepare(request, headers)
         self._active.add(slot)
         self._multi.add_handle(slot.curl)
         # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
@@ -191,6 +200,9 @@ class CurlEngine:
         server: list[str] = []
         proxy: list[str] = []
         for name, value in headers:
+            if _UNSENDABLE.search(name) or _UNSENDABLE.search(value):
+                # libcurl would send "A: x\r\nB: y" as two headers: a header injection.
+                raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
             to = proxy if name.lower() in _PROXY_HEADERS else server
             to.append(f"{name}: {value}" if value else f"{name};")
         formatted = (server, proxy)
