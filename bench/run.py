@@ -280,6 +280,8 @@ ENGINES: dict[str, tuple[str, list[str]]] = {
     "curl-multi+idle": ("curl_multi.py", ["--idle-reader"]),
     "curl-multi+uvloop": ("curl_multi.py", ["--uvloop"]),
     "curl-multi+idle+uvloop": ("curl_multi.py", ["--idle-reader", "--uvloop"]),
+    "curl-multi+closecb": ("curl_multi.py", ["--close-hook"]),
+    "curl-multi+closecb+uvloop": ("curl_multi.py", ["--close-hook", "--uvloop"]),
     "aiohttp-lean": ("aiohttp_lean.py", []),
     "aiohttp-lean+uvloop": ("aiohttp_lean.py", ["--uvloop"]),
 }

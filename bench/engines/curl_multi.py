@@ -1,6 +1,7 @@
 """Contender: libcurl (pycurl) driven by the asyncio loop through the multi "socket" interface.
 
-Usage: python bench/engines/curl_multi.py URLS_FILE -c N [--per-host N] [--uvloop] [--idle-reader]
+Usage: python bench/engines/curl_multi.py URLS_FILE -c N [--per-host N] [--uvloop]
+       [--idle-reader [--close-hook]]
 
 The pattern of Tornado's curl_httpclient.py, trimmed to the hot path: libcurl tells us which
 sockets it wants watched (SOCKETFUNCTION) and when it wants a timeout (TIMERFUNCTION); the loop
@@ -12,6 +13,8 @@ Writes one JSON line per URL (url, status, bytes, elapsed) to stdout. Exits 1 if
 reuse (two epoll_ctl calls per request). With this flag the reader stays registered while the
 socket idles; a readable idle socket (the server closed it) is dropped then, and a re-armed fd
 whose inode changed (libcurl closed it and the number was reused) is registered afresh.
+``--close-hook``: the same, but libcurl's CLOSESOCKETFUNCTION tells us when it closes a socket,
+so no fstat is needed on either side (the reader goes when the socket goes).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ IN, OUT = 1, 2  # our bit mask of what the loop watches for an fd
 class CurlDriver:
     """One CurlMulti on the running asyncio loop."""
 
-    def __init__(self, *, concurrency: int, per_host: int, idle_reader: bool) -> None:
+    def __init__(
+        self, *, concurrency: int, per_host: int, idle_reader: bool, close_hook: bool
+    ) -> None:
         self.loop = asyncio.get_running_loop()
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
@@ -44,10 +49,13 @@ class CurlDriver:
         if per_host:
             self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, per_host)
         self.idle_reader = idle_reader
+        self.close_hook = close_hook
         self.watched: dict[int, int] = {}  # fd -> IN|OUT the loop watches now
         self.idle: dict[int, int] = {}  # fd -> inode, reader kept while libcurl does not want it
         self.timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self.waiters: dict[pycurl.Curl, asyncio.Future[int]] = {}
+        self.handles: list[pycurl.Curl] = []  # closed after the multi: its cached
+        # connections close through their handles' CLOSESOCKETFUNCTION
 
     # libcurl -> loop ---------------------------------------------------------------------
 
@@ -55,6 +63,9 @@ class CurlDriver:
         old = self.watched.get(fd, 0)
         if what == pycurl.POLL_REMOVE:
             if self.idle_reader and old == IN:
+                if self.close_hook:
+                    self.idle[fd] = 0  # _on_close forgets it when libcurl closes it
+                    return
                 # Keep the reader; remember which socket it was, to spot a reused fd number.
                 try:
                     self.idle[fd] = os.fstat(fd).st_ino
@@ -66,10 +77,8 @@ class CurlDriver:
         want = {pycurl.POLL_IN: IN, pycurl.POLL_OUT: OUT, pycurl.POLL_INOUT: IN | OUT}[what]
         if fd in self.idle:
             inode = self.idle.pop(fd)
-            try:
-                same = os.fstat(fd).st_ino == inode
-            except OSError:
-                same = False
+            # With the close hook any close went through _on_close: it is the same socket.
+            same = self.close_hook or self._same_socket(fd, inode)
             if not same:
                 # libcurl closed the socket and a new one got its number: the loop's
                 # registration is stale (epoll dropped it on close); start over.
@@ -77,6 +86,20 @@ class CurlDriver:
                 self.watched.pop(fd, None)
                 old = 0
         self._set(fd, old, want)
+
+    @staticmethod
+    def _same_socket(fd: int, inode: int) -> bool:
+        try:
+            return os.fstat(fd).st_ino == inode
+        except OSError:
+            return False
+
+    def _on_close(self, fd: int) -> int:
+        """CLOSESOCKETFUNCTION (--close-hook): unwatch, then close, as libcurl would have."""
+        self.idle.pop(fd, None)
+        self._set(fd, self.watched.get(fd, 0), 0)
+        os.close(fd)
+        return 0
 
     def _set(self, fd: int, old: int, new: int) -> None:
         """Touch the loop only for what changed."""
@@ -159,45 +182,50 @@ class CurlDriver:
         for fd, mask in list(self.watched.items()):
             self._set(fd, mask, 0)
         self.multi.close()
+        for handle in self.handles:
+            handle.close()
 
 
-def new_handle() -> pycurl.Curl:
+def new_handle(driver: CurlDriver) -> pycurl.Curl:
     handle = pycurl.Curl()
+    if driver.close_hook:
+        handle.setopt(pycurl.CLOSESOCKETFUNCTION, driver._on_close)
     handle.setopt(pycurl.NOSIGNAL, 1)
     # pycurl 7.49 lacks PROTOCOLS_STR: the bitmask form.
     handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     handle.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
     handle.setopt(pycurl.CONNECTTIMEOUT, 10)
     handle.setopt(pycurl.TIMEOUT, 30)
+    driver.handles.append(handle)
     return handle
 
 
 async def worker(driver: CurlDriver, urls: Iterator[str], out: TextIO) -> int:
-    handle = new_handle()
+    handle = new_handle(driver)
     failed = 0
-    try:
-        for url in urls:
-            body = io.BytesIO()
-            handle.setopt(pycurl.URL, url)
-            handle.setopt(pycurl.WRITEFUNCTION, body.write)  # C method: no Python frame per chunk
-            t0 = time.perf_counter()
-            errno = await driver.perform(handle)
-            elapsed = time.perf_counter() - t0
-            status = handle.getinfo(pycurl.RESPONSE_CODE) if errno == 0 else None
-            record = {"url": url, "status": status, "bytes": body.tell(), "elapsed": elapsed}
-            if errno:
-                record["error"] = f"curl error {errno}"
-            if errno or status >= 400:
-                failed += 1
-            out.write(json.dumps(record) + "\n")
-    finally:
-        handle.close()
+    for url in urls:
+        body = io.BytesIO()
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.WRITEFUNCTION, body.write)  # C method: no Python frame per chunk
+        t0 = time.perf_counter()
+        errno = await driver.perform(handle)
+        elapsed = time.perf_counter() - t0
+        status = handle.getinfo(pycurl.RESPONSE_CODE) if errno == 0 else None
+        record = {"url": url, "status": status, "bytes": body.tell(), "elapsed": elapsed}
+        if errno:
+            record["error"] = f"curl error {errno}"
+        if errno or status >= 400:
+            failed += 1
+        out.write(json.dumps(record) + "\n")
     return failed
 
 
 async def main(args: argparse.Namespace) -> int:
     driver = CurlDriver(
-        concurrency=args.concurrency, per_host=args.per_host, idle_reader=args.idle_reader
+        concurrency=args.concurrency,
+        per_host=args.per_host,
+        idle_reader=args.idle_reader or args.close_hook,
+        close_hook=args.close_hook,
     )
     try:
         with open(args.urls) as source:
@@ -220,6 +248,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--per-host", type=int, default=0)
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--idle-reader", action="store_true")
+    parser.add_argument("--close-hook", action="store_true")
     return parser.parse_args()
 
 
