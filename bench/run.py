@@ -545,6 +545,8 @@ def many(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
         httpx_runs=0,
         afetch_extra=["--per-host", str(per_host)],
     )
+    for tool in tools:
+        tool.runs = args.many_runs or args.runs
     run_rounds(tools, label="many")
     check_speed(args, "6. many hosts", tools, wall=1.0, rss_mib=80)
     return speed_table(
@@ -797,6 +799,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--memory-urls", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE")
+    )
+    parser.add_argument(
+        "--many-runs", type=int, default=None, help="runs per tool of many hosts (default: --runs)"
     )
     parser.add_argument("--memory-runs", type=int, default=1)
     parser.add_argument("--startup-runs", type=int, default=None)
