@@ -546,7 +546,7 @@ def many(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
         afetch_extra=["--per-host", str(per_host)],
     )
     for tool in tools:
-        tool.runs = args.many_runs or args.runs
+        tool.runs = args.many_runs
     run_rounds(tools, label="many")
     check_speed(args, "6. many hosts", tools, wall=1.0, rss_mib=80)
     return speed_table(
@@ -801,7 +801,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--memory-urls", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE")
     )
     parser.add_argument(
-        "--many-runs", type=int, default=None, help="runs per tool of many hosts (default: --runs)"
+        "--many-runs",
+        type=int,
+        default=None,
+        help="runs per tool of many hosts (default 3, or --runs if smaller: 100k URLs take long)",
     )
     parser.add_argument("--memory-runs", type=int, default=1)
     parser.add_argument("--startup-runs", type=int, default=None)
@@ -864,6 +867,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.many_urls = 10_000 if small else 100_000
     if args.httpx_runs is None:
         args.httpx_runs = 0 if small else 1
+    if args.many_runs is None:
+        args.many_runs = min(args.runs, 3)
     if args.memory_urls is None:
         args.memory_urls = (10_000, 50_000) if small else (20_000, 200_000)
     if args.startup_runs is None:
