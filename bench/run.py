@@ -1,7 +1,9 @@
 """afetch benchmark: afetch against curl, wget2 and plain aiohttp/httpx scripts on a local nginx.
 
-    python bench/run.py            # full run: medians of 5, every workload -> results/latest.md
-    python bench/run.py --quick    # medians of 2, small sizes, no httpx script (a few minutes)
+    python bench/run.py            # full run: medians of 5 (many hosts: 3), every workload
+                                   #   -> results/latest.md (~30 min on an idle machine)
+    python bench/run.py --quick    # medians of 2, small sizes, no httpx script: ~4 min idle
+                                   #   (11.8 min at load average 8 on the shared 2 cores)
     python bench/run.py --engines --only throughput latency many   # engine bake-off rows
                                    #   (bench/engines/*) -> results/bakeoff.md
     python bench/run.py --afetch-env curl:AFETCH_ENGINE=curl   # afetch on another engine: a row
