@@ -60,3 +60,32 @@ def test_classify_only_returns_documented_types() -> None:
         assert classify(exc).type in ERROR_TYPES
     assert classify(ConnectionResetError(104, "Connection reset by peer")).type == "reset"
     assert classify(TimeoutError()).type == "timeout"
+
+
+def test_a_record_serialises_byte_for_byte_as_documented() -> None:
+    # The example record of README.md, "Records", exactly: key order, spacing, null and floats.
+    record = Record(
+        url="http://127.0.0.1:8080/redirect/2",
+        final_url="http://127.0.0.1:8080/ok",
+        status=200,
+        elapsed_ms=3.412,
+        bytes=1024,
+        content_type="text/plain",
+        http_version="HTTP/1.1",
+        redirects=2,
+        attempts=1,
+        started_at="2026-11-25T16:27:23.134Z",
+    )
+    assert record.to_json() == (
+        '{"url":"http://127.0.0.1:8080/redirect/2","final_url":"http://127.0.0.1:8080/ok",'
+        '"status":200,"ok":true,"error":null,"elapsed_ms":3.412,"bytes":1024,'
+        '"content_type":"text/plain","http_version":"HTTP/1.1","redirects":2,"attempts":1,'
+        '"started_at":"2026-11-25T16:27:23.134Z"}'
+    )
+    failed = Record(url="u", error=FetchError("dns", "no such host"), attempts=0, path="p")
+    assert failed.to_json(("not_modified", "path", "sha256")) == (
+        '{"url":"u","final_url":null,"status":null,"ok":false,'
+        '"error":{"type":"dns","message":"no such host"},"elapsed_ms":0.0,"bytes":0,'
+        '"content_type":null,"http_version":null,"redirects":0,"attempts":0,"started_at":"",'
+        '"not_modified":null,"path":"p","sha256":null}'
+    )

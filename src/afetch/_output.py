@@ -13,7 +13,6 @@ from typing import Any, BinaryIO, Protocol
 from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record
 from afetch._settings import Settings
 
-FORMATS = ("jsonl", "csv")
 #: CSV columns: the schema keys in order, with the nested error flattened into two columns.
 CSV_BASE_COLUMNS = tuple(
     column
