@@ -6,6 +6,7 @@ httpx (httpcore raises httpx exceptions wrapping OS errors; other transports wra
 
 from __future__ import annotations
 
+import enum
 import errno
 import socket
 import ssl
@@ -14,23 +15,29 @@ import httpx
 
 from afetch._record import FetchError
 
-#: Every error type a record can carry; documented in README.md.
-ERROR_TYPES = (
-    "invalid_url",
-    "dns",
-    "connect",
-    "proxy",
-    "tls",
-    "timeout",
-    "reset",
-    "protocol",
-    "too_many_redirects",
-    "too_large",
-    "blocked",
-    "host_unreachable",
-    "save",
-    "other",
-)
+
+class ErrorType(enum.StrEnum):
+    """Every error type a record can carry (docs/records.md). Members are the strings
+    themselves: ``ErrorType.DNS == "dns"``, and JSON writes them as such."""
+
+    INVALID_URL = "invalid_url"
+    DNS = "dns"
+    CONNECT = "connect"
+    PROXY = "proxy"
+    TLS = "tls"
+    TIMEOUT = "timeout"
+    RESET = "reset"
+    PROTOCOL = "protocol"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    TOO_LARGE = "too_large"
+    BLOCKED = "blocked"
+    HOST_UNREACHABLE = "host_unreachable"
+    SAVE = "save"
+    OTHER = "other"
+
+
+#: The error types in documentation order, as plain strings.
+ERROR_TYPES = tuple(str(kind) for kind in ErrorType)
 
 _MAX_MESSAGE = 300
 _DNS_HINTS = (
@@ -63,37 +70,37 @@ _BY_CLASS_NAME = {
 class AfetchError(Exception):
     """An outcome afetch itself decides; ``error_type`` names it in the record."""
 
-    error_type = "other"
+    error_type: str = ErrorType.OTHER
 
 
 class InvalidURL(AfetchError):
-    error_type = "invalid_url"
+    error_type: str = ErrorType.INVALID_URL
 
 
 class TooManyRedirects(AfetchError):
-    error_type = "too_many_redirects"
+    error_type: str = ErrorType.TOO_MANY_REDIRECTS
 
 
 class TooLarge(AfetchError):
-    error_type = "too_large"
+    error_type: str = ErrorType.TOO_LARGE
 
 
 class BadResponse(AfetchError):
     """The server broke HTTP: an undecodable body, or a body cut short."""
 
-    error_type = "protocol"
+    error_type: str = ErrorType.PROTOCOL
 
 
 class ProxyError(AfetchError):
     """The proxy could not be reached, refused the request or asked for credentials."""
 
-    error_type = "proxy"
+    error_type: str = ErrorType.PROXY
 
 
 class Blocked(AfetchError):
     """``--no-private`` refused the address a host resolves to."""
 
-    error_type = "blocked"
+    error_type: str = ErrorType.BLOCKED
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -154,4 +161,4 @@ def classify(exc: BaseException) -> FetchError:
     message = next((text for i in _chain(exc) if (text := str(i).strip())), type(exc).__name__)
     if len(message) > _MAX_MESSAGE:
         message = message[: _MAX_MESSAGE - 1] + "…"
-    return FetchError(_type_of(exc), message)
+    return FetchError(str(_type_of(exc)), message)

@@ -34,7 +34,7 @@ import secrets
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
-from afetch._errors import AfetchError
+from afetch._errors import AfetchError, ErrorType
 
 _BATCH = 256 * 1024
 _STEM_MAX = 120
@@ -72,7 +72,7 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 class SaveError(AfetchError):
     """The body could not be written under ``--save-dir``."""
 
-    error_type = "save"
+    error_type = ErrorType.SAVE
 
 
 def _sanitise(text: str, limit: int) -> str:
