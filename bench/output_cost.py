@@ -10,7 +10,9 @@ CPU (user + system of the afetch process and its threads, from ``wait4``) per ru
 record. Only the two trees differ, so the difference is what the change costs.
 
 ``--micro`` measures the output path alone, without any network, in one process: 100,000
-records handed to the old path (``sink.write`` + ``Stats.add`` on the event loop, one write and
+records (with ``--work-us``, the loop is kept busy that long per record, as fetching keeps it,
+and that time is subtracted) handed to the old path (``sink.write`` + ``Stats.add`` on the
+event loop, one write and
 flush per record) and to the new one (``RecordWriter.offer``/``put``, a writer thread that
 batches), to /dev/null and to a pipe drained by ``cat``; CPU is the process's (all threads).
 """
@@ -58,7 +60,14 @@ def run_once(src: Path, urls: Path, *, to_pipe: bool) -> tuple[float, float, int
     return usage.ru_utime + usage.ru_stime, wall, child.returncode
 
 
-def micro_once(path: str, count: int, *, threaded: bool) -> float:
+def _burn(seconds: float) -> None:
+    """Keep the event loop's thread busy, as fetching keeps it (the GIL stays wanted)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def micro_once(path: str, count: int, *, threaded: bool, work: float = 0.0) -> float:
     """CPU seconds (all threads) to hand ``count`` records to one output path."""
     import asyncio
 
@@ -85,6 +94,7 @@ def micro_once(path: str, count: int, *, threaded: bool) -> float:
         for record in records:
             sink.write(record)
             stats.add(record)
+            _burn(work)
             await asyncio.sleep(0)  # a fetch loop yields between records
         sink.close()
 
@@ -94,6 +104,7 @@ def micro_once(path: str, count: int, *, threaded: bool) -> float:
         for record in records:
             if not writer.offer(record):
                 await writer.put(record)
+            _burn(work)
             await asyncio.sleep(0)  # a fetch loop yields between records
         await writer.close(stop=asyncio.Event(), grace=1.0)
         writer.check()
@@ -107,21 +118,22 @@ def micro_once(path: str, count: int, *, threaded: bool) -> float:
     return seconds
 
 
-def micro(count: int, rounds: int) -> None:
+def micro(count: int, rounds: int, work: float) -> None:
     sys.path.insert(0, str(THIS_SRC))
     cpu: dict[tuple[str, bool], list[float]] = {}
     for _ in range(rounds):
         for path in ("/dev/null", "pipe"):
             for threaded in (False, True):
                 cpu.setdefault((path, threaded), []).append(
-                    micro_once(path, count, threaded=threaded)
+                    micro_once(path, count, threaded=threaded, work=work)
                 )
-    print(f"\n{count:,} records, output path alone, medians of {rounds} (process CPU)\n")
+    busy = f", the loop busy {work * 1e6:.0f} µs per record (not counted)" if work else ""
+    print(f"\n{count:,} records, output path alone{busy}, medians of {rounds} (process CPU)\n")
     print("| output | on the loop µs/record | writer thread µs/record | thread / loop |")
     print("|---|---:|---:|---:|")
     for path in ("/dev/null", "pipe"):
-        old = statistics.median(cpu[(path, False)]) / count * 1e6
-        new = statistics.median(cpu[(path, True)]) / count * 1e6
+        old = statistics.median(cpu[(path, False)]) / count * 1e6 - work * 1e6
+        new = statistics.median(cpu[(path, True)]) / count * 1e6 - work * 1e6
         print(f"| {path} | {old:.1f} | {new:.1f} | {new / old:.2f}× |")
 
 
@@ -129,12 +141,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--micro", action="store_true", help="the output path alone")
     parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument(
+        "--work-us", type=float, default=0.0, help="--micro: loop CPU per record, like a fetch"
+    )
     parser.add_argument("--before", type=Path, help="the other tree's src/")
     parser.add_argument("--urls", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if args.micro:
-        micro(args.records, args.rounds)
+        micro(args.records, args.rounds, args.work_us / 1e6)
         return
     if args.before is None:
         parser.error("--before is required (or --micro)")
