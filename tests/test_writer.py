@@ -27,7 +27,7 @@ from afetch._loopback import LoopbackServer
 from afetch._output import CsvSink, JsonLinesSink, OutputFailed
 from afetch._record import Record
 from afetch._stats import Stats
-from afetch._writer import HANDOFF_RECORDS, PIPE_BUF, RecordWriter
+from afetch._writer import HANDOFF_RECORDS, LINGER_S, PIPE_BUF, RecordWriter
 from tests.cli_run import cli_env, jsonl
 
 ENV = cli_env()
@@ -61,13 +61,17 @@ async def wait_until(condition: object, timeout: float = 5.0) -> None:
 
 
 async def fill(writer: RecordWriter, start: int = 0) -> int:
-    """Offer records until the hand-off is full (the writer is stuck on the pipe)."""
+    """Offer records until the hand-off stays full (the writer is stuck on the pipe)."""
     i = start
-    while writer.offer(record(i)):
+    while True:
+        if writer.offer(record(i)):
+            i += 1
+            await asyncio.sleep(0.001)
+            continue
+        await asyncio.sleep(5 * LINGER_S)  # the writer picks records up after lingering
+        if not writer.offer(record(i)):
+            return i
         i += 1
-        await asyncio.sleep(0)  # let the writer thread run and block
-        await asyncio.sleep(0.001)
-    return i
 
 
 def test_a_full_hand_off_makes_put_wait_for_the_reader(pipe: tuple[int, int]) -> None:
