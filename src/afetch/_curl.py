@@ -27,14 +27,18 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import certifi
 import pycurl
 
-from afetch._engine import Headers, Request
+from afetch._engine import Headers, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, TooLarge
 from afetch._settings import Settings
+
+if TYPE_CHECKING:
+    from afetch._extras import TlsDetails
 
 _POLL_IN = pycurl.POLL_IN
 _POLL_OUT = pycurl.POLL_OUT
@@ -44,6 +48,7 @@ _CSELECT_OUT = pycurl.CSELECT_OUT
 _SOCKET_TIMEOUT = pycurl.SOCKET_TIMEOUT
 _CALL_MULTI_PERFORM = pycurl.E_CALL_MULTI_PERFORM
 _PAUSE = pycurl.WRITEFUNC_PAUSE
+_INFOTYPE_TEXT = pycurl.INFOTYPE_TEXT
 #: A body buffered beyond this many bytes, not yet read, pauses the transfer.
 _BUFFER_LIMIT = 1 << 20
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
@@ -142,6 +147,14 @@ class CurlEngine:
         self._active: set[_Slot] = set()
         self._closed = False
         self._header_lists: tuple[object, list[str]] = ((), [])
+        # --include timings/remote/tls: read from libcurl before a handle is released.
+        include = settings.include
+        self._info_wanted = any(k in include for k in ("timings", "remote", "tls"))
+        self._tls_wanted = "tls" in include
+        #: TLS details per live connection (a reused connection does not show them again),
+        #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
+        self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
+        self._tls_seen_max = 4 * settings.concurrency + 16
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or certifi.where()
@@ -158,10 +171,40 @@ class CurlEngine:
         # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
         try:
             await slot.head
-        except BaseException:
+        except BaseException as exc:
+            if self._info_wanted and isinstance(exc, AfetchError):
+                # --include: a failed TLS handshake still shows the certificate.
+                exc.transfer_info = slot.transfer_info()  # type: ignore[attr-defined]
             self.release(slot)
             raise
+        if slot.tls_line is not None:
+            # This transfer made a TLS connection: note what it showed before other transfers
+            # (HTTP/2 streams) reuse it.
+            self.tls_details(slot)
         return _CurlResponse(slot)
+
+    def tls_details(self, slot: _Slot) -> TlsDetails | None:
+        """The TLS details of ``slot``'s connection: read now if the transfer made it, else as
+        noted when it was made."""
+        getinfo = slot.curl.getinfo
+        key = (
+            getinfo(pycurl.PRIMARY_IP),
+            getinfo(pycurl.PRIMARY_PORT),
+            getinfo(pycurl.LOCAL_IP),
+            getinfo(pycurl.LOCAL_PORT),
+        )
+        seen = self._tls_seen
+        if slot.tls_line is not None:
+            from afetch._extras import TlsDetails
+
+            details = TlsDetails.from_curl(slot.tls_line, getinfo(pycurl.INFO_CERTINFO))
+            slot.tls_line = None
+            seen.pop(key, None)
+            seen[key] = details
+            if len(seen) > self._tls_seen_max:
+                del seen[next(iter(seen))]
+            return details
+        return seen.get(key)
 
     def _header_list(self, headers: tuple[tuple[str, str], ...]) -> list[str]:
         # Every request of a run shares one headers tuple: format it once.
@@ -300,6 +343,7 @@ class _Slot:
         "pinned",
         "received",
         "status",
+        "tls_line",
         "waiter",
     )
 
@@ -333,6 +377,14 @@ class _Slot:
         # slightly later, so a transfer abandoned by a stuck loop cannot live on.
         if settings.timeout is not None:
             curl.setopt(pycurl.TIMEOUT_MS, round(settings.timeout * 1000) + 1000)
+        if engine._tls_wanted:
+            # --include tls: the certificate chain of each new connection, and libcurl's
+            # "SSL connection using VERSION / CIPHER" line (only ever told to the debug hook).
+            # No TLS session reuse, so that every new connection shows its certificate.
+            curl.setopt(pycurl.OPT_CERTINFO, 1)
+            curl.setopt(pycurl.SSL_SESSIONID_CACHE, 0)
+            curl.setopt(pycurl.VERBOSE, 1)
+            curl.setopt(pycurl.DEBUGFUNCTION, self._on_debug)
         self.head_lines: list[bytes] = []
         curl.setopt(pycurl.HEADERFUNCTION, self.head_lines.append)
         curl.setopt(pycurl.WRITEFUNCTION, self._on_body)
@@ -358,6 +410,7 @@ class _Slot:
         self.counting = False
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
+        self.tls_line: bytes | None = None
 
     def prepare(self, request: Request, headers: list[str]) -> None:
         curl = self.curl
@@ -444,6 +497,10 @@ class _Slot:
             waiter.set_result(None)
         return None
 
+    def _on_debug(self, kind: int, data: bytes) -> None:
+        if kind == _INFOTYPE_TEXT and data.startswith(b"SSL connection using "):
+            self.tls_line = data
+
     # Called by the engine after socket_action.
 
     def finish(self, result: tuple[int, str] | None) -> None:
@@ -481,6 +538,34 @@ class _Slot:
             head.cancel()
         elif not head.cancelled():
             head.exception()  # retrieved: no "exception was never retrieved" warning
+
+    # Used by the response (and by send, on failure), before the handle is released.
+
+    def transfer_info(self) -> TransferInfo:
+        """``--include`` timings and remote, and tls when wanted, from libcurl's getinfo."""
+        getinfo = self.curl.getinfo
+        https = (getinfo(pycurl.SCHEME) or "").lower() == "https"
+        first_byte = getinfo(pycurl.STARTTRANSFER_TIME_T)
+        connect = getinfo(pycurl.CONNECT_TIME_T)
+        if getinfo(pycurl.NUM_CONNECTS) == 0 and first_byte:
+            dns = connect = tls = 0  # a reused connection: no look-up, connect or handshake
+        else:
+            dns = getinfo(pycurl.NAMELOOKUP_TIME_T)
+            tls = getinfo(pycurl.APPCONNECT_TIME_T)
+        timings = {
+            "dns": dns / 1000,
+            "connect": connect / 1000,
+            "tls": tls / 1000 if https else None,
+            "first_byte": first_byte / 1000,
+            "total": getinfo(pycurl.TOTAL_TIME_T) / 1000,
+        }
+        ip = getinfo(pycurl.PRIMARY_IP)
+        remote = {"ip": ip, "port": getinfo(pycurl.PRIMARY_PORT)} if ip else None
+        tls_info = None
+        if https and self.engine._tls_wanted:
+            details = self.engine.tls_details(self)
+            tls_info = None if details is None else details.record()
+        return TransferInfo(timings=timings, remote=remote, tls=tls_info)
 
     # Used by the response.
 
@@ -571,6 +656,9 @@ class _CurlResponse:
             # libcurl may deliver the held data from inside this call: _on_body only records.
             with contextlib.suppress(pycurl.error):
                 slot.curl.pause(pycurl.PAUSE_CONT)
+
+    def transfer_info(self) -> TransferInfo:
+        return self._slot.transfer_info()
 
     async def aclose(self) -> None:
         self._slot.engine.release(self._slot)

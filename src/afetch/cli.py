@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, Settings
+from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, Settings
 from afetch._shard import Shard, ShardError, parse_shard
 from afetch._signals import exit_on_signals
 from afetch._tls import load_cacert
@@ -90,7 +90,7 @@ def _parse_header(raw: str) -> tuple[str, str]:
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
-def parse_size(raw: str) -> int:
+def parse_size(raw: str, *, option: str = "--max-size") -> int:
     """Bytes from ``123``, ``64K``, ``10M`` or ``1G`` (powers of 1024, as curl's --max-filesize).
 
     >>> parse_size("10M"), parse_size("512"), parse_size("1.5k")
@@ -105,7 +105,7 @@ def parse_size(raw: str) -> int:
     if not math.isfinite(value) or value < 0:
         raise typer.BadParameter(
             f"expected a size such as 1000000, 500K, 10M or 1G, got {raw!r}",
-            param_hint="'--max-size'",
+            param_hint=f"'{option}'",
         )
     return int(value * _SIZE_UNITS[unit])
 
@@ -430,6 +430,28 @@ def command(
             help="Serve a few hundred URLs on 127.0.0.1 and fetch them (--timeout 2 unless given).",
         ),
     ] = False,
+    # --- --include and --body-limit (issue 9, item 1): one block, for the option-groups port --
+    include: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--include",
+            metavar="LIST",
+            envvar="AFETCH_INCLUDE",
+            show_default="none",
+            help=f"Add record keys, comma-separated (repeatable): {', '.join(INCLUDE_CHOICES)}.",
+        ),
+    ] = None,
+    body_limit: Annotated[
+        str,
+        typer.Option(
+            "--body-limit",
+            metavar="BYTES",
+            envvar="AFETCH_BODY_LIMIT",
+            help="Bytes of a body kept for --include body, json, title (K, M, G suffixes); "
+            "the rest is counted, not kept.",
+        ),
+    ] = "1M",
+    # --- end of the --include block ----------------------------------------------------------
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
@@ -476,6 +498,8 @@ def command(
             cache_dir=cache,
             save_dir=save_dir,
             hash_bodies=hash_bodies,
+            include=_include_option(include),
+            body_limit=parse_size(body_limit, option="--body-limit"),
         )
     except ValueError as exc:
         # Ranges Typer cannot express (inf, say) are still one usage line, never a traceback.
@@ -498,6 +522,15 @@ def command(
     import asyncio  # here, not at the top: `afetch --version` need not pay for it
 
     return asyncio.run(run(settings, options))
+
+
+def _include_option(raw: list[str] | None) -> tuple[str, ...]:
+    from afetch._settings import parse_include
+
+    try:
+        return parse_include(raw or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--include'") from None
 
 
 def _shard_option(raw: str | None) -> Shard | None:
