@@ -556,7 +556,7 @@ class _Slot:
             "dns": dns / 1000,
             "connect": connect / 1000,
             "tls": tls / 1000 if https else None,
-            "first_byte": first_byte / 1000,
+            "first_byte": first_byte / 1000 if self.head_seen else None,
             "total": getinfo(pycurl.TOTAL_TIME_T) / 1000,
         }
         ip = getinfo(pycurl.PRIMARY_IP)
