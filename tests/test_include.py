@@ -228,10 +228,12 @@ class TlsSite:
         self.not_after = not_after
 
 
-def _tls_site(folder: Path, not_after: datetime) -> Iterator[TlsSite]:
+def _tls_site(
+    folder: Path, not_after: datetime, names: tuple[str, ...] = ("127.0.0.1", "localhost")
+) -> Iterator[TlsSite]:
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost", not_after=not_after)
+    cert = ca.issue_cert(*names, not_after=not_after)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
     ca_path = folder / "ca.pem"
@@ -253,7 +255,18 @@ def expired_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSite]:
     yield from _tls_site(tmp_path_factory.mktemp("expired"), not_after)
 
 
-def _check_tls(tls: dict[str, Any], site: TlsSite, days_left: int) -> None:
+@pytest.fixture(scope="module")
+def other_name_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSite]:
+    not_after = datetime.now(UTC) + timedelta(days=30, hours=1)
+    yield from _tls_site(tmp_path_factory.mktemp("other"), not_after, ("other.test",))
+
+
+def _check_tls(
+    tls: dict[str, Any],
+    site: TlsSite,
+    days_left: int,
+    san: tuple[str, ...] = ("127.0.0.1", "localhost"),
+) -> None:
     assert list(tls) == [
         "version",
         "cipher",
@@ -269,7 +282,7 @@ def _check_tls(tls: dict[str, Any], site: TlsSite, days_left: int) -> None:
     assert "trustme" in tls["subject"]
     assert "Testing cert" in tls["subject"]
     assert "Testing CA" in tls["issuer"]
-    assert tls["san"] == ["127.0.0.1", "localhost"]
+    assert tls["san"] == list(san)
     assert tls["not_after"] == site.not_after.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert tls["not_before"].endswith("Z")
     assert tls["days_left"] == days_left
@@ -305,6 +318,16 @@ def test_an_expired_certificate_has_negative_days_left(expired_site: TlsSite) ->
     assert record.error.type == "tls"
     assert record.extra is not None
     _check_tls(record.extra["tls"], expired_site, days_left=-4)
+
+
+def test_tls_is_present_for_a_certificate_of_another_name(other_name_site: TlsSite) -> None:
+    (record,) = collect(
+        [other_name_site.server.url("/ok")], include=("tls",), cacert=str(other_name_site.ca_path)
+    )
+    assert record.error is not None
+    assert record.error.type == "tls"
+    assert record.extra is not None
+    _check_tls(record.extra["tls"], other_name_site, days_left=30, san=("other.test",))
 
 
 def test_tls_with_insecure_and_null_for_http(tls_site: TlsSite, server: LoopbackServer) -> None:
@@ -373,3 +396,26 @@ def test_record_to_dict_fills_included_keys_the_record_lacks() -> None:
     record = Record(url="u", extra={"title": "T"})
     assert record.to_dict((), ("body", "body_truncated", "title"))["body_truncated"] is False
     assert record.to_dict()["title"] == "T"
+
+
+def test_a_probe_handshake_shows_the_certificate_when_libcurl_kept_none(
+    tls_site: TlsSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libcurl 8 with OpenSSL keeps the chain of a failed verification (tested above); where a
+    # TLS library does not, one unverified handshake shows it. Simulate such a library.
+    from afetch._curl import CurlEngine
+
+    monkeypatch.setattr(CurlEngine, "tls_details", lambda self, slot: None)
+    (record,) = collect([tls_site.server.url("/ok")], include=("tls",))
+    assert record.error is not None
+    assert record.error.type == "tls"
+    assert record.extra is not None
+    _check_tls(record.extra["tls"], tls_site, days_left=10)
+
+
+def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) -> None:
+    from afetch._curl import _tls_probe
+    from afetch._engine import Request
+
+    plain = server.url("/ok").replace("http://", "https://")
+    assert _tls_probe(Request("GET", plain, ()), 5.0) is None

@@ -172,16 +172,29 @@ class CurlEngine:
         try:
             await slot.head
         except BaseException as exc:
+            info = None
             if self._info_wanted and isinstance(exc, AfetchError):
                 # --include: a failed TLS handshake still shows the certificate.
-                exc.transfer_info = slot.transfer_info()  # type: ignore[attr-defined]
+                info = slot.transfer_info()
             self.release(slot)
+            if info is not None:
+                if self._tls_wanted and _no_certificate(exc, info):
+                    # A TLS library that keeps no certificate of a failed verification: one
+                    # more handshake, unverified, just to see it.
+                    info = info._replace(tls=await self._probe_tls(request))
+                exc.transfer_info = info  # type: ignore[attr-defined]
             raise
         if slot.tls_line is not None:
             # This transfer made a TLS connection: note what it showed before other transfers
             # (HTTP/2 streams) reuse it.
             self.tls_details(slot)
         return _CurlResponse(slot)
+
+    async def _probe_tls(self, request: Request) -> dict[str, Any] | None:
+        settings = self._settings
+        timeout = settings.connect_timeout or settings.timeout or 30.0
+        details = await asyncio.to_thread(_tls_probe, request, timeout)
+        return None if details is None else details.record()
 
     def tls_details(self, slot: _Slot) -> TlsDetails | None:
         """The TLS details of ``slot``'s connection: read now if the transfer made it, else as
@@ -576,6 +589,50 @@ class _Slot:
             await waiter
         finally:
             self.waiter = None
+
+
+def _no_certificate(exc: BaseException, info: TransferInfo) -> bool:
+    if getattr(exc, "error_type", None) != "tls" or info.remote is None:
+        return False
+    return info.tls is None or info.tls["subject"] is None
+
+
+def _tls_probe(request: Request, timeout: float) -> TlsDetails | None:
+    """Connect and handshake without verifying (no HTTP request): what certificate does the
+    server show? Blocking: run in a thread. ``None`` when there is no handshake to see."""
+    from afetch._extras import TlsDetails
+
+    line: list[bytes] = []
+
+    def on_debug(kind: int, data: bytes) -> None:
+        if kind == _INFOTYPE_TEXT and data.startswith(b"SSL connection using "):
+            line.append(data)
+
+    curl = pycurl.Curl()
+    try:
+        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.CONNECT_ONLY, 1)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+        curl.setopt(pycurl.OPT_CERTINFO, 1)
+        curl.setopt(pycurl.VERBOSE, 1)
+        curl.setopt(pycurl.DEBUGFUNCTION, on_debug)
+        curl.setopt(pycurl.TIMEOUT_MS, max(1, round(timeout * 1000)))
+        if request.pin is not None:  # the address --no-private checked, as for the request
+            host, port = _host_port(request.url)
+            target = f"[{request.pin}]" if ":" in request.pin else request.pin
+            curl.setopt(pycurl.CONNECT_TO, [f"{host}:{port}:{target}:{port}"])
+        curl.perform()
+        details = TlsDetails.from_curl(
+            line[0] if line else None, curl.getinfo(pycurl.INFO_CERTINFO)
+        )
+    except pycurl.error:
+        return None
+    finally:
+        curl.close()
+    return details if details.has_certificate else None
 
 
 def _host_port(url: str) -> tuple[str, int]:
