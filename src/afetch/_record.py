@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The documented record keys, always present, in this order (README.md, "Records").
@@ -77,7 +77,7 @@ class Record:
     #: With ``--hash`` or ``--save-dir``: hex SHA-256 of the body.
     sha256: str | None = None
     #: With ``--include``: the included keys (:data:`INCLUDE_KEYS` order) and their values.
-    extra: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def ok(self) -> bool:
