@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,3 +21,13 @@ def fresh_stats(server: LoopbackServer) -> LoopbackServer:
     """The session server with its counters zeroed, for tests that count what it saw."""
     server.stats.reset()
     return server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``posix`` (signals, kill -9, symlinks, shell pipes) do not run on Windows."""
+    if sys.platform != "win32":
+        return
+    skip = pytest.mark.skip(reason="needs POSIX signals or file-system features")
+    for item in items:
+        if item.get_closest_marker("posix") is not None:
+            item.add_marker(skip)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from afetch import __version__
+from afetch import Settings, __version__, _app
+from afetch._app import RunOptions
 from afetch._loopback import LoopbackServer
+from afetch._options import CLI_ONLY, OPTIONS
 from afetch._record import SCHEMA_KEYS
+from afetch._shard import Shard
 from afetch.cli import app, main
 from tests.cli_run import afetch_cli, jsonl
 
@@ -128,6 +132,7 @@ def test_usage_errors_are_one_line_and_exit_2(args: list[str]) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.posix  # Windows says 'Permission denied'
 def test_unreadable_directory_source_is_a_usage_error(tmp_path: Path) -> None:
     result = afetch(str(tmp_path))
     assert result.returncode == 2
@@ -212,6 +217,7 @@ def test_demo_runs_offline_and_reports_every_url() -> None:
     assert sum(1 for r in records if r["ok"]) >= 200
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_a_failing_output_is_one_line_and_exit_74(server: LoopbackServer) -> None:
     with open("/dev/full", "w") as full:
         result = subprocess.run(
@@ -233,3 +239,67 @@ def test_output_that_is_also_an_input_is_refused(url_file: Path) -> None:
     assert result.returncode == 2
     assert "also an input file" in result.stderr
     assert url_file.read_text() == before  # not emptied
+
+
+def test_every_option_fills_a_field_and_every_field_has_an_option() -> None:
+    settings = {f.name for f in fields(Settings)}
+    run_options = {f.name for f in fields(RunOptions)} - {"sources"}
+    filled = [spec.field for spec in OPTIONS]
+    assert len(filled) == len(set(filled))
+    assert set(filled) == settings | run_options | CLI_ONLY
+    assert all(spec.envvar == f"AFETCH_{spec.name.upper()}" for spec in OPTIONS if spec.env)
+
+
+def run_in_process(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Settings, RunOptions]:
+    """What the command hands to the run, without running it."""
+    seen: list[Any] = []
+
+    async def fake_run(settings: Settings, options: RunOptions, **kwargs: Any) -> int:
+        seen.extend((settings, options))
+        return 0
+
+    monkeypatch.setattr(_app, "run", fake_run)
+    assert main(argv) == 0
+    return seen[0], seen[1]
+
+
+def test_options_reach_settings_and_run_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "urls.txt"
+    source.write_text("http://127.0.0.1:9/\n")
+    # A few flags of each kind: renamed (-k, --no-follow, --hash, --cache), parsed (-H,
+    # --max-size, --shard), enums (-X, --format), and one from the environment.
+    monkeypatch.setenv("AFETCH_PROGRESS_INTERVAL", "2.5")
+    settings, options = run_in_process(
+        [str(source), "-k", "--no-follow", "--hash", "--cache", "c", "-H", "A: b", "--max-size",
+         "1K", "-X", "head", "--format", "CSV", "--shard", "0/2", "--no-progress", "-c", "7"],
+        monkeypatch,
+    )  # fmt: skip
+    assert (settings.verify, settings.follow_redirects, settings.hash_bodies) == (
+        False,
+        False,
+        True,
+    )
+    assert (settings.cache_dir, settings.headers, settings.max_size) == ("c", (("A", "b"),), 1024)
+    assert (settings.method, settings.concurrency) == ("HEAD", 7)
+    assert (options.sources, options.format, options.shard) == ((str(source),), "csv", Shard(0, 2))
+    assert (options.progress, options.progress_interval) == (False, 2.5)
+    assert settings == Settings(
+        concurrency=7,
+        headers=(("A", "b"),),
+        method="HEAD",
+        follow_redirects=False,
+        verify=False,
+        max_size=1024,
+        cache_dir="c",
+        hash_bodies=True,
+    )  # and every other field at the library's default
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan", "soon"])
+def test_progress_interval_must_be_a_positive_number(value: str) -> None:
+    result = afetch("--progress-interval", value, "urls.txt")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--progress-interval" in result.stderr

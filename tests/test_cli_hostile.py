@@ -57,6 +57,7 @@ def wait_for_records(process: subprocess.Popen[bytes], count: int, timeout: floa
 # --- interruption -----------------------------------------------------------------------------
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize(
     ("signum", "code", "extra"),
     [
@@ -96,6 +97,7 @@ def caught_signals(pid: int) -> int:
     return 0
 
 
+@pytest.mark.posix
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.1, 0.3])
@@ -115,6 +117,7 @@ def test_a_signal_during_start_up_exits_quietly(signum: int, code: int, delay: f
     assert b"Traceback" not in err, err.decode()
 
 
+@pytest.mark.posix
 def test_a_closed_pipe_ends_the_run_quietly(server: LoopbackServer, tmp_path: Path) -> None:
     urls = write_urls(tmp_path, [server.url("/ok?size=10")] * 400)
     for extra in ("", "--progress"):

@@ -273,7 +273,7 @@ def test_no_private_pinning_keeps_tls_verification_by_name(
 ) -> None:
     # --no-private sends the request to the address it checked; the certificate must still be
     # verified against the name in the URL (SNI), whatever the engine.
-    from afetch import _scheduler
+    from afetch import _api
     from afetch._guard import AddressCheck, PrivateAddressGuard
 
     async def resolve(host: str, port: int) -> list[str]:
@@ -286,7 +286,7 @@ def test_no_private_pinning_keeps_tls_verification_by_name(
     settings = Settings(cacert=str(tls_ca[1]), no_private=True, timeout=10)
     inner = make_transport(settings)
     # The default engine gets the check from the fetcher; an httpx transport from the guard.
-    monkeypatch.setattr(_scheduler, "AddressCheck", check)
+    monkeypatch.setattr(_api, "AddressCheck", check)
     guard = (
         None
         if inner is None

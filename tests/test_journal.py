@@ -10,6 +10,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from afetch._journal import Journal, load_done, url_key
 from afetch._loopback import LoopbackServer
 from tests.cli_run import afetch_cli, jsonl
@@ -77,6 +79,7 @@ def test_resume_skips_done_urls_and_appends_to_the_output_file(
     assert all(server.stats.by_path[f"/ok/resume-{i}"] == 1 for i in range(10))
 
 
+@pytest.mark.posix
 def test_kill_9_then_resume_fetches_everything_once_or_in_flight_twice(
     tmp_path: Path, fresh_stats: LoopbackServer
 ) -> None:

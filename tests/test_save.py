@@ -146,6 +146,7 @@ def test_error_statuses_and_head_save_nothing(tmp_path: Path, server: LoopbackSe
     assert list(tmp_path.rglob("*.*")) == []
 
 
+@pytest.mark.posix
 def test_a_symlinked_host_folder_is_refused(tmp_path: Path, server: LoopbackServer) -> None:
     out, outside = tmp_path / "out", tmp_path / "outside"
     out.mkdir()
@@ -159,6 +160,7 @@ def test_a_symlinked_host_folder_is_refused(tmp_path: Path, server: LoopbackServ
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.posix
 def test_a_symlink_at_the_final_name_is_replaced_not_followed(
     tmp_path: Path, server: LoopbackServer
 ) -> None:

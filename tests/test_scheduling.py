@@ -1,21 +1,30 @@
-"""Retries, per-host politeness, rate limits and unreachable hosts against real loopback servers."""
+"""Retries, per-host politeness, rate limits and unreachable hosts.
+
+Against real loopback servers; the waits (backoff, Retry-After, rates) on a fake clock.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import formatdate
 from typing import Any
 
+import httpx
 import pytest
 
 import afetch
 from afetch import Record
 from afetch._loopback import LoopbackServer
+from tests.fake_clock import FakeClock, Recorder, collect_on
 from tests.helpers import collect
+
+URL = "http://t.test/"
 
 
 def key() -> str:
@@ -89,42 +98,92 @@ def test_reset_and_timeout_are_retried(fresh_stats: LoopbackServer) -> None:
     assert fresh_stats.stats.by_path["/reset"] == 2
 
 
-def test_retry_after_seconds_is_honoured(server: LoopbackServer) -> None:
+def test_retry_after_from_a_real_server_is_honoured(server: LoopbackServer) -> None:
+    # End to end (wire, fetcher, policy, scheduler); the exact waits are checked on a fake
+    # clock below. A lower bound only: load on the machine can only make it slower.
     path = f"/retry-after/{key()}/1?after=1"
     (record,), elapsed = timed([server.url(path)], backoff=0.0)
     assert (record.status, record.attempts) == (200, 2)
     assert elapsed >= 0.9
 
 
-def test_retry_after_http_date_is_honoured(server: LoopbackServer) -> None:
-    when = formatdate(time.time() + 2, usegmt=True).replace(" ", "%20").replace(",", "%2C")
-    path = f"/retry-after/{key()}/1?after={when}"
-    (record,), elapsed = timed([server.url(path)], backoff=0.0)
+def failing_first(
+    times: int, status: int = 503, headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
+    """Answer each URL ``status`` (with ``headers``) its first ``times`` times, then 200."""
+    seen: Counter[str] = Counter()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen[str(request.url)] += 1
+        if seen[str(request.url)] <= times:
+            return httpx.Response(status, headers=headers)
+        return httpx.Response(200)
+
+    return respond
+
+
+def test_retry_after_seconds_is_waited_exactly() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, failing_first(1, 429, {"Retry-After": "3"}))
+    (record,) = collect_on(clock, [URL], transport=server.transport(), backoff=0.0)
     assert (record.status, record.attempts) == (200, 2)
-    assert elapsed >= 0.9  # the date has one-second resolution: at least 1 s of the 2 remain
+    assert server.times(URL) == [0.0, 3.0]
 
 
-def test_retry_after_beyond_the_cap_ends_the_retries_at_once(server: LoopbackServer) -> None:
-    path = f"/retry-after/{key()}/1?after=30"
-    (record,), elapsed = timed([server.url(path)], max_retry_wait=2.0)
+def test_retry_after_http_date_is_honoured() -> None:
+    clock = FakeClock()
+    when = formatdate(time.time() + 2, usegmt=True)
+    server = Recorder(clock, failing_first(1, 503, {"Retry-After": when}))
+    (record,) = collect_on(clock, [URL], transport=server.transport(), backoff=0.0)
+    assert (record.status, record.attempts) == (200, 2)
+    first, second = server.times(URL)
+    assert 1.0 <= second - first <= 2.0  # the date has one-second resolution
+
+
+def test_retry_after_beyond_the_cap_ends_the_retries_at_once() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, failing_first(1, 429, {"Retry-After": "30"}))
+    (record,) = collect_on(clock, [URL], transport=server.transport(), max_retry_wait=2.0)
     assert (record.status, record.attempts) == (429, 1)
-    assert elapsed < 5
+    assert clock.elapsed() == 0.0  # no wait at all, not even the cap
 
 
-def test_a_url_waiting_to_retry_holds_no_slot(server: LoopbackServer) -> None:
+def test_backoff_waits_stay_within_the_jitter_bounds() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, failing_first(3))
+    urls = [f"{URL}{i}" for i in range(20)]
+    records = collect_on(clock, urls, transport=server.transport(), retries=3, backoff=1.0)
+    assert all((r.status, r.attempts) == (200, 4) for r in records)
+    waits = [b - a for url in urls for a, b in itertools.pairwise(server.times(url))]
+    ceilings = [1.0, 2.0, 4.0] * len(urls)  # BACKOFF * 2^(n-1) before retry n
+    assert all(0.0 <= wait <= ceiling for wait, ceiling in zip(waits, ceilings, strict=True))
+    assert len(set(waits)) > 10  # jittered, not one fixed delay
+
+
+def test_backoff_is_capped_by_max_retry_wait() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, failing_first(2))
+    urls = [f"{URL}{i}" for i in range(10)]
+    collect_on(clock, urls, transport=server.transport(), backoff=100.0, max_retry_wait=0.5)
+    waits = [b - a for url in urls for a, b in itertools.pairwise(server.times(url))]
+    assert len(waits) == 20
+    assert all(0.0 <= wait <= 0.5 for wait in waits)
+
+
+def test_a_url_waiting_to_retry_holds_no_slot() -> None:
     # One slot: while the first URL waits out its Retry-After, the second one runs and finishes.
-    first = server.url(f"/retry-after/{key()}/1?after=2")
-    second = server.url("/ok")
-    t0 = time.perf_counter()
-    finished: list[tuple[str, float]] = []
-
-    async def run() -> None:
-        async for record in afetch.fetch([first, second], concurrency=1, backoff=0.0):
-            finished.append((record.url, time.perf_counter() - t0))
-
-    asyncio.run(run())
-    assert [url for url, _ in finished] == [second, first]
-    assert finished[0][1] < 1.5 < finished[1][1]
+    clock = FakeClock()
+    first, second = f"{URL}first", f"{URL}second"
+    retry_first = failing_first(1, 429, {"Retry-After": "2"})
+    server = Recorder(
+        clock, lambda request: retry_first(request) if request.url == first else httpx.Response(200)
+    )
+    records = collect_on(
+        clock, [first, second], transport=server.transport(), concurrency=1, backoff=0.0
+    )
+    assert [r.url for r in records] == [second, first]
+    assert server.times(second) == [0.0]
+    assert server.times(first) == [0.0, 2.0]
 
 
 def test_stopping_while_a_retry_sleeps_ends_the_run_promptly(server: LoopbackServer) -> None:
@@ -260,27 +319,48 @@ def test_every_url_gets_one_record_under_all_options(server: LoopbackServer) -> 
 # -- rate limits --------------------------------------------------------------------------------
 
 
-def test_rate_spaces_request_starts(fresh_stats: LoopbackServer) -> None:
-    urls = [fresh_stats.url(f"/ok?i={i}") for i in range(11)]
-    records, elapsed = timed(urls, concurrency=10, rate=10)
+def test_rate_spaces_request_starts() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, lambda request: httpx.Response(200))
+    urls = [f"{URL}{i}" for i in range(11)]
+    records = collect_on(clock, urls, transport=server.transport(), concurrency=10, rate=10)
     assert all(r.ok for r in records)
-    assert elapsed >= 0.9  # 11 starts at 10/s: 10 intervals of 0.1 s
-    assert fresh_stats.stats.requests == 11
+    starts = [at for _, at in server.starts]
+    assert starts == pytest.approx([i / 10 for i in range(11)])  # no burst, no slack
 
 
-def test_retries_count_against_the_rate(server: LoopbackServer) -> None:
-    (record,), elapsed = timed([server.url(f"/flaky/{key()}/2")], rate=5, backoff=0.0)
+def test_retries_count_against_the_rate() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, failing_first(2))
+    (record,) = collect_on(clock, [URL], transport=server.transport(), rate=5, backoff=0.0)
     assert record.attempts == 3
-    assert elapsed >= 0.35  # 3 starts at 5/s
+    assert server.times(URL) == pytest.approx([0.0, 0.2, 0.4])  # 3 starts at 5/s
 
 
-def test_host_rate_is_per_host(two_hosts: tuple[LoopbackServer, LoopbackServer]) -> None:
-    a, b = two_hosts
-    urls = [s.url(f"/ok?i={i}") for i in range(6) for s in (a, b)]
-    records, elapsed = timed(urls, concurrency=10, host_rate=4)
+def test_host_rate_is_per_host() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, lambda request: httpx.Response(200))
+    hosts = ("http://a.test/", "http://b.test/")
+    urls = [f"{host}{i}" for i in range(6) for host in hosts]
+    records = collect_on(clock, urls, transport=server.transport(), concurrency=10, host_rate=4)
     assert len(records) == 12
-    # Each host: 6 starts at 4/s = 1.25 s; one shared limit would need 11 intervals = 2.75 s.
-    assert 1.1 <= elapsed < 2.5
+    for host in hosts:
+        # Each host on its own: 6 starts 0.25 s apart, side by side with the other host.
+        starts = [at for url, at in server.starts if url.startswith(host)]
+        assert starts == pytest.approx([i / 4 for i in range(6)])
+
+
+def test_rate_and_host_rate_together() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, lambda request: httpx.Response(200))
+    urls = [f"http://{host}.test/{i}" for i in range(4) for host in "abc"]
+    collect_on(clock, urls, transport=server.transport(), concurrency=10, rate=10, host_rate=2)
+    starts = [at for _, at in server.starts]
+    assert len(starts) == 12
+    assert all(b - a >= 0.1 - 1e-9 for a, b in itertools.pairwise(starts))  # overall 10/s
+    for host in "abc":
+        mine = [at for url, at in server.starts if f"//{host}." in url]
+        assert all(b - a >= 0.5 - 1e-9 for a, b in itertools.pairwise(mine))  # 2/s per host
 
 
 # -- unreachable hosts --------------------------------------------------------------------------

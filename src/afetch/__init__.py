@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from afetch._version import __version__
 
 if TYPE_CHECKING:
+    from afetch._api import fetch
     from afetch._errors import ERROR_TYPES
     from afetch._record import FetchError, Record
-    from afetch._scheduler import fetch
     from afetch._settings import Settings
 
 __all__ = ["ERROR_TYPES", "FetchError", "Record", "Settings", "__version__", "fetch"]
@@ -31,7 +31,7 @@ _EXPORTS = {
     "FetchError": "afetch._record",
     "Record": "afetch._record",
     "Settings": "afetch._settings",
-    "fetch": "afetch._scheduler",
+    "fetch": "afetch._api",
 }
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import signal
 import sys
@@ -14,6 +13,15 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from afetch._api import fetch
+from afetch._exits import (
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+    error_line,
+)
 from afetch._input import InputError, count_urls, open_sources, read_urls
 from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
@@ -26,17 +34,15 @@ from afetch._output import (
     output_is_empty,
 )
 from afetch._report import ProgressDisplay, summary_view
-from afetch._scheduler import fetch
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
 
-EXIT_OK = 0
-EXIT_NOT_OK = 1
-EXIT_USAGE = 2
-EXIT_OUTPUT = 74  # sysexits' EX_IOERR: records could not be written
-EXIT_SIGPIPE = 141
+try:
+    import fcntl
+except ImportError:  # Windows: the stdout check below is skipped (docs/install.md)
+    fcntl = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,10 +61,8 @@ class RunOptions:
     resume: bool = False
     #: ``--shard``: keep only this part of the input.
     shard: Shard | None = None
-
-
-def error_line(message: str) -> None:
-    print(f"afetch: error: {message}", file=sys.stderr)
+    #: ``--progress-interval``: seconds between progress reports when stderr is not a terminal.
+    progress_interval: float = 10.0
 
 
 async def _counted(urls: AsyncIterator[str], stats: Stats) -> AsyncIterator[str]:
@@ -86,14 +90,23 @@ class _Interrupt:
 
     def __enter__(self) -> _Interrupt:
         loop = asyncio.get_running_loop()
+        self._previous: dict[int, object] = {}
         for signum in SIGNAL_EXITS:
-            loop.add_signal_handler(signum, self._on_signal, signum)
+            try:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except NotImplementedError:  # Windows' loops: a plain handler that wakes the loop
+                self._previous[signum] = signal.signal(
+                    signum, lambda s, _: loop.call_soon_threadsafe(self._on_signal, s)
+                )
         return self
 
     def __exit__(self, *exc: object) -> None:
         loop = asyncio.get_running_loop()
         for signum in SIGNAL_EXITS:
-            loop.remove_signal_handler(signum)
+            if signum in self._previous:
+                signal.signal(signum, self._previous[signum])  # type: ignore[arg-type]
+            else:
+                loop.remove_signal_handler(signum)
         # remove_signal_handler restores Python's default (a KeyboardInterrupt traceback for
         # SIGINT); under exit_on_signals a signal from here on ends the run at once.
         restore_exit_handlers()
@@ -107,6 +120,8 @@ class _Interrupt:
 def _output_problem(options: RunOptions, fds: Sequence[int]) -> str | None:
     """Why records could not go where they are meant to, checked before anything is truncated."""
     if options.output is None or options.output == "-":
+        if fcntl is None:
+            return None
         try:
             writable = fcntl.fcntl(1, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
         except OSError:

@@ -129,6 +129,10 @@ class CurlEngine:
     (200, 'HTTP/1.1', 1024)
     """
 
+    #: libcurl ends a transfer at ``Request.deadline`` (CURLOPT_TIMEOUT_MS): no asyncio timer
+    #: per request.
+    enforces_deadline = True
+
     def __init__(self, settings: Settings) -> None:
         self._loop = asyncio.get_running_loop()
         self._settings = settings
@@ -141,6 +145,9 @@ class CurlEngine:
         self._multi = multi
         #: fd → the events (POLL_IN | POLL_OUT) registered with the loop for it.
         self._watched: dict[int, int] = {}
+        #: fd → inode of sockets idling in libcurl's pool whose reader stays registered.
+        self._idle: dict[int, int] = {}
+        self._keep_idle = True
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
         self._free: list[_Slot] = []
@@ -240,7 +247,6 @@ class CurlEngine:
             # socket callback from here, which only updates the loop.
             self._multi.remove_handle(slot.curl)
             self._free.append(slot)
-        self._drive_soon()
 
     async def aclose(self) -> None:
         if self._closed:
@@ -261,27 +267,60 @@ class CurlEngine:
     # -- libcurl's callbacks ----------------------------------------------------------------------
 
     def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
-        wanted = 0 if what == _POLL_REMOVE else what
-        if self._closed:
-            wanted = 0
+        if what == _POLL_REMOVE or self._closed:
+            if self._keep_idle and self._watched.get(fd, 0) & _POLL_IN and not self._closed:
+                self._park(fd)
+            else:
+                self._unwatch(fd)
+            return
         had = self._watched.get(fd, 0)
-        if wanted == had:
+        if fd in self._idle and not self._resume_idle(fd):
+            had = 0  # the registration was stale: the number now names another socket
+        if what == had:
             return
         loop = self._loop
-        if had & _POLL_IN and not wanted & _POLL_IN:
+        if had & _POLL_IN and not what & _POLL_IN:
             loop.remove_reader(fd)
-        if had & _POLL_OUT and not wanted & _POLL_OUT:
+        if had & _POLL_OUT and not what & _POLL_OUT:
             loop.remove_writer(fd)
-        if wanted & _POLL_IN and not had & _POLL_IN:
+        if what & _POLL_IN and not had & _POLL_IN:
             loop.add_reader(fd, self._act, fd, _CSELECT_IN)
-        if wanted & _POLL_OUT and not had & _POLL_OUT:
+        if what & _POLL_OUT and not had & _POLL_OUT:
             loop.add_writer(fd, self._act, fd, _CSELECT_OUT)
-        if wanted:
-            self._watched[fd] = wanted
-        else:
-            del self._watched[fd]
+        self._watched[fd] = what
+
+    # A connection that goes idle in libcurl's pool is unregistered by libcurl and registered
+    # again when reused: two epoll_ctl calls and the loop's bookkeeping per request, a third of
+    # the engine's CPU. Instead its reader stays registered while it idles ("parked"); if it
+    # becomes readable meanwhile (the server closed it), it is unregistered then. libcurl may
+    # also close a parked socket without telling us, and the number may come back for a new
+    # socket: the inode, noted when parking, tells a reused number from the same socket.
+
+    def _park(self, fd: int) -> None:
+        had = self._watched[fd]
+        if had & _POLL_OUT:
+            self._loop.remove_writer(fd)
+        try:
+            self._idle[fd] = os.fstat(fd).st_ino
+        except OSError:
+            self._unwatch(fd)
+            return
+        self._watched[fd] = _POLL_IN
+
+    def _resume_idle(self, fd: int) -> bool:
+        """libcurl wants ``fd`` again: True when the parked registration is still its own."""
+        inode = self._idle.pop(fd)
+        try:
+            same = os.fstat(fd).st_ino == inode
+        except OSError:
+            same = False
+        if not same:
+            self._watched.pop(fd, None)
+            self._loop.remove_reader(fd)  # forget the stale key (epoll dropped the old socket)
+        return same
 
     def _unwatch(self, fd: int) -> None:
+        self._idle.pop(fd, None)
         had = self._watched.pop(fd, 0)
         if had & _POLL_IN:
             self._loop.remove_reader(fd)
@@ -310,14 +349,12 @@ class CurlEngine:
         self._timer = None
         self._act(_SOCKET_TIMEOUT, 0)
 
-    def _drive_soon(self) -> None:
-        # After remove_handle libcurl may want to run its timers (pending transfers).
-        if self._timer is None and not self._closed and self._active:
-            self._timer_due = self._loop.time()
-            self._timer = self._loop.call_soon(self._on_timeout)
-
     def _act(self, fd: int, events: int) -> None:
         if self._closed:
+            return
+        if fd in self._idle:
+            # A parked connection stirred (closed by the server): libcurl finds out on reuse.
+            self._unwatch(fd)
             return
         multi = self._multi
         while True:
@@ -346,6 +383,7 @@ class _Slot:
         "done",
         "engine",
         "failure",
+        "fallback_timeout_ms",
         "head",
         "head_lines",
         "head_seen",
@@ -356,6 +394,7 @@ class _Slot:
         "pinned",
         "received",
         "status",
+        "timeout_ms",
         "tls_line",
         "waiter",
     )
@@ -386,10 +425,12 @@ class _Slot:
         connect = settings.connect_timeout or settings.timeout
         if connect is not None:
             curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, round(connect * 1000)))
-        # The whole attempt's deadline is the fetcher's (asyncio.timeout); a libcurl one too,
-        # slightly later, so a transfer abandoned by a stuck loop cannot live on.
-        if settings.timeout is not None:
-            curl.setopt(pycurl.TIMEOUT_MS, round(settings.timeout * 1000) + 1000)
+        # Without a deadline in the request the fetcher keeps its own (asyncio.timeout); a
+        # libcurl one too, slightly later, so a transfer abandoned by a stuck loop cannot live on.
+        self.fallback_timeout_ms = (
+            0 if settings.timeout is None else round(settings.timeout * 1000) + 1000
+        )
+        self.timeout_ms = -1
         if engine._tls_wanted:
             # --include tls: the certificate chain of each new connection, and libcurl's
             # "SSL connection using VERSION / CIPHER" line (only ever told to the debug hook).
@@ -444,6 +485,13 @@ class _Slot:
         elif self.pinned:
             curl.setopt(pycurl.CONNECT_TO, [])
             self.pinned = False
+        if request.deadline is None:
+            timeout_ms = self.fallback_timeout_ms
+        else:
+            timeout_ms = max(1, round((request.deadline - self.engine._loop.time()) * 1000))
+        if timeout_ms != self.timeout_ms:
+            curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+            self.timeout_ms = timeout_ms
         curl.setopt(pycurl.URL, request.url)
         curl.setopt(pycurl.HTTPHEADER, headers)
 

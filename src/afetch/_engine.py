@@ -22,6 +22,7 @@ follow redirects and never retry on their own: the fetcher and the scheduler dec
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -48,6 +49,9 @@ class Request(NamedTuple):
     #: Connect to this address instead of resolving the URL's host (``--no-private`` checked
     #: it); the Host header and the TLS server name keep the name.
     pin: str | None = None
+    #: The loop time by which the whole transfer must be over, for an engine whose
+    #: ``enforces_deadline`` is true (the fetcher then sets no timer of its own).
+    deadline: float | None = None
 
 
 class Headers(list[tuple[str, str]]):
@@ -108,6 +112,9 @@ class Response(Protocol):
 
 
 class Engine(Protocol):
+    #: True when the engine ends a transfer at ``Request.deadline`` itself (error type timeout).
+    enforces_deadline: bool
+
     async def send(self, request: Request) -> Response:
         """Send ``request``; returns once the final (non-1xx) response head has arrived."""
         ...
@@ -118,10 +125,11 @@ class Engine(Protocol):
 def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
     """The engine for a run: ``transport`` behind the httpx adapter when given, else libcurl
     (or httpx's own transport where pycurl is not installed). Call inside the running loop."""
-    if transport is None:
+    # Windows' default (proactor) loop cannot watch sockets it did not open: no libcurl there.
+    if transport is None and sys.platform != "win32":
         try:
             from afetch._curl import CurlEngine
-        except ImportError:  # pragma: no cover - pycurl ships wheels for every CI platform
+        except ImportError:  # pragma: no cover - pycurl ships wheels for Linux and macOS
             pass
         else:
             return CurlEngine(settings)

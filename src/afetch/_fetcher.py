@@ -71,6 +71,14 @@ class Fetcher:
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
         self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
+        # The deadline covers the whole attempt: the engine can keep it alone when all the
+        # attempt's waiting is on the engine (no cache look-up, no body written to disk).
+        self._engine_deadline = (
+            settings.timeout is not None
+            and engine.enforces_deadline
+            and self._cache is None
+            and not self._keep_bodies
+        )
         # --include: None for a run without it, so the default path does no extra work.
         self._wanted = (
             Wanted(settings.include, body_limit=settings.body_limit) if settings.include else None
@@ -82,11 +90,18 @@ class Fetcher:
         t0 = time.perf_counter()
         outcome = _Outcome()
         error = None
+        timeout = self._settings.timeout
         try:
-            async with asyncio.timeout(self._settings.timeout):
-                await self._fetch(url, outcome)
+            if self._engine_deadline:
+                assert timeout is not None
+                await self._fetch(
+                    url, outcome, deadline=asyncio.get_running_loop().time() + timeout
+                )
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._fetch(url, outcome)
         except TimeoutError:
-            error = classify(TimeoutError(f"no complete response within {self._settings.timeout}s"))
+            error = classify(TimeoutError(f"no complete response within {timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = self._redacted(classify(exc), url)
         record = Record(
@@ -132,13 +147,15 @@ class Fetcher:
 
     # -- the steps of one attempt ---------------------------------------------------------------
 
-    async def _fetch(self, raw_url: str, outcome: _Outcome) -> None:
+    async def _fetch(
+        self, raw_url: str, outcome: _Outcome, *, deadline: float | None = None
+    ) -> None:
         target = parse_url(raw_url)
         cached = None
         if self._cache is not None:
             outcome.not_modified = False
             cached = await asyncio.to_thread(self._cache.lookup, raw_url)
-        request = self._first_request(target, cached)
+        request = self._first_request(target, cached, deadline)
         wanted = self._wanted
         try:
             response = await self._send_following(request, target, outcome)
@@ -165,11 +182,14 @@ class Fetcher:
                 outcome.info = response.transfer_info()  # read before the engine lets go
             await response.aclose()
 
-    def _first_request(self, target: Target, cached: Validators | None) -> Request:
+    def _first_request(
+        self, target: Target, cached: Validators | None, deadline: float | None
+    ) -> Request:
         headers = self._headers
         if cached is not None:
             headers = (*headers, *cached.request_headers().items())
-        return Request(self._settings.method, target.url, _with_credentials(headers, target))
+        headers = _with_credentials(headers, target)
+        return Request(self._settings.method, target.url, headers, deadline=deadline)
 
     async def _send(self, request: Request, target: Target) -> Response:
         if self._address_check is not None:
@@ -255,7 +275,10 @@ def _redirect_request(
     method = request.method
     if status == 303 and method != "HEAD":
         method = "GET"
-    return Request(method, next_target.url, _with_credentials(headers, next_target)), next_target
+    follow = Request(
+        method, next_target.url, _with_credentials(headers, next_target), deadline=request.deadline
+    )
+    return follow, next_target
 
 
 def _with_credentials(headers: Headers, target: Target) -> Headers:

@@ -74,12 +74,12 @@ class Host:
         "in_flight",
         "key",
         "limit",
-        "listed",
+        "on_ready_list",
         "pacer",
         "queue",
         "sleeping",
-        "timer",
         "tracked",
+        "wake_pending",
     )
 
     def __init__(
@@ -99,10 +99,10 @@ class Host:
         self.in_flight = 0
         #: Jobs of this host waiting on a retry timer (keep the host from being forgotten).
         self.sleeping = 0
-        #: On the scheduler's ready list.
-        self.listed = False
-        #: A pacing wake-up is scheduled.
-        self.timer = False
+        #: In the scheduler's ready line.
+        self.on_ready_list = False
+        #: A pacing wake-up is scheduled for this host.
+        self.wake_pending = False
         self.tracked = tracked
         self.failures = failures
         self.down = down
@@ -113,7 +113,9 @@ class Host:
 
     @property
     def idle(self) -> bool:
-        return not (self.in_flight or self.queue or self.sleeping or self.listed or self.timer)
+        return not (
+            self.in_flight or self.queue or self.sleeping or self.on_ready_list or self.wake_pending
+        )
 
     def note(self, error_type: str | None, *, max_errors: int) -> None:
         """Count one finished attempt towards (or reset) the consecutive-failure count."""
@@ -144,7 +146,7 @@ class HostTable:
         self._max_errors = max_errors
         self._hosts: dict[HostKey, Host] = {}
         # URLs without a usable host fail in the fetcher; they share one unbounded pseudo-host.
-        self._nowhere = Host(None)
+        self._shared_host = Host(None)
         self._failures: OrderedDict[HostKey, tuple[int, bool]] = OrderedDict()
         self._sweep_at = 1024
 
@@ -154,7 +156,7 @@ class HostTable:
     def get(self, url: str, *, now: float) -> Host:
         key = host_key(url)
         if key is None:
-            return self._nowhere
+            return self._shared_host
         host = self._hosts.get(key)
         if host is None:
             failures, down = self._failures.pop(key, (0, False))

@@ -46,6 +46,8 @@ class HttpxEngine:
     (200, 5)
     """
 
+    enforces_deadline = False
+
     def __init__(
         self, transport: httpx.AsyncBaseTransport, settings: Settings, *, owned: bool = False
     ) -> None:

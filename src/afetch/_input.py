@@ -47,7 +47,7 @@ def open_sources(sources: Sequence[str]) -> list[int]:
             fds.append(_STDIN_FD)
             continue
         try:
-            fd = os.open(source, os.O_RDONLY)
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # Windows: no CRLF games
         except OSError as exc:
             for opened in fds:
                 if opened != _STDIN_FD:

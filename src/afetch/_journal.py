@@ -23,6 +23,7 @@ import threading
 from collections.abc import AsyncIterator
 
 _CHUNK = 1 << 20
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows: offsets must be bytes on disk, no CRLF
 _SYNC_INTERVAL = 1.0
 
 
@@ -46,7 +47,7 @@ def load_done(path: str) -> set[bytes]:
     """
     done: set[bytes] = set()
     try:
-        fd = os.open(path, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR | _BINARY)
     except FileNotFoundError:
         return done
     try:
@@ -82,7 +83,7 @@ class Journal:
     """
 
     def __init__(self, path: str, *, append: bool, sync_first: int | None = None) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | _BINARY | (0 if append else os.O_TRUNC)
         self._fd = os.open(path, flags, 0o644)
         # Our own copy of the output's descriptor, synced before the journal: the sink may close
         # its stream first, and a number closed there could be reused for another file.

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -44,8 +45,18 @@ _DOTS = re.compile(r"\.\.+")
 _DEVICE_NAMES = frozenset(
     ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
 )
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Windows has neither O_NOFOLLOW nor O_DIRECTORY nor folder-relative calls: there files are made
+# by path, and the host folder is checked for a symlink instead (docs/install.md, Windows).
+_OPENAT = hasattr(os, "O_NOFOLLOW") and hasattr(os, "O_DIRECTORY") and os.open in os.supports_dir_fd
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 _executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -107,6 +118,7 @@ class BodyConsumer:
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._dir_fd: int | None = None
+        self._dir_path: str | None = None  # instead of _dir_fd where there is no openat
         self._fd: int | None = None
         self._pending: concurrent.futures.Future[None] | None = None
         self._renamed = False
@@ -160,6 +172,9 @@ class BodyConsumer:
 
     def _open(self) -> None:
         assert self._save_dir is not None
+        if not _OPENAT:
+            self._open_by_path()
+            return
         try:
             root = os.open(self._save_dir, _DIR_FLAGS)
         except FileNotFoundError:  # the library does not go through the CLI, which makes DIR
@@ -177,6 +192,16 @@ class BodyConsumer:
             os.close(root)
         self._fd = os.open(self._temp, _FILE_FLAGS, 0o644, dir_fd=self._dir_fd)
 
+    def _open_by_path(self) -> None:
+        assert self._save_dir is not None
+        folder = os.path.join(self._save_dir, self._host)
+        # Checked, where O_NOFOLLOW would have the kernel refuse it (a junction too, on Windows).
+        if os.path.islink(folder) or getattr(os.path, "isjunction", lambda _: False)(folder):
+            raise OSError(errno.ELOOP, "the host folder is a symbolic link", folder)
+        os.makedirs(folder, exist_ok=True)
+        self._dir_path = folder
+        self._fd = os.open(os.path.join(folder, self._temp), _FILE_FLAGS, 0o644)
+
     def _write(self, data: bytes) -> None:
         if self._fd is None:
             self._open()
@@ -191,7 +216,11 @@ class BodyConsumer:
         os.close(self._fd)
         self._fd = None
         # rename() replaces a symlink at the final name; it never writes through it.
-        os.rename(self._temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
+        if self._dir_path is not None:
+            temp, name = (os.path.join(self._dir_path, n) for n in (self._temp, self._name))
+            os.replace(temp, name)  # Windows' rename() refuses to replace an existing file
+        else:
+            os.rename(self._temp, self._name, src_dir_fd=self._dir_fd, dst_dir_fd=self._dir_fd)
         self._renamed = True
         self._close_dir()
 
@@ -205,9 +234,14 @@ class BodyConsumer:
             name = self._name if self._renamed else self._temp
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=self._dir_fd)
+        elif self._dir_path is not None:
+            name = self._name if self._renamed else self._temp
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._dir_path, name))
         self._close_dir()
 
     def _close_dir(self) -> None:
+        self._dir_path = None
         if self._dir_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._dir_fd)

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
 from typing import Any
 
-import httpx
-
-from afetch._engine import Engine, open_engine
+from afetch._clock import Clock, TimerHandle
 from afetch._fetcher import Fetcher
-from afetch._guard import AddressCheck, PrivateAddressGuard
 from afetch._hosts import Host, HostTable, Pacer
 from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
@@ -36,47 +33,32 @@ async def _as_async(urls: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[s
             yield url
 
 
-async def fetch(
+async def schedule(
     urls: Iterable[str] | AsyncIterable[str],
     *,
-    settings: Settings | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
+    fetcher: Fetcher,
+    settings: Settings,
     stop: asyncio.Event | None = None,
-    **options: Any,
+    clock: Clock | None = None,
 ) -> AsyncIterator[Record]:
-    """Fetch ``urls`` concurrently and yield one :class:`Record` per URL, as each completes.
+    """Records for ``urls`` through ``fetcher``, within the bounds of ``settings``.
 
-    ``urls`` may be any iterable or async iterable of strings; it is consumed lazily, and at most
-    ``concurrency`` fetches (and as many finished records) exist at any moment. Options are the
-    fields of :class:`Settings`, given either as ``settings=`` or as keywords. Setting ``stop``
-    ends the run early: nothing new starts, fetches in flight are cancelled, and the records
-    already completed are still yielded. A transport passed in is not closed.
-
-    Transient failures are retried (``retries``) after a backoff during which the URL holds no
-    slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
-    URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
-    the other hosts keep every free slot busy. With ``ordered``, records come in input order from
-    a bounded reorder window (see :mod:`afetch._ordering`).
-
-    >>> import asyncio, httpx, afetch
-    >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
-    >>> async def main():
-    ...     return [r.bytes async for r in afetch.fetch(["http://127.0.0.1/"], transport=mock)]
-    >>> asyncio.run(main())
-    [2]
+    The engine of :func:`afetch.fetch` (see there); ``clock`` defaults to the running loop.
     """
-    if settings is None:
-        settings = Settings(**options)
-    elif options:
-        raise TypeError("pass either settings= or keyword options, not both")
-    engine = open_engine(settings, transport)
     results: asyncio.Queue[Any] = asyncio.Queue()
-    run = _Run(settings, _fetcher(engine, settings, transport), results)
+    # Entered by the producer below before anything can start a task in it.
+    group = asyncio.TaskGroup()
+    run = _Run(
+        settings,
+        fetcher,
+        results,
+        group=group,
+        clock=asyncio.get_running_loop() if clock is None else clock,
+    )
 
     async def produce() -> None:
         try:
-            async with asyncio.TaskGroup() as group:
-                run.group = group
+            async with group:
                 try:
                     await run.read(urls)
                 except Exception:
@@ -114,15 +96,6 @@ async def fetch(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await engine.aclose()
-
-
-def _fetcher(engine: Engine, settings: Settings, transport: object) -> Fetcher:
-    # A transport already behind a guard checks addresses itself (tests pass their own policy).
-    check = None
-    if settings.no_private and not isinstance(transport, PrivateAddressGuard):
-        check = AddressCheck()
-    return Fetcher(engine, settings, address_check=check)
 
 
 class _Job:
@@ -156,8 +129,17 @@ class _Run:
     * A URL waiting to retry sits on a timer, not in a task, and holds no slot at all.
     """
 
-    def __init__(self, settings: Settings, fetcher: Fetcher, results: asyncio.Queue[Any]) -> None:
-        self._loop = asyncio.get_running_loop()
+    def __init__(
+        self,
+        settings: Settings,
+        fetcher: Fetcher,
+        results: asyncio.Queue[Any],
+        *,
+        group: asyncio.TaskGroup,
+        clock: Clock,
+    ) -> None:
+        self._clock = clock
+        self._group = group
         self._fetcher = fetcher
         self._results = results
         self._method = settings.method
@@ -177,8 +159,6 @@ class _Run:
             or settings.host_rate is not None
             or settings.max_host_errors is not None
         )
-        # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
-        # and no per-host state on the hot path.
         self._hosts = (
             HostTable(
                 limit=settings.per_host,
@@ -188,7 +168,9 @@ class _Run:
             if polite
             else None
         )
-        self._anywhere = Host(None)
+        # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
+        # and no per-host state on the hot path.
+        self._shared_host = Host(None)
         self._window = (
             ReorderWindow[Record](settings.concurrency * WINDOW_FACTOR)
             if settings.ordered
@@ -196,15 +178,15 @@ class _Run:
         )
         self._next_index = 0
         self._pacer = Pacer(rate=settings.rate) if settings.rate else None
-        self._pacer_timer: asyncio.TimerHandle | None = None
+        self._pacer_wake: TimerHandle | None = None
+        #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timers: set[TimerHandle] = set()
         self._busy = 0
         self._running = 0
         self._waiting = 0
         self._input_done = False
         self._closed = False
-        self.group: asyncio.TaskGroup | None = None
         self.want_input = asyncio.Event()
         self.want_input.set()
         self.all_done = asyncio.Event()
@@ -229,9 +211,9 @@ class _Run:
 
     def _admit(self, url: str) -> None:
         if self._hosts is None:
-            host = self._anywhere
+            host = self._shared_host
         else:
-            host = self._hosts.get(url, now=self._loop.time())
+            host = self._hosts.get(url, now=self._clock.time())
         self._waiting += 1
         self._enqueue(_Job(url, host, self._next_index))
         self._next_index += 1
@@ -240,62 +222,83 @@ class _Run:
     # -- the pump ------------------------------------------------------------------------------
 
     def _enqueue(self, job: _Job) -> None:
-        host = job.host
-        host.queue.append(job)
-        self._list(host)
+        job.host.queue.append(job)
+        self._mark_ready(job.host)
 
-    def _list(self, host: Host) -> None:
-        if not host.listed and host.queue:
-            host.listed = True
+    def _mark_ready(self, host: Host) -> None:
+        """Put ``host`` in the ready line if it has queued URLs and is not there yet."""
+        if not host.on_ready_list and host.queue:
+            host.on_ready_list = True
             self._ready.append(host)
+
+    def _set_aside(self, host: Host) -> None:
+        """Take the host at the head of the ready line out of it (it is marked ready again when
+        one of its attempts ends or its pacing wake-up fires)."""
+        self._ready.popleft()
+        host.on_ready_list = False
 
     def _pump(self) -> None:
         """Start what may start; then decide whether more input is wanted, or the run is done."""
         if self._closed:
             return
+        self._start_what_may_start()
+        self._want_input_or_finish()
+
+    def _start_what_may_start(self) -> None:
+        """Start queued URLs, host after host, while slots are free and no limit holds them."""
         ready = self._ready
-        now = None
+        now: float | None = None
         while self._busy < self._capacity and ready:
             host = ready[0]
             if host.down:
-                ready.popleft()
-                host.listed = False
-                while host.queue and self._busy < self._capacity:
-                    self._give_up(host.queue.popleft())
-                self._list(host)
+                self._give_up_queued(host)
                 continue
             if host.saturated:
-                ready.popleft()
-                host.listed = False  # listed again when one of its attempts ends
+                self._set_aside(host)
                 continue
             if host.pacer is not None or self._pacer is not None:
-                now = self._loop.time() if now is None else now
+                now = self._clock.time() if now is None else now
                 if host.pacer is not None and host.pacer.next_at > now:
-                    ready.popleft()
-                    host.listed = False
+                    self._set_aside(host)
                     self._wake_host_at(host, host.pacer.next_at)
                     continue
-                if self._pacer is not None:
-                    if self._pacer.next_at > now:
-                        self._wake_at(self._pacer.next_at)
-                        break
-                    self._pacer.take(now=now)
-                if host.pacer is not None:
-                    host.pacer.take(now=now)
-            job = host.queue.popleft()
-            self._waiting -= 1
-            # Round robin: a host with more queued goes to the back of the line.
-            ready.popleft()
-            if host.queue:
-                ready.append(host)
-            else:
-                host.listed = False
-            self._start(job)
+                if self._pacer is not None and self._pacer.next_at > now:
+                    self._wake_pump_at(self._pacer.next_at)
+                    break  # the overall rate holds back every host
+                self._take_pacing(host, now)
+            self._start_next(host)
+
+    def _take_pacing(self, host: Host, now: float) -> None:
+        if self._pacer is not None:
+            self._pacer.take(now=now)
+        if host.pacer is not None:
+            host.pacer.take(now=now)
+
+    def _start_next(self, host: Host) -> None:
+        """Start the next URL of the host at the head of the ready line."""
+        job = host.queue.popleft()
+        self._waiting -= 1
+        # Round robin: a host with more queued goes to the back of the line.
+        self._ready.popleft()
+        if host.queue:
+            self._ready.append(host)
+        else:
+            host.on_ready_list = False
+        self._start(job)
+
+    def _give_up_queued(self, host: Host) -> None:
+        """Finish the queued URLs of an unreachable host, as far as slots allow."""
+        self._set_aside(host)
+        while host.queue and self._busy < self._capacity:
+            self._give_up(host.queue.popleft())
+        self._mark_ready(host)  # the rest, once slots are free again
+
+    def _want_input_or_finish(self) -> None:
         if (
             not self._input_done
             and self._busy < self._capacity
             and self._waiting < self._lookahead
-            and not ready
+            and not self._ready
         ):
             self.want_input.set()
         else:
@@ -303,12 +306,13 @@ class _Run:
             if self._input_done and not self._running and not self._waiting:
                 self.all_done.set()
 
+    # -- attempts ------------------------------------------------------------------------------
+
     def _start(self, job: _Job) -> None:
-        assert self.group is not None
         job.host.in_flight += 1
         self._busy += 1
         self._running += 1
-        self.group.create_task(self._attempt(job))
+        self._group.create_task(self._attempt(job))
 
     async def _attempt(self, job: _Job) -> None:
         record, retry_after = await self._fetcher.attempt(job.url)
@@ -326,13 +330,10 @@ class _Run:
         if wait is None:
             self._emit(job, record)
         else:
-            job.last = record
-            self._waiting += 1
-            host.sleeping += 1
-            self._call_later(wait, self._retry, job)
-        self._list(host)
+            self._sleep_before_retry(job, record, wait)
+        self._mark_ready(host)
         if self._hosts is not None:
-            self._hosts.release(host, now=self._loop.time())
+            self._hosts.release(host, now=self._clock.time())
         self._pump()
 
     def _retry_wait(self, job: _Job, record: Record, retry_after: str | None) -> float | None:
@@ -346,11 +347,6 @@ class _Run:
             # Whatever a server sends, one record per URL: a header the policy chokes on ends
             # the retries instead of the run.
             return None
-
-    def _retry(self, job: _Job) -> None:
-        job.host.sleeping -= 1
-        self._enqueue(job)
-        self._pump()
 
     def _give_up(self, job: _Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
@@ -370,6 +366,8 @@ class _Run:
                 started_at=now_iso(),
             ),
         )
+
+    # -- records -------------------------------------------------------------------------------
 
     def _emit(self, job: _Job, record: Record) -> None:
         if record.attempts != job.attempts:
@@ -395,37 +393,46 @@ class _Run:
 
     # -- timers --------------------------------------------------------------------------------
 
-    def _call_later(self, delay: float, callback: Callable[[_Job], None], job: _Job) -> None:
-        def fire() -> None:
-            self._timers.discard(handle)
-            callback(job)
+    def _sleep_before_retry(self, job: _Job, record: Record, wait: float) -> None:
+        """Park ``job`` on a timer (no task, no slot) and queue it again after ``wait`` s."""
+        job.last = record
+        self._waiting += 1
+        job.host.sleeping += 1
 
-        handle = self._loop.call_later(delay, fire)
+        def wake() -> None:
+            self._timers.discard(handle)
+            job.host.sleeping -= 1
+            self._enqueue(job)
+            self._pump()
+
+        handle = self._clock.call_later(wait, wake)
         self._timers.add(handle)
 
     def _wake_host_at(self, host: Host, when: float) -> None:
-        if host.timer:
+        """Mark a paced host ready again at ``when`` (one wake-up per host at a time)."""
+        if host.wake_pending:
             return
-        host.timer = True
+        host.wake_pending = True
 
-        def fire() -> None:
+        def wake() -> None:
             self._timers.discard(handle)
-            host.timer = False
-            self._list(host)
+            host.wake_pending = False
+            self._mark_ready(host)
             self._pump()
 
-        handle = self._loop.call_at(when, fire)
+        handle = self._clock.call_at(when, wake)
         self._timers.add(handle)
 
-    def _wake_at(self, when: float) -> None:
-        if self._pacer_timer is not None:
+    def _wake_pump_at(self, when: float) -> None:
+        """Pump again at ``when``, when the overall ``rate`` allows the next start."""
+        if self._pacer_wake is not None:
             return
 
-        def fire() -> None:
-            self._pacer_timer = None
+        def wake() -> None:
+            self._pacer_wake = None
             self._pump()
 
-        self._pacer_timer = self._loop.call_at(when, fire)
+        self._pacer_wake = self._clock.call_at(when, wake)
 
     def close(self) -> None:
         """Nothing more starts; pending timers are dropped."""
@@ -433,5 +440,5 @@ class _Run:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
-        if self._pacer_timer is not None:
-            self._pacer_timer.cancel()
+        if self._pacer_wake is not None:
+            self._pacer_wake.cancel()

@@ -14,8 +14,10 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from afetch._exits import EXIT_SIGINT, EXIT_SIGTERM
+
 #: Exit codes for the signals afetch handles (128 + signal number, as shells report them).
-SIGNAL_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+SIGNAL_EXITS = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}
 
 _exit_handlers_on = False
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+
+# Formatting the date and time is the costly part and changes once a second: cached.
+_second = -1
+_prefix = ""
 
 
 def now_iso() -> str:
@@ -11,4 +15,10 @@ def now_iso() -> str:
     >>> len(now_iso()), now_iso().endswith("Z")
     (24, True)
     """
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    global _second, _prefix
+    now = time.time()
+    second = int(now)
+    if second != _second:
+        _second = second
+        _prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_prefix}.{int((now - second) * 1000):03d}Z"

@@ -39,9 +39,31 @@ class Target(NamedTuple):
     shown: str
 
 
+# The common case, checked by one regular expression: a lower-case http(s) scheme, a plain
+# ASCII host, an optional port, a path and query of characters that need no encoding, no
+# credentials and no fragment. Such a URL is sent as it is (with "/" for an empty path).
+_PLAIN = re.compile(
+    r"(https?)://([a-z0-9.-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?"
+    r"((?:/[!$&'()*+,\-./0-9:;=?@A-Z_a-z~%]*)?)"
+)
+
+
 def parse_url(raw: str) -> Target:
     """Check ``raw``; raises :class:`InvalidURL` (error type ``invalid_url``) when it is not a
     fetchable http(s) URL."""
+    plain = _PLAIN.fullmatch(raw)
+    if plain is not None:
+        scheme, host, port_text, tail = plain.groups()
+        port = int(port_text) if port_text else None
+        if (port is None or 0 < port < 65536) and host.strip("."):
+            if host[0] == "[":
+                host = host[1:-1]
+            url = raw if tail else f"{raw}/"
+            return Target(url, (scheme, host, port or _DEFAULT_PORTS[scheme]), None, url)
+    return _parse_any(raw)
+
+
+def _parse_any(raw: str) -> Target:
     try:
         parts = urlsplit(raw.strip())
         port = parts.port

@@ -1,0 +1,171 @@
+"""The documentation describes the code that exists, all of it.
+
+Every option and its environment variable, every error type, exit code and record key must be in
+docs/ (README.md is the short front door, docs/ the reference); every long option the docs name
+must exist. The lists come from the code, so a new option, key, error type or exit code fails
+here until it is documented.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+
+import afetch._app
+import afetch._signals
+import afetch.cli
+from afetch._errors import ERROR_TYPES
+from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+RECORDS = DOCS / "records.md"
+
+#: Long options of other tools that the docs quote, by tool. Anything else that looks like
+#: `--name` in README.md or docs/ must be an afetch option.
+OTHER_TOOLS_OPTIONS = {
+    "curl": {"--parallel", "--parallel-max", "--retry", "--retry-max-time", "--max-filesize"},
+    "wget2": {"--max-threads"},
+    "slurm sbatch": {"--array"},
+    "bench/run.py": {"--variants", "--only", "--quick", "--compare"},
+    "ruff format": {"--check"},
+    "python -m venv": {"--without-pip"},
+    "pip": {"--no-deps", "--upgrade", "--user"},
+    "python -m build": {"--sdist", "--wheel", "--outdir"},
+    "twine": {"--strict"},
+    "docker": {"--rm", "--network", "--tag", "--volume"},
+}
+_LONG_OPTION = re.compile(r"(?<![\w/-])--[a-z][a-z0-9-]*")
+
+
+@cache
+def docs_text() -> str:
+    pages = sorted(DOCS.glob("*.md"))
+    assert pages, "docs/ has no pages"
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
+
+
+def mentions(text: str, token: str) -> bool:
+    """``token`` as a whole word or option (``--rate`` does not count inside ``--host-rate``)."""
+    return re.search(rf"(?<![\w-]){re.escape(token)}(?![\w-])", text) is not None
+
+
+def table_rows(text: str, heading: str) -> set[str]:
+    """The first cells of the table under ``heading`` (backticks stripped)."""
+    section = text.split(f"\n{heading}\n", 1)
+    assert len(section) == 2, f"no section {heading!r}"
+    rows = set()
+    for line in section[1].split("\n#", 1)[0].splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            rows.add(line.split("|")[1].strip().strip("`"))
+    return rows
+
+
+def cli_params() -> list[Any]:
+    # click's Parameter objects (Typer's own click, vendored or not).
+    command = typer.main.get_command(afetch.cli.app)
+    context = command.make_context("afetch", [], resilient_parsing=True)
+    return command.get_params(context)
+
+
+def cli_options() -> list[str]:
+    names = []
+    for param in cli_params():
+        names += [name for name in (*param.opts, *param.secondary_opts) if name.startswith("-")]
+    return names
+
+
+def cli_envvars() -> list[str]:
+    envvars = []
+    for param in cli_params():
+        value = getattr(param, "envvar", None)
+        envvars += [value] if isinstance(value, str) else list(value or ())
+    return envvars
+
+
+def exit_codes() -> set[int]:
+    codes = set(afetch._signals.SIGNAL_EXITS.values())
+    for module in (afetch._app, afetch.cli):
+        codes |= {v for k, v in vars(module).items() if k.startswith("EXIT_") and type(v) is int}
+    return codes
+
+
+def test_the_lists_from_the_code_are_not_empty() -> None:
+    # A refactoring that hides the options or the constants must not make every test pass.
+    assert {"--concurrency", "--no-follow", "-h", "--help", "--version"} <= set(cli_options())
+    assert "AFETCH_CONCURRENCY" in cli_envvars()
+    assert {0, 1, 2, 74, 130, 141, 143} <= exit_codes()
+    assert "timeout" in ERROR_TYPES
+    assert "url" in SCHEMA_KEYS
+
+
+@pytest.mark.parametrize("option", cli_options())
+def test_every_option_has_a_row_in_the_options_table(option: str) -> None:
+    rows = table_rows((DOCS / "options.md").read_text(encoding="utf-8"), "# Options")
+    assert any(mentions(row, option) for row in rows), (
+        f"{option} is an afetch option but the table in docs/options.md has no row for it"
+    )
+
+
+@pytest.mark.parametrize("envvar", cli_envvars())
+def test_every_environment_variable_is_in_the_options_page(envvar: str) -> None:
+    rows = table_rows((DOCS / "options.md").read_text(encoding="utf-8"), "## Environment variables")
+    assert envvar in rows, f"{envvar} is missing from the table in docs/options.md"
+
+
+@pytest.mark.parametrize("error_type", ERROR_TYPES)
+def test_every_error_type_is_in_the_records_page(error_type: str) -> None:
+    rows = table_rows(RECORDS.read_text(encoding="utf-8"), "## Error types")
+    assert error_type in rows, f"error type {error_type} is missing from docs/records.md"
+
+
+@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + INCLUDE_KEYS)
+def test_every_record_key_is_in_the_records_page(key: str) -> None:
+    rows = table_rows(RECORDS.read_text(encoding="utf-8"), "# Records")
+    assert key in rows, f"record key {key} is missing from the tables in docs/records.md"
+
+
+@pytest.mark.parametrize("key", SCHEMA_KEYS)
+def test_every_schema_key_is_in_the_readme(key: str) -> None:
+    assert key in table_rows(README.read_text(encoding="utf-8"), "## Records")
+
+
+@pytest.mark.parametrize("code", sorted(exit_codes()))
+def test_every_exit_code_is_in_the_readme_and_the_records_page(code: int) -> None:
+    for page in (README, RECORDS):
+        rows = table_rows(page.read_text(encoding="utf-8"), "## Exit codes")
+        assert str(code) in rows, f"exit code {code} is missing from {page.relative_to(ROOT)}"
+
+
+def test_every_long_option_the_docs_name_exists() -> None:
+    known = set(cli_options()).union(*OTHER_TOOLS_OPTIONS.values())
+    unknown = {}
+    for page in [README, *sorted(DOCS.glob("*.md"))]:
+        for option in _LONG_OPTION.findall(page.read_text(encoding="utf-8")):
+            if option not in known:
+                unknown.setdefault(option, page.relative_to(ROOT).as_posix())
+    # Another tool's flag quoted on purpose goes into OTHER_TOOLS_OPTIONS.
+    assert not unknown, f"not afetch options: {unknown}"
+
+
+def test_relative_links_lead_to_files_that_exist() -> None:
+    broken = []
+    for page in [README, *sorted(DOCS.glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if "://" not in target and not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken
+
+
+def test_the_readme_stays_a_front_door() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "README.md is the front door: details go to docs/"
+    # .ci/run runs the test command; CI's debian job runs both, as written (.ci/readme-command).
+    assert "<!-- test-command -->" in text
+    assert "<!-- demo-command -->" in text
