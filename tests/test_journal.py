@@ -118,19 +118,20 @@ def test_kill_9_then_resume_fetches_everything_once_or_in_flight_twice(
     emitted_first = {r["url"] for r in first}
     # Every URL fetched at least once overall, none more than twice.
     assert all(1 <= counts[path] <= 2 for path in paths)
-    # Completed (emitted) ones are not fetched again, except the one a kill between the record
-    # and its journal line can leave unjournaled.
+    # Completed (emitted) ones are not fetched again, except those a kill between one write of
+    # records and its journal line can leave unjournaled: one write holds the records that were
+    # ready together, at most `concurrency` here.
     refetched_done = [
         u for u, p in zip(urls, paths, strict=True) if u in emitted_first and counts[p] == 2
     ]
-    assert len(refetched_done) <= 1
-    # At most the requests in flight at the kill are fetched twice.
+    assert len(refetched_done) <= concurrency
+    # At most the requests in flight at the kill are fetched twice (plus those duplicates).
     twice = [p for p in paths if counts[p] == 2]
-    assert len(twice) <= concurrency + 1
+    assert len(twice) <= 2 * concurrency
     assert all(fetched_in_run1[p] == 1 for p in twice)
-    # Together the two outputs hold one record per URL, plus at most that one duplicate.
+    # Together the two outputs hold one record per URL, plus at most those duplicates.
     union = Counter(r["url"] for r in first + second)
     assert set(union) == set(urls)
-    assert sum(union.values()) - len(urls) <= 1
+    assert sum(union.values()) - len(urls) <= concurrency
     assert all(r["ok"] for r in first + second)
     print(f"run 1 emitted {len(first)}, fetched twice: {len(twice)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from afetch import _fdlimit as fdlimit
 from afetch._api import fetch
 from afetch._exits import (
     EXIT_NOT_OK,
@@ -38,11 +40,17 @@ from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._stats import Stats
+from afetch._writer import RecordWriter
 
 try:
     import fcntl
 except ImportError:  # Windows: the stdout check below is skipped (docs/install.md)
     fcntl = None  # type: ignore[assignment]
+
+#: After SIGINT/SIGTERM, how long the writer may still take to write the records completed so
+#: far before it is abandoned (those records are then neither written nor journaled). The run
+#: promises to stop within about a second.
+WRITE_GRACE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,9 +92,10 @@ def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
 class _Interrupt:
     """Turns SIGINT/SIGTERM into a graceful stop; remembers which signal arrived first."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_signal: Callable[[], None] | None = None) -> None:
         self.stop = asyncio.Event()
         self.signum: int | None = None
+        self._on_signal_too = on_signal
 
     def __enter__(self) -> _Interrupt:
         loop = asyncio.get_running_loop()
@@ -115,6 +124,8 @@ class _Interrupt:
         if self.signum is None:
             self.signum = signum
         self.stop.set()
+        if self._on_signal_too is not None:
+            self._on_signal_too()
 
 
 def _output_problem(options: RunOptions, fds: Sequence[int]) -> str | None:
@@ -160,6 +171,23 @@ async def _open_journal(options: RunOptions, output_fd: int) -> tuple[Journal | 
     return Journal(options.state, append=options.resume, sync_first=output_fd), done
 
 
+def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
+    """Raise the open files limit for ``-c``, or lower ``-c`` to fit (see _fdlimit.py)."""
+    concurrency, warning = fdlimit.ensure(
+        settings.concurrency,
+        sources=sources,
+        save=settings.save_dir is not None,
+        cache=settings.cache_dir is not None,
+    )
+    if warning is not None:
+        # Also under -q, which silences progress and summary, never trouble: the run does less
+        # than was asked. (wget2 -nv still warns; curl -s hides warnings with its errors.)
+        print(f"afetch: warning: {warning}", file=sys.stderr)
+    if concurrency == settings.concurrency:
+        return settings
+    return dataclasses.replace(settings, concurrency=concurrency)
+
+
 async def run(
     settings: Settings,
     options: RunOptions,
@@ -171,6 +199,7 @@ async def run(
 
     ``urls`` replaces reading ``options.sources`` (the demo uses it), with ``total`` URLs if known.
     """
+    settings = _fit_descriptors(settings, sources=0 if urls is not None else len(options.sources))
     try:
         fds = open_sources(options.sources) if urls is None else []
     except InputError as exc:
@@ -215,15 +244,21 @@ async def run(
     if done:
         source = skip_done(source, done)
     display = ProgressDisplay(stats, console) if options.progress else contextlib.nullcontext()
-    with _Interrupt() as interrupt, display:
+    # Records are written, journaled and counted by the writer thread (see _writer.py).
+    writer = RecordWriter(stream, sink, stats=stats, journal=journal)
+    with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:
-            async for record in fetch(
-                _counted(source, stats), settings=settings, stop=interrupt.stop
-            ):
-                sink.write(record)
-                if journal is not None:
-                    journal.add(record.url)  # after the record: see _journal.py for why
-                stats.add(record)
+            try:
+                async for record in fetch(
+                    _counted(source, stats), settings=settings, stop=interrupt.stop
+                ):
+                    # The fast path never awaits; put() waits for room (holding this record's
+                    # scheduler slot) and gives up when a signal comes: that record is dropped.
+                    if writer.offer(record) or await writer.put(record):
+                        stats.handed += 1
+            finally:
+                await writer.close(stop=interrupt.stop, grace=WRITE_GRACE_S)
+            writer.check()
         except OutputClosed:
             code = EXIT_SIGPIPE
         except OutputFailed as exc:
@@ -234,8 +269,11 @@ async def run(
             code = EXIT_USAGE
     stats.finish()
     if journal is not None:
-        journal.close()
-    sink.close()
+        journal.close()  # the writer journals nothing more: it finished or was abandoned
+    if not writer.abandoned:
+        # An abandoned writer is still blocked in write() on this descriptor: leave it open (the
+        # process is about to exit) rather than let its number be reused under the thread.
+        sink.close()
     if code in (EXIT_SIGPIPE, EXIT_USAGE, EXIT_OUTPUT):
         # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
         return code

@@ -1,10 +1,11 @@
 """The ``--state`` journal: which URLs are done, so ``--resume`` can skip them after a crash.
 
 The journal is a text file with one URL per line, appended with ``os.write`` right after the
-record reached the output: both are in the kernel before the next record, so ``kill -9`` loses
+record reached the output (by the writer thread of ``_writer``, one write per batch of records
+written): both are in the kernel before anything else is journaled, so ``kill -9`` loses
 nothing already emitted. The order matters. A URL journaled before its record was written would
 be skipped on resume although its record never appeared; writing the record first means a crash
-between the two writes costs at most one duplicate record, never a missing one.
+between the two writes costs at most one batch of duplicate records, never a missing one.
 
 ``fsync`` (for power loss, not for crashes) runs in a background thread at most once a second
 and at close, the output file first, then the journal. A torn last line (a crash mid-write) is
@@ -100,6 +101,13 @@ class Journal:
         while data:
             data = data[os.write(self._fd, data) :]
         self._written += 1
+
+    def add_many(self, urls: list[str]) -> None:
+        """Record several URLs as done with one ``write`` (the writer thread, after a batch)."""
+        data = "".join(f"{url}\n" for url in urls).encode("utf-8", "surrogatepass")
+        while data:
+            data = data[os.write(self._fd, data) :]
+        self._written += len(urls)
 
     def _sync(self) -> None:
         with self._lock:

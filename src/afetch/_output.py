@@ -32,6 +32,14 @@ class OutputFailed(Exception):
 
 
 class Sink(Protocol):
+    def encode(self, record: Record) -> bytes:
+        """The record's line (and anything due before it), ready to write; any thread."""
+        ...
+
+    def finish(self) -> bytes:
+        """What is still due at the end of a run (a CSV header without rows), or ``b""``."""
+        ...
+
     def write(self, record: Record) -> None: ...
 
     def close(self) -> None: ...
@@ -70,6 +78,16 @@ class _LineSink:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
 
+    def encode(self, record: Record) -> bytes:
+        raise NotImplementedError
+
+    def finish(self) -> bytes:
+        return b""
+
+    def write(self, record: Record) -> None:
+        """Encode and write one record on the caller's thread (the library and tests)."""
+        self._emit(self.encode(record))
+
     def _emit(self, line: bytes) -> None:
         try:
             self._stream.write(line)
@@ -95,8 +113,8 @@ class JsonLinesSink(_LineSink):
         self._optional = tuple(optional)
         self._include = tuple(include)
 
-    def write(self, record: Record) -> None:
-        self._emit((record.to_json(self._optional, self._include) + "\n").encode("utf-8"))
+    def encode(self, record: Record) -> bytes:
+        return (record.to_json(self._optional, self._include) + "\n").encode("utf-8")
 
 
 def _csv_cell(value: Any) -> Any:
@@ -140,7 +158,7 @@ class CsvSink(_LineSink):
         self.columns = CSV_BASE_COLUMNS + self._optional + self._include
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
-        # Written with the first record (or at close for a run without any), so a closed
+        # Written with the first record (or by finish() for a run without any), so a closed
         # output is noticed where the run handles it.
         self._header_due = header
 
@@ -150,10 +168,7 @@ class CsvSink(_LineSink):
         self._writer.writerow(cells)
         return self._buffer.getvalue().encode("utf-8")
 
-    def write(self, record: Record) -> None:
-        if self._header_due:
-            self._header_due = False
-            self._emit(self._row(self.columns))
+    def encode(self, record: Record) -> bytes:
         data = record.to_dict(self._optional, self._include)
         error = data.pop("error")
         data["error_type"] = None if error is None else error["type"]
@@ -161,13 +176,19 @@ class CsvSink(_LineSink):
         if data.get("json") is not None:
             # Always JSON text, so that a JSON string stays apart from other JSON values.
             data["json"] = _json_text(data["json"])
-        self._emit(self._row([_csv_cell(data[column]) for column in self.columns]))
+        row = self._row([_csv_cell(data[column]) for column in self.columns])
+        return self.finish() + row
+
+    def finish(self) -> bytes:
+        if not self._header_due:
+            return b""
+        self._header_due = False
+        return self._row(self.columns)
 
     def close(self) -> None:
-        if self._header_due:
-            self._header_due = False
-            with contextlib.suppress(OutputClosed, OutputFailed):
-                self._emit(self._row(self.columns))
+        with contextlib.suppress(OutputClosed, OutputFailed):
+            if header := self.finish():
+                self._emit(header)
         super().close()
 
 

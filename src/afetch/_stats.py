@@ -52,12 +52,17 @@ class LatencyHistogram:
 
 
 class Stats:
-    """Totals updated once per record; read by the progress display and the summary."""
+    """Totals updated once per record; read by the progress display and the summary.
+
+    ``add`` runs once a record is written (on the writer thread), so the summary never counts a
+    record that did not reach the output.
+    """
 
     def __init__(self, *, total: int | None = None) -> None:
         self.total = total
         self.pulled = 0  # URLs taken from the input so far
-        self.done = 0
+        self.handed = 0  # records handed to the writer thread (by the event loop)
+        self.done = 0  # records written (counted by the writer thread, after the write)
         self.ok = 0
         self.bytes = 0
         self.by_class: Counter[str] = Counter()
@@ -85,7 +90,8 @@ class Stats:
 
     @property
     def in_flight(self) -> int:
-        return max(self.pulled - self.done, 0)
+        # Records queued for a slow reader are no longer requests in flight.
+        return max(self.pulled - max(self.handed, self.done), 0)
 
     @property
     def rate(self) -> float:

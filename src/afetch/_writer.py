@@ -1,0 +1,323 @@
+"""Records go out from a writer thread, so a slow reader never blocks the event loop.
+
+The loop hands each record over through a bounded hand-off (:meth:`RecordWriter.offer`, and
+:meth:`RecordWriter.put` to wait for room). The writer thread takes whatever has queued up,
+serialises it, writes it with as few ``write`` calls as it can, and only then appends the URLs
+to the ``--state`` journal and counts them in the statistics. So:
+
+* **Backpressure, not blocking.** When the reader drains slowly, the hand-off fills and the loop
+  awaits room; the record it holds keeps its scheduler slot, so fetching slows to the reader's
+  pace. Signals are still handled at once: the loop itself never waits in ``write``.
+* **Whole lines on a pipe.** On a pipe, lines go out in writes of whole lines that the kernel
+  makes all at once or not at all: at most ``PIPE_BUF`` bytes (atomic by POSIX), or as much as
+  the pipe holds when it is empty. A write stuck behind a stalled reader has therefore written
+  nothing, and the process can exit in the middle of it without leaving a partial line. A line
+  longer than ``PIPE_BUF`` (a very long URL) waits until the pipe is empty (grown to fit if
+  needed), so it too goes out in one piece.
+* **Journal after output.** A URL is journaled only after its record was written; the records
+  of a run stopped while the writer is stuck are neither written nor journaled, and
+  ``--resume`` fetches them again.
+* **Abandon, never hang.** :meth:`RecordWriter.abandon` (after a signal, when the writer has
+  not finished in time) makes the thread journal and count nothing more. The thread is a daemon
+  blocked in ``write``; the process exits around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import select
+import stat
+import struct
+import termios
+import threading
+import time
+from collections import deque
+from typing import BinaryIO
+
+from afetch._journal import Journal
+from afetch._output import OutputClosed, OutputFailed, Sink
+from afetch._record import Record
+from afetch._stats import Stats
+
+#: Records handed over but not yet written, at most. About two pipe buffers of typical records:
+#: enough for the writer to batch, small enough that a stopped run drops little.
+HANDOFF_RECORDS = 256
+#: Writes to a pipe of at most this many bytes are atomic (POSIX guarantees 512; Linux 4096).
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)
+_EMPTY_POLL_S = 0.01
+#: How long the idle writer waits for more records before it asks to be woken: bounds the
+#: delay a record can spend in the hand-off, and saves a thread wake-up per record.
+LINGER_S = 0.005
+
+
+class _Abandoned(Exception):
+    """The run gave up on the writer: stop without journaling or counting anything more."""
+
+
+class RecordWriter:
+    """The writer thread and its bounded hand-off; create it on the event loop.
+
+    ``stream`` is written with ``os.write`` on its descriptor (never through its buffer), ``sink``
+    turns records into lines. Failures surface on the loop: ``offer``/``put`` raise the
+    :class:`OutputClosed` or :class:`OutputFailed` the writer met, and :meth:`check` does after
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        sink: Sink,
+        *,
+        stats: Stats,
+        journal: Journal | None = None,
+        limit: int = HANDOFF_RECORDS,
+    ) -> None:
+        self._stream = stream  # kept referenced: the thread writes to its descriptor
+        self._fd = stream.fileno()
+        try:
+            self._pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+        except OSError:
+            self._pipe = False
+        self._sink = sink
+        self._capacity: int | None = None  # of the pipe, in bytes
+        self._stats = stats
+        self._journal = journal
+        self._limit = limit
+        self._loop = asyncio.get_running_loop()
+        # Guards the hand-off: the queue, the count of records not yet written, the flags.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[Record] = deque()
+        self._unwritten = 0
+        self._idle = False
+        self._closing = False
+        self._interrupted = False
+        self._interrupted_at: float | None = None
+        self._failure: OutputClosed | OutputFailed | None = None
+        self._room: asyncio.Future[None] | None = None
+        # Held while the thread journals and counts, so that abandon() ends that for good.
+        self._commit = threading.Lock()
+        self._abandoned = False
+        self._finished: asyncio.Future[None] = self._loop.create_future()
+        self._thread = threading.Thread(target=self._main, name="afetch-writer", daemon=True)
+        self._thread.start()
+
+    # -- the loop's side -----------------------------------------------------------------------
+
+    def offer(self, record: Record) -> bool:
+        """Hand ``record`` over if there is room; never blocks (a lock held for microseconds)."""
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            if self._unwritten >= self._limit:
+                return False
+            self._queue.append(record)
+            self._unwritten += 1
+            if self._idle:
+                self._wake.notify()
+        return True
+
+    async def put(self, record: Record) -> bool:
+        """Hand ``record`` over, waiting for room; False if :meth:`interrupt` came first."""
+        while not self.offer(record):
+            room: asyncio.Future[None] = self._loop.create_future()
+            with self._lock:
+                if self._interrupted:
+                    return False
+                if self._unwritten < self._limit or self._failure is not None:
+                    continue
+                self._room = room
+            await room
+        return True
+
+    def interrupt(self) -> None:
+        """A signal arrived: stop waiting for room (records without room are dropped)."""
+        with self._lock:
+            self._interrupted = True
+            if self._interrupted_at is None:
+                self._interrupted_at = time.monotonic()
+        self._wake_room()
+
+    async def close(self, *, stop: asyncio.Event, grace: float) -> bool:
+        """Let the thread write what was handed over; True when it did.
+
+        Waits as long as the output takes, unless ``stop`` is (or gets) set: then until
+        ``grace`` seconds after :meth:`interrupt` (or after ``stop``, if that came without it),
+        after which the writer is abandoned (False).
+        """
+        with self._lock:
+            self._closing = True
+            self._wake.notify()
+        finished = self._finished
+        if not finished.done() and not stop.is_set():
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait((finished, stopped), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+        if not finished.done():
+            since = self._interrupted_at
+            left = grace if since is None else since + grace - time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(finished), max(left, 0.0))
+        if finished.done():
+            return True
+        self.abandon()
+        return False
+
+    def abandon(self) -> None:
+        """Journal and count nothing more, whatever the thread is doing."""
+        with self._commit:
+            self._abandoned = True
+
+    def check(self) -> None:
+        """Raise the failure the writer met, if any."""
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
+
+    def _wake_room(self) -> None:
+        """Wake a ``put`` waiting for room (from any thread)."""
+        with self._lock:
+            room, self._room = self._room, None
+        if room is not None:
+            self._call_on_loop(_resolve, room)
+
+    def _call_on_loop(self, callback: object, *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self._loop.call_soon_threadsafe(callback, *args)  # type: ignore[arg-type]
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if not self._queue and not self._closing:
+                        # Records that come within LINGER_S are picked up without the loop
+                        # waking this thread: one wake-up per batch, not per record.
+                        self._wake.wait(LINGER_S)
+                    while not self._queue and not self._closing:
+                        self._idle = True  # from now on offer() wakes us
+                        self._wake.wait()
+                        self._idle = False
+                    batch = list(self._queue)
+                    self._queue.clear()
+                if batch:
+                    self._write_batch(batch)
+                    continue
+                tail = self._sink.finish()  # a CSV header, for a run without records
+                if tail:
+                    self._write(tail)
+                return
+        except _Abandoned:
+            return
+        except (OutputClosed, OutputFailed) as exc:
+            with self._lock:
+                self._failure = exc
+        except Exception as exc:  # never die silently: the run reports it and exits 74
+            with self._lock:
+                self._failure = OutputFailed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._wake_room()
+            self._call_on_loop(_resolve, self._finished)
+
+    def _write_batch(self, batch: list[Record]) -> None:
+        encode = self._sink.encode
+        if not self._pipe:
+            self._write(b"".join(encode(record) for record in batch))
+            self._written(batch)
+            return
+        # A pipe: whole lines, in writes the pipe takes at once (so never half a line).
+        lines = [encode(record) for record in batch]
+        start = 0
+        while start < len(lines):
+            room = self._pipe_room()
+            end, size = start, 0
+            while end < len(lines) and size + len(lines[end]) <= room:
+                size += len(lines[end])
+                end += 1
+            if end == start:  # one line longer than PIPE_BUF: wait until the pipe is empty
+                self._wait_for_room(len(lines[start]))
+                end = start + 1
+            self._write(b"".join(lines[start:end]))
+            self._written(batch[start:end])
+            start = end
+
+    def _pipe_room(self) -> int:
+        """Bytes one write to the pipe is sure to make at once.
+
+        An empty pipe takes its whole capacity without blocking: one write per batch while the
+        reader keeps up, which saves the thread a switch per ``PIPE_BUF`` bytes. Otherwise
+        ``PIPE_BUF``: how the kernel packs what is unread decides the room left, and a write of
+        at most ``PIPE_BUF`` bytes is atomic anyway. (Another process writing to the same pipe,
+        as with ``2>&1``, could fill it in between; afetch writes to stderr only at the end.)
+        """
+        try:
+            if self._capacity is None:
+                self._capacity = fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ)
+            return self._capacity if _unread(self._fd) == 0 else PIPE_BUF
+        except (AttributeError, OSError):  # not Linux: only PIPE_BUF is certain
+            return PIPE_BUF
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except BrokenPipeError:
+            raise OutputClosed from None
+        except OSError as exc:
+            raise OutputFailed(exc.strerror or str(exc)) from None
+
+    def _wait_for_room(self, size: int) -> None:
+        """Before a line too long to be atomic: wait until the pipe is empty and can hold it.
+
+        Best effort (Linux); where the pipe cannot be asked, the line is simply written.
+        """
+        try:
+            if size > fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ):
+                fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, size)
+                self._capacity = None
+        except (AttributeError, OSError):
+            return  # not Linux, or larger than the system allows
+        poller = select.poll()
+        poller.register(self._fd, select.POLLOUT)
+        while _unread(self._fd):
+            if self._abandoned:
+                raise _Abandoned
+            if any(event & select.POLLERR for _, event in poller.poll(0)):
+                return  # the reader is gone: the write reports it
+            time.sleep(_EMPTY_POLL_S)
+
+    def _written(self, records: list[Record]) -> None:
+        """``records`` reached the output: journal and count them, then free their room."""
+        with self._commit:
+            if self._abandoned:
+                raise _Abandoned
+            if self._journal is not None:
+                self._journal.add_many([record.url for record in records])
+            add = self._stats.add
+            for record in records:
+                add(record)
+        with self._lock:
+            self._unwritten -= len(records)
+            waiting = self._room is not None
+        if waiting:
+            self._wake_room()
+
+
+def _unread(fd: int) -> int:
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
