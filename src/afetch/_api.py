@@ -12,6 +12,7 @@ import httpx
 from afetch._clock import Clock
 from afetch._engine import Engine, open_engine
 from afetch._fetcher import Fetcher
+from afetch._gauge import Gauge
 from afetch._guard import AddressCheck, PrivateAddressGuard
 from afetch._record import Record
 from afetch._scheduler import schedule
@@ -37,6 +38,7 @@ async def fetch(
     transport: httpx.AsyncBaseTransport | None = None,
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
+    gauge: Gauge | None = None,
     **options: Any,
 ) -> AsyncIterator[Record]:
     """Fetch ``urls`` concurrently and yield one :class:`Record` per URL, as each completes.
@@ -52,7 +54,8 @@ async def fetch(
     slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
     URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
     the other hosts keep every free slot busy. With ``ordered``, records come in input order from
-    a bounded reorder window (see :mod:`afetch._ordering`).
+    a bounded reorder window (see :mod:`afetch._ordering`). A ``gauge``
+    (:class:`afetch._gauge.Gauge`) is kept up to date with the attempts in flight, for a display.
 
     >>> import asyncio, httpx, afetch
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
@@ -66,7 +69,9 @@ async def fetch(
     elif options:
         raise TypeError("pass either settings= or keyword options, not both")
     fetcher, engine = _open_fetcher(settings, transport)
-    records = schedule(urls, fetcher=fetcher, settings=settings, stop=stop, clock=clock)
+    records = schedule(
+        urls, fetcher=fetcher, settings=settings, stop=stop, clock=clock, gauge=gauge
+    )
     try:
         # aclosing: an early exit stops the scheduler before its transport is closed.
         async with contextlib.aclosing(records):

@@ -24,6 +24,7 @@ from afetch._exits import (
     EXIT_USAGE,
     error_line,
 )
+from afetch._gauge import Gauge
 from afetch._input import InputError, count_urls, open_sources, read_urls
 from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
@@ -35,7 +36,7 @@ from afetch._output import (
     optional_keys,
     output_is_empty,
 )
-from afetch._report import ProgressDisplay, summary_view
+from afetch._report import progress_display, summary_view
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
@@ -71,12 +72,6 @@ class RunOptions:
     shard: Shard | None = None
     #: ``--progress-interval``: seconds between progress reports when stderr is not a terminal.
     progress_interval: float = 10.0
-
-
-async def _counted(urls: AsyncIterator[str], stats: Stats) -> AsyncIterator[str]:
-    async for url in urls:
-        stats.pulled += 1
-        yield url
 
 
 def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
@@ -243,14 +238,25 @@ async def run(
         source = only_shard(source, options.shard)
     if done:
         source = skip_done(source, done)
-    display = ProgressDisplay(stats, console) if options.progress else contextlib.nullcontext()
+    gauge = Gauge() if options.progress else None
+    display = (
+        progress_display(
+            stats,
+            gauge,
+            console,
+            concurrency=settings.concurrency,
+            interval=options.progress_interval,
+        )
+        if gauge is not None
+        else contextlib.nullcontext()
+    )
     # Records are written, journaled and counted by the writer thread (see _writer.py).
     writer = RecordWriter(stream, sink, stats=stats, journal=journal)
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:
             try:
                 async for record in fetch(
-                    _counted(source, stats), settings=settings, stop=interrupt.stop
+                    source, settings=settings, stop=interrupt.stop, gauge=gauge
                 ):
                     # The fast path never awaits; put() waits for room (holding this record's
                     # scheduler slot) and gives up when a signal comes: that record is dropped.

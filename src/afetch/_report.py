@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from rich.console import Console, RenderableType
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
+import threading
+import time
+from collections import Counter
+from contextlib import AbstractContextManager
+from typing import IO
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
+from rich.table import Table
+from rich.text import Span, Text
+
+from afetch._gauge import Gauge
+from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
 
 _CLASS_STYLES = {"2xx": "green", "3xx": "cyan", "4xx": "yellow", "5xx": "red", "errors": "bold red"}
@@ -40,28 +47,199 @@ def _classes(stats: Stats) -> Text:
     return text
 
 
-def progress_view(stats: Stats) -> RenderableType:
-    total = "?" if stats.total is None else str(stats.total)
-    table = Table.grid(padding=(0, 2))
-    table.add_row(
-        # Pulses while the total is unknown (stdin, or files still being counted).
-        ProgressBar(total=stats.total, completed=stats.done, width=24),
-        Text(f"{stats.done}/{total}", style="bold"),
-        Text(f"{stats.rate:,.0f}/s"),
-        Text(f"elapsed {_duration(stats.elapsed)}"),
-        Text(f"eta {_duration(stats.eta)}"),
-        _classes(stats),
-        Text(f"in flight {stats.in_flight}"),
+# -- the live progress table ---------------------------------------------------------------------
+
+#: Width of the label column ("classes", "latency", ...), two spaces included.
+_LABEL = 10
+#: Rows of slowest in-flight URLs at most (fewer on a short terminal).
+_SLOWEST = 3
+_BAR_MIN, _BAR_MAX = 10, 40
+# Control characters (C0, DEL, C1) of a URL would reach the terminal: Rich strips only a few.
+_UNPRINTABLE = {c: "?" for c in (*range(32), *range(127, 160))}
+
+
+def _count(value: int, *, compact: bool) -> str:
+    """``1,234,567``, or ``1.2M`` when room is short.
+
+    >>> _count(1234567, compact=False), _count(1234567, compact=True), _count(999, compact=True)
+    ('1,234,567', '1.2M', '999')
+    """
+    if not compact or value < 10_000:
+        return f"{value:,}"
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if value >= size:
+            scaled = value / size
+            return f"{scaled:.1f}{unit}" if scaled < 100 else f"{scaled:,.0f}{unit}"
+    return str(value)  # pragma: no cover (values below 1000 returned above)
+
+
+def _ms(value: float) -> str:
+    """A latency, short: ``12.3 ms``, ``1.23 s``, ``81 s``."""
+    if value < 1000:
+        return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+    return f"{value / 1000:.2f} s" if value < 10_000 else f"{value / 1000:,.0f} s"
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds:4.1f}s" if seconds < 100 else _duration(seconds)
+
+
+def _rate(rate: float, *, compact: bool) -> str:
+    return f"{rate:.1f}/s" if rate < 10 else f"{_count(round(rate), compact=compact)}/s"
+
+
+#: A row under construction: (text, style) pieces, turned into one Text at the end.
+_Parts = list[tuple[str, str]]
+
+
+def _width(parts: _Parts) -> int:
+    # Everything but URLs is ASCII (or "–"): one cell per character. URLs come last in their
+    # row, and Text's own ellipsis cuts them by cells.
+    return sum(len(piece) for piece, _ in parts)
+
+
+def _text(parts: _Parts) -> Text:
+    """One no-wrap line from pieces: a single Text built at once, as redraws are on a budget."""
+    spans, position = [], 0
+    for piece, style in parts:
+        if style:
+            spans.append(Span(position, position + len(piece), style))
+        position += len(piece)
+    return Text(
+        "".join(piece for piece, _ in parts), spans=spans, no_wrap=True, overflow="ellipsis"
     )
-    return table
+
+
+def _bar(done: int, total: int | None, width: int, *, plain: bool, ascii: bool) -> _Parts:
+    """The progress bar in ``width`` cells; a pulse moving along it while the total is unknown."""
+    full, rest = ("#", "-") if ascii else ("━", "─" if plain else "━")
+    if not total:
+        pulse = max(3, width // 5)
+        at = int(time.monotonic() * 8) % (width + pulse) - pulse
+        left, body = max(at, 0), min(at + pulse, width) - max(at, 0)
+        return [
+            (rest * left, "bar.back"),
+            (full * body, "bar.pulse"),
+            (rest * (width - left - body), "bar.back"),
+        ]
+    filled = width * min(done, total) // total
+    style = "bar.finished" if done >= total else "bar.complete"
+    return [(full * filled, style), (rest * (width - filled), "bar.back")]
+
+
+class ProgressView:
+    """Rows of the live table, laid out for the width Rich gives: one terminal line each.
+
+    Columns shrink (1,234,567 → 1.2M), then drop (labels, elapsed, the bar), never wrap: every
+    row is a ``no_wrap`` text, cut with an ellipsis only as a last resort.
+    """
+
+    def __init__(self, stats: Stats, gauge: Gauge, *, concurrency: int) -> None:
+        self._stats = stats
+        self._gauge = gauge
+        self._concurrency = concurrency
+        self._latency = (0, "–")  # (samples, the row they gave)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        height = options.height or console.height
+        plain = console.no_color or console.color_system is None
+        rows = [self._headline(width, plain=plain, ascii=options.ascii_only)]
+        rows += self._rows(width - _LABEL)
+        room = max(0, min(_SLOWEST, height - len(rows) - 1))
+        for index, (url, age) in enumerate(self._gauge.oldest(room)):
+            rows.append(
+                [
+                    (f"{'slowest' if index == 0 else '':<{_LABEL}}", "dim"),
+                    (f"{_age(age)}  ", "yellow" if age >= 10 else ""),
+                    (mask_url(url).translate(_UNPRINTABLE), ""),
+                ]
+            )
+        # One Text for all rows: Rich wraps, crops and styles it in one pass (cheaper than a
+        # Group of rows); no_wrap + ellipsis still cut each line on its own.
+        parts: _Parts = []
+        for index, row in enumerate(rows):
+            if index:
+                parts.append(("\n", ""))
+            parts += row
+        yield _text(parts)
+
+    def _headline(self, width: int, *, plain: bool, ascii: bool) -> _Parts:
+        stats = self._stats
+        total, done = stats.total, stats.done
+        for compact, labels in ((False, True), (True, True), (True, False)):
+            parts = [
+                (_count(done, compact=compact), "bold"),
+                (f"/{'?' if total is None else _count(total, compact=compact)}", ""),
+            ]
+            if total:
+                parts.append((f"  {min(done * 100 // total, 100)}%", ""))
+            parts.append((f"  {_rate(stats.rate, compact=compact)}", ""))
+            if labels:
+                parts.append((f"  elapsed {_duration(stats.elapsed)}", ""))
+            parts.append((f"  eta {_duration(stats.eta)}", ""))
+            if _width(parts) <= width - _BAR_MIN - 1:
+                break
+        bar_width = min(_BAR_MAX, width - _width(parts) - 1)
+        if bar_width < _BAR_MIN:
+            return parts  # not even a short bar fits: the figures matter more
+        return [*_bar(done, total, bar_width, plain=plain, ascii=ascii), (" ", ""), *parts]
+
+    def _rows(self, room: int) -> list[_Parts]:
+        stats, gauge = self._stats, self._gauge
+        by_class = stats.by_class.copy()
+        for compact, gap in ((False, "  "), (True, "  "), (True, " ")):
+            classes: _Parts = []
+            for name in CLASSES:
+                classes.append((f"{gap if classes else ''}{name} ", "dim"))
+                classes.append((_count(by_class[name], compact=compact), _CLASS_STYLES[name]))
+            if _width(classes) <= room:
+                break
+        in_flight, waiting = gauge.in_flight, gauge.waiting
+        for compact in (False, True):
+            requests = (
+                f"in flight {_count(in_flight, compact=compact)}/"
+                f"{_count(self._concurrency, compact=compact)}"
+                f"  waiting {_count(waiting, compact=compact)}"
+            )
+            if len(requests) <= room:
+                break
+        count = stats.latency.count
+        if count != self._latency[0]:  # new samples since the last frame: recompute
+            p50, p90, p99 = stats.latency.percentiles(50, 90, 99)
+            self._latency = (count, f"p50 {_ms(p50)}  p90 {_ms(p90)}  p99 {_ms(p99)}")
+        latency = self._latency[1]
+        rows = [
+            [("classes", "dim"), *classes],
+            [("requests", "dim"), (requests, "")],
+            [("latency", "dim"), (latency, "")],
+        ]
+        errors = stats.errors.copy()
+        if errors:
+            rows.append([("errors", "dim"), *_top_errors(errors, room)])
+        for row in rows:
+            row[0] = (f"{row[0][0]:<{_LABEL}}", "dim")
+        return rows
+
+
+def _top_errors(errors: Counter[str], width: int) -> _Parts:
+    """As many error types as fit, most frequent first, then ``+N more``."""
+    ranked = errors.most_common()
+    for shown in range(len(ranked), 0, -1):
+        for compact in (False, True):
+            listed = "  ".join(f"{name} {_count(n, compact=compact)}" for name, n in ranked[:shown])
+            more = f"  +{len(ranked) - shown} more" if shown < len(ranked) else ""
+            if len(listed) + len(more) <= width:
+                return [(listed, ""), (more, "dim")]
+    return [(listed, ""), (more, "dim")]  # even one type is too long: cut with an ellipsis
 
 
 class ProgressDisplay:
     """A Rich live view redrawn a few times a second from its own thread, off the event loop."""
 
-    def __init__(self, stats: Stats, console: Console) -> None:
+    def __init__(self, view: ProgressView, console: Console) -> None:
         self._live = Live(
-            get_renderable=lambda: progress_view(stats),
+            view,
             console=console,
             refresh_per_second=4,
             transient=True,
@@ -75,6 +253,77 @@ class ProgressDisplay:
 
     def __exit__(self, *exc: object) -> None:
         self._live.stop()
+
+
+# -- plain progress for logs ---------------------------------------------------------------------
+
+
+def plain_line(stats: Stats, gauge: Gauge) -> str:
+    """One status line without escape codes, fields always in the same order.
+
+    >>> stats = Stats(total=5000)
+    >>> stats.done, stats.finished = 1200, stats.started + 4  # a 4-second run
+    >>> stats.by_class.update({"2xx": 1100, "4xx": 50, "5xx": 10, "errors": 40})
+    >>> line = plain_line(stats, Gauge())
+    >>> line.startswith("afetch: progress: 1200/5000 24% 300/s 2xx 1100 3xx 0 4xx 50 5xx 10 ")
+    True
+    >>> line.split(" errors ")[1]
+    '40 in_flight 0 waiting 0 elapsed 0:04 eta 0:12'
+    """
+    total, done = stats.total, stats.done
+    percent = f"{min(done * 100 // total, 100)}%" if total else "?%"
+    by_class = stats.by_class.copy()
+    classes = " ".join(f"{name} {by_class[name]}" for name in CLASSES)
+    rate, eta = stats.rate, stats.eta
+    return (
+        f"afetch: progress: {done}/{'?' if total is None else total} {percent} "
+        f"{f'{rate:.1f}' if rate < 10 else f'{rate:.0f}'}/s {classes} "
+        f"in_flight {gauge.in_flight} waiting {gauge.waiting} "
+        f"elapsed {_duration(stats.elapsed)} eta {'?' if eta is None else _duration(eta)}"
+    )
+
+
+class PlainProgress:
+    """Writes :func:`plain_line` every ``interval`` seconds from its own thread.
+
+    The loop never waits on stderr: a slow or blocked log pipe stalls only this thread.
+    """
+
+    def __init__(self, stats: Stats, gauge: Gauge, *, interval: float, file: IO[str]) -> None:
+        self._stats, self._gauge = stats, gauge
+        self._interval = interval
+        self._file = file
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="afetch-progress", daemon=True)
+
+    def __enter__(self) -> PlainProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        # A writer stuck on a full pipe must not hold up the exit: it is a daemon thread.
+        self._thread.join(timeout=1)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._file.write(plain_line(self._stats, self._gauge) + "\n")
+                self._file.flush()
+            except (OSError, ValueError):
+                return  # stderr closed or gone: progress is not worth an error
+
+
+def progress_display(
+    stats: Stats, gauge: Gauge, console: Console, *, concurrency: int, interval: float
+) -> AbstractContextManager[object]:
+    """The live table on a terminal that can redraw; plain status lines anywhere else.
+
+    ``TERM=dumb`` counts as anywhere else: it cannot move the cursor back to redraw.
+    """
+    if console.is_terminal and not console.is_dumb_terminal:
+        return ProgressDisplay(ProgressView(stats, gauge, concurrency=concurrency), console)
+    return PlainProgress(stats, gauge, interval=interval, file=console.file)
 
 
 def summary_view(stats: Stats) -> Table:
@@ -93,11 +342,10 @@ def summary_view(stats: Stats) -> Table:
             "latency",
             "  ".join(
                 f"{label} {value:,.1f} ms"
-                for label, value in (
-                    ("p50", latency.percentile(50)),
-                    ("p90", latency.percentile(90)),
-                    ("p99", latency.percentile(99)),
-                    ("max", latency.max),
+                for label, value in zip(
+                    ("p50", "p90", "p99", "max"),
+                    (*latency.percentiles(50, 90, 99), latency.max),
+                    strict=True,
                 )
             ),
         )

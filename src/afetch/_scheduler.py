@@ -7,7 +7,7 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock, TimerHandle
 from afetch._fetcher import Fetcher
@@ -17,6 +17,9 @@ from afetch._record import FetchError, Record
 from afetch._retry import RetryPolicy
 from afetch._settings import Settings
 from afetch._timestamps import now_iso
+
+if TYPE_CHECKING:
+    from afetch._gauge import Gauge
 
 _DONE = object()
 #: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
@@ -40,10 +43,12 @@ async def schedule(
     settings: Settings,
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
+    gauge: Gauge | None = None,
 ) -> AsyncIterator[Record]:
     """Records for ``urls`` through ``fetcher``, within the bounds of ``settings``.
 
     The engine of :func:`afetch.fetch` (see there); ``clock`` defaults to the running loop.
+    ``gauge`` (:class:`afetch._gauge.Gauge`) is kept up to date for a progress display.
     """
     results: asyncio.Queue[Any] = asyncio.Queue()
     # Entered by the producer below before anything can start a task in it.
@@ -54,6 +59,7 @@ async def schedule(
         results,
         group=group,
         clock=asyncio.get_running_loop() if clock is None else clock,
+        gauge=gauge,
     )
 
     async def produce() -> None:
@@ -137,8 +143,13 @@ class _Run:
         *,
         group: asyncio.TaskGroup,
         clock: Clock,
+        gauge: Gauge | None = None,
     ) -> None:
         self._clock = clock
+        self._gauge = gauge
+        if gauge is not None:
+            # A read-only view for the display thread: two ints, read as they are.
+            gauge.bind(lambda: (self._running, self._waiting))
         self._group = group
         self._fetcher = fetcher
         self._results = results
@@ -312,6 +323,8 @@ class _Run:
         job.host.in_flight += 1
         self._busy += 1
         self._running += 1
+        if self._gauge is not None:
+            self._gauge.start(job, job.url)
         self._group.create_task(self._attempt(job))
 
     async def _attempt(self, job: _Job) -> None:
@@ -323,6 +336,8 @@ class _Run:
         host.in_flight -= 1
         self._busy -= 1
         self._running -= 1
+        if self._gauge is not None:
+            self._gauge.end(job)
         job.attempts += 1
         if self._hosts is not None:
             self._hosts.note(host, None if record.error is None else record.error.type)

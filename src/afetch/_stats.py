@@ -39,16 +39,35 @@ class LatencyHistogram:
         self.max = max(self.max, ms)
 
     def percentile(self, p: float) -> float:
-        if not self.count:
-            return 0.0
-        rank = max(1, math.ceil(self.count * p / 100))
-        seen = 0
-        for bucket in sorted(self._buckets):
-            seen += self._buckets[bucket]
-            if seen >= rank:
+        return self.percentiles(p)[0]
+
+    def percentiles(self, *ps: float) -> list[float]:
+        """Several percentiles in one pass; safe to call from another thread while ``add`` runs.
+
+        >>> h = LatencyHistogram()
+        >>> for ms in range(1, 101): h.add(float(ms))
+        >>> [round(v) for v in h.percentiles(50, 90, 99)]
+        [50, 91, 100]
+        """
+        # A copy first: the display thread reads while the loop thread adds (a C-level dict copy
+        # is atomic under the GIL; iterating the live Counter is not).
+        buckets = sorted(dict(self._buckets).items())
+        count, top = sum(n for _, n in buckets), self.max
+        if not count:
+            return [0.0 for _ in ps]
+        # One walk over the buckets for all the ranks, smallest first.
+        wanted = sorted((max(1, math.ceil(count * p / 100)), i) for i, p in enumerate(ps))
+        out = [top] * len(ps)
+        seen, next_rank = 0, 0
+        for bucket, n in buckets:
+            seen += n
+            while next_rank < len(wanted) and seen >= wanted[next_rank][0]:
                 # Report the bucket's upper edge, capped by the true maximum.
-                return min(math.exp((bucket + 1) * _BUCKET_GROWTH), self.max)
-        return self.max
+                out[wanted[next_rank][1]] = min(math.exp((bucket + 1) * _BUCKET_GROWTH), top)
+                next_rank += 1
+            if next_rank == len(wanted):
+                break
+        return out
 
 
 class Stats:
@@ -60,7 +79,6 @@ class Stats:
 
     def __init__(self, *, total: int | None = None) -> None:
         self.total = total
-        self.pulled = 0  # URLs taken from the input so far
         self.handed = 0  # records handed to the writer thread (by the event loop)
         self.done = 0  # records written (counted by the writer thread, after the write)
         self.ok = 0
@@ -87,11 +105,6 @@ class Stats:
     @property
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
-
-    @property
-    def in_flight(self) -> int:
-        # Records queued for a slow reader are no longer requests in flight.
-        return max(self.pulled - max(self.handed, self.done), 0)
 
     @property
     def rate(self) -> float:

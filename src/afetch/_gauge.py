@@ -1,0 +1,73 @@
+"""A read-only view of the scheduler for the progress display: what runs, what waits, since when.
+
+The scheduler updates a :class:`Gauge` only when one is passed to :func:`afetch.fetch`; without
+one it pays a single ``is not None`` test per attempt started and per attempt finished. With one,
+each attempt costs a ``time.monotonic()`` call, a dict insert and a dict delete (well under a
+microsecond), and the display reads the scheduler's own counters: nothing is counted twice.
+
+The display reads from another thread (Rich's refresh thread, or the plain-progress thread):
+ints are read as they are, and the dict of running attempts is copied (one C-level call, atomic
+under the GIL) before it is iterated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+
+
+def _nothing() -> tuple[int, int]:
+    return 0, 0
+
+
+class Gauge:
+    """Attempts in flight (never more than ``concurrency``), URLs waiting, and the oldest attempts.
+
+    >>> gauge = Gauge()
+    >>> gauge.bind(lambda: (2, 5))
+    >>> job_a, job_b = object(), object()
+    >>> gauge.start(job_a, "http://a.test/", now=10.0)
+    >>> gauge.start(job_b, "http://b.test/", now=11.0)
+    >>> gauge.in_flight, gauge.waiting
+    (2, 5)
+    >>> gauge.oldest(1, now=12.5)
+    [('http://a.test/', 2.5)]
+    >>> gauge.end(job_a)
+    >>> gauge.oldest(5, now=12.5)
+    [('http://b.test/', 1.5)]
+    """
+
+    def __init__(self) -> None:
+        self._counts: Callable[[], tuple[int, int]] = _nothing
+        # attempt key -> (url, start). Insertion order is start order: an attempt that ends is
+        # deleted and a retry is inserted afresh, so the first entries are the oldest attempts.
+        self._started: dict[object, tuple[str, float]] = {}
+
+    def bind(self, counts: Callable[[], tuple[int, int]]) -> None:
+        """The scheduler hands over a reader of (attempts running, URLs waiting)."""
+        self._counts = counts
+
+    def start(self, key: object, url: str, *, now: float | None = None) -> None:
+        self._started[key] = (url, time.monotonic() if now is None else now)
+
+    def end(self, key: object) -> None:
+        self._started.pop(key, None)
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts running now: at most ``concurrency``."""
+        return self._counts()[0]
+
+    @property
+    def waiting(self) -> int:
+        """URLs read but not running: parked behind a busy or paced host, or waiting to retry."""
+        return self._counts()[1]
+
+    def oldest(self, count: int, *, now: float | None = None) -> list[tuple[str, float]]:
+        """The ``count`` attempts running longest, oldest first, as (url, age in seconds)."""
+        if count <= 0:
+            return []
+        now = time.monotonic() if now is None else now
+        started = self._started.copy()  # the loop thread mutates it while we read
+        return [(url, now - start) for url, start in itertools.islice(started.values(), count)]

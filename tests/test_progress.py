@@ -1,0 +1,375 @@
+"""The progress display: the live table at every width, plain lines for logs, and the gauge."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import io
+import os
+import pty
+import re
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+
+import afetch
+from afetch._gauge import Gauge
+from afetch._loopback import LoopbackServer
+from afetch._report import PlainProgress, ProgressDisplay, ProgressView, progress_display
+from afetch._stats import Stats
+from tests.cli_run import afetch_cli, cli_env, jsonl
+
+WIDTHS = (60, 80, 120, 200)
+# CSI (colours, cursor moves, erase), OSC, and two-byte escapes: what a terminal does not print.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_PLAIN_LINE = re.compile(
+    r"^afetch: progress: \d+/(\d+|\?) (\d+|\?)% [\d.]+/s 2xx \d+ 3xx \d+ 4xx \d+ 5xx \d+ "
+    r"errors \d+ in_flight \d+ waiting \d+ elapsed [\d:]+ eta ([\d:]+|\?)$"
+)
+ALL_ERRORS = tuple(afetch.ERROR_TYPES)
+
+
+def visible_lines(raw: str) -> list[str]:
+    """What a terminal shows, line by line: escape codes removed, split on CR and LF."""
+    return re.split(r"\r\n|\n|\r", _ANSI.sub("", raw))
+
+
+# -- the table at fixed widths -------------------------------------------------------------------
+
+
+def _stats(scenario: str) -> tuple[Stats, Gauge, int]:
+    """Stats and a gauge as a run would leave them: realistic, long or extreme values."""
+    stats = Stats(total=None if scenario == "start" else 5000)
+    gauge = Gauge()
+    now = time.monotonic()
+    if scenario == "start":
+        gauge.bind(lambda: (0, 0))
+        return stats, gauge, 10
+    if scenario == "realistic":
+        stats.done, concurrency, running, waiting = 1200, 50, 50, 12
+        stats.by_class.update({"2xx": 1100, "4xx": 50, "5xx": 10, "errors": 40})
+        stats.errors.update({"timeout": 25, "reset": 10, "connect": 5})
+        urls = [f"https://example.org/page/{i}" for i in range(50)]
+        stats.started = now - 4
+    elif scenario == "long":
+        stats.done, concurrency, running, waiting = 4321, 200, 200, 800
+        stats.by_class.update({"2xx": 3000, "3xx": 300, "4xx": 500, "5xx": 321, "errors": 200})
+        stats.errors.update({name: 20 + i for i, name in enumerate(ALL_ERRORS)})
+        urls = [
+            f"https://a-very-long-host-name.example.com/{'segment/' * 40}{i}?q={'z' * 300}"
+            for i in range(200)
+        ]
+        stats.started = now - 3 * 3600
+    else:  # extreme
+        huge = 123_456_789_012
+        stats.total, stats.done, concurrency, running, waiting = (
+            huge * 10,
+            huge * 5,
+            100_000,
+            100_000,
+            400_000,
+        )
+        stats.by_class.update({name: huge for name in ("2xx", "3xx", "4xx", "5xx", "errors")})
+        stats.errors.update({name: huge - i for i, name in enumerate(ALL_ERRORS)})
+        urls = [
+            # wide characters, and control characters a hostile list could carry
+            f"http://例え.テスト/{'長い' * 200}\x1b[2J\x07{i}"
+            if i % 2
+            else f"http://x/{'y' * 5000}"
+            for i in range(100)
+        ]
+        stats.started = now - 999 * 3600
+    for ms in (3.0, 12.0, 80.0, 450.0, 2500.0, 61_000.0):
+        stats.latency.add(ms)
+    gauge.bind(lambda: (running, waiting))
+    for i, url in enumerate(urls):
+        gauge.start(object(), url, now=now - 1000 + i)
+    return stats, gauge, concurrency
+
+
+def render(view: ProgressView, *, width: int, height: int = 40, **console: object) -> str:
+    out = io.StringIO()
+    Console(
+        width=width,
+        height=height,
+        file=out,
+        force_terminal=True,
+        color_system="truecolor",
+        **console,
+    ).print(view)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("scenario", ["start", "realistic", "long", "extreme"])
+@pytest.mark.parametrize("width", [*WIDTHS, 40])
+def test_every_row_is_one_line_within_the_width(scenario: str, width: int) -> None:
+    stats, gauge, concurrency = _stats(scenario)
+    raw = render(ProgressView(stats, gauge, concurrency=concurrency), width=width)
+    lines = raw.removesuffix("\n").split("\n")
+    # headline, classes, requests, latency, errors (when there are any), 3 slowest (when running)
+    expected = 4 + bool(stats.errors) + min(3, gauge.in_flight)
+    assert len(lines) == expected, raw  # a wrapped cell would add a line
+    for line in lines:
+        assert cell_len(_ANSI.sub("", line)) <= width, line
+    assert "\x1b[2J" not in raw
+    assert "\x07" not in raw
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_what_matters_survives_narrow_widths(width: int) -> None:
+    stats, gauge, concurrency = _stats("realistic")
+    text = _ANSI.sub("", render(ProgressView(stats, gauge, concurrency=concurrency), width=width))
+    for needle in ("1,200/5,000", "24%", "eta 0:12", "errors 40", "in flight 50/50", "waiting 12"):
+        assert needle in text
+    assert "p99" in text
+    assert "timeout 25" in text
+    assert "slowest" in text
+    if width >= 80:
+        assert "elapsed 0:04" in text
+
+
+def test_huge_counts_shrink_before_they_are_cut() -> None:
+    stats, gauge, concurrency = _stats("extreme")
+    text = _ANSI.sub("", render(ProgressView(stats, gauge, concurrency=concurrency), width=60))
+    assert "errors 123G" in text  # the last class is still there, in short form
+    assert "in flight 100,000/100,000  waiting 400,000" in text
+    assert "+" in text
+    assert "more" in text
+
+
+def test_a_short_terminal_gets_fewer_slowest_rows() -> None:
+    stats, gauge, concurrency = _stats("realistic")
+    raw = render(ProgressView(stats, gauge, concurrency=concurrency), width=80, height=7)
+    assert raw.count("\n") == 6  # five rows and one slowest URL: never taller than the screen
+
+
+def test_url_passwords_are_masked() -> None:
+    stats, gauge = Stats(), Gauge()
+    gauge.bind(lambda: (1, 0))
+    gauge.start(object(), "https://ann:s3cr3t-pw@example.org/private", now=time.monotonic() - 5)
+    text = _ANSI.sub("", render(ProgressView(stats, gauge, concurrency=1), width=120))
+    assert "https://ann:***@example.org/private" in text
+    assert "s3cr3t" not in text
+
+
+def _colour_codes(raw: str) -> list[str]:
+    params = re.findall(r"\x1b\[([0-9;]*)m", raw)
+    return [
+        p
+        for p in params
+        for code in p.split(";")
+        if code and (30 <= int(code) <= 49 or 90 <= int(code) <= 107)
+    ]
+
+
+def test_no_color_is_respected() -> None:
+    stats, gauge, concurrency = _stats("realistic")
+    view = ProgressView(stats, gauge, concurrency=concurrency)
+    assert _colour_codes(render(view, width=80))  # the check below can fail
+    assert not _colour_codes(render(view, width=80, _environ={"NO_COLOR": "1"}))
+
+
+def test_the_live_table_only_where_it_can_redraw() -> None:
+    stats, gauge = Stats(), Gauge()
+
+    def chosen(**console: object) -> object:
+        return progress_display(
+            stats, gauge, Console(file=io.StringIO(), **console), concurrency=1, interval=1
+        )
+
+    assert isinstance(chosen(force_terminal=True, _environ={"TERM": "xterm"}), ProgressDisplay)
+    assert isinstance(chosen(force_terminal=True, _environ={"TERM": "dumb"}), PlainProgress)
+    assert isinstance(chosen(force_terminal=False), PlainProgress)
+
+
+def test_plain_progress_writes_lines_from_its_thread() -> None:
+    stats, gauge = Stats(total=10), Gauge()
+    out = io.StringIO()
+    with PlainProgress(stats, gauge, interval=0.02, file=out):
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3
+    assert all(_PLAIN_LINE.match(line) for line in lines), lines
+
+
+# -- the gauge: in flight never exceeds -c -------------------------------------------------------
+
+
+class _CheckedGauge(Gauge):
+    def __init__(self, concurrency: int) -> None:
+        super().__init__()
+        self.concurrency = concurrency
+        self.samples: list[tuple[int, int]] = []
+
+    def start(self, key: object, url: str, *, now: float | None = None) -> None:
+        super().start(key, url, now=now)
+        self.samples.append((self.in_flight, len(self._started)))
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_in_flight_never_exceeds_concurrency(server: LoopbackServer, closed_port: int) -> None:
+    concurrency = 3
+    hosts = [f"http://127.0.0.1:{server.port}", f"http://localhost:{server.port}"]
+    urls = [f"{host}/sleep/40?{i}" for i in range(6) for host in hosts]
+    urls += [f"{host}/flaky/{uuid.uuid4().hex[:12]}/2" for host in hosts for _ in range(3)]
+    urls += [f"http://127.0.0.1:{closed_port}/refused/{i}" for i in range(3)]
+    gauge = _CheckedGauge(concurrency)
+    seen: list[tuple[int, int, list[float]]] = []
+    stop = threading.Event()
+
+    def sample() -> None:  # as the display does, from another thread
+        while not stop.is_set():
+            ages = [age for _, age in gauge.oldest(5)]
+            seen.append((gauge.in_flight, gauge.waiting, ages))
+            time.sleep(0.001)
+
+    async def main() -> list[afetch.Record]:
+        return [
+            record
+            async for record in afetch.fetch(
+                urls, concurrency=concurrency, per_host=1, retries=2, backoff=0.01, gauge=gauge
+            )
+        ]
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        records = asyncio.run(main())
+    finally:
+        stop.set()
+        sampler.join()
+    assert len(records) == len(urls)
+    assert any(r.attempts > 1 for r in records)  # retries really happened
+    assert max(in_flight for in_flight, _ in gauge.samples) <= concurrency
+    assert all(in_flight == running for in_flight, running in gauge.samples)
+    assert max(in_flight for in_flight, _, _ in seen) <= concurrency
+    assert max(in_flight for in_flight, _ in gauge.samples) >= 2  # hosts really overlapped
+    assert all(ages == sorted(ages, reverse=True) for _, _, ages in seen)  # oldest first
+    assert max(waiting for _, waiting, _ in seen) >= 1  # URLs did park behind a busy host
+    assert (gauge.in_flight, gauge.waiting, gauge.oldest(5)) == (0, 0, [])
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+def _slow_list(tmp_path: Path, server: LoopbackServer, closed_port: int) -> str:
+    pad = "p" * 180  # long URLs: the slowest rows must cut them, not wrap them
+    urls = [server.url(f"/sleep/700?{pad}{i}") for i in range(12)]
+    urls += [server.url("/status/404"), server.url("/status/500"), "not a url"]
+    urls += [f"http://127.0.0.1:{closed_port}/"]
+    path = tmp_path / "urls.txt"
+    path.write_text("".join(f"{url}\n" for url in urls))
+    return str(path)
+
+
+def _run_on_pty(argv: list[str], *, env: dict[str, str], cols: int) -> tuple[int, str]:
+    """Run ``argv`` with stderr on a pseudo-terminal ``cols`` wide; (exit code, what it drew)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the child has gone
+            while chunk := os.read(master, 65536):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env
+        )
+        os.close(slave)
+        code = process.wait(timeout=60)
+    finally:
+        reader.join(timeout=10)
+        os.close(master)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def _pty_env(**extra: str) -> dict[str, str]:
+    env = cli_env({"TERM": "xterm-256color", **extra})
+    for name in ("COLUMNS", "LINES", "NO_COLOR"):  # the pty's own size and colours, please
+        env.pop(name, None)
+    return {**env, **extra}
+
+
+def test_live_table_on_a_terminal_fits_80_columns(
+    tmp_path: Path, server: LoopbackServer, closed_port: int
+) -> None:
+    argv = [sys.executable, "-m", "afetch", _slow_list(tmp_path, server, closed_port), "-c", "4"]
+    code, drawn = _run_on_pty([*argv, "--retries", "0"], env=_pty_env(), cols=80)
+    assert code == 1
+    assert "\x1b[" in drawn  # it really drew with escape codes
+    lines = visible_lines(drawn)
+    assert any("in flight 4/4" in line for line in lines)  # the table, mid-run
+    slowest = [line for line in lines if line.startswith("slowest") and "/sleep/700?" in line]
+    assert slowest
+    assert all(line.rstrip().endswith("…") for line in slowest)  # cut, not wrapped onto a next line
+    assert any("afetch summary" in line for line in lines)
+    too_wide = [line for line in lines if cell_len(line) > 80]
+    assert not too_wide, too_wide
+
+
+def test_dumb_terminal_gets_plain_lines(
+    tmp_path: Path, server: LoopbackServer, closed_port: int
+) -> None:
+    argv = [sys.executable, "-m", "afetch", _slow_list(tmp_path, server, closed_port), "-c", "4"]
+    argv += ["--retries", "0", "--progress-interval", "0.3"]
+    code, drawn = _run_on_pty(argv, env=_pty_env(TERM="dumb"), cols=80)
+    assert code == 1
+    progress = [line for line in drawn.splitlines() if line.startswith("afetch: progress:")]
+    assert len(progress) >= 2, drawn
+    assert all(_PLAIN_LINE.match(line.rstrip("\r")) for line in progress), progress
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_plain_progress_to_a_log_file(
+    tmp_path: Path, server: LoopbackServer, closed_port: int, how: str
+) -> None:
+    urls = _slow_list(tmp_path, server, closed_port)
+    interval = ["--progress-interval", "0.2"] if how == "flag" else []
+    env = {"AFETCH_PROGRESS_INTERVAL": "0.2"} if how == "env" else {}
+    result = afetch_cli(urls, "-c", "4", "--retries", "0", "--progress", *interval, env=env)
+    assert result.returncode == 1
+    assert len(jsonl(result.stdout)) == 16  # stdout still carries records only
+    assert "\x1b" not in result.stderr
+    progress = [line for line in result.stderr.splitlines() if line.startswith("afetch: progress:")]
+    assert len(progress) >= 4, result.stderr  # a ~2 s run, a line every 0.2 s
+    assert all(_PLAIN_LINE.match(line) for line in progress), progress
+    assert "/16 " in progress[-1]  # the total, counted in the background
+    done = [int(line.split()[2].split("/")[0]) for line in progress]
+    assert done == sorted(done)
+    assert done[-1] >= 4
+    assert "afetch summary" in result.stderr
+
+
+def test_no_plain_lines_without_progress(tmp_path: Path, server: LoopbackServer) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text(server.url("/sleep/500") + "\n")
+    result = afetch_cli(str(path), "--progress-interval", "0.1")  # stderr is a pipe: off
+    assert "afetch: progress:" not in result.stderr
+
+
+def test_a_bad_interval_is_a_usage_error() -> None:
+    result = afetch_cli("-", "--progress-interval", "0", stdin="")
+    assert result.returncode == 2
+    assert result.stderr.startswith("afetch: error:")
+    assert "--progress-interval" in result.stderr
