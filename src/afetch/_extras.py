@@ -9,7 +9,6 @@ engine knows about a transfer (timings, address, TLS) arrives as an
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import re
@@ -39,6 +38,9 @@ class Wanted:
         self.info = not INFO_KEYS.isdisjoint(names)
         self.body = not BODY_KEYS.isdisjoint(names)
         self.body_limit = body_limit
+
+    def keeper(self) -> BodyKeeper:
+        return BodyKeeper(self.body_limit)
 
 
 class BodyKeeper:
@@ -173,6 +175,8 @@ def html_title(data: bytes, content_type: str | None) -> str | None:
     >>> html_title(b"no title here", "text/html") is None
     True
     """
+    import html  # only with --include title
+
     match = _TITLE.search(data)
     if match is None:
         return None

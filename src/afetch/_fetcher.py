@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from afetch._cache import Cache, Validators
 from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import TooLarge, TooManyRedirects, classify
-from afetch._extras import BodyKeeper, Wanted, build_extra
 from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record
 from afetch._redact import header_secrets, redact
@@ -25,6 +25,9 @@ from afetch._save import BodyConsumer
 from afetch._settings import Settings
 from afetch._timestamps import now_iso
 from afetch._url import Target, join, parse_url
+
+if TYPE_CHECKING:
+    from afetch._extras import BodyKeeper, Wanted
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
@@ -79,10 +82,13 @@ class Fetcher:
             and self._cache is None
             and not self._keep_bodies
         )
-        # --include: None for a run without it, so the default path does no extra work.
-        self._wanted = (
-            Wanted(settings.include, body_limit=settings.body_limit) if settings.include else None
-        )
+        # --include: None for a run without it, so the default path does no extra work (and
+        # does not even import afetch._extras).
+        self._wanted: Wanted | None = None
+        if settings.include:
+            from afetch._extras import Wanted
+
+            self._wanted = Wanted(settings.include, body_limit=settings.body_limit)
 
     async def attempt(self, url: str) -> tuple[Record, str | None]:
         """One attempt at ``url``: its record and the last response's ``Retry-After``, if any."""
@@ -124,6 +130,8 @@ class Fetcher:
         return record, outcome.retry_after
 
     def _extra(self, outcome: _Outcome) -> dict[str, object]:
+        from afetch._extras import build_extra
+
         assert self._wanted is not None
         final = outcome.final
         return build_extra(
@@ -169,7 +177,7 @@ class Fetcher:
             if wanted is not None:
                 outcome.final = response
                 if wanted.body and self._settings.method != "HEAD":
-                    outcome.kept = BodyKeeper(wanted.body_limit)
+                    outcome.kept = wanted.keeper()
             body = self._body_consumer(raw_url, request.method, response)
             if self._settings.method != "HEAD":
                 await self._read_body(response, outcome, body)
