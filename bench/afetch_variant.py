@@ -2,10 +2,10 @@
 
 Usage: python bench/afetch_variant.py TRANSPORT+LOOP [afetch options...]
 
-TRANSPORT: ``aiohttp`` (afetch's own AiohttpTransport), ``httpx-aiohttp`` (the httpx-aiohttp
-package), ``httpcore`` (httpx.AsyncHTTPTransport, limits matched to -c). LOOP: ``asyncio`` or
-``uvloop``. The default CLI is whatever afetch ships (aiohttp on asyncio's own loop: uvloop
-measured no faster here, see README.md, Performance); this only swaps the seam.
+ENGINE: ``curl`` (afetch's default, libcurl), or an httpx transport behind the httpx adapter:
+``httpx-aiohttp`` (the httpx-aiohttp package), ``httpcore`` (httpx.AsyncHTTPTransport, limits
+matched to -c). LOOP: ``asyncio`` or ``uvloop``. The CLI itself always runs libcurl on asyncio's
+own loop (docs/performance.md); this only swaps the seam.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import sys
 
 import httpx
 
-import afetch._scheduler
+import afetch._api
 import afetch.cli
+from afetch._httpx_engine import HttpxEngine
 from afetch._settings import Settings
 
 
@@ -35,22 +36,21 @@ def httpx_aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     return AiohttpTransport(verify=settings.verify, limits=limits)
 
 
-def own_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    from afetch._transport import AiohttpTransport
-
-    return AiohttpTransport(verify=settings.verify, max_connections=settings.concurrency)
-
-
 TRANSPORTS = {
-    "aiohttp": own_transport,
     "httpx-aiohttp": httpx_aiohttp_transport,
     "httpcore": httpcore_transport,
 }
 
 
 def main() -> int:
-    transport, _, loop = sys.argv[1].partition("+")
-    afetch._scheduler.default_transport = TRANSPORTS[transport]
+    engine, _, loop = sys.argv[1].partition("+")
+    if engine != "curl":
+        make = TRANSPORTS[engine]
+
+        def open_engine(settings: Settings, transport: object = None) -> HttpxEngine:
+            return HttpxEngine(make(settings), settings, owned=True)
+
+        afetch._api.open_engine = open_engine  # type: ignore[assignment]
     if loop == "uvloop":
         import uvloop
 

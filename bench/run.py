@@ -1,12 +1,22 @@
 """afetch benchmark: afetch against curl, wget2 and plain aiohttp/httpx scripts on a local nginx.
 
-    python bench/run.py            # full run: medians of 5, every workload (~10 minutes)
-    python bench/run.py --quick    # medians of 2, smaller memory sizes, no httpx script
+    python bench/run.py            # full run: medians of 5 (many hosts: 3), every workload
+                                   #   -> results/latest.md (~30 min on an idle machine)
+    python bench/run.py --quick    # medians of 2, small sizes, no httpx script: ~4 min idle
+                                   #   (11.8 min at load average 8 on the shared 2 cores)
+    python bench/run.py --engines --only throughput latency many   # engine bake-off rows
+                                   #   (bench/engines/*) -> results/bakeoff.md
+    python bench/run.py --afetch-env curl:AFETCH_ENGINE=curl   # afetch on another engine: a row
 
-Starts its own nginx (Debian's nginx-light + libnginx-mod-http-echo) with a temporary prefix on
-127.0.0.1, writes the URL lists, runs every tool as a subprocess with output to /dev/null, and
-prints Markdown tables of medians and ratios against the plain aiohttp script. Tools are
-interleaved round by round so that background load hits them all alike.
+Needs Debian's nginx-light, libnginx-mod-http-echo and wget2 (``apt-get install -y nginx-light
+libnginx-mod-http-echo wget2``) and the ``bench`` extra (pycurl, uvloop, pyinstrument).
+
+Starts its own nginx with a temporary prefix (127.0.0.1 ports, plus one 0.0.0.0 port that only
+answers 127.0.0.0/8, for the many-hosts workload over 10,000 loopback addresses), writes the URL
+lists, runs every tool as a subprocess with output to /dev/null, and prints Markdown tables of
+medians (wall, CPU = user + system from wait4, peak RSS) and ratios against the plain aiohttp
+script and curl --parallel of the same run. Tools are interleaved round by round so that
+background load hits them all alike. Ends with the issue-8 targets, met or not, per afetch row.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ import os
 import platform
 import pty
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -26,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +45,8 @@ HERE = Path(__file__).resolve().parent
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
 INSTALL_HINT = "apt-get install -y nginx-light libnginx-mod-http-echo"
 DELAY_S = 0.2
+MANY_HOSTS = 10_000  # loopback addresses 127.0.x.y of the many-hosts workload
+MIB = 1024 * 1024
 CURL_PARALLEL_CAP = 300  # curl < 8.x refuses a --parallel-max above 300
 
 
@@ -41,12 +54,12 @@ CURL_PARALLEL_CAP = 300  # curl < 8.x refuses a --parallel-max above 300
 # nginx
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(count: int, *, host: str = "127.0.0.1") -> list[int]:
     sockets = []
     try:
         for _ in range(count):
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
+            sock.bind((host, 0))
             sockets.append(sock)
         return [sock.getsockname()[1] for sock in sockets]
     finally:
@@ -79,6 +92,16 @@ http {{
         location = /1k {{ default_type application/octet-stream; }}
         location = /sleep {{ {sleep} }}
     }}
+    server {{
+        # Many hosts: every 127/8 address reaches a 0.0.0.0 listener on Linux; nothing else may.
+        listen 0.0.0.0:{any_port} backlog=4096;
+        allow 127.0.0.0/8;
+        deny all;
+        # A new connection for every request, whatever the client's pool does.
+        keepalive_timeout 0;
+        root {prefix}/html;
+        location = /1k {{ default_type application/octet-stream; }}
+    }}
 }}
 """
 
@@ -93,6 +116,7 @@ class Nginx:
         self.binary = binary
         self.has_echo = ECHO_MODULE.exists()
         self.ports = _free_ports(ports)
+        self.any_port = _free_ports(1, host="0.0.0.0")[0]
         self.prefix = Path(tempfile.mkdtemp(prefix="afetch-bench-nginx-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -108,6 +132,7 @@ class Nginx:
             user="user root root;" if os.geteuid() == 0 else "",
             prefix=prefix,
             listen=listen,
+            any_port=self.any_port,
             sleep=f"echo_sleep {DELAY_S}; echo ok;" if self.has_echo else "return 200 ok;",
         )
         (prefix / "nginx.conf").write_text(conf)
@@ -127,6 +152,9 @@ class Nginx:
                 time.sleep(0.05)
         if not self.has_echo:
             print(f"bench: no echo module ({INSTALL_HINT}): skipping delays", file=sys.stderr)
+        # The many-hosts workload relies on 127.x.y.z reaching the 0.0.0.0 listener: check.
+        with socket.create_connection(("127.0.39.250", self.any_port), timeout=5):
+            pass
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -141,6 +169,12 @@ class Nginx:
 
     def url(self, path: str, index: int, *, spread: int = 1) -> str:
         return f"http://127.0.0.1:{self.ports[index % spread]}{path}?n={index}"
+
+    def many_host_url(self, index: int, *, hosts: int = MANY_HOSTS) -> str:
+        """URL ``index`` on host ``index % hosts`` (127.0.x.y): a host recurs only every
+        ``hosts`` URLs, so nearly every request needs a new connection anyway."""
+        host = index % hosts
+        return f"http://127.0.{host // 250}.{1 + host % 250}:{self.any_port}/1k?n={index}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,6 +229,7 @@ class Tool:
     runs: int
     stderr_tty: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    setup: Callable[[], None] | None = None  # before every run (e.g. empty a cache folder)
     times: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
@@ -208,6 +243,10 @@ class Tool:
     def median_cpu(self) -> float | None:
         return statistics.median(self.cpu) if self.cpu else None
 
+    @property
+    def peak_rss_mib(self) -> float | None:
+        return max(self.rss_kb) / 1024 if self.rss_kb else None
+
 
 def run_rounds(tools: list[Tool], *, label: str) -> None:
     """Interleave the tools round by round; a tool stops once it has its own number of runs."""
@@ -216,6 +255,8 @@ def run_rounds(tools: list[Tool], *, label: str) -> None:
         for tool in tools:
             if round_no >= tool.runs:
                 continue
+            if tool.setup is not None:
+                tool.setup()
             outcome = run_command(tool.argv, stderr_tty=tool.stderr_tty, env=tool.env)
             tool.times.append(outcome.seconds)
             tool.cpu.append(outcome.cpu_seconds)
@@ -234,6 +275,20 @@ def run_rounds(tools: list[Tool], *, label: str) -> None:
 # --------------------------------------------------------------------------------------------
 # tools
 
+# Bake-off contenders (bench/engines/*.py): label -> script and flags. Each takes
+# URLS -c N [--per-host N] and writes one JSON line per URL.
+ENGINES: dict[str, tuple[str, list[str]]] = {
+    "curl-multi": ("curl_multi.py", []),
+    "curl-multi+idle": ("curl_multi.py", ["--idle-reader"]),
+    "curl-multi+uvloop": ("curl_multi.py", ["--uvloop"]),
+    "curl-multi+idle+uvloop": ("curl_multi.py", ["--idle-reader", "--uvloop"]),
+    "curl-multi+closecb": ("curl_multi.py", ["--close-hook"]),
+    "curl-multi+closecb+uvloop": ("curl_multi.py", ["--close-hook", "--uvloop"]),
+    "aiohttp-lean": ("aiohttp_lean.py", []),
+    "aiohttp-lean+uvloop": ("aiohttp_lean.py", ["--uvloop"]),
+}
+BASELINE = "aiohttp script"
+
 
 def afetch_argv(args: argparse.Namespace, variant: str | None = None) -> list[str]:
     if variant:
@@ -248,48 +303,56 @@ def write_lines(path: Path, lines: Iterator[str]) -> Path:
     return path
 
 
-def peer_tools(
-    args: argparse.Namespace, urls: Path, concurrency: int, *, workdir: Path, httpx_runs: int
+def afetch_tools(
+    args: argparse.Namespace, urls: Path, concurrency: int, extra: Sequence[str] = ()
 ) -> list[Tool]:
+    """afetch as shipped, plus its --variants, --compare trees and --afetch-env engines."""
+    opts = [str(urls), "-c", str(concurrency), "--no-progress", "-q", *extra]
+    tools = [Tool("afetch", [*afetch_argv(args), *opts], args.runs)]
+    for variant in args.variants:
+        tools.append(Tool(f"afetch[{variant}]", [*afetch_argv(args, variant), *opts], args.runs))
+    for label, src in args.compare:
+        tools.append(
+            Tool(
+                f"afetch[{label}]", [*afetch_argv(args), *opts], args.runs, env={"PYTHONPATH": src}
+            )
+        )
+    for label, env in args.afetch_env:
+        tools.append(Tool(f"afetch[{label}]", [*afetch_argv(args), *opts], args.runs, env=env))
+    return tools
+
+
+def engine_tools(
+    args: argparse.Namespace, urls: Path, concurrency: int, extra: Sequence[str] = ()
+) -> list[Tool]:
+    tools = []
+    for label in args.engines:
+        script, flags = ENGINES[label]
+        argv = [args.python, str(HERE / "engines" / script), str(urls), "-c", str(concurrency)]
+        tools.append(Tool(label, [*argv, *extra, *flags], args.runs))
+    return tools
+
+
+def peer_tools(
+    args: argparse.Namespace,
+    urls: Path,
+    concurrency: int,
+    *,
+    workdir: Path,
+    httpx_runs: int,
+    afetch_extra: Sequence[str] = (),
+) -> list[Tool]:
+    """afetch rows, contenders, then the peers: the scripts, curl --parallel and wget2."""
     curl_cfg = workdir / f"{urls.stem}.curl"
     with urls.open() as source, curl_cfg.open("w") as cfg:
         for line in source:
             cfg.write(f'url = "{line.strip()}"\noutput = "/dev/null"\n')
-    tools = [
-        Tool(
-            "afetch",
-            [*afetch_argv(args), str(urls), "-c", str(concurrency), "--no-progress", "-q"],
-            args.runs,
-        )
-    ]
-    for variant in args.variants:
-        tools.append(
-            Tool(
-                f"afetch[{variant}]",
-                [
-                    *afetch_argv(args, variant),
-                    str(urls),
-                    "-c",
-                    str(concurrency),
-                    "--no-progress",
-                    "-q",
-                ],
-                args.runs,
-            )
-        )
-    for label, src in args.compare:
-        tools.append(
-            Tool(
-                f"afetch[{label}]",
-                [*afetch_argv(args), str(urls), "-c", str(concurrency), "--no-progress", "-q"],
-                args.runs,
-                env={"PYTHONPATH": src},
-            )
-        )
+    tools = afetch_tools(args, urls, concurrency, afetch_extra)
+    tools += engine_tools(args, urls, concurrency, afetch_extra)
     script = [args.python]
     tools.append(
         Tool(
-            "aiohttp script",
+            BASELINE,
             [*script, str(HERE / "aiohttp_gather.py"), str(urls), str(concurrency)],
             args.runs,
         )
@@ -356,35 +419,94 @@ def peer_tools(
 # workloads
 
 
+@dataclass
+class Target:
+    """One issue-8 goal, checked against one afetch row."""
+
+    workload: str
+    tool: str
+    goal: str
+    measured: str
+    met: bool
+
+
+def _ratio(value: float | None, base: float | None) -> float | None:
+    return value / base if value is not None and base else None
+
+
 def speed_table(title: str, tools: list[Tool], *, ideal: float | None = None) -> list[str]:
-    base_tool = next((t for t in tools if t.name == "aiohttp script"), None)
+    base_tool = next((t for t in tools if t.name == BASELINE), None)
+    curl_tool = next((t for t in tools if t.name.startswith("curl --parallel")), None)
     base = base_tool.median if base_tool else None
     base_cpu = base_tool.median_cpu if base_tool else None
+    curl = curl_tool.median if curl_tool else None
     lines = [
         f"### {title}",
         "",
-        "| tool | median wall s | × aiohttp script | median CPU s | CPU × aiohttp script | runs |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| tool | median wall s | × aiohttp script | × curl | median CPU s"
+        " | CPU × aiohttp script | peak RSS MiB | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for tool in tools:
         median, cpu = tool.median, tool.median_cpu
         if median is None or cpu is None:
             continue
         ratio = f"{median / base:.2f}×" if base else "–"
+        curl_ratio = f"{median / curl:.2f}×" if curl else "–"
         cpu_ratio = f"{cpu / base_cpu:.2f}×" if base_cpu else "–"
         failed = f" ({tool.failures} failed)" if tool.failures else ""
         lines.append(
-            f"| {tool.name}{failed} | {median:.2f} | {ratio} | {cpu:.2f} | {cpu_ratio} |"
-            f" {len(tool.times)} |"
+            f"| {tool.name}{failed} | {median:.2f} | {ratio} | {curl_ratio} | {cpu:.2f} |"
+            f" {cpu_ratio} | {tool.peak_rss_mib or 0:.0f} | {len(tool.times)} |"
         )
     lines += [
         "",
         "CPU = user + system seconds of the client process (wait4), less sensitive to other"
-        " load than wall time; wget2 runs threads, so its CPU can exceed its wall time.",
+        " load than wall time; wget2 runs threads, so its CPU can exceed its wall time."
+        " Peak RSS = the largest of the runs (ru_maxrss).",
     ]
     if ideal is not None:
         lines += ["", f"Ideal (latency alone): {ideal:.2f} s."]
     return [*lines, ""]
+
+
+def afetch_rows(tools: list[Tool]) -> list[Tool]:
+    return [t for t in tools if t.name.startswith("afetch") and t.median is not None]
+
+
+def check_speed(
+    args: argparse.Namespace,
+    workload: str,
+    tools: list[Tool],
+    *,
+    wall: float | None = None,
+    cpu: float | None = None,
+    curl: float | None = None,
+    rss_mib: float | None = None,
+) -> None:
+    """Record the targets of ``workload`` for every afetch row (shipped and engine variants)."""
+    base = next((t for t in tools if t.name == BASELINE), None)
+    curl_tool = next((t for t in tools if t.name.startswith("curl --parallel")), None)
+    for tool in afetch_rows(tools):
+        if wall is not None and base is not None:
+            r = _ratio(tool.median, base.median)
+            if r is not None:
+                goal, got = f"wall ≤ {wall}× script", f"{r:.2f}×"
+                args.targets.append(Target(workload, tool.name, goal, got, r <= wall))
+        if cpu is not None and base is not None:
+            r = _ratio(tool.median_cpu, base.median_cpu)
+            if r is not None:
+                goal, got = f"CPU ≤ {cpu}× script", f"{r:.2f}×"
+                args.targets.append(Target(workload, tool.name, goal, got, r <= cpu))
+        if curl is not None and curl_tool is not None:
+            r = _ratio(tool.median, curl_tool.median)
+            if r is not None:
+                goal, got = f"wall ≤ {curl}× curl --parallel", f"{r:.2f}×"
+                args.targets.append(Target(workload, tool.name, goal, got, r <= curl))
+        if rss_mib is not None and tool.peak_rss_mib is not None:
+            got = f"{tool.peak_rss_mib:.1f} MiB"
+            met = tool.peak_rss_mib <= rss_mib
+            args.targets.append(Target(workload, tool.name, f"peak RSS ≤ {rss_mib} MiB", got, met))
 
 
 def throughput(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
@@ -392,6 +514,7 @@ def throughput(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[st
     urls = write_lines(workdir / "w1.txt", (nginx.url("/1k", i) for i in range(count)))
     tools = peer_tools(args, urls, concurrency, workdir=workdir, httpx_runs=args.httpx_runs)
     run_rounds(tools, label="throughput")
+    check_speed(args, "1. throughput", tools, wall=0.5, curl=2.0)
     return speed_table(f"1. Throughput: {count:,} URLs × 1 KB, -c {concurrency}", tools)
 
 
@@ -400,6 +523,7 @@ def latency(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
     urls = write_lines(workdir / "w2.txt", (nginx.url("/sleep", i, spread=4) for i in range(count)))
     tools = peer_tools(args, urls, concurrency, workdir=workdir, httpx_runs=args.httpx_runs)
     run_rounds(tools, label="latency")
+    check_speed(args, "2. latency", tools, wall=0.95, cpu=0.5)
     ideal = count / concurrency * DELAY_S
     return speed_table(
         f"2. Latency-bound: {count:,} URLs, {DELAY_S * 1000:.0f} ms server delay, 4 ports, "
@@ -407,6 +531,83 @@ def latency(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
         tools,
         ideal=ideal,
     )
+
+
+def many(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
+    count, concurrency, per_host = args.many_urls, 200, 2
+    hosts = min(MANY_HOSTS, count)
+    urls = write_lines(
+        workdir / "many.txt", (nginx.many_host_url(i, hosts=hosts) for i in range(count))
+    )
+    tools = peer_tools(
+        args,
+        urls,
+        concurrency,
+        workdir=workdir,
+        httpx_runs=0,
+        afetch_extra=["--per-host", str(per_host)],
+    )
+    for tool in tools:
+        tool.runs = args.many_runs
+    run_rounds(tools, label="many")
+    check_speed(args, "6. many hosts", tools, wall=1.0, rss_mib=80)
+    return speed_table(
+        f"6. Many hosts: {count:,} URLs × 1 KB over {hosts:,} loopback addresses"
+        f" (127.0.x.y), a new connection per request (server keepalive off); afetch and the"
+        f" contenders -c {concurrency} --per-host {per_host}, the script, curl and wget2"
+        f" -c {concurrency}",
+        tools,
+    )
+
+
+def options(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
+    count, concurrency = args.throughput_urls, 50
+    urls = workdir / "w1.txt"
+    if not urls.exists():
+        write_lines(urls, (nginx.url("/1k", i) for i in range(count)))
+    base = [*afetch_argv(args), str(urls), "-c", str(concurrency), "--no-progress", "-q"]
+    cold, warm = workdir / "cache-cold", workdir / "cache-warm"
+
+    def empty_cold() -> None:
+        shutil.rmtree(cold, ignore_errors=True)
+
+    def on(cache: Path) -> list[str]:
+        state = workdir / f"state-{cache.name}"
+        return [*base, "--state", str(state), "--cache", str(cache), "--hash", "--ordered"]
+
+    # Fill the warm cache once: its runs then send conditional requests and get 304s.
+    run_command(on(warm))
+    tools = [
+        Tool("afetch (plain)", base, args.runs),
+        Tool(
+            "afetch --state --cache (cold) --hash --ordered", on(cold), args.runs, setup=empty_cold
+        ),
+        Tool("afetch --state --cache (warm, 304s) --hash --ordered", on(warm), args.runs),
+    ]
+    run_rounds(tools, label="options")
+    plain = tools[0]
+    lines = [
+        f"### 7. Options on: {count:,} URLs × 1 KB, -c {concurrency}",
+        "",
+        "| mode | median wall s | median CPU s | CPU × plain | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for tool in tools:
+        r = _ratio(tool.median_cpu, plain.median_cpu) or 0.0
+        lines.append(
+            f"| {tool.name} | {tool.median or 0:.2f} | {tool.median_cpu or 0:.2f} | {r:.2f}× |"
+            f" {tool.peak_rss_mib or 0:.0f} |"
+        )
+        if tool is not plain:
+            args.targets.append(
+                Target("7. options on", tool.name, "CPU ≤ 1.3× plain", f"{r:.2f}×", r <= 1.3)
+            )
+    lines += [
+        "",
+        "Cold: the cache folder is emptied before each run (every response is stored);"
+        " warm: filled by an earlier run, so the server answers 304.",
+    ]
+    return [*lines, ""]
 
 
 def memory(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
@@ -425,10 +626,22 @@ def memory(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
         results[count] = rss_mb
         rows.append(f"| {count:,} | {rss_mb:.1f} | {tool.median:.2f} |")
     ratio = results[large] / results[small]
+    args.targets.append(
+        Target("3. memory", "afetch", f"{large:,} ≤ 1.2× {small:,}", f"{ratio:.2f}×", ratio <= 1.2)
+    )
+    args.targets.append(
+        Target(
+            "3. memory",
+            "afetch",
+            f"{large:,}: peak RSS ≤ 80 MiB",
+            f"{results[large]:.1f} MiB",
+            results[large] <= 80,
+        )
+    )
     return [
         f"### 3. Memory: peak RSS of afetch, -c 50 (ratio {large:,} / {small:,}: {ratio:.2f}×)",
         "",
-        "| URLs | peak RSS MB | median s |",
+        "| URLs | peak RSS MiB | median s |",
         "|---:|---:|---:|",
         *rows,
         "",
@@ -447,6 +660,10 @@ def progress(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]
     ]
     run_rounds(tools, label="progress")
     off, on = (tool.median or 0.0 for tool in tools)
+    ratio = on / off if off else 0.0
+    args.targets.append(
+        Target("4. progress", "afetch", "on ≤ 1.1× off", f"{ratio:.2f}×", ratio <= 1.1)
+    )
     lines = [
         f"### 4. Progress cost: {count:,} URLs × 1 KB, -c 50, stderr on a terminal "
         f"(on / off: {on / off:.2f}×)",
@@ -498,7 +715,7 @@ def heaviest_imports(args: argparse.Namespace, top: int = 8) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def machine() -> list[str]:
+def machine(args: argparse.Namespace) -> list[str]:
     cpu = "unknown CPU"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -514,29 +731,82 @@ def machine() -> list[str]:
         text = (done.stdout or done.stderr).strip().splitlines()
         return text[0] if text else "?"
 
+    libs = version(
+        [
+            args.python,
+            "-c",
+            "import aiohttp, pycurl, uvloop; print(pycurl.version, '; aiohttp',"
+            " aiohttp.__version__, '; uvloop', uvloop.__version__)",
+        ]
+    )
     return [
         f"Machine: {os.cpu_count()} cores (`nproc`), {cpu}, {platform.system()} "
         f"{platform.release()}, Python {platform.python_version()}",
         f"Peers: {version(['curl', '--version'])}; {version(['wget2', '--version'])}; "
         f"{version(['nginx', '-v'])}",
+        f"Libraries: {libs}",
+        f"Command: `{' '.join(['python', 'bench/run.py', *args.argv])}`",
+        f"Load average at start: {_loadavg()} (the machine is shared: other engineers' work was"
+        " running; tools take turns round by round so it hits them alike)",
         "",
     ]
 
 
-WORKLOADS = ("throughput", "latency", "memory", "progress", "startup")
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def targets_table(targets: list[Target]) -> list[str]:
+    if not targets:
+        return []
+    lines = [
+        "### Targets (issue 8)",
+        "",
+        "| workload | row | goal | measured | |",
+        "|---|---|---|---|---|",
+    ]
+    for t in targets:
+        verdict = "met" if t.met else "NOT met"
+        lines.append(f"| {t.workload} | {t.tool} | {t.goal} | {t.measured} | {verdict} |")
+    return [*lines, ""]
+
+
+WORKLOADS = ("throughput", "latency", "many", "memory", "options", "progress", "startup")
+
+
+def _env_spec(text: str) -> tuple[str, dict[str, str]]:
+    label, sep, assignments = text.partition(":")
+    env = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    if not sep or not label or not env:
+        raise argparse.ArgumentTypeError(f"expected LABEL:VAR=VALUE[,VAR=VALUE], got {text!r}")
+    return label, env
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 runs, small memory sizes, no httpx")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 runs, small sizes, no httpx: a few minutes"
+    )
     parser.add_argument("--runs", type=int, default=5, help="runs per tool (median)")
     parser.add_argument("--httpx-runs", type=int, default=None, help="runs of the httpx script")
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--python", default=sys.executable, help="interpreter with afetch")
-    parser.add_argument("--throughput-urls", type=int, default=10_000)
-    parser.add_argument("--latency-urls", type=int, default=5_000)
+    parser.add_argument("--throughput-urls", type=int, default=None, help="default 10,000")
+    parser.add_argument("--latency-urls", type=int, default=None, help="default 5,000")
+    parser.add_argument(
+        "--many-urls", type=int, default=None, help="many-hosts URL count (default 100,000)"
+    )
     parser.add_argument(
         "--memory-urls", type=int, nargs=2, default=None, metavar=("SMALL", "LARGE")
+    )
+    parser.add_argument(
+        "--many-runs",
+        type=int,
+        default=None,
+        help="runs per tool of many hosts (default 3, or --runs if smaller: 100k URLs take long)",
     )
     parser.add_argument("--memory-runs", type=int, default=1)
     parser.add_argument("--startup-runs", type=int, default=None)
@@ -555,22 +825,67 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="extra afetch rows importing afetch from another source tree (A/B a change)",
     )
     parser.add_argument(
+        "--afetch-env",
+        nargs="*",
+        default=[],
+        type=_env_spec,
+        metavar="LABEL:VAR=VALUE",
+        help="extra afetch rows with environment settings, e.g. an engine: curl:AFETCH_ENGINE=curl",
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="*",
+        default=None,
+        choices=list(ENGINES),
+        help="bake-off contender rows from bench/engines (no names: all of them)",
+    )
+    parser.add_argument(
         "--uvloop-script",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also run the aiohttp script on uvloop (afetch's CLI uses uvloop)",
+        help="also run the aiohttp script on uvloop",
     )
-    parser.add_argument("--output", type=Path, help="also write the Markdown here")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write the Markdown here too (default: bench/results/latest.md for a full run,"
+        " bakeoff.md with --engines, quick.md with --quick; '-' for none)",
+    )
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    args.argv = raw
+    args.targets = []
+    if args.engines is not None and not args.engines:
+        args.engines = list(ENGINES)
+    args.engines = args.engines or []
     if args.quick:
         args.runs = min(args.runs, 2)
+    small = args.quick
+    if args.throughput_urls is None:
+        args.throughput_urls = 5_000 if small else 10_000
+    if args.latency_urls is None:
+        args.latency_urls = 2_500 if small else 5_000
+    if args.many_urls is None:
+        args.many_urls = 10_000 if small else 100_000
     if args.httpx_runs is None:
-        args.httpx_runs = 0 if args.quick else 1
+        args.httpx_runs = 0 if small else 1
+    if args.many_runs is None:
+        args.many_runs = min(args.runs, 3)
     if args.memory_urls is None:
-        args.memory_urls = (10_000, 50_000) if args.quick else (20_000, 200_000)
+        args.memory_urls = (10_000, 50_000) if small else (20_000, 200_000)
     if args.startup_runs is None:
-        args.startup_runs = 5 if args.quick else 15
+        args.startup_runs = 5 if small else 15
+    if args.output is None:
+        name = "quick.md" if args.quick else "bakeoff.md" if args.engines else "latest.md"
+        args.output = HERE / "results" / name
     return args
+
+
+def _raise_fd_limit() -> None:
+    """-c 500 and 10,000 hosts need more descriptors than a default soft limit of 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -578,7 +893,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (and SIGINT, which Python already raises) unwind through Nginx.__exit__, so an
     # interrupted benchmark never leaves its nginx running.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    lines = ["## afetch benchmark", "", *machine()]
+    _raise_fd_limit()
+    started = time.monotonic()
+    lines = ["## afetch benchmark", "", *machine(args)]
     with tempfile.TemporaryDirectory(prefix="afetch-bench-") as tmp, Nginx() as nginx:
         workdir = Path(tmp)
         for name in args.only:
@@ -589,10 +906,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines += startup(args)
             else:
                 lines += globals()[name](args, nginx, workdir)
+    lines += targets_table(args.targets)
+    minutes = (time.monotonic() - started) / 60
+    lines += [f"Took {minutes:.1f} minutes; load average at the end: {_loadavg()}.", ""]
     text = "\n".join(lines)
     print(text)
-    if args.output:
+    if str(args.output) != "-":
         args.output.write_text(text + "\n")
+        print(f"bench: wrote {args.output}", file=sys.stderr)
     return 0
 
 

@@ -10,8 +10,13 @@ from typing import Any
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test process's environment without AFETCH_* settings a developer may have exported."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AFETCH_")}
+    """The test process's environment without AFETCH_* settings or proxy variables
+    (``*_proxy``) a developer may have exported."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("AFETCH_") and not key.lower().endswith("_proxy")
+    }
     return {**env, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 

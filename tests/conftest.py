@@ -9,6 +9,25 @@ import pytest
 
 from afetch._loopback import LoopbackServer
 
+#: Proxy variables libcurl reads (and HTTP_PROXY, which it ignores): a developer's proxy must not
+#: carry the tests' loopback traffic. The proxy tests set them themselves.
+PROXY_VARIABLES = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[LoopbackServer]:

@@ -30,7 +30,14 @@ RECORDS = DOCS / "records.md"
 #: Long options of other tools that the docs quote, by tool. Anything else that looks like
 #: `--name` in README.md or docs/ must be an afetch option.
 OTHER_TOOLS_OPTIONS = {
-    "curl": {"--parallel", "--parallel-max", "--retry", "--retry-max-time", "--max-filesize"},
+    "curl": {
+        "--parallel",
+        "--parallel-max",
+        "--retry",
+        "--retry-max-time",
+        "--max-filesize",
+        "--http3-only",
+    },
     "wget2": {"--max-threads"},
     "slurm sbatch": {"--array"},
     "bench/run.py": {"--variants", "--only", "--quick", "--compare"},

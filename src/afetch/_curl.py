@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ import certifi
 import pycurl
 
 from afetch._engine import Headers, Request, TransferInfo
-from afetch._errors import AfetchError, BadResponse, TooLarge
+from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
 
 if TYPE_CHECKING:
@@ -54,6 +55,14 @@ _BUFFER_LIMIT = 1 << 20
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
 #: What libcurl may ask for and decode itself, in bounded pieces (16 KiB a callback).
 _ACCEPT_ENCODING = "gzip, deflate, br"
+#: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
+_USED_PROXY = getattr(pycurl, "USED_PROXY", None)
+#: Whether this libcurl speaks HTTP/3 (else --http3 means what --http2 does).
+_HAS_HTTP3 = bool(pycurl.version_info()[4] & getattr(pycurl, "VERSION_HTTP3", 0))
+#: CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54), which pycurl does not name.
+_SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
+#: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
+_PROXY_HEADERS = frozenset({"proxy-authorization"})
 
 #: libcurl result codes → afetch error types (libcurl-errors(3)). Anything else is "other".
 _ERROR_TYPES = {
@@ -91,6 +100,13 @@ _ERROR_TYPES = {
 }
 
 
+_UNSENDABLE = re.compile(r"[\r\n\0]")
+
+
+class BadHeader(AfetchError):
+    """A request header that cannot be sent as one header line."""
+
+
 class CurlError(AfetchError):
     """A transfer failed inside libcurl; ``error_type`` comes from its result code."""
 
@@ -100,8 +116,8 @@ class CurlError(AfetchError):
         self.error_type = error_type
 
 
-def _error(code: int, message: str, *, head_seen: bool) -> AfetchError:
-    kind = _ERROR_TYPES.get(code, "other")
+def _error(code: int, message: str, *, head_seen: bool, at_proxy: bool = False) -> AfetchError:
+    kind = "proxy" if at_proxy else _ERROR_TYPES.get(code, "other")
     text = message or f"libcurl error {code}"
     if head_seen and kind == "reset":
         # The head had arrived: the body was cut short, as afetch reports it on every engine.
@@ -153,7 +169,7 @@ class CurlEngine:
         self._free: list[_Slot] = []
         self._active: set[_Slot] = set()
         self._closed = False
-        self._header_lists: tuple[object, list[str]] = ((), [])
+        self._header_lists: tuple[object, _HeaderLists] = ((), ([], []))
         # --include timings/remote/tls: read from libcurl before a handle is released.
         include = settings.include
         self._info_wanted = any(k in include for k in ("timings", "remote", "tls"))
@@ -171,13 +187,18 @@ class CurlEngine:
     async def send(self, request: Request) -> _CurlResponse:
         if self._closed:
             raise RuntimeError("engine is closed")
+        headers = self._header_list(request.headers)  # may refuse a header: before a slot
         slot = self._free.pop() if self._free else _Slot(self)
-        slot.prepare(request, self._header_list(request.headers))
+        slot.prepare(request, headers)
         self._active.add(slot)
         self._multi.add_handle(slot.curl)
         # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
         try:
             await slot.head
+            if slot.status == 407 and slot.used_proxy():
+                # The proxy's own answer, not the server's (a tunnel refused with 407 is a
+                # failed transfer instead, see _Slot.finish): the same error either way.
+                raise ProxyError("the proxy answered 407 Proxy Authentication Required")
         except BaseException as exc:
             info = None
             if self._info_wanted and isinstance(exc, AfetchError):
@@ -200,7 +221,7 @@ class CurlEngine:
     async def _probe_tls(self, request: Request) -> dict[str, Any] | None:
         settings = self._settings
         timeout = settings.connect_timeout or settings.timeout or 30.0
-        details = await asyncio.to_thread(_tls_probe, request, timeout)
+        details = await asyncio.to_thread(_tls_probe, request, timeout, settings, self._cainfo)
         return None if details is None else details.record()
 
     def tls_details(self, slot: _Slot) -> TlsDetails | None:
@@ -226,13 +247,21 @@ class CurlEngine:
             return details
         return seen.get(key)
 
-    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> list[str]:
+    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> _HeaderLists:
         # Every request of a run shares one headers tuple: format it once.
         last, formatted = self._header_lists
         if headers is last:
             return formatted
         # "Name;" is libcurl's way to send a header with an empty value ("Name:" removes it).
-        formatted = [f"{name}: {value}" if value else f"{name};" for name, value in headers]
+        server: list[str] = []
+        proxy: list[str] = []
+        for name, value in headers:
+            if _UNSENDABLE.search(name) or _UNSENDABLE.search(value):
+                # libcurl would send "A: x\r\nB: y" as two headers: a header injection.
+                raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
+            to = proxy if name.lower() in _PROXY_HEADERS else server
+            to.append(f"{name}: {value}" if value else f"{name};")
+        formatted = (server, proxy)
         self._header_lists = (headers, formatted)
         return formatted
 
@@ -392,6 +421,7 @@ class _Slot:
         "method",
         "paused",
         "pinned",
+        "proxy_headers",
         "received",
         "status",
         "timeout_ms",
@@ -411,17 +441,15 @@ class _Slot:
         curl.setopt(pycurl.NETRC, pycurl.NETRC_IGNORED)
         curl.setopt(pycurl.ACCEPT_ENCODING, _ACCEPT_ENCODING)
         curl.setopt(pycurl.TCP_NODELAY, 1)
-        curl.setopt(
-            pycurl.HTTP_VERSION,
-            pycurl.CURL_HTTP_VERSION_2TLS if settings.http2 else pycurl.CURL_HTTP_VERSION_1_1,
-        )
-        if settings.http2:
+        curl.setopt(pycurl.HTTP_VERSION, _http_version(settings))
+        if settings.http2 or settings.http3:
             curl.setopt(pycurl.PIPEWAIT, 1)
         if settings.verify:
             curl.setopt(pycurl.CAINFO, engine._cainfo)
         else:
             curl.setopt(pycurl.SSL_VERIFYPEER, 0)
             curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+        _set_proxy(curl, settings, engine._cainfo)
         connect = settings.connect_timeout or settings.timeout
         if connect is not None:
             curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, round(connect * 1000)))
@@ -445,6 +473,7 @@ class _Slot:
         self.curl = curl
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
+        self.proxy_headers: list[str] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -466,7 +495,7 @@ class _Slot:
         self.waiter: asyncio.Future[None] | None = None
         self.tls_line: bytes | None = None
 
-    def prepare(self, request: Request, headers: list[str]) -> None:
+    def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
         if self.head.done():  # a used slot
             self._reset()
@@ -493,7 +522,11 @@ class _Slot:
             curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
         curl.setopt(pycurl.URL, request.url)
-        curl.setopt(pycurl.HTTPHEADER, headers)
+        server_headers, proxy_headers = headers
+        curl.setopt(pycurl.HTTPHEADER, server_headers)
+        if proxy_headers is not self.proxy_headers:
+            curl.setopt(pycurl.PROXYHEADER, proxy_headers)
+            self.proxy_headers = proxy_headers
 
     def _set_method(self, method: str, body: bytes | None) -> None:
         curl = self.curl
@@ -572,8 +605,10 @@ class _Slot:
                 self.failure = self.body_error
             else:
                 lines = self.head_lines
+                # Before any server head: a refused CONNECT leaves the proxy's head in lines.
+                at_proxy = not self.head_seen and self._failed_at_proxy(code, message)
                 complete = self.head_seen or (bool(lines) and lines[-1] in (b"\r\n", b"\n"))
-                self.failure = _error(code, message, head_seen=complete)
+                self.failure = _error(code, message, head_seen=complete, at_proxy=at_proxy)
         elif not self.head_seen:
             if self.head_lines:
                 self._head_arrived()  # a response without a body (HEAD, 204, 304...)
@@ -588,6 +623,23 @@ class _Slot:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def used_proxy(self) -> bool:
+        """Whether a proxy applied to this transfer (--proxy or the environment, less noproxy)."""
+        if _USED_PROXY is None:  # pragma: no cover - libcurl before 8.7
+            return bool(self.engine._settings.proxy)
+        return bool(self.curl.getinfo(_USED_PROXY))
+
+    def _failed_at_proxy(self, code: int, message: str) -> bool:
+        """libcurl reports a proxy it cannot reach, or a tunnel the proxy refuses (CONNECT
+        answered 407, 403, 502...), under generic codes: 7 as an unreachable server would be."""
+        if code in (5, 97) or not self.used_proxy():
+            return False  # 5 and 97 are "proxy" already
+        return (
+            code == 7
+            or self.curl.getinfo(pycurl.HTTP_CONNECTCODE) >= 300
+            or message.startswith("Proxy CONNECT")  # the proxy hung up on the CONNECT
+        )
 
     def detach(self) -> None:
         """The transfer is over for the caller: drop what it buffered."""
@@ -645,9 +697,12 @@ def _no_certificate(exc: BaseException, info: TransferInfo) -> bool:
     return info.tls is None or info.tls["subject"] is None
 
 
-def _tls_probe(request: Request, timeout: float) -> TlsDetails | None:
+def _tls_probe(
+    request: Request, timeout: float, settings: Settings | None = None, cainfo: str = ""
+) -> TlsDetails | None:
     """Connect and handshake without verifying (no HTTP request): what certificate does the
-    server show? Blocking: run in a thread. ``None`` when there is no handshake to see."""
+    server show? Through the run's proxy, if any. Blocking: run in a thread. ``None`` when there
+    is no handshake to see."""
     from afetch._extras import TlsDetails
 
     line: list[bytes] = []
@@ -668,6 +723,8 @@ def _tls_probe(request: Request, timeout: float) -> TlsDetails | None:
         curl.setopt(pycurl.VERBOSE, 1)
         curl.setopt(pycurl.DEBUGFUNCTION, on_debug)
         curl.setopt(pycurl.TIMEOUT_MS, max(1, round(timeout * 1000)))
+        if settings is not None:
+            _set_proxy(curl, settings, cainfo)
         if request.pin is not None:  # the address --no-private checked, as for the request
             host, port = _host_port(request.url)
             target = f"[{request.pin}]" if ":" in request.pin else request.pin
@@ -681,6 +738,37 @@ def _tls_probe(request: Request, timeout: float) -> TlsDetails | None:
     finally:
         curl.close()
     return details if details.has_certificate else None
+
+
+#: The headers of a request: (to the server, to the proxy), in libcurl's "Name: value" form.
+_HeaderLists = tuple[list[str], list[str]]
+
+
+def _http_version(settings: Settings) -> int:
+    if settings.http3 and _HAS_HTTP3:
+        # As curl's --http3: QUIC first, TCP (h2 or 1.1 over ALPN) if QUIC fails.
+        return pycurl.CURL_HTTP_VERSION_3
+    return pycurl.CURL_HTTP_VERSION_2TLS if settings.http2 else pycurl.CURL_HTTP_VERSION_1_1
+
+
+def _set_proxy(curl: pycurl.Curl, settings: Settings, cainfo: str) -> None:
+    """Proxy options. Without --proxy libcurl reads http_proxy, HTTPS_PROXY/https_proxy,
+    ALL_PROXY/all_proxy and NO_PROXY/no_proxy itself (never HTTP_PROXY: httpoxy)."""
+    # Headers set with HTTPHEADER go to the server only, never into a CONNECT request
+    # (libcurl's default since 7.42.1; said here because the proxy must not see -H secrets).
+    curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
+    # The proxy's answer to a CONNECT is not the server's head: keep it out of head_lines.
+    curl.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
+    if settings.proxy is not None:
+        curl.setopt(pycurl.PROXY, settings.proxy)  # "" disables the environment's too
+    if settings.noproxy is not None:
+        curl.setopt(pycurl.NOPROXY, settings.noproxy)
+    # An https:// proxy is verified like a server: --cacert or the same bundle, unless -k.
+    if settings.verify:
+        curl.setopt(pycurl.PROXY_CAINFO, cainfo)
+    else:
+        curl.setopt(pycurl.PROXY_SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
 
 
 def _host_port(url: str) -> tuple[str, int]:

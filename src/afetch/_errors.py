@@ -19,6 +19,7 @@ ERROR_TYPES = (
     "invalid_url",
     "dns",
     "connect",
+    "proxy",
     "tls",
     "timeout",
     "reset",
@@ -81,6 +82,12 @@ class BadResponse(AfetchError):
     """The server broke HTTP: an undecodable body, or a body cut short."""
 
     error_type = "protocol"
+
+
+class ProxyError(AfetchError):
+    """The proxy could not be reached, refused the request or asked for credentials."""
+
+    error_type = "proxy"
 
 
 class Blocked(AfetchError):

@@ -20,7 +20,7 @@ from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import TooLarge, TooManyRedirects, classify
 from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record
-from afetch._redact import header_secrets, redact
+from afetch._redact import header_secrets, proxy_secrets, redact
 from afetch._save import BodyConsumer
 from afetch._settings import Settings
 from afetch._timestamps import now_iso
@@ -33,7 +33,10 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
 # Credentials must not follow a redirect to another origin (curl and httpx behave the same).
-_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# Not Proxy-Authorization: it is the proxy's, which stays the same across redirects, and the
+# engines never send it to a server (libcurl puts it in CURLOPT_PROXYHEADER; the httpx adapter
+# drops it).
+_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -69,7 +72,9 @@ class Fetcher:
         self._engine = engine
         self._settings = settings
         self._headers = base_headers(settings)
-        self._secrets = header_secrets(settings.headers)
+        # Longest first: a secret inside a longer one must not leave the rest of it showing.
+        secrets = {*header_secrets(settings.headers), *proxy_secrets(settings.proxy)}
+        self._secrets = tuple(sorted(secrets, key=len, reverse=True))
         self._address_check = address_check
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
         self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None

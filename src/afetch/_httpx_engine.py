@@ -18,6 +18,8 @@ from afetch._errors import AfetchError, BadResponse, classify
 from afetch._settings import Settings
 from afetch._tls import tls_verify
 
+_PROXY_ONLY = frozenset({"proxy-authorization"})
+
 
 def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     """httpx's own transport, for where pycurl is not installed.
@@ -63,7 +65,11 @@ class HttpxEngine:
         }
 
     async def send(self, request: Request) -> _HttpxResponse:
-        headers = httpx.Headers(request.headers)
+        # Proxies are the transport's business (this adapter ignores --proxy and the
+        # environment); Proxy-Authorization is a proxy's credential and never goes to a server.
+        headers = httpx.Headers(
+            [(name, value) for name, value in request.headers if name.lower() not in _PROXY_ONLY]
+        )
         extensions: dict[str, object] = {"timeout": self._timeouts}
         url = httpx.URL(request.url)
         if request.pin is not None:

@@ -253,6 +253,16 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             help="Redirects followed before the error too_many_redirects."),
         opt("--http2", type=bool, default=False,
             help="Offer HTTP/2 (TLS + ALPN). Default: HTTP/1.1."),
+        opt("--http3", type=bool, default=False,
+            help="Try HTTP/3 (QUIC) first; fall back to HTTP/2 or 1.1 over TCP, as curl --http3."),
+        opt("-x", "--proxy", type=str | None, default=None, metavar="URL",
+            show_default="http_proxy, https_proxy, all_proxy from the environment",
+            help="Send every request through this proxy: http://, https://, socks4://, "
+            "socks5://, socks5h://[user:pass@]host:port; '' for none. Never echoed."),
+        opt("--noproxy", type=str | None, default=None, metavar="LIST",
+            show_default="no_proxy from the environment",
+            help="Comma-separated hosts, domains, IPs or CIDR ranges reached without the proxy; "
+            "'*' for all."),
     ),
     "Retries and politeness": (
         opt("--retries", type=int, default=2, metavar="N", min=0, max=100,

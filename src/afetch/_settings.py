@@ -9,6 +9,8 @@ from afetch._version import __version__
 
 DEFAULT_USER_AGENT = f"afetch/{__version__}"
 METHODS = ("GET", "HEAD")
+#: Proxy URL schemes libcurl speaks; a proxy without a scheme is an HTTP proxy (as curl's -x).
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 DEFAULT_TIMEOUT = 30.0
 #: What ``--include`` may name, in the order the keys appear in a record (README, "Records").
 INCLUDE_CHOICES = ("headers", "timings", "remote", "tls", "body", "json", "title")
@@ -38,12 +40,19 @@ class Settings:
     #: Verify TLS certificates.
     verify: bool = True
     http2: bool = False
+    #: Try HTTP/3 (QUIC) first, falling back to HTTP/2 or 1.1 over TCP (curl's ``--http3``).
+    http3: bool = False
     #: PEM file of CA certificates to verify TLS with, instead of the default bundle.
     cacert: str | None = None
     #: Abort a body beyond this many bytes (on the wire or decoded), error type ``too_large``.
     max_size: int | None = None
     #: Refuse URLs and redirects to loopback, private, link-local and other non-global addresses.
     no_private: bool = False
+    #: Proxy URL for every request (``--proxy``); None: the environment's (``http_proxy``,
+    #: ``https_proxy``, ``all_proxy``, ``no_proxy``), as curl; "" disables proxies altogether.
+    proxy: str | None = None
+    #: Hosts reached without the proxy (``--noproxy``, curl's syntax); overrides ``no_proxy``.
+    noproxy: str | None = None
     #: Retries after a transient failure (connect/timeout/reset, 429/502/503/504); 0 disables.
     retries: int = 2
     #: Base of the exponential backoff in seconds (full jitter).
@@ -95,6 +104,13 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive")
+        if self.proxy:
+            scheme, sep, _ = self.proxy.partition("://")
+            if sep and scheme.lower() not in PROXY_SCHEMES:
+                # Only the scheme is shown: the URL may carry a password.
+                raise ValueError(
+                    f"proxy scheme {scheme[:20]!r} is not one of {', '.join(PROXY_SCHEMES)}"
+                )
         if self.method.upper() not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
         for name in (

@@ -26,18 +26,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import select
 import stat
 import struct
-import termios
 import threading
 import time
 from collections import deque
 from typing import BinaryIO
 
 from afetch._journal import Journal
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # Windows: pipe sizes cannot be asked; writes fall back to PIPE_BUF
+    fcntl = termios = None  # type: ignore[assignment]
 from afetch._output import OutputClosed, OutputFailed, Sink
 from afetch._record import Record
 from afetch._stats import Stats
@@ -315,6 +319,8 @@ class RecordWriter:
 
 
 def _unread(fd: int) -> int:
+    if fcntl is None:
+        raise AttributeError("fcntl")  # handled by the callers as "not Linux"
     return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 

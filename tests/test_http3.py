@@ -1,0 +1,220 @@
+"""--http3 against a real HTTP/3 server on 127.0.0.1: hypercorn with aioquic (QUIC over UDP) and
+TCP on the same port number, a trustme certificate. libcurl's QUIC runs on UDP sockets through
+the same socket callback as TCP: these tests are what shows the event-loop integration serves
+them (many transfers at once, backpressure on a large body, the fallback to TCP)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pycurl
+import pytest
+
+from tests.cli_run import afetch_cli, jsonl
+from tests.helpers import collect
+
+pytest.importorskip("aioquic")
+if not pycurl.version_info()[4] & pycurl.VERSION_HTTP3:
+    pytest.skip("this libcurl has no HTTP/3", allow_module_level=True)
+
+BIG = 3 << 20  # larger than the engine's 1 MiB buffer: the transfer pauses and resumes
+
+
+def _body(path: str) -> bytes:
+    if path == "/big":
+        return bytes(range(256)) * (BIG // 256)
+    return b""
+
+
+async def _app(scope: dict, receive: object, send: object) -> None:
+    if scope["type"] != "http":
+        return
+    body = _body(scope["path"]) or scope["http_version"].encode()
+    await send(  # type: ignore[operator]
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+
+def _free_port() -> int:
+    # A port free for both TCP and UDP (hypercorn binds both to it).
+    while True:
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+        if _udp_free(port):
+            return port
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(type=socket.SOCK_DGRAM) as udp:
+        try:
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _hypercorn(folder: Path, *, quic: bool) -> Iterator[tuple[str, Path]]:
+    import trustme
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    ca = trustme.CA()
+    ca_path = folder / "ca.pem"
+    key_path = folder / "server.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    ca.issue_cert("127.0.0.1", "h3.test").private_key_and_cert_chain_pem.write_to_path(
+        str(key_path)
+    )
+    port = _free_port()
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    if quic:
+        config.quic_bind = [f"127.0.0.1:{port}"]
+    config.certfile = config.keyfile = str(key_path)
+    config.accesslog = config.errorlog = None
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(
+            serve(_app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        ),
+        daemon=True,
+    )
+    thread.start()
+    context = ssl.create_default_context(cafile=str(ca_path))
+    for _ in range(100):  # TCP up, and the UDP port taken (QUIC bound) when asked for
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1"),
+        ):
+            if not quic or not _udp_free(port):
+                break
+        threading.Event().wait(0.05)
+    try:
+        yield f"https://127.0.0.1:{port}", ca_path
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def h3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    with _hypercorn(tmp_path_factory.mktemp("h3"), quic=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tcp_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    with _hypercorn(tmp_path_factory.mktemp("tcp"), quic=False) as running:
+        yield running
+
+
+def test_http3_against_a_real_h3_server(h3_server: tuple[str, Path]) -> None:
+    base, ca_path = h3_server
+    (record,) = collect([f"{base}/"], http3=True, cacert=str(ca_path), retries=0)
+    assert (record.status, record.error, record.http_version) == (200, None, "HTTP/3")
+    assert record.bytes == len(b"3")  # the server's own word: it spoke HTTP/3
+
+
+def test_without_http3_the_same_server_gets_tcp(h3_server: tuple[str, Path]) -> None:
+    base, ca_path = h3_server
+    (record,) = collect([f"{base}/"], cacert=str(ca_path), retries=0)
+    assert (record.ok, record.http_version) == (True, "HTTP/1.1")
+
+
+def test_many_transfers_at_once_over_quic(h3_server: tuple[str, Path]) -> None:
+    base, ca_path = h3_server
+    urls = [f"{base}/?n={i}" for i in range(40)]
+    records = collect(urls, http3=True, cacert=str(ca_path), concurrency=8, retries=0)
+    assert len(records) == 40
+    assert {(r.status, r.http_version, r.bytes) for r in records} == {(200, "HTTP/3", 1)}
+
+
+def test_a_large_body_over_quic_is_complete(h3_server: tuple[str, Path]) -> None:
+    # Read piece by piece (--hash): the 1 MiB buffer fills, libcurl pauses the QUIC stream and
+    # resumes it as the pieces are taken; the digest proves every byte arrived, in order.
+    base, ca_path = h3_server
+    (record,) = collect(
+        [f"{base}/big"], http3=True, cacert=str(ca_path), hash_bodies=True, retries=0
+    )
+    assert (record.status, record.error, record.http_version) == (200, None, "HTTP/3")
+    assert record.bytes == BIG
+    assert record.sha256 == hashlib.sha256(_body("/big")).hexdigest()
+
+
+def test_http3_falls_back_to_tcp(tcp_only_server: tuple[str, Path]) -> None:
+    # Nothing answers QUIC on that port: as curl --http3, the request goes over TCP instead.
+    base, ca_path = tcp_only_server
+    (record,) = collect([f"{base}/"], http3=True, cacert=str(ca_path), retries=0, timeout=10)
+    assert record.ok, record
+    assert record.http_version in ("HTTP/2", "HTTP/1.1")
+
+
+def test_http3_certificates_are_verified(h3_server: tuple[str, Path]) -> None:
+    base, _ = h3_server
+    (record,) = collect([f"{base}/"], http3=True, retries=0)
+    assert record.error is not None
+    assert record.error.type == "tls"
+
+
+def test_cli_http3(h3_server: tuple[str, Path]) -> None:
+    base, ca_path = h3_server
+    done = afetch_cli("--http3", "--cacert", str(ca_path), "-q", "-", stdin=f"{base}/\n")
+    assert done.returncode == 0, done.stderr
+    assert jsonl(done.stdout)[0]["http_version"] == "HTTP/3"
+
+
+def test_http3_with_an_address_pinned_by_no_private(
+    h3_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --no-private pins the checked address with CURLOPT_CONNECT_TO: QUIC honours it too.
+    import ipaddress
+
+    from afetch import _api
+    from afetch._guard import AddressCheck
+
+    base, ca_path = h3_server
+    port = int(base.rsplit(":", 1)[1])
+
+    async def resolve(host: str, to_port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, to_port: int) -> bool:
+        return to_port == port and address.is_loopback
+
+    monkeypatch.setattr(_api, "AddressCheck", lambda: AddressCheck(policy=policy, resolve=resolve))
+    # Connected to 127.0.0.1, verified as h3.test (the certificate names both).
+    url = f"https://h3.test:{port}/"
+    (record,) = collect([url], http3=True, no_private=True, cacert=str(ca_path), retries=0)
+    assert (record.status, record.error, record.http_version) == (200, None, "HTTP/3")
+
+
+def test_http3_through_a_proxy_falls_back_to_tcp(h3_server: tuple[str, Path]) -> None:
+    # A proxy that cannot carry QUIC: --http3 falls back to TCP through it, as curl --http3.
+    pytest.importorskip("pproxy")
+    from tests.proxies import ProxyServer
+
+    base, ca_path = h3_server
+    with ProxyServer() as proxy:
+        (record,) = collect(
+            [f"{base}/"], http3=True, cacert=str(ca_path), proxy=proxy.url(), retries=0
+        )
+        assert (record.status, record.error, record.http_version) == (200, None, "HTTP/2")
+        # libcurl 8.23 first asks an HTTP proxy for a CONNECT-UDP (MASQUE) tunnel; pproxy has
+        # none (404), so the request took a CONNECT tunnel to the server over TCP.
+        assert proxy.connections()[-1] == base.removeprefix("https://"), proxy.log
