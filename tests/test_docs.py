@@ -20,7 +20,7 @@ import afetch._app
 import afetch._signals
 import afetch.cli
 from afetch._errors import ERROR_TYPES
-from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS
+from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -41,6 +41,7 @@ OTHER_TOOLS_OPTIONS = {
     "wget2": {"--max-threads"},
     "slurm sbatch": {"--array"},
     "bench/run.py": {"--variants", "--only", "--quick", "--compare"},
+    "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "ruff format": {"--check"},
     "python -m venv": {"--without-pip"},
     "pip": {"--no-deps", "--upgrade", "--user"},
@@ -132,7 +133,7 @@ def test_every_error_type_is_in_the_records_page(error_type: str) -> None:
     assert error_type in rows, f"error type {error_type} is missing from docs/records.md"
 
 
-@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS)
+@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + INCLUDE_KEYS)
 def test_every_record_key_is_in_the_records_page(key: str) -> None:
     rows = table_rows(RECORDS.read_text(encoding="utf-8"), "# Records")
     assert key in rows, f"record key {key} is missing from the tables in docs/records.md"

@@ -30,6 +30,7 @@ from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
     OutputClosed,
     OutputFailed,
+    included_keys,
     make_sink,
     open_output,
     optional_keys,
@@ -228,6 +229,7 @@ async def run(
         stream,
         format=options.format,
         optional=optional_keys(settings),
+        include=included_keys(settings),
         header=output_is_empty(stream),
     )
     code: int | None = None

@@ -28,14 +28,18 @@ import os
 import re
 from collections import deque
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import certifi
 import pycurl
 
-from afetch._engine import Headers, Request
+from afetch._engine import Headers, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
+
+if TYPE_CHECKING:
+    from afetch._extras import TlsDetails
 
 _POLL_IN = pycurl.POLL_IN
 _POLL_OUT = pycurl.POLL_OUT
@@ -45,6 +49,7 @@ _CSELECT_OUT = pycurl.CSELECT_OUT
 _SOCKET_TIMEOUT = pycurl.SOCKET_TIMEOUT
 _CALL_MULTI_PERFORM = pycurl.E_CALL_MULTI_PERFORM
 _PAUSE = pycurl.WRITEFUNC_PAUSE
+_INFOTYPE_TEXT = pycurl.INFOTYPE_TEXT
 #: A body buffered beyond this many bytes, not yet read, pauses the transfer.
 _BUFFER_LIMIT = 1 << 20
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
@@ -165,6 +170,14 @@ class CurlEngine:
         self._active: set[_Slot] = set()
         self._closed = False
         self._header_lists: tuple[object, _HeaderLists] = ((), ([], []))
+        # --include timings/remote/tls: read from libcurl before a handle is released.
+        include = settings.include
+        self._info_wanted = any(k in include for k in ("timings", "remote", "tls"))
+        self._tls_wanted = "tls" in include
+        #: TLS details per live connection (a reused connection does not show them again),
+        #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
+        self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
+        self._tls_seen_max = 4 * settings.concurrency + 16
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or certifi.where()
@@ -186,10 +199,53 @@ class CurlEngine:
                 # The proxy's own answer, not the server's (a tunnel refused with 407 is a
                 # failed transfer instead, see _Slot.finish): the same error either way.
                 raise ProxyError("the proxy answered 407 Proxy Authentication Required")
-        except BaseException:
+        except BaseException as exc:
+            info = None
+            if self._info_wanted and isinstance(exc, AfetchError):
+                # --include: a failed TLS handshake still shows the certificate.
+                info = slot.transfer_info()
             self.release(slot)
+            if info is not None:
+                if self._tls_wanted and _no_certificate(exc, info):
+                    # A TLS library that keeps no certificate of a failed verification: one
+                    # more handshake, unverified, just to see it.
+                    info = info._replace(tls=await self._probe_tls(request))
+                exc.transfer_info = info  # type: ignore[attr-defined]
             raise
+        if slot.tls_line is not None:
+            # This transfer made a TLS connection: note what it showed before other transfers
+            # (HTTP/2 streams) reuse it.
+            self.tls_details(slot)
         return _CurlResponse(slot)
+
+    async def _probe_tls(self, request: Request) -> dict[str, Any] | None:
+        settings = self._settings
+        timeout = settings.connect_timeout or settings.timeout or 30.0
+        details = await asyncio.to_thread(_tls_probe, request, timeout, settings, self._cainfo)
+        return None if details is None else details.record()
+
+    def tls_details(self, slot: _Slot) -> TlsDetails | None:
+        """The TLS details of ``slot``'s connection: read now if the transfer made it, else as
+        noted when it was made."""
+        getinfo = slot.curl.getinfo
+        key = (
+            getinfo(pycurl.PRIMARY_IP),
+            getinfo(pycurl.PRIMARY_PORT),
+            getinfo(pycurl.LOCAL_IP),
+            getinfo(pycurl.LOCAL_PORT),
+        )
+        seen = self._tls_seen
+        if slot.tls_line is not None:
+            from afetch._extras import TlsDetails
+
+            details = TlsDetails.from_curl(slot.tls_line, getinfo(pycurl.INFO_CERTINFO))
+            slot.tls_line = None
+            seen.pop(key, None)
+            seen[key] = details
+            if len(seen) > self._tls_seen_max:
+                del seen[next(iter(seen))]
+            return details
+        return seen.get(key)
 
     def _header_list(self, headers: tuple[tuple[str, str], ...]) -> _HeaderLists:
         # Every request of a run shares one headers tuple: format it once.
@@ -369,6 +425,7 @@ class _Slot:
         "received",
         "status",
         "timeout_ms",
+        "tls_line",
         "waiter",
     )
 
@@ -402,6 +459,14 @@ class _Slot:
             0 if settings.timeout is None else round(settings.timeout * 1000) + 1000
         )
         self.timeout_ms = -1
+        if engine._tls_wanted:
+            # --include tls: the certificate chain of each new connection, and libcurl's
+            # "SSL connection using VERSION / CIPHER" line (only ever told to the debug hook).
+            # No TLS session reuse, so that every new connection shows its certificate.
+            curl.setopt(pycurl.OPT_CERTINFO, 1)
+            curl.setopt(pycurl.SSL_SESSIONID_CACHE, 0)
+            curl.setopt(pycurl.VERBOSE, 1)
+            curl.setopt(pycurl.DEBUGFUNCTION, self._on_debug)
         self.head_lines: list[bytes] = []
         curl.setopt(pycurl.HEADERFUNCTION, self.head_lines.append)
         curl.setopt(pycurl.WRITEFUNCTION, self._on_body)
@@ -428,6 +493,7 @@ class _Slot:
         self.counting = False
         self.paused = False
         self.waiter: asyncio.Future[None] | None = None
+        self.tls_line: bytes | None = None
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
@@ -525,6 +591,10 @@ class _Slot:
             waiter.set_result(None)
         return None
 
+    def _on_debug(self, kind: int, data: bytes) -> None:
+        if kind == _INFOTYPE_TEXT and data.startswith(b"SSL connection using "):
+            self.tls_line = data
+
     # Called by the engine after socket_action.
 
     def finish(self, result: tuple[int, str] | None) -> None:
@@ -582,6 +652,34 @@ class _Slot:
         elif not head.cancelled():
             head.exception()  # retrieved: no "exception was never retrieved" warning
 
+    # Used by the response (and by send, on failure), before the handle is released.
+
+    def transfer_info(self) -> TransferInfo:
+        """``--include`` timings and remote, and tls when wanted, from libcurl's getinfo."""
+        getinfo = self.curl.getinfo
+        https = (getinfo(pycurl.SCHEME) or "").lower() == "https"
+        first_byte = getinfo(pycurl.STARTTRANSFER_TIME_T)
+        connect = getinfo(pycurl.CONNECT_TIME_T)
+        if getinfo(pycurl.NUM_CONNECTS) == 0 and first_byte:
+            dns = connect = tls = 0  # a reused connection: no look-up, connect or handshake
+        else:
+            dns = getinfo(pycurl.NAMELOOKUP_TIME_T)
+            tls = getinfo(pycurl.APPCONNECT_TIME_T)
+        timings = {
+            "dns": dns / 1000,
+            "connect": connect / 1000,
+            "tls": tls / 1000 if https else None,
+            "first_byte": first_byte / 1000 if self.head_seen else None,
+            "total": getinfo(pycurl.TOTAL_TIME_T) / 1000,
+        }
+        ip = getinfo(pycurl.PRIMARY_IP)
+        remote = {"ip": ip, "port": getinfo(pycurl.PRIMARY_PORT)} if ip else None
+        tls_info = None
+        if https and self.engine._tls_wanted:
+            details = self.engine.tls_details(self)
+            tls_info = None if details is None else details.record()
+        return TransferInfo(timings=timings, remote=remote, tls=tls_info)
+
     # Used by the response.
 
     async def wait(self) -> None:
@@ -591,6 +689,55 @@ class _Slot:
             await waiter
         finally:
             self.waiter = None
+
+
+def _no_certificate(exc: BaseException, info: TransferInfo) -> bool:
+    if getattr(exc, "error_type", None) != "tls" or info.remote is None:
+        return False
+    return info.tls is None or info.tls["subject"] is None
+
+
+def _tls_probe(
+    request: Request, timeout: float, settings: Settings | None = None, cainfo: str = ""
+) -> TlsDetails | None:
+    """Connect and handshake without verifying (no HTTP request): what certificate does the
+    server show? Through the run's proxy, if any. Blocking: run in a thread. ``None`` when there
+    is no handshake to see."""
+    from afetch._extras import TlsDetails
+
+    line: list[bytes] = []
+
+    def on_debug(kind: int, data: bytes) -> None:
+        if kind == _INFOTYPE_TEXT and data.startswith(b"SSL connection using "):
+            line.append(data)
+
+    curl = pycurl.Curl()
+    try:
+        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.CONNECT_ONLY, 1)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.SSL_VERIFYPEER, 0)
+        curl.setopt(pycurl.SSL_VERIFYHOST, 0)
+        curl.setopt(pycurl.OPT_CERTINFO, 1)
+        curl.setopt(pycurl.VERBOSE, 1)
+        curl.setopt(pycurl.DEBUGFUNCTION, on_debug)
+        curl.setopt(pycurl.TIMEOUT_MS, max(1, round(timeout * 1000)))
+        if settings is not None:
+            _set_proxy(curl, settings, cainfo)
+        if request.pin is not None:  # the address --no-private checked, as for the request
+            host, port = _host_port(request.url)
+            target = f"[{request.pin}]" if ":" in request.pin else request.pin
+            curl.setopt(pycurl.CONNECT_TO, [f"{host}:{port}:{target}:{port}"])
+        curl.perform()
+        details = TlsDetails.from_curl(
+            line[0] if line else None, curl.getinfo(pycurl.INFO_CERTINFO)
+        )
+    except pycurl.error:
+        return None
+    finally:
+        curl.close()
+    return details if details.has_certificate else None
 
 
 #: The headers of a request: (to the server, to the proxy), in libcurl's "Name: value" form.
@@ -702,6 +849,9 @@ class _CurlResponse:
             # libcurl may deliver the held data from inside this call: _on_body only records.
             with contextlib.suppress(pycurl.error):
                 slot.curl.pause(pycurl.PAUSE_CONT)
+
+    def transfer_info(self) -> TransferInfo:
+        return self._slot.transfer_info()
 
     async def aclose(self) -> None:
         self._slot.engine.release(self._slot)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     import httpx
@@ -71,6 +71,18 @@ class Headers(list[tuple[str, str]]):
         return default
 
 
+class TransferInfo(NamedTuple):
+    """What ``--include timings,remote,tls`` reports about the transfer of a final response;
+    ``None`` where the engine cannot tell (the httpx adapter tells nothing)."""
+
+    #: Milliseconds since the request began, cumulative: dns, connect, tls, first_byte, total.
+    timings: dict[str, float | None] | None = None
+    #: ``{"ip": ..., "port": ...}`` of the server connected to.
+    remote: dict[str, Any] | None = None
+    #: The TLS connection: version, cipher and the server certificate (``afetch._extras``).
+    tls: dict[str, Any] | None = None
+
+
 class Response(Protocol):
     """A response whose head has arrived; the body is read with one of the two methods."""
 
@@ -88,6 +100,10 @@ class Response(Protocol):
 
     def pieces(self) -> AsyncIterator[bytes]:
         """The decoded body, in pieces of at most 64 KiB."""
+        ...
+
+    def transfer_info(self) -> TransferInfo:
+        """Timings, address and TLS of this transfer, for ``--include``; before ``aclose``."""
         ...
 
     async def aclose(self) -> None:

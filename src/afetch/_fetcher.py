@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from afetch._cache import Cache, Validators
-from afetch._engine import Engine, Request, Response
+from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import TooLarge, TooManyRedirects, classify
 from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record
@@ -24,6 +25,9 @@ from afetch._save import BodyConsumer
 from afetch._settings import Settings
 from afetch._timestamps import now_iso
 from afetch._url import Target, join, parse_url
+
+if TYPE_CHECKING:
+    from afetch._extras import BodyKeeper, Wanted
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
@@ -83,6 +87,13 @@ class Fetcher:
             and self._cache is None
             and not self._keep_bodies
         )
+        # --include: None for a run without it, so the default path does no extra work (and
+        # does not even import afetch._extras).
+        self._wanted: Wanted | None = None
+        if settings.include:
+            from afetch._extras import Wanted
+
+            self._wanted = Wanted(settings.include, body_limit=settings.body_limit)
 
     async def attempt(self, url: str) -> tuple[Record, str | None]:
         """One attempt at ``url``: its record and the last response's ``Retry-After``, if any."""
@@ -119,8 +130,22 @@ class Fetcher:
             not_modified=outcome.not_modified,
             path=outcome.path,
             sha256=outcome.sha256,
+            extra=None if self._wanted is None else self._extra(outcome),
         )
         return record, outcome.retry_after
+
+    def _extra(self, outcome: _Outcome) -> dict[str, object]:
+        from afetch._extras import build_extra
+
+        assert self._wanted is not None
+        final = outcome.final
+        return build_extra(
+            self._wanted,
+            headers=None if final is None else final.headers,
+            content_type=outcome.content_type,
+            info=outcome.info,
+            kept=outcome.kept,
+        )
 
     def _redacted(self, error: FetchError, url: str) -> FetchError:
         """Error messages can quote URLs and header values: mask passwords and -H values."""
@@ -144,9 +169,20 @@ class Fetcher:
             outcome.not_modified = False
             cached = await asyncio.to_thread(self._cache.lookup, raw_url)
         request = self._first_request(target, cached, deadline)
-        response = await self._send_following(request, target, outcome)
+        wanted = self._wanted
+        try:
+            response = await self._send_following(request, target, outcome)
+        except Exception as exc:
+            if wanted is not None and wanted.info:
+                # A failed TLS handshake still tells what certificate the server showed.
+                outcome.info = getattr(exc, "transfer_info", None)
+            raise
         body = None
         try:
+            if wanted is not None:
+                outcome.final = response
+                if wanted.body and self._settings.method != "HEAD":
+                    outcome.kept = wanted.keeper()
             body = self._body_consumer(raw_url, request.method, response)
             if self._settings.method != "HEAD":
                 await self._read_body(response, outcome, body)
@@ -155,6 +191,8 @@ class Fetcher:
         finally:
             if body is not None:
                 body.abort()  # no-op after finish(): removes a partial file
+            if wanted is not None and wanted.info:
+                outcome.info = response.transfer_info()  # read before the engine lets go
             await response.aclose()
 
     def _first_request(
@@ -200,7 +238,8 @@ class Fetcher:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise TooLarge(f"Content-Length {declared} is over --max-size {limit}")
-        if body is None:
+        kept = outcome.kept
+        if body is None and kept is None:
             try:
                 await response.drain()
             finally:
@@ -208,8 +247,12 @@ class Fetcher:
             return
         async for piece in response.pieces():
             outcome.bytes += len(piece)
-            await body.feed(piece)
-        outcome.path, outcome.sha256 = await body.finish()
+            if kept is not None:
+                kept.add(piece)  # the first --body-limit bytes; the rest is only counted
+            if body is not None:
+                await body.feed(piece)
+        if body is not None:
+            outcome.path, outcome.sha256 = await body.finish()
 
     def _body_consumer(self, raw_url: str, method: str, response: Response) -> BodyConsumer | None:
         """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
@@ -265,8 +308,11 @@ class _Outcome:
     __slots__ = (
         "bytes",
         "content_type",
+        "final",
         "final_url",
         "http_version",
+        "info",
+        "kept",
         "not_modified",
         "path",
         "redirects",
@@ -286,6 +332,11 @@ class _Outcome:
         self.not_modified: bool | None = None  # set (False/True) only with --cache
         self.path: str | None = None
         self.sha256: str | None = None
+        # With --include only: the final response, what the engine knew of its transfer, and
+        # the kept part of its body.
+        self.final: Response | None = None
+        self.info: TransferInfo | None = None
+        self.kept: BodyKeeper | None = None
 
     def saw(self, response: Response) -> None:
         """A response head arrived (a redirect, or the final one)."""

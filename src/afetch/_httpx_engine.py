@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from afetch._body import body_pieces
-from afetch._engine import Headers, Request
+from afetch._engine import Headers, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, classify
 from afetch._settings import Settings
 from afetch._tls import tls_verify
@@ -136,6 +136,11 @@ class _HttpxResponse:
                     f"body cut short after {self.bytes_read} bytes: connection reset"
                 ) from exc
             raise
+
+    def transfer_info(self) -> TransferInfo:
+        # httpx's transports do not say how long DNS, connect or TLS took, nor (for the
+        # transports afetch takes, mocks included) where they connected.
+        return TransferInfo()
 
     async def aclose(self) -> None:
         await self._response.aclose()

@@ -20,6 +20,8 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
 ``/huge-header``           a 200 KB response header
 ``/gzip-bomb?mb=M``        a small gzip body that inflates to M MiB
 ``/headers``               echoes the request headers as JSON
+``/page[?title=T&charset=C]``  an HTML page titled T, encoded in C (Content-Type says so),
+                           with two ``X-Multi`` headers
 ``/etag/KEY[?v=V]``        ETag "KEY-V" (V defaults to 1); 304 when If-None-Match matches
 ``/last-modified/KEY[?t=EPOCH]``  Last-Modified at EPOCH; 304 when If-Modified-Since >= it
 """
@@ -264,6 +266,8 @@ class LoopbackServer:
             await send(200, body, content_encoding="gzip")
         elif name == "headers":
             await send(200, json.dumps(headers).encode(), content_type="application/json")
+        elif name == "page":
+            await _page(query, writer, head_only=method == "HEAD")
         elif name in ("etag", "last-modified"):
             await _conditional(name, segments, query, headers, writer, head_only=method == "HEAD")
         else:
@@ -301,6 +305,20 @@ async def _conditional(
         body = f"{name} {key}".encode()
         extra = [validator, "Content-Type: text/plain"]
         writer.write(_head(200, len(body), extra) + (b"" if head_only else body))
+    await writer.drain()
+
+
+async def _page(query: dict[str, str], writer: asyncio.StreamWriter, *, head_only: bool) -> None:
+    """/page: an HTML page with a title, in a given charset (for ``--include title,body``)."""
+    charset = query.get("charset", "utf-8")
+    title = query.get("title", "Loopback page")
+    text = (
+        f"<!doctype html>\n<html><head>\n<TITLE>\n  {title}\n</TITLE></head>"
+        f"<body>{title}</body></html>"
+    )
+    body = text.encode(charset)
+    extra = [f"Content-Type: text/html; charset={charset}", "X-Multi: a", "X-Multi: b"]
+    writer.write(_head(200, len(body), extra) + (b"" if head_only else body))
     await writer.drain()
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT
+from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, parse_include
 from afetch._shard import Shard, ShardError, parse_shard
 from afetch._version import __version__
 
@@ -71,7 +71,7 @@ def _check_user_agent(text: str) -> str:
 _SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
-def parse_size(raw: str) -> int:
+def parse_size(raw: str, *, option: str = "--max-size") -> int:
     """Bytes from ``123``, ``64K``, ``10M`` or ``1G`` (powers of 1024, as curl's --max-filesize).
 
     >>> parse_size("10M"), parse_size("512"), parse_size("1.5k")
@@ -86,13 +86,24 @@ def parse_size(raw: str) -> int:
     if not math.isfinite(value) or value < 0:
         raise typer.BadParameter(
             f"expected a size such as 1000000, 500K, 10M or 1G, got {raw!r}",
-            param_hint="'--max-size'",
+            param_hint=f"'{option}'",
         )
     return int(value * _SIZE_UNITS[unit])
 
 
 def _parse_max_size(raw: str | None) -> int | None:
     return None if raw is None else parse_size(raw)
+
+
+def _parse_include(raw: list[str] | None) -> tuple[str, ...]:
+    try:
+        return parse_include(raw or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--include'") from None
+
+
+def _parse_body_limit(raw: str) -> int:
+    return parse_size(raw, option="--body-limit")
 
 
 def _check_cacert(path: str | None) -> str | None:
@@ -301,6 +312,12 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             help="Seconds between plain status lines when stderr cannot redraw."),
         opt("-q", "--quiet", type=bool, default=False,
             help="No progress and no summary on stderr."),
+        opt("--include", type=list[str] | None, default=None, metavar="LIST",
+            convert=_parse_include, show_default="none",
+            help=f"Add record keys, comma-separated (repeatable): {', '.join(INCLUDE_CHOICES)}."),
+        opt("--body-limit", type=str, default="1M", metavar="BYTES", convert=_parse_body_limit,
+            help="Bytes of a body kept for --include body, json, title (K, M, G suffixes); "
+            "the rest is counted, not kept."),
     ),
     "Cron and pipelines": (
         opt("--state", type=str | None, default=None, metavar="FILE",

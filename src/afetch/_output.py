@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import stat
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
-from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record, include_keys
 from afetch._settings import Settings
 
 #: CSV columns: the schema keys in order, with the nested error flattened into two columns.
@@ -57,6 +58,15 @@ def optional_keys(settings: Settings) -> tuple[str, ...]:
     return tuple(key for key in OPTIONAL_KEYS if on[key])
 
 
+def included_keys(settings: Settings) -> tuple[str, ...]:
+    """The record keys ``--include`` turns on, in record order.
+
+    >>> included_keys(Settings(include=("json", "body")))
+    ('body', 'body_truncated', 'json')
+    """
+    return include_keys(settings.include)
+
+
 class _LineSink:
     """Hands every line to the OS at once (write + flush), also when the stream is a file.
 
@@ -95,12 +105,15 @@ class _LineSink:
 class JsonLinesSink(_LineSink):
     """One JSON record per line."""
 
-    def __init__(self, stream: BinaryIO, *, optional: Sequence[str] = ()) -> None:
+    def __init__(
+        self, stream: BinaryIO, *, optional: Sequence[str] = (), include: Sequence[str] = ()
+    ) -> None:
         super().__init__(stream)
         self._optional = tuple(optional)
+        self._include = tuple(include)
 
     def encode(self, record: Record) -> bytes:
-        return (record.to_json(self._optional) + "\n").encode("utf-8")
+        return (record.to_json(self._optional, self._include) + "\n").encode("utf-8")
 
 
 def _csv_cell(value: Any) -> Any:
@@ -109,7 +122,14 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        # --include objects (headers, timings, tls...) as JSON text in their column.
+        return _json_text(value)
     return value
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class CsvSink(_LineSink):
@@ -124,11 +144,17 @@ class CsvSink(_LineSink):
     """
 
     def __init__(
-        self, stream: BinaryIO, *, optional: Sequence[str] = (), header: bool = True
+        self,
+        stream: BinaryIO,
+        *,
+        optional: Sequence[str] = (),
+        include: Sequence[str] = (),
+        header: bool = True,
     ) -> None:
         super().__init__(stream)
         self._optional = tuple(optional)
-        self.columns = CSV_BASE_COLUMNS + self._optional
+        self._include = tuple(include)
+        self.columns = CSV_BASE_COLUMNS + self._optional + self._include
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
         # Written with the first record (or by finish() for a run without any), so a closed
@@ -142,10 +168,13 @@ class CsvSink(_LineSink):
         return self._buffer.getvalue().encode("utf-8")
 
     def encode(self, record: Record) -> bytes:
-        data = record.to_dict(self._optional)
+        data = record.to_dict(self._optional, self._include)
         error = data.pop("error")
         data["error_type"] = None if error is None else error["type"]
         data["error_message"] = None if error is None else error["message"]
+        if data.get("json") is not None:
+            # Always JSON text, so that a JSON string stays apart from other JSON values.
+            data["json"] = _json_text(data["json"])
         row = self._row([_csv_cell(data[column]) for column in self.columns])
         return self.finish() + row
 
@@ -163,12 +192,18 @@ class CsvSink(_LineSink):
 
 
 def make_sink(
-    stream: BinaryIO, *, format: str = "jsonl", optional: Sequence[str] = (), header: bool = True
+    stream: BinaryIO,
+    *,
+    format: str = "jsonl",
+    optional: Sequence[str] = (),
+    include: Sequence[str] = (),
+    header: bool = True,
 ) -> Sink:
-    """The sink for ``--format``; ``header=False`` when appending to a CSV that has one."""
+    """The sink for ``--format``; ``header=False`` when appending to a CSV that has one.
+    ``optional`` and ``include`` are record keys (:func:`optional_keys`, :func:`included_keys`)."""
     if format == "csv":
-        return CsvSink(stream, optional=optional, header=header)
-    return JsonLinesSink(stream, optional=optional)
+        return CsvSink(stream, optional=optional, include=include, header=header)
+    return JsonLinesSink(stream, optional=optional, include=include)
 
 
 def open_output(path: str | None, *, append: bool = False) -> BinaryIO:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The documented record keys, always present, in this order (README.md, "Records").
@@ -26,6 +26,20 @@ SCHEMA_KEYS = (
 #: ``not_modified`` with ``--cache``; ``path`` with ``--save-dir``; ``sha256`` with ``--hash`` or
 #: ``--save-dir``.
 OPTIONAL_KEYS = ("not_modified", "path", "sha256")
+#: Keys ``--include`` adds after those, in this order; ``body_truncated`` comes with ``body``.
+INCLUDE_KEYS = ("headers", "timings", "remote", "tls", "body", "body_truncated", "json", "title")
+#: The value of an included key a record has nothing for (``body_truncated`` is a bool).
+_INCLUDE_DEFAULTS = {"body_truncated": False}
+
+
+def include_keys(names: Collection[str]) -> tuple[str, ...]:
+    """The record keys that ``--include`` names turn on, in record order.
+
+    >>> include_keys(("title", "body"))
+    ('body', 'body_truncated', 'title')
+    """
+    on = {*names, "body_truncated"} if "body" in names else set(names)
+    return tuple(key for key in INCLUDE_KEYS if key in on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +76,30 @@ class Record:
     path: str | None = None
     #: With ``--hash`` or ``--save-dir``: hex SHA-256 of the body.
     sha256: str | None = None
+    #: With ``--include``: the included keys (:data:`INCLUDE_KEYS` order) and their values.
+    extra: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.status is not None and self.status < 400
 
-    def to_dict(self, optional: Collection[str] | None = None) -> dict[str, Any]:
-        """The record as the documented schema; ``optional`` names the optional keys to add.
+    def to_dict(
+        self, optional: Collection[str] | None = None, include: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """The record as the documented schema; ``optional`` names the optional keys to add,
+        ``include`` the ``--include`` keys (:func:`include_keys`).
 
         Without ``optional``, the optional keys that have a value are added, so a record from a
-        run with ``--cache`` or ``--save-dir`` keeps them; sinks pass the keys their options turn
-        on, so a key is present on every record of such a run (``null`` when it has no value).
+        run with ``--cache`` or ``--save-dir`` keeps them, and so are its ``extra`` keys; sinks
+        pass the keys their options turn on, so a key is present on every record of such a run
+        (``null`` when it has no value).
 
         >>> list(Record(url="u", sha256="ab").to_dict())[-1]
         'sha256'
         >>> Record(url="u").to_dict(optional=("path",))["path"] is None
         True
+        >>> list(Record(url="u", extra={"title": "T"}).to_dict((), ("body", "title")))[-2:]
+        ['body', 'title']
         """
         # Key order is part of the documented schema: SCHEMA_KEYS, then the optional keys.
         data = _schema_dict(self)
@@ -85,10 +107,22 @@ class Record:
             value = getattr(self, key)
             if (value is not None) if optional is None else (key in optional):
                 data[key] = value
+        extra = self.extra
+        if include:
+            if extra is None:
+                extra = _INCLUDE_DEFAULTS
+            for key in include:
+                data[key] = extra.get(key, _INCLUDE_DEFAULTS.get(key))
+        elif optional is None and extra:
+            data.update(extra)
         return data
 
-    def to_json(self, optional: Collection[str] | None = None) -> str:
-        return json.dumps(self.to_dict(optional), ensure_ascii=False, separators=(",", ":"))
+    def to_json(
+        self, optional: Collection[str] | None = None, include: Collection[str] = ()
+    ) -> str:
+        return json.dumps(
+            self.to_dict(optional, include), ensure_ascii=False, separators=(",", ":")
+        )
 
 
 def _compile_schema_dict() -> Callable[[Record], dict[str, Any]]:

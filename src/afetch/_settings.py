@@ -12,6 +12,10 @@ METHODS = ("GET", "HEAD")
 #: Proxy URL schemes libcurl speaks; a proxy without a scheme is an HTTP proxy (as curl's -x).
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 DEFAULT_TIMEOUT = 30.0
+#: What ``--include`` may name, in the order the keys appear in a record (README, "Records").
+INCLUDE_CHOICES = ("headers", "timings", "remote", "tls", "body", "json", "title")
+#: ``--body-limit``: bytes of a body kept for ``body``, ``json`` and ``title``.
+DEFAULT_BODY_LIMIT = 1 << 20
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,6 +75,11 @@ class Settings:
     save_dir: str | None = None
     #: Add the SHA-256 of each successful body to its record (``--hash``).
     hash_bodies: bool = False
+    #: Extra record keys (``--include``): names from :data:`INCLUDE_CHOICES`, or one string of
+    #: comma-separated names; kept in that order, without repeats.
+    include: tuple[str, ...] = ()
+    #: Bytes of the body kept for ``body``, ``json`` and ``title``; the rest is only counted.
+    body_limit: int = DEFAULT_BODY_LIMIT
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -116,3 +125,26 @@ class Settings:
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
         object.__setattr__(self, "method", self.method.upper())
+        object.__setattr__(self, "include", parse_include(self.include))
+        if self.body_limit < 0:
+            raise ValueError("body_limit must be zero or more")
+
+
+def parse_include(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``--include`` names (strings may hold comma-separated lists) in record order.
+
+    >>> parse_include(["title,headers", "headers"])
+    ('headers', 'title')
+    """
+    wanted = set()
+    for item in [names] if isinstance(names, str) else names:
+        for name in item.split(","):
+            name = name.strip().lower()
+            if not name:
+                continue
+            if name not in INCLUDE_CHOICES:
+                raise ValueError(
+                    f"unknown --include key {name!r} (choose from {', '.join(INCLUDE_CHOICES)})"
+                )
+            wanted.add(name)
+    return tuple(name for name in INCLUDE_CHOICES if name in wanted)

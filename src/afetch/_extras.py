@@ -1,0 +1,283 @@
+"""``--include``: the record keys a run asks for beyond the schema.
+
+Nothing here runs unless ``--include`` names a key: the fetcher builds no :class:`Wanted` and
+keeps no body for a run without it, so the default record and its cost are unchanged. What an
+engine knows about a transfer (timings, address, TLS) arrives as an
+:class:`afetch._engine.TransferInfo`; the body-derived keys are computed here from the first
+``body_limit`` bytes of the decoded body.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from afetch._engine import TransferInfo
+
+#: Keys that need the engine's :class:`TransferInfo` of the final response.
+INFO_KEYS = frozenset({"timings", "remote", "tls"})
+#: Keys computed from the kept part of the body.
+BODY_KEYS = frozenset({"body", "json", "title"})
+_TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
+
+
+class Wanted:
+    """What the ``include`` names of a run need from each attempt."""
+
+    __slots__ = ("body", "body_limit", "headers", "info", "names")
+
+    def __init__(self, names: Sequence[str], *, body_limit: int) -> None:
+        self.names = tuple(names)
+        self.headers = "headers" in names
+        self.info = not INFO_KEYS.isdisjoint(names)
+        self.body = not BODY_KEYS.isdisjoint(names)
+        self.body_limit = body_limit
+
+    def keeper(self) -> BodyKeeper:
+        return BodyKeeper(self.body_limit)
+
+
+class BodyKeeper:
+    """Keeps the first ``limit`` bytes of a body; what comes after is only noticed.
+
+    >>> keeper = BodyKeeper(4)
+    >>> keeper.add(b"abc"); keeper.add(b"def")
+    >>> keeper.data(), keeper.truncated
+    (b'abcd', True)
+    """
+
+    __slots__ = ("_parts", "limit", "size", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.truncated = False
+        self._parts: list[bytes] = []
+
+    def add(self, piece: bytes) -> None:
+        room = self.limit - self.size
+        if len(piece) > room:
+            if not piece:
+                return
+            self.truncated = True
+            if room <= 0:
+                return
+            piece = piece[:room]
+        self._parts.append(piece)
+        self.size += len(piece)
+
+    def data(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def build_extra(
+    wanted: Wanted,
+    *,
+    headers: Iterable[tuple[str, str]] | None,
+    content_type: str | None,
+    info: TransferInfo | None,
+    kept: BodyKeeper | None,
+) -> dict[str, Any]:
+    """The included keys of one record, in record order (``None`` for what is unknown)."""
+    names = wanted.names
+    extra: dict[str, Any] = {}
+    if wanted.headers:
+        extra["headers"] = None if headers is None else headers_object(headers)
+    if info is None:
+        info = TransferInfo()
+    if "timings" in names:
+        extra["timings"] = info.timings
+    if "remote" in names:
+        extra["remote"] = info.remote
+    if "tls" in names:
+        extra["tls"] = info.tls
+    if wanted.body:
+        data = None if kept is None else kept.data()
+        if "body" in names:
+            extra["body"] = None if data is None else body_text(data, content_type)
+            extra["body_truncated"] = kept is not None and kept.truncated
+        if "json" in names:
+            extra["json"] = None if data is None or (kept and kept.truncated) else json_value(data)
+        if "title" in names:
+            extra["title"] = None if data is None else html_title(data, content_type)
+    return extra
+
+
+def headers_object(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-case name → value; a repeated name's values joined with ``", "``.
+
+    >>> headers_object([("vary", "accept"), ("etag", '"1"'), ("vary", "origin")])
+    {'vary': 'accept, origin', 'etag': '"1"'}
+    """
+    result: dict[str, str] = {}
+    for name, value in headers:
+        name = name.lower()
+        result[name] = f"{result[name]}, {value}" if name in result else value
+    return result
+
+
+def charset(content_type: str | None) -> str:
+    """The ``charset`` of a Content-Type, if Python knows it; else UTF-8.
+
+    >>> charset("text/html; charset=ISO-8859-1"), charset("text/html"), charset("a; charset=zz")
+    ('iso8859-1', 'utf-8', 'utf-8')
+    """
+    import codecs
+
+    match = _CHARSET.search(content_type or "")
+    if match is not None:
+        try:
+            return codecs.lookup(match.group(1)).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def body_text(data: bytes, content_type: str | None) -> str:
+    """The body as text: charset from Content-Type, else UTF-8; bad bytes become U+FFFD.
+
+    >>> body_text("café".encode("latin-1"), "text/plain; charset=latin-1")
+    'café'
+    >>> body_text(b"caf\\xe9", None)
+    'caf�'
+    """
+    return data.decode(charset(content_type), "replace")
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (the record itself must stay valid JSON).
+    raise ValueError(name)
+
+
+def json_value(data: bytes) -> Any:
+    """The body parsed as JSON (UTF-8, -16 or -32), or ``None`` when it is not JSON.
+
+    >>> json_value(b'{"a": [1, 2]}'), json_value(b"<html>"), json_value(b"NaN")
+    ({'a': [1, 2]}, None, None)
+    """
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueError
+        return None
+
+
+def html_title(data: bytes, content_type: str | None) -> str | None:
+    """The first ``<title>`` of an HTML body, entities decoded and whitespace collapsed.
+
+    >>> html_title(b"<html><head><TITLE lang=en>\\n A &amp; B\\n</title>", None)
+    'A & B'
+    >>> html_title(b"no title here", "text/html") is None
+    True
+    """
+    import html  # only with --include title
+
+    match = _TITLE.search(data)
+    if match is None:
+        return None
+    text = html.unescape(match.group(1).decode(charset(content_type), "replace"))
+    return " ".join(text.split())
+
+
+# -- TLS: libcurl's certificate text → the record's ``tls`` object ----------------------------
+
+#: "Jan  1 00:00:00 2027 GMT", as OpenSSL prints certificate dates.
+_CERT_DATE = "%b %d %H:%M:%S %Y GMT"
+_SAN_PREFIXES = ("DNS:", "IP Address:")
+
+
+def _cert_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text.strip(), _CERT_DATE).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _san_list(text: str | None) -> list[str]:
+    """``DNS:a.test, IP Address:127.0.0.1`` → ``["a.test", "127.0.0.1"]``; other kinds keep
+    their prefix (``email:...``)."""
+    names = []
+    for item in (text or "").split(","):
+        item = item.strip()
+        for prefix in _SAN_PREFIXES:
+            if item.startswith(prefix):
+                item = item[len(prefix) :]
+                break
+        if item:
+            names.append(item)
+    return names
+
+
+class TlsDetails:
+    """What one TLS connection said about itself; :meth:`record` is the ``tls`` object.
+
+    Kept per connection by the curl engine (a reused connection says nothing again), so
+    ``days_left`` is computed when a record asks, not when the connection was made.
+    """
+
+    __slots__ = ("_fields", "_not_after")
+
+    def __init__(self, fields: dict[str, Any], not_after: datetime | None) -> None:
+        self._fields = fields
+        self._not_after = not_after
+
+    @classmethod
+    def from_curl(
+        cls, line: bytes | None, certinfo: Sequence[Sequence[tuple[str, str]]] | None
+    ) -> TlsDetails:
+        """From libcurl's "SSL connection using TLSv1.3 / CIPHER / ..." debug line and
+        ``CURLINFO_CERTINFO`` (the chain, leaf first, as (name, value) pairs).
+
+        >>> info = TlsDetails.from_curl(
+        ...     b"SSL connection using TLSv1.3 / TLS_AES_256_GCM_SHA384 / x25519 / RSASSA-PSS\\n",
+        ...     [[("Subject", "CN = a.test"), ("Issuer", "CN = CA"),
+        ...       ("X509v3 Subject Alternative Name", "DNS:a.test, IP Address:127.0.0.1"),
+        ...       ("Start date", "Jan  1 00:00:00 2000 GMT"),
+        ...       ("Expire date", "Jan  1 00:00:00 2100 GMT")]])
+        >>> tls = info.record(now=datetime(2099, 12, 30, 12, tzinfo=UTC).timestamp())
+        >>> tls["version"], tls["cipher"], tls["san"], tls["not_after"], tls["days_left"]
+        ('TLSv1.3', 'TLS_AES_256_GCM_SHA384', ['a.test', '127.0.0.1'], '2100-01-01T00:00:00Z', 1)
+        """
+        version = cipher = None
+        if line is not None:
+            parts = line.decode("latin-1").strip().removeprefix("SSL connection using ")
+            pieces = [p.strip() for p in parts.split(" / ")]
+            version = pieces[0] or None
+            cipher = pieces[1] if len(pieces) > 1 else None
+        leaf = dict(certinfo[0]) if certinfo else {}
+        not_before = _cert_time(leaf.get("Start date"))
+        not_after = _cert_time(leaf.get("Expire date"))
+        fields = {
+            "version": version,
+            "cipher": cipher,
+            "subject": leaf.get("Subject"),
+            "issuer": leaf.get("Issuer"),
+            "san": _san_list(leaf.get("X509v3 Subject Alternative Name")) if leaf else None,
+            "not_before": _iso(not_before),
+            "not_after": _iso(not_after),
+        }
+        return cls(fields, not_after)
+
+    @property
+    def has_certificate(self) -> bool:
+        return self._fields["subject"] is not None or self._not_after is not None
+
+    def record(self, *, now: float | None = None) -> dict[str, Any]:
+        """The ``tls`` object; ``days_left``: whole days until ``not_after`` (negative once
+        expired)."""
+        days_left = None
+        if self._not_after is not None:
+            seconds = self._not_after.timestamp() - (time.time() if now is None else now)
+            days_left = math.floor(seconds / 86400)
+        return {**self._fields, "days_left": days_left}
