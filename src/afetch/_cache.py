@@ -16,13 +16,15 @@ All of it is blocking file I/O, so the fetcher calls it through ``asyncio.to_thr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class _Headers(Protocol):
@@ -113,3 +115,64 @@ class Cache:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+
+
+class BatchedCache:
+    """:class:`Cache` off the event loop, in batches: the look-ups and stores asked for during
+    one turn of the loop go to a worker thread as one job. One thread hop per URL was most of
+    what ``--cache`` cost once requests got cheap (``bench/run.py`` options workload).
+
+    >>> import asyncio, tempfile
+    >>> async def roundtrip():
+    ...     cache = BatchedCache(Cache(tempfile.mkdtemp()))
+    ...     await cache.store("http://127.0.0.1/a", Validators('"v1"', None))
+    ...     return await cache.lookup("http://127.0.0.1/a")
+    >>> asyncio.run(roundtrip())
+    Validators(etag='"v1"', last_modified=None)
+    """
+
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
+        self._jobs: list[tuple[Callable[[], object], asyncio.Future[Any]]] = []
+
+    def lookup(self, url: str) -> asyncio.Future[Validators | None]:
+        return self._submit(lambda: self._cache.lookup(url))
+
+    def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
+        return self._submit(lambda: self._cache.store(url, validators))
+
+    def _submit(self, job: Callable[[], Any]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._jobs:
+            loop.call_soon(self._flush, loop)
+        self._jobs.append((job, future))
+        return future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs, self._jobs = self._jobs, []
+
+        def run_all() -> list[tuple[bool, Any]]:
+            outcomes = []
+            for job, _ in jobs:
+                try:
+                    outcomes.append((True, job()))
+                except Exception as exc:  # handed to the one who asked
+                    outcomes.append((False, exc))
+            return outcomes
+
+        def deliver(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                for _, future in jobs:
+                    if not future.done():
+                        future.set_exception(done.exception() or asyncio.CancelledError())
+                return
+            for (_, future), (ok, value) in zip(jobs, done.result(), strict=True):
+                if future.done():
+                    continue  # its fetch was cancelled meanwhile
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+        loop.run_in_executor(None, run_all).add_done_callback(deliver)

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from afetch._cache import Cache, Validators
+from afetch._cache import BatchedCache, Cache, Validators
 from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import TooLarge, TooManyRedirects, classify
 from afetch._guard import AddressCheck
@@ -77,7 +77,9 @@ class Fetcher:
         self._secrets = tuple(sorted(secrets, key=len, reverse=True))
         self._address_check = address_check
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
-        self._cache = Cache(settings.cache_dir) if settings.cache_dir is not None else None
+        self._cache = (
+            BatchedCache(Cache(settings.cache_dir)) if settings.cache_dir is not None else None
+        )
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
         # attempt's waiting is on the engine (no cache look-up, no body written to disk).
@@ -85,7 +87,7 @@ class Fetcher:
             settings.timeout is not None
             and engine.enforces_deadline
             and self._cache is None
-            and not self._keep_bodies
+            and settings.save_dir is None
         )
         # --include: None for a run without it, so the default path does no extra work (and
         # does not even import afetch._extras).
@@ -167,7 +169,7 @@ class Fetcher:
         cached = None
         if self._cache is not None:
             outcome.not_modified = False
-            cached = await asyncio.to_thread(self._cache.lookup, raw_url)
+            cached = await self._cache.lookup(raw_url)
         request = self._first_request(target, cached, deadline)
         wanted = self._wanted
         try:
@@ -272,7 +274,7 @@ class Fetcher:
         else:
             return  # an error page says nothing about the representation we keep
         if fresh != cached:
-            await asyncio.to_thread(self._cache.store, raw_url, fresh)
+            await self._cache.store(raw_url, fresh)
 
 
 def _redirect_request(

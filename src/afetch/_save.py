@@ -114,7 +114,8 @@ class BodyConsumer:
         self._hasher = hashlib.sha256()
         self._save_dir = save_dir
         self._host, self._name = file_name(url) if save_dir is not None else ("", "")
-        self._temp = f".{self._name}.{secrets.token_hex(6)}.part"
+        # Random (one getrandom call) only when there is a file to write.
+        self._temp = f".{self._name}.{secrets.token_hex(6)}.part" if save_dir is not None else ""
         self._buffer: list[bytes] = []
         self._buffered = 0
         self._dir_fd: int | None = None
