@@ -32,6 +32,7 @@ RECORDS = DOCS / "records.md"
 OTHER_TOOLS_OPTIONS = {
     "curl": {
         "--parallel",
+        "--data-binary",
         "--parallel-max",
         "--retry",
         "--retry-max-time",

@@ -46,9 +46,29 @@ def test_what_is_retried(record: Record, retry: bool) -> None:
     assert RetryPolicy().should_retry(record, method="HEAD") is retry
 
 
-def test_non_idempotent_methods_are_never_retried() -> None:
-    assert not RetryPolicy().should_retry(rec(503), method="POST")
-    assert not RetryPolicy().should_retry(rec(error="connect"), method="PATCH")
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize(
+    "record",
+    [rec(429), rec(503), rec(502), rec(error="timeout"), rec(error="reset"), rec(error="dns")],
+)
+def test_non_idempotent_methods_are_not_retried_once_the_request_may_have_gone(
+    record: Record, method: str
+) -> None:
+    """After a response, a timeout or a reset the server may have acted on a POST already."""
+    assert not RetryPolicy().should_retry(record, method=method)
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_non_idempotent_methods_are_retried_when_the_connection_never_opened(method: str) -> None:
+    assert RetryPolicy().should_retry(rec(error="connect"), method=method)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "OPTIONS"])
+@pytest.mark.parametrize(("record", "retry"), [(rec(503), True), (rec(error="timeout"), True)])
+def test_idempotent_methods_with_bodies_are_retried_like_get(
+    record: Record, retry: bool, method: str
+) -> None:
+    assert RetryPolicy().should_retry(record, method=method) is retry
 
 
 def test_backoff_is_exponential_full_jitter_and_capped() -> None:

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from afetch._errors import ERROR_TYPES
     from afetch._record import FetchError, Record
     from afetch._settings import Settings
+    from afetch._spec import RequestSpec
 
-__all__ = ["ERROR_TYPES", "FetchError", "Record", "Settings", "__version__", "fetch"]
+__all__ = ["ERROR_TYPES", "FetchError", "Record", "RequestSpec", "Settings", "__version__", "fetch"]
 
 # Imported on first use: `python -m afetch` and the `afetch` script install their signal
 # handlers before httpx and friends load (a few hundred ms in which Ctrl-C would otherwise print
@@ -31,6 +32,7 @@ _EXPORTS = {
     "FetchError": "afetch._record",
     "Record": "afetch._record",
     "Settings": "afetch._settings",
+    "RequestSpec": "afetch._spec",
     "fetch": "afetch._api",
 }
 

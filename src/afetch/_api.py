@@ -17,6 +17,7 @@ from afetch._guard import AddressCheck, PrivateAddressGuard
 from afetch._record import Record
 from afetch._scheduler import schedule
 from afetch._settings import Settings
+from afetch._spec import RequestSpec
 
 
 def _open_fetcher(
@@ -32,7 +33,7 @@ def _open_fetcher(
 
 
 async def fetch(
-    urls: Iterable[str] | AsyncIterable[str],
+    urls: Iterable[str | RequestSpec] | AsyncIterable[str | RequestSpec],
     *,
     settings: Settings | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
@@ -43,7 +44,8 @@ async def fetch(
 ) -> AsyncIterator[Record]:
     """Fetch ``urls`` concurrently and yield one :class:`Record` per URL, as each completes.
 
-    ``urls`` may be any iterable or async iterable of strings; it is consumed lazily, and at most
+    ``urls`` may be any iterable or async iterable of URL strings or :class:`RequestSpec` (a
+    method, headers, a body, ``meta``); it is consumed lazily, and at most
     ``concurrency`` fetches (and as many finished records) exist at any moment. Options are the
     fields of :class:`Settings`, given either as ``settings=`` or as keywords. Setting ``stop``
     ends the run early: nothing new starts, fetches in flight are cancelled, and the records

@@ -40,6 +40,7 @@ from afetch._report import progress_display, summary_view
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
+from afetch._spec import RequestSpec
 from afetch._stats import Stats
 from afetch._writer import RecordWriter
 
@@ -52,6 +53,7 @@ except ImportError:  # Windows: the stdout check below is skipped (docs/install.
 #: far before it is abandoned (those records are then neither written nor journaled). The run
 #: promises to stop within about a second.
 WRITE_GRACE_S = 0.5
+_Item = str | RequestSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -187,7 +189,7 @@ async def run(
     settings: Settings,
     options: RunOptions,
     *,
-    urls: Callable[[], AsyncIterator[str]] | None = None,
+    urls: Callable[[], AsyncIterator[_Item]] | None = None,
     total: int | None = None,
 ) -> int:
     """Run one fetch job from the command line; returns the exit code.

@@ -169,7 +169,7 @@ class CurlEngine:
         self._free: list[_Slot] = []
         self._active: set[_Slot] = set()
         self._closed = False
-        self._header_lists: tuple[object, _HeaderLists] = ((), ([], []))
+        self._header_lists: tuple[object, bool, _HeaderLists] = ((), False, ([], []))
         # --include timings/remote/tls: read from libcurl before a handle is released.
         include = settings.include
         self._info_wanted = any(k in include for k in ("timings", "remote", "tls"))
@@ -187,7 +187,8 @@ class CurlEngine:
     async def send(self, request: Request) -> _CurlResponse:
         if self._closed:
             raise RuntimeError("engine is closed")
-        headers = self._header_list(request.headers)  # may refuse a header: before a slot
+        # May refuse a header: before a slot.
+        headers = self._header_list(request.headers, request.body is not None)
         slot = self._free.pop() if self._free else _Slot(self)
         slot.prepare(request, headers)
         self._active.add(slot)
@@ -247,10 +248,10 @@ class CurlEngine:
             return details
         return seen.get(key)
 
-    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> _HeaderLists:
+    def _header_list(self, headers: tuple[tuple[str, str], ...], body: bool) -> _HeaderLists:
         # Every request of a run shares one headers tuple: format it once.
-        last, formatted = self._header_lists
-        if headers is last:
+        last, had_body, formatted = self._header_lists
+        if headers is last and body is had_body:
             return formatted
         # "Name;" is libcurl's way to send a header with an empty value ("Name:" removes it).
         server: list[str] = []
@@ -261,8 +262,12 @@ class CurlEngine:
                 raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
             to = proxy if name.lower() in _PROXY_HEADERS else server
             to.append(f"{name}: {value}" if value else f"{name};")
+        if body and not any(name.lower() == "expect" for name, _ in headers):
+            # No "Expect: 100-continue" (libcurl adds it to large bodies): it costs a round trip,
+            # and up to a second of waiting on servers that never answer it.
+            server.append("Expect:")
         formatted = (server, proxy)
-        self._header_lists = (headers, formatted)
+        self._header_lists = (headers, body, formatted)
         return formatted
 
     def release(self, slot: _Slot) -> None:
@@ -536,8 +541,8 @@ class _Slot:
             curl.setopt(pycurl.NOBODY, 1)
             return
         if body is not None:
-            curl.setopt(pycurl.POSTFIELDS, body)
-        if method != "GET" and not (method == "POST" and body is not None):
+            curl.setopt(pycurl.POSTFIELDS, body)  # switches libcurl to POST
+        if (method != "GET" or body is not None) and not (method == "POST" and body is not None):
             curl.setopt(pycurl.CUSTOMREQUEST, method)
 
     # Called by libcurl, inside socket_action: record state, never call libcurl. Header lines

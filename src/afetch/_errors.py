@@ -21,6 +21,7 @@ class ErrorType(enum.StrEnum):
     themselves: ``ErrorType.DNS == "dns"``, and JSON writes them as such."""
 
     INVALID_URL = "invalid_url"
+    INVALID_INPUT = "invalid_input"
     DNS = "dns"
     CONNECT = "connect"
     PROXY = "proxy"
@@ -75,6 +76,12 @@ class AfetchError(Exception):
 
 class InvalidURL(AfetchError):
     error_type: str = ErrorType.INVALID_URL
+
+
+class InvalidInput(AfetchError):
+    """An input line starting with ``{`` that is not a valid request object."""
+
+    error_type: str = ErrorType.INVALID_INPUT
 
 
 class TooManyRedirects(AfetchError):

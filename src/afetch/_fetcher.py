@@ -17,12 +17,13 @@ from urllib.parse import unquote
 
 from afetch._cache import BatchedCache, Cache, Validators
 from afetch._engine import Engine, Request, Response, TransferInfo
-from afetch._errors import TooLarge, TooManyRedirects, classify
+from afetch._errors import InvalidInput, TooLarge, TooManyRedirects, classify
 from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record
 from afetch._redact import header_secrets, proxy_secrets, redact
 from afetch._save import BodyConsumer
 from afetch._settings import Settings
+from afetch._spec import JSON, RequestSpec, request_key
 from afetch._timestamps import now_iso
 from afetch._url import Target, join, parse_url
 
@@ -37,17 +38,27 @@ _RETRY_AFTER_STATUSES = frozenset({429, 503})
 # engines never send it to a server (libcurl puts it in CURLOPT_PROXYHEADER; the httpx adapter
 # drops it).
 _ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
+# What a body's kind adds (curl's -d and --json); -H or a request object's headers win.
+_BODY_HEADERS = {
+    "form": (("Content-Type", "application/x-www-form-urlencoded"),),
+    JSON: (("Accept", "application/json"), ("Content-Type", "application/json")),
+}
 
 Headers = tuple[tuple[str, str], ...]
+#: How a request is shaped: method, body, headers.
+_Shape = tuple[str, bytes | None, Headers]
 
 
-def base_headers(settings: Settings) -> Headers:
-    """Request headers shared by every request of a run, built once; ``-H`` replaces a default
-    of the same name. Accept-Encoding is the engine's to set (it decodes what it asks for)."""
+def base_headers(settings: Settings, body_kind: str | None = None) -> Headers:
+    """Request headers shared by every request of a run (with a body of ``body_kind``), built
+    once; ``-H`` replaces a default of the same name. Accept-Encoding is the engine's to set
+    (it decodes what it asks for)."""
     given = {name.lower() for name, _ in settings.headers}
-    defaults = (("User-Agent", settings.user_agent), ("Accept", "*/*"))
+    defaults = dict((("User-Agent", settings.user_agent), ("Accept", "*/*")))
+    if body_kind is not None:
+        defaults.update(_BODY_HEADERS[body_kind])
     return (
-        *((name, value) for name, value in defaults if name.lower() not in given),
+        *((name, value) for name, value in defaults.items() if name.lower() not in given),
         *settings.headers,
     )
 
@@ -71,7 +82,12 @@ class Fetcher:
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._headers = base_headers(settings)
+        self._headers_for = {kind: base_headers(settings, kind) for kind in (None, "form", JSON)}
+        self._headers = self._headers_for[None]
+        # Plain URL lines all share one shape, built once: the hot path stays as it was.
+        self._plain = self._shape(None, None, "form", ())
+        #: With -X/-d/--json every record says its method; otherwise only request objects do.
+        self._say_method = settings.method is not None or settings.body is not None
         # Longest first: a secret inside a longer one must not leave the rest of it showing.
         secrets = {*header_secrets(settings.headers), *proxy_secrets(settings.proxy)}
         self._secrets = tuple(sorted(secrets, key=len, reverse=True))
@@ -97,26 +113,35 @@ class Fetcher:
 
             self._wanted = Wanted(settings.include, body_limit=settings.body_limit)
 
-    async def attempt(self, url: str) -> tuple[Record, str | None]:
-        """One attempt at ``url``: its record and the last response's ``Retry-After``, if any."""
+    async def attempt(self, item: str | RequestSpec) -> tuple[Record, str | None]:
+        """One attempt at a URL (or a request object): its record and the last response's
+        ``Retry-After``, if any."""
         started_at = now_iso()
         t0 = time.perf_counter()
         outcome = _Outcome()
         error = None
+        if type(item) is str:
+            url, spec, shape = item, None, self._plain
+            method = shape[0] if self._say_method else None
+        else:
+            spec = item
+            url, shape = spec.url, self._spec_shape(spec)
+            method = None if spec.invalid is not None else shape[0]
         timeout = self._settings.timeout
         try:
+            if spec is not None and spec.invalid is not None:
+                raise InvalidInput(spec.invalid)
             if self._engine_deadline:
                 assert timeout is not None
-                await self._fetch(
-                    url, outcome, deadline=asyncio.get_running_loop().time() + timeout
-                )
+                deadline = asyncio.get_running_loop().time() + timeout
+                await self._fetch(url, shape, outcome, deadline=deadline)
             else:
                 async with asyncio.timeout(timeout):
-                    await self._fetch(url, outcome)
+                    await self._fetch(url, shape, outcome)
         except TimeoutError:
             error = classify(TimeoutError(f"no complete response within {timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
-            error = self._redacted(classify(exc), url)
+            error = self._redacted(classify(exc), url, spec)
         record = Record(
             url=url,
             final_url=outcome.final_url,
@@ -133,6 +158,9 @@ class Fetcher:
             path=outcome.path,
             sha256=outcome.sha256,
             extra=None if self._wanted is None else self._extra(outcome),
+            method=method,
+            meta=None if spec is None else spec.meta,
+            key=None if spec is None else request_key(spec),
         )
         return record, outcome.retry_after
 
@@ -149,9 +177,47 @@ class Fetcher:
             kept=outcome.kept,
         )
 
-    def _redacted(self, error: FetchError, url: str) -> FetchError:
-        """Error messages can quote URLs and header values: mask passwords and -H values."""
+    def unattempted(self, item: str | RequestSpec, error: FetchError) -> Record:
+        """The record of a request never tried (its host was given up on)."""
+        if type(item) is str:
+            method = self._plain[0] if self._say_method else None
+            return Record(url=item, error=error, attempts=0, started_at=now_iso(), method=method)
+        method = None if item.invalid is not None else self._spec_shape(item)[0]
+        return Record(
+            url=item.url,
+            error=error,
+            attempts=0,
+            started_at=now_iso(),
+            method=method,
+            meta=item.meta,
+            key=request_key(item),
+        )
+
+    def _shape(self, method: str | None, body: bytes | None, kind: str, headers: Headers) -> _Shape:
+        """Method, body and headers of a request: the arguments are a request object's
+        (None, None, "form", () for a plain line); the run's options fill in what they leave out."""
+        settings = self._settings
+        if body is None:
+            body, kind = settings.body, settings.body_kind
+        method = method or settings.method or ("POST" if body is not None else "GET")
+        if method == "HEAD":
+            body = None  # a HEAD request has no body, whatever -d says
+        base = self._headers_for[kind if body is not None else None]
+        if headers:  # a request object's headers replace the run's of the same name
+            names = {name.lower() for name, _ in headers}
+            base = (*(pair for pair in base if pair[0].lower() not in names), *headers)
+        return method, body, base
+
+    def _spec_shape(self, spec: RequestSpec) -> _Shape:
+        return self._shape(spec.method, spec.body, spec.body_kind, spec.headers)
+
+    def _redacted(self, error: FetchError, url: str, spec: RequestSpec | None) -> FetchError:
+        """Error messages can quote URLs and header values: mask passwords, -H values and the
+        values of a request object's headers."""
         secrets = self._secrets
+        if spec is not None and spec.headers:
+            found = {*header_secrets(spec.headers), *secrets}
+            secrets = tuple(sorted(found, key=len, reverse=True))
         userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
         if userinfo:
             raw = userinfo.partition(":")[2]
@@ -163,14 +229,17 @@ class Fetcher:
     # -- the steps of one attempt ---------------------------------------------------------------
 
     async def _fetch(
-        self, raw_url: str, outcome: _Outcome, *, deadline: float | None = None
+        self, raw_url: str, shape: _Shape, outcome: _Outcome, *, deadline: float | None = None
     ) -> None:
         target = parse_url(raw_url)
+        method = shape[0]
         cached = None
-        if self._cache is not None:
+        # Conditional requests are for reading a resource again, not for sending one.
+        cache = self._cache if method in ("GET", "HEAD") else None
+        if cache is not None:
             outcome.not_modified = False
-            cached = await self._cache.lookup(raw_url)
-        request = self._first_request(target, cached, deadline)
+            cached = await cache.lookup(raw_url)
+        request = self._first_request(target, cached, shape, deadline)
         wanted = self._wanted
         try:
             response = await self._send_following(request, target, outcome)
@@ -183,12 +252,12 @@ class Fetcher:
         try:
             if wanted is not None:
                 outcome.final = response
-                if wanted.body and self._settings.method != "HEAD":
+                if wanted.body and method != "HEAD":
                     outcome.kept = wanted.keeper()
-            body = self._body_consumer(raw_url, request.method, response)
-            if self._settings.method != "HEAD":
+            body = self._body_consumer(raw_url, method, response)
+            if method != "HEAD":
                 await self._read_body(response, outcome, body)
-            if self._cache is not None:
+            if cache is not None:
                 await self._update_cache(raw_url, cached, response, outcome)
         finally:
             if body is not None:
@@ -198,13 +267,13 @@ class Fetcher:
             await response.aclose()
 
     def _first_request(
-        self, target: Target, cached: Validators | None, deadline: float | None
+        self, target: Target, cached: Validators | None, shape: _Shape, deadline: float | None
     ) -> Request:
-        headers = self._headers
+        method, body, headers = shape
         if cached is not None:
             headers = (*headers, *cached.request_headers().items())
         headers = _with_credentials(headers, target)
-        return Request(self._settings.method, target.url, headers, deadline=deadline)
+        return Request(method, target.url, headers, body, deadline=deadline)
 
     async def _send(self, request: Request, target: Target) -> Response:
         if self._address_check is not None:
@@ -287,13 +356,26 @@ def _redirect_request(
         headers = tuple(
             (name, value) for name, value in headers if name.lower() not in _ORIGIN_BOUND_HEADERS
         )
-    method = request.method
-    if status == 303 and method != "HEAD":
-        method = "GET"
+    method, body = request.method, request.body
+    # 303 turns anything but HEAD into a GET; 301 and 302 turn a POST into a GET, as browsers,
+    # curl and httpx do. The body goes, and with it what described it. 307/308 keep both.
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        if body is not None:
+            headers = tuple((name, value) for name, value in headers if not _is_body_header(name))
+        method, body = "GET", None
     follow = Request(
-        method, next_target.url, _with_credentials(headers, next_target), deadline=request.deadline
+        method,
+        next_target.url,
+        _with_credentials(headers, next_target),
+        body,
+        deadline=request.deadline,
     )
     return follow, next_target
+
+
+def _is_body_header(name: str) -> bool:
+    lower = name.lower()
+    return lower == "content-type" or lower == "content-length"
 
 
 def _with_credentials(headers: Headers, target: Target) -> Headers:

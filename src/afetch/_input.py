@@ -14,6 +14,8 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 
+from afetch._spec import RequestSpec, parse_request
+
 STDIN = "-"
 _STDIN_FD = 0
 _CHUNK = 1 << 16
@@ -27,15 +29,23 @@ class InputError(Exception):
     """A source cannot be read (missing, a directory, no permission)."""
 
 
-def url_from_line(line: str) -> str | None:
-    """The URL a line holds, or None for blank lines and ``#`` comments.
+def url_from_line(line: str) -> str | RequestSpec | None:
+    """The URL a line holds, or None for blank lines and ``#`` comments; a line starting with
+    ``{`` is a request object (:mod:`afetch._spec`), valid or not.
 
     >>> url_from_line("  https://example.org/  "), url_from_line("# note"), url_from_line("")
     ('https://example.org/', None, None)
+    >>> url_from_line('{"url": "https://example.org/", "method": "DELETE"}').method
+    'DELETE'
     """
     text = line.strip()
-    if not text or text.startswith("#"):
+    if not text:
         return None
+    first = text[0]
+    if first == "#":
+        return None
+    if first == "{":
+        return parse_request(text)
     return text
 
 
@@ -74,8 +84,9 @@ def _read_chunks(fds: Iterable[int]) -> Iterator[bytes]:
                 os.close(fd)
 
 
-async def read_urls(fds: Sequence[int]) -> AsyncIterator[str]:
-    """Yield the URLs in ``fds`` (already opened files), in order, one per non-blank line."""
+async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
+    """Yield the URLs (and request objects) in ``fds`` (already opened files), in order, one per
+    non-blank line."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_QUEUED_CHUNKS)
 

@@ -1,10 +1,12 @@
 """The ``--state`` journal: which URLs are done, so ``--resume`` can skip them after a crash.
 
-The journal is a text file with one URL per line, appended with ``os.write`` right after the
-record reached the output (by the writer thread of ``_writer``, one write per batch of records
-written): both are in the kernel before anything else is journaled, so ``kill -9`` loses
-nothing already emitted. The order matters. A URL journaled before its record was written would
-be skipped on resume although its record never appeared; writing the record first means a crash
+The journal is a text file with one URL per line (for a request object, an input line starting
+with ``{``, a digest of its method, URL and body: :func:`afetch._spec.request_key`), appended
+with ``os.write`` right after the record reached the output (by the writer thread of
+``_writer``, one write per batch of records written): both are in the kernel before anything
+else is journaled, so ``kill -9`` loses nothing already emitted. The order matters. A URL
+journaled before its record was written would be skipped on resume although its record never
+appeared; writing the record first means a crash
 between the two writes costs at most one batch of duplicate records, never a missing one.
 
 ``fsync`` (for power loss, not for crashes) runs in a background thread at most once a second
@@ -22,6 +24,8 @@ import hashlib
 import os
 import threading
 from collections.abc import AsyncIterator
+
+from afetch._spec import RequestSpec, request_key
 
 _CHUNK = 1 << 20
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows: offsets must be bytes on disk, no CRLF
@@ -135,8 +139,10 @@ class Journal:
             os.close(self._sync_first)
 
 
-async def skip_done(urls: AsyncIterator[str], done: set[bytes]) -> AsyncIterator[str]:
+async def skip_done(
+    urls: AsyncIterator[str | RequestSpec], done: set[bytes]
+) -> AsyncIterator[str | RequestSpec]:
     """The URLs of ``urls`` not journaled as done by an earlier run."""
     async for url in urls:
-        if url_key(url) not in done:
+        if url_key(url if type(url) is str else request_key(url)) not in done:
             yield url

@@ -22,6 +22,8 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
 ``/headers``               echoes the request headers as JSON
 ``/page[?title=T&charset=C]``  an HTML page titled T, encoded in C (Content-Type says so),
                            with two ``X-Multi`` headers
+``/echo``                  echoes the request as JSON: method, path, headers (lower-case names),
+                           body (its bytes as latin-1 text: one character per byte)
 ``/etag/KEY[?v=V]``        ETag "KEY-V" (V defaults to 1); 304 when If-None-Match matches
 ``/last-modified/KEY[?t=EPOCH]``  Last-Modified at EPOCH; 304 when If-Modified-Since >= it
 """
@@ -62,6 +64,8 @@ class ServerStats:
     max_in_flight: int = 0
     requests: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
+    #: (method, path) → requests seen, to tell a retried POST from a retried GET.
+    by_method: Counter[tuple[str, str]] = field(default_factory=Counter)
     last_headers: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,6 +74,7 @@ class ServerStats:
             self.max_in_flight = self.in_flight
             self.requests = 0
             self.by_path.clear()
+            self.by_method.clear()
 
 
 class LoopbackServer:
@@ -181,8 +186,17 @@ class LoopbackServer:
             stats.in_flight += 1
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             stats.by_path[parts.path] += 1
+            stats.by_method[method, parts.path] += 1
             stats.last_headers = headers
         try:
+            # The body is read before routing, so a keep-alive connection stays in step.
+            body = await _read_body(reader, headers)
+            if parts.path == "/echo":
+                echo = {"method": method, "path": target, "headers": headers}
+                echo["body"] = body.decode("latin-1")
+                send = _Sender(writer, head_only=method == "HEAD")
+                await send(200, json.dumps(echo).encode(), content_type="application/json")
+                return True
             return await self._route(method, parts.path, query, headers, reader, writer)
         finally:
             with stats.lock:
@@ -273,6 +287,20 @@ class LoopbackServer:
         else:
             await send(404, b"no such route")
         return True
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    """A request body: Content-Length bytes, or chunked (trailers ignored)."""
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await reader.readexactly(size))
+            await reader.readuntil(b"\r\n")
+        while await reader.readuntil(b"\r\n") != b"\r\n":
+            pass
+        return b"".join(parts)
+    length = headers.get("content-length", "0")
+    return await reader.readexactly(int(length)) if length.isdigit() else b""
 
 
 async def _conditional(

@@ -28,6 +28,11 @@ ENV_PREFIX = "AFETCH_"
 class Method(enum.StrEnum):
     GET = "GET"
     HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
 
 
 class Format(enum.StrEnum):
@@ -144,6 +149,10 @@ def _finite(hint: str) -> Callable[[float], float]:
     return check
 
 
+def _method(value: Method | None) -> str | None:
+    return None if value is None else value.value
+
+
 def _not(value: bool) -> bool:
     return not value
 
@@ -245,8 +254,15 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             help="Extra request header 'Name: value' (repeatable); never echoed."),
         opt("-A", "--user-agent", type=str, default=DEFAULT_USER_AGENT, metavar="TEXT",
             convert=_check_user_agent, help="User-Agent header."),
-        opt("-X", "--method", type=Method, default=Method.GET, metavar="GET|HEAD",
-            case_sensitive=False, convert=str, help="Request method."),
+        opt("-X", "--method", type=Method | None, default=None, metavar="METHOD",
+            case_sensitive=False, convert=_method, show_default="GET, or POST with -d/--json",
+            help="Request method: GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS."),
+        opt("-d", "--data", type=list[str] | None, default=None, metavar="TEXT|@FILE",
+            help="Send this form-encoded body (as curl -d; @FILE reads a file, @- stdin); "
+            "repeatable, joined with &."),
+        opt("--json", type=list[str] | None, default=None, metavar="TEXT|@FILE",
+            help="Send this JSON body with Content-Type and Accept application/json (as curl "
+            "--json; @FILE, @-)."),
         opt("--follow/--no-follow", type=bool, default=True, to="follow_redirects",
             help="Follow redirects."),
         opt("--max-redirects", type=int, default=10, metavar="N", min=0,
@@ -266,7 +282,8 @@ PANELS: dict[str, tuple[Opt, ...]] = {
     ),
     "Retries and politeness": (
         opt("--retries", type=int, default=2, metavar="N", min=0, max=100,
-            help="Retries after connect errors, timeouts, resets, 429, 502, 503, 504 (GET/HEAD)."),
+            help="Retries after connect errors, timeouts, resets, 429, 502, 503, 504; a POST or "
+            "PATCH only after a connect error."),
         opt("--backoff", type=float, default=0.5, metavar="SECONDS", min=0.0,
             help="Backoff base in seconds: retry n waits a random 0..BACKOFF*2^(n-1) s."),
         opt("--max-retry-wait", type=float, default=60.0, metavar="SECONDS", min=0.0,
@@ -348,8 +365,11 @@ PANELS: dict[str, tuple[Opt, ...]] = {
 OPTIONS: tuple[Opt, ...] = tuple(
     replace(spec, panel=panel) for panel, specs in PANELS.items() for spec in specs
 )
-#: Option values that steer the command line itself and fill no field.
-CLI_ONLY = frozenset({"demo", "version"})
+#: Option values that steer the command line itself and fill no field (-d and --json become
+#: ``Settings.body`` and ``body_kind`` in ``cli.command``, which knows whether stdin is the input).
+CLI_ONLY = frozenset({"demo", "version", "data", "json"})
+#: Settings fields no single option fills: ``cli.command`` derives them from -d and --json.
+DERIVED = frozenset({"body", "body_kind"})
 
 SOURCES = inspect.Parameter(
     "sources",

@@ -54,6 +54,9 @@ def optional_keys(settings: Settings) -> tuple[str, ...]:
         "not_modified": settings.cache_dir is not None,
         "path": settings.save_dir is not None,
         "sha256": settings.hash_bodies or settings.save_dir is not None,
+        "method": settings.method is not None or settings.body is not None,
+        # Per request object only: a CSV has no column for it (any JSON value).
+        "meta": False,
     }
     return tuple(key for key in OPTIONAL_KEYS if on[key])
 

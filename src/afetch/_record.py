@@ -24,8 +24,11 @@ SCHEMA_KEYS = (
 )
 #: Keys that follow the schema keys only when the option that fills them is on, in this order:
 #: ``not_modified`` with ``--cache``; ``path`` with ``--save-dir``; ``sha256`` with ``--hash`` or
-#: ``--save-dir``.
-OPTIONAL_KEYS = ("not_modified", "path", "sha256")
+#: ``--save-dir``; ``method`` with ``-X``, ``-d`` or ``--json``. ``method`` and ``meta`` are also
+#: on each record of a request object (an input line starting with ``{``), whatever the options.
+OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta")
+#: Optional keys a record may carry on its own (from its request object), not only run-wide.
+_PER_REQUEST_KEYS = frozenset({"method", "meta"})
 #: Keys ``--include`` adds after those, in this order; ``body_truncated`` comes with ``body``.
 INCLUDE_KEYS = ("headers", "timings", "remote", "tls", "body", "body_truncated", "json", "title")
 #: The value of an included key a record has nothing for (``body_truncated`` is a bool).
@@ -76,6 +79,13 @@ class Record:
     path: str | None = None
     #: With ``--hash`` or ``--save-dir``: hex SHA-256 of the body.
     sha256: str | None = None
+    #: The request's method, when the run or the request object chose one (None: a plain GET).
+    method: str | None = None
+    #: A request object's ``meta``, copied unchanged (None: none given).
+    meta: Any = None
+    #: What ``--state`` journals for a request object (see ``afetch._spec.request_key``); None
+    #: for a plain URL line, journaled by its URL. Not part of the output.
+    key: str | None = field(default=None, repr=False, compare=False)
     #: With ``--include``: the included keys (:data:`INCLUDE_KEYS` order) and their values.
     extra: Mapping[str, Any] | None = field(default=None, hash=False)
 
@@ -103,10 +113,17 @@ class Record:
         """
         # Key order is part of the documented schema: SCHEMA_KEYS, then the optional keys.
         data = _schema_dict(self)
-        for key in OPTIONAL_KEYS:
-            value = getattr(self, key)
-            if (value is not None) if optional is None else (key in optional):
-                data[key] = value
+        if optional is None:
+            for key in OPTIONAL_KEYS:
+                value = getattr(self, key)
+                if value is not None:
+                    data[key] = value
+        elif optional or self.method is not None or self.meta is not None:
+            # (A plain run's record skips this loop: nothing optional to add.)
+            for key in OPTIONAL_KEYS:
+                value = getattr(self, key)
+                if key in optional or (value is not None and key in _PER_REQUEST_KEYS):
+                    data[key] = value
         extra = self.extra
         if include:
             if extra is None:

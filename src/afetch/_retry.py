@@ -19,8 +19,12 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Not ``dns`` (usually a permanent NXDOMAIN), ``tls`` (a bad certificate stays bad) nor
 #: ``protocol`` (a server sending garbage keeps sending it).
 RETRY_ERRORS = frozenset({"connect", "timeout", "reset"})
-#: Methods that are safe to send twice.
+#: Methods that are safe to send twice (RFC 9110 section 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Error types after which a request surely was not sent: the connection never opened. The only
+#: retries a request that is not idempotent (POST, PATCH) gets: after a response, a reset or a
+#: timeout the server may have acted on it, and a second try could do it twice.
+NOT_SENT_ERRORS = frozenset({"connect"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,12 +52,21 @@ class RetryPolicy:
     rng: random.Random | None = None
 
     def should_retry(self, record: Record, *, method: str) -> bool:
-        """Whether ``record``'s outcome is transient and the method safe to repeat."""
-        if method not in IDEMPOTENT_METHODS:
-            return False
-        if record.error is not None:
-            return record.error.type in RETRY_ERRORS
-        return record.status in RETRY_STATUSES
+        """Whether ``record``'s outcome is transient and repeating ``method`` is safe.
+
+        >>> from afetch._record import FetchError
+        >>> refused = Record(url="u", error=FetchError("connect", "refused"))
+        >>> RetryPolicy().should_retry(refused, method="POST")
+        True
+        >>> RetryPolicy().should_retry(Record(url="u", status=503), method="POST")
+        False
+        """
+        error = record.error
+        if method in IDEMPOTENT_METHODS:
+            if error is not None:
+                return error.type in RETRY_ERRORS
+            return record.status in RETRY_STATUSES
+        return error is not None and error.type in NOT_SENT_ERRORS
 
     def backoff_for(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""

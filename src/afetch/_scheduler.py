@@ -16,7 +16,7 @@ from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
 from afetch._retry import RetryPolicy
 from afetch._settings import Settings
-from afetch._timestamps import now_iso
+from afetch._spec import RequestSpec
 
 if TYPE_CHECKING:
     from afetch._gauge import Gauge
@@ -27,7 +27,11 @@ _DONE = object()
 LOOKAHEAD_PER_SLOT = 4
 
 
-async def _as_async(urls: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[str]:
+# [requests] Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
+Item = str | RequestSpec
+
+
+async def _as_async(urls: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
     if isinstance(urls, AsyncIterable):
         async for url in urls:
             yield url
@@ -37,7 +41,7 @@ async def _as_async(urls: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[s
 
 
 async def schedule(
-    urls: Iterable[str] | AsyncIterable[str],
+    urls: Iterable[Item] | AsyncIterable[Item],
     *,
     fetcher: Fetcher,
     settings: Settings,
@@ -109,7 +113,7 @@ class _Job:
 
     __slots__ = ("attempts", "host", "index", "last", "url")
 
-    def __init__(self, url: str, host: Host, index: int) -> None:
+    def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
         self.host = host
         #: Position in the input, for ``ordered`` output.
@@ -153,7 +157,6 @@ class _Run:
         self._group = group
         self._fetcher = fetcher
         self._results = results
-        self._method = settings.method
         self._capacity = settings.concurrency
         self._lookahead = LOOKAHEAD_PER_SLOT * settings.concurrency
         self._policy = (
@@ -204,7 +207,7 @@ class _Run:
 
     # -- input ---------------------------------------------------------------------------------
 
-    async def read(self, urls: Iterable[str] | AsyncIterable[str]) -> None:
+    async def read(self, urls: Iterable[Item] | AsyncIterable[Item]) -> None:
         """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
         try:
             async for url in _as_async(urls):
@@ -220,11 +223,12 @@ class _Run:
         self._input_done = True
         self._pump()
 
-    def _admit(self, url: str) -> None:
+    def _admit(self, url: Item) -> None:
         if self._hosts is None:
             host = self._shared_host
         else:
-            host = self._hosts.get(url, now=self._clock.time())
+            where = url if type(url) is str else url.url  # [requests]
+            host = self._hosts.get(where, now=self._clock.time())
         self._waiting += 1
         self._enqueue(_Job(url, host, self._next_index))
         self._next_index += 1
@@ -354,7 +358,9 @@ class _Run:
     def _retry_wait(self, job: _Job, record: Record, retry_after: str | None) -> float | None:
         """Seconds before ``job`` tries again, or None to emit ``record`` as it is."""
         policy = self._policy
-        if policy is None or job.host.down or not policy.should_retry(record, method=self._method):
+        # [requests] The record says the method when it is not a plain GET.
+        method = record.method or "GET"
+        if policy is None or job.host.down or not policy.should_retry(record, method=method):
             return None
         try:
             return policy.wait_after(job.attempts, retry_after=retry_after, status=record.status)
@@ -369,18 +375,11 @@ class _Run:
         if job.last is not None:  # tried before: its last attempt says what went wrong
             self._emit(job, job.last)
             return
-        self._emit(
-            job,
-            Record(
-                url=job.url,
-                error=FetchError(
-                    "host_unreachable",
-                    f"not tried: {job.host.failures} consecutive connection failures to this host",
-                ),
-                attempts=0,
-                started_at=now_iso(),
-            ),
+        error = FetchError(
+            "host_unreachable",
+            f"not tried: {job.host.failures} consecutive connection failures to this host",
         )
+        self._emit(job, self._fetcher.unattempted(job.url, error))  # [requests]
 
     # -- records -------------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from afetch._version import __version__
 
 DEFAULT_USER_AGENT = f"afetch/{__version__}"
-METHODS = ("GET", "HEAD")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: Kinds of ``body``: form encoded (curl's -d) or JSON (curl's --json).
+BODY_KINDS = ("form", "json")
 #: Proxy URL schemes libcurl speaks; a proxy without a scheme is an HTTP proxy (as curl's -x).
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 DEFAULT_TIMEOUT = 30.0
@@ -34,7 +36,13 @@ class Settings:
     #: Extra request headers as (name, value) pairs; never echoed into records.
     headers: tuple[tuple[str, str], ...] = ()
     user_agent: str = DEFAULT_USER_AGENT
-    method: str = "GET"
+    #: ``-X``; None means GET, or POST for a request with a body (as curl).
+    method: str | None = None
+    #: ``-d``/``--json``: the body of every request whose request object gives none.
+    body: bytes | None = None
+    #: ``"form"``: Content-Type application/x-www-form-urlencoded (``-d``); ``"json"``:
+    #: Content-Type and Accept application/json (``--json``).
+    body_kind: str = "form"
     follow_redirects: bool = True
     max_redirects: int = 10
     #: Verify TLS certificates.
@@ -111,8 +119,12 @@ class Settings:
                 raise ValueError(
                     f"proxy scheme {scheme[:20]!r} is not one of {', '.join(PROXY_SCHEMES)}"
                 )
-        if self.method.upper() not in METHODS:
+        if self.method is not None and self.method.upper() not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}")
+        if self.body_kind not in BODY_KINDS:
+            raise ValueError(f"body_kind must be one of {', '.join(BODY_KINDS)}")
+        if self.body is not None and self.method is not None and self.method.upper() == "HEAD":
+            raise ValueError("a HEAD request has no body")
         for name in (
             "timeout",
             "connect_timeout",
@@ -124,7 +136,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
-        object.__setattr__(self, "method", self.method.upper())
+        if self.method is not None:
+            object.__setattr__(self, "method", self.method.upper())
         object.__setattr__(self, "include", parse_include(self.include))
         if self.body_limit < 0:
             raise ValueError("body_limit must be zero or more")

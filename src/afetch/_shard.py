@@ -2,7 +2,9 @@
 
 Every worker reads the whole list and keeps the URLs whose stable hash falls in its part, so the
 parts are disjoint and together complete with no coordination. The hash is BLAKE2b of the URL as
-given (after stripping), not Python's ``hash``, which is salted per process.
+given (after stripping), not Python's ``hash``, which is salted per process. A request object
+(an input line starting with ``{``) is placed by its method, URL and body
+(:func:`afetch._spec.request_key`); one without method or body goes where its URL would.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import hashlib
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+
+from afetch._spec import RequestSpec, request_key
 
 #: Where ``--shard auto/N`` finds K, in this order.
 INDEX_VARIABLES = ("JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID")
@@ -84,8 +88,10 @@ def _non_negative(text: str, name: str) -> int:
     return value
 
 
-async def only_shard(urls: AsyncIterator[str], shard: Shard) -> AsyncIterator[str]:
+async def only_shard(
+    urls: AsyncIterator[str | RequestSpec], shard: Shard
+) -> AsyncIterator[str | RequestSpec]:
     """The URLs of ``urls`` in ``shard``; the others yield no record at all."""
     async for url in urls:
-        if shard.keeps(url):
+        if shard.keeps(url if type(url) is str else request_key(url)):
             yield url

@@ -308,7 +308,9 @@ class RecordWriter:
             if self._abandoned:
                 raise _Abandoned
             if self._journal is not None:
-                self._journal.add_many([record.url for record in records])
+                # A request object is journaled by its key (method, URL, body), a plain line by
+                # its URL.
+                self._journal.add_many([record.key or record.url for record in records])
             add = self._stats.add
             for record in records:
                 add(record)

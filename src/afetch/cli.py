@@ -93,6 +93,9 @@ def command(**params: Any) -> int:
     if params["resume"] and params["state"] is None:
         raise typer.BadParameter("--resume needs --state FILE", param_hint="--resume")
     values = {spec.field: spec.value(params[spec.name]) for spec in OPTIONS}
+    values["body"], values["body_kind"] = _body_options(
+        values["data"], values["json"], stdin_is_input="-" in sources
+    )
     settings = _settings(values)
     from afetch._app import RunOptions, run
 
@@ -128,6 +131,22 @@ def _sources(given: list[str] | None, *, demo: bool) -> tuple[str, ...]:
             )
         sources = ("-",)
     return sources
+
+
+def _body_options(
+    data: list[str] | None, json_body: list[str] | None, *, stdin_is_input: bool
+) -> tuple[bytes | None, str]:
+    """-d/--json, read once up front: a missing @FILE is a usage error, not an error per URL."""
+    from afetch._data import DataError, load_body
+
+    if data and json_body:
+        raise typer.BadParameter("give -d/--data or --json, not both", param_hint="'--json'")
+    kind, values, option = ("json", json_body, "--json") if json_body else ("form", data, "-d")
+    try:
+        body = load_body(values or (), kind=kind, stdin_is_input=stdin_is_input, option=option)
+    except DataError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
+    return body, kind
 
 
 def _settings(values: dict[str, Any]) -> Settings:
