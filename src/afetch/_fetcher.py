@@ -211,7 +211,7 @@ class Fetcher:
     def _spec_shape(self, spec: RequestSpec) -> _Shape:
         return self._shape(spec.method, spec.body, spec.body_kind, spec.headers)
 
-    def _redacted(self, error: FetchError, url: str, spec: RequestSpec | None) -> FetchError:
+    def _redacted(self, error: FetchError, url: str, spec: RequestSpec | None = None) -> FetchError:
         """Error messages can quote URLs and header values: mask passwords, -H values and the
         values of a request object's headers."""
         secrets = self._secrets
