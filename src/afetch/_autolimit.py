@@ -22,6 +22,9 @@ from __future__ import annotations
 START = 2
 #: A success slower than this multiple of the host's best latency does not count towards a raise.
 LATENCY_FACTOR = 2.0
+#: The best latency is taken as at least this (ms): below ~10 ms (loopback, a LAN) differences
+#: are the scheduler's and the machine's jitter, not the host queueing our requests.
+MIN_BEST_MS = 5.0
 #: Statuses that say "too many of you": halve.
 OVERLOAD_STATUSES = frozenset({429, 503})
 #: Error types that say the host could not keep up: halve.
@@ -75,7 +78,7 @@ class AutoLimit:
             return  # says nothing about how many requests the host takes
         if self.best_ms is None or elapsed_ms < self.best_ms:
             self.best_ms = elapsed_ms
-        if elapsed_ms > LATENCY_FACTOR * max(self.best_ms, 1.0):
+        if elapsed_ms > LATENCY_FACTOR * max(self.best_ms, MIN_BEST_MS):
             self.successes = 0  # queueing: latency grows with what we send, hold the limit
             return
         self.successes += 1

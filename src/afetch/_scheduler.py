@@ -110,13 +110,15 @@ async def schedule(
 class _Job:
     """One input URL on its way to a record."""
 
-    __slots__ = ("attempts", "epoch", "host", "index", "last", "url")
+    __slots__ = ("attempts", "epoch", "host", "index", "last", "started", "url")
 
     def __init__(self, url: str, host: Host, index: int) -> None:
         self.url = url
         self.host = host
         #: The host's ``auto`` epoch when the current attempt started (see afetch._autolimit).
         self.epoch = 0
+        #: When the current attempt started, on the run's clock (``auto`` only).
+        self.started = 0.0
         #: Position in the input, for ``ordered`` output.
         self.index = index
         self.attempts = 0
@@ -330,6 +332,8 @@ class _Run:
     def _start(self, job: _Job) -> None:
         if job.host.auto is not None:
             job.epoch = job.host.auto.epoch
+            # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
+            job.started = self._clock.time()
         job.host.in_flight += 1
         self._busy += 1
         self._running += 1
@@ -354,7 +358,7 @@ class _Run:
                 host,
                 None if record.error is None else record.error.type,
                 status=record.status,
-                elapsed_ms=record.elapsed_ms,
+                elapsed_ms=0.0 if host.auto is None else (self._clock.time() - job.started) * 1000,
                 epoch=job.epoch,
             )
         wait = self._retry_wait(job, record, retry_after)
