@@ -17,6 +17,8 @@ from afetch._loopback import LoopbackServer
 from tests.cli_run import afetch_cli, jsonl
 from tests.fake_clock import FakeClock, collect_on
 
+URL = "http://t.test/"
+
 
 def succeed(auto: AutoLimit, times: int, *, ms: float = 10.0) -> None:
     for _ in range(times):
@@ -194,6 +196,23 @@ def test_the_limit_settles_near_the_hosts_threshold() -> None:
     assert clock.elapsed() < 60 / 3
 
 
+def test_auto_never_exceeds_concurrency_and_grows_to_it() -> None:
+    clock = FakeClock()
+    host = OverloadedHost(clock, threshold=100)
+    busiest = BusiestHosts()
+    urls = [f"http://big.test/{i}" for i in range(200)]
+    collect_on(
+        clock,
+        urls,
+        transport=httpx.MockTransport(host),
+        concurrency=6,
+        per_host="auto",
+        busiest=busiest,
+    )
+    assert host.max_in_flight == 6
+    assert busiest.rows == [("http://big.test:80", 200, 6)]
+
+
 def test_a_fixed_per_host_is_unchanged() -> None:
     clock = FakeClock()
     host = OverloadedHost(clock, threshold=100)
@@ -238,3 +257,20 @@ def test_env_per_host_auto() -> None:
         done = afetch_cli(stdin=server.url("/ok") + "\n", env={"AFETCH_PER_HOST": "auto"})
     assert done.returncode == 0
     assert "settled at 2" in done.stderr
+
+
+def test_retry_after_is_still_honoured_under_auto() -> None:
+    clock = FakeClock()
+    seen: list[float] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen.append(clock.elapsed())
+        if len(seen) == 1:
+            return httpx.Response(503, headers={"Retry-After": "3"})
+        return httpx.Response(200)
+
+    (record,) = collect_on(
+        clock, [URL], transport=httpx.MockTransport(respond), per_host="auto", backoff=0.0
+    )
+    assert (record.status, record.attempts) == (200, 2)
+    assert seen == [0.0, 3.0]
