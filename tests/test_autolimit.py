@@ -1,4 +1,5 @@
-"""``--per-host auto``: the AutoLimit policy as pure units, then the scheduler on a fake clock."""
+"""``--per-host auto``: the AutoLimit policy as pure units, the scheduler on a fake clock, the CLI
+against a real loopback host that refuses past a threshold."""
 
 from __future__ import annotations
 
