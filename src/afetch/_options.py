@@ -135,9 +135,9 @@ def _parse_per_host(raw: str | None) -> int | str | None:
         return "auto"
     if text.isascii() and text.isdigit() and int(text) >= 1:
         return int(text)
-    raise typer.BadParameter(
-        f"expected a number of at least 1, or auto, got {raw!r}", param_hint="'--per-host'"
-    )
+    # No param_hint: raised from the option's callback, click names the option and, for a value
+    # from AFETCH_PER_HOST, the variable.
+    raise typer.BadParameter(f"expected a number of at least 1, or auto, got {raw!r}")
 
 
 def _finite(hint: str) -> Callable[[float], float]:
@@ -279,7 +279,7 @@ PANELS: dict[str, tuple[Opt, ...]] = {
         opt("--max-retry-wait", type=float, default=60.0, metavar="SECONDS", min=0.0,
             help="Longest wait before a retry; a longer Retry-After ends the retries."),
         opt("--per-host", type=str | None, default=None, metavar="N|auto",
-            convert=_parse_per_host, show_default=NO_LIMIT,
+            callback=_parse_per_host, show_default=NO_LIMIT,
             help="At most N requests in flight per host (scheme+host+port); auto: start at 2, "
             "one more after each window of fast answers, halve on 429/503/timeouts/resets."),
         opt("--rate", type=float | None, default=None, metavar="R", min=0.001,
