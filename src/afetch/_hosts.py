@@ -139,7 +139,14 @@ class Host:
 
 class BusiestHosts:
     """Filled at the end of a ``--per-host auto`` run for the summary: up to :data:`TOP` rows of
-    (host, attempts, the limit it settled at), most attempts first."""
+    (host, attempts, the limit it settled at), most attempts first.
+
+    >>> table = HostTable(limit="auto", rate=None, max_errors=None, ceiling=8)
+    >>> host = table.get("http://[::1]:8080/", now=0.0)
+    >>> table.note(host, None, status=200, elapsed_ms=1.0)
+    >>> busiest = BusiestHosts(); busiest.fill(table); busiest.rows
+    [('http://[::1]:8080', 1, 2)]
+    """
 
     TOP = 5
 
@@ -148,7 +155,7 @@ class BusiestHosts:
 
     def fill(self, table: HostTable) -> None:
         self.rows = [
-            (f"{scheme}://{host}:{port}", attempts, limit)
+            (f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}", attempts, limit)
             for (scheme, host, port), attempts, limit in table.busiest(self.TOP)
         ]
 
