@@ -14,6 +14,7 @@ from afetch._engine import Engine, open_engine
 from afetch._fetcher import Fetcher
 from afetch._gauge import Gauge
 from afetch._guard import AddressCheck, PrivateAddressGuard
+from afetch._hosts import BusiestHosts
 from afetch._record import Record
 from afetch._scheduler import schedule
 from afetch._settings import Settings
@@ -40,6 +41,7 @@ async def fetch(
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
     gauge: Gauge | None = None,
+    busiest: BusiestHosts | None = None,
     **options: Any,
 ) -> AsyncIterator[Record]:
     """Fetch ``urls`` concurrently and yield one :class:`Record` per URL, as each completes.
@@ -58,6 +60,9 @@ async def fetch(
     the other hosts keep every free slot busy. With ``ordered``, records come in input order from
     a bounded reorder window (see :mod:`afetch._ordering`). A ``gauge``
     (:class:`afetch._gauge.Gauge`) is kept up to date with the attempts in flight, for a display.
+    ``per_host="auto"`` learns a limit per host from its answers (see :mod:`afetch._autolimit`);
+    ``busiest`` (:class:`afetch._hosts.BusiestHosts`) then gets the busiest hosts' limits at the
+    end.
 
     >>> import asyncio, httpx, afetch
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
@@ -72,7 +77,13 @@ async def fetch(
         raise TypeError("pass either settings= or keyword options, not both")
     fetcher, engine = _open_fetcher(settings, transport)
     records = schedule(
-        urls, fetcher=fetcher, settings=settings, stop=stop, clock=clock, gauge=gauge
+        urls,
+        fetcher=fetcher,
+        settings=settings,
+        stop=stop,
+        clock=clock,
+        gauge=gauge,
+        busiest=busiest,
     )
     try:
         # aclosing: an early exit stops the scheduler before its transport is closed.

@@ -25,6 +25,7 @@ from afetch._exits import (
     error_line,
 )
 from afetch._gauge import Gauge
+from afetch._hosts import BusiestHosts
 from afetch._input import InputError, count_urls, open_sources, read_urls
 from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
@@ -254,11 +255,12 @@ async def run(
     )
     # Records are written, journaled and counted by the writer thread (see _writer.py).
     writer = RecordWriter(stream, sink, stats=stats, journal=journal)
+    busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:
             try:
                 async for record in fetch(
-                    source, settings=settings, stop=interrupt.stop, gauge=gauge
+                    source, settings=settings, stop=interrupt.stop, gauge=gauge, busiest=busiest
                 ):
                     # The fast path never awaits; put() waits for room (holding this record's
                     # scheduler slot) and gives up when a signal comes: that record is dropped.
@@ -286,7 +288,7 @@ async def run(
         # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
         return code
     if not options.quiet:
-        console.print(summary_view(stats))
+        console.print(summary_view(stats, busiest=None if busiest is None else busiest.rows))
     if interrupt.signum is not None:
         return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:

@@ -9,8 +9,10 @@ bounded memory of hosts that recently failed.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from afetch._autolimit import AutoLimit
 
 HostKey = tuple[str, str, int]
 
@@ -21,6 +23,8 @@ CONNECTION_FAILURES = frozenset({"dns", "connect", "tls", "timeout", "reset"})
 #: How many failing-but-idle hosts are remembered; beyond it the oldest is forgotten and, if met
 #: again, probed afresh (K more failures). Bounds memory on lists of millions of dead hosts.
 FAILURE_MEMORY = 10_000
+#: As many idle hosts' learned ``--per-host auto`` limits are remembered, for the same reason.
+LIMIT_MEMORY = 10_000
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -69,6 +73,7 @@ class Host:
     """One host's queue and counters. ``limit`` None means no per-host bound."""
 
     __slots__ = (
+        "auto",
         "down",
         "failures",
         "in_flight",
@@ -91,9 +96,12 @@ class Host:
         tracked: bool = False,
         failures: int = 0,
         down: bool = False,
+        auto: AutoLimit | None = None,
     ) -> None:
         self.key = key
-        self.limit = limit
+        #: ``--per-host auto``: the learned limit, copied into ``limit`` after each attempt.
+        self.auto = auto
+        self.limit = limit if auto is None else auto.limit
         self.pacer = Pacer(rate=rate) if rate else None
         self.queue: deque[Any] = deque()
         self.in_flight = 0
@@ -129,6 +137,29 @@ class Host:
             self.failures = 0
 
 
+class BusiestHosts:
+    """Filled at the end of a ``--per-host auto`` run for the summary: up to :data:`TOP` rows of
+    (host, attempts, the limit it settled at), most attempts first.
+
+    >>> table = HostTable(limit="auto", rate=None, max_errors=None, ceiling=8)
+    >>> host = table.get("http://[::1]:8080/", now=0.0)
+    >>> table.note(host, None, status=200, elapsed_ms=1.0)
+    >>> busiest = BusiestHosts(); busiest.fill(table); busiest.rows
+    [('http://[::1]:8080', 1, 2)]
+    """
+
+    TOP = 5
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int, int]] = []
+
+    def fill(self, table: HostTable) -> None:
+        self.rows = [
+            (f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}", attempts, limit)
+            for (scheme, host, port), attempts, limit in table.busiest(self.TOP)
+        ]
+
+
 class HostTable:
     """The hosts currently in play, created on demand and forgotten when idle.
 
@@ -140,8 +171,19 @@ class HostTable:
     0
     """
 
-    def __init__(self, *, limit: int | None, rate: float | None, max_errors: int | None) -> None:
-        self._limit = limit
+    def __init__(
+        self,
+        *,
+        limit: int | Literal["auto"] | None,
+        rate: float | None,
+        max_errors: int | None,
+        ceiling: int = 1,
+    ) -> None:
+        #: ``limit="auto"``: each host's limit adapts (afetch._autolimit), at most ``ceiling``.
+        self._auto = limit == "auto"
+        self._limit = None if limit == "auto" else limit
+        self._ceiling = ceiling
+        self._learned: OrderedDict[HostKey, AutoLimit] = OrderedDict()
         self._rate = rate
         self._max_errors = max_errors
         self._hosts: dict[HostKey, Host] = {}
@@ -160,6 +202,9 @@ class HostTable:
         host = self._hosts.get(key)
         if host is None:
             failures, down = self._failures.pop(key, (0, False))
+            auto = None
+            if self._auto:
+                auto = self._learned.pop(key, None) or AutoLimit(ceiling=self._ceiling)
             host = Host(
                 key,
                 limit=self._limit,
@@ -167,15 +212,42 @@ class HostTable:
                 tracked=self._max_errors is not None,
                 failures=failures,
                 down=down,
+                auto=auto,
             )
             self._hosts[key] = host
             if len(self._hosts) >= self._sweep_at:
                 self._sweep(now)
         return host
 
-    def note(self, host: Host, error_type: str | None) -> None:
+    def note(
+        self,
+        host: Host,
+        error_type: str | None,
+        *,
+        status: int | None = None,
+        elapsed_ms: float = 0.0,
+        epoch: int = 0,
+    ) -> None:
+        """Account one finished attempt of ``host`` (started in ``epoch``, for ``auto``)."""
         if self._max_errors is not None:
             host.note(error_type, max_errors=self._max_errors)
+        if host.auto is not None:
+            host.auto.finished(
+                status=status, error_type=error_type, elapsed_ms=elapsed_ms, epoch=epoch
+            )
+            # Lower than in flight: nothing is cancelled, new starts wait (``saturated``).
+            host.limit = host.auto.limit
+
+    def busiest(self, count: int) -> list[tuple[HostKey, int, int]]:
+        """``--per-host auto``: (host, attempts, limit) of the ``count`` hosts with the most
+        attempts, among the hosts in play and those remembered."""
+        hosts = [(h.key, h.auto) for h in self._hosts.values() if h.auto is not None]
+        hosts += list(self._learned.items())
+        ranked = sorted(
+            ((key, auto.requests, auto.limit) for key, auto in hosts if key is not None),
+            key=lambda row: -row[1],
+        )
+        return ranked[:count]
 
     def release(self, host: Host, *, now: float) -> None:
         """Forget ``host`` if nothing refers to it any more and its pacing has elapsed."""
@@ -188,6 +260,10 @@ class HostTable:
     def _forget(self, host: Host) -> None:
         assert host.key is not None
         del self._hosts[host.key]
+        if host.auto is not None and host.auto.requests:
+            self._learned[host.key] = host.auto
+            if len(self._learned) > LIMIT_MEMORY:
+                self._learned.popitem(last=False)
         if host.failures or host.down:
             self._failures[host.key] = (host.failures, host.down)
             if len(self._failures) > FAILURE_MEMORY:

@@ -6,6 +6,8 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
 ``/ok[?size=N]``           200 with N bytes (default 1024)
 ``/status/CODE``           that status
 ``/sleep/MS``              answers after MS milliseconds
+``/busy/N[/ANY][?ms=M]``   a host that takes N requests at once: 200 after M ms (default 20),
+                           503 at once to a request arriving while N are in flight
 ``/redirect/N``            N redirects, then /ok
 ``/redirect-to?url=U``     302 to U
 ``/loop``                  redirects to itself forever
@@ -63,6 +65,8 @@ class ServerStats:
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
+    #: 503s answered by ``/busy`` (requests past its threshold).
+    busy_refused: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
     #: (method, path) → requests seen, to tell a retried POST from a retried GET.
     by_method: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -73,6 +77,7 @@ class ServerStats:
         with self.lock:
             self.max_in_flight = self.in_flight
             self.requests = 0
+            self.busy_refused = 0
             self.by_path.clear()
             self.by_method.clear()
 
@@ -94,6 +99,8 @@ class LoopbackServer:
         self.ssl = ssl
         self.stats = ServerStats()
         self._failures: Counter[str] = Counter()
+        #: ``/busy`` requests being served (only touched on the server's loop).
+        self._busy = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -222,6 +229,18 @@ class LoopbackServer:
         elif name == "sleep":
             await asyncio.sleep(int(segments[1]) / 1000)
             await send(200, b"slept")
+        elif name == "busy":
+            if self._busy >= int(segments[1]):
+                with self.stats.lock:
+                    self.stats.busy_refused += 1
+                await send(503, b"too busy")
+                return True
+            self._busy += 1
+            try:
+                await asyncio.sleep(float(query.get("ms", 20)) / 1000)
+            finally:
+                self._busy -= 1
+            await send(200, b"served")
         elif name == "redirect":
             left = int(segments[1])
             await send(302, b"", location="/ok" if left <= 1 else f"/redirect/{left - 1}")

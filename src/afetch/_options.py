@@ -138,6 +138,24 @@ def _parse_shard(raw: str | None) -> Shard | None:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
 
 
+def _parse_per_host(raw: str | None) -> int | str | None:
+    """``--per-host``: a number of requests, or ``auto`` (learned per host).
+
+    >>> _parse_per_host("4"), _parse_per_host(" AUTO "), _parse_per_host(None)
+    (4, 'auto', None)
+    """
+    if raw is None:
+        return None
+    text = raw.strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    # No param_hint: raised from the option's callback, click names the option and, for a value
+    # from AFETCH_PER_HOST, the variable.
+    raise typer.BadParameter(f"expected a number of at least 1, or auto, got {raw!r}")
+
+
 def _finite(hint: str) -> Callable[[float], float]:
     """Refuses inf (and NaN), which Typer's ``min=`` lets through."""
 
@@ -288,9 +306,10 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             help="Backoff base in seconds: retry n waits a random 0..BACKOFF*2^(n-1) s."),
         opt("--max-retry-wait", type=float, default=60.0, metavar="SECONDS", min=0.0,
             help="Longest wait before a retry; a longer Retry-After ends the retries."),
-        opt("--per-host", type=int | None, default=None, metavar="N", min=1,
-            show_default=NO_LIMIT,
-            help="At most N requests in flight per host (scheme+host+port)."),
+        opt("--per-host", type=str | None, default=None, metavar="N|auto",
+            callback=_parse_per_host, show_default=NO_LIMIT,
+            help="At most N requests in flight per host (scheme+host+port); auto: start at 2, "
+            "one more after each window of fast answers, halve on 429/503/timeouts/resets."),
         opt("--rate", type=float | None, default=None, metavar="R", min=0.001,
             show_default=NO_LIMIT,
             help="At most R requests started per second overall (retries included)."),

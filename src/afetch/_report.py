@@ -326,7 +326,8 @@ def progress_display(
     return PlainProgress(stats, gauge, interval=interval, file=console.file)
 
 
-def summary_view(stats: Stats) -> Table:
+def summary_view(stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None) -> Table:
+    """The closing summary; ``busiest`` (``--per-host auto``): (host, attempts, learned limit)."""
     table = Table(title="afetch summary", title_justify="left", show_header=False, box=None)
     table.add_column(style="dim")
     table.add_column()
@@ -351,4 +352,11 @@ def summary_view(stats: Stats) -> Table:
         )
     table.add_row("rate", f"{stats.rate:,.1f} requests/s over {stats.elapsed:.2f} s")
     table.add_row("bytes", _size(stats.bytes))
+    for index, (host, attempts, limit) in enumerate(busiest or ()):
+        # A host key is scheme, host and port only (no credentials); control characters of a
+        # hostname must not reach the terminal all the same.
+        table.add_row(
+            "per host" if index == 0 else "",
+            f"{mask_url(host).translate(_UNPRINTABLE)}  {attempts} requests, settled at {limit}",
+        )
     return table

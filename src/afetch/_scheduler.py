@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock, TimerHandle
 from afetch._fetcher import Fetcher
-from afetch._hosts import Host, HostTable, Pacer
+from afetch._hosts import BusiestHosts, Host, HostTable, Pacer
 from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
 from afetch._retry import RetryPolicy
@@ -48,11 +48,13 @@ async def schedule(
     stop: asyncio.Event | None = None,
     clock: Clock | None = None,
     gauge: Gauge | None = None,
+    busiest: BusiestHosts | None = None,
 ) -> AsyncIterator[Record]:
     """Records for ``urls`` through ``fetcher``, within the bounds of ``settings``.
 
     The engine of :func:`afetch.fetch` (see there); ``clock`` defaults to the running loop.
-    ``gauge`` (:class:`afetch._gauge.Gauge`) is kept up to date for a progress display.
+    ``gauge`` (:class:`afetch._gauge.Gauge`) is kept up to date for a progress display;
+    ``busiest`` is filled at the end with the busiest hosts' learned limits (``per_host="auto"``).
     """
     results: asyncio.Queue[Any] = asyncio.Queue()
     # Entered by the producer below before anything can start a task in it.
@@ -64,6 +66,7 @@ async def schedule(
         group=group,
         clock=asyncio.get_running_loop() if clock is None else clock,
         gauge=gauge,
+        busiest=busiest,
     )
 
     async def produce() -> None:
@@ -111,11 +114,15 @@ async def schedule(
 class _Job:
     """One input URL on its way to a record."""
 
-    __slots__ = ("attempts", "host", "index", "last", "url")
+    __slots__ = ("attempts", "epoch", "host", "index", "last", "started", "url")
 
     def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
         self.host = host
+        #: The host's ``auto`` epoch when the current attempt started (see afetch._autolimit).
+        self.epoch = 0
+        #: When the current attempt started, on the run's clock (``auto`` only).
+        self.started = 0.0
         #: Position in the input, for ``ordered`` output.
         self.index = index
         self.attempts = 0
@@ -148,9 +155,11 @@ class _Run:
         group: asyncio.TaskGroup,
         clock: Clock,
         gauge: Gauge | None = None,
+        busiest: BusiestHosts | None = None,
     ) -> None:
         self._clock = clock
         self._gauge = gauge
+        self._busiest = busiest
         if gauge is not None:
             # A read-only view for the display thread: two ints, read as they are.
             gauge.bind(lambda: (self._running, self._waiting))
@@ -178,6 +187,7 @@ class _Run:
                 limit=settings.per_host,
                 rate=settings.host_rate,
                 max_errors=settings.max_host_errors,
+                ceiling=settings.concurrency,
             )
             if polite
             else None
@@ -324,6 +334,10 @@ class _Run:
     # -- attempts ------------------------------------------------------------------------------
 
     def _start(self, job: _Job) -> None:
+        if job.host.auto is not None:
+            job.epoch = job.host.auto.epoch
+            # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
+            job.started = self._clock.time()
         job.host.in_flight += 1
         self._busy += 1
         self._running += 1
@@ -344,7 +358,13 @@ class _Run:
             self._gauge.end(job)
         job.attempts += 1
         if self._hosts is not None:
-            self._hosts.note(host, None if record.error is None else record.error.type)
+            self._hosts.note(
+                host,
+                None if record.error is None else record.error.type,
+                status=record.status,
+                elapsed_ms=0.0 if host.auto is None else (self._clock.time() - job.started) * 1000,
+                epoch=job.epoch,
+            )
         wait = self._retry_wait(job, record, retry_after)
         if wait is None:
             self._emit(job, record)
@@ -451,6 +471,8 @@ class _Run:
     def close(self) -> None:
         """Nothing more starts; pending timers are dropped."""
         self._closed = True
+        if self._busiest is not None and self._hosts is not None:
+            self._busiest.fill(self._hosts)
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()

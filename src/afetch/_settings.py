@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from afetch._version import __version__
 
@@ -67,8 +68,9 @@ class Settings:
     backoff: float = 0.5
     #: Longest single wait before a retry; a longer Retry-After means giving up.
     max_retry_wait: float = 60.0
-    #: At most this many requests in flight per host (scheme+host+port); None = no bound.
-    per_host: int | None = None
+    #: At most this many requests in flight per host (scheme+host+port); None = no bound;
+    #: ``"auto"``: a limit per host learned from its answers (see ``afetch._autolimit``).
+    per_host: int | Literal["auto"] | None = None
     #: At most this many requests started per second overall; None = unlimited.
     rate: float | None = None
     #: At most this many requests started per second per host; None = unlimited.
@@ -104,8 +106,14 @@ class Settings:
             raise ValueError("retries must be zero or more")
         if not (self.backoff >= 0 and self.max_retry_wait >= 0):  # also refuses NaN
             raise ValueError("backoff and max_retry_wait must be zero or more")
+        if self.per_host not in (None, "auto") and (
+            isinstance(self.per_host, bool) or not isinstance(self.per_host, int)
+        ):
+            raise ValueError("per_host must be a number or 'auto'")
         for name in ("per_host", "max_host_errors"):
             value = getattr(self, name)
+            if value == "auto":
+                continue
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1")
         for name in ("rate", "host_rate"):
