@@ -8,19 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from afetch._loopback import LoopbackServer
+from afetch._redact import PROXY_ENV
 
 #: Proxy variables libcurl reads (and HTTP_PROXY, which it ignores): a developer's proxy must not
 #: carry the tests' loopback traffic. The proxy tests set them themselves.
-PROXY_VARIABLES = (
-    "http_proxy",
-    "HTTP_PROXY",
-    "https_proxy",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-    "no_proxy",
-    "NO_PROXY",
-)
+PROXY_VARIABLES = (*PROXY_ENV, "no_proxy", "NO_PROXY")
 
 
 @pytest.fixture(autouse=True)
