@@ -27,7 +27,7 @@ _DONE = object()
 LOOKAHEAD_PER_SLOT = 4
 
 
-# [requests] Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
+# Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
 Item = str | RequestSpec
 
 
@@ -237,7 +237,7 @@ class _Run:
         if self._hosts is None:
             host = self._shared_host
         else:
-            where = url if type(url) is str else url.url  # [requests]
+            where = url if type(url) is str else url.url
             host = self._hosts.get(where, now=self._clock.time())
         self._waiting += 1
         self._enqueue(_Job(url, host, self._next_index))
@@ -378,7 +378,7 @@ class _Run:
     def _retry_wait(self, job: _Job, record: Record, retry_after: str | None) -> float | None:
         """Seconds before ``job`` tries again, or None to emit ``record`` as it is."""
         policy = self._policy
-        # [requests] The record says the method when it is not a plain GET.
+        # The record says the method when it is not a plain GET.
         method = record.method or "GET"
         if policy is None or job.host.down or not policy.should_retry(record, method=method):
             return None
@@ -399,7 +399,7 @@ class _Run:
             "host_unreachable",
             f"not tried: {job.host.failures} consecutive connection failures to this host",
         )
-        self._emit(job, self._fetcher.unattempted(job.url, error))  # [requests]
+        self._emit(job, self._fetcher.unattempted(job.url, error))
 
     # -- records -------------------------------------------------------------------------------
 
