@@ -277,8 +277,8 @@ def test_tasks_stay_within_concurrency_while_urls_wait(
     most = 0
 
     def attempts_running() -> int:
-        # Only afetch's own tasks: the transport (anyio) may run helper tasks of its own.
-        return sum(1 for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_Run._attempt")
+        # Only afetch's own tasks (its workers): an engine may run helper tasks of its own.
+        return sum(1 for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_Run._work")
 
     async def run() -> int:
         nonlocal most

@@ -80,6 +80,7 @@ async def schedule(
                     await run.all_done.wait()
                     raise
                 await run.all_done.wait()
+                run.retire_workers()
         except BaseExceptionGroup as errors:
             # The input failed (an unreadable file, say): let callers catch it by its own type.
             if len(errors.exceptions) == 1 and isinstance(errors.exceptions[0], Exception):
@@ -209,6 +210,11 @@ class _Run:
         self._busy = 0
         self._running = 0
         self._waiting = 0
+        #: Jobs handed to the workers, and workers waiting for one (see _work).
+        self._jobs: deque[_Job] = deque()
+        self._idle_workers: list[asyncio.Future[None]] = []
+        self._workers = 0
+        self._retired = False
         self._input_done = False
         self._closed = False
         self.want_input = asyncio.Event()
@@ -343,11 +349,39 @@ class _Run:
         self._running += 1
         if self._gauge is not None:
             self._gauge.start(job, job.url)
-        self._group.create_task(self._attempt(job))
+        self._jobs.append(job)
+        if self._idle_workers:
+            self._idle_workers.pop().set_result(None)
+        elif self._workers < self._capacity:
+            self._workers += 1
+            self._group.create_task(self._work())
 
-    async def _attempt(self, job: _Job) -> None:
-        record, retry_after = await self._fetcher.attempt(job.url)
-        self._attempted(job, record, retry_after)
+    # Attempts run in at most ``concurrency`` long-lived worker tasks, not a task each: a worker
+    # that finishes an attempt usually finds the next job already queued by the pump that ran
+    # on its way out, so a job changes hands without a task, a future or a loop turn.
+
+    async def _work(self) -> None:
+        jobs = self._jobs
+        attempt = self._fetcher.attempt
+        while True:
+            if jobs:
+                job = jobs.popleft()
+                record, retry_after = await attempt(job.url)
+                self._attempted(job, record, retry_after)
+            elif self._retired:
+                return
+            else:
+                idle = asyncio.get_running_loop().create_future()
+                self._idle_workers.append(idle)
+                await idle
+
+    def retire_workers(self) -> None:
+        """Everything is done: idle workers end (so the task group can close)."""
+        self._retired = True
+        for idle in self._idle_workers:
+            if not idle.done():
+                idle.set_result(None)
+        self._idle_workers.clear()
 
     def _attempted(self, job: _Job, record: Record, retry_after: str | None) -> None:
         host = job.host
