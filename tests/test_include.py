@@ -419,3 +419,21 @@ def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) ->
 
     plain = server.url("/ok").replace("http://", "https://")
     assert _tls_probe(Request("GET", plain, ()), 5.0) is None
+
+
+# --- what a hostile server sends must not end the run (review findings) --------------------
+
+
+@pytest.mark.parametrize("name", ["base64", "hex", "zlib", "rot13", "unicode_escape", "utf-7"])
+def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> None:
+    from afetch._extras import body_text, charset
+
+    assert charset(f"text/html; charset={name}") == "utf-8"
+    assert body_text(b"\\ud800 ok", f"text/plain; charset={name}") == "\\ud800 ok"
+
+
+@pytest.mark.parametrize("body", [b"1e999", b'{"a": "\\ud800"}', b"[-1e400]"])
+def test_json_that_a_record_cannot_carry_is_null(body: bytes) -> None:
+    from afetch._extras import json_value
+
+    assert json_value(body) is None

@@ -301,3 +301,34 @@ def test_mask_url_and_redact() -> None:
     assert mask_url("http://a:b@h:1/p?q=http://c:d@e") == "http://a:***@h:1/p?q=http://c:***@e"
     assert mask_url("http://user@h/") == "http://user@h/"
     assert redact(json.dumps({"m": "token abcd"}), ["abcd"]) == '{"m": "token ***"}'
+
+
+def test_the_timeout_covers_the_no_private_lookup(server: LoopbackServer) -> None:
+    # A resolver slower than --timeout: the attempt ends at the deadline, as a timeout.
+    import time
+
+    from afetch._curl import CurlEngine
+    from afetch._fetcher import Fetcher
+    from afetch._settings import Settings
+
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(3)
+        return ["127.0.0.1"]
+
+    async def attempt() -> tuple[Record, float]:
+        settings = Settings(timeout=0.5, no_private=True)
+        engine = CurlEngine(settings)
+        check = AddressCheck(policy=lambda address, port: True, resolve=slow)
+        try:
+            start = time.perf_counter()
+            record, _ = await Fetcher(engine, settings, address_check=check).attempt(
+                f"http://slow.test:{server.port}/ok"
+            )
+            return record, time.perf_counter() - start
+        finally:
+            await engine.aclose()
+
+    record, took = asyncio.run(attempt())
+    assert record.error is not None
+    assert record.error.type == "timeout"
+    assert took < 2.5

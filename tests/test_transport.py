@@ -323,3 +323,31 @@ def test_cli_http2_and_insecure(tls_server: tuple[str, Path]) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert '"http_version":"HTTP/2"' in done.stdout
+
+
+def test_trailers_after_an_empty_chunked_body_are_not_headers() -> None:
+    # A trailer must not pose as a header: not as Content-Type, not as a Location to follow.
+    body = (
+        b"HTTP/1.1 302 Found\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+        b"0\r\nLocation: http://127.0.0.1:1/evil\r\nContent-Type: evil/x\r\n\r\n"
+    )
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(body)
+                done.wait(5)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        (record,) = collect([f"http://127.0.0.1:{listener.getsockname()[1]}/"], retries=0)
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+    assert (record.status, record.redirects, record.content_type) == (302, 0, "text/plain")

@@ -419,6 +419,7 @@ class _Slot:
         "failure",
         "fallback_timeout_ms",
         "head",
+        "head_end",
         "head_lines",
         "head_seen",
         "head_start",
@@ -490,6 +491,7 @@ class _Slot:
         self.head_lines.clear()
         self.head_seen = False
         self.head_start = 0
+        self.head_end = 0
         self.status = 0
         self.http_version = "HTTP/1.1"
         self.buffer: deque[bytes] = deque()
@@ -557,6 +559,12 @@ class _Slot:
         while start > 0 and lines[start][:5] != b"HTTP/":
             start -= 1
         self.head_start = start
+        # ... and ends at its blank line: what follows are trailers (an empty chunked body
+        # reaches here only at the end), never headers.
+        end = start + 1
+        while end < len(lines) and lines[end] not in (b"\r\n", b"\n"):
+            end += 1
+        self.head_end = end
         version, _, rest = lines[start].decode("latin-1").partition(" ") if lines else ("", "", "")
         try:
             self.status = int(rest[:3])
@@ -565,7 +573,7 @@ class _Slot:
         self.http_version = "HTTP/2" if version == "HTTP/2.0" else version
         limit = self.engine._max_size
         if limit is not None and self.method[0] != "HEAD":
-            declared = _parse_headers(lines, start).get("content-length", "")
+            declared = _parse_headers(lines[:end], start).get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
@@ -799,7 +807,7 @@ class _CurlResponse:
         self.status = slot.status
         self.http_version = slot.http_version
         # Parsed only if asked for: most records need no header but Content-Type.
-        self._lines = slot.head_lines.copy()
+        self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
         self._headers: Headers | None = None
 

@@ -133,10 +133,18 @@ def charset(content_type: str | None) -> str:
     match = _CHARSET.search(content_type or "")
     if match is not None:
         try:
-            return codecs.lookup(match.group(1)).name
+            codec = codecs.lookup(match.group(1))
         except LookupError:
-            pass
+            return "utf-8"
+        # Only text encodings: a server's "charset=base64" or "unicode_escape" names a codec
+        # that is not one (it raises, or yields lone surrogates no record can carry).
+        if codec._is_text_encoding and codec.name not in _SURROGATE_CODECS:  # type: ignore[attr-defined]
+            return codec.name
     return "utf-8"
+
+
+#: Text codecs whose decoding can produce lone surrogates (not writable as UTF-8).
+_SURROGATE_CODECS = frozenset({"utf-7", "unicode-escape", "raw-unicode-escape"})
 
 
 def body_text(data: bytes, content_type: str | None) -> str:
@@ -162,9 +170,19 @@ def json_value(data: bytes) -> Any:
     ({'a': [1, 2]}, None, None)
     """
     try:
-        return json.loads(data, parse_constant=_no_constant)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueError
+        value = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
+        # Lone surrogates ("\ud800") parse but cannot be written out as UTF-8.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeError are ValueErrors
         return None
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999: JSON has no infinity, records could not carry it
+        raise ValueError(text[:20])
+    return value
 
 
 def html_title(data: bytes, content_type: str | None) -> str | None:

@@ -104,6 +104,7 @@ class Fetcher:
             and engine.enforces_deadline
             and self._cache is None
             and settings.save_dir is None
+            and address_check is None  # its DNS look-up is outside the engine's deadline
         )
         # --include: None for a run without it, so the default path does no extra work (and
         # does not even import afetch._extras).
@@ -157,12 +158,20 @@ class Fetcher:
             not_modified=outcome.not_modified,
             path=outcome.path,
             sha256=outcome.sha256,
-            extra=None if self._wanted is None else self._extra(outcome),
+            extra=None if self._wanted is None else self._extra_or_none(outcome),
             method=method,
             meta=None if spec is None else spec.meta,
             key=None if spec is None else request_key(spec),
         )
         return record, outcome.retry_after
+
+    def _extra_or_none(self, outcome: _Outcome) -> dict[str, object] | None:
+        # Whatever a server sends, one record per URL: an --include key that cannot be built
+        # is left out (null) rather than ending the run.
+        try:
+            return self._extra(outcome)
+        except Exception:
+            return None
 
     def _extra(self, outcome: _Outcome) -> dict[str, object]:
         from afetch._extras import build_extra

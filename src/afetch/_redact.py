@@ -68,14 +68,18 @@ def proxy_secrets(proxy: str | None, env: dict[str, str] | None = None) -> tuple
     ('pa%24%24word', 'pa$$word', 'ann')
     >>> proxy_secrets(None, env={"https_proxy": "http://tok-12345@proxy:3128"})
     ('tok-12345',)
+    >>> proxy_secrets("http://ann:pa/ss-word@127.0.0.1:1", env={})
+    ('pa/ss-word', 'ann')
     """
     environ = os.environ if env is None else env
     found: set[str] = set()
     for url in (proxy, *(environ.get(name) for name in PROXY_ENV)):
         if not url:
             continue
-        netloc = url.partition("://")[2] if "://" in url else url
-        userinfo = netloc.partition("/")[0].rpartition("@")[0]
+        rest = url.partition("://")[2] if "://" in url else url
+        # Up to the last "@" (not the first "/"): a password may hold a "/" that makes the
+        # proxy URL invalid, and libcurl's message then quotes it whole.
+        userinfo = rest.rpartition("@")[0]
         for part in userinfo.split(":", 1) if userinfo else ():
             found.update(p for p in (part, unquote(part)) if p)
     return tuple(sorted(found, key=len, reverse=True))

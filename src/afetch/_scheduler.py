@@ -348,7 +348,7 @@ class _Run:
         self._busy += 1
         self._running += 1
         if self._gauge is not None:
-            self._gauge.start(job, job.url)
+            self._gauge.start(job, job.url if type(job.url) is str else job.url.url)
         self._jobs.append(job)
         if self._idle_workers:
             self._idle_workers.pop().set_result(None)
