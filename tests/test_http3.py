@@ -5,12 +5,7 @@ them (many transfers at once, backpressure on a large body, the fallback to TCP)
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import socket
-import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +14,7 @@ import pytest
 
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import collect
+from tests.hypercorn_server import tls_hypercorn
 
 pytest.importorskip("aioquic")
 if not pycurl.version_info()[4] & pycurl.VERSION_HTTP3:
@@ -47,80 +43,15 @@ async def _app(scope: dict, receive: object, send: object) -> None:
     await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
 
 
-def _free_port() -> int:
-    # A port free for both TCP and UDP (hypercorn binds both to it).
-    while True:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-        if _udp_free(port):
-            return port
-
-
-def _udp_free(port: int) -> bool:
-    with socket.socket(type=socket.SOCK_DGRAM) as udp:
-        try:
-            udp.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@contextlib.contextmanager
-def _hypercorn(folder: Path, *, quic: bool) -> Iterator[tuple[str, Path]]:
-    import trustme
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    ca = trustme.CA()
-    ca_path = folder / "ca.pem"
-    key_path = folder / "server.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    ca.issue_cert("127.0.0.1", "h3.test").private_key_and_cert_chain_pem.write_to_path(
-        str(key_path)
-    )
-    port = _free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    if quic:
-        config.quic_bind = [f"127.0.0.1:{port}"]
-    config.certfile = config.keyfile = str(key_path)
-    config.accesslog = config.errorlog = None
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(
-        target=lambda: loop.run_until_complete(
-            serve(_app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-        ),
-        daemon=True,
-    )
-    thread.start()
-    context = ssl.create_default_context(cafile=str(ca_path))
-    for _ in range(100):  # TCP up, and the UDP port taken (QUIC bound) when asked for
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
-            context.wrap_socket(raw, server_hostname="127.0.0.1"),
-        ):
-            if not quic or not _udp_free(port):
-                break
-        threading.Event().wait(0.05)
-    try:
-        yield f"https://127.0.0.1:{port}", ca_path
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def h3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    with _hypercorn(tmp_path_factory.mktemp("h3"), quic=True) as running:
+    with tls_hypercorn(_app, tmp_path_factory.mktemp("h3"), quic=True) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def tcp_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    with _hypercorn(tmp_path_factory.mktemp("tcp"), quic=False) as running:
+    with tls_hypercorn(_app, tmp_path_factory.mktemp("tcp"), quic=False) as running:
         yield running
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
 from tests.helpers import by_url, collect
+from tests.hypercorn_server import tls_hypercorn
 
 # Route → the error type every transport must give. A reset after the headers is a truncated
 # body (`protocol`), whichever transport noticed it (see _fetcher.Fetcher._read_body).
@@ -230,47 +230,10 @@ async def _asgi_app(scope: dict, receive: object, send: object) -> None:
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """hypercorn on 127.0.0.1 with a trustme certificate (h2 and http/1.1 over ALPN)."""
-    trustme = pytest.importorskip("trustme")
+    pytest.importorskip("trustme")
     pytest.importorskip("hypercorn")
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    folder = tmp_path_factory.mktemp("tls")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    ca_path = folder / "ca.pem"
-    key_path = folder / "server.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    cert.private_key_and_cert_chain_pem.write_to_path(str(key_path))
-    port = _closed_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.certfile = str(key_path)
-    config.keyfile = str(key_path)
-    config.loglevel = "WARNING"
-    config.accesslog = None
-    config.errorlog = None
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(
-        target=lambda: loop.run_until_complete(
-            serve(_asgi_app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
-        ),
-        daemon=True,
-    )
-    thread.start()
-    context = ssl.create_default_context(cafile=str(ca_path))
-    for _ in range(100):
-        with (
-            contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
-            context.wrap_socket(raw, server_hostname="127.0.0.1"),
-        ):
-            break
-        threading.Event().wait(0.05)
-    yield f"https://127.0.0.1:{port}/", ca_path
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=10)
+    with tls_hypercorn(_asgi_app, tmp_path_factory.mktemp("tls")) as (url, ca_path):
+        yield f"{url}/", ca_path
 
 
 def test_http2_against_a_real_h2_server(

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from afetch._cache import BatchedCache, Cache, Validators
 from afetch._engine import Engine, Request, Response, TransferInfo
-from afetch._errors import InvalidInput, TooLarge, TooManyRedirects, classify
+from afetch._errors import InvalidInput, TooManyRedirects, classify
 from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record
 from afetch._redact import header_secrets, proxy_secrets, redact
@@ -313,11 +313,8 @@ class Fetcher:
     async def _read_body(
         self, response: Response, outcome: _Outcome, body: BodyConsumer | None
     ) -> None:
-        limit = self._settings.max_size
-        if limit is not None:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > limit:
-                raise TooLarge(f"Content-Length {declared} is over --max-size {limit}")
+        # --max-size, a declared Content-Length included, is the engine's to enforce (libcurl's
+        # write callback, the adapter's body_pieces): no second parse of the headers here.
         kept = outcome.kept
         if body is None and kept is None:
             try:
