@@ -274,7 +274,8 @@ def test_no_private_pinning_keeps_tls_verification_by_name(
     # --no-private sends the request to the address it checked; the certificate must still be
     # verified against the name in the URL (SNI), whatever the engine.
     from afetch import _api
-    from afetch._guard import AddressCheck, PrivateAddressGuard
+    from afetch._guard import AddressCheck
+    from afetch._guard_transport import PrivateAddressGuard
 
     async def resolve(host: str, port: int) -> list[str]:
         assert host == "tls.test"

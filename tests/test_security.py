@@ -16,11 +16,11 @@ from afetch import Record, _api
 from afetch._guard import (
     AddressCheck,
     AddressPolicy,
-    PrivateAddressGuard,
     Resolver,
     is_public,
     system_resolve,
 )
+from afetch._guard_transport import PrivateAddressGuard
 from afetch._loopback import LoopbackServer
 from afetch._redact import mask_url, redact
 from tests.helpers import collect

@@ -5,20 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock
 from afetch._engine import Engine, open_engine
 from afetch._fetcher import Fetcher
 from afetch._gauge import Gauge
-from afetch._guard import AddressCheck, PrivateAddressGuard
+from afetch._guard import AddressCheck
 from afetch._hosts import BusiestHosts
 from afetch._record import Record
 from afetch._scheduler import schedule
 from afetch._settings import Settings
 from afetch._spec import RequestSpec
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def _open_fetcher(
@@ -28,9 +29,17 @@ def _open_fetcher(
     engine = open_engine(settings, transport)
     # A transport already behind a guard checks addresses itself (tests pass their own policy).
     check = None
-    if settings.no_private and not isinstance(transport, PrivateAddressGuard):
+    if settings.no_private and not _guarded(transport):
         check = AddressCheck()
     return Fetcher(engine, settings, address_check=check), engine
+
+
+def _guarded(transport: httpx.AsyncBaseTransport | None) -> bool:
+    if transport is None:
+        return False
+    from afetch._guard_transport import PrivateAddressGuard
+
+    return isinstance(transport, PrivateAddressGuard)
 
 
 async def fetch(

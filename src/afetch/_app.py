@@ -11,8 +11,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from afetch import _fdlimit as fdlimit
 from afetch._api import fetch
@@ -37,13 +36,16 @@ from afetch._output import (
     optional_keys,
     output_is_empty,
 )
-from afetch._report import progress_display, summary_view
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._spec import RequestSpec
 from afetch._stats import Stats
+from afetch._summary import PlainProgress, summary_text
 from afetch._writer import RecordWriter
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 try:
     import fcntl
@@ -186,6 +188,45 @@ def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
     return dataclasses.replace(settings, concurrency=concurrency)
 
 
+def _terminal_console() -> Console | None:
+    """Rich, for a terminal only: logs, pipes and cron mail get plain text, and a run whose
+    stderr is not a terminal does not even import Rich (tens of ms of start-up)."""
+    if sys.stderr is None or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress_display(
+    stats: Stats,
+    gauge: Gauge | None,
+    console: Console | None,
+    *,
+    settings: Settings,
+    options: RunOptions,
+) -> contextlib.AbstractContextManager[object]:
+    if gauge is None:
+        return contextlib.nullcontext()
+    if console is None:
+        return PlainProgress(stats, gauge, interval=options.progress_interval, file=sys.stderr)
+    from afetch._report import progress_display
+
+    return progress_display(
+        stats, gauge, console, concurrency=settings.concurrency, interval=options.progress_interval
+    )
+
+
+def _print_summary(stats: Stats, busiest: BusiestHosts | None, console: Console | None) -> None:
+    rows = None if busiest is None else busiest.rows
+    if console is None:
+        print(summary_text(stats, busiest=rows), file=sys.stderr)
+        return
+    from afetch._report import summary_view
+
+    console.print(summary_view(stats, busiest=rows))
+
+
 async def run(
     settings: Settings,
     options: RunOptions,
@@ -219,7 +260,6 @@ async def run(
         error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
         stream.close()
         return EXIT_USAGE
-    console = Console(stderr=True)
     stats = Stats(total=total)
     # A shard or a resumed run fetches only part of the file: no total beats a wrong one.
     if options.progress and urls is None and options.shard is None and not done:
@@ -242,17 +282,8 @@ async def run(
     if done:
         source = skip_done(source, done)
     gauge = Gauge() if options.progress else None
-    display = (
-        progress_display(
-            stats,
-            gauge,
-            console,
-            concurrency=settings.concurrency,
-            interval=options.progress_interval,
-        )
-        if gauge is not None
-        else contextlib.nullcontext()
-    )
+    console = _terminal_console()
+    display = _progress_display(stats, gauge, console, settings=settings, options=options)
     # Records are written, journaled and counted by the writer thread (see _writer.py).
     writer = RecordWriter(stream, sink, stats=stats, journal=journal)
     busiest = BusiestHosts() if settings.per_host == "auto" else None
@@ -288,7 +319,7 @@ async def run(
         # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
         return code
     if not options.quiet:
-        console.print(summary_view(stats, busiest=None if busiest is None else busiest.rows))
+        _print_summary(stats, busiest, console)
     if interrupt.signum is not None:
         return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:

@@ -10,8 +10,8 @@ import enum
 import errno
 import socket
 import ssl
-
-import httpx
+import sys
+from typing import Any
 
 from afetch._record import FetchError
 
@@ -137,7 +137,22 @@ def _type_of(exc: BaseException) -> str:
     # maps aiohttp's ClientOSError to httpx.ConnectTimeout).
     if any(isinstance(i, OSError) and i.errno in _RESET_ERRNOS for i in chain):
         return "reset"
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    # httpx's exceptions can only come from an httpx transport, and then httpx is loaded: a run
+    # on libcurl never imports it just to classify.
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
+        found = _httpx_type(exc, httpx, chain)
+        if found is not None:
+            return found
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect"
+    return "other"
+
+
+def _httpx_type(exc: BaseException, httpx: Any, chain: list[BaseException]) -> str | None:
+    if isinstance(exc, httpx.TimeoutException):
         return "timeout"
     text = " ".join(str(i) for i in chain).lower()
     if isinstance(exc, httpx.ConnectError):
@@ -153,9 +168,7 @@ def _type_of(exc: BaseException) -> str:
         return "reset" if "disconnected without sending a response" in text else "protocol"
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
         return "invalid_url"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connect"
-    return "other"
+    return None
 
 
 def classify(exc: BaseException) -> FetchError:

@@ -20,8 +20,6 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from afetch._errors import Blocked
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -29,8 +27,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 AddressPolicy = Callable[[IPAddress, int], bool]
 #: Resolves ``(host, port)`` to addresses, in the order to try them.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def is_public(address: IPAddress, port: int) -> bool:
@@ -99,56 +95,3 @@ class AddressCheck:
                 shown = host if literal is not None else f"{host} resolves to {address}, which"
                 raise Blocked(f"{shown} is a {describe(address)} address (--no-private)")
         return None if literal is not None else addresses[0]
-
-
-class PrivateAddressGuard(httpx.AsyncBaseTransport):
-    """Wraps an httpx transport; requests to disallowed addresses fail with error type
-    ``blocked``. (afetch's own engines get the same check from :class:`AddressCheck` through
-    the fetcher; this wrapper serves a transport passed to ``afetch.fetch``.)
-
-    >>> import asyncio, httpx
-    >>> guard = PrivateAddressGuard(httpx.MockTransport(lambda request: httpx.Response(200)))
-    >>> request = httpx.Request("GET", "http://169.254.169.254/latest/meta-data/")
-    >>> try:
-    ...     asyncio.run(guard.handle_async_request(request))
-    ... except Exception as exc:
-    ...     print(exc)
-    169.254.169.254 is a link-local address (--no-private)
-    """
-
-    def __init__(
-        self,
-        inner: httpx.AsyncBaseTransport,
-        *,
-        policy: AddressPolicy = is_public,
-        resolve: Resolver = system_resolve,
-    ) -> None:
-        self._inner = inner
-        self.check = AddressCheck(policy=policy, resolve=resolve)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        port = url.port or _DEFAULT_PORTS.get(url.scheme, 80)
-        address = await self.check.pin(url.host, port)
-        if address is None:
-            return await self._inner.handle_async_request(request)
-        return await self._inner.handle_async_request(_pinned(request, address))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-def _pinned(request: httpx.Request, address: str) -> httpx.Request:
-    """The same request sent to ``address``; Host header and TLS server name keep the name."""
-    headers = request.headers.copy()  # carries Host: the original name
-    extensions = dict(request.extensions)
-    if request.url.scheme == "https":
-        extensions["sni_hostname"] = request.url.host
-        headers["Connection"] = "close"
-    return httpx.Request(
-        request.method,
-        request.url.copy_with(host=address),
-        headers=headers,
-        stream=request.stream,
-        extensions=extensions,
-    )

@@ -156,17 +156,6 @@ def _parse_per_host(raw: str | None) -> int | str | None:
     raise typer.BadParameter(f"expected a number of at least 1, or auto, got {raw!r}")
 
 
-def _finite(hint: str) -> Callable[[float], float]:
-    """Refuses inf (and NaN), which Typer's ``min=`` lets through."""
-
-    def check(value: float) -> float:
-        if not math.isfinite(value):
-            raise typer.BadParameter("must be a finite number", param_hint=hint)
-        return value
-
-    return check
-
-
 def _method(value: Method | None) -> str | None:
     return None if value is None else value.value
 
@@ -243,6 +232,9 @@ class Opt:
         )
 
     def value(self, raw: Any) -> Any:
+        if type(raw) is float and not math.isfinite(raw):
+            # min= and max= let inf and NaN through (click's FloatRange compares them false).
+            raise typer.BadParameter("must be a finite number", param_hint=f"'--{self.long}'")
         return raw if self.convert is None else self.convert(raw)
 
 
@@ -344,7 +336,6 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             show_default="on when stderr is a terminal",
             help="Live progress table on stderr; plain status lines when it is not a terminal."),
         opt("--progress-interval", type=float, default=10.0, metavar="SECONDS", min=0.001,
-            convert=_finite("'--progress-interval'"),
             help="Seconds between plain status lines when stderr cannot redraw."),
         opt("-q", "--quiet", type=bool, default=False,
             help="No progress and no summary on stderr."),

@@ -1,12 +1,13 @@
-"""What a person sees on stderr: the live progress table and the closing summary."""
+"""What a person sees on a terminal's stderr: the live progress table and the coloured summary.
+
+Only a terminal loads Rich; logs get the plain forms of :mod:`afetch._summary`.
+"""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from contextlib import AbstractContextManager
-from typing import IO
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
@@ -16,25 +17,11 @@ from rich.text import Span, Text
 from afetch._gauge import Gauge
 from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
+from afetch._summary import _UNPRINTABLE, PlainProgress, _duration, plain_line, summary_rows
+
+__all__ = ["PlainProgress", "ProgressDisplay", "ProgressView", "plain_line", "summary_view"]
 
 _CLASS_STYLES = {"2xx": "green", "3xx": "cyan", "4xx": "yellow", "5xx": "red", "errors": "bold red"}
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"
 
 
 def _classes(stats: Stats) -> Text:
@@ -55,7 +42,6 @@ _LABEL = 10
 _SLOWEST = 3
 _BAR_MIN, _BAR_MAX = 10, 40
 # Control characters (C0, DEL, C1) of a URL would reach the terminal: Rich strips only a few.
-_UNPRINTABLE = {c: "?" for c in (*range(32), *range(127, 160))}
 
 
 def _count(value: int, *, compact: bool) -> str:
@@ -255,65 +241,6 @@ class ProgressDisplay:
         self._live.stop()
 
 
-# -- plain progress for logs ---------------------------------------------------------------------
-
-
-def plain_line(stats: Stats, gauge: Gauge) -> str:
-    """One status line without escape codes, fields always in the same order.
-
-    >>> stats = Stats(total=5000)
-    >>> stats.done, stats.finished = 1200, stats.started + 4  # a 4-second run
-    >>> stats.by_class.update({"2xx": 1100, "4xx": 50, "5xx": 10, "errors": 40})
-    >>> line = plain_line(stats, Gauge())
-    >>> line.startswith("afetch: progress: 1200/5000 24% 300/s 2xx 1100 3xx 0 4xx 50 5xx 10 ")
-    True
-    >>> line.split(" errors ")[1]
-    '40 in_flight 0 waiting 0 elapsed 0:04 eta 0:12'
-    """
-    total, done = stats.total, stats.done
-    percent = f"{min(done * 100 // total, 100)}%" if total else "?%"
-    by_class = stats.by_class.copy()
-    classes = " ".join(f"{name} {by_class[name]}" for name in CLASSES)
-    rate, eta = stats.rate, stats.eta
-    return (
-        f"afetch: progress: {done}/{'?' if total is None else total} {percent} "
-        f"{f'{rate:.1f}' if rate < 10 else f'{rate:.0f}'}/s {classes} "
-        f"in_flight {gauge.in_flight} waiting {gauge.waiting} "
-        f"elapsed {_duration(stats.elapsed)} eta {'?' if eta is None else _duration(eta)}"
-    )
-
-
-class PlainProgress:
-    """Writes :func:`plain_line` every ``interval`` seconds from its own thread.
-
-    The loop never waits on stderr: a slow or blocked log pipe stalls only this thread.
-    """
-
-    def __init__(self, stats: Stats, gauge: Gauge, *, interval: float, file: IO[str]) -> None:
-        self._stats, self._gauge = stats, gauge
-        self._interval = interval
-        self._file = file
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="afetch-progress", daemon=True)
-
-    def __enter__(self) -> PlainProgress:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        # A writer stuck on a full pipe must not hold up the exit: it is a daemon thread.
-        self._thread.join(timeout=1)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._file.write(plain_line(self._stats, self._gauge) + "\n")
-                self._file.flush()
-            except (OSError, ValueError):
-                return  # stderr closed or gone: progress is not worth an error
-
-
 def progress_display(
     stats: Stats, gauge: Gauge, console: Console, *, concurrency: int, interval: float
 ) -> AbstractContextManager[object]:
@@ -327,36 +254,10 @@ def progress_display(
 
 
 def summary_view(stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None) -> Table:
-    """The closing summary; ``busiest`` (``--per-host auto``): (host, attempts, learned limit)."""
+    """The closing summary as a table, its status classes in colour."""
     table = Table(title="afetch summary", title_justify="left", show_header=False, box=None)
     table.add_column(style="dim")
     table.add_column()
-    not_ok = stats.done - stats.ok
-    table.add_row("urls", f"{stats.done} done, {stats.ok} ok, {not_ok} not ok")
-    table.add_row("classes", _classes(stats))
-    if stats.errors:
-        errors = ", ".join(f"{name} {count}" for name, count in stats.errors.most_common())
-        table.add_row("errors", errors)
-    latency = stats.latency
-    if latency.count:
-        table.add_row(
-            "latency",
-            "  ".join(
-                f"{label} {value:,.1f} ms"
-                for label, value in zip(
-                    ("p50", "p90", "p99", "max"),
-                    (*latency.percentiles(50, 90, 99), latency.max),
-                    strict=True,
-                )
-            ),
-        )
-    table.add_row("rate", f"{stats.rate:,.1f} requests/s over {stats.elapsed:.2f} s")
-    table.add_row("bytes", _size(stats.bytes))
-    for index, (host, attempts, limit) in enumerate(busiest or ()):
-        # A host key is scheme, host and port only (no credentials); control characters of a
-        # hostname must not reach the terminal all the same.
-        table.add_row(
-            "per host" if index == 0 else "",
-            f"{mask_url(host).translate(_UNPRINTABLE)}  {attempts} requests, settled at {limit}",
-        )
+    for label, value in summary_rows(stats, busiest=busiest):
+        table.add_row(label, _classes(stats) if label == "classes" else value)
     return table

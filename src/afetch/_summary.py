@@ -1,0 +1,136 @@
+"""The plain forms of what a person sees on stderr: progress lines and the closing summary.
+
+Plain text, no Rich: what a log, a cron mail or a pipe gets, and the rows the coloured
+summary of :mod:`afetch._report` is drawn from.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import IO
+
+from afetch._gauge import Gauge
+from afetch._redact import mask_url
+from afetch._stats import CLASSES, Stats
+
+# Control characters (C0, DEL, C1) of a URL would reach the terminal: Rich strips only a few.
+_UNPRINTABLE = {c: "?" for c in (*range(32), *range(127, 160))}
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def plain_line(stats: Stats, gauge: Gauge) -> str:
+    """One status line without escape codes, fields always in the same order.
+
+    >>> stats = Stats(total=5000)
+    >>> stats.done, stats.finished = 1200, stats.started + 4  # a 4-second run
+    >>> stats.by_class.update({"2xx": 1100, "4xx": 50, "5xx": 10, "errors": 40})
+    >>> line = plain_line(stats, Gauge())
+    >>> line.startswith("afetch: progress: 1200/5000 24% 300/s 2xx 1100 3xx 0 4xx 50 5xx 10 ")
+    True
+    >>> line.split(" errors ")[1]
+    '40 in_flight 0 waiting 0 elapsed 0:04 eta 0:12'
+    """
+    total, done = stats.total, stats.done
+    percent = f"{min(done * 100 // total, 100)}%" if total else "?%"
+    by_class = stats.by_class.copy()
+    classes = " ".join(f"{name} {by_class[name]}" for name in CLASSES)
+    rate, eta = stats.rate, stats.eta
+    return (
+        f"afetch: progress: {done}/{'?' if total is None else total} {percent} "
+        f"{f'{rate:.1f}' if rate < 10 else f'{rate:.0f}'}/s {classes} "
+        f"in_flight {gauge.in_flight} waiting {gauge.waiting} "
+        f"elapsed {_duration(stats.elapsed)} eta {'?' if eta is None else _duration(eta)}"
+    )
+
+
+class PlainProgress:
+    """Writes :func:`plain_line` every ``interval`` seconds from its own thread.
+
+    The loop never waits on stderr: a slow or blocked log pipe stalls only this thread.
+    """
+
+    def __init__(self, stats: Stats, gauge: Gauge, *, interval: float, file: IO[str]) -> None:
+        self._stats, self._gauge = stats, gauge
+        self._interval = interval
+        self._file = file
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="afetch-progress", daemon=True)
+
+    def __enter__(self) -> PlainProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        # A writer stuck on a full pipe must not hold up the exit: it is a daemon thread.
+        self._thread.join(timeout=1)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._file.write(plain_line(self._stats, self._gauge) + "\n")
+                self._file.flush()
+            except (OSError, ValueError):
+                return  # stderr closed or gone: progress is not worth an error
+
+
+# -- the closing summary -------------------------------------------------------------------------
+
+
+def summary_rows(
+    stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None
+) -> list[tuple[str, str]]:
+    """(label, text) rows of the closing summary; ``busiest`` (``--per-host auto``): (host,
+    attempts, learned limit)."""
+    not_ok = stats.done - stats.ok
+    rows = [
+        ("urls", f"{stats.done} done, {stats.ok} ok, {not_ok} not ok"),
+        ("classes", "  ".join(f"{name} {stats.by_class[name]}" for name in CLASSES)),
+    ]
+    if stats.errors:
+        rows.append(
+            ("errors", ", ".join(f"{name} {count}" for name, count in stats.errors.most_common()))
+        )
+    latency = stats.latency
+    if latency.count:
+        values = (*latency.percentiles(50, 90, 99), latency.max)
+        pairs = zip(("p50", "p90", "p99", "max"), values, strict=True)
+        rows.append(("latency", "  ".join(f"{label} {value:,.1f} ms" for label, value in pairs)))
+    rows.append(("rate", f"{stats.rate:,.1f} requests/s over {stats.elapsed:.2f} s"))
+    rows.append(("bytes", _size(stats.bytes)))
+    for index, (host, attempts, limit) in enumerate(busiest or ()):
+        # A host key is scheme, host and port only (no credentials); control characters of a
+        # hostname must not reach the terminal all the same.
+        shown = mask_url(host).translate(_UNPRINTABLE)
+        label = "per host" if index == 0 else ""
+        rows.append((label, f"{shown}  {attempts} requests, settled at {limit}"))
+    return rows
+
+
+def summary_text(stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None) -> str:
+    """The closing summary in plain text, laid out as the coloured table is.
+
+    >>> stats = Stats(total=2)
+    >>> stats.done, stats.ok = 2, 1
+    >>> print(summary_text(stats).splitlines()[1])
+     urls     2 done, 1 ok, 1 not ok
+    """
+    rows = summary_rows(stats, busiest=busiest)
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(["afetch summary", *(f" {label:<{width}}  {text}" for label, text in rows)])
