@@ -101,6 +101,36 @@ def test_a_full_hand_off_makes_put_wait_for_the_reader(pipe: tuple[int, int]) ->
     assert stats.done == count
 
 
+def test_a_half_full_hand_off_wakes_a_lingering_writer(
+    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records arriving faster than the linger would otherwise fill the hand-off and stall the
+    run for the rest of it: half full, the writer is woken at once."""
+    monkeypatch.setattr("afetch._writer.LINGER_S", 30.0)
+    read_end, write_end = pipe
+
+    async def main() -> float:
+        stream = os.fdopen(write_end, "wb", closefd=False)
+        writer = RecordWriter(stream, JsonLinesSink(stream), stats=Stats(), limit=8)
+        await asyncio.sleep(0.05)  # the writer has started, lingering for 30 s
+        started = time.monotonic()
+        for i in range(4):  # half of the hand-off: wakes it
+            assert writer.offer(record(i))
+        received = bytearray()
+
+        def four_lines() -> bool:
+            if unread(read_end):
+                received.extend(os.read(read_end, 65536))
+            return received.count(b"\n") == 4
+
+        await wait_until(four_lines)
+        took = time.monotonic() - started
+        writer.abandon()
+        return took
+
+    assert asyncio.run(main()) < 10.0  # far from the 30 s linger
+
+
 def drain(fd: int, into: bytearray) -> None:
     while chunk := os.read(fd, 65536):
         into += chunk
