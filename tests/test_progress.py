@@ -373,3 +373,26 @@ def test_a_bad_interval_is_a_usage_error() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("afetch: error:")
     assert "--progress-interval" in result.stderr
+
+
+def test_stats_count_each_record_by_its_class_and_ok() -> None:
+    from collections import Counter
+
+    from afetch._record import FetchError, Record
+    from afetch._stats import status_class
+
+    statuses = (None, 0, 100, 200, 204, 301, 399, 400, 404, 500, 503, 600, 999)
+    errors = (None, FetchError("dns", "no such host"), FetchError("timeout", "slow"))
+    records = [
+        Record(url="u", status=s, error=e, elapsed_ms=1.5, bytes=3)
+        for s in statuses
+        for e in errors
+    ]
+    stats = Stats()
+    for record in records:
+        stats.add(record)
+    assert stats.by_class == Counter(status_class(r) for r in records)
+    assert stats.ok == sum(r.ok for r in records)
+    assert stats.errors == Counter({"dns": len(statuses), "timeout": len(statuses)})
+    assert stats.latency.count == len(statuses)  # only records without an error have a latency
+    assert (stats.done, stats.bytes) == (len(records), 3 * len(records))

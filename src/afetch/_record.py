@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,33 +114,48 @@ class Record:
         """
         # Key order is part of the documented schema: SCHEMA_KEYS, then the optional keys.
         data = _schema_dict(self)
+        data.update(self._added(optional, include))
+        return data
+
+    def _added(self, optional: Collection[str] | None, include: Collection[str]) -> dict[str, Any]:
+        """The keys after the schema's: optional keys, then ``--include`` keys (or ``extra``)."""
+        added: dict[str, Any] = {}
         if optional is None:
             for key in OPTIONAL_KEYS:
                 value = getattr(self, key)
                 if value is not None:
-                    data[key] = value
+                    added[key] = value
         elif optional or self.method is not None or self.meta is not None:
             # (A plain run's record skips this loop: nothing optional to add.)
             for key in OPTIONAL_KEYS:
                 value = getattr(self, key)
                 if key in optional or (value is not None and key in _PER_REQUEST_KEYS):
-                    data[key] = value
+                    added[key] = value
         extra = self.extra
         if include:
             if extra is None:
                 extra = _INCLUDE_DEFAULTS
             for key in include:
-                data[key] = extra.get(key, _INCLUDE_DEFAULTS.get(key))
+                added[key] = extra.get(key, _INCLUDE_DEFAULTS.get(key))
         elif optional is None and extra:
-            data.update(extra)
-        return data
+            added.update(extra)
+        return added
 
     def to_json(
         self, optional: Collection[str] | None = None, include: Collection[str] = ()
     ) -> str:
-        return json.dumps(
-            self.to_dict(optional, include), ensure_ascii=False, separators=(",", ":")
-        )
+        """The record as one line of JSON (``to_dict``'s keys, in its order).
+
+        >>> Record(url="http://127.0.0.1/", status=200, bytes=2).to_json()[:54]
+        '{"url":"http://127.0.0.1/","final_url":null,"status":200'
+        """
+        try:
+            line = _schema_json(self)
+        except TypeError:  # a field that does not hold its declared type: the general way
+            return _dumps(self.to_dict(optional, include))
+        added = self._added(optional, include)
+        # The added keys' own JSON object, without its "{", closes the line.
+        return line + ("," + _dumps(added)[1:] if added else "}")
 
 
 def _compile_schema_dict() -> Callable[[Record], dict[str, Any]]:
@@ -155,3 +171,66 @@ def _compile_schema_dict() -> Callable[[Record], dict[str, Any]]:
 
 
 _schema_dict = _compile_schema_dict()
+
+#: json.dumps(value, ensure_ascii=False, separators=(",", ":")), without a new encoder per call.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: How each schema key is written, by the type its field holds.
+_SCHEMA_JSON_KINDS = {
+    "url": "str",
+    "final_url": "str?",
+    "status": "int?",
+    "ok": "bool",
+    "error": "error",
+    "elapsed_ms": "float",
+    "bytes": "int",
+    "content_type": "str?",
+    "http_version": "str?",
+    "redirects": "int",
+    "attempts": "int",
+    "started_at": "str",
+}
+_JSON_OF_KIND = {
+    "str": "_s({0})",
+    "str?": "('null' if {0} is None else _s({0}))",
+    # Exactly int (a bool is an int too, written true/false), exactly a finite float (json spells
+    # inf and nan its own way): anything else goes to _other, which sends the record the general
+    # way.
+    "int": "(_i({0}) if {0}.__class__ is int else _other())",
+    "int?": "('null' if {0} is None else _i({0}) if {0}.__class__ is int else _other())",
+    "bool": "('true' if {0} else 'false')",
+    "float": "(_f({0}) if {0}.__class__ is float and _finite({0}) else _other())",
+    "error": "('null' if {0} is None else "
+    "'{{\"type\":' + _s({0}.type) + ',\"message\":' + _s({0}.message) + '}}')",
+}
+
+
+def _other_type() -> str:
+    raise TypeError("a record field of another type than declared")
+
+
+def _compile_schema_json() -> Callable[[Record], str]:
+    """``record -> '{"url":"...",...'``: the SCHEMA_KEYS written as json.dumps writes them
+    (``ensure_ascii=False``, no spaces), without the closing brace.
+
+    A record is written for every URL, and json.dumps spends most of its time on generic
+    dispatch: knowing each field's type, this is about three times faster. A field of another
+    type raises TypeError; the caller then falls back.
+    """
+    pieces = []
+    for index, key in enumerate(SCHEMA_KEYS):
+        name = ("{" if index == 0 else ",") + json.dumps(key) + ":"
+        pieces.append(repr(name))
+        pieces.append(_JSON_OF_KIND[_SCHEMA_JSON_KINDS[key]].format("r." + key))
+    namespace = {
+        "_s": json.encoder.encode_basestring,  # the C encoder's, when present
+        "_i": int.__repr__,
+        "_f": float.__repr__,
+        "_finite": math.isfinite,
+        "_other": _other_type,
+    }
+    # eval of the text built just above from constants, never of anything from outside.
+    return eval(f"lambda r: {' + '.join(pieces)}", namespace)
+
+
+_schema_json = _compile_schema_json()

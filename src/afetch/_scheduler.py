@@ -225,8 +225,10 @@ class _Run:
 
     async def read(self, urls: Iterable[Item] | AsyncIterable[Item]) -> None:
         """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
+        # An async source is iterated as it is: no second generator per URL.
+        source = urls if isinstance(urls, AsyncIterable) else _as_async(urls)
         try:
-            async for url in _as_async(urls):
+            async for url in source:
                 if self._window is not None:
                     await self._window.admit()
                 self._admit(url)

@@ -13,6 +13,10 @@ CLASSES = ("2xx", "3xx", "4xx", "5xx", "errors")
 _BUCKET_GROWTH = math.log(1.02)
 
 
+#: The class of a status by its hundreds (1xx counts as 2xx, 6xx and above as 5xx).
+_CLASS_BY_HUNDREDS = ("2xx", "2xx", "2xx", "3xx", "4xx", "5xx")
+
+
 def status_class(record: Record) -> str:
     if record.error is not None or record.status is None:
         return "errors"
@@ -90,14 +94,20 @@ class Stats:
         self.finished: float | None = None
 
     def add(self, record: Record) -> None:
+        # Once per record: status_class and Record.ok, inlined.
         self.done += 1
-        self.ok += record.ok
         self.bytes += record.bytes
-        self.by_class[status_class(record)] += 1
-        if record.error is not None:
-            self.errors[record.error.type] += 1
+        error, status = record.error, record.status
+        if error is not None:
+            self.by_class["errors"] += 1
+            self.errors[error.type] += 1
+            return
+        if status is None:
+            self.by_class["errors"] += 1
         else:
-            self.latency.add(record.elapsed_ms)
+            self.ok += status < 400
+            self.by_class[_CLASS_BY_HUNDREDS[min(status // 100, 5)]] += 1
+        self.latency.add(record.elapsed_ms)
 
     def finish(self) -> None:
         self.finished = time.monotonic()
