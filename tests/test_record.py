@@ -141,3 +141,18 @@ def test_a_field_of_another_type_is_written_as_json_dumps_writes_it(fields: dict
     record = Record(url="u", **fields)
     expected = json.dumps(record.to_dict(), ensure_ascii=False, separators=(",", ":"))
     assert record.to_json() == expected
+
+
+def test_new_record_is_record_from_all_its_fields() -> None:
+    from dataclasses import FrozenInstanceError, fields
+
+    from afetch._record import new_record
+
+    values = [f"value {i}" for i in range(len(fields(Record)))]
+    made = new_record(*values)
+    assert made == Record(**{f.name: v for f, v in zip(fields(Record), values, strict=True)})
+    assert repr(made) == repr(
+        Record(**{f.name: v for f, v in zip(fields(Record), values, strict=True)})
+    )
+    with pytest.raises(FrozenInstanceError):
+        made.url = "changed"  # type: ignore[misc]

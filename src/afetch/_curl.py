@@ -554,23 +554,16 @@ class _Slot:
         """The first body bytes (or the end of the transfer): the final head is complete."""
         self.head_seen = True
         lines = self.head_lines
-        # The final head starts at the last status line (1xx interim heads come before it).
-        start = len(lines) - 1
-        while start > 0 and lines[start][:5] != b"HTTP/":
-            start -= 1
-        self.head_start = start
-        # ... and ends at its blank line: what follows are trailers (an empty chunked body
-        # reaches here only at the end), never headers.
-        end = start + 1
-        while end < len(lines) and lines[end] not in (b"\r\n", b"\n"):
-            end += 1
-        self.head_end = end
-        version, _, rest = lines[start].decode("latin-1").partition(" ") if lines else ("", "", "")
-        try:
-            self.status = int(rest[:3])
-        except ValueError:
-            self.status = 0
-        self.http_version = "HTTP/2" if version == "HTTP/2.0" else version
+        start, end = _final_head(lines)
+        self.head_start, self.head_end = start, end
+        if start < len(lines):
+            status_line = lines[start]
+            version = status_line.split(b" ", 1)[0]
+            self.http_version = _VERSIONS.get(version) or version.decode("latin-1")
+            code = status_line[len(version) + 1 : len(version) + 4]
+            self.status = int(code) if code.isdigit() else 0
+        else:
+            self.http_version, self.status = "", 0
         limit = self.engine._max_size
         if limit is not None and self.method[0] != "HEAD":
             declared = _parse_headers(lines[:end], start).get("content-length", "")
@@ -790,6 +783,46 @@ def _host_port(url: str) -> tuple[str, int]:
     return host, parts.port or (443 if parts.scheme == "https" else 80)
 
 
+#: The versions of status lines, as records spell them (others are decoded as they come).
+_VERSIONS = {
+    b"HTTP/1.1": "HTTP/1.1",
+    b"HTTP/1.0": "HTTP/1.0",
+    b"HTTP/2": "HTTP/2",
+    b"HTTP/2.0": "HTTP/2",
+    b"HTTP/3": "HTTP/3",
+}
+_CRLF = b"\r\n"
+_LF = b"\n"
+_C_OR_c = b"Cc"
+_BLANK = (b"\r\n", b"\n")
+
+
+def _final_head(lines: list[bytes]) -> tuple[int, int]:
+    """Where the final head is in the header lines libcurl gave: (index of its status line,
+    index of its blank line or ``len(lines)``). 1xx interim heads come before it, each ending in
+    a blank line; what follows the final head's blank line are trailers, never a head.
+
+    >>> _final_head([b"HTTP/1.1 103 Early\\r\\n", b"\\r\\n", b"HTTP/1.1 200 OK\\r\\n",
+    ...              b"A: b\\r\\n", b"\\r\\n", b"Trailer: x\\r\\n"])
+    (2, 4)
+    """
+    start, count = 0, len(lines)
+    while True:
+        try:
+            end = lines.index(_CRLF, start + 1)  # in C: the usual head ends in CRLF
+            if _LF in lines[start + 1 : end]:
+                raise ValueError  # a head ending in a bare LF came first
+        except ValueError:
+            end = start + 1
+            while end < count and lines[end] not in _BLANK:
+                end += 1
+        after = end + 1
+        if after < count and lines[after].startswith(b"HTTP/"):
+            start = after  # an interim head ended; another head follows
+            continue
+        return start, end
+
+
 def _parse_headers(lines: list[bytes], start: int) -> Headers:
     headers = Headers()
     for raw in lines[start + 1 :]:
@@ -820,7 +853,8 @@ class _CurlResponse:
     @property
     def content_type(self) -> str | None:
         for raw in self._lines[self._start + 1 :]:
-            if raw[:13].lower() == b"content-type:":
+            # The first byte first: most lines are not Content-Type.
+            if raw[:1] in _C_OR_c and raw[:13].lower() == b"content-type:":
                 return raw[13:].decode("latin-1").strip()
         return None
 

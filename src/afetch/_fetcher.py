@@ -19,7 +19,7 @@ from afetch._cache import BatchedCache, Cache, Validators
 from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import InvalidInput, TooManyRedirects, classify
 from afetch._guard import AddressCheck
-from afetch._record import FetchError, Record
+from afetch._record import FetchError, Record, new_record
 from afetch._redact import header_secrets, proxy_secrets, redact
 from afetch._save import BodyConsumer
 from afetch._settings import Settings
@@ -28,6 +28,8 @@ from afetch._timestamps import now_iso
 from afetch._url import Target, join, parse_url
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
     from afetch._extras import BodyKeeper, Wanted
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -143,25 +145,26 @@ class Fetcher:
             error = classify(TimeoutError(f"no complete response within {timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = self._redacted(classify(exc), url, spec)
-        record = Record(
-            url=url,
-            final_url=outcome.final_url,
-            status=outcome.status,
-            error=error,
-            elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
-            bytes=outcome.bytes,
-            content_type=outcome.content_type,
-            http_version=outcome.http_version,
-            redirects=outcome.redirects,
-            attempts=1,
-            started_at=started_at,
-            not_modified=outcome.not_modified,
-            path=outcome.path,
-            sha256=outcome.sha256,
-            extra=None if self._wanted is None else self._extra_or_none(outcome),
-            method=method,
-            meta=None if spec is None else spec.meta,
-            key=None if spec is None else request_key(spec),
+        # All the fields, in Record's order (new_record is Record(...) without its slow init).
+        record = new_record(
+            url,
+            outcome.final_url,
+            outcome.status,
+            error,
+            round((time.perf_counter() - t0) * 1000, 3),
+            outcome.bytes,
+            outcome.content_type,
+            outcome.http_version,
+            outcome.redirects,
+            1,  # attempts: the scheduler counts them
+            started_at,
+            outcome.not_modified,
+            outcome.path,
+            outcome.sha256,
+            method,
+            None if spec is None else spec.meta,
+            None if spec is None else request_key(spec),
+            None if self._wanted is None else self._extra_or_none(outcome),
         )
         return record, outcome.retry_after
 
@@ -284,10 +287,16 @@ class Fetcher:
         headers = _with_credentials(headers, target)
         return Request(method, target.url, headers, body, deadline=deadline)
 
-    async def _send(self, request: Request, target: Target) -> Response:
-        if self._address_check is not None:
-            _, host, port = target.origin
-            request = request._replace(pin=await self._address_check.pin(host, port))
+    def _send(self, request: Request, target: Target) -> Awaitable[Response]:
+        if self._address_check is None:
+            return self._engine.send(request)  # awaited by the caller: no coroutine between
+        return self._send_pinned(request, target, self._address_check)
+
+    async def _send_pinned(
+        self, request: Request, target: Target, address_check: AddressCheck
+    ) -> Response:
+        _, host, port = target.origin
+        request = request._replace(pin=await address_check.pin(host, port))
         return await self._engine.send(request)
 
     async def _send_following(

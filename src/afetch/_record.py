@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: The documented record keys, always present, in this order (README.md, "Records").
@@ -171,6 +171,29 @@ def _compile_schema_dict() -> Callable[[Record], dict[str, Any]]:
 
 
 _schema_dict = _compile_schema_dict()
+
+
+def _compile_new_record() -> Callable[..., Record]:
+    """``new_record(url, final_url, ..., extra)``: a :class:`Record` from all its fields, in
+    their order, as ``Record(...)`` makes it but three times faster.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; this sets
+    the slots directly (their C descriptors), which is what that ends up doing anyway. Generated
+    from the fields, so it stays in step with them.
+    """
+    names = [f.name for f in fields(Record)]
+    namespace: dict[str, Any] = {"_new": object.__new__, "Record": Record}
+    for name in names:
+        namespace[f"_set_{name}"] = Record.__dict__[name].__set__
+    body = "".join(f"    _set_{name}(r, {name})\n" for name in names)
+    source = f"def new_record({', '.join(names)}):\n    r = _new(Record)\n{body}    return r\n"
+    # exec of the text built just above from the field names, never of anything from outside.
+    exec(source, namespace)
+    return namespace["new_record"]
+
+
+#: Used once per attempt by the fetcher (see _compile_new_record).
+new_record = _compile_new_record()
 
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")), without a new encoder per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
