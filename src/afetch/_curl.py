@@ -429,6 +429,7 @@ class _Slot:
         "pinned",
         "proxy_headers",
         "received",
+        "server_headers",
         "status",
         "timeout_ms",
         "tls_line",
@@ -480,6 +481,7 @@ class _Slot:
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
         self.proxy_headers: list[str] = []
+        self.server_headers: list[str] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -530,7 +532,10 @@ class _Slot:
             self.timeout_ms = timeout_ms
         curl.setopt(pycurl.URL, request.url)
         server_headers, proxy_headers = headers
-        curl.setopt(pycurl.HTTPHEADER, server_headers)
+        # Every request of a plain run shares one list (CurlEngine._header_list): set once.
+        if server_headers is not self.server_headers:
+            curl.setopt(pycurl.HTTPHEADER, server_headers)
+            self.server_headers = server_headers
         if proxy_headers is not self.proxy_headers:
             curl.setopt(pycurl.PROXYHEADER, proxy_headers)
             self.proxy_headers = proxy_headers
@@ -852,11 +857,15 @@ class _CurlResponse:
 
     @property
     def content_type(self) -> str | None:
-        for raw in self._lines[self._start + 1 :]:
-            # The first byte first: most lines are not Content-Type.
-            if raw[:1] in _C_OR_c and raw[:13].lower() == b"content-type:":
-                return raw[13:].decode("latin-1").strip()
-        return None
+        # The first Content-Type line, found in C: the head joined after a "\n" (every line then
+        # starts after one) and searched in lower case; lower() keeps positions, so the value is
+        # cut from the head as sent.
+        head = b"\n" + b"".join(self._lines[self._start + 1 :])
+        at = head.lower().find(b"\ncontent-type:")
+        if at < 0:
+            return None
+        end = head.find(b"\n", at + 1)
+        return head[at + 14 : end if end >= 0 else len(head)].decode("latin-1").strip()
 
     @property
     def bytes_read(self) -> int:

@@ -402,40 +402,27 @@ def _with_credentials(headers: Headers, target: Target) -> Headers:
 
 
 class _Outcome:
-    """What is known so far about one attempt; becomes the record whatever happens."""
+    """What is known so far about one attempt; becomes the record whatever happens.
 
-    __slots__ = (
-        "bytes",
-        "content_type",
-        "final",
-        "final_url",
-        "http_version",
-        "info",
-        "kept",
-        "not_modified",
-        "path",
-        "redirects",
-        "retry_after",
-        "sha256",
-        "status",
-    )
+    Class attributes are the defaults (no ``__init__``, one per attempt): an attempt sets only
+    what it learns.
+    """
 
-    def __init__(self) -> None:
-        self.final_url: str | None = None
-        self.status: int | None = None
-        self.content_type: str | None = None
-        self.http_version: str | None = None
-        self.redirects = 0
-        self.bytes = 0
-        self.retry_after: str | None = None
-        self.not_modified: bool | None = None  # set (False/True) only with --cache
-        self.path: str | None = None
-        self.sha256: str | None = None
-        # With --include only: the final response, what the engine knew of its transfer, and
-        # the kept part of its body.
-        self.final: Response | None = None
-        self.info: TransferInfo | None = None
-        self.kept: BodyKeeper | None = None
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    http_version: str | None = None
+    redirects = 0
+    bytes = 0
+    retry_after: str | None = None
+    not_modified: bool | None = None  # set (False/True) only with --cache
+    path: str | None = None
+    sha256: str | None = None
+    # With --include only: the final response, what the engine knew of its transfer, and the
+    # kept part of its body.
+    final: Response | None = None
+    info: TransferInfo | None = None
+    kept: BodyKeeper | None = None
 
     def saw(self, response: Response) -> None:
         """A response head arrived (a redirect, or the final one)."""

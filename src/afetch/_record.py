@@ -146,7 +146,7 @@ class Record:
     ) -> str:
         """The record as one line of JSON (``to_dict``'s keys, in its order).
 
-        >>> Record(url="http://127.0.0.1/", status=200, bytes=2).to_json()[:54]
+        >>> Record(url="http://127.0.0.1/", status=200, bytes=2).to_json()[:56]
         '{"url":"http://127.0.0.1/","final_url":null,"status":200'
         """
         try:

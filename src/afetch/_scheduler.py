@@ -137,13 +137,17 @@ class _Run:
     Every change (a URL read, an attempt finished, a record taken, a timer fired) ends in
     :meth:`_pump`, which starts whatever may start now. Invariants:
 
-    * ``busy`` = attempts running + records not yet taken <= ``concurrency``, so the number of
-      fetch tasks never exceeds ``concurrency``;
+    * ``running`` (attempts) <= ``concurrency``, so the number of fetch tasks never exceeds
+      ``concurrency``; and ``untaken`` (records finished, not yet taken by the consumer) <=
+      ``concurrency``: nothing starts while that many wait, so a consumer that stops taking
+      stops the fetching;
     * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
-      host, or sleeping before a retry); input is only read while it is below ``lookahead``, and
-      only when a slot is free and nothing queued can use it. Memory is bounded for any list.
-    * With ``ordered``, a finished record leaves ``busy`` and waits in the reorder window
-      instead, which admits at most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
+      host, sleeping before a retry, or read ahead); input is only read while it is below
+      ``lookahead``: when a slot is free and nothing queued can use it, or in batches from
+      ``lookahead/2`` up, so that a finished attempt finds the next URL queued. Memory is
+      bounded for any list.
+    * With ``ordered``, a finished record waits in the reorder window instead, which admits at
+      most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
     * A URL waiting to retry sits on a timer, not in a task, and holds no slot at all.
     """
 
@@ -169,6 +173,9 @@ class _Run:
         self._results = results
         self._capacity = settings.concurrency
         self._lookahead = LOOKAHEAD_PER_SLOT * settings.concurrency
+        #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait.
+        self._refill_at = self._lookahead // 2
+        self._refilling = True
         self._policy = (
             RetryPolicy(
                 retries=settings.retries,
@@ -207,7 +214,8 @@ class _Run:
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
         self._timers: set[TimerHandle] = set()
-        self._busy = 0
+        #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
+        self._untaken = 0
         self._running = 0
         self._waiting = 0
         #: Jobs handed to the workers, and workers waiting for one (see _work).
@@ -281,12 +289,14 @@ class _Run:
         """Start queued URLs, host after host, while slots are free and no limit holds them."""
         ready = self._ready
         now: float | None = None
-        while self._busy < self._capacity and ready:
+        capacity = self._capacity
+        while self._running < capacity and self._untaken < capacity and ready:
             host = ready[0]
             if host.down:
                 self._give_up_queued(host)
                 continue
-            if host.saturated:
+            limit = host.limit  # Host.saturated, inlined (down was ruled out just above)
+            if limit is not None and host.in_flight >= limit:
                 self._set_aside(host)
                 continue
             if host.pacer is not None or self._pacer is not None:
@@ -322,16 +332,28 @@ class _Run:
     def _give_up_queued(self, host: Host) -> None:
         """Finish the queued URLs of an unreachable host, as far as slots allow."""
         self._set_aside(host)
-        while host.queue and self._busy < self._capacity:
+        while host.queue and self._untaken < self._capacity:
             self._give_up(host.queue.popleft())
         self._mark_ready(host)  # the rest, once slots are free again
 
     def _want_input_or_finish(self) -> None:
+        # Input is wanted when a slot is free and nothing queued can use it, and also, in
+        # batches, to keep URLs queued ahead: a finished attempt then starts the next URL in
+        # the same worker, without a wake-up, and the input is read once per lookahead/2 URLs
+        # rather than once per URL. Either way at most ``lookahead`` URLs wait.
+        waiting = self._waiting
+        if waiting >= self._lookahead:
+            self._refilling = False
+        elif waiting <= self._refill_at:
+            self._refilling = True
+        capacity = self._capacity
         if (
             not self._input_done
-            and self._busy < self._capacity
-            and self._waiting < self._lookahead
-            and not self._ready
+            and waiting < self._lookahead
+            and (
+                self._refilling
+                or (self._running < capacity and self._untaken < capacity and not self._ready)
+            )
         ):
             self.want_input.set()
         else:
@@ -347,7 +369,6 @@ class _Run:
             # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
             job.started = self._clock.time()
         job.host.in_flight += 1
-        self._busy += 1
         self._running += 1
         if self._gauge is not None:
             self._gauge.start(job, job.url if type(job.url) is str else job.url.url)
@@ -388,7 +409,6 @@ class _Run:
     def _attempted(self, job: _Job, record: Record, retry_after: str | None) -> None:
         host = job.host
         host.in_flight -= 1
-        self._busy -= 1
         self._running -= 1
         if self._gauge is not None:
             self._gauge.end(job)
@@ -443,7 +463,7 @@ class _Run:
         if record.attempts != job.attempts:
             record = replace(record, attempts=job.attempts)
         if self._window is None:
-            self._busy += 1  # the slot stays taken until the consumer takes the record
+            self._untaken += 1  # nothing starts while `concurrency` records wait to be taken
             self._results.put_nowait(record)
             return
         for due in self._window.complete(job.index, record):
@@ -454,7 +474,7 @@ class _Run:
         if self._window is not None:
             self._window.taken()
             return
-        self._busy -= 1
+        self._untaken -= 1
         self._pump()
 
     def drain(self) -> list[Record]:
