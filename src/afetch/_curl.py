@@ -163,6 +163,8 @@ class CurlEngine:
         self._watched: dict[int, int] = {}
         #: fd → inode of sockets idling in libcurl's pool whose reader stays registered.
         self._idle: dict[int, int] = {}
+        #: fd → inode of each watched socket, noted when it is first watched.
+        self._inodes: dict[int, int] = {}
         self._keep_idle = True
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
@@ -312,6 +314,8 @@ class CurlEngine:
             had = 0  # the registration was stale: the number now names another socket
         if what == had:
             return
+        if not had:
+            self._note_inode(fd)
         loop = self._loop
         if had & _POLL_IN and not what & _POLL_IN:
             loop.remove_reader(fd)
@@ -330,31 +334,45 @@ class CurlEngine:
     # also close a parked socket without telling us, and the number may come back for a new
     # socket: the inode, noted when parking, tells a reused number from the same socket.
 
+    def _note_inode(self, fd: int) -> None:
+        """Note the inode of a socket about to be watched: a parked one is told by it later."""
+        if fd not in self._inodes:
+            with contextlib.suppress(OSError):
+                self._inodes[fd] = os.fstat(fd).st_ino
+
     def _park(self, fd: int) -> None:
         had = self._watched[fd]
         if had & _POLL_OUT:
             self._loop.remove_writer(fd)
-        try:
-            self._idle[fd] = os.fstat(fd).st_ino
-        except OSError:
+        # Its inode since it was first watched: libcurl closes a socket it watches only after
+        # telling us (POLL_REMOVE), so the number still names the same socket.
+        inode = self._inodes.get(fd)
+        if inode is None:
             self._unwatch(fd)
             return
+        self._idle[fd] = inode
         self._watched[fd] = _POLL_IN
 
     def _resume_idle(self, fd: int) -> bool:
         """libcurl wants ``fd`` again: True when the parked registration is still its own."""
         inode = self._idle.pop(fd)
         try:
-            same = os.fstat(fd).st_ino == inode
+            now = os.fstat(fd).st_ino
         except OSError:
-            same = False
-        if not same:
-            self._watched.pop(fd, None)
-            self._loop.remove_reader(fd)  # forget the stale key (epoll dropped the old socket)
-        return same
+            now = None
+        if now == inode:
+            return True
+        self._watched.pop(fd, None)
+        self._loop.remove_reader(fd)  # forget the stale key (epoll dropped the old socket)
+        if now is None:
+            self._inodes.pop(fd, None)
+        else:
+            self._inodes[fd] = now  # the socket that has the number now
+        return False
 
     def _unwatch(self, fd: int) -> None:
         self._idle.pop(fd, None)
+        self._inodes.pop(fd, None)
         had = self._watched.pop(fd, 0)
         if had & _POLL_IN:
             self._loop.remove_reader(fd)

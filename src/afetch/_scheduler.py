@@ -475,7 +475,9 @@ class _Run:
             self._window.taken()
             return
         self._untaken -= 1
-        self._pump()
+        if self._untaken == self._capacity - 1:
+            # Only a full set of untaken records held anything back (starts, input).
+            self._pump()
 
     def drain(self) -> list[Record]:
         """After a stop: finished records still held back by the reorder window, in order."""
