@@ -168,6 +168,7 @@ class CurlEngine:
         self._keep_idle = True
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
+        self._timer_soon = False  # the pending wake-up is a call_soon
         self._free: list[_Slot] = []
         self._active: set[_Slot] = set()
         self._closed = False
@@ -382,20 +383,31 @@ class CurlEngine:
     def _on_timer(self, ms: int) -> None:
         # A wake-up earlier than libcurl asked for is harmless (it re-arms its timer), so a
         # pending one is kept when it is due no later: no cancel-and-allocate per request.
-        # -1 ("no timeout") leaves a pending wake-up in place for the same reason.
+        # -1 ("no timeout") leaves a pending wake-up in place for the same reason. libcurl
+        # calls this two or three times per request: a wake-up already due this turn of the
+        # loop answers every call without even reading the clock.
         if ms < 0 or self._closed:
             return
+        timer = self._timer
+        if ms == 0:
+            if timer is not None:
+                if self._timer_soon:
+                    return
+                timer.cancel()
+            # "As soon as possible"; socket_action may not be called from in here.
+            self._timer = self._loop.call_soon(self._on_timeout)
+            self._timer_soon = True
+            return
+        if timer is not None and self._timer_soon:
+            return
         due = self._loop.time() + ms / 1000
-        if self._timer is not None:
+        if timer is not None:
             if self._timer_due <= due:
                 return
-            self._timer.cancel()
+            timer.cancel()
         self._timer_due = due
-        # 0 means "as soon as possible"; socket_action may not be called from in here.
-        if ms == 0:
-            self._timer = self._loop.call_soon(self._on_timeout)
-        else:
-            self._timer = self._loop.call_at(due, self._on_timeout)
+        self._timer = self._loop.call_at(due, self._on_timeout)
+        self._timer_soon = False
 
     def _on_timeout(self) -> None:
         self._timer = None

@@ -56,7 +56,7 @@ async def schedule(
     ``gauge`` (:class:`afetch._gauge.Gauge`) is kept up to date for a progress display;
     ``busiest`` is filled at the end with the busiest hosts' learned limits (``per_host="auto"``).
     """
-    results: asyncio.Queue[Any] = asyncio.Queue()
+    results = _Results()
     # Entered by the producer below before anything can start a task in it.
     group = asyncio.TaskGroup()
     run = _Run(
@@ -91,13 +91,20 @@ async def schedule(
 
     producer = asyncio.create_task(produce(), name="afetch-scheduler")
     # A done-callback rather than `finally`: it runs even if the task is cancelled before it starts.
-    producer.add_done_callback(lambda _: results.put_nowait(_DONE))
+    producer.add_done_callback(lambda _: results.put(_DONE))
     stopper = None
     if stop is not None:
         stopper = asyncio.create_task(stop.wait())
         stopper.add_done_callback(lambda _: producer.cancel())
     try:
-        while (item := await results.get()) is not _DONE:
+        # The records that came in one turn of the loop, taken without a wait each.
+        items = results.items
+        while True:
+            if not items:
+                await results.wait()
+            item = items.popleft()
+            if item is _DONE:
+                break
             run.taken()
             yield item
         for record in run.drain():  # after a stop: finished records behind an unfinished one
@@ -110,6 +117,34 @@ async def schedule(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+class _Results:
+    """Finished records on their way to the consumer: a deque and one waiter (no bound needed:
+    the scheduler holds at most ``concurrency`` untaken records)."""
+
+    __slots__ = ("_waiter", "items")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until something was put (returns at once if something is there)."""
+        while not self.items:
+            self._waiter = waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
 
 
 class _Job:
@@ -155,7 +190,7 @@ class _Run:
         self,
         settings: Settings,
         fetcher: Fetcher,
-        results: asyncio.Queue[Any],
+        results: _Results,
         *,
         group: asyncio.TaskGroup,
         clock: Clock,
@@ -464,10 +499,10 @@ class _Run:
             record = replace(record, attempts=job.attempts)
         if self._window is None:
             self._untaken += 1  # nothing starts while `concurrency` records wait to be taken
-            self._results.put_nowait(record)
+            self._results.put(record)
             return
         for due in self._window.complete(job.index, record):
-            self._results.put_nowait(due)
+            self._results.put(due)
 
     def taken(self) -> None:
         """The consumer took a record: its slot (or its place in the window) is free."""
