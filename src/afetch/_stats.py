@@ -11,6 +11,7 @@ from afetch._record import Record
 CLASSES = ("2xx", "3xx", "4xx", "5xx", "errors")
 # Latencies go into log-spaced buckets 2% wide: percentiles stay within 2% at any run length.
 _BUCKET_GROWTH = math.log(1.02)
+_floor, _log = math.floor, math.log
 
 
 #: The class of a status by its hundreds (1xx counts as 2xx, 6xx and above as 5xx).
@@ -38,9 +39,10 @@ class LatencyHistogram:
         self.max = 0.0
 
     def add(self, ms: float) -> None:
-        self._buckets[math.floor(math.log(max(ms, 0.001)) / _BUCKET_GROWTH)] += 1
+        self._buckets[_floor(_log(ms if ms > 0.001 else 0.001) / _BUCKET_GROWTH)] += 1
         self.count += 1
-        self.max = max(self.max, ms)
+        if ms > self.max:
+            self.max = ms
 
     def percentile(self, p: float) -> float:
         return self.percentiles(p)[0]
