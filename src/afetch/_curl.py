@@ -512,26 +512,25 @@ class _Slot:
         self.pinned = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
+        self.head_start = self.head_end = self.status = 0
+        self.http_version = "HTTP/1.1"
+        self.buffer: deque[bytes] = deque()
+        self.buffered = 0
+        self.waiter: asyncio.Future[None] | None = None
         self._reset()
 
     def _reset(self) -> None:
-        loop = self.engine._loop
-        self.head = loop.create_future()
+        """Ready for the next transfer. (``detach`` already emptied the buffer and dropped the
+        waiter; the head's status, version and bounds are set before anything reads them.)"""
+        self.head = self.engine._loop.create_future()
         self.done = False
         self.failure: AfetchError | None = None
         self.body_error: AfetchError | None = None
         self.head_lines.clear()
         self.head_seen = False
-        self.head_start = 0
-        self.head_end = 0
-        self.status = 0
-        self.http_version = "HTTP/1.1"
-        self.buffer: deque[bytes] = deque()
-        self.buffered = 0
         self.received = 0
         self.counting = False
         self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
         self.tls_line: bytes | None = None
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
