@@ -53,6 +53,7 @@ OTHER_TOOLS_OPTIONS = {
         "--engines",
     },
     "valgrind": {"--tool"},
+    "bench/engines/curl_multi.py": {"--idle-reader"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "ruff format": {"--check"},
     "python -m venv": {"--without-pip"},
