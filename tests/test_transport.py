@@ -314,3 +314,50 @@ def test_trailers_after_an_empty_chunked_body_are_not_headers() -> None:
         thread.join(5)
         listener.close()
     assert (record.status, record.redirects, record.content_type) == (302, 0, "text/plain")
+
+
+class _FakeLoop:
+    """Records the wake-ups the engine asks for; time stands still unless moved."""
+
+    def __init__(self, real: asyncio.AbstractEventLoop) -> None:
+        self.real = real  # what the handles belong to (cancelling one tells its loop)
+        self.now = 100.0
+        self.soon: list[object] = []
+        self.at: list[tuple[float, object]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_soon(self, callback: object) -> asyncio.Handle:
+        self.soon.append(callback)
+        return asyncio.Handle(lambda: None, (), self.real)
+
+    def call_at(self, when: float, callback: object) -> asyncio.TimerHandle:
+        self.at.append((when, callback))
+        return asyncio.TimerHandle(when, lambda: None, (), self.real)
+
+
+def test_libcurl_timer_requests_share_one_wake_up_no_later_than_asked() -> None:
+    async def main() -> _FakeLoop:
+        engine = CurlEngine(Settings())
+        real_loop = engine._loop
+        fake = _FakeLoop(real_loop)
+        engine._loop = fake  # type: ignore[assignment]
+        try:
+            engine._on_timer(5000)  # a wake-up in 5 s
+            engine._on_timer(9000)  # later: the 5 s one answers it too
+            engine._on_timer(-1)  # "no timeout": the pending wake-up stays
+            engine._on_timer(200)  # earlier: replaces it
+            engine._on_timer(0)  # now: a call_soon replaces it
+            engine._on_timer(0)  # and answers every later request this turn...
+            engine._on_timer(50)
+            engine._timer = None  # ... until it has run
+            engine._on_timer(50)
+        finally:
+            engine._loop = real_loop
+            await engine.aclose()
+        return fake
+
+    fake = asyncio.run(main())
+    assert [when - 100.0 for when, _ in fake.at] == pytest.approx([5.0, 0.2, 0.05])
+    assert len(fake.soon) == 1
