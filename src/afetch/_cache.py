@@ -26,15 +26,18 @@ batch of look-ups and stores at a time, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import os
 import sqlite3
 import stat
+import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 #: The index file in the cache folder.
 INDEX = "index.sqlite"
@@ -46,6 +49,12 @@ _FORMAT = 1
 _CHUNK = 512
 #: The worker thread stops (and closes the index) after this long without work.
 IDLE_S = 1.0
+#: Stores are committed together: this many at most...
+STORE_BATCH = 1000
+#: ... and none waits longer than this (a commit costs about what a hundred rows do).
+STORE_DELAY_S = 0.1
+#: Unwritten stores beyond which a store waits for the thread.
+STORE_BACKLOG = 20_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS validators ("
     "key INTEGER PRIMARY KEY, url TEXT NOT NULL, etag TEXT, last_modified TEXT)"
@@ -115,8 +124,8 @@ def _select(count: int) -> str:
 class Cache:
     """Validators per URL in ``folder``'s index; blocking, safe for concurrent processes.
 
-    One thread at a time per instance (:class:`BatchedCache` keeps to that); the index is
-    opened on first use and closed by :meth:`close`.
+    Its connection to the index is opened on first use, closed by :meth:`close`, and used by
+    one thread at a time (a lock; :class:`BatchedCache` calls it from one thread anyway).
 
     >>> import tempfile
     >>> cache = Cache(tempfile.mkdtemp())
@@ -130,6 +139,7 @@ class Cache:
         self.folder = folder
         self.path = os.path.join(folder, INDEX)
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
 
     def lookup(self, url: str) -> Validators | None:
         return self.lookup_many([url])[0]
@@ -140,16 +150,17 @@ class Cache:
 
     def lookup_many(self, urls: Sequence[str]) -> list[Validators | None]:
         """The validators of each URL (``None``: none known, or the index is unusable)."""
-        try:
-            db = self._open()
-            return [
-                found
-                for start in range(0, len(urls), _CHUNK)
-                for found in self._lookup_chunk(db, urls[start : start + _CHUNK])
-            ]
-        except sqlite3.Error:
-            self._reset()
-            return [None] * len(urls)
+        with self._lock:
+            try:
+                db = self._open()
+                return [
+                    found
+                    for start in range(0, len(urls), _CHUNK)
+                    for found in self._lookup_chunk(db, urls[start : start + _CHUNK])
+                ]
+            except sqlite3.Error:
+                self._close()  # opened afresh next time
+                return [None] * len(urls)
 
     def store_many(self, entries: Iterable[tuple[str, Validators | None]]) -> None:
         """Write ``entries`` in one transaction; raises :class:`CacheError` if that fails."""
@@ -159,24 +170,29 @@ class Cache:
                 deletes.append((_key(url), url))
             else:
                 upserts.append((_key(url), url, validators.etag, validators.last_modified))
-        try:
-            db = self._open()
-            db.execute("BEGIN IMMEDIATE")  # the write lock first: no deadlock with a reader
+        with self._lock:
             try:
-                if upserts:
-                    db.executemany(_UPSERT, upserts)
-                if deletes:
-                    db.executemany(_DELETE, deletes)
-                db.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            self._reset()
-            raise CacheError(f"cannot write the cache index {self.path}: {exc}") from None
+                db = self._open()
+                db.execute("BEGIN IMMEDIATE")  # the write lock first: no deadlock with a reader
+                try:
+                    if upserts:
+                        db.executemany(_UPSERT, upserts)
+                    if deletes:
+                        db.executemany(_DELETE, deletes)
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._close()  # opened afresh next time
+                raise CacheError(f"cannot write the cache index {self.path}: {exc}") from None
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self._db.close()
@@ -233,19 +249,13 @@ class Cache:
         self._db = db
         return db
 
-    def _reset(self) -> None:
-        """After a failure: close the index, so the next batch opens it afresh."""
-        self.close()
-
 
 class BatchedCache:
-    """:class:`Cache` off the event loop, in batches: whatever look-ups and stores were asked
-    for while the worker thread was busy go to it as one batch (one transaction for the stores,
-    one query per 512 look-ups) and come back with one wake-up of the loop. A thread hop per
-    URL was most of what ``--cache`` cost once requests got cheap.
+    """:class:`Cache` off the event loop: look-ups are awaited, stores are written behind.
 
-    The thread starts on first use and ends (closing the index) after :data:`IDLE_S` without
-    work, so nothing needs closing.
+    Every ``BatchedCache`` of one folder in a process shares one worker thread and its queue
+    (:class:`_Worker`), so a run that follows another in the same process sees the entries the
+    first one has not written yet.
 
     >>> import asyncio, tempfile
     >>> async def roundtrip():
@@ -257,34 +267,120 @@ class BatchedCache:
     """
 
     def __init__(self, cache: Cache) -> None:
+        worker = _worker_for(cache.folder)
+        self.lookup = worker.lookup
+        self.store = worker.store
+
+
+_workers: dict[str, _Worker] = {}
+_workers_lock = threading.Lock()
+
+
+def _worker_for(folder: str) -> _Worker:
+    key = os.path.realpath(folder)
+    with _workers_lock:
+        worker = _workers.get(key)
+        if worker is None:
+            if not _workers:
+                atexit.register(_write_all_at_exit)
+            worker = _workers[key] = _Worker(Cache(folder))
+        return worker
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until every store queued in this process is written (or failed); False if
+    ``timeout`` seconds passed first. Blocking: for tests and the end of the process."""
+    with _workers_lock:
+        workers = list(_workers.values())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return all(worker.flush(deadline) for worker in workers)
+
+
+def _write_all_at_exit() -> None:
+    flush(BUSY_TIMEOUT_S + 5)
+
+
+class _Worker:
+    """The worker thread of one cache folder and its queue.
+
+    Look-ups asked for while the thread was busy go to it as one batch (one query) and come
+    back with one wake-up of the loop. Stores are written behind: :meth:`store` returns at once
+    and the thread commits them together, in one transaction per :data:`STORE_BATCH` entries
+    or per :data:`STORE_DELAY_S` (a commit costs about as much as a hundred rows; one per URL
+    would be most of what ``--cache`` costs). Beyond :data:`STORE_BACKLOG` unwritten entries,
+    a store waits for the thread (memory stays bounded when the index is slow, e.g. locked by
+    another process). A look-up of a URL whose store is still waiting gets the stored value.
+
+    A store that cannot be written is not the URL's failure (its record is right; only next
+    time's request is unconditional): the first such failure is reported once on stderr as an
+    ``afetch: warning:`` line.
+
+    The thread starts on first use and ends, closing the index, after :data:`IDLE_S` without
+    work; at interpreter exit the entries still waiting are written (``atexit``).
+    """
+
+    def __init__(self, cache: Cache) -> None:
         self._cache = cache
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # the thread waits for work
+        self._written = threading.Condition(self._lock)  # flush() waits for the thread
+        # Guarded by the lock: what the thread has yet to take.
         self._lookups: list[tuple[str, asyncio.Future[Validators | None]]] = []
-        self._stores: list[tuple[str, Validators | None, asyncio.Future[None]]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stores: dict[str, Validators | None] = {}
+        self._stores_since = 0.0  # when the oldest of them came
+        self._unwritten = 0  # taken by the thread, not yet committed
+        self._waiters: list[asyncio.Future[None]] = []  # stores waiting for room
         self._running = False  # a worker thread exists
         self._idle = False  # ... and waits to be woken
+        self._flushing = 0  # flush() calls waiting
+        self._warned = False
+        self._done: asyncio.Future[None] | None = None
 
     def lookup(self, url: str) -> asyncio.Future[Validators | None]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Validators | None] = loop.create_future()
+        future: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
         with self._lock:
             self._lookups.append((url, future))
-            self._kick(loop)
+            self._start_or_wake()
         return future
 
     def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
+        """Queue ``url``'s entry for writing; the future is done at once, unless the backlog
+        is full (then when the thread has written some)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
         with self._lock:
-            self._stores.append((url, validators, future))
-            self._kick(loop)
-        return future
+            stores = self._stores
+            if not stores:
+                self._stores_since = time.monotonic()
+            stores[url] = validators
+            if len(stores) == 1 or len(stores) == STORE_BATCH:
+                self._start_or_wake()  # to arm the delay, or to write a full batch now
+            if len(stores) + self._unwritten < STORE_BACKLOG:
+                done = self._done
+                if done is None or done.get_loop() is not loop:
+                    done = self._done = loop.create_future()
+                    done.set_result(None)
+                return done  # awaiting a done future does not even suspend the task
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            return waiter
 
-    def _kick(self, loop: asyncio.AbstractEventLoop) -> None:
-        """With the lock held: make sure a worker thread will see the new job."""
-        self._loop = loop
+    def flush(self, deadline: float | None) -> bool:
+        """Block until the queued stores are written; False if ``deadline`` passed first."""
+        with self._lock:
+            self._flushing += 1
+            try:
+                while self._stores or self._unwritten:
+                    self._start_or_wake()
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._written.wait(left)
+                return True
+            finally:
+                self._flushing -= 1
+
+    def _start_or_wake(self) -> None:
+        """With the lock held: make sure the worker thread will see what was queued."""
         if not self._running:
             self._running = True
             threading.Thread(target=self._main, name="afetch-cache", daemon=True).start()
@@ -292,66 +388,146 @@ class BatchedCache:
             self._idle = False
             self._wake.notify()
 
-    def _main(self) -> None:
-        while True:
-            with self._lock:
-                if not self._lookups and not self._stores:
-                    self._idle = True
-                    self._wake.wait(IDLE_S)
-                    self._idle = False
-                lookups, self._lookups = self._lookups, []
-                stores, self._stores = self._stores, []
-                loop = self._loop
-            if lookups or stores:
-                self._run_batch(loop, lookups, stores)
-                continue
-            # Idle: close the index before saying so, so a new thread never shares it.
-            self._cache.close()
-            with self._lock:
-                if not self._lookups and not self._stores:
-                    self._running = False
-                    return
+    # -- the worker thread -----------------------------------------------------------------------
 
-    def _run_batch(
-        self,
-        loop: asyncio.AbstractEventLoop | None,
-        lookups: list[tuple[str, asyncio.Future[Validators | None]]],
-        stores: list[tuple[str, Validators | None, asyncio.Future[None]]],
-    ) -> None:
+    def _main(self) -> None:
         cache = self._cache
-        failure: BaseException | None = None
-        found: list[Validators | None] | BaseException
         try:
-            if stores:
-                try:
-                    cache.store_many((url, validators) for url, validators, _ in stores)
-                except CacheError as exc:  # each store of the batch reports it
-                    failure = exc
-            found = cache.lookup_many([url for url, _ in lookups]) if lookups else []
+            while True:
+                with self._lock:
+                    taken = self._take()
+                if taken is None:
+                    cache.close()  # before saying so: a new thread never shares the index
+                    with self._lock:
+                        if not self._lookups and not self._stores:
+                            self._running = False
+                            return
+                    continue
+                lookups, found, stores = taken
+                if stores:
+                    self._write(stores)
+                if lookups:
+                    self._answer(lookups, found)
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
+        finally:
+            cache.close()
+
+    def _take(
+        self,
+    ) -> (
+        tuple[
+            list[tuple[str, asyncio.Future[Validators | None]]],
+            dict[int, Validators | None],
+            dict[str, Validators | None],
+        ]
+        | None
+    ):
+        """With the lock held: wait for work; the look-ups to make (with the answers already
+        known from waiting stores) and the stores due; None after :data:`IDLE_S` without
+        work."""
+        while True:
+            stores = self._stores
+            now = time.monotonic()
+            due = bool(stores) and (
+                self._flushing > 0
+                or len(stores) >= STORE_BATCH
+                or now >= self._stores_since + STORE_DELAY_S
+            )
+            if self._lookups or due:
+                lookups, self._lookups = self._lookups, []
+                found = {
+                    index: stores[url] for index, (url, _) in enumerate(lookups) if url in stores
+                }
+                if not due:
+                    return lookups, found, {}
+                self._stores = {}
+                self._unwritten = len(stores)
+                return lookups, found, stores
+            timeout = self._stores_since + STORE_DELAY_S - now if stores else IDLE_S
+            self._idle = True
+            woken = self._wake.wait(timeout)
+            self._idle = False
+            if not woken and not self._stores and not self._lookups:
+                return None
+
+    def _write(self, stores: dict[str, Validators | None]) -> None:
+        try:
+            self._cache.store_many(stores.items())
+        except Exception as exc:  # a cache: the run goes on without these entries
+            self._warn(exc)
+        with self._lock:
+            self._unwritten = 0
+            waiters, self._waiters = self._waiters, []
+            self._written.notify_all()
+        for loop, group in _by_loop(waiters).items():
+            _call_soon(loop, _release, group)
+
+    def _answer(
+        self,
+        lookups: list[tuple[str, asyncio.Future[Validators | None]]],
+        found: dict[int, Validators | None],
+    ) -> None:
+        ask = [(index, url) for index, (url, _) in enumerate(lookups) if index not in found]
+        failure: BaseException | None = None
+        try:
+            answers = self._cache.lookup_many([url for _, url in ask]) if ask else []
         except Exception as exc:  # never leave a fetch waiting for an answer that won't come
-            failure = found = exc
-        assert loop is not None
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(_deliver, lookups, found, stores, failure)
+            failure = exc
+        else:
+            found.update(zip((index for index, _ in ask), answers, strict=True))
+        futures = [future for _, future in lookups]
+        for loop, _ in _by_loop(futures).items():
+            _call_soon(loop, _deliver, loop, lookups, found, failure)
+
+    def _warn(self, exc: Exception) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        with contextlib.suppress(Exception):
+            print(
+                f"afetch: warning: {exc}; the URLs concerned will be fetched unconditionally",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+_F = TypeVar("_F", bound="asyncio.Future[Any]")
+
+
+def _by_loop(futures: list[_F]) -> dict[asyncio.AbstractEventLoop, list[_F]]:
+    """Futures by event loop: nearly always one (a process with several loops in threads
+    could share a cache folder)."""
+    groups: dict[asyncio.AbstractEventLoop, list[_F]] = {}
+    for future in futures:
+        groups.setdefault(future.get_loop(), []).append(future)
+    return groups
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _deliver(
+    loop: asyncio.AbstractEventLoop,
     lookups: list[tuple[str, asyncio.Future[Validators | None]]],
-    found: list[Validators | None] | BaseException,
-    stores: list[tuple[str, Validators | None, asyncio.Future[None]]],
+    found: dict[int, Validators | None],
     failure: BaseException | None,
 ) -> None:
     for index, (_, future) in enumerate(lookups):
-        if future.done():
-            continue  # its fetch was cancelled meanwhile
-        if isinstance(found, BaseException):
-            future.set_exception(found)
-        else:
+        if future.done() or future.get_loop() is not loop:
+            continue  # its fetch was cancelled meanwhile, or another loop's
+        if index in found:
             future.set_result(found[index])
-    for _, _, stored in stores:
-        if stored.done():
-            continue
-        if failure is None:
-            stored.set_result(None)
         else:
-            stored.set_exception(failure)
+            assert failure is not None
+            future.set_exception(failure)
+
+
+def _release(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
