@@ -35,9 +35,10 @@ import stat
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 #: The index file in the cache folder.
 INDEX = "index.sqlite"
@@ -53,7 +54,7 @@ IDLE_S = 1.0
 STORE_BATCH = 1000
 #: ... and none waits longer than this (a commit costs about what a hundred rows do).
 STORE_DELAY_S = 0.1
-#: Unwritten stores beyond which a store waits for the thread.
+#: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS validators ("
@@ -66,12 +67,8 @@ _DELETE = "DELETE FROM validators WHERE key = ? AND url = ?"
 _SELECTS: dict[int, str] = {}
 
 
-class _Headers(Protocol):
-    def get(self, name: str, default: None = None) -> str | None: ...
-
-
 class _HasHeaders(Protocol):
-    headers: _Headers
+    def header(self, name: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +92,8 @@ class Validators:
 
     @classmethod
     def of(cls, response: _HasHeaders) -> Validators | None:
-        etag = response.headers.get("etag")
-        last_modified = response.headers.get("last-modified")
+        etag = response.header("etag")
+        last_modified = response.header("last-modified")
         if etag is None and last_modified is None:
             return None
         return cls(etag, last_modified)
@@ -307,13 +304,14 @@ class _Worker:
     back with one wake-up of the loop. Stores are written behind: :meth:`store` returns at once
     and the thread commits them together, in one transaction per :data:`STORE_BATCH` entries
     or per :data:`STORE_DELAY_S` (a commit costs about as much as a hundred rows; one per URL
-    would be most of what ``--cache`` costs). Beyond :data:`STORE_BACKLOG` unwritten entries,
-    a store waits for the thread (memory stays bounded when the index is slow, e.g. locked by
-    another process). A look-up of a URL whose store is still waiting gets the stored value.
+    would be most of what ``--cache`` costs). A look-up of a URL whose store is still waiting
+    gets the stored value.
 
     A store that cannot be written is not the URL's failure (its record is right; only next
     time's request is unconditional): the first such failure is reported once on stderr as an
-    ``afetch: warning:`` line.
+    ``afetch: warning:`` line, and so are stores dropped because :data:`STORE_BACKLOG` entries
+    were already waiting (memory stays bounded when the index is slow, e.g. locked by another
+    process for long).
 
     The thread starts on first use and ends, closing the index, after :data:`IDLE_S` without
     work; at interpreter exit the entries still waiting are written (``atexit``).
@@ -329,40 +327,46 @@ class _Worker:
         self._stores: dict[str, Validators | None] = {}
         self._stores_since = 0.0  # when the oldest of them came
         self._unwritten = 0  # taken by the thread, not yet committed
-        self._waiters: list[asyncio.Future[None]] = []  # stores waiting for room
+        self._dropped = 0  # stores refused because the backlog was full
         self._running = False  # a worker thread exists
         self._idle = False  # ... and waits to be woken
         self._flushing = 0  # flush() calls waiting
         self._warned = False
         self._done: asyncio.Future[None] | None = None
+        self._expiry: _Expiry | None = None
 
-    def lookup(self, url: str) -> asyncio.Future[Validators | None]:
-        future: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
+    def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
+        """``url``'s validators; a miss (None) if not answered by ``deadline`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Validators | None] = loop.create_future()
         with self._lock:
             self._lookups.append((url, future))
             self._start_or_wake()
+        if deadline is not None:
+            expiry = self._expiry
+            if expiry is None or expiry.loop is not loop:
+                expiry = self._expiry = _Expiry(loop)
+            expiry.watch(future, deadline)
         return future
 
     def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
-        """Queue ``url``'s entry for writing; the future is done at once, unless the backlog
-        is full (then when the thread has written some)."""
+        """Queue ``url``'s entry for writing; returns a done future (nothing to wait for)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             stores = self._stores
-            if not stores:
-                self._stores_since = time.monotonic()
-            stores[url] = validators
-            if len(stores) == 1 or len(stores) == STORE_BATCH:
-                self._start_or_wake()  # to arm the delay, or to write a full batch now
-            if len(stores) + self._unwritten < STORE_BACKLOG:
-                done = self._done
-                if done is None or done.get_loop() is not loop:
-                    done = self._done = loop.create_future()
-                    done.set_result(None)
-                return done  # awaiting a done future does not even suspend the task
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            return waiter
+            if len(stores) + self._unwritten >= STORE_BACKLOG and url not in stores:
+                self._dropped += 1  # the index is that slow: a cache may forget
+            else:
+                if not stores:
+                    self._stores_since = time.monotonic()
+                stores[url] = validators
+                if len(stores) == 1 or len(stores) == STORE_BATCH:
+                    self._start_or_wake()  # to arm the delay, or to write a full batch now
+        done = self._done
+        if done is None or done.get_loop() is not loop:
+            done = self._done = loop.create_future()
+            done.set_result(None)
+        return done  # awaiting a done future does not even suspend the task
 
     def flush(self, deadline: float | None) -> bool:
         """Block until the queued stores are written; False if ``deadline`` passed first."""
@@ -460,10 +464,14 @@ class _Worker:
             self._warn(exc)
         with self._lock:
             self._unwritten = 0
-            waiters, self._waiters = self._waiters, []
+            dropped, self._dropped = self._dropped, 0
             self._written.notify_all()
-        for loop, group in _by_loop(waiters).items():
-            _call_soon(loop, _release, group)
+        if dropped:
+            self._warn(
+                CacheError(
+                    f"the cache index {self._cache.path} is too slow: {dropped} entries dropped"
+                )
+            )
 
     def _answer(
         self,
@@ -478,8 +486,8 @@ class _Worker:
             failure = exc
         else:
             found.update(zip((index for index, _ in ask), answers, strict=True))
-        futures = [future for _, future in lookups]
-        for loop, _ in _by_loop(futures).items():
+        # Nearly always one loop (threads with loops of their own could share a folder).
+        for loop in {future.get_loop() for _, future in lookups}:
             _call_soon(loop, _deliver, loop, lookups, found, failure)
 
     def _warn(self, exc: Exception) -> None:
@@ -494,16 +502,31 @@ class _Worker:
             )
 
 
-_F = TypeVar("_F", bound="asyncio.Future[Any]")
+class _Expiry:
+    """Look-ups still unanswered at their deadline become misses, on the loop: the fetcher
+    lets the engine keep the attempt's deadline, so the look-up must not outlast it (the
+    engine then times out at once). One timer at a time, not one per look-up."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._pending: deque[tuple[float, asyncio.Future[Validators | None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
 
-def _by_loop(futures: list[_F]) -> dict[asyncio.AbstractEventLoop, list[_F]]:
-    """Futures by event loop: nearly always one (a process with several loops in threads
-    could share a cache folder)."""
-    groups: dict[asyncio.AbstractEventLoop, list[_F]] = {}
-    for future in futures:
-        groups.setdefault(future.get_loop(), []).append(future)
-    return groups
+    def watch(self, future: asyncio.Future[Validators | None], deadline: float) -> None:
+        self._pending.append((deadline, future))
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        pending, now = self._pending, self.loop.time()
+        # Deadlines come nearly in order (the same --timeout from each attempt's start).
+        while pending and (pending[0][1].done() or pending[0][0] <= now):
+            _, future = pending.popleft()
+            if not future.done():
+                future.set_result(None)
+        if pending:
+            self._timer = self.loop.call_at(max(pending[0][0], now), self._expire)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
@@ -525,9 +548,3 @@ def _deliver(
         else:
             assert failure is not None
             future.set_exception(failure)
-
-
-def _release(waiters: list[asyncio.Future[None]]) -> None:
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)

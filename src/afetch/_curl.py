@@ -824,6 +824,15 @@ class _CurlResponse:
                 return raw[13:].decode("latin-1").strip()
         return None
 
+    def header(self, name: str) -> str | None:
+        # One header without parsing them all (--cache asks for ETag and Last-Modified).
+        key = name.encode("latin-1") + b":"
+        size = len(key)
+        for raw in self._lines[self._start + 1 :]:
+            if raw[:size].lower() == key:
+                return raw[size:].decode("latin-1").strip()
+        return None
+
     @property
     def bytes_read(self) -> int:
         return self._slot.received
