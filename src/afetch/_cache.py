@@ -50,6 +50,8 @@ _FORMAT = 1
 _CHUNK = 512
 #: The worker thread stops (and closes the index) after this long without work.
 IDLE_S = 1.0
+#: A look-up not answered within this long is a miss (the URL is fetched unconditionally).
+LOOKUP_WAIT_S = 1.0
 #: Stores are committed together: this many at most...
 STORE_BATCH = 1000
 #: ... and none waits longer than this (a commit costs about what a hundred rows do).
@@ -336,17 +338,18 @@ class _Worker:
         self._expiry: _Expiry | None = None
 
     def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
-        """``url``'s validators; a miss (None) if not answered by ``deadline`` (loop time)."""
+        """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
+        or by ``deadline`` (loop time) if that comes first."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Validators | None] = loop.create_future()
         with self._lock:
             self._lookups.append((url, future))
             self._start_or_wake()
-        if deadline is not None:
-            expiry = self._expiry
-            if expiry is None or expiry.loop is not loop:
-                expiry = self._expiry = _Expiry(loop)
-            expiry.watch(future, deadline)
+        expiry = self._expiry
+        if expiry is None or expiry.loop is not loop:
+            expiry = self._expiry = _Expiry(loop)
+        limit = loop.time() + LOOKUP_WAIT_S
+        expiry.watch(future, limit if deadline is None else min(deadline, limit))
         return future
 
     def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
@@ -503,9 +506,10 @@ class _Worker:
 
 
 class _Expiry:
-    """Look-ups still unanswered at their deadline become misses, on the loop: the fetcher
-    lets the engine keep the attempt's deadline, so the look-up must not outlast it (the
-    engine then times out at once). One timer at a time, not one per look-up."""
+    """Look-ups still unanswered at their deadline become misses, on the loop: an index that
+    is locked or hangs costs at most :data:`LOOKUP_WAIT_S` per URL, and never delays an
+    attempt past its own deadline (the fetcher lets the engine keep that deadline). One timer
+    at a time, not one per look-up."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
