@@ -62,11 +62,14 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS validators ("
     "key INTEGER PRIMARY KEY, url TEXT NOT NULL, etag TEXT, last_modified TEXT)"
 )
-_UPSERT = "INSERT OR REPLACE INTO validators (key, url, etag, last_modified) VALUES (?, ?, ?, ?)"
+_UPSERT = "INSERT OR REPLACE INTO validators (key, url, etag, last_modified) VALUES "
+#: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999 parameters).
+_UPSERT_ROWS = 128
 _DELETE = "DELETE FROM validators WHERE key = ? AND url = ?"
-#: SELECT statements by number of keys (powers of two, padded): few distinct statements, so
-#: the sqlite3 module's statement cache keeps them all prepared.
+#: SELECT and INSERT statements by number of keys or rows (powers of two, padded): few distinct
+#: statements, so the sqlite3 module's statement cache keeps them all prepared.
 _SELECTS: dict[int, str] = {}
+_UPSERTS: dict[int, str] = {}
 
 
 class _HasHeaders(Protocol):
@@ -118,6 +121,28 @@ def _select(count: int) -> str:
             f"SELECT key, url, etag, last_modified FROM validators WHERE key IN ({marks})"
         )
     return sql
+
+
+def _padded(count: int) -> int:
+    size = 1
+    while size < count:
+        size *= 2
+    return size
+
+
+def _upsert(db: sqlite3.Connection, rows: list[tuple[int, str, str | None, str | None]]) -> None:
+    """Many rows per statement, not ``executemany``: each statement releases the GIL while
+    SQLite runs, and a release per row would hand the GIL to the busy event loop and back a
+    thousand times per batch (a context switch each). Padding repeats the last row: inserting
+    it twice is the same as once."""
+    for start in range(0, len(rows), _UPSERT_ROWS):
+        chunk = rows[start : start + _UPSERT_ROWS]
+        size = _padded(len(chunk))
+        sql = _UPSERTS.get(size)
+        if sql is None:
+            sql = _UPSERTS[size] = _UPSERT + ",".join(["(?, ?, ?, ?)"] * size)
+        chunk += chunk[-1:] * (size - len(chunk))
+        db.execute(sql, [value for row in chunk for value in row])
 
 
 class Cache:
@@ -175,7 +200,7 @@ class Cache:
                 db.execute("BEGIN IMMEDIATE")  # the write lock first: no deadlock with a reader
                 try:
                     if upserts:
-                        db.executemany(_UPSERT, upserts)
+                        _upsert(db, upserts)
                     if deletes:
                         db.executemany(_DELETE, deletes)
                     db.execute("COMMIT")
@@ -199,9 +224,7 @@ class Cache:
 
     def _lookup_chunk(self, db: sqlite3.Connection, urls: Sequence[str]) -> list[Validators | None]:
         keys = [_key(url) for url in urls]
-        size = 1
-        while size < len(keys):
-            size *= 2
+        size = _padded(len(keys))
         rows = db.execute(_select(size), keys + keys[:1] * (size - len(keys))).fetchall()
         found = {key: (url, etag, last_modified) for key, url, etag, last_modified in rows}
         result: list[Validators | None] = []
