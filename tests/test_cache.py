@@ -95,6 +95,23 @@ def test_a_damaged_row_is_a_miss(tmp_path: Path) -> None:
     cache.close()
 
 
+@pytest.mark.parametrize("as_json", [True, False])
+def test_batched_look_ups_with_and_without_sqlites_json_functions(
+    tmp_path: Path, as_json: bool
+) -> None:
+    cache = Cache(str(tmp_path))
+    cache._json = as_json  # an SQLite older than 3.38 may lack them: the plain query then
+    urls = [f"http://127.0.0.1:9/{i}" for i in range(700)]  # two queries: 512 keys at most
+    stored = {
+        url: Validators(f'"{i}"' if i % 2 else None, f"day {i}") for i, url in enumerate(urls)
+    }
+    cache.store_many(list(stored.items())[:600])
+    cache.store_many([(urls[0], None)])  # removed
+    found = cache.lookup_many(urls)
+    assert found == [None] + [stored[url] for url in urls[1:600]] + [None] * 100
+    cache.close()
+
+
 def test_an_old_format_folder_is_left_alone_and_used_from_now_on(
     tmp_path: Path, server: LoopbackServer
 ) -> None:

@@ -29,6 +29,7 @@ import asyncio
 import atexit
 import contextlib
 import hashlib
+import json
 import os
 import sqlite3
 import stat
@@ -68,7 +69,7 @@ _UPSERT_ROWS = 128
 _DELETE = "DELETE FROM validators WHERE key = ? AND url = ?"
 #: SELECT and INSERT statements by number of keys or rows (powers of two, padded): few distinct
 #: statements, so the sqlite3 module's statement cache keeps them all prepared.
-_SELECTS: dict[int, str] = {}
+_SELECTS: dict[tuple[int, bool], str] = {}
 _UPSERTS: dict[int, str] = {}
 
 
@@ -113,13 +114,22 @@ def _key(url: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
-def _select(count: int) -> str:
-    sql = _SELECTS.get(count)
+def _select(count: int, *, as_json: bool) -> str:
+    sql = _SELECTS.get((count, as_json))
     if sql is None:
         marks = ",".join("?" * count)
-        sql = _SELECTS[count] = (
-            f"SELECT key, url, etag, last_modified FROM validators WHERE key IN ({marks})"
+        # Rows afetch did not write (a URL or a validator that is no text) are left out.
+        where = (
+            f"WHERE key IN ({marks}) AND typeof(url) = 'text'"
+            " AND typeof(etag) IN ('text', 'null') AND typeof(last_modified) IN ('text', 'null')"
         )
+        if as_json:
+            # All the rows in one JSON text: SQLite returns it in one step, so the GIL is
+            # released and taken back once per query, not once per row.
+            columns = "json_group_array(json_array(key, url, etag, last_modified))"
+        else:
+            columns = "key, url, etag, last_modified"
+        sql = _SELECTS[count, as_json] = f"SELECT {columns} FROM validators {where}"
     return sql
 
 
@@ -164,6 +174,7 @@ class Cache:
         self.path = os.path.join(folder, INDEX)
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self._json = True  # SQLite has its JSON functions (built in since 3.38)
 
     def lookup(self, url: str) -> Validators | None:
         return self.lookup_many([url])[0]
@@ -225,7 +236,12 @@ class Cache:
     def _lookup_chunk(self, db: sqlite3.Connection, urls: Sequence[str]) -> list[Validators | None]:
         keys = [_key(url) for url in urls]
         size = _padded(len(keys))
-        rows = db.execute(_select(size), keys + keys[:1] * (size - len(keys))).fetchall()
+        params = keys + keys[:1] * (size - len(keys))
+        rows: list[Any]
+        if self._json:
+            rows = json.loads(db.execute(_select(size, as_json=True), params).fetchone()[0])
+        else:
+            rows = db.execute(_select(size, as_json=False), params).fetchall()
         found = {key: (url, etag, last_modified) for key, url, etag, last_modified in rows}
         result: list[Validators | None] = []
         for key, url in zip(keys, urls, strict=True):
@@ -233,10 +249,8 @@ class Cache:
             # Another URL with the same 64-bit key is not ours; an empty row is no use.
             if row is None or row[0] != url or (row[1] is None and row[2] is None):
                 result.append(None)
-            elif isinstance(row[1], str | None) and isinstance(row[2], str | None):
-                result.append(Validators(row[1], row[2]))
             else:
-                result.append(None)  # written by something else than afetch
+                result.append(Validators(row[1], row[2]))
         return result
 
     def _open(self) -> sqlite3.Connection:
@@ -268,6 +282,10 @@ class Cache:
         except BaseException:
             db.close()
             raise
+        try:
+            db.execute("SELECT json_group_array(json_array(1))").fetchone()
+        except sqlite3.Error:
+            self._json = False
         self._db = db
         return db
 
