@@ -316,6 +316,17 @@ _workers: dict[str, _Worker] = {}
 _workers_lock = threading.Lock()
 
 
+def _forget_workers() -> None:
+    """In a forked child: the parent's worker threads do not exist here; start afresh."""
+    global _workers_lock
+    _workers_lock = threading.Lock()
+    _workers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
 def _worker_for(folder: str) -> _Worker:
     key = os.path.realpath(folder)
     with _workers_lock:
