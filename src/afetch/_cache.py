@@ -47,6 +47,8 @@ INDEX = "index.sqlite"
 BUSY_TIMEOUT_S = 30.0
 #: The index's format; an index with a higher number is from a newer afetch and is not touched.
 _FORMAT = 1
+#: Keys of URLs looked up and not yet stored, kept at most (then forgotten all at once).
+_KEYS_KEPT = 10_000
 #: Look-ups per query (a parameter per key; SQLite allows 999 in old versions).
 _CHUNK = 512
 #: The worker thread stops (and closes the index) after this long without work.
@@ -54,9 +56,10 @@ IDLE_S = 1.0
 #: A look-up not answered within this long is a miss (the URL is fetched unconditionally).
 LOOKUP_WAIT_S = 1.0
 #: Stores are committed together: this many at most...
-STORE_BATCH = 1000
-#: ... and none waits longer than this (a commit costs about what a hundred rows do).
-STORE_DELAY_S = 0.1
+STORE_BATCH = 5000
+#: ... and none waits longer than this. A commit writes every page it changed to the WAL, and
+#: random keys spread a batch over many pages: the fewer commits, the fewer pages per entry.
+STORE_DELAY_S = 0.5
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
 _SCHEMA = (
@@ -175,6 +178,7 @@ class Cache:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._json = True  # SQLite has its JSON functions (built in since 3.38)
+        self._keys: dict[str, int] = {}  # of URLs looked up and not stored yet
 
     def lookup(self, url: str) -> Validators | None:
         return self.lookup_many([url])[0]
@@ -202,9 +206,10 @@ class Cache:
         upserts, deletes = [], []
         for url, validators in entries:
             if validators is None:
-                deletes.append((_key(url), url))
+                deletes.append((self._key(url), url))
             else:
-                upserts.append((_key(url), url, validators.etag, validators.last_modified))
+                key = self._key(url)
+                upserts.append((key, url, validators.etag, validators.last_modified))
         with self._lock:
             try:
                 db = self._open()
@@ -227,6 +232,10 @@ class Cache:
         with self._lock:
             self._close()
 
+    def _key(self, url: str) -> int:
+        key = self._keys.pop(url, None)
+        return _key(url) if key is None else key
+
     def _close(self) -> None:
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -235,6 +244,10 @@ class Cache:
 
     def _lookup_chunk(self, db: sqlite3.Connection, urls: Sequence[str]) -> list[Validators | None]:
         keys = [_key(url) for url in urls]
+        # A URL looked up is usually stored soon after: keep its key for that (bounded).
+        if len(self._keys) > _KEYS_KEPT:
+            self._keys.clear()
+        self._keys.update(zip(urls, keys, strict=True))
         size = _padded(len(keys))
         params = keys + keys[:1] * (size - len(keys))
         rows: list[Any]
@@ -357,8 +370,8 @@ class _Worker:
     Look-ups asked for while the thread was busy go to it as one batch (one query) and come
     back with one wake-up of the loop. Stores are written behind: :meth:`store` returns at once
     and the thread commits them together, in one transaction per :data:`STORE_BATCH` entries
-    or per :data:`STORE_DELAY_S` (a commit costs about as much as a hundred rows; one per URL
-    would be most of what ``--cache`` costs). A look-up of a URL whose store is still waiting
+    or per :data:`STORE_DELAY_S` (a commit per URL, or even per batch of look-ups, would be
+    most of what ``--cache`` costs). A look-up of a URL whose store is still waiting
     gets the stored value.
 
     A store that cannot be written is not the URL's failure (its record is right; only next
