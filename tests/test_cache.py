@@ -3,6 +3,7 @@ shared by concurrent processes; an unusable index means unconditional fetches, n
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -170,6 +171,56 @@ def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
     assert {(r.status, r.not_modified) for r in records} == {(200, False)}
     assert elapsed < 2.5  # the look-ups gave up after 0.3 s, not BUSY_TIMEOUT_S
     _cache.flush(10)
+
+
+def test_stores_are_written_behind_and_a_full_backlog_drops_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_cache, "STORE_BACKLOG", 3)
+    monkeypatch.setattr(_cache, "BUSY_TIMEOUT_S", 0.5)
+    index = Cache(str(tmp_path))
+    index.store("http://127.0.0.1:9/x", None)  # creates the index
+    index.close()
+    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing for long: ours must wait
+
+    async def store_all() -> list[bool]:
+        cache = _cache.BatchedCache(Cache(str(tmp_path)))
+        done = [
+            cache.store(f"http://127.0.0.1:9/{i}", Validators(f'"{i}"', None)) for i in range(5)
+        ]
+        # Nothing to wait for: the records never wait for the index.
+        return [future.done() for future in done]
+
+    try:
+        assert asyncio.run(store_all()) == [True] * 5
+        assert not _cache.flush(0.2)  # the index is locked: not written yet
+        time.sleep(0.5)  # BUSY_TIMEOUT_S: the first batch gives up
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _cache.flush(10)
+    err = capsys.readouterr().err
+    # The first batch met the lock (after BUSY_TIMEOUT_S); two stores found the backlog full.
+    assert err.count("afetch: warning:") == 1, err
+    cache = Cache(str(tmp_path))
+    assert cache.lookup_many([f"http://127.0.0.1:9/{i}" for i in range(5)]) == [None] * 5
+    cache.close()
+
+
+def test_an_index_being_created_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    # Another process has just created the index and holds its lock, not yet in WAL mode:
+    # SQLite refuses the switch to WAL at once ("database is locked") instead of waiting.
+    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: holder.execute("ROLLBACK")).start()
+    cache = Cache(str(tmp_path))
+    try:
+        cache.store("http://127.0.0.1:9/created", Validators('"c"', None))
+        assert cache.lookup("http://127.0.0.1:9/created") == Validators('"c"', None)
+    finally:
+        cache.close()
+        holder.close()
 
 
 def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:

@@ -158,6 +158,20 @@ def _upsert(db: sqlite3.Connection, rows: list[tuple[int, str, str | None, str |
         db.execute(sql, [value for row in chunk for value in row])
 
 
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """Put a new index in WAL mode. SQLite answers "database is locked" at once, without
+    waiting, while another process creates the same index: wait for it here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)  # in the worker thread, never on the loop
+
+
 class Cache:
     """Validators per URL in ``folder``'s index; blocking, safe for concurrent processes.
 
@@ -284,7 +298,7 @@ class Cache:
                     f"{self.path} is from a newer afetch (format {version})"
                 )
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                db.execute("PRAGMA journal_mode=WAL")  # persistent: once per index
+                _switch_to_wal(db)  # persistent: once per index
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA secure_delete=OFF")  # a replaced row need not be zeroed
             if version < _FORMAT:
