@@ -136,14 +136,20 @@ def test_a_symlink_at_the_index_name_is_not_followed(
 ) -> None:
     outside = tmp_path / "outside"
     outside.write_bytes(b"")
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    (folder / INDEX).symlink_to(outside)
-    done = afetch_cli("-q", "--cache", str(folder), stdin=server.url("/etag/link") + "\n")
-    assert done.returncode == 0, done.stderr
-    assert jsonl(done.stdout)[0]["status"] == 200
-    assert outside.read_bytes() == b""
-    assert not (tmp_path / (outside.name + "-wal")).exists()
+    for name in (INDEX, INDEX + "-wal"):
+        folder = tmp_path / f"cache-{name}"
+        folder.mkdir()
+        (folder / name).symlink_to(outside)
+        url = server.url(f"/etag/link-{name}")
+        done = afetch_cli("-q", "--cache", str(folder), stdin=url + "\n")
+        assert done.returncode == 0, done.stderr
+        assert jsonl(done.stdout)[0]["status"] == 200
+        assert outside.read_bytes() == b""
+        assert {p.name for p in tmp_path.iterdir()} == {
+            "outside",
+            "cache-" + INDEX,
+            *(["cache-" + INDEX + "-wal"] if name.endswith("-wal") else []),
+        }
 
 
 def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(

@@ -13,14 +13,14 @@ What files allowed and this does not: sharing one folder between *machines* over
 SQLite's locks are unreliable. A cache folder of the old format (``DIR/XX/HASH.json``) is
 simply not read: each URL is fetched unconditionally once, and the old files can be deleted.
 
-It is a cache: an index that cannot be read (damaged, not a database, from a newer afetch)
-means misses, i.e. unconditional fetches, never a crash; a store that cannot be written is that
-URL's error, as any other failure. The index is not fsynced per commit (``synchronous=NORMAL``):
-after a power loss the last commits may be lost (unconditional refetches), the index is not
-damaged.
+It is a cache, so trouble with it never fails a URL: an index that cannot be read (damaged,
+not a database, from a newer afetch, a symbolic link, which is never followed) means misses,
+i.e. unconditional fetches; entries that cannot be written are lost with one warning on stderr.
+The index is not fsynced per commit (``synchronous=NORMAL``): after a power loss the last
+commits may be lost (unconditional refetches), the index is not damaged.
 
-All of it is blocking I/O: :class:`BatchedCache` runs it in one worker thread per cache, a
-batch of look-ups and stores at a time, never on the event loop.
+All of it is blocking I/O: :class:`BatchedCache` runs it in one worker thread per folder (look-
+ups in batches, stores written behind in large transactions), never on the event loop.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class Validators:
 
 
 class CacheError(OSError):
-    """The index could not be written (reported as that URL's error)."""
+    """The index could not be written (the worker reports it once, as a warning)."""
 
 
 def _key(url: str) -> int:
@@ -283,11 +283,12 @@ class Cache:
     def _open(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
-        # Never through a symbolic link (or anything but a file) planted at the index's name:
-        # the index is written where the user said, nowhere else.
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISREG(os.lstat(self.path).st_mode):
-                raise sqlite3.DatabaseError(f"{self.path} is not a regular file")
+        # Never through a symbolic link (or anything but a file) planted at the index's name or
+        # at SQLite's files beside it: the index is written where the user said, nowhere else.
+        for path in (self.path, self.path + "-wal", self.path + "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    raise sqlite3.DatabaseError(f"{path} is not a regular file")
         db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
