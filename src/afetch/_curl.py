@@ -837,7 +837,8 @@ class _CurlResponse:
         if at < 0:
             return None
         start = at + len(name) + 2
-        return raw[start : raw.find(b"\n", start)].decode("latin-1").strip()
+        end = raw.find(b"\n", start)
+        return raw[start : end if end >= 0 else None].decode("latin-1").strip()
 
     @property
     def bytes_read(self) -> int:
