@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from afetch import _cache
@@ -35,6 +36,20 @@ def test_second_run_sends_validators_and_gets_304(
         assert (record.status, record.ok, record.not_modified, record.bytes) == (304, True, True, 0)
     # No validators from /ok: nothing cached, a plain 200 again.
     assert (second[urls[2]].status, second[urls[2]].not_modified) == (200, False)
+
+
+def test_the_httpx_adapter_reads_validators_too(tmp_path: Path, server: LoopbackServer) -> None:
+    urls = [server.url("/etag/adapter"), server.url("/last-modified/adapter")]
+
+    def run() -> list[tuple[int | None, bool | None]]:
+        transport = httpx.AsyncHTTPTransport()  # the httpx adapter instead of libcurl
+        return [
+            (r.status, r.not_modified)
+            for r in collect(urls, cache_dir=str(tmp_path), transport=transport)
+        ]
+
+    assert run() == [(200, False), (200, False)]
+    assert run() == [(304, True), (304, True)]
 
 
 def test_conditional_headers_are_what_the_server_sent(
