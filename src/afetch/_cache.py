@@ -406,7 +406,10 @@ class _Worker:
         self._written = threading.Condition(self._lock)  # flush() waits for the thread
         # Guarded by the lock: what the thread has yet to take.
         self._lookups: list[tuple[str, asyncio.Future[Validators | None]]] = []
-        self._stores: dict[str, Validators | None] = {}
+        # Waiting stores as (etag, last_modified) tuples, not Validators objects: the garbage
+        # collector stops tracking tuples of strings, so they are never promoted to the old
+        # generation (thousands of objects there would make the full collections run).
+        self._stores: dict[str, tuple[str | None, str | None] | None] = {}
         self._stores_since = 0.0  # when the oldest of them came
         self._unwritten = 0  # taken by the thread, not yet committed
         self._dropped = 0  # stores refused because the backlog was full
@@ -442,7 +445,9 @@ class _Worker:
             else:
                 if not stores:
                     self._stores_since = time.monotonic()
-                stores[url] = validators
+                stores[url] = (
+                    None if validators is None else (validators.etag, validators.last_modified)
+                )
                 if len(stores) == 1 or len(stores) == STORE_BATCH:
                     self._start_or_wake()  # to arm the delay, or to write a full batch now
         done = self._done
@@ -508,7 +513,7 @@ class _Worker:
         tuple[
             list[tuple[str, asyncio.Future[Validators | None]]],
             dict[int, Validators | None],
-            dict[str, Validators | None],
+            dict[str, tuple[str | None, str | None] | None],
         ]
         | None
     ):
@@ -526,7 +531,9 @@ class _Worker:
             if self._lookups or due:
                 lookups, self._lookups = self._lookups, []
                 found = {
-                    index: stores[url] for index, (url, _) in enumerate(lookups) if url in stores
+                    index: _validators(stores[url])
+                    for index, (url, _) in enumerate(lookups)
+                    if url in stores
                 }
                 if not due:
                     return lookups, found, {}
@@ -540,9 +547,9 @@ class _Worker:
             if not woken and not self._stores and not self._lookups:
                 return None
 
-    def _write(self, stores: dict[str, Validators | None]) -> None:
+    def _write(self, stores: dict[str, tuple[str | None, str | None] | None]) -> None:
         try:
-            self._cache.store_many(stores.items())
+            self._cache.store_many((url, _validators(pair)) for url, pair in stores.items())
         except Exception as exc:  # a cache: the run goes on without these entries
             self._warn(exc)
         with self._lock:
@@ -597,7 +604,12 @@ class _Expiry:
         self._timer: asyncio.TimerHandle | None = None
 
     def watch(self, future: asyncio.Future[Validators | None], deadline: float) -> None:
-        self._pending.append((deadline, future))
+        pending = self._pending
+        # Answered look-ups leave at once: kept for a second, thousands of futures would
+        # outlive two garbage collections each and make the full collections run.
+        while pending and pending[0][1].done():
+            pending.popleft()
+        pending.append((deadline, future))
         if self._timer is None:
             self._timer = self.loop.call_at(deadline, self._expire)
 
@@ -611,6 +623,10 @@ class _Expiry:
                 future.set_result(None)
         if pending:
             self._timer = self.loop.call_at(max(pending[0][0], now), self._expire)
+
+
+def _validators(pair: tuple[str | None, str | None] | None) -> Validators | None:
+    return None if pair is None else Validators(*pair)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
