@@ -1,16 +1,24 @@
-"""--cache DIR: conditional refetches against the loopback server; atomic, concurrent-safe."""
+"""--cache DIR: conditional refetches against the loopback server; one SQLite index per folder,
+shared by concurrent processes; an unusable index means unconditional fetches, never a crash."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import os
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
-from afetch._cache import Cache, Validators
+import httpx
+import pytest
+
+from afetch import _cache
+from afetch._cache import INDEX, Cache, Validators
 from afetch._loopback import LoopbackServer
-from tests.cli_run import afetch_cli, jsonl
+from tests.cli_run import afetch_cli, cli_env, jsonl
 from tests.helpers import by_url, collect
 
 
@@ -30,6 +38,20 @@ def test_second_run_sends_validators_and_gets_304(
     assert (second[urls[2]].status, second[urls[2]].not_modified) == (200, False)
 
 
+def test_the_httpx_adapter_reads_validators_too(tmp_path: Path, server: LoopbackServer) -> None:
+    urls = [server.url("/etag/adapter"), server.url("/last-modified/adapter")]
+
+    def run() -> list[tuple[int | None, bool | None]]:
+        transport = httpx.AsyncHTTPTransport()  # the httpx adapter instead of libcurl
+        return [
+            (r.status, r.not_modified)
+            for r in collect(urls, cache_dir=str(tmp_path), transport=transport)
+        ]
+
+    assert run() == [(200, False), (200, False)]
+    assert run() == [(304, True), (304, True)]
+
+
 def test_conditional_headers_are_what_the_server_sent(
     tmp_path: Path, fresh_stats: LoopbackServer
 ) -> None:
@@ -46,6 +68,7 @@ def test_a_changed_resource_is_fetched_and_the_cache_updated(tmp_path: Path) -> 
         cache.store(url, Validators('"x-old"', None))
         (record,) = collect([url], cache_dir=str(tmp_path))
         assert (record.status, record.not_modified) == (200, False)
+        assert _cache.flush(10)  # stores are written behind: wait for them
         assert cache.lookup(url) == Validators('"x-new"', None)
         (again,) = collect([url], cache_dir=str(tmp_path))
         assert (again.status, again.not_modified) == (304, True)
@@ -60,35 +83,191 @@ def test_key_present_only_with_the_option(tmp_path: Path, server: LoopbackServer
     assert (again[0]["status"], again[0]["ok"], again[0]["not_modified"]) == (304, True, True)
 
 
-def test_damaged_entries_and_stray_temp_files_are_ignored(tmp_path: Path) -> None:
+def test_an_unusable_index_means_unconditional_fetches_not_a_crash(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    url = server.url("/etag/junk")
+    (tmp_path / INDEX).write_bytes(b"not a database at all, " * 100)
+    done = afetch_cli("-q", "--cache", str(tmp_path), stdin=url + "\n")
+    assert done.returncode == 0, done.stderr
+    (record,) = jsonl(done.stdout)
+    assert (record["status"], record["ok"], record["not_modified"]) == (200, True, False)
+    # The entry could not be written: said once, as a warning, not as the URL's error.
+    assert done.stderr.count("afetch: warning:") == 1
+    assert "Traceback" not in done.stderr
+    assert (tmp_path / INDEX).read_bytes().startswith(b"not a database")
+
+
+def test_a_damaged_row_is_a_miss(tmp_path: Path) -> None:
     cache = Cache(str(tmp_path))
     url = "http://127.0.0.1:9/damaged"
     cache.store(url, Validators('"a"', None))
-    (entry,) = [p for p in tmp_path.rglob("*.json")]
-    entry.write_bytes(b'{"url": "http://127.0.0.1:9/dam')  # as if torn
-    (entry.parent / ".stray.tmp").write_bytes(b"half")
+    with sqlite3.connect(tmp_path / INDEX) as db:
+        db.execute("UPDATE validators SET etag = x'00ff'")  # a blob: not written by afetch
     assert cache.lookup(url) is None
-    entry.write_text(json.dumps({"url": "http://other/", "etag": '"b"'}))
-    assert cache.lookup(url) is None  # an entry for another URL is not ours
+    with sqlite3.connect(tmp_path / INDEX) as db:
+        db.execute("UPDATE validators SET url = 'http://other/', etag = '\"b\"'")
+    assert cache.lookup(url) is None  # a row for another URL (same key) is not ours
+    cache.close()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_batched_look_ups_with_and_without_sqlites_json_functions(
+    tmp_path: Path, as_json: bool
+) -> None:
+    cache = Cache(str(tmp_path))
+    cache._json = as_json  # an SQLite older than 3.38 may lack them: the plain query then
+    urls = [f"http://127.0.0.1:9/{i}" for i in range(700)]  # two queries: 512 keys at most
+    stored = {
+        url: Validators(f'"{i}"' if i % 2 else None, f"day {i}") for i, url in enumerate(urls)
+    }
+    cache.store_many(list(stored.items())[:600])
+    cache.store_many([(urls[0], None)])  # removed
+    found = cache.lookup_many(urls)
+    assert found == [None] + [stored[url] for url in urls[1:600]] + [None] * 100
+    cache.close()
+
+
+def test_an_old_format_folder_is_left_alone_and_used_from_now_on(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    # One JSON file per URL (DIR/XX/HASH.json) before: not read, not touched, not a crash.
+    old = tmp_path / "ab" / ("ab" + "0" * 30 + ".json")
+    old.parent.mkdir()
+    old.write_text('{"url": "http://127.0.0.1:9/x", "etag": "\\"1\\"", "last_modified": null}')
+    url = server.url("/etag/old-format")
+    first = jsonl(afetch_cli("-q", "--cache", str(tmp_path), stdin=url + "\n").stdout)
+    again = jsonl(afetch_cli("-q", "--cache", str(tmp_path), stdin=url + "\n").stdout)
+    assert [(r["status"], r["not_modified"]) for r in first + again] == [(200, False), (304, True)]
+    assert old.read_text().startswith('{"url"')
+    # Nothing but the index (and SQLite's own files beside it) was added.
+    added = {p.name for p in tmp_path.iterdir()} - {"ab"}
+    assert added <= {INDEX, INDEX + "-wal", INDEX + "-shm"}, added
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or sys.platform == "win32", reason="symlinks")
+def test_a_symlink_at_the_index_names_is_not_followed(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"")
+    for name in (INDEX, INDEX + "-wal"):
+        folder = tmp_path / f"cache-{name}"
+        folder.mkdir()
+        (folder / name).symlink_to(outside)
+        url = server.url(f"/etag/link-{name}")
+        done = afetch_cli("-q", "--cache", str(folder), stdin=url + "\n")
+        assert done.returncode == 0, done.stderr
+        assert jsonl(done.stdout)[0]["status"] == 200
+        assert outside.read_bytes() == b""
+        # Nothing written through the link: no outside-wal, no outside-shm beside its target.
+        assert [p.name for p in tmp_path.iterdir() if not p.is_dir()] == ["outside"]
+
+
+def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "LOOKUP_WAIT_S", 0.3)
+    monkeypatch.setattr(_cache, "BUSY_TIMEOUT_S", 3.0)
+    cache = Cache(str(tmp_path))
+    cache.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
+    cache.close()
+    # Another process holding the index exclusively: look-ups would wait BUSY_TIMEOUT_S.
+    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM validators")
+    try:
+        started = time.monotonic()
+        records = collect(
+            [server.url(f"/etag/locked-{i}") for i in range(5)], cache_dir=str(tmp_path)
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert {(r.status, r.not_modified) for r in records} == {(200, False)}
+    assert elapsed < 2.5  # the look-ups gave up after 0.3 s, not BUSY_TIMEOUT_S
+    _cache.flush(10)
+
+
+def test_stores_are_written_behind_and_a_full_backlog_drops_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(_cache, "STORE_BACKLOG", 3)
+    monkeypatch.setattr(_cache, "BUSY_TIMEOUT_S", 0.5)
+    index = Cache(str(tmp_path))
+    index.store("http://127.0.0.1:9/x", None)  # creates the index
+    index.close()
+    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing for long: ours must wait
+
+    async def store_all() -> list[bool]:
+        cache = _cache.BatchedCache(Cache(str(tmp_path)))
+        done = [
+            cache.store(f"http://127.0.0.1:9/{i}", Validators(f'"{i}"', None)) for i in range(5)
+        ]
+        # Nothing to wait for: the records never wait for the index.
+        return [future.done() for future in done]
+
+    try:
+        assert asyncio.run(store_all()) == [True] * 5
+        assert not _cache.flush(0.2)  # the index is locked: not written yet
+        time.sleep(0.5)  # BUSY_TIMEOUT_S: the first batch gives up
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _cache.flush(10)
+    err = capsys.readouterr().err
+    # The first batch met the lock (after BUSY_TIMEOUT_S); two stores found the backlog full.
+    assert err.count("afetch: warning:") == 1, err
+    cache = Cache(str(tmp_path))
+    assert cache.lookup_many([f"http://127.0.0.1:9/{i}" for i in range(5)]) == [None] * 5
+    cache.close()
+
+
+def test_an_index_being_created_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    # Another process has just created the index and holds its lock, not yet in WAL mode:
+    # SQLite refuses the switch to WAL at once ("database is locked") instead of waiting.
+    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: holder.execute("ROLLBACK")).start()
+    cache = Cache(str(tmp_path))
+    try:
+        cache.store("http://127.0.0.1:9/created", Validators('"c"', None))
+        assert cache.lookup("http://127.0.0.1:9/created") == Validators('"c"', None)
+    finally:
+        cache.close()
+        holder.close()
 
 
 def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
-    # Many writers (threads here; processes behave the same: rename is atomic) hammer the same
-    # entries while readers read: every read is one complete version or nothing.
-    cache = Cache(str(tmp_path))
+    # Writers with connections of their own (as separate processes have) replace the same
+    # entries while readers read: every read is one complete version or nothing, and nobody
+    # gets "database is locked" (writers wait their turn).
     urls = [f"http://127.0.0.1:9/{i}" for i in range(5)]
     bad: list[object] = []
 
     def write(worker: int) -> None:
-        for n in range(200):
-            url = urls[n % len(urls)]
-            cache.store(url, Validators(f'"{worker}-{n}"', "Tue, 14 Nov 2023 22:13:20 GMT"))
+        cache = Cache(str(tmp_path))
+        try:
+            for n in range(100):
+                url = urls[n % len(urls)]
+                cache.store(url, Validators(f'"{worker}-{n}"', "Tue, 14 Nov 2023 22:13:20 GMT"))
+        except Exception as exc:
+            bad.append(exc)
+        finally:
+            cache.close()
 
     def read() -> None:
-        for n in range(1000):
+        cache = Cache(str(tmp_path))
+        for n in range(500):
             found = cache.lookup(urls[n % len(urls)])
-            if found is not None and not (found.etag or "").startswith('"'):
+            if found is not None and not (
+                (found.etag or "").startswith('"') and found.last_modified is not None
+            ):
                 bad.append(found)
+        cache.close()
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
     threads += [threading.Thread(target=read) for _ in range(2)]
@@ -97,25 +276,33 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert bad == []
+    cache = Cache(str(tmp_path))
     assert all(cache.lookup(url) is not None for url in urls)
-    assert not list(tmp_path.rglob("*.tmp"))
+    cache.close()
 
 
 def test_concurrent_processes_share_one_cache(tmp_path: Path, server: LoopbackServer) -> None:
-    runs = 2
-    urls = "".join(server.url(f"/etag/proc-{i}") + "\n" for i in range(30))
-    args = [sys.executable, "-m", "afetch", "-q", "--cache", str(tmp_path / "c")]
+    # Both start on an empty folder at once: both create the index, both write all along.
+    runs = 3
+    urls = "".join(server.url(f"/etag/proc-{i}") + "\n" for i in range(300))
+    args = [sys.executable, "-m", "afetch", "-q", "-c", "20", "--cache", str(tmp_path / "c")]
     procs = [
-        subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
         for _ in range(runs)
     ]
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(urls)
-        proc.stdin.close()
-    for proc in procs:
-        assert proc.wait(60) == 0
-        assert proc.stdout is not None
-        proc.stdout.close()
+    outputs = [proc.communicate(urls, timeout=120) for proc in procs]
+    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+        assert stderr == ""  # no warning: no "database is locked", no dropped entry
+        records = jsonl(stdout)
+        assert len(records) == 300
+        assert all(r["ok"] and r["status"] in (200, 304) for r in records)
     after = collect(urls.split(), cache_dir=str(tmp_path / "c"))
     assert {(r.status, r.not_modified) for r in after} == {(304, True)}

@@ -1,38 +1,83 @@
 """``--cache DIR``: ETag and Last-Modified per URL, for conditional refetches.
 
-One small JSON file per URL, ``DIR/XX/HASH.json`` (HASH: 32 hex digits of BLAKE2b over the URL
-as given; XX: its first two, so no folder grows past a few thousand entries per million URLs).
-Why files rather than sqlite3: several afetch processes (shards, overlapping cron runs, several
-machines on a shared folder) write at once. A file per URL needs no lock at all: each update is
-written to a unique temporary file and renamed over the entry, which is atomic, so a reader sees
-the old entry or the new one, never a mix; the last writer wins, and both versions are valid.
-sqlite3 would serialise every writer on one database lock (``database is locked`` under load)
-and its locking is unreliable on network file systems. An interrupted run leaves at worst a
-stray ``.tmp`` file; an unreadable entry is treated as absent (the URL is simply fetched again).
-Entries are not fsynced: after a power loss the worst case is one unconditional refetch.
+One SQLite index per cache folder, ``DIR/index.sqlite`` (with SQLite's ``-wal`` and ``-shm``
+files beside it, nothing else): a row per URL, keyed by 64 bits of BLAKE2b over the URL as
+given, holding the URL itself (a row for another URL with the same key is not ours: a miss) and
+its validators. It used to be one small JSON file per URL; creating a file cost 500–950 µs of
+CPU, more than the whole request (docs/performance.md), a row costs a few microseconds.
 
-All of it is blocking file I/O, so the fetcher calls it through ``asyncio.to_thread``.
+Several processes (shards, overlapping cron runs) may share a folder: the index is in WAL
+mode, so readers never wait for a writer, and writers take turns (``BEGIN IMMEDIATE``, waiting
+up to :data:`BUSY_TIMEOUT_S` for the lock; a batch's transaction holds it for milliseconds).
+What files allowed and this does not: sharing one folder between *machines* over NFS, where
+SQLite's locks are unreliable. A cache folder of the old format (``DIR/XX/HASH.json``) is
+simply not read: each URL is fetched unconditionally once, and the old files can be deleted.
+
+It is a cache, so trouble with it never fails a URL: an index that cannot be read (damaged,
+not a database, from a newer afetch, a symbolic link, which is never followed) means misses,
+i.e. unconditional fetches; entries that cannot be written are lost with one warning on stderr.
+The index is not fsynced per commit (``synchronous=NORMAL``): after a power loss the last
+commits may be lost (unconditional refetches), the index is not damaged.
+
+All of it is blocking I/O: :class:`BatchedCache` runs it in one worker thread per folder (look-
+ups in batches, stores written behind in large transactions), never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
 import os
-import tempfile
-from collections.abc import Callable
+import sqlite3
+import stat
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-
-class _Headers(Protocol):
-    def get(self, name: str, default: None = None) -> str | None: ...
+#: The index file in the cache folder.
+INDEX = "index.sqlite"
+#: How long a store waits for another process's write transaction to end.
+BUSY_TIMEOUT_S = 30.0
+#: The index's format; an index with a higher number is from a newer afetch and is not touched.
+_FORMAT = 1
+#: Keys of URLs looked up and not yet stored, kept at most (then forgotten all at once).
+_KEYS_KEPT = 10_000
+#: Look-ups per query (a parameter per key; SQLite allows 999 in old versions).
+_CHUNK = 512
+#: The worker thread stops (and closes the index) after this long without work.
+IDLE_S = 1.0
+#: A look-up not answered within this long is a miss (the URL is fetched unconditionally).
+LOOKUP_WAIT_S = 1.0
+#: Stores are committed together: this many at most...
+STORE_BATCH = 5000
+#: ... and none waits longer than this. A commit writes every page it changed to the WAL, and
+#: random keys spread a batch over many pages: the fewer commits, the fewer pages per entry.
+STORE_DELAY_S = 0.5
+#: Unwritten stores beyond which a store is dropped (with a warning).
+STORE_BACKLOG = 20_000
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS validators ("
+    "key INTEGER PRIMARY KEY, url TEXT NOT NULL, etag TEXT, last_modified TEXT)"
+)
+_UPSERT = "INSERT OR REPLACE INTO validators (key, url, etag, last_modified) VALUES "
+#: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999 parameters).
+_UPSERT_ROWS = 128
+_DELETE = "DELETE FROM validators WHERE key = ? AND url = ?"
+#: SELECT and INSERT statements by number of keys or rows (powers of two, padded): few distinct
+#: statements, so the sqlite3 module's statement cache keeps them all prepared.
+_SELECTS: dict[tuple[int, bool], str] = {}
+_UPSERTS: dict[int, str] = {}
 
 
 class _HasHeaders(Protocol):
-    headers: _Headers
+    def header(self, name: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,71 +101,229 @@ class Validators:
 
     @classmethod
     def of(cls, response: _HasHeaders) -> Validators | None:
-        etag = response.headers.get("etag")
-        last_modified = response.headers.get("last-modified")
+        etag = response.header("etag")
+        last_modified = response.header("last-modified")
         if etag is None and last_modified is None:
             return None
         return cls(etag, last_modified)
 
 
+class CacheError(OSError):
+    """The index could not be written (the worker reports it once, as a warning)."""
+
+
+def _key(url: str) -> int:
+    digest = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def _select(count: int, *, as_json: bool) -> str:
+    sql = _SELECTS.get((count, as_json))
+    if sql is None:
+        marks = ",".join("?" * count)
+        # Rows afetch did not write (a URL or a validator that is no text) are left out.
+        where = (
+            f"WHERE key IN ({marks}) AND typeof(url) = 'text'"
+            " AND typeof(etag) IN ('text', 'null') AND typeof(last_modified) IN ('text', 'null')"
+        )
+        if as_json:
+            # All the rows in one JSON text: SQLite returns it in one step, so the GIL is
+            # released and taken back once per query, not once per row.
+            columns = "json_group_array(json_array(key, url, etag, last_modified))"
+        else:
+            columns = "key, url, etag, last_modified"
+        sql = _SELECTS[count, as_json] = f"SELECT {columns} FROM validators {where}"
+    return sql
+
+
+def _padded(count: int) -> int:
+    size = 1
+    while size < count:
+        size *= 2
+    return size
+
+
+def _upsert(db: sqlite3.Connection, rows: list[tuple[int, str, str | None, str | None]]) -> None:
+    """Many rows per statement, not ``executemany``: each statement releases the GIL while
+    SQLite runs, and a release per row would hand the GIL to the busy event loop and back a
+    thousand times per batch (a context switch each). Padding repeats the last row: inserting
+    it twice is the same as once."""
+    for start in range(0, len(rows), _UPSERT_ROWS):
+        chunk = rows[start : start + _UPSERT_ROWS]
+        size = _padded(len(chunk))
+        sql = _UPSERTS.get(size)
+        if sql is None:
+            sql = _UPSERTS[size] = _UPSERT + ",".join(["(?, ?, ?, ?)"] * size)
+        chunk += chunk[-1:] * (size - len(chunk))
+        db.execute(sql, [value for row in chunk for value in row])
+
+
+def _switch_to_wal(db: sqlite3.Connection) -> None:
+    """Put a new index in WAL mode. SQLite answers "database is locked" at once, without
+    waiting, while another process creates the same index: wait for it here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)  # in the worker thread, never on the loop
+
+
 class Cache:
-    """Validators per URL under ``folder``; blocking, safe for concurrent processes.
+    """Validators per URL in ``folder``'s index; blocking, safe for concurrent processes.
+
+    Its connection to the index is opened on first use, closed by :meth:`close`, and used by
+    one thread at a time (a lock; :class:`BatchedCache` calls it from one thread anyway).
 
     >>> import tempfile
     >>> cache = Cache(tempfile.mkdtemp())
     >>> cache.store("http://127.0.0.1/a", Validators('"v1"', None))
     >>> cache.lookup("http://127.0.0.1/a")
     Validators(etag='"v1"', last_modified=None)
+    >>> cache.close()
     """
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-
-    def _entry(self, url: str) -> tuple[str, str]:
-        key = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-        folder = os.path.join(self.folder, key[:2])
-        return folder, os.path.join(folder, key + ".json")
+        self.path = os.path.join(folder, INDEX)
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._json = True  # SQLite has its JSON functions (built in since 3.38)
+        self._keys: dict[str, int] = {}  # of URLs looked up and not stored yet
 
     def lookup(self, url: str) -> Validators | None:
-        _, path = self._entry(url)
-        try:
-            with open(path, "rb") as handle:
-                data = json.loads(handle.read(65536))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(data, dict) or data.get("url") != url:
-            return None  # damaged, or (never in practice) another URL with the same hash
-        etag, last_modified = data.get("etag"), data.get("last_modified")
-        if not (isinstance(etag, str | None) and isinstance(last_modified, str | None)):
-            return None
-        if etag is None and last_modified is None:
-            return None
-        return Validators(etag, last_modified)
+        return self.lookup_many([url])[0]
 
     def store(self, url: str, validators: Validators | None) -> None:
-        """Replace the entry atomically; ``None`` removes it (the server dropped validators)."""
-        folder, path = self._entry(url)
-        if validators is None:
+        """Replace the entry; ``None`` removes it (the server dropped validators)."""
+        self.store_many([(url, validators)])
+
+    def lookup_many(self, urls: Sequence[str]) -> list[Validators | None]:
+        """The validators of each URL (``None``: none known, or the index is unusable)."""
+        with self._lock:
+            try:
+                db = self._open()
+                return [
+                    found
+                    for start in range(0, len(urls), _CHUNK)
+                    for found in self._lookup_chunk(db, urls[start : start + _CHUNK])
+                ]
+            except sqlite3.Error:
+                self._close()  # opened afresh next time
+                return [None] * len(urls)
+
+    def store_many(self, entries: Iterable[tuple[str, Validators | None]]) -> None:
+        """Write ``entries`` in one transaction; raises :class:`CacheError` if that fails."""
+        upserts, deletes = [], []
+        for url, validators in entries:
+            if validators is None:
+                deletes.append((self._key(url), url))
+            else:
+                key = self._key(url)
+                upserts.append((key, url, validators.etag, validators.last_modified))
+        with self._lock:
+            try:
+                db = self._open()
+                db.execute("BEGIN IMMEDIATE")  # the write lock first: no deadlock with a reader
+                try:
+                    if upserts:
+                        _upsert(db, upserts)
+                    if deletes:
+                        db.executemany(_DELETE, deletes)
+                    db.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                self._close()  # opened afresh next time
+                raise CacheError(f"cannot write the cache index {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _key(self, url: str) -> int:
+        key = self._keys.pop(url, None)
+        return _key(url) if key is None else key
+
+    def _close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+
+    def _lookup_chunk(self, db: sqlite3.Connection, urls: Sequence[str]) -> list[Validators | None]:
+        keys = [_key(url) for url in urls]
+        # A URL looked up is usually stored soon after: keep its key for that (bounded).
+        if len(self._keys) > _KEYS_KEPT:
+            self._keys.clear()
+        self._keys.update(zip(urls, keys, strict=True))
+        size = _padded(len(keys))
+        params = keys + keys[:1] * (size - len(keys))
+        rows: list[Any]
+        if self._json:
+            rows = json.loads(db.execute(_select(size, as_json=True), params).fetchone()[0])
+        else:
+            rows = db.execute(_select(size, as_json=False), params).fetchall()
+        found = {key: (url, etag, last_modified) for key, url, etag, last_modified in rows}
+        result: list[Validators | None] = []
+        for key, url in zip(keys, urls, strict=True):
+            row = found.get(key)
+            # Another URL with the same 64-bit key is not ours; an empty row is no use.
+            if row is None or row[0] != url or (row[1] is None and row[2] is None):
+                result.append(None)
+            else:
+                result.append(Validators(row[1], row[2]))
+        return result
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        # Never through a symbolic link (or anything but a file) planted at the index's name or
+        # at SQLite's files beside it: the index is written where the user said, nowhere else.
+        for path in (self.path, self.path + "-wal", self.path + "-shm"):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            return
-        os.makedirs(folder, exist_ok=True)
-        data = {"url": url, "etag": validators.etag, "last_modified": validators.last_modified}
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    raise sqlite3.DatabaseError(f"{path} is not a regular file")
+        db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(json.dumps(data, ensure_ascii=False).encode("utf-8"))
-            os.replace(temp, path)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _FORMAT:
+                raise sqlite3.DatabaseError(
+                    f"{self.path} is from a newer afetch (format {version})"
+                )
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                _switch_to_wal(db)  # persistent: once per index
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=OFF")  # a replaced row need not be zeroed
+            if version < _FORMAT:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(_SCHEMA)
+                db.execute(f"PRAGMA user_version={_FORMAT}")
+                db.execute("COMMIT")
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+            db.close()
             raise
+        try:
+            db.execute("SELECT json_group_array(json_array(1))").fetchone()
+        except sqlite3.Error:
+            self._json = False
+        self._db = db
+        return db
 
 
 class BatchedCache:
-    """:class:`Cache` off the event loop, in batches: the look-ups and stores asked for during
-    one turn of the loop go to a worker thread as one job. One thread hop per URL was most of
-    what ``--cache`` cost once requests got cheap (``bench/run.py`` options workload).
+    """:class:`Cache` off the event loop: look-ups are awaited, stores are written behind.
+
+    Every ``BatchedCache`` of one folder in a process shares one worker thread and its queue
+    (:class:`_Worker`), so a run that follows another in the same process sees the entries the
+    first one has not written yet.
 
     >>> import asyncio, tempfile
     >>> async def roundtrip():
@@ -132,47 +335,316 @@ class BatchedCache:
     """
 
     def __init__(self, cache: Cache) -> None:
+        worker = _worker_for(cache.folder)
+        self.lookup = worker.lookup
+        self.store = worker.store
+
+
+_workers: dict[str, _Worker] = {}
+_workers_lock = threading.Lock()
+
+
+def _forget_workers() -> None:
+    """In a forked child: the parent's worker threads do not exist here; start afresh."""
+    global _workers_lock
+    _workers_lock = threading.Lock()
+    _workers.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_workers)
+
+
+def _worker_for(folder: str) -> _Worker:
+    key = os.path.realpath(folder)
+    with _workers_lock:
+        worker = _workers.get(key)
+        if worker is None:
+            if not _workers:
+                atexit.register(_write_all_at_exit)
+            worker = _workers[key] = _Worker(Cache(folder))
+        return worker
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until every store queued in this process is written (or failed); False if
+    ``timeout`` seconds passed first. Blocking: for tests and the end of the process."""
+    with _workers_lock:
+        workers = list(_workers.values())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return all(worker.flush(deadline) for worker in workers)
+
+
+def _write_all_at_exit() -> None:
+    flush(BUSY_TIMEOUT_S + 5)
+
+
+class _Worker:
+    """The worker thread of one cache folder and its queue.
+
+    Look-ups asked for while the thread was busy go to it as one batch (one query) and come
+    back with one wake-up of the loop. Stores are written behind: :meth:`store` returns at once
+    and the thread commits them together, in one transaction per :data:`STORE_BATCH` entries
+    or per :data:`STORE_DELAY_S` (a commit per URL, or even per batch of look-ups, would be
+    most of what ``--cache`` costs). A look-up of a URL whose store is still waiting
+    gets the stored value.
+
+    A store that cannot be written is not the URL's failure (its record is right; only next
+    time's request is unconditional): the first such failure is reported once on stderr as an
+    ``afetch: warning:`` line, and so are stores dropped because :data:`STORE_BACKLOG` entries
+    were already waiting (memory stays bounded when the index is slow, e.g. locked by another
+    process for long).
+
+    The thread starts on first use and ends, closing the index, after :data:`IDLE_S` without
+    work; at interpreter exit the entries still waiting are written (``atexit``).
+    """
+
+    def __init__(self, cache: Cache) -> None:
         self._cache = cache
-        self._jobs: list[tuple[Callable[[], object], asyncio.Future[Any]]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # the thread waits for work
+        self._written = threading.Condition(self._lock)  # flush() waits for the thread
+        # Guarded by the lock: what the thread has yet to take.
+        self._lookups: list[tuple[str, asyncio.Future[Validators | None]]] = []
+        # Waiting stores as (etag, last_modified) tuples, not Validators objects: the garbage
+        # collector stops tracking tuples of strings, so they are never promoted to the old
+        # generation (thousands of objects there would make the full collections run).
+        self._stores: dict[str, tuple[str | None, str | None] | None] = {}
+        self._stores_since = 0.0  # when the oldest of them came
+        self._unwritten = 0  # taken by the thread, not yet committed
+        self._dropped = 0  # stores refused because the backlog was full
+        self._running = False  # a worker thread exists
+        self._idle = False  # ... and waits to be woken
+        self._flushing = 0  # flush() calls waiting
+        self._warned = False
+        self._done: asyncio.Future[None] | None = None
+        self._expiry: _Expiry | None = None
 
-    def lookup(self, url: str) -> asyncio.Future[Validators | None]:
-        return self._submit(lambda: self._cache.lookup(url))
-
-    def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
-        return self._submit(lambda: self._cache.store(url, validators))
-
-    def _submit(self, job: Callable[[], Any]) -> asyncio.Future[Any]:
+    def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
+        """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
+        or by ``deadline`` (loop time) if that comes first."""
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        if not self._jobs:
-            loop.call_soon(self._flush, loop)
-        self._jobs.append((job, future))
+        future: asyncio.Future[Validators | None] = loop.create_future()
+        with self._lock:
+            self._lookups.append((url, future))
+            self._start_or_wake()
+        expiry = self._expiry
+        if expiry is None or expiry.loop is not loop:
+            expiry = self._expiry = _Expiry(loop)
+        limit = loop.time() + LOOKUP_WAIT_S
+        expiry.watch(future, limit if deadline is None else min(deadline, limit))
         return future
 
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        jobs, self._jobs = self._jobs, []
+    def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
+        """Queue ``url``'s entry for writing; returns a done future (nothing to wait for)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            stores = self._stores
+            if len(stores) + self._unwritten >= STORE_BACKLOG and url not in stores:
+                self._dropped += 1  # the index is that slow: a cache may forget
+            else:
+                if not stores:
+                    self._stores_since = time.monotonic()
+                stores[url] = (
+                    None if validators is None else (validators.etag, validators.last_modified)
+                )
+                if len(stores) == 1 or len(stores) == STORE_BATCH:
+                    self._start_or_wake()  # to arm the delay, or to write a full batch now
+        done = self._done
+        if done is None or done.get_loop() is not loop:
+            done = self._done = loop.create_future()
+            done.set_result(None)
+        return done  # awaiting a done future does not even suspend the task
 
-        def run_all() -> list[tuple[bool, Any]]:
-            outcomes = []
-            for job, _ in jobs:
-                try:
-                    outcomes.append((True, job()))
-                except Exception as exc:  # handed to the one who asked
-                    outcomes.append((False, exc))
-            return outcomes
+    def flush(self, deadline: float | None) -> bool:
+        """Block until the queued stores are written; False if ``deadline`` passed first."""
+        with self._lock:
+            self._flushing += 1
+            try:
+                while self._stores or self._unwritten:
+                    self._start_or_wake()
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self._written.wait(left)
+                return True
+            finally:
+                self._flushing -= 1
 
-        def deliver(done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                for _, future in jobs:
-                    if not future.done():
-                        future.set_exception(done.exception() or asyncio.CancelledError())
-                return
-            for (_, future), (ok, value) in zip(jobs, done.result(), strict=True):
-                if future.done():
-                    continue  # its fetch was cancelled meanwhile
-                if ok:
-                    future.set_result(value)
-                else:
-                    future.set_exception(value)
+    def _start_or_wake(self) -> None:
+        """With the lock held: make sure the worker thread will see what was queued."""
+        if not self._running:
+            self._running = True
+            threading.Thread(target=self._main, name="afetch-cache", daemon=True).start()
+        elif self._idle:
+            self._idle = False
+            self._wake.notify()
 
-        loop.run_in_executor(None, run_all).add_done_callback(deliver)
+    # -- the worker thread -----------------------------------------------------------------------
+
+    def _main(self) -> None:
+        cache = self._cache
+        try:
+            while True:
+                with self._lock:
+                    taken = self._take()
+                if taken is None:
+                    cache.close()  # before saying so: a new thread never shares the index
+                    with self._lock:
+                        if not self._lookups and not self._stores:
+                            self._running = False
+                            return
+                    continue
+                lookups, found, stores = taken
+                if stores:
+                    self._write(stores)
+                if lookups:
+                    self._answer(lookups, found)
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
+        finally:
+            cache.close()
+
+    def _take(
+        self,
+    ) -> (
+        tuple[
+            list[tuple[str, asyncio.Future[Validators | None]]],
+            dict[int, Validators | None],
+            dict[str, tuple[str | None, str | None] | None],
+        ]
+        | None
+    ):
+        """With the lock held: wait for work; the look-ups to make (with the answers already
+        known from waiting stores) and the stores due; None after :data:`IDLE_S` without
+        work."""
+        while True:
+            stores = self._stores
+            now = time.monotonic()
+            due = bool(stores) and (
+                self._flushing > 0
+                or len(stores) >= STORE_BATCH
+                or now >= self._stores_since + STORE_DELAY_S
+            )
+            if self._lookups or due:
+                lookups, self._lookups = self._lookups, []
+                found = {
+                    index: _validators(stores[url])
+                    for index, (url, _) in enumerate(lookups)
+                    if url in stores
+                }
+                if not due:
+                    return lookups, found, {}
+                self._stores = {}
+                self._unwritten = len(stores)
+                return lookups, found, stores
+            timeout = self._stores_since + STORE_DELAY_S - now if stores else IDLE_S
+            self._idle = True
+            woken = self._wake.wait(timeout)
+            self._idle = False
+            if not woken and not self._stores and not self._lookups:
+                return None
+
+    def _write(self, stores: dict[str, tuple[str | None, str | None] | None]) -> None:
+        try:
+            self._cache.store_many((url, _validators(pair)) for url, pair in stores.items())
+        except Exception as exc:  # a cache: the run goes on without these entries
+            self._warn(exc)
+        with self._lock:
+            self._unwritten = 0
+            dropped, self._dropped = self._dropped, 0
+            self._written.notify_all()
+        if dropped:
+            self._warn(
+                CacheError(
+                    f"the cache index {self._cache.path} is too slow: {dropped} entries dropped"
+                )
+            )
+
+    def _answer(
+        self,
+        lookups: list[tuple[str, asyncio.Future[Validators | None]]],
+        found: dict[int, Validators | None],
+    ) -> None:
+        ask = [(index, url) for index, (url, _) in enumerate(lookups) if index not in found]
+        failure: BaseException | None = None
+        try:
+            answers = self._cache.lookup_many([url for _, url in ask]) if ask else []
+        except Exception as exc:  # never leave a fetch waiting for an answer that won't come
+            failure = exc
+        else:
+            found.update(zip((index for index, _ in ask), answers, strict=True))
+        # Nearly always one loop (threads with loops of their own could share a folder).
+        for loop in {future.get_loop() for _, future in lookups}:
+            _call_soon(loop, _deliver, loop, lookups, found, failure)
+
+    def _warn(self, exc: Exception) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        with contextlib.suppress(Exception):
+            print(
+                f"afetch: warning: {exc}; the URLs concerned will be fetched unconditionally",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+class _Expiry:
+    """Look-ups still unanswered at their deadline become misses, on the loop: an index that
+    is locked or hangs costs at most :data:`LOOKUP_WAIT_S` per URL, and never delays an
+    attempt past its own deadline (the fetcher lets the engine keep that deadline). One timer
+    at a time, not one per look-up."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._pending: deque[tuple[float, asyncio.Future[Validators | None]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, future: asyncio.Future[Validators | None], deadline: float) -> None:
+        pending = self._pending
+        # Answered look-ups leave at once: kept for a second, thousands of futures would
+        # outlive two garbage collections each and make the full collections run.
+        while pending and pending[0][1].done():
+            pending.popleft()
+        pending.append((deadline, future))
+        if self._timer is None:
+            self._timer = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        pending, now = self._pending, self.loop.time()
+        # Deadlines come nearly in order (the same --timeout from each attempt's start).
+        while pending and (pending[0][1].done() or pending[0][0] <= now):
+            _, future = pending.popleft()
+            if not future.done():
+                future.set_result(None)
+        if pending:
+            self._timer = self.loop.call_at(max(pending[0][0], now), self._expire)
+
+
+def _validators(pair: tuple[str | None, str | None] | None) -> Validators | None:
+    return None if pair is None else Validators(*pair)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    lookups: list[tuple[str, asyncio.Future[Validators | None]]],
+    found: dict[int, Validators | None],
+    failure: BaseException | None,
+) -> None:
+    for index, (_, future) in enumerate(lookups):
+        if future.done() or future.get_loop() is not loop:
+            continue  # its fetch was cancelled meanwhile, or another loop's
+        if index in found:
+            future.set_result(found[index])
+        else:
+            assert failure is not None
+            future.set_exception(failure)

@@ -867,7 +867,7 @@ def _parse_headers(lines: list[bytes], start: int) -> Headers:
 
 
 class _CurlResponse:
-    __slots__ = ("_headers", "_lines", "_slot", "_start", "http_version", "status")
+    __slots__ = ("_headers", "_joined", "_lines", "_slot", "_start", "http_version", "status")
 
     def __init__(self, slot: _Slot) -> None:
         self._slot = slot
@@ -877,6 +877,7 @@ class _CurlResponse:
         self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
         self._headers: Headers | None = None
+        self._joined: tuple[bytes, bytes] | None = None
 
     @property
     def headers(self) -> Headers:
@@ -895,6 +896,21 @@ class _CurlResponse:
             return None
         end = head.find(b"\n", at + 1)
         return head[at + 14 : end if end >= 0 else len(head)].decode("latin-1").strip()
+
+    def header(self, name: str) -> str | None:
+        # One header without parsing them all (--cache asks for ETag and Last-Modified): the
+        # head joined once, searched in lower case, the value taken from the original bytes.
+        joined = self._joined
+        if joined is None:
+            raw = b"\n" + b"".join(self._lines[self._start + 1 :])
+            joined = self._joined = (raw, raw.lower())
+        raw, lower = joined
+        at = lower.find(b"\n" + name.encode("latin-1") + b":")
+        if at < 0:
+            return None
+        start = at + len(name) + 2
+        end = raw.find(b"\n", start)
+        return raw[start : end if end >= 0 else None].decode("latin-1").strip()
 
     @property
     def bytes_read(self) -> int:

@@ -94,6 +94,11 @@ class Response(Protocol):
     #: Decoded body bytes delivered so far (also after a failure mid-body).
     bytes_read: int
 
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (lower case): for a header or two, cheaper than
+        ``headers`` (which parses them all) with some engines."""
+        ...
+
     async def drain(self) -> int:
         """Read the body to its end, discarding it; the number of decoded bytes."""
         ...

@@ -100,11 +100,11 @@ class Fetcher:
         )
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
-        # attempt's waiting is on the engine (no cache look-up, no body written to disk).
+        # attempt's waiting is on the engine (no body written to disk). A cache look-up is
+        # a miss once the deadline has passed; cache stores are written behind.
         self._engine_deadline = (
             settings.timeout is not None
             and engine.enforces_deadline
-            and self._cache is None
             and settings.save_dir is None
             and address_check is None  # its DNS look-up is outside the engine's deadline
         )
@@ -250,7 +250,7 @@ class Fetcher:
         cache = self._cache if method in ("GET", "HEAD") else None
         if cache is not None:
             outcome.not_modified = False
-            cached = await cache.lookup(raw_url)
+            cached = await cache.lookup(raw_url, deadline)
         request = self._first_request(target, cached, shape, deadline)
         wanted = self._wanted
         try:

@@ -117,6 +117,9 @@ class _HttpxResponse:
         )
         self.content_type = self.headers.get("content-type")
 
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
     async def drain(self) -> int:
         async for _ in self.pieces():
             pass
