@@ -887,15 +887,7 @@ class _CurlResponse:
 
     @property
     def content_type(self) -> str | None:
-        # The first Content-Type line, found in C: the head joined after a "\n" (every line then
-        # starts after one) and searched in lower case; lower() keeps positions, so the value is
-        # cut from the head as sent.
-        head = b"\n" + b"".join(self._lines[self._start + 1 :])
-        at = head.lower().find(b"\ncontent-type:")
-        if at < 0:
-            return None
-        end = head.find(b"\n", at + 1)
-        return head[at + 14 : end if end >= 0 else len(head)].decode("latin-1").strip()
+        return self.header("content-type")
 
     def header(self, name: str) -> str | None:
         # One header without parsing them all (--cache asks for ETag and Last-Modified): the

@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from afetch._cache import BatchedCache, Cache, Validators
 from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import InvalidInput, TooManyRedirects, classify
 from afetch._guard import AddressCheck
@@ -30,6 +29,7 @@ from afetch._url import Target, join, parse_url
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
+    from afetch._cache import BatchedCache, Validators
     from afetch._extras import BodyKeeper, Wanted
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -95,9 +95,12 @@ class Fetcher:
         self._secrets = tuple(sorted(secrets, key=len, reverse=True))
         self._address_check = address_check
         # Optional hooks (--cache, --save-dir/--hash); None keeps the default path untouched.
-        self._cache = (
-            BatchedCache(Cache(settings.cache_dir)) if settings.cache_dir is not None else None
-        )
+        self._cache: BatchedCache | None = None
+        if settings.cache_dir is not None:
+            # Imported for --cache only: a run without it never loads sqlite3.
+            from afetch._cache import BatchedCache, Cache
+
+            self._cache = BatchedCache(Cache(settings.cache_dir))
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
         # attempt's waiting is on the engine (no body written to disk). A cache look-up is
@@ -350,6 +353,8 @@ class Fetcher:
         self, raw_url: str, cached: Validators | None, response: Response, outcome: _Outcome
     ) -> None:
         assert self._cache is not None
+        from afetch._cache import Validators
+
         outcome.not_modified = response.status == 304 and cached is not None
         if response.status == 304:
             fresh = Validators.of(response) or cached  # a 304 may omit unchanged validators
