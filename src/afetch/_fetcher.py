@@ -17,10 +17,8 @@ from urllib.parse import unquote
 
 from afetch._engine import Engine, Request, Response, TransferInfo
 from afetch._errors import InvalidInput, TooManyRedirects, classify
-from afetch._guard import AddressCheck
 from afetch._record import FetchError, Record, new_record
 from afetch._redact import header_secrets, proxy_secrets, redact
-from afetch._save import BodyConsumer
 from afetch._settings import Settings
 from afetch._spec import JSON, RequestSpec, request_key
 from afetch._timestamps import now_iso
@@ -31,6 +29,8 @@ if TYPE_CHECKING:
 
     from afetch._cache import BatchedCache, Validators
     from afetch._extras import BodyKeeper, Wanted
+    from afetch._guard import AddressCheck
+    from afetch._save import BodyConsumer
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
@@ -347,6 +347,8 @@ class Fetcher:
         """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
         if not self._keep_bodies or method == "HEAD" or not 200 <= response.status < 300:
             return None
+        from afetch._save import BodyConsumer  # --save-dir/--hash only (hashlib, secrets)
+
         return BodyConsumer(raw_url, self._settings.save_dir)
 
     async def _update_cache(

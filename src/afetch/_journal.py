@@ -20,7 +20,6 @@ about 83 bytes per URL with CPython's object and set overhead (measured: 83 MB f
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -42,6 +41,8 @@ def url_key(url: str) -> bytes:
 
 
 def _key(data: bytes) -> bytes:
+    import hashlib  # here: a run without --state never loads it (OpenSSL, ~5 ms)
+
     return hashlib.blake2b(data, digest_size=16).digest()
 
 

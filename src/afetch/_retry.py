@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 from afetch._record import Record
 
@@ -106,6 +105,8 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
     if value.isdigit():
         # str.isdigit() also accepts digits such as "²" that float() refuses.
         return float(value) if value.isascii() else None
+    from email.utils import parsedate_to_datetime  # an HTTP date: rare, and a 5 ms import
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -15,7 +15,6 @@ saying why; the fetcher turns it into a record with the error type ``invalid_inp
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -184,6 +183,8 @@ def request_key(item: str | RequestSpec) -> str:
         return item
     if item.method is None and item.body is None and item.invalid is None:
         return item.url
+    import hashlib  # here: plain URLs never need it (OpenSSL, ~5 ms)
+
     digest = hashlib.blake2b(digest_size=16)
     for part in (item.method or "", item.url, item.invalid or ""):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
