@@ -31,6 +31,24 @@ def _udp_free(port: int) -> bool:
         return True
 
 
+async def text_app(
+    scope: dict, receive: object, send: object, *, bodies: dict[str, bytes] | None = None
+) -> None:
+    """An ASGI app answering 200 text/plain: ``bodies[path]`` if given, else the HTTP version
+    the request came over ("1.1", "2", "3")."""
+    if scope["type"] != "http":
+        return
+    body = (bodies or {}).get(scope["path"]) or scope["http_version"].encode()
+    await send(  # type: ignore[operator]
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+
+
 @contextlib.contextmanager
 def tls_hypercorn(app: Any, folder: Path, *, quic: bool = False) -> Iterator[tuple[str, Path]]:
     """hypercorn serving ``app`` on 127.0.0.1 with a trustme certificate for 127.0.0.1 and

@@ -5,6 +5,7 @@ them (many transfers at once, backpressure on a large body, the fallback to TCP)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import collect
-from tests.hypercorn_server import tls_hypercorn
+from tests.hypercorn_server import text_app, tls_hypercorn
 
 pytest.importorskip("aioquic")
 if not pycurl.version_info()[4] & pycurl.VERSION_HTTP3:
@@ -23,24 +24,9 @@ if not pycurl.version_info()[4] & pycurl.VERSION_HTTP3:
 BIG = 3 << 20  # larger than the engine's 1 MiB buffer: the transfer pauses and resumes
 
 
-def _body(path: str) -> bytes:
-    if path == "/big":
-        return bytes(range(256)) * (BIG // 256)
-    return b""
-
-
-async def _app(scope: dict, receive: object, send: object) -> None:
-    if scope["type"] != "http":
-        return
-    body = _body(scope["path"]) or scope["http_version"].encode()
-    await send(  # type: ignore[operator]
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+# /big: a body large enough to need flow control; any other path answers its HTTP version.
+_BIG_BODY = bytes(range(256)) * (BIG // 256)
+_app = functools.partial(text_app, bodies={"/big": _BIG_BODY})
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +71,7 @@ def test_a_large_body_over_quic_is_complete(h3_server: tuple[str, Path]) -> None
     )
     assert (record.status, record.error, record.http_version) == (200, None, "HTTP/3")
     assert record.bytes == BIG
-    assert record.sha256 == hashlib.sha256(_body("/big")).hexdigest()
+    assert record.sha256 == hashlib.sha256(_BIG_BODY).hexdigest()
 
 
 def test_http3_falls_back_to_tcp(tcp_only_server: tuple[str, Path]) -> None:

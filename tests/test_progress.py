@@ -388,6 +388,8 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
         for s in statuses
         for e in errors
     ]
+    classes = [status_class(Record(url="u", status=s)) for s in (0, 100, 299, 301, 404, 503, 999)]
+    assert classes == ["2xx", "2xx", "2xx", "3xx", "4xx", "5xx", "5xx"]
     stats = Stats()
     for record in records:
         stats.add(record)

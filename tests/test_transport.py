@@ -25,7 +25,7 @@ from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
 from tests.helpers import by_url, collect
-from tests.hypercorn_server import tls_hypercorn
+from tests.hypercorn_server import text_app, tls_hypercorn
 
 # Route → the error type every transport must give. A reset after the headers is a truncated
 # body (`protocol`), whichever transport noticed it (see _fetcher.Fetcher._read_body).
@@ -213,26 +213,12 @@ def test_http_version_of_an_http11_response(server: LoopbackServer) -> None:
 # --- TLS and HTTP/2 -----------------------------------------------------------------------
 
 
-async def _asgi_app(scope: dict, receive: object, send: object) -> None:
-    if scope["type"] != "http":
-        return
-    body = scope["http_version"].encode()
-    await send(  # type: ignore[operator]
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
-
-
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """hypercorn on 127.0.0.1 with a trustme certificate (h2 and http/1.1 over ALPN)."""
     pytest.importorskip("trustme")
     pytest.importorskip("hypercorn")
-    with tls_hypercorn(_asgi_app, tmp_path_factory.mktemp("tls")) as (url, ca_path):
+    with tls_hypercorn(text_app, tmp_path_factory.mktemp("tls")) as (url, ca_path):
         yield f"{url}/", ca_path
 
 

@@ -161,9 +161,9 @@ class CurlEngine:
         self._multi = multi
         #: fd → the events (POLL_IN | POLL_OUT) registered with the loop for it.
         self._watched: dict[int, int] = {}
-        #: fd → inode of sockets idling in libcurl's pool whose reader stays registered.
-        self._idle: dict[int, int] = {}
-        #: fd → inode of each watched socket, noted when it is first watched.
+        #: Sockets idling in libcurl's pool whose reader stays registered ("parked").
+        self._idle: set[int] = set()
+        #: fd → inode of each watched or parked socket, noted when it is first watched.
         self._inodes: dict[int, int] = {}
         self._keep_idle = True
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
@@ -347,16 +347,16 @@ class CurlEngine:
             self._loop.remove_writer(fd)
         # Its inode since it was first watched: libcurl closes a socket it watches only after
         # telling us (POLL_REMOVE), so the number still names the same socket.
-        inode = self._inodes.get(fd)
-        if inode is None:
+        if fd not in self._inodes:
             self._unwatch(fd)
             return
-        self._idle[fd] = inode
+        self._idle.add(fd)
         self._watched[fd] = _POLL_IN
 
     def _resume_idle(self, fd: int) -> bool:
         """libcurl wants ``fd`` again: True when the parked registration is still its own."""
-        inode = self._idle.pop(fd)
+        self._idle.discard(fd)
+        inode = self._inodes.get(fd)
         try:
             now = os.fstat(fd).st_ino
         except OSError:
@@ -372,7 +372,7 @@ class CurlEngine:
         return False
 
     def _unwatch(self, fd: int) -> None:
-        self._idle.pop(fd, None)
+        self._idle.discard(fd)
         self._inodes.pop(fd, None)
         had = self._watched.pop(fd, 0)
         if had & _POLL_IN:

@@ -21,7 +21,7 @@ _CLASS_BY_HUNDREDS = ("2xx", "2xx", "2xx", "3xx", "4xx", "5xx")
 def status_class(record: Record) -> str:
     if record.error is not None or record.status is None:
         return "errors"
-    return f"{min(max(record.status // 100, 2), 5)}xx"
+    return _CLASS_BY_HUNDREDS[min(max(record.status // 100, 0), 5)]
 
 
 class LatencyHistogram:
@@ -96,7 +96,7 @@ class Stats:
         self.finished: float | None = None
 
     def add(self, record: Record) -> None:
-        # Once per record: status_class and Record.ok, inlined.
+        # Once per record: status_class and Record.ok, inlined (one table of classes).
         self.done += 1
         self.bytes += record.bytes
         error, status = record.error, record.status
@@ -108,7 +108,7 @@ class Stats:
             self.by_class["errors"] += 1
         else:
             self.ok += status < 400
-            self.by_class[_CLASS_BY_HUNDREDS[min(status // 100, 5)]] += 1
+            self.by_class[_CLASS_BY_HUNDREDS[min(max(status // 100, 0), 5)]] += 1
         self.latency.add(record.elapsed_ms)
 
     def finish(self) -> None:
