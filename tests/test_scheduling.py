@@ -289,8 +289,9 @@ def test_tasks_stay_within_concurrency_while_urls_wait(
         return count
 
     assert asyncio.run(run()) == 60
-    assert 2 <= most <= 3
-    assert a.stats.max_in_flight <= 2
+    # Plain URLs on libcurl run on callbacks, with no worker task at all; never a task per URL.
+    assert most <= 3
+    assert a.stats.max_in_flight == 2  # the busy host was kept at its limit, not over it
     assert b.stats.max_in_flight <= 2
 
 

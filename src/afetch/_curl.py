@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import pycurl
 
-from afetch._engine import Headers, Request, TransferInfo
+from afetch._engine import Headers, OnDone, OnHead, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
 
@@ -170,6 +170,8 @@ class CurlEngine:
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
         self._free: list[_Slot] = []
+        #: Counted transfers to add to the multi handle, together, on the next turn.
+        self._pending: list[_Slot] = []
         self._active: set[_Slot] = set()
         self._closed = False
         self._header_lists: tuple[object, bool, _HeaderLists] = ((), False, ([], []))
@@ -187,7 +189,7 @@ class CurlEngine:
 
     # -- requests -------------------------------------------------------------------------------
 
-    async def send(self, request: Request) -> _CurlResponse:
+    def _start(self, request: Request, *, defer: bool = False) -> _Slot:
         if self._closed:
             raise RuntimeError("engine is closed")
         # May refuse a header: before a slot.
@@ -195,8 +197,54 @@ class CurlEngine:
         slot = self._free.pop() if self._free else _Slot(self)
         slot.prepare(request, headers)
         self._active.add(slot)
+        if defer:
+            # Added together on the next turn: libcurl then sends the batch of requests back
+            # to back. Added one by one, each send would go out from inside the next socket's
+            # socket_action (libcurl runs due transfers there), between reads: on loopback every
+            # send then wakes an idle server, which doubled its CPU.
+            slot.pending = True
+            if not self._pending:
+                self._loop.call_soon(self._add_pending)
+            self._pending.append(slot)
+            return slot
         self._multi.add_handle(slot.curl)
         # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
+        return slot
+
+    def _add_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        add = self._multi.add_handle
+        for slot in pending:
+            if slot.pending:
+                slot.pending = False
+                add(slot.curl)
+
+    def count(self, request: Request, *, on_head: OnHead, done: OnDone) -> None:
+        """Send ``request`` and count its body without a coroutine, a task or a future: the
+        callback path of plain fetches (see :class:`afetch._engine.CountingEngine`)."""
+        slot = self._start(request, defer=True)
+        slot.head = None
+        slot.counting = True
+        slot.on_head = on_head
+        slot.on_done = done
+
+    def _counted(self, slot: _Slot, done: OnDone) -> None:
+        """A counted transfer is over: the handle goes back to the pool, then ``done`` is told."""
+        response = slot.response
+        failure = slot.failure
+        if response is not None:
+            response.bytes_read = slot.received
+            if failure is None and response.status == 407 and slot.used_proxy():
+                # The proxy's answer, not the server's: no response, as send() says it.
+                failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
+                response = None
+        self.release(slot)
+        done(response, failure)
+
+    async def send(self, request: Request) -> _CurlResponse:
+        slot = self._start(request)
+        slot.head = self._loop.create_future()
+        slot.on_done = None
         try:
             await slot.head
             if slot.status == 407 and slot.used_proxy():
@@ -279,7 +327,12 @@ class CurlEngine:
             return
         self._active.discard(slot)
         slot.detach()
-        if not self._closed:
+        if slot.pending:
+            slot.pending = False
+            self._pending.remove(slot)
+            if not self._closed:
+                self._free.append(slot)
+        elif not self._closed:
             # Removing an unfinished transfer closes its connection; libcurl may call the
             # socket callback from here, which only updates the loop.
             self._multi.remove_handle(slot.curl)
@@ -455,10 +508,14 @@ class _Slot:
         "head_start",
         "http_version",
         "method",
+        "on_done",
+        "on_head",
         "paused",
+        "pending",
         "pinned",
         "proxy_headers",
         "received",
+        "response",
         "server_headers",
         "status",
         "timeout_ms",
@@ -510,6 +567,7 @@ class _Slot:
         self.curl = curl
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
+        self.pending = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
         self.head_start = self.head_end = self.status = 0
@@ -517,12 +575,14 @@ class _Slot:
         self.buffer: deque[bytes] = deque()
         self.buffered = 0
         self.waiter: asyncio.Future[None] | None = None
-        self._reset()
+        #: The head's future (send), or None for a counted transfer, whose callbacks are these.
+        self.head: asyncio.Future[None] | None = None
+        self.on_head: OnHead | None = None
+        self.on_done: OnDone | None = None
 
     def _reset(self) -> None:
         """Ready for the next transfer. (``detach`` already emptied the buffer and dropped the
         waiter; the head's status, version and bounds are set before anything reads them.)"""
-        self.head = self.engine._loop.create_future()
         self.done = False
         self.failure: AfetchError | None = None
         self.body_error: AfetchError | None = None
@@ -532,11 +592,11 @@ class _Slot:
         self.counting = False
         self.paused = False
         self.tls_line: bytes | None = None
+        self.response: _CountedResponse | None = None
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
-        if self.head.done():  # a used slot
-            self._reset()
+        self._reset()
         method = request.method
         shape = (method, request.body is not None)
         if shape != self.method:
@@ -604,8 +664,25 @@ class _Slot:
             if declared.isdigit() and int(declared) > limit:
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
-        if not self.head.done():
-            self.head.set_result(None)
+        head = self.head
+        if head is None:
+            self._counted_head()
+        elif not head.done():
+            head.set_result(None)
+
+    def _counted_head(self) -> None:
+        """A counted transfer's head: its response, and whether the body is wanted at all."""
+        assert self.on_head is not None
+        self.response = response = _CountedResponse(self)
+        try:
+            wanted = self.on_head(response)
+        except Exception as exc:  # told through done, as any failure (pycurl would swallow it)
+            self.body_error = self.failure = exc  # type: ignore[assignment]
+            return
+        if not wanted:
+            # The transfer stops (a declared --max-size excess no longer matters: nothing more
+            # is read); finish() says it succeeded.
+            self.body_error = _NOT_WANTED
 
     def _on_body(self, data: bytes) -> int | None:
         if not self.head_seen:
@@ -641,7 +718,9 @@ class _Slot:
         self.done = True
         if result is not None:
             code, message = result
-            if self.body_error is not None:
+            if self.body_error is _NOT_WANTED:
+                pass  # stopped on purpose after the head (a redirect to follow)
+            elif self.body_error is not None:
                 self.failure = self.body_error
             else:
                 lines = self.head_lines
@@ -655,6 +734,10 @@ class _Slot:
             else:
                 self.failure = BadResponse("the transfer ended without a response head")
         head = self.head
+        if head is None:
+            assert self.on_done is not None
+            self.engine._counted(self, self.on_done)
+            return
         if not head.done():
             if self.failure is not None:
                 head.set_exception(self.failure)
@@ -686,7 +769,11 @@ class _Slot:
         self.buffer.clear()
         self.buffered = 0
         self.waiter = None
+        self.on_head = self.on_done = None
         head = self.head
+        if head is None:
+            return
+        self.head = None
         if not head.done():
             head.cancel()
         elif not head.cancelled():
@@ -961,3 +1048,17 @@ class _CurlResponse:
 
     async def aclose(self) -> None:
         self._slot.engine.release(self._slot)
+
+
+class _CountedResponse(_CurlResponse):
+    """The final response of a counted transfer: its body was counted, never kept."""
+
+    __slots__ = ("bytes_read",)
+
+    def __init__(self, slot: _Slot) -> None:
+        super().__init__(slot)
+        self.bytes_read = 0  # set when the transfer is over
+
+
+#: Set as a slot's body error to stop a counted transfer after its head, on purpose.
+_NOT_WANTED = AfetchError("body not wanted")

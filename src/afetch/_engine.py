@@ -23,7 +23,7 @@ follow redirects and never retry on their own: the fetcher and the scheduler dec
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -125,6 +125,26 @@ class Engine(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+#: Told a counted transfer's final head: True to count its body, False to stop right there.
+#: Called from inside the engine: it must not raise, nor call the engine.
+OnHead = Callable[["Response"], bool]
+#: Told once a counted transfer is over: its final response (None if no head arrived) and the
+#: failure (None on success). The engine has let go of the transfer; it may be called again.
+OnDone = Callable[["Response | None", "BaseException | None"], None]
+
+
+class CountingEngine(Engine, Protocol):
+    """An engine that can also run a transfer on callbacks alone, counting the body.
+
+    Plain fetches (no body kept, no cache, nothing but counts) need no coroutine per request:
+    the fetcher uses :meth:`count` when an engine has it, and :meth:`Engine.send` otherwise.
+    """
+
+    def count(self, request: Request, *, on_head: OnHead, done: OnDone) -> None:
+        """Start ``request``; ``on_head`` and then ``done`` are called on the event loop."""
+        ...
 
 
 def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:

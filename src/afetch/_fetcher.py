@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from afetch._engine import Engine, Request, Response, TransferInfo
@@ -45,6 +46,11 @@ _BODY_HEADERS = {
     "form": (("Content-Type", "application/x-www-form-urlencoded"),),
     JSON: (("Accept", "application/json"), ("Content-Type", "application/json")),
 }
+
+T = TypeVar("T")
+#: Told an attempt's end: the caller's token, the record and the last Retry-After.
+Done = Callable[[T, Record, "str | None"], None]
+Count = Callable[..., None]
 
 Headers = tuple[tuple[str, str], ...]
 #: How a request is shaped: method, body, headers.
@@ -118,6 +124,17 @@ class Fetcher:
             from afetch._extras import Wanted
 
             self._wanted = Wanted(settings.include, body_limit=settings.body_limit)
+        # Plain fetches run on callbacks (no coroutine, task or future per request) when all
+        # that is wanted is what a counted transfer tells, and no deadline needs a timer here.
+        count = getattr(engine, "count", None)
+        plain = (
+            self._cache is None
+            and not self._keep_bodies
+            and self._wanted is None
+            and address_check is None
+            and (settings.timeout is None or self._engine_deadline)
+        )
+        self._count: Count | None = count if plain else None
 
     async def attempt(self, item: str | RequestSpec) -> tuple[Record, str | None]:
         """One attempt at a URL (or a request object): its record and the last response's
@@ -148,8 +165,20 @@ class Fetcher:
             error = classify(TimeoutError(f"no complete response within {timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = self._redacted(classify(exc), url, spec)
+        return self._record(url, spec, method, outcome, error, t0, started_at), outcome.retry_after
+
+    def _record(
+        self,
+        url: str,
+        spec: RequestSpec | None,
+        method: str | None,
+        outcome: _Outcome,
+        error: FetchError | None,
+        t0: float,
+        started_at: str,
+    ) -> Record:
         # All the fields, in Record's order (new_record is Record(...) without its slow init).
-        record = new_record(
+        return new_record(
             url,
             outcome.final_url,
             outcome.status,
@@ -169,7 +198,27 @@ class Fetcher:
             None if spec is None else request_key(spec),
             None if self._wanted is None else self._extra_or_none(outcome),
         )
-        return record, outcome.retry_after
+
+    # -- the callback path ------------------------------------------------------------------------
+
+    def start(self, url: str, done: Done[T], token: T) -> bool:
+        """Start an attempt at plain URL ``url`` on callbacks alone; ``done(token, record,
+        retry_after)`` is called on the event loop when it is over, never from in here.
+
+        False when this fetcher cannot: an engine without ``count``
+        (:class:`afetch._engine.CountingEngine`), or options that read the body or await
+        something (--cache, --save-dir, --hash, --include, --no-private). Then use
+        :meth:`attempt`, which gives the same record.
+        """
+        if self._count is None:
+            return False
+        _CountedAttempt(self, url, done, token).begin()
+        return True
+
+    @property
+    def counts(self) -> bool:
+        """Whether :meth:`start` can be used (see there)."""
+        return self._count is not None
 
     def _extra_or_none(self, outcome: _Outcome) -> dict[str, object] | None:
         # Whatever a server sends, one record per URL: an --include key that cannot be built
@@ -366,6 +415,101 @@ class Fetcher:
             return  # an error page says nothing about the representation we keep
         if fresh != cached:
             await self._cache.store(raw_url, fresh)
+
+
+class _CountedAttempt:
+    """One attempt at a plain URL on the engine's callbacks (:meth:`Fetcher.start`): the steps
+    of :meth:`Fetcher._fetch` for a body that is only counted, redirects included, ending in
+    the same record."""
+
+    __slots__ = (
+        "_done",
+        "_fetcher",
+        "_outcome",
+        "_request",
+        "_started_at",
+        "_t0",
+        "_target",
+        "_token",
+        "_url",
+    )
+
+    def __init__(self, fetcher: Fetcher, url: str, done: Done[Any], token: Any) -> None:
+        self._fetcher = fetcher
+        self._url = url
+        self._done = done
+        self._token = token
+        self._started_at = now_iso()
+        self._t0 = time.perf_counter()
+        self._outcome = _Outcome()
+
+    def begin(self) -> None:
+        fetcher = self._fetcher
+        try:
+            target = parse_url(self._url)
+            deadline = None
+            timeout = fetcher._settings.timeout
+            if timeout is not None:
+                deadline = asyncio.get_running_loop().time() + timeout
+            method, body, headers = fetcher._plain
+            request = Request(
+                method, target.url, _with_credentials(headers, target), body, deadline=deadline
+            )
+            self._send(request, target)
+        except Exception as exc:
+            # Never told from inside Fetcher.start: the scheduler is in the middle of a pump.
+            asyncio.get_running_loop().call_soon(self._end, exc)
+
+    def _send(self, request: Request, target: Target) -> None:
+        self._request, self._target = request, target
+        self._outcome.final_url = target.shown
+        count = self._fetcher._count
+        assert count is not None
+        count(request, on_head=self._wants_body, done=self._transferred)
+
+    def _wants_body(self, response: Response) -> bool:
+        # A redirect that will be followed is not read: the transfer stops at its head, as
+        # Fetcher._send_following closes it.
+        return self._redirect_to(response) is None
+
+    def _redirect_to(self, response: Response) -> str | None:
+        settings = self._fetcher._settings
+        if not settings.follow_redirects or response.status not in _REDIRECT_STATUSES:
+            return None
+        return response.headers.get("location")
+
+    def _transferred(self, response: Response | None, failure: BaseException | None) -> None:
+        try:
+            outcome = self._outcome
+            if response is not None:
+                outcome.saw(response)
+                location = None if failure is not None else self._redirect_to(response)
+                if location is not None:
+                    settings = self._fetcher._settings
+                    if outcome.redirects >= settings.max_redirects:
+                        raise TooManyRedirects(f"stopped after {settings.max_redirects} redirects")
+                    request, target = _redirect_request(
+                        self._request, self._target, location, response.status
+                    )
+                    outcome.redirects += 1
+                    self._send(request, target)
+                    return
+                outcome.bytes = response.bytes_read
+        except Exception as exc:
+            self._end(exc)
+            return
+        self._end(failure)
+
+    def _end(self, failure: BaseException | None) -> None:
+        fetcher = self._fetcher
+        error = None
+        if failure is not None:
+            error = fetcher._redacted(classify(failure), self._url)
+        plain_method = fetcher._plain[0] if fetcher._say_method else None
+        record = fetcher._record(
+            self._url, None, plain_method, self._outcome, error, self._t0, self._started_at
+        )
+        self._done(self._token, record, self._outcome.retry_after)
 
 
 def _redirect_request(

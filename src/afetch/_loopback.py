@@ -245,7 +245,8 @@ class LoopbackServer:
             left = int(segments[1])
             await send(302, b"", location="/ok" if left <= 1 else f"/redirect/{left - 1}")
         elif name == "redirect-to":
-            await send(int(query.get("status", 302)), b"", location=query["url"])
+            body = b"r" * int(query.get("size", 0))  # what a redirect says besides Location
+            await send(int(query.get("status", 302)), body, location=query["url"])
         elif name == "loop":
             await send(302, b"", location="/loop")
         elif name in ("flaky", "retry-after"):

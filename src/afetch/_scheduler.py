@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +90,13 @@ async def schedule(
             run.close()
 
     producer = asyncio.create_task(produce(), name="afetch-scheduler")
+    crashes: list[BaseException] = []
+
+    def crashed(exc: BaseException) -> None:
+        crashes.append(exc)
+        producer.cancel()
+
+    run.crashed = crashed
     # A done-callback rather than `finally`: it runs even if the task is cancelled before it starts.
     producer.add_done_callback(lambda _: results.put(_DONE))
     stopper = None
@@ -107,6 +114,8 @@ async def schedule(
                 break
             run.taken()
             yield item
+        if crashes:
+            raise crashes[0]
         for record in run.drain():  # after a stop: finished records behind an unfinished one
             yield record
         if not (stop is not None and stop.is_set()):
@@ -117,6 +126,10 @@ async def schedule(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
 
 
 class _Results:
@@ -258,6 +271,10 @@ class _Run:
         self._idle_workers: list[asyncio.Future[None]] = []
         self._workers = 0
         self._retired = False
+        #: Plain URLs go to the fetcher's callback path when it has one (no worker task).
+        self._counts = fetcher.counts
+        #: Ends the run with a failure from a callback (set by :func:`schedule`).
+        self.crashed: Callable[[BaseException], None] = _reraise
         self._input_done = False
         self._closed = False
         self.want_input = asyncio.Event()
@@ -407,6 +424,9 @@ class _Run:
         self._running += 1
         if self._gauge is not None:
             self._gauge.start(job, job.url if type(job.url) is str else job.url.url)
+        if self._counts and type(job.url) is str:
+            self._fetcher.start(job.url, self._counted, job)
+            return
         self._jobs.append(job)
         if self._idle_workers:
             self._idle_workers.pop().set_result(None)
@@ -432,6 +452,16 @@ class _Run:
                 idle = asyncio.get_running_loop().create_future()
                 self._idle_workers.append(idle)
                 await idle
+
+    def _counted(self, job: _Job, record: Record, retry_after: str | None) -> None:
+        """An attempt on callbacks (Fetcher.start) ended: as a worker's attempt does."""
+        if self._closed:
+            return  # the run was stopped: the record of an attempt in flight is dropped
+        try:
+            self._attempted(job, record, retry_after)
+        except BaseException as exc:
+            # No task to carry it: the run ends with it, as a worker's failure would end it.
+            self.crashed(exc)
 
     def retire_workers(self) -> None:
         """Everything is done: idle workers end (so the task group can close)."""
