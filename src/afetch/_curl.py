@@ -28,7 +28,7 @@ import importlib.util
 import os
 import re
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -219,26 +219,53 @@ class CurlEngine:
                 slot.pending = False
                 add(slot.curl)
 
-    def count(self, request: Request, *, on_head: OnHead, done: OnDone) -> None:
+    def count(
+        self,
+        request: Request,
+        *,
+        done: OnDone,
+        on_head: OnHead | None = None,
+        ask_for: Container[int] = (),
+    ) -> None:
         """Send ``request`` and count its body without a coroutine, a task or a future: the
         callback path of plain fetches (see :class:`afetch._engine.CountingEngine`)."""
-        slot = self._start(request, defer=True)
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        # _start, inlined: once per request.
+        body = request.body is not None
+        last, had_body, headers = self._header_lists
+        if request.headers is not last or body is not had_body:
+            headers = self._header_list(request.headers, body)
+        slot = self._free.pop() if self._free else _Slot(self)
+        slot.prepare(request, headers)
         slot.head = None
         slot.counting = True
         slot.on_head = on_head
+        slot.ask_for = ask_for
         slot.on_done = done
+        self._active.add(slot)
+        slot.pending = True
+        if not self._pending:
+            self._loop.call_soon(self._add_pending)
+        self._pending.append(slot)
 
     def _counted(self, slot: _Slot, done: OnDone) -> None:
         """A counted transfer is over: the handle goes back to the pool, then ``done`` is told."""
-        response = slot.response
         failure = slot.failure
+        response = slot.response
+        if response is None and slot.head_seen:
+            response = _CountedResponse(slot)
         if response is not None:
             response.bytes_read = slot.received
             if failure is None and response.status == 407 and slot.used_proxy():
                 # The proxy's answer, not the server's: no response, as send() says it.
                 failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
                 response = None
-        self.release(slot)
+        # release(), for a transfer that is active, added and over, on an open engine.
+        self._active.discard(slot)
+        slot.on_head = slot.on_done = None
+        self._multi.remove_handle(slot.curl)
+        self._free.append(slot)
         done(response, failure)
 
     async def send(self, request: Request) -> _CurlResponse:
@@ -492,6 +519,7 @@ class _Slot:
     """One easy handle and the state of the transfer it is running; reused across requests."""
 
     __slots__ = (
+        "ask_for",
         "body_error",
         "buffer",
         "buffered",
@@ -578,6 +606,7 @@ class _Slot:
         #: The head's future (send), or None for a counted transfer, whose callbacks are these.
         self.head: asyncio.Future[None] | None = None
         self.on_head: OnHead | None = None
+        self.ask_for: Container[int] = ()
         self.on_done: OnDone | None = None
 
     def _reset(self) -> None:
@@ -648,6 +677,22 @@ class _Slot:
         """The first body bytes (or the end of the transfer): the final head is complete."""
         self.head_seen = True
         lines = self.head_lines
+        last = len(lines) - 1
+        first = lines[0] if lines else b""
+        if (
+            first.startswith(b"HTTP/1.1 ")
+            and lines[last] == _CRLF
+            and lines.index(_CRLF, 1) == last
+            and _LF not in lines
+        ):
+            # The usual head: one HTTP/1.1 head ending in CRLF, nothing before or after it
+            # (what _final_head would find, without its search).
+            self.head_start, self.head_end = 0, last
+            code = first[9:12]
+            self.http_version = "HTTP/1.1"
+            self.status = int(code) if code.isdigit() else 0
+            self._head_checked(lines, 0, last)
+            return
         start, end = _final_head(lines)
         self.head_start, self.head_end = start, end
         if start < len(lines):
@@ -658,6 +703,11 @@ class _Slot:
             self.status = int(code) if code.isdigit() else 0
         else:
             self.http_version, self.status = "", 0
+        self._head_checked(lines, start, end)
+
+    def _head_checked(self, lines: list[bytes], start: int, end: int) -> None:
+        """The final head is known: a declared length over --max-size stops the transfer, and
+        the waiting side (the head's future, or a counted transfer's on_head) is told."""
         limit = self.engine._max_size
         if limit is not None and self.method[0] != "HEAD":
             declared = _parse_headers(lines[:end], start).get("content-length", "")
@@ -666,12 +716,13 @@ class _Slot:
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
         head = self.head
         if head is None:
-            self._counted_head()
+            if self.status in self.ask_for:
+                self._counted_head()
         elif not head.done():
             head.set_result(None)
 
     def _counted_head(self) -> None:
-        """A counted transfer's head: its response, and whether the body is wanted at all."""
+        """A counted transfer's head, of a status it was asked about: is the body wanted?"""
         assert self.on_head is not None
         self.response = response = _CountedResponse(self)
         try:
@@ -1056,7 +1107,13 @@ class _CountedResponse(_CurlResponse):
     __slots__ = ("bytes_read",)
 
     def __init__(self, slot: _Slot) -> None:
-        super().__init__(slot)
+        # _CurlResponse.__init__, inlined: once per request.
+        self._slot = slot
+        self.status = slot.status
+        self.http_version = slot.http_version
+        self._lines = slot.head_lines[: slot.head_end]
+        self._start = slot.head_start
+        self._headers = self._joined = None
         self.bytes_read = 0  # set when the transfer is over
 
 

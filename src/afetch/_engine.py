@@ -23,7 +23,7 @@ follow redirects and never retry on their own: the fetcher and the scheduler dec
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Container
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
@@ -142,8 +142,16 @@ class CountingEngine(Engine, Protocol):
     the fetcher uses :meth:`count` when an engine has it, and :meth:`Engine.send` otherwise.
     """
 
-    def count(self, request: Request, *, on_head: OnHead, done: OnDone) -> None:
-        """Start ``request``; ``on_head`` and then ``done`` are called on the event loop."""
+    def count(
+        self,
+        request: Request,
+        *,
+        done: OnDone,
+        on_head: OnHead | None = None,
+        ask_for: Container[int] = (),
+    ) -> None:
+        """Start ``request``; ``done`` is called on the event loop when it is over, and before
+        that ``on_head`` about a final head whose status is in ``ask_for``."""
         ...
 
 

@@ -135,6 +135,9 @@ class Fetcher:
             and (settings.timeout is None or self._engine_deadline)
         )
         self._count: Count | None = count if plain else None
+        #: The engine is asked about the heads of these statuses only: redirects to follow.
+        self._redirect_statuses = _REDIRECT_STATUSES if settings.follow_redirects else frozenset()
+        self._loop_time: Callable[[], float] | None = None
 
     async def attempt(self, item: str | RequestSpec) -> tuple[Record, str | None]:
         """One attempt at a URL (or a request object): its record and the last response's
@@ -212,7 +215,10 @@ class Fetcher:
         """
         if self._count is None:
             return False
-        _CountedAttempt(self, url, done, token).begin()
+        loop_time = self._loop_time
+        if loop_time is None:
+            loop_time = self._loop_time = asyncio.get_running_loop().time
+        _CountedAttempt(self, url, done, token).begin(loop_time)
         return True
 
     @property
@@ -417,101 +423,6 @@ class Fetcher:
             await self._cache.store(raw_url, fresh)
 
 
-class _CountedAttempt:
-    """One attempt at a plain URL on the engine's callbacks (:meth:`Fetcher.start`): the steps
-    of :meth:`Fetcher._fetch` for a body that is only counted, redirects included, ending in
-    the same record."""
-
-    __slots__ = (
-        "_done",
-        "_fetcher",
-        "_outcome",
-        "_request",
-        "_started_at",
-        "_t0",
-        "_target",
-        "_token",
-        "_url",
-    )
-
-    def __init__(self, fetcher: Fetcher, url: str, done: Done[Any], token: Any) -> None:
-        self._fetcher = fetcher
-        self._url = url
-        self._done = done
-        self._token = token
-        self._started_at = now_iso()
-        self._t0 = time.perf_counter()
-        self._outcome = _Outcome()
-
-    def begin(self) -> None:
-        fetcher = self._fetcher
-        try:
-            target = parse_url(self._url)
-            deadline = None
-            timeout = fetcher._settings.timeout
-            if timeout is not None:
-                deadline = asyncio.get_running_loop().time() + timeout
-            method, body, headers = fetcher._plain
-            request = Request(
-                method, target.url, _with_credentials(headers, target), body, deadline=deadline
-            )
-            self._send(request, target)
-        except Exception as exc:
-            # Never told from inside Fetcher.start: the scheduler is in the middle of a pump.
-            asyncio.get_running_loop().call_soon(self._end, exc)
-
-    def _send(self, request: Request, target: Target) -> None:
-        self._request, self._target = request, target
-        self._outcome.final_url = target.shown
-        count = self._fetcher._count
-        assert count is not None
-        count(request, on_head=self._wants_body, done=self._transferred)
-
-    def _wants_body(self, response: Response) -> bool:
-        # A redirect that will be followed is not read: the transfer stops at its head, as
-        # Fetcher._send_following closes it.
-        return self._redirect_to(response) is None
-
-    def _redirect_to(self, response: Response) -> str | None:
-        settings = self._fetcher._settings
-        if not settings.follow_redirects or response.status not in _REDIRECT_STATUSES:
-            return None
-        return response.headers.get("location")
-
-    def _transferred(self, response: Response | None, failure: BaseException | None) -> None:
-        try:
-            outcome = self._outcome
-            if response is not None:
-                outcome.saw(response)
-                location = None if failure is not None else self._redirect_to(response)
-                if location is not None:
-                    settings = self._fetcher._settings
-                    if outcome.redirects >= settings.max_redirects:
-                        raise TooManyRedirects(f"stopped after {settings.max_redirects} redirects")
-                    request, target = _redirect_request(
-                        self._request, self._target, location, response.status
-                    )
-                    outcome.redirects += 1
-                    self._send(request, target)
-                    return
-                outcome.bytes = response.bytes_read
-        except Exception as exc:
-            self._end(exc)
-            return
-        self._end(failure)
-
-    def _end(self, failure: BaseException | None) -> None:
-        fetcher = self._fetcher
-        error = None
-        if failure is not None:
-            error = fetcher._redacted(classify(failure), self._url)
-        plain_method = fetcher._plain[0] if fetcher._say_method else None
-        record = fetcher._record(
-            self._url, None, plain_method, self._outcome, error, self._t0, self._started_at
-        )
-        self._done(self._token, record, self._outcome.retry_after)
-
-
 def _redirect_request(
     request: Request, target: Target, location: str, status: int
 ) -> tuple[Request, Target]:
@@ -582,3 +493,108 @@ class _Outcome:
             self.retry_after = response.headers.get("retry-after")
         self.content_type = response.content_type
         self.http_version = response.http_version
+
+
+class _CountedAttempt(_Outcome):
+    """One attempt at a plain URL on the engine's callbacks (:meth:`Fetcher.start`): the steps
+    of :meth:`Fetcher._fetch` for a body that is only counted, redirects included, ending in
+    the same record. It is its own :class:`_Outcome` (one object per attempt)."""
+
+    def __init__(self, fetcher: Fetcher, url: str, done: Done[Any], token: Any) -> None:
+        self._fetcher = fetcher
+        self._url = url
+        self._done = done
+        self._token = token
+        self._started_at = now_iso()
+        self._t0 = time.perf_counter()
+
+    def begin(self, loop_time: Callable[[], float]) -> None:
+        fetcher = self._fetcher
+        try:
+            target = parse_url(self._url)
+            timeout = fetcher._settings.timeout
+            method, body, headers = fetcher._plain
+            if target.authorization is not None:
+                headers = _with_credentials(headers, target)
+            self._send(
+                Request(
+                    method,
+                    target.url,
+                    headers,
+                    body,
+                    deadline=None if timeout is None else loop_time() + timeout,
+                ),
+                target,
+            )
+        except Exception as exc:
+            # Never told from inside Fetcher.start: the scheduler is in the middle of a pump.
+            asyncio.get_running_loop().call_soon(self._end, exc)
+
+    def _send(self, request: Request, target: Target) -> None:
+        self._request, self._target = request, target
+        self.final_url = target.shown
+        fetcher = self._fetcher
+        assert fetcher._count is not None
+        fetcher._count(
+            request,
+            done=self._transferred,
+            on_head=self._wants_body,
+            ask_for=fetcher._redirect_statuses,
+        )
+
+    def _wants_body(self, response: Response) -> bool:
+        # Asked only about a redirect status: one that will be followed is not read (the
+        # transfer stops at its head, as Fetcher._send_following closes it).
+        return response.headers.get("location") is None
+
+    def _transferred(self, response: Response | None, failure: BaseException | None) -> None:
+        try:
+            if response is not None:
+                self.saw(response)
+                if response.status in self._fetcher._redirect_statuses and failure is None:
+                    location = response.headers.get("location")
+                    if location is not None:
+                        self._follow(location, response.status)
+                        return
+                self.bytes = response.bytes_read
+        except Exception as exc:
+            self._end(exc)
+            return
+        self._end(failure)
+
+    def _follow(self, location: str, status: int) -> None:
+        settings = self._fetcher._settings
+        if self.redirects >= settings.max_redirects:
+            raise TooManyRedirects(f"stopped after {settings.max_redirects} redirects")
+        request, target = _redirect_request(self._request, self._target, location, status)
+        self.redirects += 1
+        self._send(request, target)
+
+    def _end(self, failure: BaseException | None) -> None:
+        fetcher = self._fetcher
+        url = self._url
+        error = None
+        if failure is not None:
+            error = fetcher._redacted(classify(failure), url)
+        # All the fields, in Record's order, as Fetcher._record writes them for a plain URL.
+        record = new_record(
+            url,
+            self.final_url,
+            self.status,
+            error,
+            round((time.perf_counter() - self._t0) * 1000, 3),
+            self.bytes,
+            self.content_type,
+            self.http_version,
+            self.redirects,
+            1,
+            self._started_at,
+            None,
+            None,
+            None,
+            fetcher._plain[0] if fetcher._say_method else None,
+            None,
+            None,
+            None,
+        )
+        self._done(self._token, record, self.retry_after)

@@ -310,7 +310,12 @@ class _Run:
         self._waiting += 1
         self._enqueue(_Job(url, host, self._next_index))
         self._next_index += 1
-        self._pump()
+        capacity = self._capacity
+        if self._running < capacity and self._untaken < capacity:
+            self._pump()
+        elif not self._closed:
+            # Reading ahead while every slot is busy: nothing can start, only input may stop.
+            self._want_input_or_finish()
 
     # -- the pump ------------------------------------------------------------------------------
 
@@ -379,7 +384,23 @@ class _Run:
             self._ready.append(host)
         else:
             host.on_ready_list = False
-        self._start(job)
+        if host.auto is not None:
+            job.epoch = host.auto.epoch
+            # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
+            job.started = self._clock.time()
+        host.in_flight += 1
+        self._running += 1
+        if self._gauge is not None:
+            self._gauge.start(job, job.url if type(job.url) is str else job.url.url)
+        if self._counts and type(job.url) is str:
+            self._fetcher.start(job.url, self._counted, job)
+        else:
+            self._jobs.append(job)
+            if self._idle_workers:
+                self._idle_workers.pop().set_result(None)
+            elif self._workers < self._capacity:
+                self._workers += 1
+                self._group.create_task(self._work())
 
     def _give_up_queued(self, host: Host) -> None:
         """Finish the queued URLs of an unreachable host, as far as slots allow."""
@@ -414,25 +435,6 @@ class _Run:
                 self.all_done.set()
 
     # -- attempts ------------------------------------------------------------------------------
-
-    def _start(self, job: _Job) -> None:
-        if job.host.auto is not None:
-            job.epoch = job.host.auto.epoch
-            # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
-            job.started = self._clock.time()
-        job.host.in_flight += 1
-        self._running += 1
-        if self._gauge is not None:
-            self._gauge.start(job, job.url if type(job.url) is str else job.url.url)
-        if self._counts and type(job.url) is str:
-            self._fetcher.start(job.url, self._counted, job)
-            return
-        self._jobs.append(job)
-        if self._idle_workers:
-            self._idle_workers.pop().set_result(None)
-        elif self._workers < self._capacity:
-            self._workers += 1
-            self._group.create_task(self._work())
 
     # Attempts run in at most ``concurrency`` long-lived worker tasks, not a task each: a worker
     # that finishes an attempt usually finds the next job already queued by the pump that ran
@@ -486,12 +488,14 @@ class _Run:
                 elapsed_ms=0.0 if host.auto is None else (self._clock.time() - job.started) * 1000,
                 epoch=job.epoch,
             )
-        wait = self._retry_wait(job, record, retry_after)
+        wait = None if self._policy is None else self._retry_wait(job, record, retry_after)
         if wait is None:
             self._emit(job, record)
         else:
             self._sleep_before_retry(job, record, wait)
-        self._mark_ready(host)
+        if not host.on_ready_list and host.queue:  # _mark_ready, inlined
+            host.on_ready_list = True
+            self._ready.append(host)
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
