@@ -607,32 +607,30 @@ class _Slot:
         self.head: asyncio.Future[None] | None = None
         self.on_head: OnHead | None = None
         self.ask_for: Container[int] = ()
-        self.on_done: OnDone | None = None
-
-    def _reset(self) -> None:
-        """Ready for the next transfer. (``detach`` already emptied the buffer and dropped the
-        waiter; the head's status, version and bounds are set before anything reads them.)"""
-        self.done = False
+        # The state of one transfer, set again by prepare() for each.
+        self.done = self.head_seen = self.counting = self.paused = False
         self.failure: AfetchError | None = None
         self.body_error: AfetchError | None = None
-        self.head_lines.clear()
-        self.head_seen = False
-        self.received = 0
-        self.counting = False
-        self.paused = False
-        self.tls_line: bytes | None = None
         self.response: _CountedResponse | None = None
+        self.tls_line: bytes | None = None
+        self.received = 0
+        self.on_done: OnDone | None = None
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
-        self._reset()
-        method = request.method
-        shape = (method, request.body is not None)
-        if shape != self.method:
-            self._set_method(method, request.body)
-            self.method = shape
-        elif request.body is not None:
-            curl.setopt(pycurl.POSTFIELDS, request.body)
+        # Ready for the next transfer (detach() already emptied the buffer and dropped the
+        # waiter; the head's status, version and bounds are set before anything reads them).
+        self.done = self.head_seen = self.counting = self.paused = False
+        self.failure = self.body_error = self.response = None
+        self.tls_line = None
+        self.head_lines.clear()
+        self.received = 0
+        method, body = request.method, request.body
+        if method != self.method[0] or (body is not None) is not self.method[1]:
+            self._set_method(method, body)
+            self.method = (method, body is not None)
+        elif body is not None:
+            curl.setopt(pycurl.POSTFIELDS, body)
         if request.pin is not None:
             host, port = _host_port(request.url)
             target = f"[{request.pin}]" if ":" in request.pin else request.pin
@@ -1018,7 +1016,7 @@ def _parse_headers(lines: list[bytes], start: int) -> Headers:
 
 
 class _CurlResponse:
-    __slots__ = ("_headers", "_joined", "_lines", "_slot", "_start", "http_version", "status")
+    __slots__ = ("_headers", "_lines", "_slot", "_start", "http_version", "status")
 
     def __init__(self, slot: _Slot) -> None:
         self._slot = slot
@@ -1028,7 +1026,6 @@ class _CurlResponse:
         self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
         self._headers: Headers | None = None
-        self._joined: tuple[bytes, bytes] | None = None
 
     @property
     def headers(self) -> Headers:
@@ -1041,19 +1038,14 @@ class _CurlResponse:
         return self.header("content-type")
 
     def header(self, name: str) -> str | None:
-        # One header without parsing them all (--cache asks for ETag and Last-Modified): the
-        # head joined once, searched in lower case, the value taken from the original bytes.
-        joined = self._joined
-        if joined is None:
-            raw = b"\n" + b"".join(self._lines[self._start + 1 :])
-            joined = self._joined = (raw, raw.lower())
-        raw, lower = joined
-        at = lower.find(b"\n" + name.encode("latin-1") + b":")
-        if at < 0:
-            return None
-        start = at + len(name) + 2
-        end = raw.find(b"\n", start)
-        return raw[start : end if end >= 0 else None].decode("latin-1").strip()
+        # One header without parsing them all (Content-Type for every record; ETag and
+        # Last-Modified for --cache): the first line that starts with "name:", in any case.
+        prefix = name.encode("latin-1") + b":"
+        size = len(prefix)
+        for line in self._lines[self._start + 1 :]:
+            if line[:size].lower() == prefix:
+                return line[size:].decode("latin-1").strip()
+        return None
 
     @property
     def bytes_read(self) -> int:
@@ -1113,7 +1105,7 @@ class _CountedResponse(_CurlResponse):
         self.http_version = slot.http_version
         self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
-        self._headers = self._joined = None
+        self._headers = None
         self.bytes_read = 0  # set when the transfer is over
 
 

@@ -277,8 +277,10 @@ class _Run:
         self.crashed: Callable[[BaseException], None] = _reraise
         self._input_done = False
         self._closed = False
-        self.want_input = asyncio.Event()
-        self.want_input.set()
+        #: Whether the reader may admit more URLs (a plain flag, checked per URL), and the
+        #: future it waits on when not.
+        self._input_wanted = True
+        self._input_waiter: asyncio.Future[None] | None = None
         self.all_done = asyncio.Event()
 
     # -- input ---------------------------------------------------------------------------------
@@ -292,8 +294,12 @@ class _Run:
                 if self._window is not None:
                     await self._window.admit()
                 self._admit(url)
-                while not self.want_input.is_set():
-                    await self.want_input.wait()
+                while not self._input_wanted:
+                    self._input_waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._input_waiter
+                    finally:
+                        self._input_waiter = None
         except Exception:
             self._input_done = True  # nothing more will come; let what was read finish
             self._pump()
@@ -428,9 +434,13 @@ class _Run:
                 or (self._running < capacity and self._untaken < capacity and not self._ready)
             )
         ):
-            self.want_input.set()
+            if not self._input_wanted:
+                self._input_wanted = True
+                waiter = self._input_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
         else:
-            self.want_input.clear()
+            self._input_wanted = False
             if self._input_done and not self._running and not self._waiting:
                 self.all_done.set()
 
