@@ -21,6 +21,7 @@ import pytest
 import afetch
 from afetch import Record
 from afetch._loopback import LoopbackServer
+from afetch._settings import Settings
 from tests.fake_clock import FakeClock, Recorder, collect_on
 from tests.helpers import collect
 
@@ -408,3 +409,30 @@ def test_an_unparsable_retry_after_falls_back_to_the_backoff(server: LoopbackSer
         [server.url(f"/retry-after/{key()}/1?after=%C2%B2")], retries=1, backoff=0.01
     )
     assert (record.status, record.attempts, record.ok) == (200, 2, True)
+
+
+def test_batches_give_every_record_once(server: LoopbackServer) -> None:
+    """schedule_batches (the command line's way): every record exactly once, several to a
+    list when the consumer is slower than the fetching."""
+    from afetch._api import _open_fetcher
+    from afetch._scheduler import schedule_batches
+
+    urls = [server.url(f"/sleep/5?i={i}") for i in range(60)]
+    settings = Settings(concurrency=4)
+
+    async def run() -> tuple[list[int], list[str]]:
+        fetcher, engine = _open_fetcher(settings, None)
+        sizes, seen = [], []
+        try:
+            async for batch in schedule_batches(urls, fetcher=fetcher, settings=settings):
+                sizes.append(len(batch))
+                seen += [record.url for record in batch]
+                await asyncio.sleep(0.03)  # a slow consumer: records pile up meanwhile
+        finally:
+            await engine.aclose()
+        return sizes, seen
+
+    sizes, seen = asyncio.run(run())
+    assert sorted(seen) == sorted(urls)
+    assert len(seen) == len(set(seen))
+    assert max(sizes) > 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import signal
 import struct
@@ -129,6 +130,41 @@ def test_a_half_full_hand_off_wakes_a_lingering_writer(
         return took
 
     assert asyncio.run(main()) < 10.0  # far from the 30 s linger
+
+
+def test_offer_many_hands_over_what_fits_and_wakes_a_lingering_writer(
+    pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch goes over under one lock, as far as there is room; a batch that crosses the
+    half-full mark wakes the lingering writer, as single offers do."""
+    monkeypatch.setattr("afetch._writer.LINGER_S", 30.0)
+    read_end, write_end = pipe
+
+    async def main() -> tuple[list[int], float, bytes]:
+        stream = os.fdopen(write_end, "wb", closefd=False)
+        writer = RecordWriter(stream, JsonLinesSink(stream), stats=Stats(), limit=8)
+        await asyncio.sleep(0.05)  # the writer has started, lingering for 30 s
+        started = time.monotonic()
+        handed = [writer.offer_many([record(0), record(1)])]  # below half: no wake-up
+        handed.append(writer.offer_many([record(i) for i in range(2, 12)]))  # 6 of 10 fit
+        handed.append(writer.offer_many([record(99)]))  # full
+        received = bytearray()
+
+        def eight_lines() -> bool:
+            if unread(read_end):
+                received.extend(os.read(read_end, 65536))
+            return received.count(b"\n") == 8
+
+        await wait_until(eight_lines)
+        took = time.monotonic() - started
+        writer.abandon()
+        return handed, took, bytes(received)
+
+    handed, took, received = asyncio.run(main())
+    assert handed == [2, 6, 0]
+    assert took < 10.0  # far from the 30 s linger
+    urls = [json.loads(line)["url"] for line in received.splitlines()]
+    assert urls == [record(i).url for i in range(8)]
 
 
 def drain(fd: int, into: bytearray) -> None:

@@ -14,7 +14,7 @@ from afetch._gauge import Gauge
 from afetch._guard import AddressCheck
 from afetch._hosts import BusiestHosts
 from afetch._record import Record
-from afetch._scheduler import schedule
+from afetch._scheduler import schedule, schedule_batches
 from afetch._settings import Settings
 from afetch._spec import RequestSpec
 
@@ -99,5 +99,27 @@ async def fetch(
         async with contextlib.aclosing(records):
             async for record in records:
                 yield record
+    finally:
+        await engine.aclose()
+
+
+async def fetch_batches(
+    urls: Iterable[str | RequestSpec] | AsyncIterable[str | RequestSpec],
+    *,
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    gauge: Gauge | None = None,
+    busiest: BusiestHosts | None = None,
+) -> AsyncIterator[list[Record]]:
+    """:func:`fetch` for the command line: the records finished since the last batch, as a
+    list (see :func:`afetch._scheduler.schedule_batches`), on the default engine."""
+    fetcher, engine = _open_fetcher(settings, None)
+    batches = schedule_batches(
+        urls, fetcher=fetcher, settings=settings, stop=stop, gauge=gauge, busiest=busiest
+    )
+    try:
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                yield batch
     finally:
         await engine.aclose()

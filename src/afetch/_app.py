@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from afetch import _fdlimit as fdlimit
-from afetch._api import fetch
+from afetch._api import fetch_batches
 from afetch._exits import (
     EXIT_NOT_OK,
     EXIT_OK,
@@ -290,13 +290,18 @@ async def run(
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:
             try:
-                async for record in fetch(
+                async for batch in fetch_batches(
                     source, settings=settings, stop=interrupt.stop, gauge=gauge, busiest=busiest
                 ):
-                    # The fast path never awaits; put() waits for room (holding this record's
-                    # scheduler slot) and gives up when a signal comes: that record is dropped.
-                    if writer.offer(record) or await writer.put(record):
-                        stats.handed += 1
+                    # The fast path never awaits; put() waits for room (holding the scheduler
+                    # slots of the batch) and gives up when a signal comes: the records not
+                    # handed over by then are dropped.
+                    handed = writer.offer_many(batch)
+                    for record in batch[handed:]:
+                        if not await writer.put(record):
+                            break
+                        handed += 1
+                    stats.handed += handed
             finally:
                 await writer.close(stop=interrupt.stop, grace=WRITE_GRACE_S)
             writer.check()

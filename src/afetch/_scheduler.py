@@ -40,7 +40,7 @@ async def _as_async(urls: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator
             yield url
 
 
-async def schedule(
+def schedule(
     urls: Iterable[Item] | AsyncIterable[Item],
     *,
     fetcher: Fetcher,
@@ -56,6 +56,37 @@ async def schedule(
     ``gauge`` (:class:`afetch._gauge.Gauge`) is kept up to date for a progress display;
     ``busiest`` is filled at the end with the busiest hosts' learned limits (``per_host="auto"``).
     """
+    options = {"stop": stop, "clock": clock, "gauge": gauge, "busiest": busiest}
+    return _schedule(urls, fetcher=fetcher, settings=settings, batches=False, **options)
+
+
+def schedule_batches(
+    urls: Iterable[Item] | AsyncIterable[Item],
+    *,
+    fetcher: Fetcher,
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    gauge: Gauge | None = None,
+    busiest: BusiestHosts | None = None,
+) -> AsyncIterator[list[Record]]:
+    """:func:`schedule`, giving the records finished since the last batch as one list: for a
+    consumer that handles them together (the command line's writer), one step per batch rather
+    than per record. A batch counts as taken when the next one is asked for."""
+    options = {"stop": stop, "gauge": gauge, "busiest": busiest}
+    return _schedule(urls, fetcher=fetcher, settings=settings, batches=True, **options)
+
+
+async def _schedule(
+    urls: Iterable[Item] | AsyncIterable[Item],
+    *,
+    fetcher: Fetcher,
+    settings: Settings,
+    batches: bool,
+    stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
+    gauge: Gauge | None = None,
+    busiest: BusiestHosts | None = None,
+) -> AsyncIterator[Any]:
     results = _Results()
     # Entered by the producer below before anything can start a task in it.
     group = asyncio.TaskGroup()
@@ -106,18 +137,28 @@ async def schedule(
     try:
         # The records that came in one turn of the loop, taken without a wait each.
         items = results.items
-        while True:
-            if not items:
-                await results.wait()
-            item = items.popleft()
-            if item is _DONE:
-                break
-            run.taken()
-            yield item
+        if batches:
+            async for batch in _batches(results, run):
+                yield batch
+        else:
+            while True:
+                if not items:
+                    await results.wait()
+                item = items.popleft()
+                if item is _DONE:
+                    break
+                run.taken()
+                yield item
         if crashes:
             raise crashes[0]
-        for record in run.drain():  # after a stop: finished records behind an unfinished one
-            yield record
+        # After a stop: finished records held behind an unfinished one (--ordered).
+        drained = run.drain()
+        if batches:
+            if drained:
+                yield drained
+        else:
+            for record in drained:
+                yield record
         if not (stop is not None and stop.is_set()):
             await producer  # re-raise what ended the producer (an unreadable input, say)
     finally:
@@ -130,6 +171,24 @@ async def schedule(
 
 def _reraise(exc: BaseException) -> None:
     raise exc
+
+
+async def _batches(results: _Results, run: _Run) -> AsyncIterator[list[Record]]:
+    """What is in ``results``, a list at a time, up to the end marker."""
+    items = results.items
+    while True:
+        if not items:
+            await results.wait()
+        batch = list(items)
+        items.clear()
+        done = batch[-1] is _DONE
+        if done:
+            batch.pop()
+        if batch:
+            yield batch
+            run.taken(len(batch))
+        if done:
+            return
 
 
 class _Results:
@@ -548,13 +607,15 @@ class _Run:
         for due in self._window.complete(job.index, record):
             self._results.put(due)
 
-    def taken(self) -> None:
-        """The consumer took a record: its slot (or its place in the window) is free."""
+    def taken(self, count: int = 1) -> None:
+        """The consumer took ``count`` records: their slots (or places in the window) are free."""
         if self._window is not None:
-            self._window.taken()
+            for _ in range(count):
+                self._window.taken()
             return
-        self._untaken -= 1
-        if self._untaken == self._capacity - 1:
+        held_back = self._untaken >= self._capacity
+        self._untaken -= count
+        if held_back and self._untaken < self._capacity:
             # Only a full set of untaken records held anything back (starts, input).
             self._pump()
 

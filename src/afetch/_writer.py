@@ -128,6 +128,23 @@ class RecordWriter:
                 self._wake.notify()
         return True
 
+    def offer_many(self, records: list[Record]) -> int:
+        """:meth:`offer` for several records under one lock: how many, from the first, were
+        handed over (the rest wait for :meth:`put`)."""
+        with self._lock:
+            if self._failure is not None:
+                raise self._failure
+            room = self._limit - self._unwritten
+            if room <= 0:
+                return 0
+            taken = records if len(records) <= room else records[:room]
+            before = self._unwritten
+            self._queue.extend(taken)
+            self._unwritten = after = before + len(taken)
+            if self._idle or before < self._wake_at <= after:
+                self._wake.notify()
+        return len(taken)
+
     async def put(self, record: Record) -> bool:
         """Hand ``record`` over, waiting for room; False if :meth:`interrupt` came first."""
         while not self.offer(record):
