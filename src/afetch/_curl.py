@@ -384,13 +384,18 @@ class CurlEngine:
     # -- libcurl's callbacks ----------------------------------------------------------------------
 
     def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
+        watched = self._watched
         if what == _POLL_REMOVE or self._closed:
-            if self._keep_idle and self._watched.get(fd, 0) & _POLL_IN and not self._closed:
+            had = watched.get(fd, 0)
+            if had == _POLL_IN and self._keep_idle and not self._closed and fd in self._inodes:
+                # Parked (see below), inlined: the usual end of a transfer.
+                self._idle.add(fd)
+            elif self._keep_idle and had & _POLL_IN and not self._closed:
                 self._park(fd)
             else:
                 self._unwatch(fd)
             return
-        had = self._watched.get(fd, 0)
+        had = watched.get(fd, 0)
         if fd in self._idle and not self._resume_idle(fd):
             had = 0  # the registration was stale: the number now names another socket
         if what == had:

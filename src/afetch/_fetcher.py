@@ -96,6 +96,7 @@ class Fetcher:
         self._plain = self._shape(None, None, "form", ())
         #: With -X/-d/--json every record says its method; otherwise only request objects do.
         self._say_method = settings.method is not None or settings.body is not None
+        self._plain_method = self._plain[0] if self._say_method else None
         # Longest first: a secret inside a longer one must not leave the rest of it showing.
         secrets = {*header_secrets(settings.headers), *proxy_secrets(settings.proxy)}
         self._secrets = tuple(sorted(secrets, key=len, reverse=True))
@@ -592,7 +593,7 @@ class _CountedAttempt(_Outcome):
             None,
             None,
             None,
-            fetcher._plain[0] if fetcher._say_method else None,
+            fetcher._plain_method,
             None,
             None,
             None,

@@ -14,7 +14,7 @@ from afetch._fetcher import Fetcher
 from afetch._hosts import BusiestHosts, Host, HostTable, Pacer
 from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
-from afetch._retry import RetryPolicy
+from afetch._retry import RETRY_STATUSES, RetryPolicy
 from afetch._settings import Settings
 from afetch._spec import RequestSpec
 
@@ -557,9 +557,18 @@ class _Run:
                 elapsed_ms=0.0 if host.auto is None else (self._clock.time() - job.started) * 1000,
                 epoch=job.epoch,
             )
-        wait = None if self._policy is None else self._retry_wait(job, record, retry_after)
+        wait = None
+        if self._policy is not None and (
+            record.error is not None or record.status in RETRY_STATUSES
+        ):  # what RetryPolicy.should_retry could say yes to at all
+            wait = self._retry_wait(job, record, retry_after)
         if wait is None:
-            self._emit(job, record)
+            if self._window is None and record.attempts == job.attempts:
+                # _emit, inlined for the usual case.
+                self._untaken += 1
+                self._results.put(record)
+            else:
+                self._emit(job, record)
         else:
             self._sleep_before_retry(job, record, wait)
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
