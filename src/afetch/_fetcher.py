@@ -216,10 +216,23 @@ class Fetcher:
         """
         if self._count is None:
             return False
-        loop_time = self._loop_time
-        if loop_time is None:
-            loop_time = self._loop_time = asyncio.get_running_loop().time
-        _CountedAttempt(self, url, done, token).begin(loop_time)
+        attempt = _CountedAttempt(self, url, done, token)
+        try:
+            target = parse_url(url)
+            method, body, headers = self._plain
+            if target.authorization is not None:
+                headers = _with_credentials(headers, target)
+            timeout = self._settings.timeout
+            deadline = None
+            if timeout is not None:
+                loop_time = self._loop_time
+                if loop_time is None:
+                    loop_time = self._loop_time = asyncio.get_running_loop().time
+                deadline = loop_time() + timeout
+            attempt._send(Request(method, target.url, headers, body, None, deadline), target)
+        except Exception as exc:
+            # Never told from inside start(): the scheduler is in the middle of a pump.
+            asyncio.get_running_loop().call_soon(attempt._end, exc)
         return True
 
     @property
@@ -508,28 +521,6 @@ class _CountedAttempt(_Outcome):
         self._token = token
         self._started_at = now_iso()
         self._t0 = time.perf_counter()
-
-    def begin(self, loop_time: Callable[[], float]) -> None:
-        fetcher = self._fetcher
-        try:
-            target = parse_url(self._url)
-            timeout = fetcher._settings.timeout
-            method, body, headers = fetcher._plain
-            if target.authorization is not None:
-                headers = _with_credentials(headers, target)
-            self._send(
-                Request(
-                    method,
-                    target.url,
-                    headers,
-                    body,
-                    deadline=None if timeout is None else loop_time() + timeout,
-                ),
-                target,
-            )
-        except Exception as exc:
-            # Never told from inside Fetcher.start: the scheduler is in the middle of a pump.
-            asyncio.get_running_loop().call_soon(self._end, exc)
 
     def _send(self, request: Request, target: Target) -> None:
         self._request, self._target = request, target
