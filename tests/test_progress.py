@@ -398,3 +398,16 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
     assert stats.errors == Counter({"dns": len(statuses), "timeout": len(statuses)})
     assert stats.latency.count == len(statuses)  # only records without an error have a latency
     assert (stats.done, stats.bytes) == (len(records), 3 * len(records))
+    batched = Stats()  # the writer thread counts a batch at a time: the same totals
+    batched.add_many(records[:10])
+    batched.add_many(records[10:])
+    assert (batched.by_class, batched.errors, batched.ok) == (
+        stats.by_class,
+        stats.errors,
+        stats.ok,
+    )
+    assert (batched.done, batched.bytes, batched.latency.count) == (
+        stats.done,
+        stats.bytes,
+        stats.latency.count,
+    )

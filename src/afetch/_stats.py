@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 from afetch._record import Record
 
@@ -39,10 +40,17 @@ class LatencyHistogram:
         self.max = 0.0
 
     def add(self, ms: float) -> None:
-        self._buckets[_floor(_log(ms if ms > 0.001 else 0.001) / _BUCKET_GROWTH)] += 1
-        self.count += 1
-        if ms > self.max:
-            self.max = ms
+        self.add_many((ms,))
+
+    def add_many(self, values: Iterable[float]) -> None:
+        buckets, top, count = self._buckets, self.max, 0
+        for ms in values:
+            buckets[_floor(_log(ms if ms > 0.001 else 0.001) / _BUCKET_GROWTH)] += 1
+            count += 1
+            if ms > top:
+                top = ms
+        self.count += count
+        self.max = top
 
     def percentile(self, p: float) -> float:
         return self.percentiles(p)[0]
@@ -96,20 +104,32 @@ class Stats:
         self.finished: float | None = None
 
     def add(self, record: Record) -> None:
-        # Once per record: status_class and Record.ok, inlined (one table of classes).
-        self.done += 1
-        self.bytes += record.bytes
-        error, status = record.error, record.status
-        if error is not None:
-            self.by_class["errors"] += 1
-            self.errors[error.type] += 1
-            return
-        if status is None:
-            self.by_class["errors"] += 1
-        else:
-            self.ok += status < 400
-            self.by_class[_CLASS_BY_HUNDREDS[min(max(status // 100, 0), 5)]] += 1
-        self.latency.add(record.elapsed_ms)
+        self.add_many((record,))
+
+    def add_many(self, records: Iterable[Record]) -> None:
+        """Count ``records`` (the writer thread's batch): status_class and Record.ok, inlined
+        (one table of classes)."""
+        by_class, errors = self.by_class, self.errors
+        done = ok = size = 0
+        latencies = []
+        for record in records:
+            done += 1
+            size += record.bytes
+            error, status = record.error, record.status
+            if error is not None:
+                by_class["errors"] += 1
+                errors[error.type] += 1
+                continue
+            if status is None:
+                by_class["errors"] += 1
+            else:
+                ok += status < 400
+                by_class[_CLASS_BY_HUNDREDS[min(max(status // 100, 0), 5)]] += 1
+            latencies.append(record.elapsed_ms)
+        self.latency.add_many(latencies)
+        self.bytes += size
+        self.ok += ok
+        self.done += done  # last: the display reads it as "written and counted"
 
     def finish(self) -> None:
         self.finished = time.monotonic()

@@ -331,9 +331,7 @@ class RecordWriter:
                 # A request object is journaled by its key (method, URL, body), a plain line by
                 # its URL.
                 self._journal.add_many([record.key or record.url for record in records])
-            add = self._stats.add
-            for record in records:
-                add(record)
+            self._stats.add_many(records)
         with self._lock:
             self._unwritten -= len(records)
             waiting = self._room is not None
