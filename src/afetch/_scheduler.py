@@ -378,8 +378,9 @@ class _Run:
         capacity = self._capacity
         if self._running < capacity and self._untaken < capacity:
             self._pump()
-        elif not self._closed:
-            # Reading ahead while every slot is busy: nothing can start, only input may stop.
+        elif not self._closed and not (self._refilling and self._waiting < self._lookahead):
+            # Reading ahead while every slot is busy: nothing can start, only input may stop
+            # (and while a refill is under way and below the bound, it goes on: no change).
             self._want_input_or_finish()
 
     # -- the pump ------------------------------------------------------------------------------
