@@ -713,7 +713,7 @@ class _Slot:
         the waiting side (the head's future, or a counted transfer's on_head) is told."""
         limit = self.engine._max_size
         if limit is not None and self.method[0] != "HEAD":
-            declared = _parse_headers(lines[:end], start).get("content-length", "")
+            declared = _header_value(lines, start, end, "content-length") or ""
             if declared.isdigit() and int(declared) > limit:
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
@@ -1011,6 +1011,23 @@ def _final_head(lines: list[bytes]) -> tuple[int, int]:
         return start, end
 
 
+def _header_value(lines: list[bytes], start: int, end: int, name: str) -> str | None:
+    """The first value of header ``name`` (lower case) in the head ``lines[start:end]``, without
+    parsing the others: the first line that starts with "name:", in any case.
+
+    >>> _header_value([b"HTTP/1.1 200 OK\r\n", b"Content-Length: 12 \r\n", b"\r\n"], 0, 3,
+    ...               "content-length")
+    '12'
+    """
+    prefix = name.encode("latin-1") + b":"
+    size = len(prefix)
+    for index in range(start + 1, end):
+        line = lines[index]
+        if line[:size].lower() == prefix:
+            return line[size:].decode("latin-1").strip()
+    return None
+
+
 def _parse_headers(lines: list[bytes], start: int) -> Headers:
     headers = Headers()
     for raw in lines[start + 1 :]:
@@ -1043,14 +1060,8 @@ class _CurlResponse:
         return self.header("content-type")
 
     def header(self, name: str) -> str | None:
-        # One header without parsing them all (Content-Type for every record; ETag and
-        # Last-Modified for --cache): the first line that starts with "name:", in any case.
-        prefix = name.encode("latin-1") + b":"
-        size = len(prefix)
-        for line in self._lines[self._start + 1 :]:
-            if line[:size].lower() == prefix:
-                return line[size:].decode("latin-1").strip()
-        return None
+        # Content-Type for every record; ETag and Last-Modified for --cache.
+        return _header_value(self._lines, self._start, len(self._lines), name)
 
     @property
     def bytes_read(self) -> int:
