@@ -233,3 +233,25 @@ def test_plain_runs_still_give_one_record_per_url(server: LoopbackServer) -> Non
     urls = [server.url(r) if r.startswith("/") else r for r in routes]
     records = collect(urls, concurrency=4, timeout=2.0)
     assert sorted(r.url for r in records) == sorted(urls)
+
+
+def test_a_record_that_cannot_be_built_is_still_one_record(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault of afetch's own while describing an attempt: the URL still gets its record (type
+    other), and the run does not wait for an attempt nobody finishes."""
+
+    def broken(*args: Any) -> Record:
+        raise ValueError("no record today")
+
+    monkeypatch.setattr("afetch._fetcher.new_record", broken)
+    urls = [server.url(f"/ok?i={i}") for i in range(10)]
+
+    async def run() -> list[Record]:
+        async with asyncio.timeout(30):  # a lost attempt would hang the run
+            return [r async for r in afetch.fetch(urls, concurrency=3)]
+
+    records = asyncio.run(run())
+    assert sorted(r.url for r in records) == sorted(urls)
+    assert {r.error.type for r in records if r.error is not None} == {"other"}
+    assert all(r.error is not None for r in records)

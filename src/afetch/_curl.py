@@ -253,14 +253,17 @@ class CurlEngine:
         """A counted transfer is over: the handle goes back to the pool, then ``done`` is told."""
         failure = slot.failure
         response = slot.response
-        if response is None and slot.head_seen:
-            response = _CountedResponse(slot)
-        if response is not None:
-            response.bytes_read = slot.received
-            if failure is None and response.status == 407 and slot.used_proxy():
-                # The proxy's answer, not the server's: no response, as send() says it.
-                failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
-                response = None
+        try:
+            if response is None and slot.head_seen:
+                response = _CountedResponse(slot)
+            if response is not None:
+                response.bytes_read = slot.received
+                if failure is None and response.status == 407 and slot.used_proxy():
+                    # The proxy's answer, not the server's: no response, as send() says it.
+                    failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
+                    response = None
+        except Exception as exc:  # done is told whatever happens: nothing waits forever
+            response, failure = None, exc
         # release(), for a transfer that is active, added and over, on an open engine.
         self._active.discard(slot)
         slot.on_head = slot.on_done = None
@@ -1015,8 +1018,8 @@ def _header_value(lines: list[bytes], start: int, end: int, name: str) -> str | 
     """The first value of header ``name`` (lower case) in the head ``lines[start:end]``, without
     parsing the others: the first line that starts with "name:", in any case.
 
-    >>> _header_value([b"HTTP/1.1 200 OK\r\n", b"Content-Length: 12 \r\n", b"\r\n"], 0, 3,
-    ...               "content-length")
+    >>> _header_value([b"HTTP/1.1 200 OK\\r\\n", b"Content-Length: 12 \\r\\n", b"\\r\\n"],
+    ...               0, 3, "content-length")
     '12'
     """
     prefix = name.encode("latin-1") + b":"

@@ -563,13 +563,24 @@ class _CountedAttempt(_Outcome):
         self._send(request, target)
 
     def _end(self, failure: BaseException | None) -> None:
+        url = self._url
+        try:
+            record = self._record(failure)
+        except Exception as exc:
+            # A fault of afetch's own: still one record for the URL, and never a run that
+            # waits for an attempt nobody will finish.
+            problem = FetchError("other", f"afetch could not describe this attempt ({exc!r})")
+            record = Record(url=url, error=problem, started_at=self._started_at)
+        self._done(self._token, record, self.retry_after)
+
+    def _record(self, failure: BaseException | None) -> Record:
         fetcher = self._fetcher
         url = self._url
         error = None
         if failure is not None:
             error = fetcher._redacted(classify(failure), url)
         # All the fields, in Record's order, as Fetcher._record writes them for a plain URL.
-        record = new_record(
+        return new_record(
             url,
             self.final_url,
             self.status,
@@ -589,4 +600,3 @@ class _CountedAttempt(_Outcome):
             None,
             None,
         )
-        self._done(self._token, record, self.retry_after)
