@@ -1118,13 +1118,7 @@ class _CountedResponse(_CurlResponse):
     __slots__ = ("bytes_read",)
 
     def __init__(self, slot: _Slot) -> None:
-        # _CurlResponse.__init__, inlined: once per request.
-        self._slot = slot
-        self.status = slot.status
-        self.http_version = slot.http_version
-        self._lines = slot.head_lines[: slot.head_end]
-        self._start = slot.head_start
-        self._headers = None
+        super().__init__(slot)
         self.bytes_read = 0  # set when the transfer is over
 
 
