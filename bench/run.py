@@ -566,42 +566,60 @@ def options(args: argparse.Namespace, nginx: Nginx, workdir: Path) -> list[str]:
     if not urls.exists():
         write_lines(urls, (nginx.url("/1k", i) for i in range(count)))
     base = [*afetch_argv(args), str(urls), "-c", str(concurrency), "--no-progress", "-q"]
-    cold, warm = workdir / "cache-cold", workdir / "cache-warm"
+    # afetch as installed, then each --compare tree (its rows against its own plain run).
+    trees: list[tuple[str, dict[str, str]]] = [("", {})]
+    trees += [(f"[{label}]", {"PYTHONPATH": src}) for label, src in args.compare]
+    groups: list[list[Tool]] = []
+    for suffix, env in trees:
+        tag = suffix.strip("[]") or "shipped"
+        cold, warm = workdir / f"cache-cold-{tag}", workdir / f"cache-warm-{tag}"
 
-    def empty_cold() -> None:
-        shutil.rmtree(cold, ignore_errors=True)
+        def empty_cold(cold: Path = cold) -> None:
+            shutil.rmtree(cold, ignore_errors=True)
 
-    def on(cache: Path) -> list[str]:
-        state = workdir / f"state-{cache.name}"
-        return [*base, "--state", str(state), "--cache", str(cache), "--hash", "--ordered"]
+        def on(cache: Path) -> list[str]:
+            state = workdir / f"state-{cache.name}"
+            return [*base, "--state", str(state), "--cache", str(cache), "--hash", "--ordered"]
 
-    # Fill the warm cache once: its runs then send conditional requests and get 304s.
-    run_command(on(warm))
-    tools = [
-        Tool("afetch (plain)", base, args.runs),
-        Tool(
-            "afetch --state --cache (cold) --hash --ordered", on(cold), args.runs, setup=empty_cold
-        ),
-        Tool("afetch --state --cache (warm, 304s) --hash --ordered", on(warm), args.runs),
-    ]
-    run_rounds(tools, label="options")
-    plain = tools[0]
+        # Fill the warm cache once: its runs then send conditional requests and get 304s.
+        run_command(on(warm), env=env)
+        groups.append(
+            [
+                Tool(f"afetch{suffix} (plain)", base, args.runs, env=env),
+                Tool(
+                    f"afetch{suffix} --state --cache (cold) --hash --ordered",
+                    on(cold),
+                    args.runs,
+                    env=env,
+                    setup=empty_cold,
+                ),
+                Tool(
+                    f"afetch{suffix} --state --cache (warm, 304s) --hash --ordered",
+                    on(warm),
+                    args.runs,
+                    env=env,
+                ),
+            ]
+        )
+    run_rounds([tool for group in groups for tool in group], label="options")
     lines = [
         f"### 7. Options on: {count:,} URLs × 1 KB, -c {concurrency}",
         "",
         "| mode | median wall s | median CPU s | CPU × plain | peak RSS MiB |",
         "|---|---:|---:|---:|---:|",
     ]
-    for tool in tools:
-        r = _ratio(tool.median_cpu, plain.median_cpu) or 0.0
-        lines.append(
-            f"| {tool.name} | {tool.median or 0:.2f} | {tool.median_cpu or 0:.2f} | {r:.2f}× |"
-            f" {tool.peak_rss_mib or 0:.0f} |"
-        )
-        if tool is not plain:
-            args.targets.append(
-                Target("7. options on", tool.name, "CPU ≤ 1.3× plain", f"{r:.2f}×", r <= 1.3)
+    for group in groups:
+        plain = group[0]
+        for tool in group:
+            r = _ratio(tool.median_cpu, plain.median_cpu) or 0.0
+            lines.append(
+                f"| {tool.name} | {tool.median or 0:.2f} | {tool.median_cpu or 0:.2f} |"
+                f" {r:.2f}× | {tool.peak_rss_mib or 0:.0f} |"
             )
+            if tool is not plain and group is groups[0]:
+                args.targets.append(
+                    Target("7. options on", tool.name, "CPU ≤ 1.3× plain", f"{r:.2f}×", r <= 1.3)
+                )
     lines += [
         "",
         "Cold: the cache folder is emptied before each run (every response is stored);"

@@ -1,18 +1,23 @@
 """The callback path of plain fetches (Fetcher.start on CurlEngine.count) against the coroutine
 path (Fetcher.attempt on CurlEngine.send): the same record for every fault of the loopback
-server, and a run that survives what goes wrong in a callback."""
+server, with --hash and --cache too (cold and warm), and a run that survives what goes wrong
+in a callback."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 import afetch
+from afetch import _cache
+from afetch._cache import BatchedCache, Cache, Validators
 from afetch._curl import CurlEngine
 from afetch._fetcher import Fetcher
 from afetch._httpx_engine import HttpxEngine
@@ -59,17 +64,24 @@ def _comparable(record: Record) -> Record:
     return dataclasses.replace(record, elapsed_ms=0.0, started_at="", error=error)
 
 
-async def _both_paths(url: str, **options: Any) -> tuple[tuple[Record, Any], tuple[Record, Any]]:
+async def _both_paths(
+    url: str, *, other_cache: str | None = None, **options: Any
+) -> tuple[tuple[Record, Any], tuple[Record, Any]]:
+    """The coroutine path's record, then the callback path's. With ``other_cache``, the callback
+    path uses that cache folder instead of ``cache_dir`` (so both start from the same state)."""
     settings = Settings(**options)
     engine = CurlEngine(settings)
     fetcher = Fetcher(engine, settings)
     assert fetcher.counts
+    counter = fetcher
+    if other_cache is not None:
+        counter = Fetcher(engine, dataclasses.replace(settings, cache_dir=other_cache))
     try:
         by_coroutine = await fetcher.attempt(url)
         told: asyncio.Future[tuple[Any, Record, str | None]] = (
             asyncio.get_running_loop().create_future()
         )
-        assert fetcher.start(url, lambda *args: told.set_result(args), "token")
+        assert counter.start(url, lambda *args: told.set_result(args), "token")
         token, record, retry_after = await told
         assert token == "token"
         return by_coroutine, (record, retry_after)
@@ -85,6 +97,114 @@ def test_both_paths_give_the_same_record(server: LoopbackServer, route: str) -> 
     assert fast_retry == slow_retry
     if route.startswith("/retry-after"):
         assert fast_retry == "7"  # the comparison above compared something
+
+
+# --hash and --cache on the callback path: the same routes, plus resources that answer
+# conditional requests. Each cache route is fetched twice: cold (stored), then warm (a 304).
+CACHE_ROUTES = [
+    *(route for route in ROUTES if not route.startswith("/retry-after")),  # counts requests
+    "/etag/cb",
+    "/last-modified/cb",
+    "/redirect-to?url=/etag/cb-redirected",
+    "/redirect-to?status=303&url=/last-modified/cb-303",
+]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_hash_gives_the_same_record(server: LoopbackServer, route: str) -> None:
+    options = {"timeout": 1.0, "max_size": 1_000_000, "max_redirects": 5, "hash_bodies": True}
+    url = server.url(route.replace("/a/", "/hashed/"))  # a retry counter of its own
+    (slow, _), (fast, _) = asyncio.run(_both_paths(url, **options))
+    assert _comparable(fast) == _comparable(slow)
+    if slow.ok and slow.status == 200:
+        assert fast.sha256 is not None  # the comparison above compared a hash
+
+
+def test_the_hash_is_the_bodys() -> None:
+    with LoopbackServer() as server:
+        (_, _), (fast, _) = asyncio.run(_both_paths(server.url("/ok?size=5000"), hash_bodies=True))
+        (_, _), (empty, _) = asyncio.run(_both_paths(server.url("/status/204"), hash_bodies=True))
+    assert fast.sha256 == hashlib.sha256(b"x" * 5000).hexdigest()
+    assert fast.bytes == 5000
+    assert empty.sha256 == hashlib.sha256(b"").hexdigest()  # a 2xx without a body
+
+
+@pytest.mark.parametrize("route", CACHE_ROUTES)
+@pytest.mark.parametrize("hashed", [False, True])
+def test_cache_gives_the_same_record_cold_and_warm(
+    server: LoopbackServer, tmp_path: Path, route: str, hashed: bool
+) -> None:
+    url = server.url(route.replace("/cb", f"/cb-{hashed}-{tmp_path.name}"))
+    options: dict[str, Any] = {
+        "timeout": 1.0,
+        "max_size": 1_000_000,
+        "max_redirects": 5,
+        "hash_bodies": hashed,
+        "cache_dir": str(tmp_path / "slow"),
+        "other_cache": str(tmp_path / "fast"),
+    }
+    for round_ in ("cold", "warm"):
+        (slow, slow_retry), (fast, fast_retry) = asyncio.run(_both_paths(url, **options))
+        assert _comparable(fast) == _comparable(slow), round_
+        assert fast_retry == slow_retry
+        if route.startswith(("/etag", "/last-modified", "/redirect-to?url=/etag")):
+            assert fast.not_modified is (round_ == "warm")  # the cache was used
+    assert _cache.flush(10)
+
+
+def test_a_cold_cache_miss_needs_no_trip_to_the_worker(tmp_path: Path) -> None:
+    async def run() -> tuple[bool, bool, bool, Validators | None]:
+        cache = BatchedCache(Cache(str(tmp_path)))
+        answers: list[Validators | None] = []
+        told = asyncio.Event()
+
+        def answer(found: Validators | None) -> None:
+            answers.append(found)
+            told.set()
+
+        # The first look-up goes to the worker thread, which opens the index and its filter.
+        first = cache.ask("http://127.0.0.1:9/a", None, answer)
+        await asyncio.wait_for(told.wait(), 5)
+        # Not in the index: a miss at once, and the answer is never called.
+        second = cache.ask("http://127.0.0.1:9/b", None, answer)
+        # Stored in this process (not written yet): known to the filter, answered from the queue.
+        cache.store("http://127.0.0.1:9/c", Validators('"c"', None))
+        told.clear()
+        third = cache.ask("http://127.0.0.1:9/c", None, answer)
+        await asyncio.wait_for(told.wait(), 5)
+        await asyncio.sleep(0.05)
+        return first, second, third, answers[-1] if len(answers) == 2 else None
+
+    first, second, third, found = asyncio.run(run())
+    assert (first, second, third) == (True, False, True)
+    assert found == Validators('"c"', None)
+    assert _cache.flush(10)
+
+
+def test_the_filter_sees_another_processs_entries_once_the_index_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "IDLE_S", 0.1)
+    url = "http://127.0.0.1:9/other"
+
+    async def ask() -> bool:
+        cache = BatchedCache(Cache(str(tmp_path)))
+        told = asyncio.Event()
+        asked = cache.ask(url, None, lambda found: told.set())
+        if asked:
+            await asyncio.wait_for(told.wait(), 5)
+        return asked
+
+    async def run() -> tuple[bool, bool]:
+        await ask()  # the worker opens the index: its filter knows no entry
+        assert not await ask()
+        other = Cache(str(tmp_path))  # another process writes the entry
+        other.store(url, Validators('"o"', None))
+        other.close()
+        await asyncio.sleep(0.5)  # the worker idles out, closing the index and its filter
+        return await ask(), True
+
+    assert asyncio.run(run()) == (True, True)
 
 
 @pytest.mark.parametrize(
@@ -141,16 +261,18 @@ def test_done_is_never_called_from_inside_start() -> None:
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "counted"),
     [
-        {"cache_dir": "CACHE"},
-        {"save_dir": "SAVE"},
-        {"hash_bodies": True},
-        {"include": ("headers",)},
+        ({"cache_dir": "CACHE"}, True),
+        ({"hash_bodies": True}, True),
+        ({"cache_dir": "CACHE", "hash_bodies": True, "ordered": True}, True),
+        ({"save_dir": "SAVE"}, False),
+        ({"save_dir": "SAVE", "hash_bodies": True}, False),
+        ({"include": ("headers",)}, False),
     ],
 )
-def test_options_that_read_the_body_take_the_coroutine_path(
-    tmp_path: Any, options: dict[str, Any]
+def test_which_options_take_the_callback_path(
+    tmp_path: Any, options: dict[str, Any], counted: bool
 ) -> None:
     options = {
         key: str(tmp_path / value) if key.endswith("_dir") else value
@@ -165,7 +287,7 @@ def test_options_that_read_the_body_take_the_coroutine_path(
         finally:
             await engine.aclose()
 
-    assert not asyncio.run(counts())
+    assert asyncio.run(counts()) is counted
 
 
 def test_the_httpx_adapter_takes_the_coroutine_path() -> None:
@@ -255,3 +377,17 @@ def test_a_record_that_cannot_be_built_is_still_one_record(
     assert sorted(r.url for r in records) == sorted(urls)
     assert {r.error.type for r in records if r.error is not None} == {"other"}
     assert all(r.error is not None for r in records)
+
+
+def test_a_tampered_cache_entry_cannot_inject_a_header(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    url = server.url("/etag/tampered")
+    index = Cache(str(tmp_path))
+    index.store(url, Validators('"a"\r\nX-Injected: 1', None))  # as a hostile file could hold
+    index.close()
+    (slow, _), (fast, _) = asyncio.run(_both_paths(url, cache_dir=str(tmp_path)))
+    assert fast.error is not None
+    assert _comparable(fast) == _comparable(slow)
+    assert "line break" in fast.error.message
+    assert _cache.flush(10)

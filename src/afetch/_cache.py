@@ -37,9 +37,9 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from typing import Any, NamedTuple, Protocol
 
 #: The index file in the cache folder.
 INDEX = "index.sqlite"
@@ -55,6 +55,11 @@ _CHUNK = 512
 IDLE_S = 1.0
 #: A look-up not answered within this long is a miss (the URL is fetched unconditionally).
 LOOKUP_WAIT_S = 1.0
+#: Look-ups come one per loop turn (an attempt starts when another ends): the thread waits
+#: this long for more before querying, unless :data:`LOOKUP_BATCH` are waiting already. A
+#: trip to the thread and back per look-up cost more than the rest of a cached request.
+LOOKUP_LINGER_S = 0.002
+LOOKUP_BATCH = 128
 #: Stores are committed together: this many at most...
 STORE_BATCH = 5000
 #: ... and none waits longer than this. A commit writes every page it changed to the WAL, and
@@ -62,6 +67,9 @@ STORE_BATCH = 5000
 STORE_DELAY_S = 0.5
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
+#: An index with more entries than this gets no :class:`KeyFilter` (every look-up asks it):
+#: building one costs about a microsecond per entry in the worker thread.
+FILTER_MAX = 1_000_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS validators ("
     "key INTEGER PRIMARY KEY, url TEXT NOT NULL, etag TEXT, last_modified TEXT)"
@@ -70,6 +78,14 @@ _UPSERT = "INSERT OR REPLACE INTO validators (key, url, etag, last_modified) VAL
 #: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999 parameters).
 _UPSERT_ROWS = 128
 _DELETE = "DELETE FROM validators WHERE key = ? AND url = ?"
+#: The URLs of the index, a page at a time in key order, for its KeyFilter: the first page,
+#: then each after the last key of the one before.
+_PAGES = tuple(
+    f"SELECT key, url FROM validators WHERE {where} typeof(url) = 'text' ORDER BY key LIMIT ?"
+    for where in ("", "key > ? AND")
+)
+_PAGES_JSON = tuple(f"SELECT json_group_array(url), max(key) FROM ({page})" for page in _PAGES)
+_FILTER_PAGE = 4096
 #: SELECT and INSERT statements by number of keys or rows (powers of two, padded): few distinct
 #: statements, so the sqlite3 module's statement cache keeps them all prepared.
 _SELECTS: dict[tuple[int, bool], str] = {}
@@ -80,9 +96,9 @@ class _HasHeaders(Protocol):
     def header(self, name: str) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Validators:
-    """What a server said identifies the representation it sent.
+class Validators(NamedTuple):
+    """What a server said identifies the representation it sent. A tuple: made and compared
+    in C, once per response of a --cache run.
 
     >>> Validators(etag='"v1"', last_modified=None).request_headers()
     {'If-None-Match': '"v1"'}
@@ -92,12 +108,16 @@ class Validators:
     last_modified: str | None
 
     def request_headers(self) -> dict[str, str]:
-        headers = {}
-        if self.etag is not None:
-            headers["If-None-Match"] = self.etag
-        if self.last_modified is not None:
-            headers["If-Modified-Since"] = self.last_modified
-        return headers
+        return dict(self.header_pairs())
+
+    def header_pairs(self) -> tuple[tuple[str, str], ...]:
+        """The conditional request headers, as (name, value) pairs to append to a request's."""
+        etag, last_modified = self.etag, self.last_modified
+        if last_modified is None:
+            return () if etag is None else (("If-None-Match", etag),)
+        if etag is None:
+            return (("If-Modified-Since", last_modified),)
+        return (("If-None-Match", etag), ("If-Modified-Since", last_modified))
 
     @classmethod
     def of(cls, response: _HasHeaders) -> Validators | None:
@@ -106,6 +126,41 @@ class Validators:
         if etag is None and last_modified is None:
             return None
         return cls(etag, last_modified)
+
+
+class KeyFilter:
+    """Which URLs an index may hold: a Bloom filter over the URLs' Python hashes (two bits a
+    URL, at least 32 bits of room per URL: about 0.4% false positives), so that the look-up of
+    a URL that is certainly not cached needs no trip to the worker thread. A false positive
+    costs only that trip; there are no false negatives for the URLs it was built from and
+    given since. Python's hash of a string is computed once per string object and kept in it:
+    checking a URL costs no hashing of its own (the index's 64-bit BLAKE2b keys would).
+
+    >>> known = KeyFilter(1)
+    >>> known.add("http://127.0.0.1/a")
+    >>> "http://127.0.0.1/a" in known, "http://127.0.0.1/b" in known
+    (True, False)
+    """
+
+    __slots__ = ("_bits", "_mask")
+
+    def __init__(self, count: int) -> None:
+        size = 1 << 16
+        while size < 32 * count:
+            size *= 2
+        self._bits = bytearray(size // 8)
+        self._mask = size - 1
+
+    def add(self, url: str) -> None:
+        bits, mask, key = self._bits, self._mask, hash(url)
+        low, high = key & mask, (key >> 32) & mask
+        bits[low >> 3] |= 1 << (low & 7)
+        bits[high >> 3] |= 1 << (high & 7)
+
+    def __contains__(self, url: str) -> bool:
+        bits, mask, key = self._bits, self._mask, hash(url)
+        low, high = key & mask, (key >> 32) & mask
+        return bool(bits[low >> 3] & (1 << (low & 7)) and bits[high >> 3] & (1 << (high & 7)))
 
 
 class CacheError(OSError):
@@ -215,15 +270,18 @@ class Cache:
                 self._close()  # opened afresh next time
                 return [None] * len(urls)
 
-    def store_many(self, entries: Iterable[tuple[str, Validators | None]]) -> None:
-        """Write ``entries`` in one transaction; raises :class:`CacheError` if that fails."""
+    def store_many(
+        self, entries: Iterable[tuple[str, Validators | tuple[str | None, str | None] | None]]
+    ) -> None:
+        """Write ``entries`` (validators, or (etag, last_modified) pairs; None removes) in one
+        transaction; raises :class:`CacheError` if that fails."""
         upserts, deletes = [], []
         for url, validators in entries:
             if validators is None:
                 deletes.append((self._key(url), url))
             else:
                 key = self._key(url)
-                upserts.append((key, url, validators.etag, validators.last_modified))
+                upserts.append((key, url, validators[0], validators[1]))
         with self._lock:
             try:
                 db = self._open()
@@ -241,6 +299,39 @@ class Cache:
             except sqlite3.Error as exc:
                 self._close()  # opened afresh next time
                 raise CacheError(f"cannot write the cache index {self.path}: {exc}") from None
+
+    def key_filter(self) -> KeyFilter | None:
+        """A :class:`KeyFilter` of the URLs in the index now; None when the index holds more
+        than :data:`FILTER_MAX` entries or cannot be read."""
+        with self._lock:
+            try:
+                db = self._open()
+                count = db.execute("SELECT count(*) FROM validators").fetchone()[0]
+                if count > FILTER_MAX:
+                    return None
+                known = KeyFilter(count)
+                add = known.add
+                params: tuple[int, ...] = (_FILTER_PAGE,)
+                while True:
+                    first = len(params) == 1
+                    if self._json:
+                        # A page in one JSON text: the GIL is taken back once, not once per row.
+                        sql = _PAGES_JSON[0 if first else 1]
+                        text, last = db.execute(sql, params).fetchone()
+                        urls = json.loads(text)
+                    else:
+                        rows = db.execute(_PAGES[0 if first else 1], params).fetchall()
+                        urls = [url for _, url in rows]
+                        last = rows[-1][0] if rows else None
+                    for url in urls:
+                        if type(url) is str:
+                            add(url)
+                    if last is None or len(urls) < _FILTER_PAGE:
+                        return known
+                    params = (last, _FILTER_PAGE)
+            except sqlite3.Error:
+                self._close()  # opened afresh next time
+                return None
 
     def close(self) -> None:
         with self._lock:
@@ -318,8 +409,13 @@ class Cache:
         return db
 
 
+#: Told a look-up's answer, on the event loop: the validators, or None for a miss.
+Answer = Callable[[Validators | None], None]
+
+
 class BatchedCache:
-    """:class:`Cache` off the event loop: look-ups are awaited, stores are written behind.
+    """:class:`Cache` off the event loop: look-ups are awaited (``lookup``) or answered through a
+    callback (``ask``), stores are written behind.
 
     Every ``BatchedCache`` of one folder in a process shares one worker thread and its queue
     (:class:`_Worker`), so a run that follows another in the same process sees the entries the
@@ -337,7 +433,9 @@ class BatchedCache:
     def __init__(self, cache: Cache) -> None:
         worker = _worker_for(cache.folder)
         self.lookup = worker.lookup
+        self.ask = worker.ask
         self.store = worker.store
+        self.keep = worker.keep
 
 
 _workers: dict[str, _Worker] = {}
@@ -383,11 +481,17 @@ class _Worker:
     """The worker thread of one cache folder and its queue.
 
     Look-ups asked for while the thread was busy go to it as one batch (one query) and come
-    back with one wake-up of the loop. Stores are written behind: :meth:`store` returns at once
-    and the thread commits them together, in one transaction per :data:`STORE_BATCH` entries
-    or per :data:`STORE_DELAY_S` (a commit per URL, or even per batch of look-ups, would be
-    most of what ``--cache`` costs). A look-up of a URL whose store is still waiting
-    gets the stored value.
+    back with one wake-up of the loop. While the thread has the index open it also keeps a
+    :class:`KeyFilter` of its keys (loaded when it opens the index, kept up to date with this
+    process's stores): a URL the filter does not know is a miss at once, on the loop, without
+    a trip to the thread. Entries that another process writes meanwhile are seen once the
+    thread opens the index again (after :data:`IDLE_S` without work): until then those URLs
+    are fetched unconditionally, as with any miss.
+
+    Stores are written behind: :meth:`store` returns at once and the thread commits them
+    together, in one transaction per :data:`STORE_BATCH` entries or per :data:`STORE_DELAY_S`
+    (a commit per URL, or even per batch of look-ups, would be most of what ``--cache``
+    costs). A look-up of a URL whose store is still waiting gets the stored value.
 
     A store that cannot be written is not the URL's failure (its record is right; only next
     time's request is unconditional): the first such failure is reported once on stderr as an
@@ -405,7 +509,9 @@ class _Worker:
         self._wake = threading.Condition(self._lock)  # the thread waits for work
         self._written = threading.Condition(self._lock)  # flush() waits for the thread
         # Guarded by the lock: what the thread has yet to take.
-        self._lookups: list[tuple[str, asyncio.Future[Validators | None]]] = []
+        self._lookups: list[_Ask] = []
+        #: The keys the index may hold, while the thread has it open (set under the lock).
+        self._filter: KeyFilter | None = None
         # Waiting stores as (etag, last_modified) tuples, not Validators objects: the garbage
         # collector stops tracking tuples of strings, so they are never promoted to the old
         # generation (thousands of objects there would make the full collections run).
@@ -423,38 +529,59 @@ class _Worker:
     def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
         """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
         or by ``deadline`` (loop time) if that comes first."""
+        future: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
+        if not self.ask(url, deadline, partial(_settle, future)):
+            future.set_result(None)
+        return future
+
+    def ask(self, url: str, deadline: float | None, answer: Answer) -> bool:
+        """Look ``url`` up without a future: False when it is certainly not cached (a miss, and
+        ``answer`` is never called); else ``answer`` is called once, on the loop and never from
+        in here, with the validators, or None for a miss (also when the index cannot answer
+        within :data:`LOOKUP_WAIT_S`, or by ``deadline``, loop time, if that comes first)."""
+        known = self._filter
+        if known is not None and url not in known:
+            return False
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Validators | None] = loop.create_future()
+        limit = loop.time() + LOOKUP_WAIT_S
+        ask = _Ask(url, answer, loop, limit if deadline is None else min(deadline, limit))
         with self._lock:
-            self._lookups.append((url, future))
+            self._lookups.append(ask)
             self._start_or_wake()
         expiry = self._expiry
         if expiry is None or expiry.loop is not loop:
             expiry = self._expiry = _Expiry(loop)
-        limit = loop.time() + LOOKUP_WAIT_S
-        expiry.watch(future, limit if deadline is None else min(deadline, limit))
-        return future
+        expiry.watch(ask)
+        return True
 
     def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
         """Queue ``url``'s entry for writing; returns a done future (nothing to wait for)."""
         loop = asyncio.get_running_loop()
-        with self._lock:
-            stores = self._stores
-            if len(stores) + self._unwritten >= STORE_BACKLOG and url not in stores:
-                self._dropped += 1  # the index is that slow: a cache may forget
-            else:
-                if not stores:
-                    self._stores_since = time.monotonic()
-                stores[url] = (
-                    None if validators is None else (validators.etag, validators.last_modified)
-                )
-                if len(stores) == 1 or len(stores) == STORE_BATCH:
-                    self._start_or_wake()  # to arm the delay, or to write a full batch now
+        self.keep(url, validators)
         done = self._done
         if done is None or done.get_loop() is not loop:
             done = self._done = loop.create_future()
             done.set_result(None)
         return done  # awaiting a done future does not even suspend the task
+
+    def keep(self, url: str, validators: Validators | None) -> None:
+        """Queue ``url``'s entry for writing (None removes it); returns at once."""
+        with self._lock:
+            stores = self._stores
+            if len(stores) + self._unwritten >= STORE_BACKLOG and url not in stores:
+                self._dropped += 1  # the index is that slow: a cache may forget
+                return
+            if not stores:
+                self._stores_since = time.monotonic()
+            if validators is None:
+                stores[url] = None
+            else:
+                # A plain tuple: the garbage collector stops tracking it (see __init__).
+                stores[url] = (validators[0], validators[1])
+                if self._filter is not None:
+                    self._filter.add(url)
+            if len(stores) == 1 or len(stores) == STORE_BATCH:
+                self._start_or_wake()  # to arm the delay, or to write a full batch now
 
     def flush(self, deadline: float | None) -> bool:
         """Block until the queued stores are written; False if ``deadline`` passed first."""
@@ -485,15 +612,19 @@ class _Worker:
     def _main(self) -> None:
         cache = self._cache
         try:
+            self._load_filter()
             while True:
                 with self._lock:
                     taken = self._take()
                 if taken is None:
+                    with self._lock:
+                        self._filter = None  # the index is closed: other processes may write
                     cache.close()  # before saying so: a new thread never shares the index
                     with self._lock:
                         if not self._lookups and not self._stores:
                             self._running = False
                             return
+                    self._load_filter()
                     continue
                 lookups, found, stores = taken
                 if stores:
@@ -502,16 +633,27 @@ class _Worker:
                     self._answer(lookups, found)
         except BaseException:
             with self._lock:
+                self._filter = None
                 self._running = False
             raise
         finally:
             cache.close()
 
+    def _load_filter(self) -> None:
+        """The index's keys as they are now, and those of the stores still to write."""
+        found = self._cache.key_filter()
+        with self._lock:
+            if found is not None:
+                for url, pair in self._stores.items():
+                    if pair is not None:
+                        found.add(url)
+            self._filter = found
+
     def _take(
         self,
     ) -> (
         tuple[
-            list[tuple[str, asyncio.Future[Validators | None]]],
+            list[_Ask],
             dict[int, Validators | None],
             dict[str, tuple[str | None, str | None] | None],
         ]
@@ -520,6 +662,7 @@ class _Worker:
         """With the lock held: wait for work; the look-ups to make (with the answers already
         known from waiting stores) and the stores due; None after :data:`IDLE_S` without
         work."""
+        linger_until = None
         while True:
             stores = self._stores
             now = time.monotonic()
@@ -529,11 +672,18 @@ class _Worker:
                 or now >= self._stores_since + STORE_DELAY_S
             )
             if self._lookups or due:
+                if not due and len(self._lookups) < LOOKUP_BATCH:
+                    if linger_until is None:
+                        linger_until = now + LOOKUP_LINGER_S
+                    if now < linger_until:
+                        # Not idle: look-ups asked for meanwhile do not wake the thread.
+                        self._wake.wait(linger_until - now)
+                        continue
                 lookups, self._lookups = self._lookups, []
                 found = {
-                    index: _validators(stores[url])
-                    for index, (url, _) in enumerate(lookups)
-                    if url in stores
+                    index: _validators(stores[ask.url])
+                    for index, ask in enumerate(lookups)
+                    if ask.url in stores
                 }
                 if not due:
                     return lookups, found, {}
@@ -549,7 +699,7 @@ class _Worker:
 
     def _write(self, stores: dict[str, tuple[str | None, str | None] | None]) -> None:
         try:
-            self._cache.store_many((url, _validators(pair)) for url, pair in stores.items())
+            self._cache.store_many(stores.items())
         except Exception as exc:  # a cache: the run goes on without these entries
             self._warn(exc)
         with self._lock:
@@ -563,22 +713,17 @@ class _Worker:
                 )
             )
 
-    def _answer(
-        self,
-        lookups: list[tuple[str, asyncio.Future[Validators | None]]],
-        found: dict[int, Validators | None],
-    ) -> None:
-        ask = [(index, url) for index, (url, _) in enumerate(lookups) if index not in found]
-        failure: BaseException | None = None
+    def _answer(self, lookups: list[_Ask], found: dict[int, Validators | None]) -> None:
+        ask = [(index, entry.url) for index, entry in enumerate(lookups) if index not in found]
         try:
             answers = self._cache.lookup_many([url for _, url in ask]) if ask else []
-        except Exception as exc:  # never leave a fetch waiting for an answer that won't come
-            failure = exc
+        except Exception as exc:  # a cache: never fail (or leave waiting) a fetch for it
+            self._warn(exc)
         else:
             found.update(zip((index for index, _ in ask), answers, strict=True))
         # Nearly always one loop (threads with loops of their own could share a folder).
-        for loop in {future.get_loop() for _, future in lookups}:
-            _call_soon(loop, _deliver, loop, lookups, found, failure)
+        for loop in {entry.loop for entry in lookups}:
+            _call_soon(loop, _deliver, loop, lookups, found)
 
     def _warn(self, exc: Exception) -> None:
         if self._warned:
@@ -592,6 +737,38 @@ class _Worker:
             )
 
 
+class _Ask:
+    """One look-up: its URL, whom to tell (None once told), on which loop, and by when."""
+
+    __slots__ = ("answer", "deadline", "loop", "url")
+
+    def __init__(
+        self, url: str, answer: Answer, loop: asyncio.AbstractEventLoop, deadline: float
+    ) -> None:
+        self.url = url
+        self.answer: Answer | None = answer
+        self.loop = loop
+        self.deadline = deadline
+
+
+def _tell(ask: _Ask, found: Validators | None) -> None:
+    """Answer ``ask`` unless it was answered already (expired, or answered by the thread)."""
+    answer = ask.answer
+    if answer is not None:
+        ask.answer = None
+        try:
+            answer(found)
+        except Exception as exc:  # its fetch's trouble: the other answers are still due
+            ask.loop.call_exception_handler(
+                {"message": "a cache look-up's callback failed", "exception": exc}
+            )
+
+
+def _settle(future: asyncio.Future[Validators | None], found: Validators | None) -> None:
+    if not future.done():  # its fetch may have been cancelled meanwhile
+        future.set_result(found)
+
+
 class _Expiry:
     """Look-ups still unanswered at their deadline become misses, on the loop: an index that
     is locked or hangs costs at most :data:`LOOKUP_WAIT_S` per URL, and never delays an
@@ -600,29 +777,27 @@ class _Expiry:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._pending: deque[tuple[float, asyncio.Future[Validators | None]]] = deque()
+        self._pending: deque[_Ask] = deque()
         self._timer: asyncio.TimerHandle | None = None
 
-    def watch(self, future: asyncio.Future[Validators | None], deadline: float) -> None:
+    def watch(self, ask: _Ask) -> None:
         pending = self._pending
-        # Answered look-ups leave at once: kept for a second, thousands of futures would
-        # outlive two garbage collections each and make the full collections run.
-        while pending and pending[0][1].done():
+        # Answered look-ups leave at once: kept for a second, thousands of them would outlive
+        # two garbage collections each and make the full collections run.
+        while pending and pending[0].answer is None:
             pending.popleft()
-        pending.append((deadline, future))
+        pending.append(ask)
         if self._timer is None:
-            self._timer = self.loop.call_at(deadline, self._expire)
+            self._timer = self.loop.call_at(ask.deadline, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
         pending, now = self._pending, self.loop.time()
         # Deadlines come nearly in order (the same --timeout from each attempt's start).
-        while pending and (pending[0][1].done() or pending[0][0] <= now):
-            _, future = pending.popleft()
-            if not future.done():
-                future.set_result(None)
+        while pending and (pending[0].answer is None or pending[0].deadline <= now):
+            _tell(pending.popleft(), None)
         if pending:
-            self._timer = self.loop.call_at(max(pending[0][0], now), self._expire)
+            self._timer = self.loop.call_at(max(pending[0].deadline, now), self._expire)
 
 
 def _validators(pair: tuple[str | None, str | None] | None) -> Validators | None:
@@ -635,16 +810,9 @@ def _call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> No
 
 
 def _deliver(
-    loop: asyncio.AbstractEventLoop,
-    lookups: list[tuple[str, asyncio.Future[Validators | None]]],
-    found: dict[int, Validators | None],
-    failure: BaseException | None,
+    loop: asyncio.AbstractEventLoop, lookups: list[_Ask], found: dict[int, Validators | None]
 ) -> None:
-    for index, (_, future) in enumerate(lookups):
-        if future.done() or future.get_loop() is not loop:
-            continue  # its fetch was cancelled meanwhile, or another loop's
-        if index in found:
-            future.set_result(found[index])
-        else:
-            assert failure is not None
-            future.set_exception(failure)
+    get = found.get
+    for index, ask in enumerate(lookups):
+        if ask.loop is loop:  # not another loop's
+            _tell(ask, get(index))  # not found: the index failed, a miss

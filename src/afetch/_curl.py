@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import pycurl
 
-from afetch._engine import Headers, OnDone, OnHead, Request, TransferInfo
+from afetch._engine import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
 
@@ -226,9 +226,13 @@ class CurlEngine:
         done: OnDone,
         on_head: OnHead | None = None,
         ask_for: Container[int] = (),
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Send ``request`` and count its body without a coroutine, a task or a future: the
-        callback path of plain fetches (see :class:`afetch._engine.CountingEngine`)."""
+        callback path of plain fetches (see :class:`afetch._engine.CountingEngine`).
+
+        ``extra`` headers (--cache's conditional ones) are sent to the server after the
+        request's own: those stay one tuple for the whole run, formatted once."""
         if self._closed:
             raise RuntimeError("engine is closed")
         # _start, inlined: once per request.
@@ -236,6 +240,8 @@ class CurlEngine:
         last, had_body, headers = self._header_lists
         if request.headers is not last or body is not had_body:
             headers = self._header_list(request.headers, body)
+        if extra:
+            headers = (headers[0] + _extra_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Slot(self)
         slot.prepare(request, headers)
         slot.head = None
@@ -553,6 +559,7 @@ class _Slot:
         "received",
         "response",
         "server_headers",
+        "sink",
         "status",
         "timeout_ms",
         "tls_line",
@@ -615,6 +622,8 @@ class _Slot:
         self.head: asyncio.Future[None] | None = None
         self.on_head: OnHead | None = None
         self.ask_for: Container[int] = ()
+        #: A counted transfer's body sink, if its on_head gave one (see OnHead).
+        self.sink: BodySink | None = None
         # The state of one transfer, set again by prepare() for each.
         self.done = self.head_seen = self.counting = self.paused = False
         self.failure: AfetchError | None = None
@@ -630,7 +639,7 @@ class _Slot:
         # waiter; the head's status, version and bounds are set before anything reads them).
         self.done = self.head_seen = self.counting = self.paused = False
         self.failure = self.body_error = self.response = None
-        self.tls_line = None
+        self.tls_line = self.sink = None
         self.head_lines.clear()
         self.received = 0
         method, body = request.method, request.body
@@ -736,10 +745,12 @@ class _Slot:
         except Exception as exc:  # told through done, as any failure (pycurl would swallow it)
             self.body_error = self.failure = exc  # type: ignore[assignment]
             return
-        if not wanted:
+        if wanted is False:
             # The transfer stops (a declared --max-size excess no longer matters: nothing more
             # is read); finish() says it succeeded.
             self.body_error = _NOT_WANTED
+        elif wanted is not True:
+            self.sink = wanted  # --hash: each piece goes there as libcurl delivers it
 
     def _on_body(self, data: bytes) -> int | None:
         if not self.head_seen:
@@ -753,6 +764,13 @@ class _Slot:
             return 0
         self.received += size
         if self.counting:
+            sink = self.sink
+            if sink is not None:
+                try:
+                    sink(data)
+                except Exception as exc:  # told through done (pycurl would swallow it)
+                    self.body_error = exc  # type: ignore[assignment]
+                    return 0
             return None
         if self.buffered >= _BUFFER_LIMIT:
             self.received -= size  # delivered again on unpause
@@ -873,6 +891,17 @@ class _Slot:
             await waiter
         finally:
             self.waiter = None
+
+
+def _extra_lines(pairs: tuple[tuple[str, str], ...]) -> list[str]:
+    """Headers added to a request's own, in libcurl's form, checked as _header_list checks them
+    (one search over them all: a cached request's validators come from a file)."""
+    lines = [f"{name}: {value}" if value else f"{name};" for name, value in pairs]
+    if _UNSENDABLE.search("".join(lines)):
+        for name, value in pairs:
+            if _UNSENDABLE.search(name) or _UNSENDABLE.search(value):
+                raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
+    return lines
 
 
 def _no_certificate(exc: BaseException, info: TransferInfo) -> bool:

@@ -127,9 +127,14 @@ class Engine(Protocol):
     async def aclose(self) -> None: ...
 
 
-#: Told a counted transfer's final head: True to count its body, False to stop right there.
+#: Given each piece of a counted transfer's body as it arrives (``hashlib``'s ``update``, say),
+#: from inside the engine: it must not call the engine. If it raises, the transfer fails with
+#: that exception.
+BodySink = Callable[[bytes], object]
+#: Told a counted transfer's final head: True to count its body, False to stop right there, or
+#: a :data:`BodySink` to count it and hand each piece to that sink as well.
 #: Called from inside the engine: it must not raise, nor call the engine.
-OnHead = Callable[["Response"], bool]
+OnHead = Callable[["Response"], "bool | BodySink"]
 #: Told once a counted transfer is over: its final response (None if no head arrived) and the
 #: failure (None on success). The engine has let go of the transfer; it may be called again.
 OnDone = Callable[["Response | None", "BaseException | None"], None]
@@ -149,9 +154,11 @@ class CountingEngine(Engine, Protocol):
         done: OnDone,
         on_head: OnHead | None = None,
         ask_for: Container[int] = (),
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """Start ``request``; ``done`` is called on the event loop when it is over, and before
-        that ``on_head`` about a final head whose status is in ``ask_for``."""
+        """Start ``request`` (with ``extra`` headers after its own); ``done`` is called on the
+        event loop when it is over, and before that ``on_head`` about a final head whose status
+        is in ``ask_for``."""
         ...
 
 

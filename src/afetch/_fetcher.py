@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
-from afetch._engine import Engine, Request, Response, TransferInfo
+from afetch._engine import BodySink, Engine, Request, Response, TransferInfo
 from afetch._errors import InvalidInput, TooManyRedirects, classify
 from afetch._record import FetchError, Record, new_record
 from afetch._redact import header_secrets, proxy_secrets, redact
@@ -105,9 +105,10 @@ class Fetcher:
         self._cache: BatchedCache | None = None
         if settings.cache_dir is not None:
             # Imported for --cache only: a run without it never loads sqlite3.
-            from afetch._cache import BatchedCache, Cache
+            from afetch._cache import BatchedCache, Cache, Validators
 
             self._cache = BatchedCache(Cache(settings.cache_dir))
+            self._validators_of = Validators.of
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
         # attempt's waiting is on the engine (no body written to disk). A cache look-up is
@@ -126,11 +127,12 @@ class Fetcher:
 
             self._wanted = Wanted(settings.include, body_limit=settings.body_limit)
         # Plain fetches run on callbacks (no coroutine, task or future per request) when all
-        # that is wanted is what a counted transfer tells, and no deadline needs a timer here.
+        # that is wanted is what a counted transfer tells (its body hashed, for --hash, as the
+        # engine delivers it; cache look-ups answered through a callback), and no deadline
+        # needs a timer here. --save-dir writes files off the loop: the coroutine path.
         count = getattr(engine, "count", None)
         plain = (
-            self._cache is None
-            and not self._keep_bodies
+            settings.save_dir is None
             and self._wanted is None
             and address_check is None
             and (settings.timeout is None or self._engine_deadline)
@@ -139,6 +141,16 @@ class Fetcher:
         #: The engine is asked about the heads of these statuses only: redirects to follow.
         self._redirect_statuses = _REDIRECT_STATUSES if settings.follow_redirects else frozenset()
         self._loop_time: Callable[[], float] | None = None
+        # What a plain line's attempt on callbacks does besides counting (see _CountedAttempt):
+        # --cache for GET and HEAD (as _fetch), --hash of a 2xx body (as _body_consumer).
+        method = self._plain[0]
+        self._counted_cache = self._cache if method in ("GET", "HEAD") else None
+        self._ask_for: frozenset[int] = self._redirect_statuses
+        if settings.hash_bodies and method != "HEAD" and self._count is not None:
+            from hashlib import sha256  # --hash only (OpenSSL, ~5 ms)
+
+            self._sha256: Callable[[], Any] = sha256
+            self._ask_for = self._redirect_statuses | frozenset(range(200, 300))
 
     async def attempt(self, item: str | RequestSpec) -> tuple[Record, str | None]:
         """One attempt at a URL (or a request object): its record and the last response's
@@ -210,9 +222,9 @@ class Fetcher:
         retry_after)`` is called on the event loop when it is over, never from in here.
 
         False when this fetcher cannot: an engine without ``count``
-        (:class:`afetch._engine.CountingEngine`), or options that read the body or await
-        something (--cache, --save-dir, --hash, --include, --no-private). Then use
-        :meth:`attempt`, which gives the same record.
+        (:class:`afetch._engine.CountingEngine`), or options that keep the body or await
+        something (--save-dir, --include, --no-private). Then use :meth:`attempt`, which gives
+        the same record.
         """
         if self._count is None:
             return False
@@ -229,6 +241,12 @@ class Fetcher:
                 if loop_time is None:
                     loop_time = self._loop_time = asyncio.get_running_loop().time
                 deadline = loop_time() + timeout
+            cache = self._counted_cache
+            if cache is not None:
+                attempt.not_modified = False
+                attempt._target, attempt._deadline = target, deadline
+                if cache.ask(url, deadline, attempt._looked_up):
+                    return True  # continued in _looked_up, on a later turn
             attempt._send(Request(method, target.url, headers, body, None, deadline), target)
         except Exception as exc:
             # Never told from inside start(): the scheduler is in the middle of a pump.
@@ -511,8 +529,16 @@ class _Outcome:
 
 class _CountedAttempt(_Outcome):
     """One attempt at a plain URL on the engine's callbacks (:meth:`Fetcher.start`): the steps
-    of :meth:`Fetcher._fetch` for a body that is only counted, redirects included, ending in
-    the same record. It is its own :class:`_Outcome` (one object per attempt)."""
+    of :meth:`Fetcher._fetch` for a body that is only counted (and hashed, for --hash),
+    redirects and --cache included, ending in the same record. It is its own :class:`_Outcome`
+    (one object per attempt)."""
+
+    # Defaults, as _Outcome's: set only by the attempts that use them.
+    _cached: Validators | None = None  # --cache: what the look-up found
+    #: The cached validators' headers, sent with the first request and every redirect.
+    _extra: Headers = ()
+    _deadline: float | None = None
+    _hasher: Any = None  # --hash: the body's sha256, fed as libcurl delivers it
 
     def __init__(self, fetcher: Fetcher, url: str, done: Done[Any], token: Any) -> None:
         self._fetcher = fetcher
@@ -531,13 +557,34 @@ class _CountedAttempt(_Outcome):
             request,
             done=self._transferred,
             on_head=self._wants_body,
-            ask_for=fetcher._redirect_statuses,
+            ask_for=fetcher._ask_for,
+            extra=self._extra,
         )
 
-    def _wants_body(self, response: Response) -> bool:
-        # Asked only about a redirect status: one that will be followed is not read (the
-        # transfer stops at its head, as Fetcher._send_following closes it).
-        return response.headers.get("location") is None
+    def _looked_up(self, cached: Validators | None) -> None:
+        """--cache: the look-up's answer; the first request goes out, as
+        :meth:`Fetcher._first_request` makes it (the validators as ``extra`` headers: the
+        request's own stay the run's one tuple, which the engine formats once)."""
+        try:
+            if cached is not None:
+                self._cached = cached
+                self._extra = cached.header_pairs()
+            method, body, headers = self._fetcher._plain
+            target = self._target
+            if target.authorization is not None:
+                headers = _with_credentials(headers, target)
+            self._send(Request(method, target.url, headers, body, None, self._deadline), target)
+        except Exception as exc:
+            self._end(exc)
+
+    def _wants_body(self, response: Response) -> bool | BodySink:
+        if response.status in self._fetcher._redirect_statuses:
+            # One that will be followed is not read (the transfer stops at its head, as
+            # Fetcher._send_following closes it).
+            return response.headers.get("location") is None
+        # Asked about a 2xx only with --hash: as Fetcher._body_consumer, fed as it arrives.
+        hasher = self._hasher = self._fetcher._sha256()
+        return hasher.update  # type: ignore[no-any-return]
 
     def _transferred(self, response: Response | None, failure: BaseException | None) -> None:
         try:
@@ -549,10 +596,31 @@ class _CountedAttempt(_Outcome):
                         self._follow(location, response.status)
                         return
                 self.bytes = response.bytes_read
+                if failure is None:
+                    if self._hasher is not None:
+                        self.sha256 = self._hasher.hexdigest()
+                    if self._fetcher._counted_cache is not None:
+                        self._update_cache(response)
         except Exception as exc:
             self._end(exc)
             return
         self._end(failure)
+
+    def _update_cache(self, response: Response) -> None:
+        """As :meth:`Fetcher._update_cache`; the store is written behind."""
+        fetcher = self._fetcher
+        cache, validators_of = fetcher._counted_cache, fetcher._validators_of
+        assert cache is not None
+        cached, status = self._cached, response.status
+        self.not_modified = status == 304 and cached is not None
+        if status == 304:
+            fresh = validators_of(response) or cached  # a 304 may omit unchanged validators
+        elif 200 <= status < 300:
+            fresh = validators_of(response)
+        else:
+            return  # an error page says nothing about the representation we keep
+        if fresh != cached:
+            cache.keep(self._url, fresh)
 
     def _follow(self, location: str, status: int) -> None:
         settings = self._fetcher._settings
@@ -592,9 +660,9 @@ class _CountedAttempt(_Outcome):
             self.redirects,
             1,
             self._started_at,
+            self.not_modified,
             None,
-            None,
-            None,
+            self.sha256,
             fetcher._plain_method,
             None,
             None,
