@@ -391,3 +391,22 @@ def test_a_tampered_cache_entry_cannot_inject_a_header(
     assert _comparable(fast) == _comparable(slow)
     assert "line break" in fast.error.message
     assert _cache.flush(10)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        [b"HTTP/1.1 200 OK\r\n", b'ETag: "a"\r\n', b"Last-Modified: Tue\r\n"],
+        [b"HTTP/1.1 200 OK\r\n", b'etag:  "b" \r\n', b"LAST-MODIFIED:x\r\n", b'ETag: "c"\r\n'],
+        [b"HTTP/1.1 304 OK\r\n", b"Expires: 0\r\n", b"Link: <x>\r\n", b"E\r\n", b"\n"],
+        [b"HTTP/1.1 103 Early\r\n", b"HTTP/1.1 200 OK\r\n", b"Etagx: 1\r\n", b"last-modified:\r\n"],
+        [b"HTTP/1.1 200 OK\r\n"],
+    ],
+)
+def test_header_pair_reads_what_header_reads(head: list[bytes]) -> None:
+    from afetch._curl import _CurlResponse
+
+    response = _CurlResponse.__new__(_CurlResponse)
+    response._lines, response._start = head, 1 if head[0].startswith(b"HTTP/1.1 103") else 0
+    expected = (response.header("etag"), response.header("last-modified"))
+    assert response.header_pair("etag", "last-modified") == expected

@@ -109,6 +109,7 @@ class Fetcher:
 
             self._cache = BatchedCache(Cache(settings.cache_dir))
             self._validators_of = Validators.of
+            self._validators = Validators
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
         # attempt's waiting is on the engine (no body written to disk). A cache look-up is
@@ -613,12 +614,19 @@ class _CountedAttempt(_Outcome):
         assert cache is not None
         cached, status = self._cached, response.status
         self.not_modified = status == 304 and cached is not None
-        if status == 304:
-            fresh = validators_of(response) or cached  # a 304 may omit unchanged validators
-        elif 200 <= status < 300:
+        if status != 304 and not 200 <= status < 300:
+            return  # an error page says nothing about the representation we keep
+        pair = getattr(response, "header_pair", None)  # one pass over libcurl's head
+        if pair is None:
             fresh = validators_of(response)
         else:
-            return  # an error page says nothing about the representation we keep
+            etag, last_modified = pair("etag", "last-modified")
+            if etag is not None or last_modified is not None:
+                fresh = fetcher._validators(etag, last_modified)
+            else:
+                fresh = None
+        if status == 304:
+            fresh = fresh or cached  # a 304 may omit unchanged validators
         if fresh != cached:
             cache.keep(self._url, fresh)
 
