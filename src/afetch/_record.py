@@ -151,6 +151,10 @@ class Record:
         """
         try:
             line = _schema_json(self)
+            if optional and not include and self.method is None and self.meta is None:
+                tail = _optional_json(tuple(optional))
+                if tail is not None:
+                    return line + tail(self)
         except TypeError:  # a field that does not hold its declared type: the general way
             return _dumps(self.to_dict(optional, include))
         added = self._added(optional, include)
@@ -262,3 +266,40 @@ def _compile_schema_json() -> Callable[[Record], str]:
 
 
 _schema_json = _compile_schema_json()
+
+
+#: The optional keys a generated tail can write, by kind (as _SCHEMA_JSON_KINDS).
+_OPTIONAL_JSON_KINDS = {"not_modified": "bool?", "path": "str?", "sha256": "str?"}
+_optional_tails: dict[tuple[str, ...], Callable[[Record], str] | None] = {}
+
+
+def _optional_json(keys: tuple[str, ...]) -> Callable[[Record], str] | None:
+    """``record -> ',"sha256":"...",...}'``: the run's optional ``keys`` and the closing
+    brace, as ``_added`` and json.dumps write them, for a record without method or meta (a
+    plain line's); None when a key is not one of these. Generated once per set of keys.
+
+    --cache, --hash and --save-dir add a key or two to every record: written this way it costs
+    a fraction of a dict and a json.dumps per record.
+    """
+    given = keys
+    if given in _optional_tails:
+        return _optional_tails[given]
+    tail = None
+    if all(key in _OPTIONAL_JSON_KINDS for key in keys):
+        keys = tuple(key for key in OPTIONAL_KEYS if key in keys)  # _added's order
+        kinds = {
+            **_JSON_OF_KIND,
+            "bool?": "('null' if {0} is None else 'true' if {0} is True "
+            "else 'false' if {0} is False else _other())",
+        }
+        values, line = [], ""
+        for index, key in enumerate(keys):
+            values.append(f"    v{index} = {kinds[_OPTIONAL_JSON_KINDS[key]].format('r.' + key)}\n")
+            line += "," + json.dumps(key) + ":{v" + str(index) + "}"
+        source = f"def tail(r):\n{''.join(values)}    return f'{line}}}}}'\n"
+        namespace = {"_s": json.encoder.encode_basestring, "_other": _other_type}
+        # exec of the text built just above from constants, never of anything from outside.
+        exec(source, namespace)
+        tail = namespace["tail"]
+    _optional_tails[given] = tail
+    return tail
