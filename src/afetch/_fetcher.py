@@ -108,7 +108,6 @@ class Fetcher:
             from afetch._cache import BatchedCache, Cache, Validators
 
             self._cache = BatchedCache(Cache(settings.cache_dir))
-            self._validators_of = Validators.of
             self._validators = Validators
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
@@ -610,21 +609,16 @@ class _CountedAttempt(_Outcome):
     def _update_cache(self, response: Response) -> None:
         """As :meth:`Fetcher._update_cache`; the store is written behind."""
         fetcher = self._fetcher
-        cache, validators_of = fetcher._counted_cache, fetcher._validators_of
+        cache = fetcher._counted_cache
         assert cache is not None
         cached, status = self._cached, response.status
         self.not_modified = status == 304 and cached is not None
         if status != 304 and not 200 <= status < 300:
             return  # an error page says nothing about the representation we keep
-        pair = getattr(response, "header_pair", None)  # one pass over libcurl's head
-        if pair is None:
-            fresh = validators_of(response)
-        else:
-            etag, last_modified = pair("etag", "last-modified")
-            if etag is not None or last_modified is not None:
-                fresh = fetcher._validators(etag, last_modified)
-            else:
-                fresh = None
+        etag, last_modified = response.header_pair("etag", "last-modified")  # one pass
+        fresh = None
+        if etag is not None or last_modified is not None:
+            fresh = fetcher._validators(etag, last_modified)
         if status == 304:
             fresh = fresh or cached  # a 304 may omit unchanged validators
         if fresh != cached:
