@@ -93,7 +93,9 @@ _UPSERTS: dict[int, str] = {}
 
 
 class _HasHeaders(Protocol):
-    def header(self, name: str) -> str | None: ...
+    status: int
+
+    def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]: ...
 
 
 class Validators(NamedTuple):
@@ -121,11 +123,22 @@ class Validators(NamedTuple):
 
     @classmethod
     def of(cls, response: _HasHeaders) -> Validators | None:
-        etag = response.header("etag")
-        last_modified = response.header("last-modified")
+        etag, last_modified = response.header_pair("etag", "last-modified")  # one pass
         if etag is None and last_modified is None:
             return None
         return cls(etag, last_modified)
+
+    @classmethod
+    def to_keep(cls, cached: Validators | None, response: _HasHeaders) -> Validators | None:
+        """What the cache should hold for a URL once ``response`` came for a request made with
+        ``cached``: ``cached`` itself when nothing changes (an error page says nothing about
+        the representation we keep; a 304 may omit unchanged validators)."""
+        status = response.status
+        if status == 304:
+            return cls.of(response) or cached
+        if 200 <= status < 300:
+            return cls.of(response)
+        return cached
 
 
 class KeyFilter:

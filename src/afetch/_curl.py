@@ -28,7 +28,7 @@ import importlib.util
 import os
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Container
+from collections.abc import AsyncIterator, Container, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -189,11 +189,15 @@ class CurlEngine:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _start(self, request: Request, *, defer: bool = False) -> _Slot:
+    def _start(
+        self, request: Request, *, defer: bool = False, extra: tuple[tuple[str, str], ...] = ()
+    ) -> _Slot:
         if self._closed:
             raise RuntimeError("engine is closed")
         # May refuse a header: before a slot.
         headers = self._header_list(request.headers, request.body is not None)
+        if extra:
+            headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Slot(self)
         slot.prepare(request, headers)
         self._active.add(slot)
@@ -233,27 +237,12 @@ class CurlEngine:
 
         ``extra`` headers (--cache's conditional ones) are sent to the server after the
         request's own: those stay one tuple for the whole run, formatted once."""
-        if self._closed:
-            raise RuntimeError("engine is closed")
-        # _start, inlined: once per request.
-        body = request.body is not None
-        last, had_body, headers = self._header_lists
-        if request.headers is not last or body is not had_body:
-            headers = self._header_list(request.headers, body)
-        if extra:
-            headers = (headers[0] + _extra_lines(extra), headers[1])
-        slot = self._free.pop() if self._free else _Slot(self)
-        slot.prepare(request, headers)
+        slot = self._start(request, defer=True, extra=extra)
         slot.head = None
         slot.counting = True
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = done
-        self._active.add(slot)
-        slot.pending = True
-        if not self._pending:
-            self._loop.call_soon(self._add_pending)
-        self._pending.append(slot)
 
     def _counted(self, slot: _Slot, done: OnDone) -> None:
         """A counted transfer is over: the handle goes back to the pool, then ``done`` is told."""
@@ -270,11 +259,7 @@ class CurlEngine:
                     response = None
         except Exception as exc:  # done is told whatever happens: nothing waits forever
             response, failure = None, exc
-        # release(), for a transfer that is active, added and over, on an open engine.
-        self._active.discard(slot)
-        slot.on_head = slot.on_done = None
-        self._multi.remove_handle(slot.curl)
-        self._free.append(slot)
+        self.release(slot)
         done(response, failure)
 
     async def send(self, request: Request) -> _CurlResponse:
@@ -340,15 +325,10 @@ class CurlEngine:
         last, had_body, formatted = self._header_lists
         if headers is last and body is had_body:
             return formatted
-        # "Name;" is libcurl's way to send a header with an empty value ("Name:" removes it).
         server: list[str] = []
         proxy: list[str] = []
-        for name, value in headers:
-            if _UNSENDABLE.search(name) or _UNSENDABLE.search(value):
-                # libcurl would send "A: x\r\nB: y" as two headers: a header injection.
-                raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
-            to = proxy if name.lower() in _PROXY_HEADERS else server
-            to.append(f"{name}: {value}" if value else f"{name};")
+        for (name, _), line in zip(headers, _header_lines(headers), strict=True):
+            (proxy if name.lower() in _PROXY_HEADERS else server).append(line)
         if body and not any(name.lower() == "expect" for name, _ in headers):
             # No "Expect: 100-continue" (libcurl adds it to large bodies): it costs a round trip,
             # and up to a second of waiting on servers that never answer it.
@@ -393,18 +373,13 @@ class CurlEngine:
     # -- libcurl's callbacks ----------------------------------------------------------------------
 
     def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
-        watched = self._watched
         if what == _POLL_REMOVE or self._closed:
-            had = watched.get(fd, 0)
-            if had == _POLL_IN and self._keep_idle and not self._closed and fd in self._inodes:
-                # Parked (see below), inlined: the usual end of a transfer.
-                self._idle.add(fd)
-            elif self._keep_idle and had & _POLL_IN and not self._closed:
+            if self._keep_idle and self._watched.get(fd, 0) & _POLL_IN and not self._closed:
                 self._park(fd)
             else:
                 self._unwatch(fd)
             return
-        had = watched.get(fd, 0)
+        had = self._watched.get(fd, 0)
         if fd in self._idle and not self._resume_idle(fd):
             had = 0  # the registration was stale: the number now names another socket
         if what == had:
@@ -692,22 +667,6 @@ class _Slot:
         """The first body bytes (or the end of the transfer): the final head is complete."""
         self.head_seen = True
         lines = self.head_lines
-        last = len(lines) - 1
-        first = lines[0] if lines else b""
-        if (
-            first.startswith(b"HTTP/1.1 ")
-            and lines[last] == _CRLF
-            and lines.index(_CRLF, 1) == last
-            and _LF not in lines
-        ):
-            # The usual head: one HTTP/1.1 head ending in CRLF, nothing before or after it
-            # (what _final_head would find, without its search).
-            self.head_start, self.head_end = 0, last
-            code = first[9:12]
-            self.http_version = "HTTP/1.1"
-            self.status = int(code) if code.isdigit() else 0
-            self._head_checked(lines, 0, last)
-            return
         start, end = _final_head(lines)
         self.head_start, self.head_end = start, end
         if start < len(lines):
@@ -718,11 +677,6 @@ class _Slot:
             self.status = int(code) if code.isdigit() else 0
         else:
             self.http_version, self.status = "", 0
-        self._head_checked(lines, start, end)
-
-    def _head_checked(self, lines: list[bytes], start: int, end: int) -> None:
-        """The final head is known: a declared length over --max-size stops the transfer, and
-        the waiting side (the head's future, or a counted transfer's on_head) is told."""
         limit = self.engine._max_size
         if limit is not None and self.method[0] != "HEAD":
             declared = _header_value(lines, start, end, "content-length") or ""
@@ -893,14 +847,15 @@ class _Slot:
             self.waiter = None
 
 
-def _extra_lines(pairs: tuple[tuple[str, str], ...]) -> list[str]:
-    """Headers added to a request's own, in libcurl's form, checked as _header_list checks them
-    (one search over them all: a cached request's validators come from a file)."""
-    lines = [f"{name}: {value}" if value else f"{name};" for name, value in pairs]
-    if _UNSENDABLE.search("".join(lines)):
-        for name, value in pairs:
-            if _UNSENDABLE.search(name) or _UNSENDABLE.search(value):
-                raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
+def _header_lines(pairs: Iterable[tuple[str, str]]) -> list[str]:
+    """Request headers in libcurl's "Name: value" form ("Name;" sends an empty value: "Name:"
+    would remove it). A line break or NUL in one is refused: libcurl would send "A: x\r\nB: y"
+    as two headers, a header injection."""
+    lines = []
+    for name, value in pairs:
+        if _UNSENDABLE.search(name) or _UNSENDABLE.search(value):
+            raise BadHeader(f"header {name[:60]!r} has a line break or NUL: not sent")
+        lines.append(f"{name}: {value}" if value else f"{name};")
     return lines
 
 

@@ -231,9 +231,6 @@ class Fetcher:
         attempt = _CountedAttempt(self, url, done, token)
         try:
             target = parse_url(url)
-            method, body, headers = self._plain
-            if target.authorization is not None:
-                headers = _with_credentials(headers, target)
             timeout = self._settings.timeout
             deadline = None
             if timeout is not None:
@@ -241,13 +238,13 @@ class Fetcher:
                 if loop_time is None:
                     loop_time = self._loop_time = asyncio.get_running_loop().time
                 deadline = loop_time() + timeout
+            attempt._target, attempt._deadline = target, deadline
             cache = self._counted_cache
             if cache is not None:
                 attempt.not_modified = False
-                attempt._target, attempt._deadline = target, deadline
                 if cache.ask(url, deadline, attempt._looked_up):
                     return True  # continued in _looked_up, on a later turn
-            attempt._send(Request(method, target.url, headers, body, None, deadline), target)
+            attempt._send_first()
         except Exception as exc:
             # Never told from inside start(): the scheduler is in the middle of a pump.
             asyncio.get_running_loop().call_soon(attempt._end, exc)
@@ -442,15 +439,8 @@ class Fetcher:
         self, raw_url: str, cached: Validators | None, response: Response, outcome: _Outcome
     ) -> None:
         assert self._cache is not None
-        from afetch._cache import Validators
-
         outcome.not_modified = response.status == 304 and cached is not None
-        if response.status == 304:
-            fresh = Validators.of(response) or cached  # a 304 may omit unchanged validators
-        elif 200 <= response.status < 300:
-            fresh = Validators.of(response)
-        else:
-            return  # an error page says nothing about the representation we keep
+        fresh = self._validators.to_keep(cached, response)
         if fresh != cached:
             await self._cache.store(raw_url, fresh)
 
@@ -569,13 +559,13 @@ class _CountedAttempt(_Outcome):
             if cached is not None:
                 self._cached = cached
                 self._extra = cached.header_pairs()
-            method, body, headers = self._fetcher._plain
-            target = self._target
-            if target.authorization is not None:
-                headers = _with_credentials(headers, target)
-            self._send(Request(method, target.url, headers, body, None, self._deadline), target)
+            self._send_first()
         except Exception as exc:
             self._end(exc)
+
+    def _send_first(self) -> None:
+        fetcher, target = self._fetcher, self._target
+        self._send(fetcher._first_request(target, None, fetcher._plain, self._deadline), target)
 
     def _wants_body(self, response: Response) -> bool | BodySink:
         if response.status in self._fetcher._redirect_statuses:
@@ -611,16 +601,9 @@ class _CountedAttempt(_Outcome):
         fetcher = self._fetcher
         cache = fetcher._counted_cache
         assert cache is not None
-        cached, status = self._cached, response.status
-        self.not_modified = status == 304 and cached is not None
-        if status != 304 and not 200 <= status < 300:
-            return  # an error page says nothing about the representation we keep
-        etag, last_modified = response.header_pair("etag", "last-modified")  # one pass
-        fresh = None
-        if etag is not None or last_modified is not None:
-            fresh = fetcher._validators(etag, last_modified)
-        if status == 304:
-            fresh = fresh or cached  # a 304 may omit unchanged validators
+        cached = self._cached
+        self.not_modified = response.status == 304 and cached is not None
+        fresh = fetcher._validators.to_keep(cached, response)
         if fresh != cached:
             cache.keep(self._url, fresh)
 
@@ -633,40 +616,15 @@ class _CountedAttempt(_Outcome):
         self._send(request, target)
 
     def _end(self, failure: BaseException | None) -> None:
-        url = self._url
+        fetcher, url = self._fetcher, self._url
         try:
-            record = self._record(failure)
+            error = None if failure is None else fetcher._redacted(classify(failure), url)
+            record = fetcher._record(
+                url, None, fetcher._plain_method, self, error, self._t0, self._started_at
+            )
         except Exception as exc:
             # A fault of afetch's own: still one record for the URL, and never a run that
             # waits for an attempt nobody will finish.
             problem = FetchError("other", f"afetch could not describe this attempt ({exc!r})")
             record = Record(url=url, error=problem, started_at=self._started_at)
         self._done(self._token, record, self.retry_after)
-
-    def _record(self, failure: BaseException | None) -> Record:
-        fetcher = self._fetcher
-        url = self._url
-        error = None
-        if failure is not None:
-            error = fetcher._redacted(classify(failure), url)
-        # All the fields, in Record's order, as Fetcher._record writes them for a plain URL.
-        return new_record(
-            url,
-            self.final_url,
-            self.status,
-            error,
-            round((time.perf_counter() - self._t0) * 1000, 3),
-            self.bytes,
-            self.content_type,
-            self.http_version,
-            self.redirects,
-            1,
-            self._started_at,
-            self.not_modified,
-            None,
-            self.sha256,
-            fetcher._plain_method,
-            None,
-            None,
-            None,
-        )

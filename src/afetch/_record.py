@@ -226,6 +226,8 @@ _JSON_OF_KIND = {
     "int": "(_i({0}) if {0}.__class__ is int else _other())",
     "int?": "('null' if {0} is None else _i({0}) if {0}.__class__ is int else _other())",
     "bool": "('true' if {0} else 'false')",
+    "bool?": "('null' if {0} is None else 'true' if {0} is True else 'false' if {0} is False "
+    "else _other())",
     "float": "(_f({0}) if {0}.__class__ is float and _finite({0}) else _other())",
     "error": "('null' if {0} is None else "
     "'{{\"type\":' + _s({0}.type) + ',\"message\":' + _s({0}.message) + '}}')",
@@ -236,9 +238,12 @@ def _other_type() -> str:
     raise TypeError("a record field of another type than declared")
 
 
-def _compile_schema_json() -> Callable[[Record], str]:
-    """``record -> '{"url":"...",...'``: the SCHEMA_KEYS written as json.dumps writes them
-    (``ensure_ascii=False``, no spaces), without the closing brace.
+def _compile_json_writer(
+    name: str, kinds: dict[str, str], *, first: str, last: str
+) -> Callable[[Record], str]:
+    """``record -> first + '"key":value,...' + last`` for the keys of ``kinds`` (key -> kind,
+    in order), each written as json.dumps writes it (``ensure_ascii=False``, no spaces);
+    ``first`` and ``last`` are f-string text (a literal brace doubled).
 
     A record is written for every URL, and json.dumps spends most of its time on generic
     dispatch: knowing each field's type, this is about three times faster. A field of another
@@ -246,13 +251,11 @@ def _compile_schema_json() -> Callable[[Record], str]:
     """
     # Each value into a local, then one f-string of them: the line is built in one go
     # (BUILD_STRING), not by 20-odd concatenations.
-    values, line = [], ""
-    for index, key in enumerate(SCHEMA_KEYS):
-        values.append(
-            f"    v{index} = {_JSON_OF_KIND[_SCHEMA_JSON_KINDS[key]].format('r.' + key)}\n"
-        )
-        line += ("{{" if index == 0 else ",") + json.dumps(key) + ":{v" + str(index) + "}"
-    source = f"def schema_json(r):\n{''.join(values)}    return f'{line}'\n"
+    values, line = [], first
+    for index, (key, kind) in enumerate(kinds.items()):
+        values.append(f"    v{index} = {_JSON_OF_KIND[kind].format('r.' + key)}\n")
+        line += ("" if index == 0 else ",") + json.dumps(key) + ":{v" + str(index) + "}"
+    source = f"def {name}(r):\n{''.join(values)}    return f'{line}{last}'\n"
     namespace = {
         "_s": json.encoder.encode_basestring,  # the C encoder's, when present
         "_i": int.__repr__,
@@ -262,10 +265,13 @@ def _compile_schema_json() -> Callable[[Record], str]:
     }
     # exec of the text built just above from constants, never of anything from outside.
     exec(source, namespace)
-    return namespace["schema_json"]
+    return namespace[name]  # type: ignore[no-any-return]
 
 
-_schema_json = _compile_schema_json()
+#: ``record -> '{"url":"...",...'``: the SCHEMA_KEYS, without the closing brace.
+_schema_json = _compile_json_writer(
+    "schema_json", {key: _SCHEMA_JSON_KINDS[key] for key in SCHEMA_KEYS}, first="{{", last=""
+)
 
 
 #: The optional keys a generated tail can write, by kind (as _SCHEMA_JSON_KINDS).
@@ -286,20 +292,7 @@ def _optional_json(keys: tuple[str, ...]) -> Callable[[Record], str] | None:
         return _optional_tails[given]
     tail = None
     if all(key in _OPTIONAL_JSON_KINDS for key in keys):
-        keys = tuple(key for key in OPTIONAL_KEYS if key in keys)  # _added's order
-        kinds = {
-            **_JSON_OF_KIND,
-            "bool?": "('null' if {0} is None else 'true' if {0} is True "
-            "else 'false' if {0} is False else _other())",
-        }
-        values, line = [], ""
-        for index, key in enumerate(keys):
-            values.append(f"    v{index} = {kinds[_OPTIONAL_JSON_KINDS[key]].format('r.' + key)}\n")
-            line += "," + json.dumps(key) + ":{v" + str(index) + "}"
-        source = f"def tail(r):\n{''.join(values)}    return f'{line}}}}}'\n"
-        namespace = {"_s": json.encoder.encode_basestring, "_other": _other_type}
-        # exec of the text built just above from constants, never of anything from outside.
-        exec(source, namespace)
-        tail = namespace["tail"]
+        kinds = {key: _OPTIONAL_JSON_KINDS[key] for key in OPTIONAL_KEYS if key in keys}
+        tail = _compile_json_writer("tail", kinds, first=",", last="}}")  # _added's order
     _optional_tails[given] = tail
     return tail

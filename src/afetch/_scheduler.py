@@ -136,19 +136,14 @@ async def _schedule(
         stopper.add_done_callback(lambda _: producer.cancel())
     try:
         # The records that came in one turn of the loop, taken without a wait each.
-        items = results.items
-        if batches:
-            async for batch in _batches(results, run):
+        async for batch in _batches(results):
+            if batches:
                 yield batch
-        else:
-            while True:
-                if not items:
-                    await results.wait()
-                item = items.popleft()
-                if item is _DONE:
-                    break
-                run.taken()
-                yield item
+                run.taken(len(batch))  # when the next batch is asked for
+            else:
+                for record in batch:
+                    run.taken()
+                    yield record
         if crashes:
             raise crashes[0]
         # After a stop: finished records held behind an unfinished one (--ordered).
@@ -173,7 +168,7 @@ def _reraise(exc: BaseException) -> None:
     raise exc
 
 
-async def _batches(results: _Results, run: _Run) -> AsyncIterator[list[Record]]:
+async def _batches(results: _Results) -> AsyncIterator[list[Record]]:
     """What is in ``results``, a list at a time, up to the end marker."""
     items = results.items
     while True:
@@ -186,7 +181,6 @@ async def _batches(results: _Results, run: _Run) -> AsyncIterator[list[Record]]:
             batch.pop()
         if batch:
             yield batch
-            run.taken(len(batch))
         if done:
             return
 

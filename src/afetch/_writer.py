@@ -115,18 +115,7 @@ class RecordWriter:
 
     def offer(self, record: Record) -> bool:
         """Hand ``record`` over if there is room; never blocks (a lock held for microseconds)."""
-        with self._lock:
-            if self._failure is not None:
-                raise self._failure
-            if self._unwritten >= self._limit:
-                return False
-            self._queue.append(record)
-            self._unwritten += 1
-            # Half full: wake a lingering writer too, or a fast run would fill the hand-off and
-            # wait out the linger (at most HANDOFF_RECORDS per LINGER_S, ~13k records/s).
-            if self._idle or self._unwritten == self._wake_at:
-                self._wake.notify()
-        return True
+        return self.offer_many([record]) == 1
 
     def offer_many(self, records: list[Record]) -> int:
         """:meth:`offer` for several records under one lock: how many, from the first, were
@@ -141,6 +130,8 @@ class RecordWriter:
             before = self._unwritten
             self._queue.extend(taken)
             self._unwritten = after = before + len(taken)
+            # Half full: wake a lingering writer too, or a fast run would fill the hand-off and
+            # wait out the linger (at most HANDOFF_RECORDS per LINGER_S, ~13k records/s).
             if self._idle or before < self._wake_at <= after:
                 self._wake.notify()
         return len(taken)
