@@ -152,59 +152,107 @@ def test_cache_gives_the_same_record_cold_and_warm(
     assert _cache.flush(10)
 
 
-def test_a_cold_cache_miss_needs_no_trip_to_the_worker(tmp_path: Path) -> None:
-    async def run() -> tuple[bool, bool, bool, Validators | None]:
+async def _asked(cache: BatchedCache, url: str) -> Validators | None:
+    """``url`` looked up through the worker thread (ask), as Fetcher.start does on UNKNOWN."""
+    told: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
+    cache.ask(url, None, told.set_result)
+    return await asyncio.wait_for(told, 5)
+
+
+def test_a_small_index_is_answered_on_the_loop(tmp_path: Path) -> None:
+    stored = Cache(str(tmp_path))
+    stored.store("http://127.0.0.1:9/a", Validators('"a"', None))
+    stored.close()
+
+    async def run() -> list[object]:
         cache = BatchedCache(Cache(str(tmp_path)))
-        answers: list[Validators | None] = []
-        told = asyncio.Event()
+        seen: list[object] = [cache.recall("http://127.0.0.1:9/a")]  # the worker has not begun
+        seen.append(await _asked(cache, "http://127.0.0.1:9/a"))  # it opens the index whole
+        seen.append(cache.recall("http://127.0.0.1:9/a"))  # now at once, no trip
+        seen.append(cache.recall("http://127.0.0.1:9/b"))  # a miss at once
+        cache.keep("http://127.0.0.1:9/b", Validators(None, "Mon"))  # queued, not written yet
+        seen.append(cache.recall("http://127.0.0.1:9/b"))
+        cache.keep("http://127.0.0.1:9/a", None)  # the server dropped its validators
+        seen.append(cache.recall("http://127.0.0.1:9/a"))
+        return seen
 
-        def answer(found: Validators | None) -> None:
-            answers.append(found)
-            told.set()
-
-        # The first look-up goes to the worker thread, which opens the index and its filter.
-        first = cache.ask("http://127.0.0.1:9/a", None, answer)
-        await asyncio.wait_for(told.wait(), 5)
-        # Not in the index: a miss at once, and the answer is never called.
-        second = cache.ask("http://127.0.0.1:9/b", None, answer)
-        # Stored in this process (not written yet): known to the filter, answered from the queue.
-        cache.store("http://127.0.0.1:9/c", Validators('"c"', None))
-        told.clear()
-        third = cache.ask("http://127.0.0.1:9/c", None, answer)
-        await asyncio.wait_for(told.wait(), 5)
-        await asyncio.sleep(0.05)
-        return first, second, third, answers[-1] if len(answers) == 2 else None
-
-    first, second, third, found = asyncio.run(run())
-    assert (first, second, third) == (True, False, True)
-    assert found == Validators('"c"', None)
+    assert asyncio.run(run()) == [
+        _cache.UNKNOWN,
+        Validators('"a"', None),
+        Validators('"a"', None),
+        None,
+        Validators(None, "Mon"),
+        None,
+    ]
     assert _cache.flush(10)
 
 
-def test_the_filter_sees_another_processs_entries_once_the_index_is_reopened(
+def test_an_image_that_outgrows_its_bound_becomes_a_filter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(_cache, "IMAGE_MAX", 2)
+
+    async def run() -> list[object]:
+        cache = BatchedCache(Cache(str(tmp_path)))
+        await _asked(cache, "http://127.0.0.1:9/0")  # the worker opens the empty index whole
+        for n in range(3):  # a cold run stores an entry per URL
+            cache.keep(f"http://127.0.0.1:9/{n}", Validators(f'"{n}"', None))
+        return [
+            cache.recall("http://127.0.0.1:9/1"),  # known to be stored, asked for
+            await _asked(cache, "http://127.0.0.1:9/1"),
+            cache.recall("http://127.0.0.1:9/9"),  # still a miss at once
+        ]
+
+    assert asyncio.run(run()) == [_cache.UNKNOWN, Validators('"1"', None), None]
+    assert _cache.flush(10)
+
+
+def test_a_cold_cache_miss_needs_no_trip_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "IMAGE_MAX", -1)  # too large to hold: a KeyFilter instead
+
+    async def run() -> list[object]:
+        cache = BatchedCache(Cache(str(tmp_path)))
+        # The first look-up goes to the worker thread, which opens the index and its filter.
+        seen: list[object] = [await _asked(cache, "http://127.0.0.1:9/a")]
+        # Not in the index: a miss at once.
+        seen.append(cache.recall("http://127.0.0.1:9/b"))
+        # Stored in this process (not written yet): known to the filter, answered from the queue.
+        cache.store("http://127.0.0.1:9/c", Validators('"c"', None))
+        seen.append(cache.recall("http://127.0.0.1:9/c"))
+        seen.append(await _asked(cache, "http://127.0.0.1:9/c"))
+        return seen
+
+    assert asyncio.run(run()) == [None, None, _cache.UNKNOWN, Validators('"c"', None)]
+    assert _cache.flush(10)
+
+
+@pytest.mark.parametrize("image_max", [-1, 10])
+def test_what_the_worker_knows_sees_another_processs_entries_once_the_index_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_max: int
+) -> None:
     monkeypatch.setattr(_cache, "IDLE_S", 0.1)
+    monkeypatch.setattr(_cache, "IMAGE_MAX", image_max)  # a KeyFilter, or the image
     url = "http://127.0.0.1:9/other"
 
-    async def ask() -> bool:
+    async def look_up() -> object:
         cache = BatchedCache(Cache(str(tmp_path)))
-        told = asyncio.Event()
-        asked = cache.ask(url, None, lambda found: told.set())
-        if asked:
-            await asyncio.wait_for(told.wait(), 5)
-        return asked
+        found = cache.recall(url)
+        return await _asked(cache, url) if found is _cache.UNKNOWN else found
 
-    async def run() -> tuple[bool, bool]:
-        await ask()  # the worker opens the index: its filter knows no entry
-        assert not await ask()
+    async def run() -> list[object]:
+        seen = [await look_up()]  # the worker opens the index: it holds no entry
+        seen.append(await look_up())  # known at once to be a miss
         other = Cache(str(tmp_path))  # another process writes the entry
         other.store(url, Validators('"o"', None))
         other.close()
-        await asyncio.sleep(0.5)  # the worker idles out, closing the index and its filter
-        return await ask(), True
+        seen.append(await look_up())  # not seen yet: the index is still open
+        await asyncio.sleep(0.5)  # the worker idles out, closing the index
+        seen.append(await look_up())
+        return seen
 
-    assert asyncio.run(run()) == (True, True)
+    assert asyncio.run(run()) == [None, None, None, Validators('"o"', None)]
 
 
 @pytest.mark.parametrize(

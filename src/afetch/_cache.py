@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import enum
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from typing import Any, NamedTuple, Protocol
 
@@ -67,8 +68,13 @@ STORE_BATCH = 5000
 STORE_DELAY_S = 0.5
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
-#: An index with more entries than this gets no :class:`KeyFilter` (every look-up asks it):
-#: building one costs about a microsecond per entry in the worker thread.
+#: An index of at most this many entries is read whole into memory when the worker opens it
+#: (an :class:`IndexImage`, a few hundred bytes an entry): every look-up is then answered on
+#: the loop at once, with no trip to the worker thread.
+IMAGE_MAX = 50_000
+#: A larger index, up to this many entries, gets a :class:`KeyFilter` instead (a miss is known
+#: at once, a hit asks the thread); beyond it every look-up asks the index. Building either
+#: costs about a microsecond per entry in the worker thread.
 FILTER_MAX = 1_000_000
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS validators ("
@@ -78,14 +84,23 @@ _UPSERT = "INSERT OR REPLACE INTO validators (key, url, etag, last_modified) VAL
 #: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999 parameters).
 _UPSERT_ROWS = 128
 _DELETE = "DELETE FROM validators WHERE key = ? AND url = ?"
-#: The URLs of the index, a page at a time in key order, for its KeyFilter: the first page,
-#: then each after the last key of the one before.
+#: The entries of the index, a page at a time in key order, for its IndexImage or KeyFilter:
+#: the first page, then each after the last key of the one before. Rows afetch did not write
+#: (a URL or a validator that is no text) are left out, as look-ups leave them out.
+_VALID = (
+    "typeof(url) = 'text'"
+    " AND typeof(etag) IN ('text', 'null') AND typeof(last_modified) IN ('text', 'null')"
+)
 _PAGES = tuple(
-    f"SELECT key, url FROM validators WHERE {where} typeof(url) = 'text' ORDER BY key LIMIT ?"
+    f"SELECT key, url, etag, last_modified FROM validators WHERE {where} {_VALID}"
+    " ORDER BY key LIMIT ?"
     for where in ("", "key > ? AND")
 )
-_PAGES_JSON = tuple(f"SELECT json_group_array(url), max(key) FROM ({page})" for page in _PAGES)
-_FILTER_PAGE = 4096
+_PAGES_JSON = tuple(
+    f"SELECT json_group_array(json_array(url, etag, last_modified)), max(key) FROM ({page})"
+    for page in _PAGES
+)
+_PAGE = 4096
 #: SELECT and INSERT statements by number of keys or rows (powers of two, padded): few distinct
 #: statements, so the sqlite3 module's statement cache keeps them all prepared.
 _SELECTS: dict[tuple[int, bool], str] = {}
@@ -141,6 +156,20 @@ class Validators(NamedTuple):
         return cached
 
 
+class Unknown(enum.Enum):
+    """:meth:`KeyFilter.recall`'s answer when only the index can tell."""
+
+    UNKNOWN = "unknown"
+
+
+UNKNOWN = Unknown.UNKNOWN
+#: What the worker knows of a URL without asking the index: its validators, None (certainly
+#: not cached) or UNKNOWN.
+Recalled = Validators | None | Unknown
+#: An entry as the worker keeps it: a plain tuple (see _Worker.__init__); None: removed.
+Pair = tuple[str | None, str | None] | None
+
+
 class KeyFilter:
     """Which URLs an index may hold: a Bloom filter over the URLs' Python hashes (two bits a
     URL, at least 32 bits of room per URL: about 0.4% false positives), so that the look-up of
@@ -151,8 +180,8 @@ class KeyFilter:
 
     >>> known = KeyFilter(1)
     >>> known.add("http://127.0.0.1/a")
-    >>> "http://127.0.0.1/a" in known, "http://127.0.0.1/b" in known
-    (True, False)
+    >>> known.recall("http://127.0.0.1/a"), known.recall("http://127.0.0.1/b")
+    (<Unknown.UNKNOWN: 'unknown'>, None)
     """
 
     __slots__ = ("_bits", "_mask")
@@ -170,10 +199,52 @@ class KeyFilter:
         bits[low >> 3] |= 1 << (low & 7)
         bits[high >> 3] |= 1 << (high & 7)
 
-    def __contains__(self, url: str) -> bool:
+    def note(self, url: str, pair: Pair) -> KeyFilter:
+        """``url``'s entry is now ``pair`` (a removed one may stay: no false negatives)."""
+        if pair is not None:
+            self.add(url)
+        return self
+
+    def recall(self, url: str) -> Recalled:
         bits, mask, key = self._bits, self._mask, hash(url)
         low, high = key & mask, (key >> 32) & mask
-        return bool(bits[low >> 3] & (1 << (low & 7)) and bits[high >> 3] & (1 << (high & 7)))
+        if bits[low >> 3] & (1 << (low & 7)) and bits[high >> 3] & (1 << (high & 7)):
+            return UNKNOWN
+        return None
+
+
+class IndexImage:
+    """A small index whole in memory (see :data:`IMAGE_MAX`): every look-up answered at once.
+
+    >>> image = IndexImage({"http://127.0.0.1/a": ('"v1"', None)})
+    >>> image.recall("http://127.0.0.1/a"), image.recall("http://127.0.0.1/b")
+    (Validators(etag='"v1"', last_modified=None), None)
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: dict[str, tuple[str | None, str | None]]) -> None:
+        self._pairs = pairs
+
+    def note(self, url: str, pair: Pair) -> IndexImage | KeyFilter:
+        """``url``'s entry is now ``pair`` (None: removed); what to keep from now on: this
+        image, or a :class:`KeyFilter` of it once it outgrew :data:`IMAGE_MAX` (a cold run
+        stores an entry per URL: memory stays bounded)."""
+        pairs = self._pairs
+        if pair is None:
+            pairs.pop(url, None)
+            return self
+        pairs[url] = pair
+        if len(pairs) <= IMAGE_MAX:
+            return self
+        known = KeyFilter(4 * len(pairs))  # room to grow before false positives add up
+        for url in pairs:
+            known.add(url)
+        return known
+
+    def recall(self, url: str) -> Recalled:
+        pair = self._pairs.get(url)
+        return None if pair is None else Validators(*pair)
 
 
 class CacheError(OSError):
@@ -190,10 +261,7 @@ def _select(count: int, *, as_json: bool) -> str:
     if sql is None:
         marks = ",".join("?" * count)
         # Rows afetch did not write (a URL or a validator that is no text) are left out.
-        where = (
-            f"WHERE key IN ({marks}) AND typeof(url) = 'text'"
-            " AND typeof(etag) IN ('text', 'null') AND typeof(last_modified) IN ('text', 'null')"
-        )
+        where = f"WHERE key IN ({marks}) AND {_VALID}"
         if as_json:
             # All the rows in one JSON text: SQLite returns it in one step, so the GIL is
             # released and taken back once per query, not once per row.
@@ -313,38 +381,50 @@ class Cache:
                 self._close()  # opened afresh next time
                 raise CacheError(f"cannot write the cache index {self.path}: {exc}") from None
 
-    def key_filter(self) -> KeyFilter | None:
-        """A :class:`KeyFilter` of the URLs in the index now; None when the index holds more
-        than :data:`FILTER_MAX` entries or cannot be read."""
+    def known(self) -> IndexImage | KeyFilter | None:
+        """What the index holds now, for look-ups that need not ask it: all of it (an
+        :class:`IndexImage`) up to :data:`IMAGE_MAX` entries, its URLs (a :class:`KeyFilter`) up
+        to :data:`FILTER_MAX`; None for a larger index or one that cannot be read."""
         with self._lock:
             try:
                 db = self._open()
                 count = db.execute("SELECT count(*) FROM validators").fetchone()[0]
                 if count > FILTER_MAX:
                     return None
+                if count <= IMAGE_MAX:
+                    return IndexImage(
+                        {
+                            url: (etag, last_modified)
+                            for url, etag, last_modified in self._entries(db)
+                            if etag is not None or last_modified is not None  # no use
+                        }
+                    )
                 known = KeyFilter(count)
                 add = known.add
-                params: tuple[int, ...] = (_FILTER_PAGE,)
-                while True:
-                    first = len(params) == 1
-                    if self._json:
-                        # A page in one JSON text: the GIL is taken back once, not once per row.
-                        sql = _PAGES_JSON[0 if first else 1]
-                        text, last = db.execute(sql, params).fetchone()
-                        urls = json.loads(text)
-                    else:
-                        rows = db.execute(_PAGES[0 if first else 1], params).fetchall()
-                        urls = [url for _, url in rows]
-                        last = rows[-1][0] if rows else None
-                    for url in urls:
-                        if type(url) is str:
-                            add(url)
-                    if last is None or len(urls) < _FILTER_PAGE:
-                        return known
-                    params = (last, _FILTER_PAGE)
+                for url, _, _ in self._entries(db):
+                    add(url)
+                return known
             except sqlite3.Error:
                 self._close()  # opened afresh next time
                 return None
+
+    def _entries(self, db: sqlite3.Connection) -> Iterator[Sequence[Any]]:
+        """Every valid (url, etag, last_modified) row of the index, a page at a time."""
+        params: tuple[int, ...] = (_PAGE,)
+        while True:
+            first = len(params) == 1
+            if self._json:
+                # A page in one JSON text: the GIL is taken back once, not once per row.
+                text, last = db.execute(_PAGES_JSON[0 if first else 1], params).fetchone()
+                rows = json.loads(text)
+            else:
+                rows = db.execute(_PAGES[0 if first else 1], params).fetchall()
+                last = rows[-1][0] if rows else None
+                rows = [row[1:] for row in rows]
+            yield from rows
+            if last is None or len(rows) < _PAGE:
+                return
+            params = (last, _PAGE)
 
     def close(self) -> None:
         with self._lock:
@@ -446,6 +526,7 @@ class BatchedCache:
     def __init__(self, cache: Cache) -> None:
         worker = _worker_for(cache.folder)
         self.lookup = worker.lookup
+        self.recall = worker.recall
         self.ask = worker.ask
         self.store = worker.store
         self.keep = worker.keep
@@ -523,8 +604,9 @@ class _Worker:
         self._written = threading.Condition(self._lock)  # flush() waits for the thread
         # Guarded by the lock: what the thread has yet to take.
         self._lookups: list[_Ask] = []
-        #: The keys the index may hold, while the thread has it open (set under the lock).
-        self._filter: KeyFilter | None = None
+        #: What the index holds, while the thread has it open (set under the lock; stores
+        #: are noted in it as they are queued).
+        self._known: IndexImage | KeyFilter | None = None
         # Waiting stores as (etag, last_modified) tuples, not Validators objects: the garbage
         # collector stops tracking tuples of strings, so they are never promoted to the old
         # generation (thousands of objects there would make the full collections run).
@@ -543,18 +625,26 @@ class _Worker:
         """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
         or by ``deadline`` (loop time) if that comes first."""
         future: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
-        if not self.ask(url, deadline, partial(_settle, future)):
-            future.set_result(None)
+        found = self.recall(url)
+        if found is UNKNOWN:
+            self.ask(url, deadline, partial(_settle, future))
+        else:
+            future.set_result(found)
         return future
 
-    def ask(self, url: str, deadline: float | None, answer: Answer) -> bool:
-        """Look ``url`` up without a future: False when it is certainly not cached (a miss, and
-        ``answer`` is never called); else ``answer`` is called once, on the loop and never from
-        in here, with the validators, or None for a miss (also when the index cannot answer
-        within :data:`LOOKUP_WAIT_S`, or by ``deadline``, loop time, if that comes first)."""
-        known = self._filter
-        if known is not None and url not in known:
-            return False
+    def recall(self, url: str) -> Recalled:
+        """What is known of ``url`` without asking the index, on the loop at once: its
+        validators or None (a miss) while the thread holds the index in memory
+        (:class:`IndexImage`); None or UNKNOWN with a :class:`KeyFilter`; else UNKNOWN. Ask
+        the thread (:meth:`ask`) only about an UNKNOWN."""
+        known = self._known
+        return UNKNOWN if known is None else known.recall(url)
+
+    def ask(self, url: str, deadline: float | None, answer: Answer) -> None:
+        """Look ``url`` up in the index without a future: ``answer`` is called once, on the loop
+        and never from in here, with the validators, or None for a miss (also when the index
+        cannot answer within :data:`LOOKUP_WAIT_S`, or by ``deadline``, loop time, if that
+        comes first)."""
         loop = asyncio.get_running_loop()
         limit = loop.time() + LOOKUP_WAIT_S
         ask = _Ask(url, answer, loop, limit if deadline is None else min(deadline, limit))
@@ -565,7 +655,6 @@ class _Worker:
         if expiry is None or expiry.loop is not loop:
             expiry = self._expiry = _Expiry(loop)
         expiry.watch(ask)
-        return True
 
     def store(self, url: str, validators: Validators | None) -> asyncio.Future[None]:
         """Queue ``url``'s entry for writing; returns a done future (nothing to wait for)."""
@@ -586,13 +675,11 @@ class _Worker:
                 return
             if not stores:
                 self._stores_since = time.monotonic()
-            if validators is None:
-                stores[url] = None
-            else:
-                # A plain tuple: the garbage collector stops tracking it (see __init__).
-                stores[url] = (validators[0], validators[1])
-                if self._filter is not None:
-                    self._filter.add(url)
+            # A plain tuple: the garbage collector stops tracking it (see __init__).
+            pair = None if validators is None else (validators[0], validators[1])
+            stores[url] = pair
+            if self._known is not None:
+                self._known = self._known.note(url, pair)
             if len(stores) == 1 or len(stores) == STORE_BATCH:
                 self._start_or_wake()  # to arm the delay, or to write a full batch now
 
@@ -625,19 +712,19 @@ class _Worker:
     def _main(self) -> None:
         cache = self._cache
         try:
-            self._load_filter()
+            self._load_known()
             while True:
                 with self._lock:
                     taken = self._take()
                 if taken is None:
                     with self._lock:
-                        self._filter = None  # the index is closed: other processes may write
+                        self._known = None  # the index is closed: other processes may write
                     cache.close()  # before saying so: a new thread never shares the index
                     with self._lock:
                         if not self._lookups and not self._stores:
                             self._running = False
                             return
-                    self._load_filter()
+                    self._load_known()
                     continue
                 lookups, found, stores = taken
                 if stores:
@@ -646,21 +733,20 @@ class _Worker:
                     self._answer(lookups, found)
         except BaseException:
             with self._lock:
-                self._filter = None
+                self._known = None
                 self._running = False
             raise
         finally:
             cache.close()
 
-    def _load_filter(self) -> None:
-        """The index's keys as they are now, and those of the stores still to write."""
-        found = self._cache.key_filter()
+    def _load_known(self) -> None:
+        """What the index holds now, with the stores still to write."""
+        found = self._cache.known()
         with self._lock:
             if found is not None:
                 for url, pair in self._stores.items():
-                    if pair is not None:
-                        found.add(url)
-            self._filter = found
+                    found = found.note(url, pair)
+            self._known = found
 
     def _take(
         self,

@@ -105,10 +105,11 @@ class Fetcher:
         self._cache: BatchedCache | None = None
         if settings.cache_dir is not None:
             # Imported for --cache only: a run without it never loads sqlite3.
-            from afetch._cache import BatchedCache, Cache, Validators
+            from afetch._cache import UNKNOWN, BatchedCache, Cache, Validators
 
             self._cache = BatchedCache(Cache(settings.cache_dir))
             self._validators = Validators
+            self._unknown = UNKNOWN  # a look-up the worker thread must answer
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
         # The deadline covers the whole attempt: the engine can keep it alone when all the
         # attempt's waiting is on the engine (no body written to disk). A cache look-up is
@@ -242,8 +243,12 @@ class Fetcher:
             cache = self._counted_cache
             if cache is not None:
                 attempt.not_modified = False
-                if cache.ask(url, deadline, attempt._looked_up):
+                found = cache.recall(url)
+                if found is self._unknown:
+                    cache.ask(url, deadline, attempt._looked_up)
                     return True  # continued in _looked_up, on a later turn
+                if found is not None:
+                    attempt._use(found)
             attempt._send_first()
         except Exception as exc:
             # Never told from inside start(): the scheduler is in the middle of a pump.
@@ -557,11 +562,14 @@ class _CountedAttempt(_Outcome):
         request's own stay the run's one tuple, which the engine formats once)."""
         try:
             if cached is not None:
-                self._cached = cached
-                self._extra = cached.header_pairs()
+                self._use(cached)
             self._send_first()
         except Exception as exc:
             self._end(exc)
+
+    def _use(self, cached: Validators) -> None:
+        self._cached = cached
+        self._extra = cached.header_pairs()
 
     def _send_first(self) -> None:
         fetcher, target = self._fetcher, self._target
