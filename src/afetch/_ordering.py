@@ -3,13 +3,12 @@
 Each URL takes a place in the window before it is scheduled and gives it back when its record
 is taken by the consumer, in input order. So at most ``size`` URLs are between "scheduled" and
 "emitted" (in flight, finished and waiting for an earlier one, or queued for the consumer).
-When the oldest URL is slow and the window is full, nothing new starts until it completes:
+When the oldest URL is slow and the window is full, nothing new is read until it completes:
 memory stays bounded, at the price of throughput behind a slow head (a timeout bounds the wait).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Generic, TypeVar
 
 #: The window holds this many times ``concurrency`` URLs.
@@ -19,7 +18,9 @@ T = TypeVar("T")
 
 
 class ReorderWindow(Generic[T]):
-    """Releases results in index order; ``admit`` waits while the window is full.
+    """Releases results in index order, and counts the places taken: the scheduler reads no
+    more input while the window is :attr:`full` (a flag it checks per URL, as its own bounds;
+    no semaphore to acquire per URL).
 
     >>> window = ReorderWindow[str](4)
     >>> window.complete(1, "b"), window.complete(0, "a"), window.complete(2, "c")
@@ -28,25 +29,35 @@ class ReorderWindow(Generic[T]):
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._room = asyncio.Semaphore(size)
+        self._inside = 0  # places taken: admitted and not yet taken by the consumer
         self._waiting: dict[int, T] = {}
         self._next = 0
 
-    async def admit(self) -> None:
-        """Take a place for the next URL; waits while ``size`` URLs are not yet emitted."""
-        await self._room.acquire()
+    @property
+    def full(self) -> bool:
+        """Whether ``size`` URLs are admitted and not yet taken: admit no more until then."""
+        return self._inside >= self.size
 
-    def taken(self) -> None:
-        """The consumer took a result: its place is free again."""
-        self._room.release()
+    def admit(self) -> None:
+        """Take a place for the next URL."""
+        self._inside += 1
+
+    def taken(self, count: int = 1) -> None:
+        """The consumer took ``count`` results: their places are free again."""
+        self._inside -= count
 
     def complete(self, index: int, result: T) -> list[T]:
         """Store the result for ``index``; return the results now due, in order."""
-        self._waiting[index] = result
-        due = []
-        while self._next in self._waiting:
-            due.append(self._waiting.pop(self._next))
-            self._next += 1
+        waiting = self._waiting
+        if index != self._next:
+            waiting[index] = result
+            return []
+        due = [result]
+        index += 1
+        while index in waiting:
+            due.append(waiting.pop(index))
+            index += 1
+        self._next = index
         return due
 
     def drain(self) -> list[T]:

@@ -342,12 +342,13 @@ class _Run:
         """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
         # An async source is iterated as it is: no second generator per URL.
         source = urls if isinstance(urls, AsyncIterable) else _as_async(urls)
+        window = self._window
         try:
             async for url in source:
-                if self._window is not None:
-                    await self._window.admit()
+                if window is not None:
+                    window.admit()
                 self._admit(url)
-                while not self._input_wanted:
+                while not self._input_wanted or (window is not None and window.full):
                     self._input_waiter = asyncio.get_running_loop().create_future()
                     try:
                         await self._input_waiter
@@ -490,13 +491,17 @@ class _Run:
         ):
             if not self._input_wanted:
                 self._input_wanted = True
-                waiter = self._input_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                self._wake_reader()
         else:
             self._input_wanted = False
             if self._input_done and not self._running and not self._waiting:
                 self.all_done.set()
+
+    def _wake_reader(self) -> None:
+        """The reader checks again whether it may read on (input wanted, room in the window)."""
+        waiter = self._input_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- attempts ------------------------------------------------------------------------------
 
@@ -613,9 +618,12 @@ class _Run:
 
     def taken(self, count: int = 1) -> None:
         """The consumer took ``count`` records: their slots (or places in the window) are free."""
-        if self._window is not None:
-            for _ in range(count):
-                self._window.taken()
+        window = self._window
+        if window is not None:
+            was_full = window.full
+            window.taken(count)
+            if was_full and not window.full:
+                self._wake_reader()
             return
         held_back = self._untaken >= self._capacity
         self._untaken -= count
