@@ -67,9 +67,9 @@ STORE_DELAY_S = 0.5
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
 #: An index of at most this many entries is read whole into memory when the worker opens it
-#: (an :class:`IndexImage`, a few hundred bytes an entry): every look-up is then answered on
+#: (an :class:`IndexImage`, about 500 bytes an entry): every look-up is then answered on
 #: the loop at once, with no trip to the worker thread.
-IMAGE_MAX = 50_000
+IMAGE_MAX = 20_000
 #: A larger index, up to this many entries, gets a :class:`KeyFilter` instead (a miss is known
 #: at once, a hit asks the thread); beyond it every look-up asks the index. Building either
 #: costs about a microsecond per entry in the worker thread.
