@@ -236,8 +236,8 @@ class IndexImage:
         if len(pairs) <= IMAGE_MAX:
             return self
         known = KeyFilter(4 * len(pairs))  # room to grow before false positives add up
-        for url in pairs:
-            known.add(url)
+        for stored in pairs:
+            known.add(stored)
         return known
 
     def recall(self, url: str) -> Recalled:

@@ -1001,34 +1001,24 @@ def _final_head(lines: list[bytes]) -> tuple[int, int]:
 def _header_value(lines: list[bytes], start: int, end: int, name: str) -> str | None:
     """The first value of header ``name`` in the head ``lines[start:end]`` (its status line
     first), without parsing the others: the first line that starts with "name:", in any case.
+    Searched for in the head joined and lower-cased (ASCII only, so positions hold in the head
+    itself) with a few C calls, not line by line in Python.
 
     >>> _header_value([b"HTTP/1.1 200 OK\\r\\n", b"Content-Length: 12 \\r\\n", b"\\r\\n"],
     ...               0, 3, "content-length")
     '12'
     """
-    return _header_values(lines, start, end, name)[0]
-
-
-def _header_values(lines: list[bytes], start: int, end: int, *names: str) -> list[str | None]:
-    """The first value of each header of ``names``, as :func:`_header_value`, in one look at
-    the head: searched for in the head joined and lower-cased (a few C calls), not line by line
-    in Python."""
+    key = _SEARCH_KEYS.get(name)
+    if key is None:
+        # After a line's end: a name at the start of a line (the status line ends with one).
+        key = _SEARCH_KEYS[name] = b"\n" + name.lower().encode("latin-1") + b":"
     head = b"".join(lines[start:end])
-    lowered = head.lower()  # ASCII only: the same length, so positions hold in ``head``
-    found: list[str | None] = []
-    for name in names:
-        key = _SEARCH_KEYS.get(name)
-        if key is None:
-            # After a line's end: a name at the start of a line (the status line ends with one).
-            key = _SEARCH_KEYS[name] = b"\n" + name.lower().encode("latin-1") + b":"
-        at = lowered.find(key)
-        if at < 0:
-            found.append(None)
-            continue
-        at += len(key)
-        stop = head.find(b"\n", at)
-        found.append(head[at : None if stop < 0 else stop].decode("latin-1").strip())
-    return found
+    at = head.lower().find(key)
+    if at < 0:
+        return None
+    at += len(key)
+    stop = head.find(b"\n", at)
+    return head[at : None if stop < 0 else stop].decode("latin-1").strip()
 
 
 _SEARCH_KEYS: dict[str, bytes] = {}
@@ -1070,10 +1060,8 @@ class _CurlResponse:
         return _header_value(self._lines, self._start, len(self._lines), name)
 
     def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]:
-        """``header(first), header(second)`` in one look at the head (--cache's ETag and
-        Last-Modified)."""
-        a, b = _header_values(self._lines, self._start, len(self._lines), first, second)
-        return a, b
+        """``header(first), header(second)`` (--cache's ETag and Last-Modified)."""
+        return self.header(first), self.header(second)
 
     @property
     def bytes_read(self) -> int:
