@@ -442,19 +442,41 @@ def test_a_tampered_cache_entry_cannot_inject_a_header(
 
 
 @pytest.mark.parametrize(
-    "head",
+    ("head", "expected"),
     [
-        [b"HTTP/1.1 200 OK\r\n", b'ETag: "a"\r\n', b"Last-Modified: Tue\r\n"],
-        [b"HTTP/1.1 200 OK\r\n", b'etag:  "b" \r\n', b"LAST-MODIFIED:x\r\n", b'ETag: "c"\r\n'],
-        [b"HTTP/1.1 304 OK\r\n", b"Expires: 0\r\n", b"Link: <x>\r\n", b"E\r\n", b"\n"],
-        [b"HTTP/1.1 103 Early\r\n", b"HTTP/1.1 200 OK\r\n", b"Etagx: 1\r\n", b"last-modified:\r\n"],
-        [b"HTTP/1.1 200 OK\r\n"],
+        ([b"HTTP/1.1 200 OK\r\n", b'ETag: "a"\r\n', b"Last-Modified: Tue\r\n"], ('"a"', "Tue")),
+        (
+            [b"HTTP/1.1 200 OK\r\n", b'etag:  "b" \r\n', b"LAST-MODIFIED:x\r\n", b'ETag: "c"\r\n'],
+            ('"b"', "x"),
+        ),
+        (
+            [b"HTTP/1.1 304 OK\r\n", b"Expires: 0\r\n", b"Link: <x>\r\n", b"E\r\n", b"\n"],
+            (None, None),
+        ),
+        (
+            [
+                b"HTTP/1.1 103 Early\r\n",
+                b"HTTP/1.1 200 OK\r\n",
+                b"Etagx: 1\r\n",
+                b"last-modified:\r\n",
+            ],
+            (None, ""),
+        ),
+        ([b"HTTP/1.1 200 OK\r\n"], (None, None)),
     ],
 )
-def test_header_pair_reads_what_header_reads(head: list[bytes]) -> None:
+def test_header_look_ups_agree_with_the_parsed_headers(
+    head: list[bytes], expected: tuple[str | None, str | None]
+) -> None:
+    """header() and header_pair() search one joined, lower-cased copy of the final head: they
+    find what parsing every line finds (the first value, any case), and nothing of an interim
+    head."""
     from afetch._curl import _CurlResponse
 
     response = _CurlResponse.__new__(_CurlResponse)
     response._lines, response._start = head, 1 if head[0].startswith(b"HTTP/1.1 103") else 0
-    expected = (response.header("etag"), response.header("last-modified"))
+    response._headers = response._searchable = None
+    parsed = response.headers
+    assert (parsed.get("etag"), parsed.get("last-modified")) == expected
     assert response.header_pair("etag", "last-modified") == expected
+    assert (response.header("ETag"), response.header("Last-Modified")) == expected

@@ -1001,19 +1001,29 @@ def _final_head(lines: list[bytes]) -> tuple[int, int]:
 def _header_value(lines: list[bytes], start: int, end: int, name: str) -> str | None:
     """The first value of header ``name`` in the head ``lines[start:end]`` (its status line
     first), without parsing the others: the first line that starts with "name:", in any case.
-    Searched for in the head joined and lower-cased (ASCII only, so positions hold in the head
-    itself) with a few C calls, not line by line in Python.
 
     >>> _header_value([b"HTTP/1.1 200 OK\\r\\n", b"Content-Length: 12 \\r\\n", b"\\r\\n"],
     ...               0, 3, "content-length")
     '12'
     """
+    return _value_in(_searchable(lines[start:end]), name)
+
+
+def _searchable(lines: list[bytes]) -> tuple[bytes, bytes]:
+    """A head's lines joined, and lower-cased (ASCII only, so positions hold in both): header
+    values are searched for with a few C calls, not line by line in Python."""
+    head = b"".join(lines)
+    return head, head.lower()
+
+
+def _value_in(searchable: tuple[bytes, bytes], name: str) -> str | None:
+    """The first value of header ``name`` in a :func:`_searchable` head."""
     key = _SEARCH_KEYS.get(name)
     if key is None:
         # After a line's end: a name at the start of a line (the status line ends with one).
         key = _SEARCH_KEYS[name] = b"\n" + name.lower().encode("latin-1") + b":"
-    head = b"".join(lines[start:end])
-    at = head.lower().find(key)
+    head, lowered = searchable
+    at = lowered.find(key)
     if at < 0:
         return None
     at += len(key)
@@ -1034,7 +1044,7 @@ def _parse_headers(lines: list[bytes], start: int) -> Headers:
 
 
 class _CurlResponse:
-    __slots__ = ("_headers", "_lines", "_slot", "_start", "http_version", "status")
+    __slots__ = ("_headers", "_lines", "_searchable", "_slot", "_start", "http_version", "status")
 
     def __init__(self, slot: _Slot) -> None:
         self._slot = slot
@@ -1044,6 +1054,7 @@ class _CurlResponse:
         self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
         self._headers: Headers | None = None
+        self._searchable: tuple[bytes, bytes] | None = None
 
     @property
     def headers(self) -> Headers:
@@ -1056,8 +1067,12 @@ class _CurlResponse:
         return self.header("content-type")
 
     def header(self, name: str) -> str | None:
-        # Content-Type for every record; ETag and Last-Modified for --cache.
-        return _header_value(self._lines, self._start, len(self._lines), name)
+        # Content-Type for every record; ETag and Last-Modified for --cache: the head is
+        # joined and lower-cased once for all three.
+        searchable = self._searchable
+        if searchable is None:
+            searchable = self._searchable = _searchable(self._lines[self._start :])
+        return _value_in(searchable, name)
 
     def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]:
         """``header(first), header(second)`` (--cache's ETag and Last-Modified)."""
