@@ -190,3 +190,41 @@ def test_the_readme_stays_a_front_door() -> None:
     # .ci/run runs the test command; CI's debian job runs both, as written (.ci/readme-command).
     assert "<!-- test-command -->" in text
     assert "<!-- demo-command -->" in text
+
+
+LATEST_RUN = ROOT / "bench" / "results" / "latest.md"
+#: README's Performance columns, and how bench/run.py names each tool in its tables.
+_README_TOOLS = {
+    "afetch": "afetch",
+    "aiohttp `gather` script": "aiohttp script",
+    "`curl --parallel`": "curl --parallel",
+    "wget2": "wget2",
+}
+
+
+def _latest_walls() -> list[dict[str, str]]:
+    """Median wall seconds by tool, for each comparison table of the latest benchmark run (its
+    first three: throughput, latency-bound, many hosts), tools named as in the table without a
+    parenthesised concurrency."""
+    tables: list[dict[str, str]] = []
+    for block in LATEST_RUN.read_text(encoding="utf-8").split("\n### ")[1:]:
+        lines = [line for line in block.splitlines() if line.startswith("| ")]
+        if not lines or not lines[0].startswith("| tool |"):
+            continue
+        walls = {}
+        for line in lines[1:]:
+            tool, wall = (cell.strip() for cell in line.strip("|").split("|")[:2])
+            walls[tool.split(" (")[0]] = wall
+        tables.append(walls)
+    return tables[:3]
+
+
+def test_the_readme_performance_figures_are_the_latest_run() -> None:
+    """README's wall times are bench/results/latest.md's, so a new run updates both."""
+    text = README.read_text(encoding="utf-8").split("\n## Performance\n", 1)[1].split("\n## ")[0]
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")][1:]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")][1:] for line in table[2:5]]
+    for row, walls in zip(rows, _latest_walls(), strict=True):
+        for column, cell in zip(header, row, strict=True):
+            assert cell == f"{walls[_README_TOOLS[column]]} s", (column, cell)
