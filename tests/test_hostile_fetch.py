@@ -190,6 +190,17 @@ def test_max_size_allows_a_body_of_exactly_that_size(
     assert record.bytes == 1000
 
 
+def test_max_size_leaves_the_other_headers_readable(
+    server: LoopbackServer, make_transport: TransportFactory
+) -> None:
+    # The engine reads Content-Length for --max-size and Content-Type for the record from one
+    # searched copy of the head: the record says what a run without the limit says.
+    plain = fetch_one(server.url("/ok?size=1000"), make_transport)
+    limited = fetch_one(server.url("/ok?size=1000"), make_transport, max_size=1000)
+    assert plain.content_type is not None
+    assert (limited.content_type, limited.http_version) == (plain.content_type, plain.http_version)
+
+
 def test_max_size_stops_a_gzip_bomb_while_inflating(
     server: LoopbackServer, make_transport: TransportFactory
 ) -> None:

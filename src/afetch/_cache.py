@@ -110,7 +110,7 @@ _UPSERTS: dict[int, str] = {}
 class _HasHeaders(Protocol):
     status: int
 
-    def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]: ...
+    def header(self, name: str) -> str | None: ...
 
 
 class Validators(NamedTuple):
@@ -138,7 +138,7 @@ class Validators(NamedTuple):
 
     @classmethod
     def of(cls, response: _HasHeaders) -> Validators | None:
-        etag, last_modified = response.header_pair("etag", "last-modified")  # one pass
+        etag, last_modified = response.header("etag"), response.header("last-modified")
         if etag is None and last_modified is None:
             return None
         return cls(etag, last_modified)
@@ -289,9 +289,6 @@ def _padded(count: int) -> int:
     return size
 
 
-_chain = chain.from_iterable
-
-
 def _upsert(db: sqlite3.Connection, rows: list[tuple[int, str, str | None, str | None]]) -> None:
     """Many rows per statement, not ``executemany``: each statement releases the GIL while
     SQLite runs, and a release per row would hand the GIL to the busy event loop and back a
@@ -306,7 +303,7 @@ def _upsert(db: sqlite3.Connection, rows: list[tuple[int, str, str | None, str |
         if sql is None:
             sql = _UPSERTS[size] = _UPSERT + ",".join(["(?, ?, ?, ?)"] * size)
         chunk += chunk[-1:] * (size - len(chunk))
-        db.execute(sql, list(_chain(chunk)))
+        db.execute(sql, list(chain.from_iterable(chunk)))
 
 
 def _switch_to_wal(db: sqlite3.Connection) -> None:

@@ -533,6 +533,7 @@ class _Slot:
         "proxy_headers",
         "received",
         "response",
+        "searchable",
         "server_headers",
         "sink",
         "status",
@@ -607,6 +608,8 @@ class _Slot:
         self.tls_line: bytes | None = None
         self.received = 0
         self.on_done: OnDone | None = None
+        #: The final head, joined and lower-cased, once something searched it (_searchable).
+        self.searchable: tuple[bytes, bytes] | None = None
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
@@ -678,8 +681,12 @@ class _Slot:
         else:
             self.http_version, self.status = "", 0
         limit = self.engine._max_size
-        if limit is not None and self.method[0] != "HEAD":
-            declared = _header_value(lines, start, end, "content-length") or ""
+        if limit is None or self.method[0] == "HEAD":
+            self.searchable = None  # made by the response if a header is asked for
+        else:
+            # The response searches the same copy (Content-Type): the head is joined once.
+            self.searchable = _searchable(lines[start:end])
+            declared = _value_in(self.searchable, "content-length") or ""
             if declared.isdigit() and int(declared) > limit:
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
@@ -998,17 +1005,6 @@ def _final_head(lines: list[bytes]) -> tuple[int, int]:
         return start, end
 
 
-def _header_value(lines: list[bytes], start: int, end: int, name: str) -> str | None:
-    """The first value of header ``name`` in the head ``lines[start:end]`` (its status line
-    first), without parsing the others: the first line that starts with "name:", in any case.
-
-    >>> _header_value([b"HTTP/1.1 200 OK\\r\\n", b"Content-Length: 12 \\r\\n", b"\\r\\n"],
-    ...               0, 3, "content-length")
-    '12'
-    """
-    return _value_in(_searchable(lines[start:end]), name)
-
-
 def _searchable(lines: list[bytes]) -> tuple[bytes, bytes]:
     """A head's lines joined, and lower-cased (ASCII only, so positions hold in both): header
     values are searched for with a few C calls, not line by line in Python."""
@@ -1017,7 +1013,13 @@ def _searchable(lines: list[bytes]) -> tuple[bytes, bytes]:
 
 
 def _value_in(searchable: tuple[bytes, bytes], name: str) -> str | None:
-    """The first value of header ``name`` in a :func:`_searchable` head."""
+    """The first value of header ``name`` in a :func:`_searchable` head (its status line
+    first), without parsing the others: the first line that starts with "name:", in any case.
+
+    >>> _value_in(_searchable([b"HTTP/1.1 200 OK\\r\\n", b"Content-Length: 12 \\r\\n"]),
+    ...           "content-length")
+    '12'
+    """
     key = _SEARCH_KEYS.get(name)
     if key is None:
         # After a line's end: a name at the start of a line (the status line ends with one).
@@ -1054,7 +1056,7 @@ class _CurlResponse:
         self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
         self._headers: Headers | None = None
-        self._searchable: tuple[bytes, bytes] | None = None
+        self._searchable = slot.searchable
 
     @property
     def headers(self) -> Headers:
@@ -1073,10 +1075,6 @@ class _CurlResponse:
         if searchable is None:
             searchable = self._searchable = _searchable(self._lines[self._start :])
         return _value_in(searchable, name)
-
-    def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]:
-        """``header(first), header(second)`` (--cache's ETag and Last-Modified)."""
-        return self.header(first), self.header(second)
 
     @property
     def bytes_read(self) -> int:

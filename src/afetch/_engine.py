@@ -99,11 +99,6 @@ class Response(Protocol):
         ``headers`` (which parses them all) with some engines."""
         ...
 
-    def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]:
-        """``header(first), header(second)``, in one pass where the engine can (--cache's
-        ETag and Last-Modified)."""
-        ...
-
     async def drain(self) -> int:
         """Read the body to its end, discarding it; the number of decoded bytes."""
         ...

@@ -120,9 +120,6 @@ class _HttpxResponse:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
-    def header_pair(self, first: str, second: str) -> tuple[str | None, str | None]:
-        return self.headers.get(first), self.headers.get(second)
-
     async def drain(self) -> int:
         async for _ in self.pieces():
             pass
