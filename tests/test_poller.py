@@ -1,0 +1,169 @@
+"""How the libcurl engine watches its sockets: an epoll of its own (a ``selectors`` poller where
+there is no epoll), idle keep-alive connections parked, stale registrations told apart.
+
+Against a real keep-alive server on 127.0.0.1 that counts connections and can close them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+
+import pycurl
+import pytest
+
+from afetch import _curl
+from afetch._curl import _IN, _OUT, CurlEngine, _SelectorPoller
+from afetch._engine import Request
+from afetch._loopback import LoopbackServer
+from afetch._settings import Settings
+from tests.helpers import collect
+from tests.test_transport import FAULTS
+
+
+class KeepAliveServer:
+    """Answers every request on a connection with 200 "ok", keeps it open, counts connections."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                self.connections += 1
+                self._open.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket) -> None:
+        pending = b""
+        try:
+            while data := conn.recv(65536):
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    _, pending = pending.split(b"\r\n\r\n", 1)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except OSError:
+            pass  # closed by close_connections()
+
+    def close_connections(self) -> None:
+        """Close every connection from the server's side, as an idle timeout would."""
+        with self._lock:
+            for conn in self._open:
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+            self._open.clear()
+
+    def close(self) -> None:
+        self.close_connections()
+        self._listener.close()
+
+
+@pytest.fixture
+def keep_alive() -> Iterator[KeepAliveServer]:
+    server = KeepAliveServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["epoll", "selectors"])
+def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test on the platform's poller (epoll here) and on the ``selectors`` fallback."""
+    if request.param == "selectors":
+        monkeypatch.setattr(_curl, "_new_poller", _SelectorPoller)
+    return str(request.param)
+
+
+async def _get(engine: CurlEngine, url: str) -> tuple[int, int]:
+    response = await engine.send(Request("GET", url, ()))
+    size = await response.drain()
+    await response.aclose()
+    return response.status, size
+
+
+def test_an_idle_connection_is_reused_and_one_the_server_closed_is_replaced(
+    keep_alive: KeepAliveServer, poller: str
+) -> None:
+    async def run() -> None:
+        engine = CurlEngine(Settings(concurrency=1))
+        try:
+            for _ in range(3):
+                assert await _get(engine, keep_alive.url) == (200, 2)
+            assert keep_alive.connections == 1
+            # Between requests the connection idles in libcurl's pool: parked on epoll (its
+            # reader kept), unregistered on the fallback. (libcurl's own eventfd parks too.)
+            parked = {fd for fd in engine._idle if stat.S_ISSOCK(os.fstat(fd).st_mode)}
+            assert len(parked) == (1 if poller == "epoll" else 0)
+            keep_alive.close_connections()
+            for _ in range(200):  # the loop sees the parked socket stir and drops it
+                if not parked & engine._idle:
+                    break
+                await asyncio.sleep(0.01)
+            assert not parked & (engine._idle | engine._watched.keys())
+            assert await _get(engine, keep_alive.url) == (200, 2)
+            assert keep_alive.connections == 2
+        finally:
+            await engine.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_parked_number_that_now_names_a_new_socket_is_watched_again() -> None:
+    # libcurl may close a parked socket without a word, and the number may come back for a new
+    # socket: its registration must be the new socket's, or the transfer on it would never wake.
+    async def run() -> list[tuple[int, int]]:
+        engine = CurlEngine(Settings())
+        old, old_peer = socket.socketpair()
+        new, new_peer = socket.socketpair()
+        fd = old.fileno()
+        try:
+            engine._on_socket(pycurl.POLL_IN, fd, None, None)
+            engine._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+            assert fd in engine._idle  # parked, its reader kept
+            old.close()  # libcurl closes it silently...
+            assert os.dup2(new.fileno(), fd) == fd  # ... and the number names a new socket
+            engine._on_socket(pycurl.POLL_INOUT, fd, None, None)
+            new_peer.send(b"x")
+            return engine._poller.poll(0)
+        finally:
+            await engine.aclose()
+            os.close(fd)
+            for sock in (old_peer, new, new_peer):
+                sock.close()
+
+    events = asyncio.run(run())
+    assert len(events) == 1
+    assert events[0][1] & (_IN | _OUT) == _IN | _OUT
+
+
+def test_both_pollers_give_the_same_records_for_every_fault(
+    server: LoopbackServer, poller: str
+) -> None:
+    urls = [server.url(path) for path in FAULTS]
+    urls += [server.url(f"/ok?i={i}") for i in range(20)]
+    urls += [server.url("/redirect/2"), server.url("/status/404")]
+    records = collect(urls, concurrency=4, timeout=1.0, retries=0)
+    got = {record.url: record for record in records}
+    assert len(got) == len(urls)
+    for path, error_type in FAULTS.items():
+        record = got[server.url(path)]
+        assert record.error is not None
+        assert record.error.type == error_type, path
+    for i in range(20):
+        record = got[server.url(f"/ok?i={i}")]
+        assert (record.status, record.bytes, record.error) == (200, 1024, None)
+    redirected = got[server.url("/redirect/2")]
+    assert (redirected.status, redirected.redirects) == (200, 2)
+    assert got[server.url("/status/404")].status == 404
