@@ -226,6 +226,33 @@ def test_stores_are_written_behind_and_a_full_backlog_drops_with_one_warning(
     cache.close()
 
 
+def test_an_image_answering_look_ups_outlives_the_idle_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A warm run's look-ups are all answered on the loop from the in-memory image, so none
+    # reaches the thread. That is work: dropping the image after IDLE_S would send the next
+    # look-ups through the thread until the whole index was read again.
+    monkeypatch.setattr(_cache, "IDLE_S", 0.1)
+    url, validators = "http://127.0.0.1:9/kept", Validators('"v1"', None)
+    index = Cache(str(tmp_path))
+    index.store(url, validators)
+    index.close()
+
+    async def run() -> tuple[list[object], object]:
+        cache = _cache.BatchedCache(Cache(str(tmp_path)))
+        assert await cache.lookup(url) == validators  # the thread opens the index: the image
+        seen = []
+        for _ in range(25):  # 0.5 s: five idle times
+            seen.append(cache.recall(url))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.6)  # no look-up at all: the thread closes the index
+        return seen, cache.recall(url)
+
+    seen, after_idle = asyncio.run(run())
+    assert seen == [validators] * 25
+    assert after_idle is _cache.UNKNOWN
+
+
 def test_an_index_being_created_by_another_process_is_waited_for(tmp_path: Path) -> None:
     # Another process has just created the index and holds its lock, not yet in WAL mode:
     # SQLite refuses the switch to WAL at once ("database is locked") instead of waiting.

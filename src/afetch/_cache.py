@@ -597,7 +597,9 @@ class _Worker:
     process for long).
 
     The thread starts on first use and ends, closing the index, after :data:`IDLE_S` without
-    work; at interpreter exit the entries still waiting are written (``atexit``).
+    work; look-ups answered on the loop from what it holds (:meth:`recall`) count as work, so
+    a warm run keeps its image. At interpreter exit the entries still waiting are written
+    (``atexit``).
     """
 
     def __init__(self, cache: Cache) -> None:
@@ -623,6 +625,7 @@ class _Worker:
         self._warned = False
         self._done: asyncio.Future[None] | None = None
         self._expiry: _Expiry | None = None
+        self._recalled = 0  # look-ups answered on the loop (recall), a count for _take
 
     def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
         """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
@@ -641,7 +644,12 @@ class _Worker:
         (:class:`IndexImage`); None or UNKNOWN with a :class:`KeyFilter`; else UNKNOWN. Ask
         the thread (:meth:`ask`) only about an UNKNOWN."""
         known = self._known
-        return UNKNOWN if known is None else known.recall(url)
+        if known is None:
+            return UNKNOWN
+        # In use: the thread keeps the index (and this image) open while look-ups are answered
+        # here, though none reaches it (_take).
+        self._recalled += 1
+        return known.recall(url)
 
     def ask(self, url: str, deadline: float | None, answer: Answer) -> None:
         """Look ``url`` up in the index without a future: ``answer`` is called once, on the loop
@@ -793,10 +801,13 @@ class _Worker:
                 self._unwritten = len(stores)
                 return lookups, found, stores
             timeout = self._stores_since + STORE_DELAY_S - now if stores else IDLE_S
+            recalled = self._recalled
             self._idle = True
             woken = self._wake.wait(timeout)
             self._idle = False
-            if not woken and not self._stores and not self._lookups:
+            # Look-ups the image answered count as work: dropping it would send the next ones
+            # through this thread until it was read again (a whole index).
+            if not woken and not self._stores and not self._lookups and self._recalled == recalled:
                 return None
 
     def _write(self, stores: dict[str, tuple[str | None, str | None] | None]) -> None:
