@@ -6,6 +6,7 @@ Against a real keep-alive server on 127.0.0.1 that counts connections and can cl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import stat
@@ -120,32 +121,64 @@ def test_an_idle_connection_is_reused_and_one_the_server_closed_is_replaced(
     asyncio.run(run())
 
 
+@contextlib.contextmanager
+def _parked_number_reused(engine: CurlEngine) -> Iterator[tuple[int, socket.socket]]:
+    """Park a socket on ``engine``, close it without a word (as libcurl may evict an idle
+    connection), and give its number to a new socket: yields the number and the new one's peer."""
+    parked, parked_peer = socket.socketpair()
+    new, new_peer = socket.socketpair()
+    fd = parked.fileno()
+    try:
+        engine._on_socket(pycurl.POLL_IN, fd, None, None)
+        engine._on_socket(pycurl.POLL_REMOVE, fd, None, None)
+        assert fd in engine._idle  # parked, its reader kept
+        parked.close()
+        assert os.dup2(new.fileno(), fd) == fd
+        yield fd, new_peer
+    finally:
+        os.close(fd)
+        for sock in (parked_peer, new, new_peer):
+            sock.close()
+
+
 def test_a_parked_number_that_now_names_a_new_socket_is_watched_again() -> None:
     # libcurl may close a parked socket without a word, and the number may come back for a new
     # socket: its registration must be the new socket's, or the transfer on it would never wake.
     async def run() -> list[tuple[int, int]]:
         engine = CurlEngine(Settings())
-        old, old_peer = socket.socketpair()
-        new, new_peer = socket.socketpair()
-        fd = old.fileno()
         try:
-            engine._on_socket(pycurl.POLL_IN, fd, None, None)
-            engine._on_socket(pycurl.POLL_REMOVE, fd, None, None)
-            assert fd in engine._idle  # parked, its reader kept
-            old.close()  # libcurl closes it silently...
-            assert os.dup2(new.fileno(), fd) == fd  # ... and the number names a new socket
-            engine._on_socket(pycurl.POLL_INOUT, fd, None, None)
-            new_peer.send(b"x")
-            return engine._poller.poll(0)
+            with _parked_number_reused(engine) as (fd, peer):
+                engine._on_socket(pycurl.POLL_INOUT, fd, None, None)
+                peer.send(b"x")
+                return engine._poller.poll(0)
         finally:
             await engine.aclose()
-            os.close(fd)
-            for sock in (old_peer, new, new_peer):
-                sock.close()
 
     events = asyncio.run(run())
     assert len(events) == 1
     assert events[0][1] & (_IN | _OUT) == _IN | _OUT
+
+
+def test_your_own_socket_on_the_loop_may_take_a_number_the_engine_parked() -> None:
+    # The engine's sockets never enter the loop's selector: a number libcurl freed silently
+    # while parked can go to a socket of the caller's, which the loop then watches as usual.
+    # (With the sockets on the loop itself, the stale registration swallowed it: a timeout.)
+    async def run() -> bytes:
+        loop = asyncio.get_running_loop()
+        engine = CurlEngine(Settings())
+        try:
+            with _parked_number_reused(engine) as (fd, peer):
+                got: asyncio.Future[bytes] = loop.create_future()
+                loop.add_reader(fd, lambda: got.done() or got.set_result(os.read(fd, 10)))
+                try:
+                    peer.send(b"mine")
+                    return await asyncio.wait_for(got, 5)
+                finally:
+                    loop.remove_reader(fd)
+        finally:
+            await engine.aclose()
+
+    assert asyncio.run(run()) == b"mine"
 
 
 def test_both_pollers_give_the_same_records_for_every_fault(
