@@ -169,7 +169,7 @@ def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     if transport is None and sys.platform != "win32":
         try:
             from afetch._curl import CurlEngine
-        except ImportError:  # pragma: no cover - pycurl ships wheels for Linux and macOS
+        except ImportError:  # pragma: no cover - no pycurl, or neither epoll nor kqueue
             pass
         else:
             return CurlEngine(settings)

@@ -13,7 +13,7 @@ socket pair, and happy eyeballs may race a second socket for the other address f
 ``--save-dir`` the body's file and its host folder, held while the body streams; with
 ``--cache`` the cache entry being read or written. Besides: :data:`RESERVED`, plus two per
 input file. Measured on Linux with 127.0.0.1 URLs held open for 400 ms: 211 descriptors at
-``-c 200`` and 21 at ``-c 10`` (a socket per request plus 11), well inside the 442 and 62 this
+``-c 200`` and 21 at ``-c 10`` (a socket per request plus 11), well inside the 443 and 63 this
 module reserves for them.
 """
 
@@ -28,10 +28,10 @@ except ImportError:  # Windows: no rlimits to raise
 
 #: Descriptors a run holds besides its requests: stdin/stdout/stderr (3); the output, the
 #: journal and the copy of the output it syncs (3); the event loop's epoll, self-pipe and
-#: signal wake-up (4); libcurl's multi handle wake-up pair (2); the ``--save-dir`` pool of 8
-#: threads opening folders (8); and room for what Python, TLS and the resolver configuration
-#: open on the way (20). Inputs come on top (see :func:`reserved`).
-RESERVED = 3 + 3 + 4 + 2 + 8 + 20
+#: signal wake-up (4); the engine's own epoll (1); libcurl's multi handle wake-up pair (2); the
+#: ``--save-dir`` pool of 8 threads opening folders (8); and room for what Python, TLS and the
+#: resolver configuration open on the way (20). Inputs come on top (see :func:`reserved`).
+RESERVED = 3 + 3 + 4 + 1 + 2 + 8 + 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ def reserved(*, sources: int) -> int:
     progress total.
 
     >>> reserved(sources=1)
-    42
+    43
     """
     return RESERVED + 2 * sources
 
