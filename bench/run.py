@@ -284,6 +284,8 @@ ENGINES: dict[str, tuple[str, list[str]]] = {
     "curl-multi+idle+uvloop": ("curl_multi.py", ["--idle-reader", "--uvloop"]),
     "curl-multi+closecb": ("curl_multi.py", ["--close-hook"]),
     "curl-multi+closecb+uvloop": ("curl_multi.py", ["--close-hook", "--uvloop"]),
+    "curl-multi+epoll": ("curl_multi.py", ["--own-epoll"]),
+    "curl-multi+epoll+uvloop": ("curl_multi.py", ["--own-epoll", "--uvloop"]),
     "aiohttp-lean": ("aiohttp_lean.py", []),
     "aiohttp-lean+uvloop": ("aiohttp_lean.py", ["--uvloop"]),
 }

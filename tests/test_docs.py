@@ -53,7 +53,7 @@ OTHER_TOOLS_OPTIONS = {
         "--engines",
     },
     "valgrind": {"--tool"},
-    "bench/engines/curl_multi.py": {"--idle-reader"},
+    "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "bench/progress_cost.py": {"--rounds", "--urls", "--modes"},
     "ruff format": {"--check"},

@@ -1,7 +1,7 @@
 """Contender: libcurl (pycurl) driven by the asyncio loop through the multi "socket" interface.
 
 Usage: python bench/engines/curl_multi.py URLS_FILE -c N [--per-host N] [--uvloop]
-       [--idle-reader [--close-hook]]
+       [--idle-reader [--close-hook] | --own-epoll]
 
 The pattern of Tornado's curl_httpclient.py, trimmed to the hot path: libcurl tells us which
 sockets it wants watched (SOCKETFUNCTION) and when it wants a timeout (TIMERFUNCTION); the loop
@@ -15,15 +15,21 @@ socket idles; a readable idle socket (the server closed it) is dropped then, and
 whose inode changed (libcurl closed it and the number was reused) is registered afresh.
 ``--close-hook``: the same, but libcurl's CLOSESOCKETFUNCTION tells us when it closes a socket,
 so no fstat is needed on either side (the reader goes when the socket goes).
+``--own-epoll`` (Linux): libcurl's sockets live in an epoll of the driver's own and the loop
+watches only its fd; a turn hands every ready socket to ``socket_action`` from one ``poll()``.
+Idle sockets stay registered; a re-armed fd whose socket was closed meanwhile makes ``modify``
+fail with ENOENT (epoll dropped it) and is registered afresh. What afetch's engine does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
+import select
 import sys
 import time
 from collections.abc import Iterator
@@ -186,6 +192,62 @@ class CurlDriver:
             handle.close()
 
 
+class EpollDriver(CurlDriver):
+    """--own-epoll: the sockets in an epoll of the driver's own, one reader on the loop."""
+
+    #: libcurl's POLL_IN, POLL_OUT, POLL_INOUT (1, 2, 3) → epoll's events.
+    EVENTS = (0, select.EPOLLIN, select.EPOLLOUT, select.EPOLLIN | select.EPOLLOUT)
+
+    def __init__(self, *, concurrency: int, per_host: int) -> None:
+        super().__init__(
+            concurrency=concurrency, per_host=per_host, idle_reader=True, close_hook=False
+        )
+        self.epoll = select.epoll()
+        self.loop.add_reader(self.epoll.fileno(), self._on_poll)
+
+    def _on_socket(self, what: int, fd: int, multi: object, data: object) -> None:
+        if what == pycurl.POLL_REMOVE:
+            if fd in self.watched:
+                self.idle[fd] = 0  # kept registered while it idles
+            return
+        events = self.EVENTS[what]
+        if fd in self.idle:
+            del self.idle[fd]
+            try:
+                self.epoll.modify(fd, events)
+            except FileNotFoundError:  # closed while idle: the number names a new socket
+                self.epoll.register(fd, events)
+        elif fd in self.watched:
+            if self.watched[fd] != what:
+                self.epoll.modify(fd, events)
+        else:
+            self.epoll.register(fd, events)
+        self.watched[fd] = what
+
+    def _on_poll(self) -> None:
+        action, idle = self.multi.socket_action, self.idle
+        for fd, events in self.epoll.poll(0):
+            if fd in idle:
+                del idle[fd]  # the server closed an idle socket: stop watching it
+                del self.watched[fd]
+                with contextlib.suppress(OSError):
+                    self.epoll.unregister(fd)
+                continue
+            flags = pycurl.CSELECT_IN if events & ~select.EPOLLOUT else 0
+            action(fd, flags | (pycurl.CSELECT_OUT if events & select.EPOLLOUT else 0))
+        self._collect()
+
+    def close(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.loop.remove_reader(self.epoll.fileno())
+        self.epoll.close()
+        self.watched.clear()
+        self.multi.close()
+        for handle in self.handles:
+            handle.close()
+
+
 def new_handle(driver: CurlDriver) -> pycurl.Curl:
     handle = pycurl.Curl()
     if driver.close_hook:
@@ -221,12 +283,16 @@ async def worker(driver: CurlDriver, urls: Iterator[str], out: TextIO) -> int:
 
 
 async def main(args: argparse.Namespace) -> int:
-    driver = CurlDriver(
-        concurrency=args.concurrency,
-        per_host=args.per_host,
-        idle_reader=args.idle_reader or args.close_hook,
-        close_hook=args.close_hook,
-    )
+    driver: CurlDriver
+    if args.own_epoll:
+        driver = EpollDriver(concurrency=args.concurrency, per_host=args.per_host)
+    else:
+        driver = CurlDriver(
+            concurrency=args.concurrency,
+            per_host=args.per_host,
+            idle_reader=args.idle_reader or args.close_hook,
+            close_hook=args.close_hook,
+        )
     try:
         with open(args.urls) as source:
             urls = (line.strip() for line in source if line.strip())
@@ -249,6 +315,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--idle-reader", action="store_true")
     parser.add_argument("--close-hook", action="store_true")
+    parser.add_argument("--own-epoll", action="store_true")
     return parser.parse_args()
 
 
