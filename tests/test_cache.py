@@ -253,6 +253,46 @@ def test_an_image_answering_look_ups_outlives_the_idle_time(
     assert after_idle is _cache.UNKNOWN
 
 
+def test_a_large_index_answers_the_urls_read_ahead_without_a_trip_each(
+    tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past IMAGE_MAX the index is a KeyFilter: a URL it may hold is looked up by the thread.
+    # The URLs the scheduler reads ahead are looked up before they start, a batch per query,
+    # so recall() answers nearly all of them on the loop: no ask() and wake-up per URL.
+    monkeypatch.setattr(_cache, "IMAGE_MAX", 10)
+    urls = [server.url(f"/etag/ahead-{i}") for i in range(300)]
+    cold = collect(urls, cache_dir=str(tmp_path), concurrency=4)
+    assert {record.status for record in cold} == {200}
+    assert _cache.flush(10)
+    asked = []
+    ask = _cache._Worker.ask
+    monkeypatch.setattr(
+        _cache._Worker, "ask", lambda self, url, *rest: (asked.append(url), ask(self, url, *rest))
+    )
+    warm = collect(urls, cache_dir=str(tmp_path), concurrency=4)
+    assert {(record.status, record.not_modified) for record in warm} == {(304, True)}
+    assert len(asked) < 30, len(asked)  # the first URLs of a run start before any look-ahead
+
+
+def test_prefetched_answers_are_bounded_and_a_waiting_store_wins(tmp_path: Path) -> None:
+    index = Cache(str(tmp_path))
+    index.store_many([(f"http://127.0.0.1:9/{i}", Validators(f'"{i}"', None)) for i in range(50)])
+    index.close()
+    worker = _cache._Worker(Cache(str(tmp_path)))
+    fresh = "http://127.0.0.1:9/0"
+    worker._stores[fresh] = ('"newer"', None)  # written since, not yet in the index
+    batches = [[f"http://127.0.0.1:9/{i}" for i in range(n, n + 5)] for n in range(0, 50, 5)]
+    worker._look_ahead(batches[:1])
+    assert worker._prefetched[fresh] == ('"newer"', None)
+    assert worker._prefetched["http://127.0.0.1:9/1"] == ('"1"', None)
+    for batch in batches[1:]:
+        worker._look_ahead([batch])
+    # Only the last PREFETCH_KEEP batches are kept: older URLs have started by then.
+    assert len(worker._prefetched) == 5 * _cache.PREFETCH_KEEP
+    assert fresh not in worker._prefetched
+    worker._cache.close()
+
+
 def test_an_index_being_created_by_another_process_is_waited_for(tmp_path: Path) -> None:
     # Another process has just created the index and holds its lock, not yet in WAL mode:
     # SQLite refuses the switch to WAL at once ("database is locked") instead of waiting.

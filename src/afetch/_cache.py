@@ -76,6 +76,11 @@ IMAGE_MAX = 20_000
 #: at once, a hit asks the thread); beyond it every look-up asks the index. Building either
 #: costs about a microsecond per entry in the worker thread.
 FILTER_MAX = 1_000_000
+#: With a :class:`KeyFilter`, the URLs the scheduler reads ahead are looked up before they
+#: start, a loop turn's worth at a time (:meth:`_Worker.prefetch`); the answers of this many
+#: such batches are kept for :meth:`_Worker.recall`, older ones are dropped (their URLs have
+#: started by then, or never will).
+PREFETCH_KEEP = 8
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS validators ("
     "key INTEGER PRIMARY KEY, url TEXT NOT NULL, etag TEXT, last_modified TEXT)"
@@ -533,6 +538,7 @@ class BatchedCache:
         self.ask = worker.ask
         self.store = worker.store
         self.keep = worker.keep
+        self.prefetch = worker.prefetch
 
 
 _workers: dict[str, _Worker] = {}
@@ -581,7 +587,9 @@ class _Worker:
     back with one wake-up of the loop. While the thread has the index open it also keeps a
     :class:`KeyFilter` of its keys (loaded when it opens the index, kept up to date with this
     process's stores): a URL the filter does not know is a miss at once, on the loop, without
-    a trip to the thread. Entries that another process writes meanwhile are seen once the
+    a trip to the thread. A URL it may hold is looked up before its attempt starts when the
+    scheduler read it ahead (:meth:`prefetch`): a loop turn's worth per query, and the answer
+    waits for :meth:`recall`. Entries that another process writes meanwhile are seen once the
     thread opens the index again (after :data:`IDLE_S` without work): until then those URLs
     are fetched unconditionally, as with any miss.
 
@@ -626,6 +634,11 @@ class _Worker:
         self._done: asyncio.Future[None] | None = None
         self._expiry: _Expiry | None = None
         self._recalled = 0  # look-ups answered on the loop (recall), a count for _take
+        self._reading: list[str] = []  # read ahead this loop turn, to prefetch (loop only)
+        self._prefetches: list[list[str]] = []  # batches the thread has yet to look up
+        #: Prefetched answers (written by the thread, taken by recall), and their batches.
+        self._prefetched: dict[str, Pair] = {}
+        self._published: deque[list[str]] = deque()
 
     def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
         """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
@@ -649,7 +662,30 @@ class _Worker:
         # In use: the thread keeps the index (and this image) open while look-ups are answered
         # here, though none reaches it (_take).
         self._recalled += 1
-        return known.recall(url)
+        found = known.recall(url)
+        if found is UNKNOWN and self._prefetched:
+            pair = self._prefetched.pop(url, UNKNOWN)
+            if pair is not UNKNOWN:
+                return None if pair is None else Validators(*pair)
+        return found
+
+    def prefetch(self, url: str) -> None:
+        """``url`` was read ahead and will start soon: with a :class:`KeyFilter` that may know
+        it, have the thread look it up now, with the others read this loop turn (one query),
+        so that :meth:`recall` answers it on the loop instead of a trip per URL."""
+        known = self._known
+        if type(known) is not KeyFilter or known.recall(url) is not UNKNOWN:
+            return
+        reading = self._reading
+        if not reading:
+            asyncio.get_running_loop().call_soon(self._hand_over_reading)
+        reading.append(url)
+
+    def _hand_over_reading(self) -> None:
+        reading, self._reading = self._reading, []
+        with self._lock:
+            self._prefetches.append(reading)
+            self._start_or_wake()
 
     def ask(self, url: str, deadline: float | None, answer: Answer) -> None:
         """Look ``url`` up in the index without a future: ``answer`` is called once, on the loop
@@ -691,6 +727,8 @@ class _Worker:
             stores[url] = pair
             if self._known is not None:
                 self._known = self._known.note(url, pair)
+            if url in self._prefetched:
+                self._prefetched[url] = pair
             if len(stores) == 1 or len(stores) == STORE_BATCH:
                 self._start_or_wake()  # to arm the delay, or to write a full batch now
 
@@ -730,21 +768,25 @@ class _Worker:
                 if taken is None:
                     with self._lock:
                         self._known = None  # the index is closed: other processes may write
+                        self._forget_prefetched()
                     cache.close()  # before saying so: a new thread never shares the index
                     with self._lock:
-                        if not self._lookups and not self._stores:
+                        if not self._lookups and not self._stores and not self._prefetches:
                             self._running = False
                             return
                     self._load_known()
                     continue
-                lookups, found, stores = taken
+                lookups, found, stores, prefetches = taken
                 if stores:
                     self._write(stores)
                 if lookups:
                     self._answer(lookups, found)
+                if prefetches:
+                    self._look_ahead(prefetches)
         except BaseException:
             with self._lock:
                 self._known = None
+                self._forget_prefetched()
                 self._running = False
             raise
         finally:
@@ -766,12 +808,13 @@ class _Worker:
             list[_Ask],
             dict[int, Validators | None],
             dict[str, tuple[str | None, str | None] | None],
+            list[list[str]],
         ]
         | None
     ):
         """With the lock held: wait for work; the look-ups to make (with the answers already
-        known from waiting stores) and the stores due; None after :data:`IDLE_S` without
-        work."""
+        known from waiting stores), the stores due and the batches to prefetch; None after
+        :data:`IDLE_S` without work."""
         linger_until = None
         while True:
             stores = self._stores
@@ -781,8 +824,9 @@ class _Worker:
                 or len(stores) >= STORE_BATCH
                 or now >= self._stores_since + STORE_DELAY_S
             )
-            if self._lookups or due:
-                if not due and len(self._lookups) < LOOKUP_BATCH:
+            prefetches = self._prefetches
+            if self._lookups or due or prefetches:
+                if not due and not prefetches and len(self._lookups) < LOOKUP_BATCH:
                     if linger_until is None:
                         linger_until = now + LOOKUP_LINGER_S
                     if now < linger_until:
@@ -790,16 +834,17 @@ class _Worker:
                         self._wake.wait(linger_until - now)
                         continue
                 lookups, self._lookups = self._lookups, []
+                self._prefetches = []
                 found = {
                     index: _validators(stores[ask.url])
                     for index, ask in enumerate(lookups)
                     if ask.url in stores
                 }
                 if not due:
-                    return lookups, found, {}
+                    return lookups, found, {}, prefetches
                 self._stores = {}
                 self._unwritten = len(stores)
-                return lookups, found, stores
+                return lookups, found, stores, prefetches
             timeout = self._stores_since + STORE_DELAY_S - now if stores else IDLE_S
             recalled = self._recalled
             self._idle = True
@@ -807,7 +852,13 @@ class _Worker:
             self._idle = False
             # Look-ups the image answered count as work: dropping it would send the next ones
             # through this thread until it was read again (a whole index).
-            if not woken and not self._stores and not self._lookups and self._recalled == recalled:
+            if (
+                not woken
+                and not self._stores
+                and not self._lookups
+                and not self._prefetches
+                and self._recalled == recalled
+            ):
                 return None
 
     def _write(self, stores: dict[str, tuple[str | None, str | None] | None]) -> None:
@@ -837,6 +888,31 @@ class _Worker:
         # Nearly always one loop (threads with loops of their own could share a folder).
         for loop in {entry.loop for entry in lookups}:
             _call_soon(loop, _deliver, loop, lookups, found)
+
+    def _look_ahead(self, batches: list[list[str]]) -> None:
+        """Look up the URLs read ahead and publish the answers for :meth:`recall`."""
+        urls = [url for batch in batches for url in batch]
+        try:
+            answers = self._cache.lookup_many(urls)
+        except Exception as exc:  # as a failed look-up: those URLs ask, or are misses
+            self._warn(exc)
+            return
+        with self._lock:
+            prefetched, stores, published = self._prefetched, self._stores, self._published
+            for url, validators in zip(urls, answers, strict=True):
+                if url in stores:  # written since: the newer entry
+                    prefetched[url] = stores[url]
+                else:
+                    prefetched[url] = None if validators is None else (validators[0], validators[1])
+            published.append(urls)
+            while len(published) > PREFETCH_KEEP:
+                for url in published.popleft():
+                    prefetched.pop(url, None)
+
+    def _forget_prefetched(self) -> None:
+        """With the lock held: the index is closed; its answers may go stale."""
+        self._prefetched.clear()
+        self._published.clear()
 
     def _warn(self, exc: Exception) -> None:
         if self._warned:

@@ -146,6 +146,8 @@ class Fetcher:
         # --cache for GET and HEAD (as _fetch), --hash of a 2xx body (as _body_consumer).
         method = self._plain[0]
         self._counted_cache = self._cache if method in ("GET", "HEAD") else None
+        #: --cache: told of each URL the scheduler reads ahead (see _cache._Worker.prefetch).
+        self.prefetch = None if self._counted_cache is None else self._counted_cache.prefetch
         self._ask_for: frozenset[int] = self._redirect_statuses
         if settings.hash_bodies and method != "HEAD" and self._count is not None:
             from hashlib import sha256  # --hash only (OpenSSL, ~5 ms)

@@ -271,6 +271,7 @@ class _Run:
             gauge.bind(lambda: (self._running, self._waiting))
         self._group = group
         self._fetcher = fetcher
+        self._prefetch = getattr(fetcher, "prefetch", None)  # --cache's look-ahead
         self._results = results
         self._capacity = settings.concurrency
         self._lookahead = LOOKAHEAD_PER_SLOT * settings.concurrency
@@ -368,6 +369,8 @@ class _Run:
             where = url if type(url) is str else url.url
             host = self._hosts.get(where, now=self._clock.time())
         self._waiting += 1
+        if self._prefetch is not None and type(url) is str:
+            self._prefetch(url)
         self._enqueue(_Job(url, host, self._next_index))
         self._next_index += 1
         capacity = self._capacity
