@@ -232,7 +232,7 @@ def test_an_image_answering_look_ups_outlives_the_idle_time(
     # A warm run's look-ups are all answered on the loop from the in-memory image, so none
     # reaches the thread. That is work: dropping the image after IDLE_S would send the next
     # look-ups through the thread until the whole index was read again.
-    monkeypatch.setattr(_cache, "IDLE_S", 0.1)
+    monkeypatch.setattr(_cache, "IDLE_S", 0.2)
     url, validators = "http://127.0.0.1:9/kept", Validators('"v1"', None)
     index = Cache(str(tmp_path))
     index.store(url, validators)
@@ -242,10 +242,10 @@ def test_an_image_answering_look_ups_outlives_the_idle_time(
         cache = _cache.BatchedCache(Cache(str(tmp_path)))
         assert await cache.lookup(url) == validators  # the thread opens the index: the image
         seen = []
-        for _ in range(25):  # 0.5 s: five idle times
+        for _ in range(25):  # 0.5 s: two and a half idle times, a look-up every tenth of one
             seen.append(cache.recall(url))
             await asyncio.sleep(0.02)
-        await asyncio.sleep(0.6)  # no look-up at all: the thread closes the index
+        await asyncio.sleep(1.0)  # no look-up at all: the thread closes the index
         return seen, cache.recall(url)
 
     seen, after_idle = asyncio.run(run())

@@ -55,7 +55,7 @@ OTHER_TOOLS_OPTIONS = {
     "valgrind": {"--tool"},
     "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
-    "bench/progress_cost.py": {"--rounds", "--urls", "--modes"},
+    "bench/progress_cost.py": {"--rounds"},
     "ruff format": {"--check"},
     "python -m venv": {"--without-pip"},
     "pip": {"--no-deps", "--upgrade", "--user"},

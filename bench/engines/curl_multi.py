@@ -238,14 +238,10 @@ class EpollDriver(CurlDriver):
         self._collect()
 
     def close(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
         self.loop.remove_reader(self.epoll.fileno())
         self.epoll.close()
-        self.watched.clear()
-        self.multi.close()
-        for handle in self.handles:
-            handle.close()
+        self.watched.clear()  # none of them is on the loop: nothing for CurlDriver to remove
+        super().close()
 
 
 def new_handle(driver: CurlDriver) -> pycurl.Curl:

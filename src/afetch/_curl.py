@@ -17,7 +17,8 @@ Rules this module keeps:
   always writable: the loop would spin).
 * A transfer that is abandoned (cancelled, closed before its end) is removed from the multi
   handle at once and its easy handle goes back to the pool; at shutdown every socket is
-  unregistered from the loop before the multi handle and the easy handles are closed.
+  unregistered from the poller, and the poller from the loop, before the multi handle and the
+  easy handles are closed.
 * Redirects are never followed and nothing is retried here (afetch's policy decides); only
   http and https are allowed; ``.netrc`` is never read.
 """
