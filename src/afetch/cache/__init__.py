@@ -3,8 +3,7 @@
 One SQLite index per cache folder, ``DIR/index.sqlite`` (with SQLite's ``-wal`` and ``-shm``
 files beside it, nothing else): a row per URL, keyed by 64 bits of BLAKE2b over the URL as
 given, holding the URL itself (a row for another URL with the same key is not ours: a miss) and
-its validators. A row costs a few microseconds (a file per URL cost more than the whole
-request: docs/performance.md).
+its validators (why an index and not a file per URL: docs/performance.md).
 
 Several processes (shards, overlapping cron runs) may share a folder: the index is in WAL
 mode, so readers never wait for a writer, and writers take turns (``BEGIN IMMEDIATE``, waiting

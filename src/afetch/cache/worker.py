@@ -31,7 +31,7 @@ LOOKUP_BATCH = 128
 STORE_BATCH = 5000
 #: ... and none waits longer than this. A commit writes every page it changed to the WAL, and
 #: random keys spread a batch over many pages: the fewer commits, the fewer pages per entry
-#: (10,000 new entries: 2,634 page writes at 2 s, 8,500 at 0.5 s).
+#: (docs/performance.md, the sixth round).
 STORE_DELAY_S = 2.0
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
