@@ -48,6 +48,7 @@ def main() -> None:
     per_call("--state journal.add (os.write)", N, lambda: [journal.add(u) for u in urls])
     journal.close()
 
+    os.mkdir(os.path.join(folder, "cache"))  # afetch makes the folder for --cache; Index does not
     cache = Index(os.path.join(folder, "cache"))
 
     async def cache_round() -> None:
