@@ -13,12 +13,12 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from afetch._cache import Cache, Validators
 from afetch._journal import Journal, url_key
 from afetch._output import CsvSink, JsonLinesSink
 from afetch._record import Record
 from afetch._save import BodyConsumer
 from afetch._shard import Shard
+from afetch.cache import Index, Validators
 
 N = 5000
 RECORD = Record(url="http://127.0.0.1:8080/ok/123?size=1024", status=200, bytes=1024)
@@ -48,7 +48,8 @@ def main() -> None:
     per_call("--state journal.add (os.write)", N, lambda: [journal.add(u) for u in urls])
     journal.close()
 
-    cache = Cache(os.path.join(folder, "cache"))
+    os.mkdir(os.path.join(folder, "cache"))  # afetch makes the folder for --cache; Index does not
+    cache = Index(os.path.join(folder, "cache"))
 
     async def cache_round() -> None:
         for url in urls:

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from afetch import _cache
-from afetch._cache import INDEX, Cache, Validators
+import afetch.cache.worker
 from afetch._loopback import LoopbackServer
+from afetch.cache import INDEX, UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
 from tests.cli_run import afetch_cli, cli_env, jsonl
 from tests.helpers import by_url, collect
 
@@ -62,13 +62,13 @@ def test_conditional_headers_are_what_the_server_sent(
 
 
 def test_a_changed_resource_is_fetched_and_the_cache_updated(tmp_path: Path) -> None:
-    cache = Cache(str(tmp_path))
+    cache = Index(str(tmp_path))
     with LoopbackServer() as server:
         url = server.url("/etag/x?v=new")
         cache.store(url, Validators('"x-old"', None))
         (record,) = collect([url], cache_dir=str(tmp_path))
         assert (record.status, record.not_modified) == (200, False)
-        assert _cache.flush(10)  # stores are written behind: wait for them
+        assert flush(10)  # stores are written behind: wait for them
         assert cache.lookup(url) == Validators('"x-new"', None)
         (again,) = collect([url], cache_dir=str(tmp_path))
         assert (again.status, again.not_modified) == (304, True)
@@ -99,7 +99,7 @@ def test_an_unusable_index_means_unconditional_fetches_not_a_crash(
 
 
 def test_a_damaged_row_is_a_miss(tmp_path: Path) -> None:
-    cache = Cache(str(tmp_path))
+    cache = Index(str(tmp_path))
     url = "http://127.0.0.1:9/damaged"
     cache.store(url, Validators('"a"', None))
     with sqlite3.connect(tmp_path / INDEX) as db:
@@ -115,7 +115,7 @@ def test_a_damaged_row_is_a_miss(tmp_path: Path) -> None:
 def test_batched_look_ups_with_and_without_sqlites_json_functions(
     tmp_path: Path, as_json: bool
 ) -> None:
-    cache = Cache(str(tmp_path))
+    cache = Index(str(tmp_path))
     cache._json = as_json  # an SQLite older than 3.38 may lack them: the plain query then
     urls = [f"http://127.0.0.1:9/{i}" for i in range(700)]  # two queries: 512 keys at most
     stored = {
@@ -167,9 +167,9 @@ def test_a_symlink_at_the_index_names_is_not_followed(
 def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
     tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_cache, "LOOKUP_WAIT_S", 0.3)
-    monkeypatch.setattr(_cache, "BUSY_TIMEOUT_S", 3.0)
-    cache = Cache(str(tmp_path))
+    monkeypatch.setattr("afetch.cache.worker.LOOKUP_WAIT_S", 0.3)
+    monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 3.0)
+    cache = Index(str(tmp_path))
     cache.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
     cache.close()
     # Another process holding the index exclusively: look-ups would wait BUSY_TIMEOUT_S.
@@ -188,40 +188,40 @@ def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
         holder.close()
     assert {(r.status, r.not_modified) for r in records} == {(200, False)}
     assert elapsed < 2.5  # the look-ups gave up after 0.3 s, not BUSY_TIMEOUT_S
-    _cache.flush(10)
+    flush(10)
 
 
 def test_stores_are_written_behind_and_a_full_backlog_drops_with_one_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(_cache, "STORE_BACKLOG", 3)
-    monkeypatch.setattr(_cache, "BUSY_TIMEOUT_S", 0.5)
-    index = Cache(str(tmp_path))
+    monkeypatch.setattr("afetch.cache.worker.STORE_BACKLOG", 3)
+    monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 0.5)
+    index = Index(str(tmp_path))
     index.store("http://127.0.0.1:9/x", None)  # creates the index
     index.close()
     holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process writing for long: ours must wait
 
-    async def store_all() -> list[bool]:
-        cache = _cache.BatchedCache(Cache(str(tmp_path)))
-        done = [
-            cache.store(f"http://127.0.0.1:9/{i}", Validators(f'"{i}"', None)) for i in range(5)
-        ]
-        # Nothing to wait for: the records never wait for the index.
-        return [future.done() for future in done]
+    async def store_all() -> float:
+        cache = cache_for(str(tmp_path))
+        started = time.monotonic()
+        for i in range(5):
+            cache.store(f"http://127.0.0.1:9/{i}", Validators(f'"{i}"', None))
+        return time.monotonic() - started
 
     try:
-        assert asyncio.run(store_all()) == [True] * 5
-        assert not _cache.flush(0.2)  # the index is locked: not written yet
+        # The records never wait for the index: not BUSY_TIMEOUT_S (0.5 s) per store.
+        assert asyncio.run(store_all()) < 0.5
+        assert not flush(0.2)  # the index is locked: not written yet
         time.sleep(0.5)  # BUSY_TIMEOUT_S: the first batch gives up
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert _cache.flush(10)
+    assert flush(10)
     err = capsys.readouterr().err
     # The first batch met the lock (after BUSY_TIMEOUT_S); two stores found the backlog full.
     assert err.count("afetch: warning:") == 1, err
-    cache = Cache(str(tmp_path))
+    cache = Index(str(tmp_path))
     assert cache.lookup_many([f"http://127.0.0.1:9/{i}" for i in range(5)]) == [None] * 5
     cache.close()
 
@@ -232,25 +232,25 @@ def test_an_image_answering_look_ups_outlives_the_idle_time(
     # A warm run's look-ups are all answered on the loop from the in-memory image, so none
     # reaches the thread. That is work: dropping the image after IDLE_S would send the next
     # look-ups through the thread until the whole index was read again.
-    monkeypatch.setattr(_cache, "IDLE_S", 0.2)
+    monkeypatch.setattr("afetch.cache.worker.IDLE_S", 0.2)
     url, validators = "http://127.0.0.1:9/kept", Validators('"v1"', None)
-    index = Cache(str(tmp_path))
+    index = Index(str(tmp_path))
     index.store(url, validators)
     index.close()
 
     async def run() -> tuple[list[object], object]:
-        cache = _cache.BatchedCache(Cache(str(tmp_path)))
+        cache = cache_for(str(tmp_path))
         assert await cache.lookup(url) == validators  # the thread opens the index: the image
         seen = []
         for _ in range(25):  # 0.5 s: two and a half idle times, a look-up every tenth of one
-            seen.append(cache.recall(url))
+            seen.append(cache.lookup_now(url))
             await asyncio.sleep(0.02)
         await asyncio.sleep(1.0)  # no look-up at all: the thread closes the index
-        return seen, cache.recall(url)
+        return seen, cache.lookup_now(url)
 
     seen, after_idle = asyncio.run(run())
     assert seen == [validators] * 25
-    assert after_idle is _cache.UNKNOWN
+    assert after_idle is UNKNOWN
 
 
 def test_a_large_index_answers_the_urls_read_ahead_without_a_trip_each(
@@ -258,16 +258,19 @@ def test_a_large_index_answers_the_urls_read_ahead_without_a_trip_each(
 ) -> None:
     # Past IMAGE_MAX the index is a KeyFilter: a URL it may hold is looked up by the thread.
     # The URLs the scheduler reads ahead are looked up before they start, a batch per query,
-    # so recall() answers nearly all of them on the loop: no ask() and wake-up per URL.
-    monkeypatch.setattr(_cache, "IMAGE_MAX", 10)
+    # so lookup_now() answers nearly all of them on the loop: no lookup_then() and wake-up per
+    # URL.
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", 10)
     urls = [server.url(f"/etag/ahead-{i}") for i in range(300)]
     cold = collect(urls, cache_dir=str(tmp_path), concurrency=4)
     assert {record.status for record in cold} == {200}
-    assert _cache.flush(10)
+    assert flush(10)
     asked = []
-    ask = _cache._Worker.ask
+    lookup_then = BatchedCache.lookup_then
     monkeypatch.setattr(
-        _cache._Worker, "ask", lambda self, url, *rest: (asked.append(url), ask(self, url, *rest))
+        BatchedCache,
+        "lookup_then",
+        lambda self, url, *rest: (asked.append(url), lookup_then(self, url, *rest)),
     )
     warm = collect(urls, cache_dir=str(tmp_path), concurrency=4)
     assert {(record.status, record.not_modified) for record in warm} == {(304, True)}
@@ -275,10 +278,10 @@ def test_a_large_index_answers_the_urls_read_ahead_without_a_trip_each(
 
 
 def test_prefetched_answers_are_bounded_and_a_waiting_store_wins(tmp_path: Path) -> None:
-    index = Cache(str(tmp_path))
+    index = Index(str(tmp_path))
     index.store_many([(f"http://127.0.0.1:9/{i}", Validators(f'"{i}"', None)) for i in range(50)])
     index.close()
-    worker = _cache._Worker(Cache(str(tmp_path)))
+    worker = BatchedCache(Index(str(tmp_path)))
     fresh = "http://127.0.0.1:9/0"
     worker._stores[fresh] = ('"newer"', None)  # written since, not yet in the index
     batches = [[f"http://127.0.0.1:9/{i}" for i in range(n, n + 5)] for n in range(0, 50, 5)]
@@ -288,9 +291,9 @@ def test_prefetched_answers_are_bounded_and_a_waiting_store_wins(tmp_path: Path)
     for batch in batches[1:]:
         worker._look_ahead([batch])
     # Only the last PREFETCH_KEEP batches are kept: older URLs have started by then.
-    assert len(worker._prefetched) == 5 * _cache.PREFETCH_KEEP
+    assert len(worker._prefetched) == 5 * afetch.cache.worker.PREFETCH_KEEP
     assert fresh not in worker._prefetched
-    worker._cache.close()
+    worker._index.close()
 
 
 def test_an_index_being_created_by_another_process_is_waited_for(tmp_path: Path) -> None:
@@ -299,7 +302,7 @@ def test_an_index_being_created_by_another_process_is_waited_for(tmp_path: Path)
     holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     threading.Timer(0.3, lambda: holder.execute("ROLLBACK")).start()
-    cache = Cache(str(tmp_path))
+    cache = Index(str(tmp_path))
     try:
         cache.store("http://127.0.0.1:9/created", Validators('"c"', None))
         assert cache.lookup("http://127.0.0.1:9/created") == Validators('"c"', None)
@@ -316,7 +319,7 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     bad: list[object] = []
 
     def write(worker: int) -> None:
-        cache = Cache(str(tmp_path))
+        cache = Index(str(tmp_path))
         try:
             for n in range(100):
                 url = urls[n % len(urls)]
@@ -327,7 +330,7 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
             cache.close()
 
     def read() -> None:
-        cache = Cache(str(tmp_path))
+        cache = Index(str(tmp_path))
         for n in range(500):
             found = cache.lookup(urls[n % len(urls)])
             if found is not None and not (
@@ -343,7 +346,7 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert bad == []
-    cache = Cache(str(tmp_path))
+    cache = Index(str(tmp_path))
     assert all(cache.lookup(url) is not None for url in urls)
     cache.close()
 

@@ -16,8 +16,6 @@ import httpx
 import pytest
 
 import afetch
-from afetch import _cache
-from afetch._cache import BatchedCache, Cache, Validators
 from afetch._curl import CurlEngine
 from afetch._fetcher import Fetcher
 from afetch._httpx_engine import HttpxEngine
@@ -25,6 +23,7 @@ from afetch._loopback import LoopbackServer
 from afetch._record import Record
 from afetch._scheduler import _Run
 from afetch._settings import Settings
+from afetch.cache import UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
 from tests.helpers import collect
 
 # Every kind of answer the fault server gives, and what the fetcher does with it (redirects,
@@ -149,102 +148,103 @@ def test_cache_gives_the_same_record_cold_and_warm(
         assert fast_retry == slow_retry
         if route.startswith(("/etag", "/last-modified", "/redirect-to?url=/etag")):
             assert fast.not_modified is (round_ == "warm")  # the cache was used
-    assert _cache.flush(10)
+    assert flush(10)
 
 
 async def _asked(cache: BatchedCache, url: str) -> Validators | None:
-    """``url`` looked up through the worker thread (ask), as Fetcher.start does on UNKNOWN."""
+    """``url`` looked up through the worker thread (lookup_then), as Fetcher.start does on
+    UNKNOWN."""
     told: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
-    cache.ask(url, None, told.set_result)
+    cache.lookup_then(url, None, told.set_result)
     return await asyncio.wait_for(told, 5)
 
 
 def test_a_small_index_is_answered_on_the_loop(tmp_path: Path) -> None:
-    stored = Cache(str(tmp_path))
+    stored = Index(str(tmp_path))
     stored.store("http://127.0.0.1:9/a", Validators('"a"', None))
     stored.close()
 
     async def run() -> list[object]:
-        cache = BatchedCache(Cache(str(tmp_path)))
-        seen: list[object] = [cache.recall("http://127.0.0.1:9/a")]  # the worker has not begun
+        cache = cache_for(str(tmp_path))
+        seen: list[object] = [cache.lookup_now("http://127.0.0.1:9/a")]  # the worker has not begun
         seen.append(await _asked(cache, "http://127.0.0.1:9/a"))  # it opens the index whole
-        seen.append(cache.recall("http://127.0.0.1:9/a"))  # now at once, no trip
-        seen.append(cache.recall("http://127.0.0.1:9/b"))  # a miss at once
-        cache.keep("http://127.0.0.1:9/b", Validators(None, "Mon"))  # queued, not written yet
-        seen.append(cache.recall("http://127.0.0.1:9/b"))
-        cache.keep("http://127.0.0.1:9/a", None)  # the server dropped its validators
-        seen.append(cache.recall("http://127.0.0.1:9/a"))
+        seen.append(cache.lookup_now("http://127.0.0.1:9/a"))  # now at once, no trip
+        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))  # a miss at once
+        cache.store("http://127.0.0.1:9/b", Validators(None, "Mon"))  # queued, not written yet
+        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))
+        cache.store("http://127.0.0.1:9/a", None)  # the server dropped its validators
+        seen.append(cache.lookup_now("http://127.0.0.1:9/a"))
         return seen
 
     assert asyncio.run(run()) == [
-        _cache.UNKNOWN,
+        UNKNOWN,
         Validators('"a"', None),
         Validators('"a"', None),
         None,
         Validators(None, "Mon"),
         None,
     ]
-    assert _cache.flush(10)
+    assert flush(10)
 
 
 def test_an_image_that_outgrows_its_bound_becomes_a_filter(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_cache, "IMAGE_MAX", 2)
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", 2)
 
     async def run() -> list[object]:
-        cache = BatchedCache(Cache(str(tmp_path)))
+        cache = cache_for(str(tmp_path))
         await _asked(cache, "http://127.0.0.1:9/0")  # the worker opens the empty index whole
         for n in range(3):  # a cold run stores an entry per URL
-            cache.keep(f"http://127.0.0.1:9/{n}", Validators(f'"{n}"', None))
+            cache.store(f"http://127.0.0.1:9/{n}", Validators(f'"{n}"', None))
         return [
-            cache.recall("http://127.0.0.1:9/1"),  # known to be stored, asked for
+            cache.lookup_now("http://127.0.0.1:9/1"),  # known to be stored, asked for
             await _asked(cache, "http://127.0.0.1:9/1"),
-            cache.recall("http://127.0.0.1:9/9"),  # still a miss at once
+            cache.lookup_now("http://127.0.0.1:9/9"),  # still a miss at once
         ]
 
-    assert asyncio.run(run()) == [_cache.UNKNOWN, Validators('"1"', None), None]
-    assert _cache.flush(10)
+    assert asyncio.run(run()) == [UNKNOWN, Validators('"1"', None), None]
+    assert flush(10)
 
 
 def test_a_cold_cache_miss_needs_no_trip_to_the_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_cache, "IMAGE_MAX", -1)  # too large to hold: a KeyFilter instead
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", -1)  # too large to hold: a KeyFilter
 
     async def run() -> list[object]:
-        cache = BatchedCache(Cache(str(tmp_path)))
+        cache = cache_for(str(tmp_path))
         # The first look-up goes to the worker thread, which opens the index and its filter.
         seen: list[object] = [await _asked(cache, "http://127.0.0.1:9/a")]
         # Not in the index: a miss at once.
-        seen.append(cache.recall("http://127.0.0.1:9/b"))
+        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))
         # Stored in this process (not written yet): known to the filter, answered from the queue.
         cache.store("http://127.0.0.1:9/c", Validators('"c"', None))
-        seen.append(cache.recall("http://127.0.0.1:9/c"))
+        seen.append(cache.lookup_now("http://127.0.0.1:9/c"))
         seen.append(await _asked(cache, "http://127.0.0.1:9/c"))
         return seen
 
-    assert asyncio.run(run()) == [None, None, _cache.UNKNOWN, Validators('"c"', None)]
-    assert _cache.flush(10)
+    assert asyncio.run(run()) == [None, None, UNKNOWN, Validators('"c"', None)]
+    assert flush(10)
 
 
 @pytest.mark.parametrize("image_max", [-1, 10])
 def test_what_the_worker_knows_sees_another_processs_entries_once_the_index_is_reopened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_max: int
 ) -> None:
-    monkeypatch.setattr(_cache, "IDLE_S", 0.1)
-    monkeypatch.setattr(_cache, "IMAGE_MAX", image_max)  # a KeyFilter, or the image
+    monkeypatch.setattr("afetch.cache.worker.IDLE_S", 0.1)
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", image_max)  # a KeyFilter, or the image
     url = "http://127.0.0.1:9/other"
 
     async def look_up() -> object:
-        cache = BatchedCache(Cache(str(tmp_path)))
-        found = cache.recall(url)
-        return await _asked(cache, url) if found is _cache.UNKNOWN else found
+        cache = cache_for(str(tmp_path))
+        found = cache.lookup_now(url)
+        return await _asked(cache, url) if found is UNKNOWN else found
 
     async def run() -> list[object]:
         seen = [await look_up()]  # the worker opens the index: it holds no entry
         seen.append(await look_up())  # known at once to be a miss
-        other = Cache(str(tmp_path))  # another process writes the entry
+        other = Index(str(tmp_path))  # another process writes the entry
         other.store(url, Validators('"o"', None))
         other.close()
         seen.append(await look_up())  # not seen yet: the index is still open
@@ -431,14 +431,14 @@ def test_a_tampered_cache_entry_cannot_inject_a_header(
     server: LoopbackServer, tmp_path: Path
 ) -> None:
     url = server.url("/etag/tampered")
-    index = Cache(str(tmp_path))
+    index = Index(str(tmp_path))
     index.store(url, Validators('"a"\r\nX-Injected: 1', None))  # as a hostile file could hold
     index.close()
     (slow, _), (fast, _) = asyncio.run(_both_paths(url, cache_dir=str(tmp_path)))
     assert fast.error is not None
     assert _comparable(fast) == _comparable(slow)
     assert "line break" in fast.error.message
-    assert _cache.flush(10)
+    assert flush(10)
 
 
 @pytest.mark.parametrize(
@@ -473,8 +473,8 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     """header() searches one joined, lower-cased copy of the final head: it finds what parsing
     every line finds (the first value, any case), and nothing of an interim head; --cache's
     validators are read through it."""
-    from afetch._cache import Validators
     from afetch._curl import _CurlResponse
+    from afetch.cache import Validators
 
     response = _CurlResponse.__new__(_CurlResponse)
     response._lines = head

@@ -28,10 +28,10 @@ from afetch._url import Target, join, parse_url
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from afetch._cache import BatchedCache, Validators
     from afetch._extras import BodyKeeper, Wanted
     from afetch._guard import AddressCheck
     from afetch._save import BodyConsumer
+    from afetch.cache import BatchedCache, Validators
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
@@ -105,9 +105,9 @@ class Fetcher:
         self._cache: BatchedCache | None = None
         if settings.cache_dir is not None:
             # Imported for --cache only: a run without it never loads sqlite3.
-            from afetch._cache import UNKNOWN, BatchedCache, Cache, Validators
+            from afetch.cache import UNKNOWN, Validators, cache_for
 
-            self._cache = BatchedCache(Cache(settings.cache_dir))
+            self._cache = cache_for(settings.cache_dir)
             self._validators = Validators
             self._unknown = UNKNOWN  # a look-up the worker thread must answer
         self._keep_bodies = settings.save_dir is not None or settings.hash_bodies
@@ -146,7 +146,7 @@ class Fetcher:
         # --cache for GET and HEAD (as _fetch), --hash of a 2xx body (as _body_consumer).
         method = self._plain[0]
         self._counted_cache = self._cache if method in ("GET", "HEAD") else None
-        #: --cache: told of each URL the scheduler reads ahead (see _cache._Worker.prefetch).
+        #: --cache: told of each URL the scheduler reads ahead (see BatchedCache.prefetch).
         self.prefetch = None if self._counted_cache is None else self._counted_cache.prefetch
         self._ask_for: frozenset[int] = self._redirect_statuses
         if settings.hash_bodies and method != "HEAD" and self._count is not None:
@@ -245,9 +245,9 @@ class Fetcher:
             cache = self._counted_cache
             if cache is not None:
                 attempt.not_modified = False
-                found = cache.recall(url)
+                found = cache.lookup_now(url)
                 if found is self._unknown:
-                    cache.ask(url, deadline, attempt._looked_up)
+                    cache.lookup_then(url, deadline, attempt._looked_up)
                     return True  # continued in _looked_up, on a later turn
                 if found is not None:
                     attempt._use(found)
@@ -449,7 +449,7 @@ class Fetcher:
         outcome.not_modified = response.status == 304 and cached is not None
         fresh = self._validators.to_keep(cached, response)
         if fresh != cached:
-            await self._cache.store(raw_url, fresh)
+            self._cache.store(raw_url, fresh)  # written behind: nothing to wait for
 
 
 def _redirect_request(
@@ -615,7 +615,7 @@ class _CountedAttempt(_Outcome):
         self.not_modified = response.status == 304 and cached is not None
         fresh = fetcher._validators.to_keep(cached, response)
         if fresh != cached:
-            cache.keep(self._url, fresh)
+            cache.store(self._url, fresh)
 
     def _follow(self, location: str, status: int) -> None:
         settings = self._fetcher._settings
