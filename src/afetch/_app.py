@@ -25,7 +25,7 @@ from afetch._exits import (
 )
 from afetch._gauge import Gauge
 from afetch._hosts import BusiestHosts
-from afetch._input import InputError, count_urls, open_sources, read_urls
+from afetch._input import InputError, open_sources, read_urls, url_counter
 from afetch._journal import Journal, load_done, skip_done
 from afetch._output import (
     OutputClosed,
@@ -79,12 +79,19 @@ class RunOptions:
     progress_interval: float = 10.0
 
 
-def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
-    """Fill in the total for the progress display without delaying the first request."""
+def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
+    """Fill in the total for the progress display without delaying the first request; only
+    regular files are counted (reading a pipe would take its lines from the run)."""
+    try:
+        counter = url_counter(fds)  # before the reader thread starts: it notes the offsets
+    except OSError:
+        return
+    if counter is None:
+        return
 
     def count() -> None:
         with contextlib.suppress(OSError):
-            stats.total = count_urls(sources)
+            stats.total = counter()
 
     threading.Thread(target=count, name="afetch-count", daemon=True).start()
 
@@ -263,7 +270,7 @@ async def run(
     stats = Stats(total=total)
     # A shard or a resumed run fetches only part of the file: no total beats a wrong one.
     if options.progress and urls is None and options.shard is None and not done:
-        _count_in_background(options.sources, stats)
+        _count_in_background(fds, stats)
     if done and not options.quiet:
         print(
             f"afetch: resuming: {len(done)} URLs already done in {options.state}", file=sys.stderr
