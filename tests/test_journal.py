@@ -24,7 +24,7 @@ def test_a_torn_last_line_is_ignored_and_cut(tmp_path: Path) -> None:
     assert done == {url_key("http://127.0.0.1/a"), url_key("http://127.0.0.1/b")}
     # The fragment is gone, so the next line appended starts on a line of its own.
     assert state.read_bytes() == b"http://127.0.0.1/a\nhttp://127.0.0.1/b\n"
-    journal = Journal(str(state), append=True)
+    journal = Journal(str(state), resume=True)
     journal.add("http://127.0.0.1/c")
     journal.close()
     assert url_key("http://127.0.0.1/c") in load_done(str(state))
@@ -37,7 +37,7 @@ def test_a_missing_journal_means_nothing_done(tmp_path: Path) -> None:
 def test_each_url_is_in_the_file_as_soon_as_add_returns(tmp_path: Path) -> None:
     # No Python-side buffer: another reader sees the line before close (or a kill -9).
     state = tmp_path / "state"
-    journal = Journal(str(state), append=False)
+    journal = Journal(str(state), resume=False)
     try:
         journal.add("http://127.0.0.1/é")
         assert state.read_bytes() == "http://127.0.0.1/é\n".encode()
@@ -51,7 +51,7 @@ def test_without_resume_the_journal_starts_afresh(tmp_path: Path, server: Loopba
     url = server.url("/ok?size=1&fresh=1")
     result = afetch_cli("-q", "--state", str(state), stdin=url + "\n")
     assert result.returncode == 0, result.stderr
-    assert state.read_text() == url + "\n"
+    assert state.read_text() == url + "\n finished\n"
 
 
 def test_resume_without_state_is_a_usage_error() -> None:
@@ -70,6 +70,9 @@ def test_resume_skips_done_urls_and_appends_to_the_output_file(
         "-q", "--state", str(state), "-o", str(out), stdin="\n".join(urls[:4]) + "\n"
     )
     assert first.returncode == 0, first.stderr
+    # As a run killed before its end leaves it (a finished run's journal starts a new run).
+    assert state.read_bytes().endswith(b"\n finished\n")
+    state.write_bytes(state.read_bytes().removesuffix(b" finished\n"))
     second = afetch_cli(
         "-q", "--state", str(state), "--resume", "-o", str(out), stdin="\n".join(urls) + "\n"
     )
