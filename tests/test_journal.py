@@ -233,3 +233,14 @@ def test_resume_on_a_finished_run_starts_a_new_one(
     assert all(server.stats.by_path[f"/ok/again-{i}"] == 2 for i in range(3))
     # A new run: the output holds this run's records only, as without --resume.
     assert sorted(r["url"] for r in jsonl(out.read_text())) == sorted(urls)
+
+
+def test_a_url_with_a_line_break_cannot_forge_a_journal_mark(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    stdin = '{"url": "http://127.0.0.1:9/x\\n finished"}\n'
+    result = afetch_cli("-q", "--state", str(state), stdin=stdin)
+    assert result.returncode == 1
+    lines = state.read_text().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(" ! request ")
+    assert lines[1] == " finished"
