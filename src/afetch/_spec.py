@@ -253,11 +253,11 @@ def request_key(item: str | RequestSpec) -> str:
     """
     if type(item) is str:
         return item
-    if item.method is None and item.body is None and item.invalid is None:
-        # A line break ({"url": "x\n finished"}) would split the key's journal line in two, and
-        # could forge the journal's marks: such a URL (never a valid one) goes by its digest.
-        if "\n" not in item.url and "\r" not in item.url:
-            return item.url
+    # A line break ({"url": "x\n finished"}) would split the key's journal line in two, and
+    # could forge the journal's marks: such a URL (never a valid one) goes by its digest.
+    plain = item.method is None and item.body is None and item.invalid is None
+    if plain and "\n" not in item.url and "\r" not in item.url:
+        return item.url
     import hashlib  # here: plain URLs never need it (OpenSSL, ~5 ms)
 
     digest = hashlib.blake2b(digest_size=16)
