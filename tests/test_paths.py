@@ -52,6 +52,7 @@ def test_a_written_path_may_not_be_an_input_by_any_name(tmp_path: Path, urls: Pa
         problem = _problem(tmp_path, [urls], **paths)
         assert "is also an input file" in problem, paths
     assert "--cacert" in _problem(tmp_path, [], output=str(urls), cacert=str(link))
+    assert "-d/--json file" in _problem(tmp_path, [], state=str(urls), body_files=[str(link)])
 
 
 def test_two_written_paths_may_not_be_one_file(tmp_path: Path, urls: Path) -> None:
@@ -130,3 +131,15 @@ def test_missing_parents_of_the_output_and_state_are_created(
     result = afetch_cli("-q", "-o", str(blocked / "x.jsonl"), stdin=server.url("/ok") + "\n")
     assert result.returncode == 2
     assert result.stderr.startswith(f"afetch: error: cannot create {blocked}:")
+
+
+def test_an_output_naming_a_body_file_is_refused(tmp_path: Path) -> None:
+    payload = tmp_path / "payload.json"
+    payload.write_text('{"a": 1}')
+    result = afetch_cli("--json", f"@{payload}", "-o", str(payload), stdin="http://127.0.0.1:9/\n")
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"afetch: error: -o {payload} is also a -d/--json file ({payload}):"
+        " it would be written over\n"
+    )
+    assert payload.read_text() == '{"a": 1}'

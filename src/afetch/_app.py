@@ -78,6 +78,8 @@ class RunOptions:
     shard: Shard | None = None
     #: ``--progress-interval``: seconds between progress reports when stderr is not a terminal.
     progress_interval: float = 10.0
+    #: Other files the run reads (``-d``/``--json @FILE``): no output may be one of them.
+    reads: tuple[str, ...] = ()
 
 
 def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
@@ -156,6 +158,7 @@ def _output_problem(
         cache_dir=settings.cache_dir,
         save_dir=settings.save_dir,
         cacert=settings.cacert,
+        body_files=options.reads,
     )
 
 

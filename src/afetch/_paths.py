@@ -6,7 +6,8 @@ Files are compared by identity (device and inode) when they exist, so a hard lin
 or ``./x`` is the file ``x``; a file still to be created by its resolved path. What is written:
 ``-o`` (or stdout, when it is a regular file: ``afetch urls.txt >> urls.txt``, which GNU cat
 refuses too), ``--state``, the ``--cache`` index files, and ``--save-dir``'s bodies. What is
-read: the sources (by their open descriptors, so stdin counts), ``--cacert`` and ``--state``.
+read: the sources (by their open descriptors, so stdin counts), ``--cacert``, ``-d``/``--json``
+``@FILE`` and ``--state``.
 
 ``--save-dir DIR`` only ever writes ``DIR/HOST/STEM__HASH[.EXT]`` (see ``_save``), and replaces
 such a file by a rename: a file directly in DIR, or named otherwise, is never touched. So a
@@ -61,6 +62,7 @@ def path_problem(
     cache_dir: str | None = None,
     save_dir: str | None = None,
     cacert: str | None = None,
+    body_files: Sequence[str] = (),
 ) -> str | None:
     """Why these paths cannot be used together, or None; opens and creates nothing."""
     reads = [
@@ -70,6 +72,7 @@ def path_problem(
     ]
     if cacert is not None:
         reads.append(_File.at(f"the --cacert file ({cacert})", cacert))
+    reads.extend(_File.at(f"a -d/--json file ({path})", path) for path in body_files)
     writes: list[_File] = []
     if output is None or output == "-":
         stdout = _File.open("stdout", 1)
