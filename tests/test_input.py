@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from afetch._input import (
     MAX_LINE,
@@ -173,3 +175,27 @@ def test_progress_on_a_pipe_like_source_loses_no_record(
         out, err = proc.communicate(text.encode(), timeout=60)
     assert proc.returncode == 0, err
     assert sorted(r["url"] for r in jsonl(out)) == sorted(urls)
+
+
+_URL_TEXT = (
+    st.text(
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n\ufeff"), min_size=1
+    )
+    .map(str.strip)
+    .filter(lambda text: text != "" and text[0] not in "#{")
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    urls=st.lists(_URL_TEXT, min_size=1, max_size=8),
+    ends=st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=8, max_size=8),
+    bom=st.booleans(),
+)
+def test_any_line_ends_and_a_bom_read_back_the_same_lines(
+    tmp_path_factory: pytest.TempPathFactory, urls: list[str], ends: list[str], bom: bool
+) -> None:
+    path = tmp_path_factory.mktemp("ends") / "urls.txt"
+    text = "".join(url + end for url, end in zip(urls, ends, strict=False))
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    assert _read_all([str(path)]) == [url_from_line(url) for url in urls]

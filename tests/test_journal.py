@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from afetch._journal import Journal, load_done, url_key
 from afetch._loopback import LoopbackServer
@@ -244,3 +246,34 @@ def test_a_url_with_a_line_break_cannot_forge_a_journal_mark(tmp_path: Path) -> 
     assert len(lines) == 2
     assert lines[0].startswith(" ! request ")
     assert lines[1] == " finished"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"))
+            .map(str.strip)
+            .filter(bool),
+            st.booleans(),
+        ),
+        max_size=10,
+    ),
+    finished=st.booleans(),
+)
+def test_any_journaled_keys_read_back_with_their_ok_bits(
+    tmp_path_factory: pytest.TempPathFactory, entries: list[tuple[str, bool]], finished: bool
+) -> None:
+    state = tmp_path_factory.mktemp("journal") / "state"
+    journal = Journal(str(state), resume=False)
+    for key, ok in entries:
+        journal.add(key, ok=ok)
+    if finished:
+        journal.finish()
+    journal.close()
+    again = Journal(str(state), resume=True)
+    again.close()
+    assert again.restarted == finished
+    if not finished:
+        assert again.earlier.done == {url_key(key) for key, _ in entries}
+        assert again.earlier.failed == {url_key(key) for key, ok in entries if not ok}
