@@ -44,7 +44,7 @@ def main() -> None:
     per_call("--shard keeps()", N, lambda: [shard.keeps(u) for u in urls])
     done = {url_key(u) for u in urls[::2]}
     per_call("--resume lookup", N, lambda: [url_key(u) in done for u in urls])
-    journal = Journal(os.path.join(folder, "state"), append=False)
+    journal = Journal(os.path.join(folder, "state"), resume=False)
     per_call("--state journal.add (os.write)", N, lambda: [journal.add(u) for u in urls])
     journal.close()
 

@@ -47,7 +47,8 @@ def test_the_source_imports_without_posix_only_names() -> None:
 
 def test_without_fcntl_the_stdout_check_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(afetch._app, "fcntl", None)
-    assert afetch._app._output_problem(afetch._app.RunOptions(sources=()), []) is None
+    options = afetch._app.RunOptions(sources=())
+    assert afetch._app._output_problem(afetch._app.Settings(), options, [], []) is None
 
 
 @pytest.fixture

@@ -180,7 +180,7 @@ def test_an_interrupted_writer_is_abandoned_and_journals_only_what_was_written(
 
     async def main() -> tuple[float, Stats, bool]:
         stats = Stats()
-        journal = Journal(str(journal_path), append=False)
+        journal = Journal(str(journal_path), resume=False)
         stream = os.fdopen(write_end, "wb", closefd=False)
         writer = RecordWriter(stream, JsonLinesSink(stream), stats=stats, journal=journal, limit=8)
         handed = await fill(writer)

@@ -25,8 +25,8 @@ from afetch._exits import (
 )
 from afetch._gauge import Gauge
 from afetch._hosts import BusiestHosts
-from afetch._input import InputError, count_urls, open_sources, read_urls
-from afetch._journal import Journal, load_done, skip_done
+from afetch._input import InputError, open_sources, read_urls, url_counter
+from afetch._journal import Journal, JournalBusy, skip_done
 from afetch._output import (
     OutputClosed,
     OutputFailed,
@@ -36,6 +36,7 @@ from afetch._output import (
     optional_keys,
     output_is_empty,
 )
+from afetch._paths import path_problem
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
@@ -77,14 +78,23 @@ class RunOptions:
     shard: Shard | None = None
     #: ``--progress-interval``: seconds between progress reports when stderr is not a terminal.
     progress_interval: float = 10.0
+    #: Other files the run reads (``-d``/``--json @FILE``): no output may be one of them.
+    reads: tuple[str, ...] = ()
 
 
-def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
-    """Fill in the total for the progress display without delaying the first request."""
+def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
+    """Fill in the total for the progress display without delaying the first request; only
+    regular files are counted (reading a pipe would take its lines from the run)."""
+    try:
+        counter = url_counter(fds)  # before the reader thread starts: it notes the offsets
+    except OSError:
+        return
+    if counter is None:
+        return
 
     def count() -> None:
         with contextlib.suppress(OSError):
-            stats.total = count_urls(sources)
+            stats.total = counter()
 
     threading.Thread(target=count, name="afetch-count", daemon=True).start()
 
@@ -128,34 +138,37 @@ class _Interrupt:
             self._on_signal_too()
 
 
-def _output_problem(options: RunOptions, fds: Sequence[int]) -> str | None:
-    """Why records could not go where they are meant to, checked before anything is truncated."""
-    if options.output is None or options.output == "-":
-        if fcntl is None:
-            return None
+def _output_problem(
+    settings: Settings, options: RunOptions, fds: Sequence[int], sources: Sequence[str]
+) -> str | None:
+    """Why records could not go where they are meant to, or a path would be written over;
+    checked before anything is opened for writing."""
+    if (options.output is None or options.output == "-") and fcntl is not None:
         try:
             writable = fcntl.fcntl(1, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
         except OSError:
             writable = False
-        return None if writable else "stdout is closed or read-only; use -o FILE"
-    if options.state is not None and os.path.realpath(options.state) == os.path.realpath(
-        options.output
-    ):
-        return f"-o {options.output} is also the --state file"
-    try:
-        target = os.stat(options.output)
-    except OSError:
-        return None  # a new file; open_output reports what stops it being created
-    same = (target.st_dev, target.st_ino)
-    if any((st.st_dev, st.st_ino) == same for st in map(os.fstat, fds)):
-        return f"-o {options.output} is also an input file: it would be emptied before it is read"
-    return None
+        if not writable:
+            return "stdout is closed or read-only; use -o FILE"
+    return path_problem(
+        sources=sources,
+        source_fds=fds,
+        output=options.output,
+        state=options.state,
+        cache_dir=settings.cache_dir,
+        save_dir=settings.save_dir,
+        cacert=settings.cacert,
+        body_files=options.reads,
+    )
 
 
-def _make_dirs(settings: Settings) -> str | None:
-    """Create the folders named by --cache and --save-dir; an error message if one cannot be."""
-    for folder in (settings.cache_dir, settings.save_dir):
-        if folder is None:
+def _make_dirs(settings: Settings, options: RunOptions) -> str | None:
+    """Create the folders named by --cache and --save-dir, and the missing parents of -o and
+    --state (so a cron line's `-o "out/$(date +%F).jsonl"` works on its first night, as
+    curl's --create-dirs); an error message if one cannot be."""
+    parents = [os.path.dirname(path) for path in (options.output, options.state) if path]
+    for folder in (settings.cache_dir, settings.save_dir, *parents):
+        if not folder or folder == "-":
             continue
         try:
             os.makedirs(folder, exist_ok=True)
@@ -164,11 +177,21 @@ def _make_dirs(settings: Settings) -> str | None:
     return None
 
 
-async def _open_journal(options: RunOptions, output_fd: int) -> tuple[Journal | None, set[bytes]]:
+async def _open_journal(options: RunOptions) -> Journal | None:
+    """Lock the --state journal, and read it for --resume (in a thread: it can take seconds)."""
     if options.state is None:
-        return None, set()
-    done = await asyncio.to_thread(load_done, options.state) if options.resume else set()
-    return Journal(options.state, append=options.resume, sync_first=output_fd), done
+        return None
+    journal = await asyncio.to_thread(Journal, options.state, resume=options.resume)
+    if journal.restarted and not options.quiet:
+        print(
+            f"afetch: {options.state}: previous run finished; starting a new run", file=sys.stderr
+        )
+    elif journal.earlier.done and not options.quiet:
+        print(
+            f"afetch: resuming: {len(journal.earlier.done)} URLs already done in {options.state}",
+            file=sys.stderr,
+        )
+    return journal
 
 
 def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
@@ -244,30 +267,33 @@ async def run(
     except InputError as exc:
         error_line(str(exc))
         return EXIT_USAGE
-    problem = _output_problem(options, fds) or _make_dirs(settings)
-    if problem is not None:
+    problem = _output_problem(settings, options, fds, options.sources if urls is None else ())
+    if problem is not None or (problem := _make_dirs(settings, options)) is not None:
         error_line(problem)
         return EXIT_USAGE
     try:
-        # A resumed run adds to the records of the interrupted one, like `wget -c`.
-        stream = open_output(options.output, append=options.resume)
-    except OSError as exc:
-        error_line(f"cannot write {options.output}: {exc.strerror or exc}")
+        journal = await _open_journal(options)
+    except JournalBusy as exc:
+        error_line(str(exc))
         return EXIT_USAGE
-    try:
-        journal, done = await _open_journal(options, stream.fileno())
     except OSError as exc:
         error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
-        stream.close()
         return EXIT_USAGE
+    done = journal.earlier.done if journal is not None else set()
+    try:
+        # A resumed run adds to the records of the interrupted one, like `wget -c`.
+        stream = open_output(options.output, append=bool(done))
+    except OSError as exc:
+        error_line(f"cannot write {options.output}: {exc.strerror or exc}")
+        if journal is not None:
+            journal.close()
+        return EXIT_USAGE
+    if journal is not None:
+        journal.sync_output_first(stream.fileno())
     stats = Stats(total=total)
     # A shard or a resumed run fetches only part of the file: no total beats a wrong one.
     if options.progress and urls is None and options.shard is None and not done:
-        _count_in_background(options.sources, stats)
-    if done and not options.quiet:
-        print(
-            f"afetch: resuming: {len(done)} URLs already done in {options.state}", file=sys.stderr
-        )
+        _count_in_background(fds, stats)
     sink = make_sink(
         stream,
         format=options.format,
@@ -279,8 +305,8 @@ async def run(
     source = read_urls(fds) if urls is None else urls()
     if options.shard is not None:
         source = only_shard(source, options.shard)
-    if done:
-        source = skip_done(source, done)
+    if journal is not None and done:
+        source = skip_done(source, journal.earlier, stats)
     gauge = Gauge() if options.progress else None
     console = _terminal_console()
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
@@ -315,6 +341,8 @@ async def run(
             code = EXIT_USAGE
     stats.finish()
     if journal is not None:
+        if code is None and interrupt.signum is None:
+            journal.finish()  # all input read, every record written: --resume starts anew
         journal.close()  # the writer journals nothing more: it finished or was abandoned
     if not writer.abandoned:
         # An abandoned writer is still blocked in write() on this descriptor: leave it open (the
@@ -329,4 +357,6 @@ async def run(
         return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:
         return code
-    return EXIT_OK if stats.ok == stats.done else EXIT_NOT_OK
+    # A resumed run answers for the URLs of the earlier part of it too.
+    all_ok = stats.ok == stats.done and stats.earlier_ok == stats.earlier
+    return EXIT_OK if all_ok else EXIT_NOT_OK

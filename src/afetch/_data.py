@@ -32,6 +32,15 @@ def load_body(
     return (b"&" if kind == "form" else b"").join(parts)
 
 
+def body_files(values: Sequence[str]) -> tuple[str, ...]:
+    """The files ``@FILE`` values name (not ``@-``), for the check that no output is one.
+
+    >>> body_files(["a=1", "@form.txt", "@-"])
+    ('form.txt',)
+    """
+    return tuple(v[1:] for v in values if v.startswith("@") and v != "@-")
+
+
 def _one(value: str, *, kind: str, stdin_is_input: bool, option: str) -> bytes:
     if not value.startswith("@"):
         return value.encode("utf-8", "surrogateescape")

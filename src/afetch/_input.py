@@ -11,12 +11,15 @@ import asyncio
 import codecs
 import concurrent.futures
 import os
+import stat
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
 from afetch._spec import RequestSpec, parse_request
 
 STDIN = "-"
+_BOM = "\ufeff"
+_BOM_BYTES = b"\xef\xbb\xbf"
 _STDIN_FD = 0
 _CHUNK = 1 << 16
 _QUEUED_CHUNKS = 4
@@ -42,6 +45,13 @@ def url_from_line(line: str) -> str | RequestSpec | None:
     if not text:
         return None
     first = text[0]
+    if first == _BOM:
+        # A UTF-8 byte order mark (Notepad's "UTF-8 with BOM", or one per file catenated with
+        # cat): never part of a URL.
+        text = text[1:].strip()
+        if not text:
+            return None
+        first = text[0]
     if first == "#":
         return None
     if first == "{":
@@ -118,7 +128,8 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
         while (item := await queue.get()) is not None:
             if isinstance(item, BaseException):
                 raise InputError(f"reading input failed: {item}")
-            text = decoder.decode(item)
+            # CR alone ends a line too (classic Mac files); CRLF leaves a blank line, skipped.
+            text = decoder.decode(item).replace("\r", "\n")
             if skipping:
                 newline = text.find("\n")
                 if newline < 0:
@@ -142,15 +153,58 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
             queue.get_nowait()
 
 
-def count_urls(paths: Sequence[str]) -> int | None:
-    """How many URLs the files hold (None when stdin is among them); runs in a thread."""
-    if STDIN in paths:
+def url_counter(fds: Sequence[int]) -> Callable[[], int] | None:
+    """A function counting the URLs in the open sources ``fds`` (for the progress total), or
+    None when one is not a regular file (a pipe, a FIFO, a terminal, ``<(cmd)``): reading it
+    would take its lines from the run.
+
+    Call it before the reader starts: it notes the offset each descriptor is at, and the
+    function (which may run in a thread) reads with ``pread`` from there, never moving the
+    reader's position. An estimate: a line of only non-ASCII spaces counts.
+    """
+    if not hasattr(os, "pread"):
+        return None  # Windows: no pread, and a dup() would share the reader's offset
+    if not all(stat.S_ISREG(os.fstat(fd).st_mode) for fd in fds):
         return None
+    # Copies: the reader closes its descriptors at their end, maybe before the count is done,
+    # and a number closed there could be reused for another file.
+    starts = [(os.dup(fd), os.lseek(fd, 0, os.SEEK_CUR)) for fd in fds]
+
+    def count() -> int:
+        try:
+            return sum(_count_lines(fd, start) for fd, start in starts)
+        finally:
+            for fd, _ in starts:
+                os.close(fd)
+
+    return count
+
+
+def count_urls(paths: Sequence[str]) -> int | None:
+    """How many URLs the files ``paths`` hold (None if one is not a regular file)."""
+    fds = open_sources(paths)
+    try:
+        counter = url_counter(fds)
+        return None if counter is None else counter()
+    finally:
+        for fd in fds:
+            if fd != _STDIN_FD:
+                os.close(fd)
+
+
+def _count_lines(fd: int, offset: int) -> int:
     total = 0
-    for path in paths:
-        with open(path, "rb") as handle:
-            for line in handle:
-                text = line.strip()
-                if text and not text.startswith(b"#"):
-                    total += 1
-    return total
+    pending = b""
+    while chunk := os.pread(fd, _CHUNK, offset):
+        offset += len(chunk)
+        lines = (pending + chunk.replace(b"\r", b"\n")).split(b"\n")
+        pending = lines.pop()
+        total += sum(1 for line in lines if _counts(line))
+    return total + _counts(pending)
+
+
+def _counts(line: bytes) -> bool:
+    text = line.strip()
+    if text.startswith(_BOM_BYTES):
+        text = text[3:].strip()
+    return bool(text) and not text.startswith(b"#")

@@ -326,7 +326,7 @@ PANELS: dict[str, tuple[Opt, ...]] = {
     ),
     "Output": (
         opt("-o", "--output", type=str | None, default=None, metavar="FILE",
-            show_default="stdout", help="Write records to FILE."),
+            show_default="stdout", help="Write records to FILE (missing folders are created)."),
         opt("--format", type=Format, default=Format.JSONL, case_sensitive=False, convert=str,
             help="Records as JSON Lines, or CSV with a header row (error as error_type, "
             "error_message)."),
@@ -348,9 +348,9 @@ PANELS: dict[str, tuple[Opt, ...]] = {
     ),
     "Cron and pipelines": (
         opt("--state", type=str | None, default=None, metavar="FILE",
-            help="Journal each completed URL to FILE (started afresh unless --resume)."),
+            help="Journal each completed URL to FILE (locked; started afresh unless --resume)."),
         opt("--resume", type=bool, default=False,
-            help="Skip URLs the --state journal holds; append to it and to -o FILE."),
+            help="Resume an unfinished --state run: skip the URLs done, append to -o FILE."),
         opt("--cache", type=str | None, default=None, metavar="DIR", to="cache_dir",
             help="Keep ETag/Last-Modified in DIR; send conditional requests (304: not_modified)."),
         opt("--save-dir", type=str | None, default=None, metavar="DIR",

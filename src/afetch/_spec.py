@@ -5,9 +5,13 @@ A line of JSON Lines input is a request object::
     {"url": "https://api.test/items", "method": "POST", "json": {"name": "x"}, "meta": {"id": 7}}
 
 ``url`` is required; ``method``, ``headers`` (an object of strings), ``body`` (a string) or
-``json`` (any value), and ``meta`` (any value, copied unchanged into the record) are optional;
-other keys are ignored, so afetch's own records are valid input. Plain URL lines never come
-here: they stay ``str`` all the way to the fetcher, which keeps the hot path as it was.
+``json`` (any value), and ``meta`` (any value, copied unchanged into the record) are optional.
+Any other key makes the line invalid (``"data": did you mean "body"?``): a misspelt key silently
+ignored would send a request other than the one asked for. afetch's own records are valid input:
+an object with record keys (``final_url``, ``status``, ...) is a record, of which only ``url``,
+``method`` and ``meta`` count (its ``headers``, ``body`` and ``json`` are what the server sent).
+Plain URL lines never come here: they stay ``str`` all the way to the fetcher, which keeps the
+hot path as it was.
 
 A line that is not a valid request object still becomes a :class:`RequestSpec`, with ``invalid``
 saying why; the fetcher turns it into a record with the error type ``invalid_input``.
@@ -21,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from afetch._record import SCHEMA_KEYS
 from afetch._settings import METHODS
 
 #: How much of a malformed line its record's ``url`` shows.
@@ -28,6 +33,35 @@ SHOWN = 200
 #: ``body`` kinds: how the Content-Type (and Accept) headers are chosen.
 FORM = "form"
 JSON = "json"
+#: The keys of a request object.
+REQUEST_KEYS = ("url", "method", "headers", "body", "json", "meta")
+#: Keys only a record has: an object with one of them is a record fed back as input.
+_RECORD_ONLY_KEYS = frozenset(SCHEMA_KEYS) - {"url"}
+#: What other tools call a request object's keys (curl, requests, httpx, fetch, HTTPie).
+_SYNONYMS = {
+    "data": "body",
+    "data_raw": "body",
+    "data_binary": "body",
+    "form": "body",
+    "payload": "body",
+    "content": "body",
+    "text": "body",
+    "json_body": "json",
+    "header": "headers",
+    "verb": "method",
+    "request": "method",
+    "x": "method",
+    "uri": "url",
+    "href": "url",
+    "link": "url",
+    "location": "url",
+    "params": "url",
+    "query": "url",
+    "metadata": "meta",
+    "id": "meta",
+    "tag": "meta",
+    "extra": "meta",
+}
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -58,6 +92,11 @@ class RequestSpec:
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> RequestSpec:
         """The request a parsed request object asks for; raises ValueError if it is not one."""
+        if _RECORD_ONLY_KEYS.isdisjoint(obj):
+            _check_keys(obj)
+        else:
+            # One of afetch's records: its headers, body and json are the response's.
+            obj = {key: obj[key] for key in ("url", "method", "meta") if key in obj}
         url = obj.get("url")
         if not isinstance(url, str) or not url.strip():
             raise ValueError('"url" must be a non-empty string')
@@ -79,6 +118,33 @@ class RequestSpec:
         if body is not None and method == "HEAD":
             raise ValueError("a HEAD request has no body")
         return cls(url.strip(), method, headers, body, kind, obj.get("meta"))
+
+
+def _check_keys(obj: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first key that is not a request object's, with a hint.
+
+    >>> _check_keys({"url": "u", "data": "k=v"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown key "data": did you mean "body"?
+    """
+    for key in obj:
+        if key in REQUEST_KEYS:
+            continue
+        # Only the key is shown (its value may be a secret), cut like a header name.
+        shown = json.dumps(key[:40], ensure_ascii=True)
+        guess = _SYNONYMS.get(key.lower().replace("-", "_"))
+        if guess is None:
+            import difflib  # here: only a misspelt key needs it
+
+            close = difflib.get_close_matches(key.lower(), REQUEST_KEYS, n=1, cutoff=0.6)
+            guess = close[0] if close else None
+        if guess is None:
+            raise ValueError(f"unknown key {shown}; the keys are {', '.join(REQUEST_KEYS)}")
+        if guess == "meta":
+            raise ValueError(f'unknown key {shown}: your own data goes in "meta"')
+        where = " (the query string goes in the URL)" if key.lower() in ("params", "query") else ""
+        raise ValueError(f'unknown key {shown}: did you mean "{guess}"?{where}')
 
 
 def _headers(value: object) -> tuple[tuple[str, str], ...]:
@@ -147,16 +213,22 @@ def _shown(line: str, obj: object) -> str:
 
     >>> _shown('{"url": 1, "headers": {"A": "s3cret"}}', {"url": 1, "headers": {"A": "s3cret"}})
     '{"url": 1, "headers": {"A": "***"}}'
+    >>> _shown('{"url": "x", "token": "s3cret"}', {"url": "x", "token": "s3cret"})
+    '{"url": "x", "token": "***"}'
     >>> _shown('{"url": "x", "headers": {"A": "s3cret"', None)
     '{"url": "x", …'
     """
-    if isinstance(obj, dict) and "headers" in obj:
-        # Parsed, but not a valid request: the same object with its header values masked.
-        headers = obj["headers"]
+    if isinstance(obj, dict) and ("headers" in obj or not obj.keys() <= set(REQUEST_KEYS)):
+        # Parsed, but not a valid request: the same object with its header values masked, and
+        # the values of unknown keys ("token", "auth", ...: they may be secrets too).
+        headers = obj.get("headers")
         masked = {k: "***" for k in headers} if isinstance(headers, dict) else "***"
+        shown = {k: v if k in REQUEST_KEYS else "***" for k, v in obj.items()}
+        if "headers" in obj:
+            shown["headers"] = masked
         try:
             # ASCII: a lone surrogate the object may hold cannot reach the output as UTF-8.
-            line = json.dumps({**obj, "headers": masked})
+            line = json.dumps(shown)
         except (ValueError, RecursionError):
             line = line[: line.find('"headers"')] + "…"
     elif obj is None and ("headers" in line or "\\u" in line):
@@ -181,7 +253,10 @@ def request_key(item: str | RequestSpec) -> str:
     """
     if type(item) is str:
         return item
-    if item.method is None and item.body is None and item.invalid is None:
+    # A line break ({"url": "x\n finished"}) would split the key's journal line in two, and
+    # could forge the journal's marks: such a URL (never a valid one) goes by its digest.
+    plain = item.method is None and item.body is None and item.invalid is None
+    if plain and "\n" not in item.url and "\r" not in item.url:
         return item.url
     import hashlib  # here: plain URLs never need it (OpenSSL, ~5 ms)
 

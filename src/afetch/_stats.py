@@ -96,6 +96,9 @@ class Stats:
         self.handed = 0  # records handed to the writer thread (by the event loop)
         self.done = 0  # records written (counted by the writer thread, after the write)
         self.ok = 0
+        #: URLs a resumed run skipped (journaled by an earlier run of it), and how many were ok.
+        self.earlier = 0
+        self.earlier_ok = 0
         self.bytes = 0
         self.by_class: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()

@@ -101,6 +101,7 @@ def summary_rows(
     not_ok = stats.done - stats.ok
     rows = [
         ("urls", f"{stats.done} done, {stats.ok} ok, {not_ok} not ok"),
+        *_earlier_rows(stats),
         ("classes", "  ".join(f"{name} {stats.by_class[name]}" for name in CLASSES)),
     ]
     if stats.errors:
@@ -121,6 +122,14 @@ def summary_rows(
         label = "per host" if index == 0 else ""
         rows.append((label, f"{shown}  {attempts} requests, settled at {limit}"))
     return rows
+
+
+def _earlier_rows(stats: Stats) -> list[tuple[str, str]]:
+    """A resumed run: the URLs done before it, which its exit code covers too."""
+    if not stats.earlier:
+        return []
+    ok, earlier = stats.earlier_ok, stats.earlier
+    return [("earlier", f"{earlier} already done, {ok} ok, {earlier - ok} not ok")]
 
 
 def summary_text(stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None) -> str:

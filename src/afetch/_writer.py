@@ -319,9 +319,7 @@ class RecordWriter:
             if self._abandoned:
                 raise _Abandoned
             if self._journal is not None:
-                # A request object is journaled by its key (method, URL, body), a plain line by
-                # its URL.
-                self._journal.add_many([record.key or record.url for record in records])
+                self._journal.add_many(records)
             self._stats.add_many(records)
         with self._lock:
             self._unwritten -= len(records)

@@ -98,6 +98,9 @@ def command(**params: Any) -> int:
     )
     settings = _settings(values)
     from afetch._app import RunOptions, run
+    from afetch._data import body_files
+
+    values["reads"] = body_files([*(values["data"] or ()), *(values["json"] or ())])
 
     if values["progress"] is None:
         values["progress"] = not values["quiet"] and sys.stderr.isatty()
