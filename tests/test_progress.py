@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -411,3 +412,76 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
         stats.bytes,
         stats.latency.count,
     )
+
+
+# -- one terminal, two streams -------------------------------------------------------------------
+
+
+def _screen_and_scrollback(raw: bytes, *, cols: int, rows: int) -> list[str]:
+    """Every line a person can scroll back to, then the screen, as a terminal emulator shows
+    them; a line that wrapped (a row filled to the last column) is joined to the next."""
+    import pyte
+
+    screen = pyte.HistoryScreen(cols, rows, history=100_000, ratio=0.001)
+    pyte.ByteStream(screen).feed(raw.replace(b"\n", b"\r\n"))  # the pty's onlcr, undone below
+
+    def text(row: dict[int, pyte.screens.Char]) -> str:
+        return "".join(row[x].data for x in range(cols))
+
+    rows_seen = [text(row) for row in screen.history.top] + [
+        text(screen.buffer[y]) for y in range(rows)
+    ]
+    lines: list[str] = []
+    joining = False
+    for row in rows_seen:
+        if joining:
+            lines[-1] += row
+        else:
+            lines.append(row)
+        joining = len(row.rstrip()) == cols
+    return [line.rstrip() for line in lines]
+
+
+def test_records_and_the_live_table_share_one_terminal() -> None:
+    """`afetch --demo` with stdout and stderr on one terminal: every record scrolls up whole
+    and parseable above the table, and no frame of the table is left in the scrollback."""
+    cols, rows = 100, 30
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    attrs = termios.tcgetattr(slave)
+    attrs[1] &= ~termios.ONLCR  # "\n" stays "\n": the emulator is fed what afetch wrote
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the child has gone
+            while chunk := os.read(master, 65536):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        argv = [sys.executable, "-m", "afetch", "--demo", "-c", "20", "--timeout", "1"]
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=_pty_env()
+        )
+        os.close(slave)
+        code = process.wait(timeout=120)
+    finally:
+        reader.join(timeout=10)
+        os.close(master)
+    raw = b"".join(chunks)
+    assert code == 1
+    assert b"\x1b[" in raw  # the live table really was drawn
+    assert b"in flight" in raw
+    lines = _screen_and_scrollback(raw, cols=cols, rows=rows)
+    records = [line for line in lines if line.startswith("{")]
+    parsed = [json.loads(line) for line in records]  # each one whole: a cut one fails here
+    assert len(parsed) == 300
+    stray = [line for line in lines if "{" in line and not line.startswith("{")]
+    assert not stray, stray  # no record glued to a line of the table
+    frames = [line for line in lines if line.startswith(("classes", "requests", "slowest"))]
+    assert not frames, frames  # the table left no frame behind
+    last_record = max(i for i, line in enumerate(lines) if line.startswith("{"))
+    summary = next(i for i, line in enumerate(lines) if "afetch summary" in line)
+    assert summary > last_record  # the summary comes after every record, at the bottom

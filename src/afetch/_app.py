@@ -7,11 +7,12 @@ import contextlib
 import dataclasses
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from afetch import _fdlimit as fdlimit
 from afetch._api import fetch_batches
@@ -217,6 +218,26 @@ def _progress_display(
     )
 
 
+def _shared_terminal(
+    display: object, stream: BinaryIO
+) -> Callable[[], contextlib.AbstractContextManager[None]] | None:
+    """The live table's hold for writing records above it, when they go to its terminal.
+
+    ``afetch urls.txt`` on a terminal: records and the table share one screen, and a redraw
+    would erase or cut the records written since the last frame. Anywhere else (a file, a
+    pipe, another terminal) records are written as they are, at no cost.
+    """
+    above = getattr(display, "above", None)
+    if above is None:
+        return None
+    try:
+        out, err = os.fstat(stream.fileno()), os.fstat(2)
+    except (OSError, ValueError):
+        return None
+    same = stat.S_ISCHR(out.st_mode) and stat.S_ISCHR(err.st_mode) and out.st_rdev == err.st_rdev
+    return above if same else None
+
+
 def _print_summary(stats: Stats, busiest: BusiestHosts | None, console: Console | None) -> None:
     rows = None if busiest is None else busiest.rows
     if console is None:
@@ -285,7 +306,9 @@ async def run(
     console = _terminal_console()
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
     # Records are written, journaled and counted by the writer thread (see _writer.py).
-    writer = RecordWriter(stream, sink, stats=stats, journal=journal)
+    writer = RecordWriter(
+        stream, sink, stats=stats, journal=journal, terminal=_shared_terminal(display, stream)
+    )
     busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:

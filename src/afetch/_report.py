@@ -5,8 +5,10 @@ Only a terminal loads Rich; logs get the plain forms of :mod:`afetch._summary`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -239,6 +241,30 @@ class ProgressDisplay:
 
     def __exit__(self, *exc: object) -> None:
         self._live.stop()
+
+    @contextlib.contextmanager
+    def above(self) -> Iterator[None]:
+        """Write records to the same terminal above the table (from the writer thread).
+
+        Holds the live display's lock, so no redraw runs meanwhile: the table is erased and the
+        cursor put where its first line was, the caller writes whole lines there, and the table
+        is drawn again below them. Without this a redraw moves up over the lines written since
+        the last frame and erases them (records cut mid-line, table frames left in the
+        scrollback). Rich's own ``console.print`` above a live display does the same.
+        """
+        live = self._live
+        with live._lock:
+            if not live.is_started:
+                yield
+                return
+            render = live._live_render
+            live.console.control(render.position_cursor())
+            # The frame is gone: the next one is drawn where the records end, not moved up over.
+            render._shape = None
+            try:
+                yield
+            finally:
+                live.refresh()
 
 
 def progress_display(
