@@ -35,7 +35,8 @@ WIDTHS = (60, 80, 120, 200)
 # CSI (colours, cursor moves, erase), OSC, and two-byte escapes: what a terminal does not print.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _PLAIN_LINE = re.compile(
-    r"^afetch: progress: \d+/(\d+|\?) (\d+|\?)% [\d.]+/s 2xx \d+ 3xx \d+ 4xx \d+ 5xx \d+ "
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    r"afetch: progress: \d+/(\d+|\?) (\d+|\?)% [\d.]+/s 2xx \d+ 3xx \d+ 4xx \d+ 5xx \d+ "
     r"errors \d+ in_flight \d+ waiting \d+ elapsed [\d:]+ eta ([\d:]+|\?)$"
 )
 ALL_ERRORS = tuple(afetch.ERROR_TYPES)
@@ -336,7 +337,7 @@ def test_dumb_terminal_gets_plain_lines(
     argv += ["--retries", "0", "--progress-interval", "0.3"]
     code, drawn = _run_on_pty(argv, env=_pty_env(TERM="dumb"), cols=80)
     assert code == 1
-    progress = [line for line in drawn.splitlines() if line.startswith("afetch: progress:")]
+    progress = [line for line in drawn.splitlines() if " afetch: progress:" in line]
     assert len(progress) >= 2, drawn
     assert all(_PLAIN_LINE.match(line.rstrip("\r")) for line in progress), progress
 
@@ -352,14 +353,14 @@ def test_plain_progress_to_a_log_file(
     assert result.returncode == 1
     assert len(jsonl(result.stdout)) == 16  # stdout still carries records only
     assert "\x1b" not in result.stderr
-    progress = [line for line in result.stderr.splitlines() if line.startswith("afetch: progress:")]
+    progress = [line for line in result.stderr.splitlines() if " afetch: progress:" in line]
     assert len(progress) >= 4, result.stderr  # a ~2 s run, a line every 0.2 s
     assert all(_PLAIN_LINE.match(line) for line in progress), progress
     assert "/16 " in progress[-1]  # the total, counted in the background
-    done = [int(line.split()[2].split("/")[0]) for line in progress]
+    done = [int(line.split()[3].split("/")[0]) for line in progress]
     assert done == sorted(done)
     assert done[-1] >= 4
-    assert "afetch summary" in result.stderr
+    assert "afetch: summary" in result.stderr
 
 
 def test_no_plain_lines_without_progress(tmp_path: Path, server: LoopbackServer) -> None:
@@ -397,7 +398,7 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
     assert stats.by_class == Counter(status_class(r) for r in records)
     assert stats.ok == sum(r.ok for r in records)
     assert stats.errors == Counter({"dns": len(statuses), "timeout": len(statuses)})
-    assert stats.latency.count == len(statuses)  # only records without an error have a latency
+    assert stats.latency.count == len(records)  # failures have a latency too
     assert (stats.done, stats.bytes) == (len(records), 3 * len(records))
     batched = Stats()  # the writer thread counts a batch at a time: the same totals
     batched.add_many(records[:10])
@@ -485,3 +486,61 @@ def test_records_and_the_live_table_share_one_terminal() -> None:
     last_record = max(i for i, line in enumerate(lines) if line.startswith("{"))
     summary = next(i for i, line in enumerate(lines) if "afetch summary" in line)
     assert summary > last_record  # the summary comes after every record, at the bottom
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def test_summary_latency_counts_failures_and_fits_60_columns() -> None:
+    from afetch._record import FetchError, Record
+    from afetch._report import summary_view
+
+    stats = Stats(total=5000)
+    stats.add_many([Record(url="u", status=200, elapsed_ms=1413.0)] * 4995)
+    stats.add_many([Record(url="u", error=FetchError("timeout", "slow"), elapsed_ms=2005.0)] * 5)
+    out = io.StringIO()
+    Console(file=out, width=60, _environ={}).print(summary_view(stats))
+    lines = out.getvalue().splitlines()
+    latency = next(line for line in lines if line.lstrip().startswith("latency"))
+    assert latency.rstrip().endswith("max 2.00 s")  # the timed-out URLs are the slowest
+    assert lines[lines.index(latency) + 1].lstrip().startswith("rate")  # not wrapped
+    assert "5,000 done, 4,995 ok, 5 not ok" in out.getvalue()  # as the table writes numbers
+    assert "timeout 5" in out.getvalue()
+
+
+def test_plain_summary_lines_are_stamped_and_prefixed() -> None:
+    from afetch._record import FetchError, Record
+    from afetch._summary import summary_text
+
+    stats = Stats()
+    stats.add_many([Record(url="u", status=200, elapsed_ms=5.0)] * 1200)
+    stats.add_many([Record(url="u", error=FetchError(kind, "x")) for kind in ("dns", "reset")])
+    lines = summary_text(stats).splitlines()
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z afetch: ")
+    assert all(stamp.match(line) for line in lines), lines
+    assert any("1,202 done, 1,200 ok, 2 not ok" in line for line in lines)
+    assert any(line.endswith("errors   dns 1  reset 1") for line in lines), lines
+
+
+def test_an_interrupted_run_says_what_was_not_fetched(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    state = tmp_path / "state"
+    argv = [sys.executable, "-m", "afetch", str(path), "-c", "2", "--state", str(state)]
+    process = subprocess.Popen(
+        [*argv, "--progress", "--progress-interval", "0.1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        text=True,
+    )
+    time.sleep(1.5)  # started, two URLs in flight, none done
+    process.send_signal(2)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert jsonl(out) == []
+    assert f"interrupted: 40 of 40 URLs not fetched (resume with --state {state} --resume)" in err
+    assert " done, " in err  # the counts are still there

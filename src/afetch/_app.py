@@ -42,7 +42,7 @@ from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._spec import RequestSpec
 from afetch._stats import Stats
-from afetch._summary import PlainProgress, summary_text
+from afetch._summary import PlainProgress, interrupted_note, summary_text
 from afetch._writer import RecordWriter
 
 if TYPE_CHECKING:
@@ -238,14 +238,31 @@ def _shared_terminal(
     return above if same else None
 
 
-def _print_summary(stats: Stats, busiest: BusiestHosts | None, console: Console | None) -> None:
+def _print_summary(
+    stats: Stats,
+    busiest: BusiestHosts | None,
+    console: Console | None,
+    *,
+    notes: list[tuple[str, str]],
+) -> None:
     rows = None if busiest is None else busiest.rows
     if console is None:
-        print(summary_text(stats, busiest=rows), file=sys.stderr)
+        print(summary_text(stats, busiest=rows, notes=notes), file=sys.stderr)
         return
     from afetch._report import summary_view
 
-    console.print(summary_view(stats, busiest=rows))
+    console.print(summary_view(stats, busiest=rows, notes=notes))
+
+
+def _interrupted(stats: Stats, options: RunOptions, *, whole_input: bool) -> tuple[str, str]:
+    """The summary's note for a stopped run. The total is the one the progress display counted,
+    or counted now for files read whole (not stdin, a shard or a resumed run: no total beats a
+    wrong one)."""
+    total = stats.total
+    if total is None and whole_input and "-" not in options.sources:
+        with contextlib.suppress(OSError, InputError):
+            total = count_urls(options.sources)
+    return interrupted_note(stats, total=total, state=options.state)
 
 
 async def run(
@@ -347,7 +364,11 @@ async def run(
         # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
         return code
     if not options.quiet:
-        _print_summary(stats, busiest, console)
+        notes = []  # rows about the run itself, after the counts
+        if interrupt.signum is not None:
+            whole = urls is None and options.shard is None and not done
+            notes.append(_interrupted(stats, options, whole_input=whole))
+        _print_summary(stats, busiest, console, notes=notes)
     if interrupt.signum is not None:
         return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:

@@ -19,7 +19,15 @@ from rich.text import Span, Text
 from afetch._gauge import Gauge
 from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
-from afetch._summary import _UNPRINTABLE, PlainProgress, _duration, plain_line, summary_rows
+from afetch._summary import (
+    _UNPRINTABLE,
+    PlainProgress,
+    _count,
+    _duration,
+    _ms,
+    plain_line,
+    summary_rows,
+)
 
 __all__ = ["PlainProgress", "ProgressDisplay", "ProgressView", "plain_line", "summary_view"]
 
@@ -32,7 +40,7 @@ def _classes(stats: Stats) -> Text:
         if text:
             text.append("  ")
         text.append(f"{name} ", style="dim")
-        text.append(str(stats.by_class[name]), style=_CLASS_STYLES[name])
+        text.append(f"{stats.by_class[name]:,}", style=_CLASS_STYLES[name])
     return text
 
 
@@ -44,28 +52,6 @@ _LABEL = 10
 _SLOWEST = 3
 _BAR_MIN, _BAR_MAX = 10, 40
 # Control characters (C0, DEL, C1) of a URL would reach the terminal: Rich strips only a few.
-
-
-def _count(value: int, *, compact: bool) -> str:
-    """``1,234,567``, or ``1.2M`` when room is short.
-
-    >>> _count(1234567, compact=False), _count(1234567, compact=True), _count(999, compact=True)
-    ('1,234,567', '1.2M', '999')
-    """
-    if not compact or value < 10_000:
-        return f"{value:,}"
-    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if value >= size:
-            scaled = value / size
-            return f"{scaled:.1f}{unit}" if scaled < 100 else f"{scaled:,.0f}{unit}"
-    return str(value)  # pragma: no cover (values below 1000 returned above)
-
-
-def _ms(value: float) -> str:
-    """A latency, short: ``12.3 ms``, ``1.23 s``, ``81 s``."""
-    if value < 1000:
-        return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
-    return f"{value / 1000:.2f} s" if value < 10_000 else f"{value / 1000:,.0f} s"
 
 
 def _age(seconds: float) -> str:
@@ -279,11 +265,17 @@ def progress_display(
     return PlainProgress(stats, gauge, interval=interval, file=console.file)
 
 
-def summary_view(stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None) -> Table:
+def summary_view(
+    stats: Stats,
+    *,
+    busiest: list[tuple[str, int, int]] | None = None,
+    notes: list[tuple[str, str]] | None = None,
+) -> Table:
     """The closing summary as a table, its status classes in colour."""
     table = Table(title="afetch summary", title_justify="left", show_header=False, box=None)
-    table.add_column(style="dim")
-    table.add_column()
-    for label, value in summary_rows(stats, busiest=busiest):
+    table.add_column(style="dim", no_wrap=True)
+    # Cut with an ellipsis rather than wrapped, at any width (a long host name of --per-host).
+    table.add_column(no_wrap=True, overflow="ellipsis")
+    for label, value in summary_rows(stats, busiest=busiest, notes=notes):
         table.add_row(label, _classes(stats) if label == "classes" else value)
     return table
