@@ -213,10 +213,15 @@ class _CheckedGauge(Gauge):
         super().__init__()
         self.concurrency = concurrency
         self.samples: list[tuple[int, int]] = []
+        self.firsts: dict[object, list[float]] = {}  # URL -> the first-attempt time of each attempt
 
-    def start(self, key: object, url: str, *, now: float | None = None) -> None:
-        super().start(key, url, now=now)
+    def start(
+        self, key: object, url: str, *, now: float | None = None, first: float | None = None
+    ) -> float:
+        first = super().start(key, url, now=now, first=first)
         self.samples.append((self.in_flight, len(self._started)))
+        self.firsts.setdefault(key, []).append(first)
+        return first
 
 
 @pytest.fixture
@@ -266,6 +271,9 @@ def test_in_flight_never_exceeds_concurrency(server: LoopbackServer, closed_port
     assert all(ages == sorted(ages, reverse=True) for _, _, ages in seen)  # oldest first
     assert max(waiting for _, waiting, _ in seen) >= 1  # URLs did park behind a busy host
     assert (gauge.in_flight, gauge.waiting, gauge.oldest(5)) == (0, 0, [])
+    retried = [firsts for firsts in gauge.firsts.values() if len(firsts) > 1]
+    assert retried
+    assert all(len(set(firsts)) == 1 for firsts in retried)  # ages count from the first attempt
 
 
 # -- the command line ------------------------------------------------------------------------------
