@@ -552,3 +552,46 @@ def test_an_interrupted_run_says_what_was_not_fetched(
     assert jsonl(out) == []
     assert f"interrupted: 40 of 40 URLs not fetched (resume with --state {state} --resume)" in err
     assert " done, " in err  # the counts are still there
+
+
+# -- the ETA counts retries ----------------------------------------------------------------------
+
+
+def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
+    """98% done at a high rate, the rest hanging and retried: the ETA is what their attempts
+    left may take (timeout 0.3 s, two retries), not the 0:00 the rate alone gives."""
+    from afetch._summary import eta
+
+    gauge = Gauge(attempt_s=0.3)
+    tails: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            tails.append(gauge.tail())
+            time.sleep(0.005)
+
+    async def main() -> list[afetch.Record]:
+        urls = [server.url("/hang"), server.url("/ok")]
+        return [
+            record
+            async for record in afetch.fetch(
+                urls, timeout=0.3, retries=2, backoff=0.01, gauge=gauge
+            )
+        ]
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        records = asyncio.run(main())
+    finally:
+        stop.set()
+        sampler.join()
+    assert max(record.attempts for record in records) == 3
+    # After the first timeout: two attempts of 0.3 s left (and the short backoffs).
+    assert 0.45 < max(tails) < 0.7, max(tails)
+    assert gauge.tail() == 0.0  # nothing left once every URL is done
+    stats = Stats(total=100)
+    stats.done, stats.started = 98, time.monotonic() - 1  # 98/s: 0.02 s left by the rate
+    gauge.retry("hung", waits=1.0, attempts=2)
+    assert eta(stats, gauge) > 1.5

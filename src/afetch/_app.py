@@ -319,7 +319,7 @@ async def run(
         source = only_shard(source, options.shard)
     if done:
         source = skip_done(source, done)
-    gauge = Gauge() if options.progress else None
+    gauge = Gauge(attempt_s=settings.timeout) if options.progress else None
     console = _terminal_console()
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
     # Records are written, journaled and counted by the writer thread (see _writer.py).

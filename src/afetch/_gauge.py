@@ -45,8 +45,12 @@ class Gauge:
     [('http://a.test/', 2.5), ('http://b.test/', 1.5)]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, attempt_s: float | None = None) -> None:
+        """``attempt_s``: the longest one attempt may take (``--timeout``), for the ETA."""
+        self._attempt_s = attempt_s
         self._counts: Callable[[], tuple[int, int]] = _nothing
+        # URL key -> when its attempts left may be over (monotonic), for URLs being retried.
+        self._retrying: dict[object, float] = {}
         # attempt key -> (url, start of the URL's first attempt), for the attempts running.
         self._started: dict[object, tuple[str, float]] = {}
 
@@ -69,6 +73,31 @@ class Gauge:
 
     def end(self, key: object) -> None:
         self._started.pop(key, None)
+        self._retrying.pop(key, None)
+
+    def retry(self, key: object, *, waits: float, attempts: int, now: float | None = None) -> None:
+        """The URL's attempt failed and it will be tried again, ``attempts`` times at most,
+        after ``waits`` seconds of backoff in all: it may take that long plus the attempts.
+        Without a timeout, an attempt has no bound to count."""
+        if self._attempt_s is None:
+            return
+        now = time.monotonic() if now is None else now
+        self._retrying[key] = now + waits + attempts * self._attempt_s
+
+    def tail(self, *, now: float | None = None) -> float:
+        """Seconds the URLs being retried may still take: waits and their attempts left, each
+        up to the timeout. A run cannot end sooner, whatever the rate says.
+
+        >>> gauge = Gauge(attempt_s=2.0)
+        >>> gauge.retry("job", waits=0.5, attempts=2, now=10.0)
+        >>> gauge.tail(now=11.0)
+        3.5
+        >>> gauge.end("job"); gauge.tail(now=11.0)
+        0.0
+        """
+        now = time.monotonic() if now is None else now
+        ends = self._retrying.copy().values()  # the loop thread mutates it while we read
+        return max(0.0, max(ends, default=now) - now)
 
     @property
     def in_flight(self) -> int:

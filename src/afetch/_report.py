@@ -25,6 +25,7 @@ from afetch._summary import (
     _count,
     _duration,
     _ms,
+    eta,
     plain_line,
     summary_rows,
 )
@@ -141,6 +142,7 @@ class ProgressView:
     def _headline(self, width: int, *, plain: bool, ascii: bool) -> _Parts:
         stats = self._stats
         total, done = stats.total, stats.done
+        left = eta(stats, self._gauge)
         for compact, labels in ((False, True), (True, True), (True, False)):
             parts = [
                 (_count(done, compact=compact), "bold"),
@@ -151,7 +153,7 @@ class ProgressView:
             parts.append((f"  {_rate(stats.rate, compact=compact)}", ""))
             if labels:
                 parts.append((f"  elapsed {_duration(stats.elapsed)}", ""))
-            parts.append((f"  eta {_duration(stats.eta)}", ""))
+            parts.append((f"  eta {_duration(left)}", ""))
             if _width(parts) <= width - _BAR_MIN - 1:
                 break
         bar_width = min(_BAR_MAX, width - _width(parts) - 1)

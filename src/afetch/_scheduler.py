@@ -577,6 +577,12 @@ class _Run:
                 self._emit(job, record)
         else:
             self._sleep_before_retry(job, record, wait)
+            if self._gauge is not None and self._policy is not None:
+                # For the ETA: this wait, the mean backoffs after it, and the attempts left.
+                policy = self._policy
+                later = range(job.attempts + 1, policy.retries + 1)
+                waits = wait + sum(policy.ceiling(retry) / 2 for retry in later)
+                self._gauge.retry(job, waits=waits, attempts=policy.retries + 1 - job.attempts)
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
@@ -602,6 +608,8 @@ class _Run:
         """Finish a queued URL of an unreachable host without trying it (again)."""
         self._waiting -= 1
         if job.last is not None:  # tried before: its last attempt says what went wrong
+            if self._gauge is not None:
+                self._gauge.end(job)  # no retry after all
             self._emit(job, job.last)
             return
         error = FetchError(

@@ -57,6 +57,15 @@ def _size(count: int) -> str:
     return f"{value:.1f} GB"
 
 
+def eta(stats: Stats, gauge: Gauge) -> float | None:
+    """Seconds left: the URLs not done at the current rate, but never less than the URLs being
+    retried may still take (at 98% with hung URLs, the rate alone says 0:00)."""
+    by_rate = stats.eta
+    if by_rate is None:
+        return None
+    return max(by_rate, gauge.tail())
+
+
 def plain_line(stats: Stats, gauge: Gauge) -> str:
     """One status line without escape codes, fields always in the same order, after an
     ISO-8601 time (UTC). Numbers without separators, for ``awk``.
@@ -74,12 +83,12 @@ def plain_line(stats: Stats, gauge: Gauge) -> str:
     percent = f"{min(done * 100 // total, 100)}%" if total else "?%"
     by_class = stats.by_class.copy()
     classes = " ".join(f"{name} {by_class[name]}" for name in CLASSES)
-    rate, eta = stats.rate, stats.eta
+    rate, left = stats.rate, eta(stats, gauge)
     return (
         f"{now_iso()} afetch: progress: {done}/{'?' if total is None else total} {percent} "
         f"{f'{rate:.1f}' if rate < 10 else f'{rate:.0f}'}/s {classes} "
         f"in_flight {gauge.in_flight} waiting {gauge.waiting} "
-        f"elapsed {_duration(stats.elapsed)} eta {'?' if eta is None else _duration(eta)}"
+        f"elapsed {_duration(stats.elapsed)} eta {'?' if left is None else _duration(left)}"
     )
 
 
