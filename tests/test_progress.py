@@ -494,6 +494,22 @@ def test_records_and_the_live_table_share_one_terminal() -> None:
     last_record = max(i for i, line in enumerate(lines) if line.startswith("{"))
     summary = next(i for i, line in enumerate(lines) if "afetch summary" in line)
     assert summary > last_record  # the summary comes after every record, at the bottom
+    # Just before the table goes (Rich shows the cursor again as it stops): its last frame at
+    # the bottom, every record above it.
+    shown = [
+        line
+        for line in _screen_and_scrollback(raw[: raw.rindex(b"\x1b[?25h")], cols=cols, rows=rows)
+        if line
+    ]
+    headline = max(i for i, line in enumerate(shown) if " eta " in line)
+    assert "300/300" in shown[headline]
+    assert [line.split()[0] for line in shown[headline + 1 :]][:3] == [
+        "classes",
+        "requests",
+        "latency",
+    ]
+    assert all(line.startswith("{") for line in shown[headline - 300 : headline])
+    assert sum(line.startswith("{") for line in shown) == 300
 
 
 # -- the summary ---------------------------------------------------------------------------------
