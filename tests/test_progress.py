@@ -522,9 +522,18 @@ def test_summary_latency_counts_failures_and_fits_60_columns() -> None:
     stats = Stats(total=5000)
     stats.add_many([Record(url="u", status=200, elapsed_ms=1413.0)] * 4995)
     stats.add_many([Record(url="u", error=FetchError("timeout", "slow"), elapsed_ms=2005.0)] * 5)
+    from afetch._summary import interrupted_note
+
+    note = interrupted_note(stats, total=9000, state="state.txt")
+    busiest = [(f"https://{'h' * 60}.example:8443", 1234, 8)]
     out = io.StringIO()
-    Console(file=out, width=60, _environ={}).print(summary_view(stats))
+    Console(file=out, width=60, _environ={}).print(
+        summary_view(stats, busiest=busiest, notes=[note])
+    )
     lines = out.getvalue().splitlines()
+    assert all(cell_len(line) <= 60 for line in lines), lines
+    assert "--state state.txt --resume)" in out.getvalue()  # the note wraps, read in full
+    assert lines[-1].rstrip().endswith("…")  # a long host name is cut
     latency = next(line for line in lines if line.lstrip().startswith("latency"))
     assert latency.rstrip().endswith("max 2.00 s")  # the timed-out URLs are the slowest
     assert lines[lines.index(latency) + 1].lstrip().startswith("rate")  # not wrapped

@@ -36,7 +36,7 @@ _CLASS_STYLES = {"2xx": "green", "3xx": "cyan", "4xx": "yellow", "5xx": "red", "
 
 
 def _classes(stats: Stats) -> Text:
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     for name in CLASSES:
         if text:
             text.append("  ")
@@ -274,10 +274,20 @@ def summary_view(
     notes: list[tuple[str, str]] | None = None,
 ) -> Table:
     """The closing summary as a table, its status classes in colour."""
+    rows = summary_rows(stats, busiest=busiest, notes=notes)
     table = Table(title="afetch summary", title_justify="left", show_header=False, box=None)
-    table.add_column(style="dim", no_wrap=True)
-    # Cut with an ellipsis rather than wrapped, at any width (a long host name of --per-host).
-    table.add_column(no_wrap=True, overflow="ellipsis")
-    for label, value in summary_rows(stats, busiest=busiest, notes=notes):
-        table.add_row(label, _classes(stats) if label == "classes" else value)
+    # The labels keep their width, the values take the rest: a value is cut with an ellipsis
+    # rather than wrapped, at any width (a long host name of --per-host), but a note (what to
+    # do next) wraps between words, to be read in full.
+    table.add_column(style="dim", no_wrap=True, width=max(len(label) for label, _ in rows))
+    table.add_column(ratio=1)
+    noted = {label for label, _ in notes or ()}
+    for label, value in rows:
+        if label == "classes":
+            text = _classes(stats)
+        elif label in noted:
+            text = Text(value)
+        else:
+            text = Text(value, no_wrap=True, overflow="ellipsis")
+        table.add_row(label, text)
     return table
