@@ -620,3 +620,24 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
     stats.done, stats.started = 98, time.monotonic() - 1  # 98/s: 0.02 s left by the rate
     gauge.retry("hung", waits=1.0, attempts=2)
     assert eta(stats, gauge) > 1.5
+
+
+def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: LoopbackServer) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    with path.open() as stdin:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "afetch", "-", "-c", "2"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+            text=True,
+        )
+    time.sleep(1.5)
+    process.send_signal(2)
+    out, err = process.communicate(timeout=30)
+    assert jsonl(out) == []
+    assert process.returncode == 130
+    note = "interrupted: the URLs after these were not fetched (run with --state FILE to resume)"
+    assert note in err

@@ -254,15 +254,17 @@ def _print_summary(
     console.print(summary_view(stats, busiest=rows, notes=notes))
 
 
-def _interrupted(stats: Stats, options: RunOptions, *, whole_input: bool) -> tuple[str, str]:
+def _interrupted(
+    stats: Stats, options: RunOptions, *, whole_input: bool, demo: bool
+) -> tuple[str, str]:
     """The summary's note for a stopped run. The total is the one the progress display counted,
     or counted now for files read whole (not stdin, a shard or a resumed run: no total beats a
-    wrong one)."""
+    wrong one). The demo's URLs are made up: nothing to resume."""
     total = stats.total
     if total is None and whole_input and "-" not in options.sources:
         with contextlib.suppress(OSError, InputError):
             total = count_urls(options.sources)
-    return interrupted_note(stats, total=total, state=options.state)
+    return interrupted_note(stats, total=total, state=options.state, hint=not demo)
 
 
 async def run(
@@ -367,7 +369,7 @@ async def run(
         notes = []  # rows about the run itself, after the counts
         if interrupt.signum is not None:
             whole = urls is None and options.shard is None and not done
-            notes.append(_interrupted(stats, options, whole_input=whole))
+            notes.append(_interrupted(stats, options, whole_input=whole, demo=urls is not None))
         _print_summary(stats, busiest, console, notes=notes)
     if interrupt.signum is not None:
         return SIGNAL_EXITS[signal.Signals(interrupt.signum)]

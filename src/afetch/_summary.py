@@ -165,8 +165,11 @@ def summary_rows(
     return rows
 
 
-def interrupted_note(stats: Stats, *, total: int | None, state: str | None) -> tuple[str, str]:
-    """The summary's row for a run stopped by a signal: what was not fetched, how to go on.
+def interrupted_note(
+    stats: Stats, *, total: int | None, state: str | None, hint: bool = True
+) -> tuple[str, str]:
+    """The summary's row for a run stopped by a signal: what was not fetched, how to go on
+    (``hint``: whether a --state journal could resume this input at all).
 
     >>> interrupted_note(Stats(), total=5000, state="s.txt")
     ('stopped', 'interrupted: 5,000 of 5,000 URLs not fetched (resume with --state s.txt --resume)')
@@ -179,7 +182,7 @@ def interrupted_note(stats: Stats, *, total: int | None, state: str | None) -> t
         text = f"interrupted: {max(total - stats.done, 0):,} of {total:,} URLs not fetched"
     if state is not None:
         return "stopped", f"{text} (resume with --state {state} --resume)"
-    return "stopped", f"{text} (run with --state FILE to resume)"
+    return "stopped", f"{text} (run with --state FILE to resume)" if hint else text
 
 
 def summary_text(
