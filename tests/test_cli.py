@@ -78,7 +78,7 @@ def test_file_input_gives_one_record_per_url_and_exit_1(url_file: Path) -> None:
     assert len(records) == 4
     by_status = {r["url"].strip(): r for r in records}  # type: ignore[union-attr]
     assert by_status["not a url"]["error"]["type"] == "invalid_url"  # type: ignore[index]
-    assert "afetch summary" in result.stderr
+    assert "afetch: summary" in result.stderr
 
 
 def test_all_ok_exits_0(server: LoopbackServer, tmp_path: Path) -> None:
@@ -206,7 +206,7 @@ def test_no_follow_and_max_redirects(server: LoopbackServer) -> None:
 def test_forced_progress_writes_only_to_stderr(url_file: Path) -> None:
     result = afetch(str(url_file), "--progress")
     assert len(records_of(result.stdout)) == 4
-    assert "afetch summary" in result.stderr
+    assert "afetch: summary" in result.stderr
 
 
 def test_demo_runs_offline_and_reports_every_url() -> None:

@@ -84,7 +84,7 @@ def test_a_signal_stops_the_run_flushes_records_and_prints_the_summary(
     assert len(records) >= 5
     assert all(r["ok"] for r in records)
     stderr = err.decode()
-    assert "afetch summary" in stderr
+    assert "afetch: summary" in stderr
     assert "Traceback" not in stderr
     assert "Exception ignored" not in stderr
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import fcntl
 import io
+import json
 import os
 import pty
 import re
@@ -34,7 +35,8 @@ WIDTHS = (60, 80, 120, 200)
 # CSI (colours, cursor moves, erase), OSC, and two-byte escapes: what a terminal does not print.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _PLAIN_LINE = re.compile(
-    r"^afetch: progress: \d+/(\d+|\?) (\d+|\?)% [\d.]+/s 2xx \d+ 3xx \d+ 4xx \d+ 5xx \d+ "
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    r"afetch: progress: \d+/(\d+|\?) (\d+|\?)% [\d.]+/s 2xx \d+ 3xx \d+ 4xx \d+ 5xx \d+ "
     r"errors \d+ in_flight \d+ waiting \d+ elapsed [\d:]+ eta ([\d:]+|\?)$"
 )
 ALL_ERRORS = tuple(afetch.ERROR_TYPES)
@@ -211,10 +213,15 @@ class _CheckedGauge(Gauge):
         super().__init__()
         self.concurrency = concurrency
         self.samples: list[tuple[int, int]] = []
+        self.firsts: dict[object, list[float]] = {}  # URL -> the first-attempt time of each attempt
 
-    def start(self, key: object, url: str, *, now: float | None = None) -> None:
-        super().start(key, url, now=now)
+    def start(
+        self, key: object, url: str, *, now: float | None = None, first: float | None = None
+    ) -> float:
+        first = super().start(key, url, now=now, first=first)
         self.samples.append((self.in_flight, len(self._started)))
+        self.firsts.setdefault(key, []).append(first)
+        return first
 
 
 @pytest.fixture
@@ -264,6 +271,9 @@ def test_in_flight_never_exceeds_concurrency(server: LoopbackServer, closed_port
     assert all(ages == sorted(ages, reverse=True) for _, _, ages in seen)  # oldest first
     assert max(waiting for _, waiting, _ in seen) >= 1  # URLs did park behind a busy host
     assert (gauge.in_flight, gauge.waiting, gauge.oldest(5)) == (0, 0, [])
+    retried = [firsts for firsts in gauge.firsts.values() if len(firsts) > 1]
+    assert retried
+    assert all(len(set(firsts)) == 1 for firsts in retried)  # ages count from the first attempt
 
 
 # -- the command line ------------------------------------------------------------------------------
@@ -335,7 +345,7 @@ def test_dumb_terminal_gets_plain_lines(
     argv += ["--retries", "0", "--progress-interval", "0.3"]
     code, drawn = _run_on_pty(argv, env=_pty_env(TERM="dumb"), cols=80)
     assert code == 1
-    progress = [line for line in drawn.splitlines() if line.startswith("afetch: progress:")]
+    progress = [line for line in drawn.splitlines() if " afetch: progress:" in line]
     assert len(progress) >= 2, drawn
     assert all(_PLAIN_LINE.match(line.rstrip("\r")) for line in progress), progress
 
@@ -351,14 +361,14 @@ def test_plain_progress_to_a_log_file(
     assert result.returncode == 1
     assert len(jsonl(result.stdout)) == 16  # stdout still carries records only
     assert "\x1b" not in result.stderr
-    progress = [line for line in result.stderr.splitlines() if line.startswith("afetch: progress:")]
+    progress = [line for line in result.stderr.splitlines() if " afetch: progress:" in line]
     assert len(progress) >= 4, result.stderr  # a ~2 s run, a line every 0.2 s
     assert all(_PLAIN_LINE.match(line) for line in progress), progress
     assert "/16 " in progress[-1]  # the total, counted in the background
-    done = [int(line.split()[2].split("/")[0]) for line in progress]
+    done = [int(line.split()[3].split("/")[0]) for line in progress]
     assert done == sorted(done)
     assert done[-1] >= 4
-    assert "afetch summary" in result.stderr
+    assert "afetch: summary" in result.stderr
 
 
 def test_no_plain_lines_without_progress(tmp_path: Path, server: LoopbackServer) -> None:
@@ -396,7 +406,7 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
     assert stats.by_class == Counter(status_class(r) for r in records)
     assert stats.ok == sum(r.ok for r in records)
     assert stats.errors == Counter({"dns": len(statuses), "timeout": len(statuses)})
-    assert stats.latency.count == len(statuses)  # only records without an error have a latency
+    assert stats.latency.count == len(records)  # failures have a latency too
     assert (stats.done, stats.bytes) == (len(records), 3 * len(records))
     batched = Stats()  # the writer thread counts a batch at a time: the same totals
     batched.add_many(records[:10])
@@ -411,3 +421,223 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
         stats.bytes,
         stats.latency.count,
     )
+
+
+# -- one terminal, two streams -------------------------------------------------------------------
+
+
+def _screen_and_scrollback(raw: bytes, *, cols: int, rows: int) -> list[str]:
+    """Every line a person can scroll back to, then the screen, as a terminal emulator shows
+    them; a line that wrapped (a row filled to the last column) is joined to the next."""
+    import pyte
+
+    screen = pyte.HistoryScreen(cols, rows, history=100_000, ratio=0.001)
+    pyte.ByteStream(screen).feed(raw.replace(b"\n", b"\r\n"))  # the pty's onlcr, undone below
+
+    def text(row: dict[int, pyte.screens.Char]) -> str:
+        return "".join(row[x].data for x in range(cols))
+
+    rows_seen = [text(row) for row in screen.history.top] + [
+        text(screen.buffer[y]) for y in range(rows)
+    ]
+    lines: list[str] = []
+    joining = False
+    for row in rows_seen:
+        if joining:
+            lines[-1] += row
+        else:
+            lines.append(row)
+        joining = len(row.rstrip()) == cols
+    return [line.rstrip() for line in lines]
+
+
+def test_records_and_the_live_table_share_one_terminal() -> None:
+    """`afetch --demo` with stdout and stderr on one terminal: every record scrolls up whole
+    and parseable above the table, and no frame of the table is left in the scrollback."""
+    cols, rows = 100, 30
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    attrs = termios.tcgetattr(slave)
+    attrs[1] &= ~termios.ONLCR  # "\n" stays "\n": the emulator is fed what afetch wrote
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        with contextlib.suppress(OSError):  # EIO once the child has gone
+            while chunk := os.read(master, 65536):
+                chunks.append(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        argv = [sys.executable, "-m", "afetch", "--demo", "-c", "20", "--timeout", "1"]
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=_pty_env()
+        )
+        os.close(slave)
+        code = process.wait(timeout=120)
+    finally:
+        reader.join(timeout=10)
+        os.close(master)
+    raw = b"".join(chunks)
+    assert code == 1
+    assert b"\x1b[" in raw  # the live table really was drawn
+    assert b"in flight" in raw
+    lines = _screen_and_scrollback(raw, cols=cols, rows=rows)
+    records = [line for line in lines if line.startswith("{")]
+    parsed = [json.loads(line) for line in records]  # each one whole: a cut one fails here
+    assert len(parsed) == 300
+    stray = [line for line in lines if "{" in line and not line.startswith("{")]
+    assert not stray, stray  # no record glued to a line of the table
+    frames = [line for line in lines if line.startswith(("classes", "requests", "slowest"))]
+    assert not frames, frames  # the table left no frame behind
+    last_record = max(i for i, line in enumerate(lines) if line.startswith("{"))
+    summary = next(i for i, line in enumerate(lines) if "afetch summary" in line)
+    assert summary > last_record  # the summary comes after every record, at the bottom
+    # Just before the table goes (Rich shows the cursor again as it stops): its last frame at
+    # the bottom, every record above it.
+    shown = [
+        line
+        for line in _screen_and_scrollback(raw[: raw.rindex(b"\x1b[?25h")], cols=cols, rows=rows)
+        if line
+    ]
+    headline = max(i for i, line in enumerate(shown) if " eta " in line)
+    assert "300/300" in shown[headline]
+    assert [line.split()[0] for line in shown[headline + 1 :]][:3] == [
+        "classes",
+        "requests",
+        "latency",
+    ]
+    assert all(line.startswith("{") for line in shown[headline - 300 : headline])
+    assert sum(line.startswith("{") for line in shown) == 300
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def test_summary_latency_counts_failures_and_fits_60_columns() -> None:
+    from afetch._record import FetchError, Record
+    from afetch._report import summary_view
+
+    stats = Stats(total=5000)
+    stats.add_many([Record(url="u", status=200, elapsed_ms=1413.0)] * 4995)
+    stats.add_many([Record(url="u", error=FetchError("timeout", "slow"), elapsed_ms=2005.0)] * 5)
+    from afetch._summary import interrupted_note
+
+    note = interrupted_note(stats, total=9000, state="state.txt")
+    busiest = [(f"https://{'h' * 60}.example:8443", 1234, 8)]
+    out = io.StringIO()
+    Console(file=out, width=60, _environ={}).print(
+        summary_view(stats, busiest=busiest, notes=[note])
+    )
+    lines = out.getvalue().splitlines()
+    assert all(cell_len(line) <= 60 for line in lines), lines
+    assert "--state state.txt --resume)" in out.getvalue()  # the note wraps, read in full
+    assert lines[-1].rstrip().endswith("…")  # a long host name is cut
+    latency = next(line for line in lines if line.lstrip().startswith("latency"))
+    assert latency.rstrip().endswith("max 2.00 s")  # the timed-out URLs are the slowest
+    assert lines[lines.index(latency) + 1].lstrip().startswith("rate")  # not wrapped
+    assert "5,000 done, 4,995 ok, 5 not ok" in out.getvalue()  # as the table writes numbers
+    assert "timeout 5" in out.getvalue()
+
+
+def test_plain_summary_lines_are_stamped_and_prefixed() -> None:
+    from afetch._record import FetchError, Record
+    from afetch._summary import summary_text
+
+    stats = Stats()
+    stats.add_many([Record(url="u", status=200, elapsed_ms=5.0)] * 1200)
+    stats.add_many([Record(url="u", error=FetchError(kind, "x")) for kind in ("dns", "reset")])
+    lines = summary_text(stats).splitlines()
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z afetch: ")
+    assert all(stamp.match(line) for line in lines), lines
+    assert any("1,202 done, 1,200 ok, 2 not ok" in line for line in lines)
+    assert any(line.endswith("errors   dns 1  reset 1") for line in lines), lines
+
+
+def test_an_interrupted_run_says_what_was_not_fetched(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    state = tmp_path / "state"
+    argv = [sys.executable, "-m", "afetch", str(path), "-c", "2", "--state", str(state)]
+    process = subprocess.Popen(
+        [*argv, "--progress", "--progress-interval", "0.1"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        text=True,
+    )
+    time.sleep(1.5)  # started, two URLs in flight, none done
+    process.send_signal(2)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert jsonl(out) == []
+    assert f"interrupted: 40 of 40 URLs not fetched (resume with --state {state} --resume)" in err
+    assert " done, " in err  # the counts are still there
+
+
+# -- the ETA counts retries ----------------------------------------------------------------------
+
+
+def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
+    """98% done at a high rate, the rest hanging and retried: the ETA is what their attempts
+    left may take (timeout 0.3 s, two retries), not the 0:00 the rate alone gives."""
+    from afetch._summary import eta
+
+    gauge = Gauge(attempt_s=0.3)
+    tails: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            tails.append(gauge.tail())
+            time.sleep(0.005)
+
+    async def main() -> list[afetch.Record]:
+        urls = [server.url("/hang"), server.url("/ok")]
+        return [
+            record
+            async for record in afetch.fetch(
+                urls, timeout=0.3, retries=2, backoff=0.01, gauge=gauge
+            )
+        ]
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        records = asyncio.run(main())
+    finally:
+        stop.set()
+        sampler.join()
+    assert max(record.attempts for record in records) == 3
+    # After the first timeout: two attempts of 0.3 s left (and the short backoffs).
+    assert 0.45 < max(tails) < 0.7, max(tails)
+    assert gauge.tail() == 0.0  # nothing left once every URL is done
+    stats = Stats(total=100)
+    stats.done, stats.started = 98, time.monotonic() - 1  # 98/s: 0.02 s left by the rate
+    gauge.retry("hung", waits=1.0, attempts=2)
+    assert eta(stats, gauge) > 1.5
+
+
+def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: LoopbackServer) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    with path.open() as stdin:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "afetch", "-", "-c", "2"],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env(),
+            text=True,
+        )
+    time.sleep(1.5)
+    process.send_signal(2)
+    out, err = process.communicate(timeout=30)
+    assert jsonl(out) == []
+    assert process.returncode == 130
+    note = "interrupted: the URLs after these were not fetched (run with --state FILE to resume)"
+    assert note in err

@@ -51,7 +51,7 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
         timeout=60,
         check=False,
     )
-    assert "afetch summary" in done.stderr  # the plain summary, without Rich
+    assert "afetch: summary" in done.stderr  # the plain summary, without Rich
     assert done.stdout.strip().splitlines()[-1] == "['afetch._curl', 'afetch._engine', 'pycurl']", (
         done.stdout + done.stderr
     )

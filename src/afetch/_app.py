@@ -7,11 +7,12 @@ import contextlib
 import dataclasses
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from afetch import _fdlimit as fdlimit
 from afetch._api import fetch_batches
@@ -42,7 +43,7 @@ from afetch._shard import Shard, only_shard
 from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
 from afetch._spec import RequestSpec
 from afetch._stats import Stats
-from afetch._summary import PlainProgress, summary_text
+from afetch._summary import PlainProgress, interrupted_note, summary_text
 from afetch._writer import RecordWriter
 
 if TYPE_CHECKING:
@@ -240,14 +241,53 @@ def _progress_display(
     )
 
 
-def _print_summary(stats: Stats, busiest: BusiestHosts | None, console: Console | None) -> None:
+def _shared_terminal(
+    display: object, stream: BinaryIO
+) -> Callable[[], contextlib.AbstractContextManager[None]] | None:
+    """The live table's hold for writing records above it, when they go to its terminal.
+
+    ``afetch urls.txt`` on a terminal: records and the table share one screen, and a redraw
+    would erase or cut the records written since the last frame. Anywhere else (a file, a
+    pipe, another terminal) records are written as they are, at no cost.
+    """
+    above = getattr(display, "above", None)
+    if above is None:
+        return None
+    try:
+        out, err = os.fstat(stream.fileno()), os.fstat(2)
+    except (OSError, ValueError):
+        return None
+    same = stat.S_ISCHR(out.st_mode) and stat.S_ISCHR(err.st_mode) and out.st_rdev == err.st_rdev
+    return above if same else None
+
+
+def _print_summary(
+    stats: Stats,
+    busiest: BusiestHosts | None,
+    console: Console | None,
+    *,
+    notes: list[tuple[str, str]],
+) -> None:
     rows = None if busiest is None else busiest.rows
     if console is None:
-        print(summary_text(stats, busiest=rows), file=sys.stderr)
+        print(summary_text(stats, busiest=rows, notes=notes), file=sys.stderr)
         return
     from afetch._report import summary_view
 
-    console.print(summary_view(stats, busiest=rows))
+    console.print(summary_view(stats, busiest=rows, notes=notes))
+
+
+def _interrupted(
+    stats: Stats, options: RunOptions, *, whole_input: bool, demo: bool
+) -> tuple[str, str]:
+    """The summary's note for a stopped run. The total is the one the progress display counted,
+    or counted now for files read whole (not stdin, a shard or a resumed run: no total beats a
+    wrong one). The demo's URLs are made up: nothing to resume."""
+    total = stats.total
+    if total is None and whole_input and "-" not in options.sources:
+        with contextlib.suppress(OSError, InputError):
+            total = count_urls(options.sources)
+    return interrupted_note(stats, total=total, state=options.state, hint=not demo)
 
 
 async def run(
@@ -307,11 +347,13 @@ async def run(
         source = only_shard(source, options.shard)
     if journal is not None and done:
         source = skip_done(source, journal.earlier, stats)
-    gauge = Gauge() if options.progress else None
+    gauge = Gauge(attempt_s=settings.timeout) if options.progress else None
     console = _terminal_console()
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
     # Records are written, journaled and counted by the writer thread (see _writer.py).
-    writer = RecordWriter(stream, sink, stats=stats, journal=journal)
+    writer = RecordWriter(
+        stream, sink, stats=stats, journal=journal, terminal=_shared_terminal(display, stream)
+    )
     busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
         try:
@@ -352,7 +394,11 @@ async def run(
         # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
         return code
     if not options.quiet:
-        _print_summary(stats, busiest, console)
+        notes = []  # rows about the run itself, after the counts
+        if interrupt.signum is not None:
+            whole = urls is None and options.shard is None and not done
+            notes.append(_interrupted(stats, options, whole_input=whole, demo=urls is not None))
+        _print_summary(stats, busiest, console, notes=notes)
     if interrupt.signum is not None:
         return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
     if code is not None:

@@ -5,8 +5,10 @@ Only a terminal loads Rich; logs get the plain forms of :mod:`afetch._summary`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -17,7 +19,16 @@ from rich.text import Span, Text
 from afetch._gauge import Gauge
 from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
-from afetch._summary import _UNPRINTABLE, PlainProgress, _duration, plain_line, summary_rows
+from afetch._summary import (
+    _UNPRINTABLE,
+    PlainProgress,
+    _count,
+    _duration,
+    _ms,
+    eta,
+    plain_line,
+    summary_rows,
+)
 
 __all__ = ["PlainProgress", "ProgressDisplay", "ProgressView", "plain_line", "summary_view"]
 
@@ -25,12 +36,12 @@ _CLASS_STYLES = {"2xx": "green", "3xx": "cyan", "4xx": "yellow", "5xx": "red", "
 
 
 def _classes(stats: Stats) -> Text:
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     for name in CLASSES:
         if text:
             text.append("  ")
         text.append(f"{name} ", style="dim")
-        text.append(str(stats.by_class[name]), style=_CLASS_STYLES[name])
+        text.append(f"{stats.by_class[name]:,}", style=_CLASS_STYLES[name])
     return text
 
 
@@ -42,28 +53,6 @@ _LABEL = 10
 _SLOWEST = 3
 _BAR_MIN, _BAR_MAX = 10, 40
 # Control characters (C0, DEL, C1) of a URL would reach the terminal: Rich strips only a few.
-
-
-def _count(value: int, *, compact: bool) -> str:
-    """``1,234,567``, or ``1.2M`` when room is short.
-
-    >>> _count(1234567, compact=False), _count(1234567, compact=True), _count(999, compact=True)
-    ('1,234,567', '1.2M', '999')
-    """
-    if not compact or value < 10_000:
-        return f"{value:,}"
-    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if value >= size:
-            scaled = value / size
-            return f"{scaled:.1f}{unit}" if scaled < 100 else f"{scaled:,.0f}{unit}"
-    return str(value)  # pragma: no cover (values below 1000 returned above)
-
-
-def _ms(value: float) -> str:
-    """A latency, short: ``12.3 ms``, ``1.23 s``, ``81 s``."""
-    if value < 1000:
-        return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
-    return f"{value / 1000:.2f} s" if value < 10_000 else f"{value / 1000:,.0f} s"
 
 
 def _age(seconds: float) -> str:
@@ -153,6 +142,7 @@ class ProgressView:
     def _headline(self, width: int, *, plain: bool, ascii: bool) -> _Parts:
         stats = self._stats
         total, done = stats.total, stats.done
+        left = eta(stats, self._gauge)
         for compact, labels in ((False, True), (True, True), (True, False)):
             parts = [
                 (_count(done, compact=compact), "bold"),
@@ -163,7 +153,7 @@ class ProgressView:
             parts.append((f"  {_rate(stats.rate, compact=compact)}", ""))
             if labels:
                 parts.append((f"  elapsed {_duration(stats.elapsed)}", ""))
-            parts.append((f"  eta {_duration(stats.eta)}", ""))
+            parts.append((f"  eta {_duration(left)}", ""))
             if _width(parts) <= width - _BAR_MIN - 1:
                 break
         bar_width = min(_BAR_MAX, width - _width(parts) - 1)
@@ -240,6 +230,30 @@ class ProgressDisplay:
     def __exit__(self, *exc: object) -> None:
         self._live.stop()
 
+    @contextlib.contextmanager
+    def above(self) -> Iterator[None]:
+        """Write records to the same terminal above the table (from the writer thread).
+
+        Holds the live display's lock, so no redraw runs meanwhile: the table is erased and the
+        cursor put where its first line was, the caller writes whole lines there, and the table
+        is drawn again below them. Without this a redraw moves up over the lines written since
+        the last frame and erases them (records cut mid-line, table frames left in the
+        scrollback). Rich's own ``console.print`` above a live display does the same.
+        """
+        live = self._live
+        with live._lock:
+            if not live.is_started:
+                yield
+                return
+            render = live._live_render
+            live.console.control(render.position_cursor())
+            # The frame is gone: the next one is drawn where the records end, not moved up over.
+            render._shape = None
+            try:
+                yield
+            finally:
+                live.refresh()
+
 
 def progress_display(
     stats: Stats, gauge: Gauge, console: Console, *, concurrency: int, interval: float
@@ -253,11 +267,27 @@ def progress_display(
     return PlainProgress(stats, gauge, interval=interval, file=console.file)
 
 
-def summary_view(stats: Stats, *, busiest: list[tuple[str, int, int]] | None = None) -> Table:
+def summary_view(
+    stats: Stats,
+    *,
+    busiest: list[tuple[str, int, int]] | None = None,
+    notes: list[tuple[str, str]] | None = None,
+) -> Table:
     """The closing summary as a table, its status classes in colour."""
+    rows = summary_rows(stats, busiest=busiest, notes=notes)
     table = Table(title="afetch summary", title_justify="left", show_header=False, box=None)
-    table.add_column(style="dim")
-    table.add_column()
-    for label, value in summary_rows(stats, busiest=busiest):
-        table.add_row(label, _classes(stats) if label == "classes" else value)
+    # The labels keep their width, the values take the rest: a value is cut with an ellipsis
+    # rather than wrapped, at any width (a long host name of --per-host), but a note (what to
+    # do next) wraps between words, to be read in full.
+    table.add_column(style="dim", no_wrap=True, width=max(len(label) for label, _ in rows))
+    table.add_column(ratio=1)
+    noted = {label for label, _ in notes or ()}
+    for label, value in rows:
+        if label == "classes":
+            text = _classes(stats)
+        elif label in noted:
+            text = Text(value)
+        else:
+            text = Text(value, no_wrap=True, overflow="ellipsis")
+        table.add_row(label, text)
     return table

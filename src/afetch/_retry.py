@@ -69,8 +69,11 @@ class RetryPolicy:
 
     def backoff_for(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""
-        ceiling = min(self.max_wait, self.backoff * 2.0 ** min(retry - 1, 60))
-        return (self.rng or random).uniform(0.0, ceiling)
+        return (self.rng or random).uniform(0.0, self.ceiling(retry))
+
+    def ceiling(self, retry: int) -> float:
+        """The longest backoff before retry number ``retry``; half of it is the mean wait."""
+        return min(self.max_wait, self.backoff * 2.0 ** min(retry - 1, 60))
 
     def wait_after(
         self, attempts: int, *, retry_after: str | None = None, status: int | None = None

@@ -216,7 +216,7 @@ class _Results:
 class _Job:
     """One input URL on its way to a record."""
 
-    __slots__ = ("attempts", "epoch", "host", "index", "last", "started", "url")
+    __slots__ = ("attempts", "epoch", "first", "host", "index", "last", "started", "url")
 
     def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
@@ -230,6 +230,8 @@ class _Job:
         self.attempts = 0
         #: The record of the last attempt, kept while the URL waits to retry.
         self.last: Record | None = None
+        #: When the first attempt started (set only for a progress display's gauge).
+        self.first: float | None = None
 
 
 class _Run:
@@ -455,7 +457,8 @@ class _Run:
         host.in_flight += 1
         self._running += 1
         if self._gauge is not None:
-            self._gauge.start(job, job.url if type(job.url) is str else job.url.url)
+            url = job.url if type(job.url) is str else job.url.url
+            job.first = self._gauge.start(job, url, first=job.first)
         if self._counts and type(job.url) is str:
             self._fetcher.start(job.url, self._counted, job)
         else:
@@ -574,6 +577,12 @@ class _Run:
                 self._emit(job, record)
         else:
             self._sleep_before_retry(job, record, wait)
+            if self._gauge is not None and self._policy is not None:
+                # For the ETA: this wait, the mean backoffs after it, and the attempts left.
+                policy = self._policy
+                later = range(job.attempts + 1, policy.retries + 1)
+                waits = wait + sum(policy.ceiling(retry) / 2 for retry in later)
+                self._gauge.retry(job, waits=waits, attempts=policy.retries + 1 - job.attempts)
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
@@ -599,6 +608,8 @@ class _Run:
         """Finish a queued URL of an unreachable host without trying it (again)."""
         self._waiting -= 1
         if job.last is not None:  # tried before: its last attempt says what went wrong
+            if self._gauge is not None:
+                self._gauge.end(job)  # no retry after all
             self._emit(job, job.last)
             return
         error = FetchError(

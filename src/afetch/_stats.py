@@ -118,6 +118,8 @@ class Stats:
         for record in records:
             done += 1
             size += record.bytes
+            # Every URL's time, failures included: a timed-out URL is the slowest of all.
+            latencies.append(record.elapsed_ms)
             error, status = record.error, record.status
             if error is not None:
                 by_class["errors"] += 1
@@ -128,7 +130,6 @@ class Stats:
             else:
                 ok += status < 400
                 by_class[_CLASS_BY_HUNDREDS[min(max(status // 100, 0), 5)]] += 1
-            latencies.append(record.elapsed_ms)
         self.latency.add_many(latencies)
         self.bytes += size
         self.ok += ok

@@ -33,6 +33,8 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from afetch._journal import Journal
@@ -79,6 +81,7 @@ class RecordWriter:
         stats: Stats,
         journal: Journal | None = None,
         limit: int = HANDOFF_RECORDS,
+        terminal: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
         self._fd = stream.fileno()
@@ -87,6 +90,9 @@ class RecordWriter:
         except OSError:
             self._pipe = False
         self._sink = sink
+        # Held around each batch's writes when the output is the terminal a live table is drawn
+        # on (see ProgressDisplay.above); elsewhere a no-op.
+        self._terminal = terminal or contextlib.nullcontext
         self._capacity: int | None = None  # of the pipe, in bytes
         self._stats = stats
         self._journal = journal
@@ -227,7 +233,8 @@ class RecordWriter:
                     batch = list(self._queue)
                     self._queue.clear()
                 if batch:
-                    self._write_batch(batch)
+                    with self._terminal():
+                        self._write_batch(batch)
                     continue
                 tail = self._sink.finish()  # a CSV header, for a run without records
                 if tail:
