@@ -21,7 +21,9 @@ import afetch._app
 import afetch._signals
 import afetch.cli
 from afetch._errors import ERROR_TYPES
+from afetch._loopback import LoopbackServer
 from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
+from tests.cli_run import afetch_cli, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -266,3 +268,17 @@ def test_the_readme_performance_section_is_for_users() -> None:
     assert "docs/performance.md" in text
     for internal in ("epoll", "uvloop", "bake-off", "libcurl", "idle"):
         assert internal not in text, f"{internal!r}: engine internals go to docs/performance.md"
+
+
+def test_elapsed_ms_is_what_the_records_page_says(server: LoopbackServer) -> None:
+    """docs/records.md: from the attempt's start to its complete record, so never less than
+    libcurl's timings.total, which counts the final request alone (redirects make the gap)."""
+    assert "a little more than `timings.total`" in RECORDS.read_text(encoding="utf-8")
+    urls = [server.url(path) for path in ("/ok", "/redirect/3", "/sleep/50", "/status/404")]
+    result = afetch_cli("-", "-q", "--include", "timings", stdin="".join(f"{u}\n" for u in urls))
+    records = jsonl(result.stdout)
+    assert len(records) == len(urls)
+    for record in records:
+        assert record["elapsed_ms"] >= record["timings"]["total"], record
+    redirected = next(r for r in records if r["redirects"] == 3)
+    assert redirected["elapsed_ms"] > redirected["timings"]["total"]
