@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import math
-from difflib import get_close_matches
 from typing import Any
 
 import typer
@@ -60,6 +59,8 @@ def suggestions(wrong: str, long_options: list[str]) -> list[str]:
     >>> suggestions("--time", ["--timeout", "--connect-timeout"])
     ['--timeout']
     """
+    from difflib import get_close_matches  # only for a mistyped option
+
     names = {option.removeprefix("--"): option for option in long_options}
     stem = wrong.removeprefix("--")
     close = [name for name in names if name.startswith(stem)][:3]  # --time: --timeout
