@@ -35,10 +35,10 @@ SHELL = {"sh", "bash", "console"}
 NOT_COMMANDS = {
     "": "output, or the usage line",
     "json": "a record or a request object",
-    "python": "the library, run by tests/test_api.py and the doctests",
-    "yaml": "a Kubernetes manifest (CI's kubeconform check is the integrator's)",
-    "powershell": "Windows: CI's windows job runs the demo",
-    "cron": "crontab lines: the nightly recipe's own test (tests/test_journal.py) runs them",
+    "python": "code for the library (afetch.fetch), not a shell command",
+    "yaml": "a Kubernetes manifest: needs a cluster",
+    "powershell": "Windows PowerShell",
+    "cron": "crontab entries, not commands to paste into a shell",
 }
 
 #: A fragment of a command → why that command is not run here.
