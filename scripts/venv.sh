@@ -66,6 +66,7 @@ make_venv() {
         say "needs Python 3.11 or newer as python3 (or set PYTHON=/path/to/python3.11+)"
         exit 1
     }
+    say "making $venv with $python"
     if "$python" -m venv "$venv" >/dev/null 2>&1; then
         return 0
     fi
@@ -97,5 +98,13 @@ if [ -f "$stamp" ]; then
 fi
 target=.
 if [ -n "$extras" ]; then target=".[${extras}]"; fi
-"$py" -m pip install --quiet --disable-pip-version-check -e "$target"
+# One line saying what happens instead of pip's own output (kept for when it fails).
+say "installing afetch${extras:+ with [$extras]} and its dependencies into $venv (pip; about half a minute)"
+log="$venv/.afetch-pip.log"
+if ! "$py" -m pip install --quiet --disable-pip-version-check -e "$target" >"$log" 2>&1; then
+    cat "$log" >&2
+    say "pip install failed (its output is above and in $log)"
+    exit 1
+fi
 echo "$want" >>"$stamp"
+say "done: afetch is installed in $venv"

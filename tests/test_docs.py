@@ -9,6 +9,7 @@ here until it is documented.
 from __future__ import annotations
 
 import re
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import afetch._app
 import afetch._signals
 import afetch.cli
 from afetch._errors import ERROR_TYPES
+from afetch._loopback import LoopbackServer
 from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
+from tests.cli_run import afetch_cli, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -185,6 +188,32 @@ def test_relative_links_lead_to_files_that_exist() -> None:
     assert not broken
 
 
+def repository_url() -> str:
+    """The repository's URL, defined once: pyproject.toml's [project.urls] Source."""
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        urls = tomllib.load(handle)["project"]["urls"]
+    assert all(url.startswith(urls["Source"]) for url in urls.values()), "one repository URL"
+    return urls["Source"]
+
+
+def test_the_readme_links_work_on_the_package_page() -> None:
+    """README.md is the package's long description, shown where relative links lead nowhere: its
+    links are absolute, and those into the repository name files that exist on main."""
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    assert links, "README.md has no links: the pattern is wrong"
+    relative = [link for link in links if "://" not in link]
+    assert not relative, f"relative links in README.md break on the package page: {relative}"
+    prefix = repository_url() + "/blob/main/"
+    missing = []
+    for link in links:
+        if link.startswith(repository_url()) and not link.startswith(prefix):
+            missing.append(link)  # another form of the repository's URL: one form only
+        elif link.startswith(prefix) and not (ROOT / link[len(prefix) :].split("#")[0]).exists():
+            missing.append(link)
+    assert not missing, f"links into the repository that name no file: {missing}"
+
+
 def test_the_readme_stays_a_front_door() -> None:
     text = README.read_text(encoding="utf-8")
     assert len(text.splitlines()) <= 250, "README.md is the front door: details go to docs/"
@@ -229,3 +258,27 @@ def test_the_readme_performance_figures_are_the_latest_run() -> None:
     for row, walls in zip(rows, _latest_walls(), strict=True):
         for column, cell in zip(header, row, strict=True):
             assert cell == f"{walls[_README_TOOLS[column]]} s", (column, cell)
+
+
+def test_the_readme_performance_section_is_for_users() -> None:
+    """A table against other tools and a few lines: the engine's internals are in
+    docs/performance.md, which the section links to."""
+    text = README.read_text(encoding="utf-8").split("\n## Performance\n", 1)[1].split("\n## ")[0]
+    assert len(text.strip().splitlines()) <= 15
+    assert "docs/performance.md" in text
+    for internal in ("epoll", "uvloop", "bake-off", "libcurl", "idle"):
+        assert internal not in text, f"{internal!r}: engine internals go to docs/performance.md"
+
+
+def test_elapsed_ms_is_what_the_records_page_says(server: LoopbackServer) -> None:
+    """docs/records.md: from the attempt's start to its complete record, so never less than
+    libcurl's timings.total, which counts the final request alone (redirects make the gap)."""
+    assert "a little more than `timings.total`" in RECORDS.read_text(encoding="utf-8")
+    urls = [server.url(path) for path in ("/ok", "/redirect/3", "/sleep/50", "/status/404")]
+    result = afetch_cli("-", "-q", "--include", "timings", stdin="".join(f"{u}\n" for u in urls))
+    records = jsonl(result.stdout)
+    assert len(records) == len(urls)
+    for record in records:
+        assert record["elapsed_ms"] >= record["timings"]["total"], record
+    redirected = next(r for r in records if r["redirects"] == 3)
+    assert redirected["elapsed_ms"] > redirected["timings"]["total"]

@@ -20,6 +20,7 @@ import typer
 
 from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, parse_include
 from afetch._shard import Shard, ShardError, parse_shard
+from afetch._usage import Number
 from afetch._version import __version__
 
 ENV_PREFIX = "AFETCH_"
@@ -216,13 +217,19 @@ class Opt:
 
     def parameter(self) -> inspect.Parameter:
         """The keyword parameter Typer builds the click option from."""
+        click = dict(self.click)
+        if self.type in _NUMBERS:
+            # Bounds and errors that say what the number counts (afetch._usage).
+            kind = _NUMBERS[self.type]
+            low, high = click.pop("min", None), click.pop("max", None)
+            click["click_type"] = Number(kind, self.metavar, low, high)
         info = typer.Option(
             *self.decls,
             metavar=self.metavar,
             envvar=self.envvar,
             help=self.help,
             rich_help_panel=self.panel or None,
-            **self.click,
+            **click,
         )
         return inspect.Parameter(
             self.name,
@@ -232,11 +239,10 @@ class Opt:
         )
 
     def value(self, raw: Any) -> Any:
-        if type(raw) is float and not math.isfinite(raw):
-            # min= and max= let inf and NaN through (click's FloatRange compares them false).
-            raise typer.BadParameter("must be a finite number", param_hint=f"'--{self.long}'")
         return raw if self.convert is None else self.convert(raw)
 
+
+_NUMBERS: dict[Any, type] = {int: int, float: float, int | None: int, float | None: float}
 
 _OWN = frozenset(f.name for f in fields(Opt)) - {"decls", "type", "default", "help", "click"}
 

@@ -6,6 +6,7 @@ The options themselves are declared once each, in :mod:`afetch._options`.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from afetch._exits import EXIT_SIGINT, EXIT_USAGE, error_line
 from afetch._options import OPTIONS, SOURCES
 from afetch._settings import DEFAULT_TIMEOUT, Settings
 from afetch._signals import exit_on_signals
+from afetch._usage import usage_message
 
 if TYPE_CHECKING:
     from afetch._app import RunOptions
@@ -35,6 +37,9 @@ Examples:
 Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 74 records could not be
 written, 130 SIGINT, 143 SIGTERM, 141 output closed early.
 """
+
+#: ``_AFETCH_COMPLETE=source_bash afetch`` prints the bash completion script (zsh, fish alike).
+COMPLETE_VAR = "_AFETCH_COMPLETE"
 
 # Typer re-exports BadParameter; its bases are click's UsageError and ClickException, whether this
 # Typer uses click itself or its own vendored copy of it.
@@ -91,7 +96,7 @@ def command(**params: Any) -> int:
     """Fetch URLs concurrently and write one JSON record per URL to stdout."""
     sources = _sources(params["sources"], demo=params["demo"])
     if params["resume"] and params["state"] is None:
-        raise typer.BadParameter("--resume needs --state FILE", param_hint="--resume")
+        raise typer.BadParameter("needs --state FILE", param_hint="--resume")
     values = {spec.field: spec.value(params[spec.name]) for spec in OPTIONS}
     values["body"], values["body_kind"] = _body_options(
         values["data"], values["json"], stdin_is_input="-" in sources
@@ -186,11 +191,18 @@ def _run_demo(settings: Settings, options: RunOptions) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: usage errors are one line on stderr and exit code 2."""
     cli = typer.main.get_command(app)
+    if os.environ.get(COMPLETE_VAR):
+        # Shell completion (docs/options.md): Typer's bash, zsh and fish scripts, loaded only
+        # when the shell asks, so a run pays nothing for it and --help lists no extra options.
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         with exit_on_signals():
             result = cli.main(args=argv, prog_name="afetch", standalone_mode=False)
     except _UsageError as exc:
-        error_line(f"{exc.format_message()} (see afetch --help)")
+        long_options = [name for p in cli.params for name in p.opts if name.startswith("--")]
+        error_line(f"{usage_message(exc, long_options)} (see afetch --help)")
         return EXIT_USAGE
     except _ClickException as exc:
         error_line(exc.format_message())
