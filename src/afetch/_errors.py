@@ -11,9 +11,8 @@ import errno
 import socket
 import ssl
 import sys
+from dataclasses import dataclass
 from typing import Any
-
-from afetch._record import FetchError
 
 
 class ErrorType(enum.StrEnum):
@@ -35,6 +34,15 @@ class ErrorType(enum.StrEnum):
     HOST_UNREACHABLE = "host_unreachable"
     SAVE = "save"
     OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchError:
+    """Why a URL could not be fetched: a record's ``error``. ``type`` is one of the documented
+    error types."""
+
+    type: str
+    message: str
 
 
 #: The error types in documentation order, as plain strings.
