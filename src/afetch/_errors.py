@@ -41,8 +41,8 @@ class ErrorType(enum.StrEnum):
     one member here and one row in docs/records.md (tests/test_docs.py checks both ways). Members
     are the strings themselves: ``ErrorType.DNS == "dns"``, and JSON writes them as such.
 
-    >>> ErrorType.CONNECT.traits
-    <ErrorTrait.RETRY|NOT_SENT|CONNECTION_FAILURE: 7>
+    >>> ErrorTrait.NOT_SENT in ErrorType.CONNECT.traits, ErrorTrait.RETRY in ErrorType.DNS.traits
+    (True, False)
     """
 
     traits: ErrorTrait
