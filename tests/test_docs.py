@@ -92,6 +92,15 @@ def table_rows(text: str, heading: str) -> set[str]:
     return rows
 
 
+def table_column(text: str, heading: str) -> list[str]:
+    """The first cells of the rows of the table under ``heading``, header row left out, in order
+    and with repeats (backticks stripped)."""
+    section = text.split(f"\n{heading}\n", 1)
+    assert len(section) == 2, f"no section {heading!r}"
+    lines = [line for line in section[1].split("\n#", 1)[0].splitlines() if line.startswith("|")]
+    return [line.split("|")[1].strip().strip("`") for line in lines[2:]]
+
+
 def cli_params() -> list[Any]:
     # click's Parameter objects (Typer's own click, vendored or not).
     command = typer.main.get_command(afetch.cli.app)
@@ -148,6 +157,13 @@ def test_every_environment_variable_is_in_the_options_page(envvar: str) -> None:
 def test_every_error_type_is_in_the_records_page(error_type: str) -> None:
     rows = table_rows(RECORDS.read_text(encoding="utf-8"), "## Error types")
     assert error_type in rows, f"error type {error_type} is missing from docs/records.md"
+
+
+def test_the_error_types_table_has_one_row_per_error_type_and_no_other() -> None:
+    # ErrorType (afetch._errors) is the one table of error types and their traits; the page
+    # documents each exactly once, and nothing the code does not have.
+    rows = table_column(RECORDS.read_text(encoding="utf-8"), "## Error types")
+    assert sorted(rows) == sorted(ERROR_TYPES)
 
 
 @pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + INCLUDE_KEYS)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import afetch
 from afetch import Record
 from afetch._engine import Request
+from afetch._engine_factory import open_engine
 from afetch._fetcher import Fetcher
 from afetch._input import read_urls, url_from_line
 from afetch._loopback import LoopbackServer
@@ -50,7 +51,7 @@ def echo_of(item: str | RequestSpec, engine: str, **options: Any) -> dict[str, A
     async def run() -> dict[str, Any]:
         transport = None if engine == "curl" else httpx.AsyncHTTPTransport()
         settings = Settings(**options)
-        engine_ = afetch._engine.open_engine(settings, transport)
+        engine_ = open_engine(settings, transport)
         fetcher = Fetcher(engine_, settings)
         try:
             spec = item if isinstance(item, RequestSpec) else RequestSpec(item)

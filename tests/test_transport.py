@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from afetch._curl import CurlEngine, CurlError, _error
-from afetch._engine import Request, open_engine
+from afetch._engine import Request
+from afetch._engine_factory import open_engine
 from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings

@@ -17,8 +17,8 @@ from afetch._version import __version__
 
 if TYPE_CHECKING:
     from afetch._api import fetch
-    from afetch._errors import ERROR_TYPES
-    from afetch._record import FetchError, Record
+    from afetch._errors import ERROR_TYPES, FetchError
+    from afetch._record import Record
     from afetch._settings import Settings
     from afetch._spec import RequestSpec
 
@@ -29,7 +29,7 @@ __all__ = ["ERROR_TYPES", "FetchError", "Record", "RequestSpec", "Settings", "__
 # a KeyboardInterrupt traceback).
 _EXPORTS = {
     "ERROR_TYPES": "afetch._errors",
-    "FetchError": "afetch._record",
+    "FetchError": "afetch._errors",
     "Record": "afetch._record",
     "Settings": "afetch._settings",
     "RequestSpec": "afetch._spec",

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock
-from afetch._engine import Engine, open_engine
+from afetch._engine import Engine
+from afetch._engine_factory import open_engine
 from afetch._fetcher import Fetcher
 from afetch._gauge import Gauge
 from afetch._guard import AddressCheck

@@ -18,6 +18,8 @@ Other answers (404, 500, a refused connection, ...) neither raise nor lower the 
 
 from __future__ import annotations
 
+from afetch._errors import ErrorTrait, error_types_with
+
 #: In flight per host at first, as browsers' and curl's small per-host pools.
 START = 2
 #: A success slower than this multiple of the host's best latency does not count towards a raise.
@@ -27,8 +29,8 @@ LATENCY_FACTOR = 2.0
 MIN_BEST_MS = 5.0
 #: Statuses that say "too many of you": halve.
 OVERLOAD_STATUSES = frozenset({429, 503})
-#: Error types that say the host could not keep up: halve.
-OVERLOAD_ERRORS = frozenset({"timeout", "reset"})
+#: Error types that say the host could not keep up: halve (``ErrorTrait.OVERLOAD``).
+OVERLOAD_ERRORS = error_types_with(ErrorTrait.OVERLOAD)
 
 
 class AutoLimit:

@@ -44,7 +44,7 @@ from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
 
 if TYPE_CHECKING:
-    from afetch._extras import TlsDetails
+    from afetch._tls import TlsDetails
 
 _POLL_IN = pycurl.POLL_IN
 _POLL_OUT = pycurl.POLL_OUT
@@ -323,7 +323,7 @@ class CurlEngine:
         )
         seen = self._tls_seen
         if slot.tls_line is not None:
-            from afetch._extras import TlsDetails
+            from afetch._tls import TlsDetails
 
             details = TlsDetails.from_curl(slot.tls_line, getinfo(pycurl.INFO_CERTINFO))
             slot.tls_line = None
@@ -950,7 +950,7 @@ def _tls_probe(
     """Connect and handshake without verifying (no HTTP request): what certificate does the
     server show? Through the run's proxy, if any. Blocking: run in a thread. ``None`` when there
     is no handshake to see."""
-    from afetch._extras import TlsDetails
+    from afetch._tls import TlsDetails
 
     line: list[bytes] = []
 

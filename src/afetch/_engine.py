@@ -15,6 +15,9 @@ Two engines exist:
   what ``afetch.fetch(..., transport=...)`` uses (``httpx.MockTransport``, respx, httpx's own
   transport), and the fallback where pycurl cannot be imported.
 
+This module imports neither: the engines import it, and :func:`afetch._engine_factory.open_engine`,
+above them, picks one (``pyproject.toml``'s import contracts keep it so).
+
 Both decode gzip and deflate (curl also brotli) in bounded pieces, enforce ``max_size`` on the
 body, raise errors that :func:`afetch._errors.classify` maps to the documented error types, never
 follow redirects and never retry on their own: the fetcher and the scheduler decide that.
@@ -22,14 +25,11 @@ follow redirects and never retry on their own: the fetcher and the scheduler dec
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator, Callable, Container
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
-    import httpx
-
-    from afetch._settings import Settings
+    pass
 
 
 class Request(NamedTuple):
@@ -79,7 +79,7 @@ class TransferInfo(NamedTuple):
     timings: dict[str, float | None] | None = None
     #: ``{"ip": ..., "port": ...}`` of the server connected to.
     remote: dict[str, Any] | None = None
-    #: The TLS connection: version, cipher and the server certificate (``afetch._extras``).
+    #: The TLS connection: version, cipher and the server certificate (``afetch._tls``).
     tls: dict[str, Any] | None = None
 
 
@@ -160,23 +160,3 @@ class CountingEngine(Engine, Protocol):
         event loop when it is over, and before that ``on_head`` about a final head whose status
         is in ``ask_for``."""
         ...
-
-
-def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
-    """The engine for a run: ``transport`` behind the httpx adapter when given, else libcurl
-    (or httpx's own transport where pycurl is not installed). Call inside the running loop."""
-    # Windows' default (proactor) loop cannot watch sockets it did not open: no libcurl there.
-    if transport is None and sys.platform != "win32":
-        try:
-            from afetch._curl import CurlEngine
-        except ImportError:  # pragma: no cover - no pycurl, or neither epoll nor kqueue
-            pass
-        else:
-            return CurlEngine(settings)
-    from afetch._httpx_engine import HttpxEngine
-
-    if transport is None:
-        from afetch._httpx_engine import default_transport
-
-        return HttpxEngine(default_transport(settings), settings, owned=True)
-    return HttpxEngine(transport, settings, owned=False)

@@ -11,23 +11,61 @@ import errno
 import socket
 import ssl
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-from afetch._record import FetchError
+
+class ErrorTrait(enum.Flag):
+    """What afetch does after an attempt that failed with an error type (see :class:`ErrorType`)."""
+
+    #: Worth another try (``--retries``) for a method safe to repeat: the connection failed or
+    #: was lost, and the server may recover (afetch._retry).
+    RETRY = enum.auto()
+    #: The request surely was not sent (the connection never opened): retried whatever the
+    #: method, POST and PATCH included. After a response, a reset or a timeout the server may
+    #: have acted on it, and a second try could do it twice (afetch._retry).
+    NOT_SENT = enum.auto()
+    #: The host did not talk HTTP with us at all: ``--max-host-errors`` of them in a row mark it
+    #: unreachable (afetch._hosts).
+    CONNECTION_FAILURE = enum.auto()
+    #: The host could not keep up: ``--per-host auto`` halves its limit (afetch._autolimit).
+    OVERLOAD = enum.auto()
 
 
+_NO_TRAITS = ErrorTrait(0)
+
+
+@enum.unique
 class ErrorType(enum.StrEnum):
-    """Every error type a record can carry (docs/records.md). Members are the strings
-    themselves: ``ErrorType.DNS == "dns"``, and JSON writes them as such."""
+    """Every error type a record can carry, with its traits: the one table of them. A new type is
+    one member here and one row in docs/records.md (tests/test_docs.py checks both ways). Members
+    are the strings themselves: ``ErrorType.DNS == "dns"``, and JSON writes them as such.
+
+    >>> ErrorTrait.NOT_SENT in ErrorType.CONNECT.traits, ErrorTrait.RETRY in ErrorType.DNS.traits
+    (True, False)
+    """
+
+    traits: ErrorTrait
+
+    def __new__(cls, value: str, traits: ErrorTrait = _NO_TRAITS) -> ErrorType:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.traits = traits
+        return member
 
     INVALID_URL = "invalid_url"
     INVALID_INPUT = "invalid_input"
-    DNS = "dns"
-    CONNECT = "connect"
+    # Not retried: usually a permanent NXDOMAIN.
+    DNS = "dns", ErrorTrait.CONNECTION_FAILURE
+    CONNECT = "connect", ErrorTrait.RETRY | ErrorTrait.NOT_SENT | ErrorTrait.CONNECTION_FAILURE
     PROXY = "proxy"
-    TLS = "tls"
-    TIMEOUT = "timeout"
-    RESET = "reset"
+    # Not retried: a bad certificate stays bad.
+    TLS = "tls", ErrorTrait.CONNECTION_FAILURE
+    # A connection failure too: a host that accepts and never answers is as useless as one that
+    # refuses, and costs a whole --timeout per URL.
+    TIMEOUT = "timeout", ErrorTrait.RETRY | ErrorTrait.CONNECTION_FAILURE | ErrorTrait.OVERLOAD
+    RESET = "reset", ErrorTrait.RETRY | ErrorTrait.CONNECTION_FAILURE | ErrorTrait.OVERLOAD
+    # Not retried: a server sending garbage keeps sending it.
     PROTOCOL = "protocol"
     TOO_MANY_REDIRECTS = "too_many_redirects"
     TOO_LARGE = "too_large"
@@ -35,6 +73,24 @@ class ErrorType(enum.StrEnum):
     HOST_UNREACHABLE = "host_unreachable"
     SAVE = "save"
     OTHER = "other"
+
+
+def error_types_with(trait: ErrorTrait) -> frozenset[str]:
+    """The error types (plain strings, as records carry them) that have ``trait``.
+
+    >>> sorted(error_types_with(ErrorTrait.OVERLOAD))
+    ['reset', 'timeout']
+    """
+    return frozenset(str(kind) for kind in ErrorType if trait in kind.traits)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchError:
+    """Why a URL could not be fetched: a record's ``error``. ``type`` is one of the documented
+    error types."""
+
+    type: str
+    message: str
 
 
 #: The error types in documentation order, as plain strings.

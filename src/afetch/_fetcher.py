@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
 from afetch._engine import BodySink, Engine, Request, Response, TransferInfo
-from afetch._errors import InvalidInput, TooManyRedirects, classify
+from afetch._errors import ErrorType, InvalidInput, TooManyRedirects, classify
 from afetch._record import FetchError, Record, new_record
 from afetch._redact import header_secrets, proxy_secrets, redact
 from afetch._settings import Settings
@@ -635,6 +635,8 @@ class _CountedAttempt(_Outcome):
         except Exception as exc:
             # A fault of afetch's own: still one record for the URL, and never a run that
             # waits for an attempt nobody will finish.
-            problem = FetchError("other", f"afetch could not describe this attempt ({exc!r})")
+            problem = FetchError(
+                ErrorType.OTHER.value, f"afetch could not describe this attempt ({exc!r})"
+            )
             record = Record(url=url, error=problem, started_at=self._started_at)
         self._done(self._token, record, self.retry_after)

@@ -13,13 +13,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from afetch._autolimit import AutoLimit
+from afetch._errors import ErrorTrait, error_types_with
 
 HostKey = tuple[str, str, int]
 
 #: Error types that say "this host did not talk HTTP with us at all"; K of them in a row mark it
-#: unreachable. ``timeout`` is included: a host that accepts and never answers is as useless as one
-#: that refuses, and costs a whole ``--timeout`` per URL.
-CONNECTION_FAILURES = frozenset({"dns", "connect", "tls", "timeout", "reset"})
+#: unreachable (``ErrorTrait.CONNECTION_FAILURE``; afetch._errors.ErrorType says which and why).
+CONNECTION_FAILURES = error_types_with(ErrorTrait.CONNECTION_FAILURE)
 #: How many failing-but-idle hosts are remembered; beyond it the oldest is forgotten and, if met
 #: again, probed afresh (K more failures). Bounds memory on lists of millions of dead hosts.
 FAILURE_MEMORY = 10_000

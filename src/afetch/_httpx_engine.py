@@ -14,7 +14,7 @@ import httpx
 
 from afetch._body import body_pieces
 from afetch._engine import Headers, Request, TransferInfo
-from afetch._errors import AfetchError, BadResponse, classify
+from afetch._errors import AfetchError, BadResponse, ErrorType, classify
 from afetch._settings import Settings
 from afetch._tls import tls_verify
 
@@ -134,7 +134,7 @@ class _HttpxResponse:
             raise
         except Exception as exc:
             # A reset mid-body is a truncated body, as libcurl reports it too.
-            if classify(exc).type == "reset":
+            if classify(exc).type == ErrorType.RESET:
                 raise BadResponse(
                     f"body cut short after {self.bytes_read} bytes: connection reset"
                 ) from exc

@@ -8,6 +8,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+# Defined with the error types (the engines raise them and know nothing of records); a
+# record carries one.
+from afetch._errors import FetchError
+
 #: The documented record keys, always present, in this order (README.md, "Records").
 SCHEMA_KEYS = (
     "url",
@@ -44,14 +48,6 @@ def include_keys(names: Collection[str]) -> tuple[str, ...]:
     """
     on = {*names, "body_truncated"} if "body" in names else set(names)
     return tuple(key for key in INCLUDE_KEYS if key in on)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchError:
-    """Why a URL could not be fetched. ``type`` is one of the documented error types."""
-
-    type: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

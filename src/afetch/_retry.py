@@ -10,20 +10,20 @@ import random
 import time
 from dataclasses import dataclass
 
+from afetch._errors import ErrorTrait, error_types_with
 from afetch._record import Record
 
 #: Statuses worth another try: rate limited or a gateway/server that says "not now".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: Error types worth another try: the connection failed or was lost, the server may recover.
-#: Not ``dns`` (usually a permanent NXDOMAIN), ``tls`` (a bad certificate stays bad) nor
-#: ``protocol`` (a server sending garbage keeps sending it).
-RETRY_ERRORS = frozenset({"connect", "timeout", "reset"})
+#: Error types worth another try: the connection failed or was lost, the server may recover
+#: (``ErrorTrait.RETRY``; afetch._errors.ErrorType says which and why).
+RETRY_ERRORS = error_types_with(ErrorTrait.RETRY)
 #: Methods that are safe to send twice (RFC 9110 section 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: Error types after which a request surely was not sent: the connection never opened. The only
 #: retries a request that is not idempotent (POST, PATCH) gets: after a response, a reset or a
 #: timeout the server may have acted on it, and a second try could do it twice.
-NOT_SENT_ERRORS = frozenset({"connect"})
+NOT_SENT_ERRORS = error_types_with(ErrorTrait.NOT_SENT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock, TimerHandle
+from afetch._errors import ErrorType
 from afetch._fetcher import Fetcher
 from afetch._hosts import BusiestHosts, Host, HostTable, Pacer
 from afetch._ordering import WINDOW_FACTOR, ReorderWindow
@@ -613,7 +614,7 @@ class _Run:
             self._emit(job, job.last)
             return
         error = FetchError(
-            "host_unreachable",
+            ErrorType.HOST_UNREACHABLE.value,
             f"not tried: {job.host.failures} consecutive connection failures to this host",
         )
         self._emit(job, self._fetcher.unattempted(job.url, error))

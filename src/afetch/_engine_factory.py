@@ -1,0 +1,36 @@
+"""Which engine a run gets: libcurl, or the httpx adapter.
+
+Above both engines and the seam they share (:mod:`afetch._engine`), so that the seam imports
+no engine: only :mod:`afetch._api` opens one.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+    from afetch._engine import Engine
+    from afetch._settings import Settings
+
+
+def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
+    """The engine for a run: ``transport`` behind the httpx adapter when given, else libcurl
+    (or httpx's own transport where pycurl is not installed). Call inside the running loop."""
+    # Windows' default (proactor) loop cannot watch sockets it did not open: no libcurl there.
+    if transport is None and sys.platform != "win32":
+        try:
+            from afetch._curl import CurlEngine
+        except ImportError:  # pragma: no cover - no pycurl, or neither epoll nor kqueue
+            pass
+        else:
+            return CurlEngine(settings)
+    from afetch._httpx_engine import HttpxEngine
+
+    if transport is None:
+        from afetch._httpx_engine import default_transport
+
+        return HttpxEngine(default_transport(settings), settings, owned=True)
+    return HttpxEngine(transport, settings, owned=False)
