@@ -83,7 +83,7 @@ def path_problem(
     if state is not None:
         writes.append(_File.at(f"--state {state}", state))
     if cache_dir is not None:
-        from afetch._cache import INDEX  # here: a run without --cache never imports sqlite3
+        from afetch.cache import INDEX  # here: a run without --cache never imports sqlite3
 
         writes.extend(
             _File.at(f"--cache {cache_dir}'s {name}", os.path.join(cache_dir, name))
