@@ -641,3 +641,29 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
     assert process.returncode == 130
     note = "interrupted: the URLs after these were not fetched (run with --state FILE to resume)"
     assert note in err
+
+
+@pytest.mark.posix
+def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """The interrupted note counts only regular files: opening the FIFO again to count it would
+    wait for a writer that has gone, and the run would never end."""
+    fifo = tmp_path / "urls.fifo"
+    os.mkfifo(fifo)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "afetch", str(fifo), "-c", "2"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+        text=True,
+    )
+    with fifo.open("w") as writer:  # opened, written and closed: nobody writes to it again
+        writer.write("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    time.sleep(1.5)
+    process.send_signal(2)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert jsonl(out) == []
+    assert "interrupted: the URLs after these were not fetched" in err

@@ -26,7 +26,7 @@ from afetch._exits import (
 )
 from afetch._gauge import Gauge
 from afetch._hosts import BusiestHosts
-from afetch._input import InputError, open_sources, read_urls, url_counter
+from afetch._input import InputError, count_urls, open_sources, read_urls, url_counter
 from afetch._journal import Journal, JournalBusy, skip_done
 from afetch._output import (
     OutputClosed,

@@ -181,7 +181,11 @@ def url_counter(fds: Sequence[int]) -> Callable[[], int] | None:
 
 
 def count_urls(paths: Sequence[str]) -> int | None:
-    """How many URLs the files ``paths`` hold (None if one is not a regular file)."""
+    """How many URLs the files ``paths`` hold (None if one is not a regular file). A path is
+    checked before it is opened: opening a FIFO would wait for a writer, and reading a pipe-like
+    source would take its lines."""
+    if not all(path != "-" and stat.S_ISREG(os.stat(path).st_mode) for path in paths):
+        return None
     fds = open_sources(paths)
     try:
         counter = url_counter(fds)
