@@ -215,3 +215,28 @@ def test_bad_values_are_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> N
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1
     assert "a\x01b" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("Authorization Bearer tok-SECRET-9", "'Authorization'"),
+        ("X-Token=tok-SECRET-9", "'X-Token'"),
+        ("tok-SECRET-9", "without a name"),
+        ("Authorization Bearer tok-SECRET-9:x", "'Authorization'"),
+    ],
+)
+@pytest.mark.parametrize("through_env", [False, True])
+def test_a_header_without_a_colon_is_refused_without_its_value(
+    tmp_path: Path, value: str, shown: str, through_env: bool
+) -> None:
+    urls = write_urls(tmp_path, ["http://127.0.0.1:9/"])
+    if through_env:
+        result = afetch_cli(urls, env={"AFETCH_HEADER": value})
+    else:
+        result = afetch_cli(urls, "-H", value)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert len(result.stderr.strip().splitlines()) == 1
+    if not through_env:  # click splits a list's environment variable at whitespace
+        assert shown in result.stderr
+    assert "SECRET" not in result.stderr
