@@ -250,7 +250,7 @@ async def run(
         return EXIT_USAGE
     try:
         # A resumed run adds to the records of the interrupted one, like `wget -c`.
-        stream = open_output(options.output, append=options.resume)
+        stream = open_output(options.output, append=options.resume, format=options.format)
     except OSError as exc:
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         return EXIT_USAGE
