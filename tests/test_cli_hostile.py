@@ -240,3 +240,42 @@ def test_a_header_without_a_colon_is_refused_without_its_value(
     if not through_env:  # click splits a list's environment variable at whitespace
         assert shown in result.stderr
     assert "SECRET" not in result.stderr
+
+
+def _stderr_closed() -> None:
+    import os
+
+    os.close(2)
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("trouble", ["closed", "full", "reader gone"])
+def test_stderr_trouble_changes_nothing_fetched_recorded_or_the_exit_code(
+    tmp_path: Path, server: LoopbackServer, trouble: str
+) -> None:
+    import os
+
+    ok = write_urls(tmp_path, [server.url("/ok"), server.url("/ok?size=5")])
+    (tmp_path / "bad.txt").write_text(f"{server.url('/ok')}\nnot a url\n")
+    for urls, code in ((ok, 0), (str(tmp_path / "bad.txt"), 1)):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # "reader gone": writes to stderr fail with EPIPE
+        full = open("/dev/full", "w")  # noqa: SIM115 (closed below)
+        stderr = {"closed": None, "full": full, "reader gone": write_end}[trouble]
+        args = [urls, "--progress", "--progress-interval", "0.01", "--state", str(tmp_path / "s")]
+        try:
+            result = subprocess.run(
+                [sys.executable, "-m", "afetch", *args],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                env=cli_env(),
+                preexec_fn=_stderr_closed if trouble == "closed" else None,
+                timeout=60,
+            )
+        finally:
+            os.close(write_end)
+            full.close()
+        assert result.returncode == code, result
+        assert len(jsonl(result.stdout)) == 2
+        assert len((tmp_path / "s").read_bytes().splitlines()) == 2  # journaled too
