@@ -38,7 +38,7 @@ from afetch._output import (
 )
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
-from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
+from afetch._signals import SIGNAL_EXITS, note_signal, restore_exit_handlers
 from afetch._spec import RequestSpec
 from afetch._stats import Stats
 from afetch._summary import PlainProgress, summary_text
@@ -90,7 +90,7 @@ def _count_in_background(sources: Sequence[str], stats: Stats) -> None:
 
 
 class _Interrupt:
-    """Turns SIGINT/SIGTERM into a graceful stop; remembers which signal arrived first."""
+    """Turns SIGINT/SIGTERM/SIGHUP into a graceful stop; remembers which signal came first."""
 
     def __init__(self, *, on_signal: Callable[[], None] | None = None) -> None:
         self.stop = asyncio.Event()
@@ -123,6 +123,7 @@ class _Interrupt:
     def _on_signal(self, signum: int) -> None:
         if self.signum is None:
             self.signum = signum
+        note_signal(signum)  # a later signal after this block ends exits with this one's code
         self.stop.set()
         if self._on_signal_too is not None:
             self._on_signal_too()
@@ -326,7 +327,7 @@ async def run(
     if not options.quiet:
         _print_summary(stats, busiest, console)
     if interrupt.signum is not None:
-        return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
+        return note_signal(interrupt.signum)
     if code is not None:
         return code
     return EXIT_OK if stats.ok == stats.done else EXIT_NOT_OK

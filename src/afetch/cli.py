@@ -33,7 +33,7 @@ Examples:
   afetch --demo -c 50        (an offline run against a built-in loopback server)
 
 Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 74 records could not be
-written, 130 SIGINT, 143 SIGTERM, 141 output closed early.
+written, 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 output closed early.
 """
 
 # Typer re-exports BadParameter; its bases are click's UsageError and ClickException, whether this
