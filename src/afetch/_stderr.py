@@ -43,7 +43,6 @@ def guard_stderr() -> None:
     ``sys.stderr.isatty()`` failed before anything was fetched), and a file opened later (``-o``,
     the journal) would take number 2, where whatever writes to "stderr" would write into it.
     """
-    stream = sys.stderr
     try:
         os.fstat(2)
     except OSError:
@@ -52,6 +51,9 @@ def guard_stderr() -> None:
             if null != 2:
                 os.dup2(null, 2)
                 os.close(null)
+    stream = sys.stderr
+    if stream is None:  # fd 2 was closed at start-up (or there is no console)
+        with contextlib.suppress(OSError, ValueError):
             stream = open(2, "w", errors="backslashreplace", buffering=1, closefd=False)  # noqa: SIM115
     if stream is not None and not isinstance(stream, QuietStderr):
         sys.stderr = QuietStderr(stream)  # type: ignore[assignment]
