@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from afetch import Record, _api
+from afetch._errors import classify
 from afetch._fetcher import Fetcher
 from afetch._guard import AddressCheck
 from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
-from afetch._record import FetchError
 from afetch._settings import Settings
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import collect
@@ -404,8 +404,8 @@ def test_messages_quoting_a_proxy_password_are_masked() -> None:
     fetcher = Fetcher(
         HttpxEngine(httpx.MockTransport(lambda r: httpx.Response(200)), settings), settings
     )
-    error = FetchError("proxy", "proxy http://ann:p@ss/w0rd!@10.9.8.7:3128 said p%40ss%2Fw0rd%21")
-    message = fetcher._redacted(error, "http://h/").message
+    said = ValueError("proxy http://ann:p@ss/w0rd!@10.9.8.7:3128 said p%40ss%2Fw0rd%21")
+    message = classify(said, fetcher._secrets_for("http://h/")).message
     assert "w0rd" not in message
     assert message.count("***") == 2
 

@@ -11,8 +11,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from afetch import Record, _api
+from afetch._errors import classify
 from afetch._guard import (
     AddressCheck,
     AddressPolicy,
@@ -22,7 +25,8 @@ from afetch._guard import (
 )
 from afetch._guard_transport import PrivateAddressGuard
 from afetch._loopback import LoopbackServer
-from afetch._redact import mask_url, redact
+from afetch._redact import excerpt, mask_url, redact
+from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import collect
 
 SECRET_HEADERS = (("Authorization", "Bearer tok-SECRET-1"), ("Cookie", "sid=SECRET-2"))
@@ -295,6 +299,49 @@ def test_url_userinfo_is_sent_as_basic_auth_to_its_origin_only(
     assert echoed_headers(record, server)["authorization"] == "Basic YW5uOnB3"
     (record,) = collect([hop])
     assert "authorization" not in echoed_headers(record, other_server)
+
+
+# Passwords are drawn from letters nothing else uses: any of them in the output is a leak.
+_PASSWORD = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=400)
+_AROUND = st.text("abc xyz.,:'/-", max_size=300)
+
+
+@given(
+    password=_PASSWORD,
+    before=_AROUND,
+    after=_AROUND,
+    scheme=st.sampled_from(["http", "https", "ftp", "gopher"]),
+    limit=st.integers(1, 900),
+)
+def test_no_cut_of_a_message_shows_any_of_a_url_password(
+    password: str, before: str, after: str, scheme: str, limit: int
+) -> None:
+    text = f"{before} {scheme}://ann:{password}@host.test/p {after}"
+    assert not set(excerpt(text, limit)) & set(password)
+    assert len(excerpt(text, limit)) <= limit
+    # classify cuts at 300: what it quotes is masked before it is cut.
+    assert not set(classify(ValueError(text)).message) & set(password)
+
+
+@given(
+    secret=st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=4, max_size=400), pad=st.integers(0, 400)
+)
+def test_no_cut_of_a_message_shows_any_of_a_header_value(secret: str, pad: int) -> None:
+    message = classify(ValueError("x" * pad + f"bad header value {secret!r}"), [secret]).message
+    assert not set(message) & set(secret)
+
+
+def test_a_long_url_password_is_masked_in_the_cli_record_and_on_stderr(tmp_path) -> None:
+    token = "T0KEN" * 60  # 300 characters: a cut at 200 used to drop the '@' and show the rest
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"ftp://ann:{token}@example.test/\nhttp://ann:{token}@/nohost\n")
+    result = afetch_cli(str(urls))
+    records = jsonl(result.stdout)
+    assert [r["error"]["type"] for r in records] == ["invalid_url", "invalid_url"]
+    for record in records:
+        assert "T0KEN" not in record["error"]["message"], record["error"]["message"]
+        assert "ann:***@" in record["error"]["message"]
+    assert "T0KEN" not in result.stderr
 
 
 def test_mask_url_and_redact() -> None:

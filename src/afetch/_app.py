@@ -40,7 +40,7 @@ from afetch._output import (
 from afetch._paths import path_problem
 from afetch._settings import Settings
 from afetch._shard import Shard, only_shard
-from afetch._signals import SIGNAL_EXITS, restore_exit_handlers
+from afetch._signals import SIGNAL_EXITS, note_signal, restore_exit_handlers
 from afetch._spec import RequestSpec
 from afetch._stats import Stats
 from afetch._summary import PlainProgress, interrupted_note, summary_text
@@ -101,7 +101,7 @@ def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
 
 
 class _Interrupt:
-    """Turns SIGINT/SIGTERM into a graceful stop; remembers which signal arrived first."""
+    """Turns SIGINT/SIGTERM/SIGHUP into a graceful stop; remembers which signal came first."""
 
     def __init__(self, *, on_signal: Callable[[], None] | None = None) -> None:
         self.stop = asyncio.Event()
@@ -134,6 +134,7 @@ class _Interrupt:
     def _on_signal(self, signum: int) -> None:
         if self.signum is None:
             self.signum = signum
+        note_signal(signum)  # a later signal after this block ends exits with this one's code
         self.stop.set()
         if self._on_signal_too is not None:
             self._on_signal_too()
@@ -322,7 +323,7 @@ async def run(
     done = journal.earlier.done if journal is not None else set()
     try:
         # A resumed run adds to the records of the interrupted one, like `wget -c`.
-        stream = open_output(options.output, append=bool(done))
+        stream = open_output(options.output, append=bool(done), format=options.format)
     except OSError as exc:
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         if journal is not None:
@@ -400,7 +401,7 @@ async def run(
             notes.append(_interrupted(stats, options, whole_input=whole, demo=urls is not None))
         _print_summary(stats, busiest, console, notes=notes)
     if interrupt.signum is not None:
-        return SIGNAL_EXITS[signal.Signals(interrupt.signum)]
+        return note_signal(interrupt.signum)
     if code is not None:
         return code
     # A resumed run answers for the URLs of the earlier part of it too.

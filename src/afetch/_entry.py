@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from afetch._signals import install_exit_handlers
+import atexit
+
+from afetch._signals import ignore_signals_at_exit, install_exit_handlers
+from afetch._stderr import guard_stderr
 
 
 def main() -> int:
@@ -10,6 +13,9 @@ def main() -> int:
     # Before the CLI has loaded, a signal exits quietly with the documented code (130 SIGINT,
     # 143 SIGTERM) instead of a KeyboardInterrupt traceback. cli.main takes over from here.
     install_exit_handlers()
+    atexit.register(ignore_signals_at_exit)  # first registered, so the last to run
+    # A closed, full or abandoned stderr loses messages, never records or the exit code.
+    guard_stderr()
     from afetch.cli import main as cli_main
 
     return cli_main()

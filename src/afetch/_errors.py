@@ -11,8 +11,11 @@ import errno
 import socket
 import ssl
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from afetch._redact import excerpt
 
 
 class ErrorTrait(enum.Flag):
@@ -227,14 +230,13 @@ def _httpx_type(exc: BaseException, httpx: Any, chain: list[BaseException]) -> s
     return None
 
 
-def classify(exc: BaseException) -> FetchError:
-    """Describe ``exc`` as a record error.
+def classify(exc: BaseException, secrets: Iterable[str] = ()) -> FetchError:
+    """Describe ``exc`` as a record error, its message redacted (URL passwords and ``secrets``)
+    before it is cut.
 
     >>> classify(TooManyRedirects("stopped after 10 redirects")).type
     'too_many_redirects'
     """
     # Wrappers often have an empty message (httpx.ReadError()); the cause says what happened.
     message = next((text for i in _chain(exc) if (text := str(i).strip())), type(exc).__name__)
-    if len(message) > _MAX_MESSAGE:
-        message = message[: _MAX_MESSAGE - 1] + "…"
-    return FetchError(str(_type_of(exc)), message)
+    return FetchError(str(_type_of(exc)), excerpt(message, _MAX_MESSAGE, secrets))

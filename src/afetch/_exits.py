@@ -16,6 +16,7 @@ EXIT_USAGE = 2
 #: sysexits' EX_IOERR: records could not be written.
 EXIT_OUTPUT = 74
 #: 128 + the signal number, as shells report them.
+EXIT_SIGHUP = 129
 EXIT_SIGINT = 130
 EXIT_SIGPIPE = 141
 EXIT_SIGTERM = 143

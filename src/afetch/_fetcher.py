@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from afetch._engine import BodySink, Engine, Request, Response, TransferInfo
 from afetch._errors import ErrorType, InvalidInput, TooManyRedirects, classify
 from afetch._record import FetchError, Record, new_record
-from afetch._redact import header_secrets, proxy_secrets, redact
+from afetch._redact import header_secrets, proxy_secrets
 from afetch._settings import Settings
 from afetch._spec import JSON, RequestSpec, request_key
 from afetch._timestamps import now_iso
@@ -183,7 +183,7 @@ class Fetcher:
         except TimeoutError:
             error = classify(TimeoutError(f"no complete response within {timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
-            error = self._redacted(classify(exc), url, spec)
+            error = classify(exc, self._secrets_for(url, spec))
         return self._record(url, spec, method, outcome, error, t0, started_at), outcome.retry_after
 
     def _record(
@@ -317,9 +317,10 @@ class Fetcher:
     def _spec_shape(self, spec: RequestSpec) -> _Shape:
         return self._shape(spec.method, spec.body, spec.body_kind, spec.headers)
 
-    def _redacted(self, error: FetchError, url: str, spec: RequestSpec | None = None) -> FetchError:
-        """Error messages can quote URLs and header values: mask passwords, -H values and the
-        values of a request object's headers."""
+    def _secrets_for(self, url: str, spec: RequestSpec | None = None) -> tuple[str, ...]:
+        """What an error message about ``url`` must not show (classify masks them before it
+        cuts the message): -H values, the values of a request object's headers and the URL's
+        password."""
         secrets = self._secrets
         if spec is not None and spec.headers:
             found = {*header_secrets(spec.headers), *secrets}
@@ -329,8 +330,7 @@ class Fetcher:
             raw = userinfo.partition(":")[2]
             # The password both decoded and as typed (percent-encoded).
             secrets = (*(p for p in (unquote(raw), raw) if p), *secrets)
-        message = redact(error.message, secrets)
-        return error if message == error.message else FetchError(error.type, message)
+        return secrets
 
     # -- the steps of one attempt ---------------------------------------------------------------
 
@@ -628,7 +628,7 @@ class _CountedAttempt(_Outcome):
     def _end(self, failure: BaseException | None) -> None:
         fetcher, url = self._fetcher, self._url
         try:
-            error = None if failure is None else fetcher._redacted(classify(failure), url)
+            error = None if failure is None else classify(failure, fetcher._secrets_for(url))
             record = fetcher._record(
                 url, None, fetcher._plain_method, self, error, self._t0, self._started_at
             )

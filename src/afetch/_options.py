@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import inspect
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Annotated, Any
@@ -54,11 +55,23 @@ def _has_control_characters(text: str) -> bool:
     return any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in text)
 
 
+#: The header name a malformed ``-H`` seems to start with: a token followed by a space or '='
+#: ("Authorization Bearer ...", "X-Token=..."). A bare word could be the secret itself.
+_NAME_START = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(?=[\s=:])")
+
+
+def _bad_header(raw: str) -> typer.BadParameter:
+    """A usage error for a malformed ``-H`` that shows its likely name at most, never a value
+    (a token given as "Authorization Bearer TOKEN" or without its name at all)."""
+    start = _NAME_START.match(raw.strip())
+    seen = f"a header starting {start[0]!r}" if start else "a header without a name"
+    return typer.BadParameter(f"expected 'Name: value', got {seen} (the rest is not shown)")
+
+
 def _parse_header(raw: str) -> tuple[str, str]:
     name, sep, value = raw.partition(":")
     if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-        # Only the name is shown: the value may be a secret.
-        raise typer.BadParameter(f"expected 'Name: value', got a header named {name.strip()!r}")
+        raise _bad_header(raw)
     if _has_control_characters(value):
         raise typer.BadParameter(f"the value of header {name.strip()!r} has control characters")
     return name.strip(), value.strip()

@@ -209,12 +209,72 @@ def make_sink(
     return JsonLinesSink(stream, optional=optional, include=include)
 
 
-def open_output(path: str | None, *, append: bool = False) -> BinaryIO:
+def open_output(path: str | None, *, append: bool = False, format: str = "jsonl") -> BinaryIO:
     """stdout, or the named file (truncated, or appended to with ``--resume``), as a binary
-    stream the sink owns."""
+    stream the sink owns.
+
+    A file appended to is first cut back to its last whole record: a run killed in the middle
+    of a write (or an older afetch on a full disk) may have left part of one, and records
+    appended to it would be glued onto it. That record was never journaled: the resumed run
+    fetches it again. (stdout is left alone: what the shell appends to is not afetch's.)
+    """
     if path is None or path == "-":
         return os.fdopen(os.dup(1), "wb")
-    return open(path, "ab" if append else "wb")
+    # Appending reads too: the tail is checked for a record cut short.
+    stream = open(path, "a+b" if append else "wb")  # noqa: SIM115 (the sink closes it)
+    if append:
+        try:
+            fd = stream.fileno()
+            end = os.fstat(fd).st_size
+            whole = _csv_whole_end(fd, end) if format == "csv" else _jsonl_whole_end(fd, end)
+            if whole < end:
+                os.ftruncate(fd, whole)
+        except OSError:
+            stream.close()
+            raise
+    return stream
+
+
+_CHUNK = 1 << 20
+
+
+def _jsonl_whole_end(fd: int, end: int) -> int:
+    """Where the last whole line of a JSON Lines file ends (JSON text has no raw newline)."""
+    at = end
+    while at > 0:
+        start = max(0, at - _CHUNK)
+        newline = os.pread(fd, at - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        at = start
+    return 0
+
+
+def _csv_whole_end(fd: int, end: int) -> int:
+    """Where the last whole row of a CSV file ends: a newline outside quotes (a cell may hold
+    newlines; quotes inside a quoted cell are doubled, so the count of quotes before a newline
+    is even exactly when it ends a row). Whole when it ends in a newline after an even count of
+    quotes (one quick pass); else a second pass finds the last row boundary."""
+    quotes = sum(
+        os.pread(fd, min(_CHUNK, end - at), at).count(b'"') for at in range(0, end, _CHUNK)
+    )
+    if end == 0 or (quotes % 2 == 0 and os.pread(fd, 1, end - 1) == b"\n"):
+        return end
+    quotes, whole, at = 0, 0, 0
+    while at < end:
+        chunk = os.pread(fd, min(_CHUNK, end - at), at)
+        if not chunk:
+            break
+        lines = chunk.split(b"\n")
+        offset = at
+        for line in lines[:-1]:
+            quotes += line.count(b'"')
+            offset += len(line) + 1
+            if quotes % 2 == 0:
+                whole = offset
+        quotes += lines[-1].count(b'"')
+        at += len(chunk)
+    return whole
 
 
 def output_is_empty(stream: BinaryIO) -> bool:

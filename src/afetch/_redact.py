@@ -48,6 +48,20 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return mask_url(text)
 
 
+def excerpt(text: str, limit: int, secrets: Iterable[str] = ()) -> str:
+    """``text`` redacted, then cut to ``limit`` characters (the last one an ellipsis): the one way
+    a message quotes text that may hold a secret. Redacting first matters: a cut that drops the
+    ``@`` of ``user:password@`` would leave the password for the URL pattern to miss.
+
+    >>> excerpt("ftp://ann:" + "s" * 300 + "@host/", 20)
+    'ftp://ann:***@host/'
+    >>> excerpt("x" * 30, 10)
+    'xxxxxxxxx…'
+    """
+    text = redact(text, secrets)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def header_secrets(headers: Iterable[tuple[str, str]]) -> tuple[str, ...]:
     """The values given with ``-H``, plus the credential part of ``Scheme credential`` values."""
     found: set[str] = set()

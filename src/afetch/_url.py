@@ -14,6 +14,7 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from afetch._errors import InvalidURL
+from afetch._redact import excerpt
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Characters sent as they are in a path or query (RFC 3986 reserved and unreserved, and %).
@@ -71,12 +72,12 @@ def _parse_any(raw: str) -> Target:
         raise InvalidURL(f"not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise InvalidURL(f"not an http(s) URL: {raw[:200]!r}")
+        raise InvalidURL(f"not an http(s) URL: {excerpt(raw, 200)!r}")
     host = parts.hostname or ""
     if not host or "%" in host or any(c.isspace() or ord(c) < 32 for c in host):
-        raise InvalidURL(f"URL has no valid host: {raw[:200]!r}")
+        raise InvalidURL(f"URL has no valid host: {excerpt(raw, 200)!r}")
     if port is not None and not 0 < port < 65536:
-        raise InvalidURL(f"URL has no valid port: {raw[:200]!r}")
+        raise InvalidURL(f"URL has no valid port: {excerpt(raw, 200)!r}")
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")

@@ -14,6 +14,9 @@ to the ``--state`` journal and counts them in the statistics. So:
   nothing, and the process can exit in the middle of it without leaving a partial line. A line
   longer than ``PIPE_BUF`` (a very long URL) waits until the pipe is empty (grown to fit if
   needed), so it too goes out in one piece.
+* **Whole lines on a file.** A write to a regular file that fails part-way (disk full, quota,
+  a file size limit) is taken back to the end of the last whole line (``ftruncate``): the
+  records of the lines written whole are kept and journaled, the run exits 74.
 * **Journal after output.** A URL is journaled only after its record was written; the records
   of a run stopped while the writer is stuck are neither written nor journaled, and
   ``--resume`` fetches them again.
@@ -86,9 +89,11 @@ class RecordWriter:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
         self._fd = stream.fileno()
         try:
-            self._pipe = stat.S_ISFIFO(os.fstat(self._fd).st_mode)
+            mode = os.fstat(self._fd).st_mode
         except OSError:
-            self._pipe = False
+            mode = 0
+        self._pipe = stat.S_ISFIFO(mode)
+        self._regular = stat.S_ISREG(mode)
         self._sink = sink
         # Held around each batch's writes when the output is the terminal a live table is drawn
         # on (see ProgressDisplay.above); elsewhere a no-op.
@@ -238,7 +243,7 @@ class RecordWriter:
                     continue
                 tail = self._sink.finish()  # a CSV header, for a run without records
                 if tail:
-                    self._write(tail)
+                    self._write_whole([tail], [])
                 return
         except _Abandoned:
             return
@@ -255,8 +260,7 @@ class RecordWriter:
     def _write_batch(self, batch: list[Record]) -> None:
         encode = self._sink.encode
         if not self._pipe:
-            self._write(b"".join(encode(record) for record in batch))
-            self._written(batch)
+            self._write_whole([encode(record) for record in batch], batch)
             return
         # A pipe: whole lines, in writes the pipe takes at once (so never half a line).
         lines = [encode(record) for record in batch]
@@ -290,15 +294,47 @@ class RecordWriter:
         except (AttributeError, OSError):  # not Linux: only PIPE_BUF is certain
             return PIPE_BUF
 
+    def _write_whole(self, lines: list[bytes], records: list[Record]) -> None:
+        """Write ``lines`` (the first ones those of ``records``) to a file, whole lines only.
+
+        On a regular file a failed write (disk full, quota) is undone back to the end of the
+        last line written whole; the records of those lines are kept, journaled and counted.
+        """
+        data = b"".join(lines)
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, view[done:])
+        except OSError as exc:
+            whole, kept = 0, 0
+            while whole < len(lines) and kept + len(lines[whole]) <= done:
+                kept += len(lines[whole])
+                whole += 1
+            if done > kept:
+                self._trim(done - kept)
+            if whole and records:
+                self._written(records[: min(whole, len(records))])
+            raise _failure(exc) from None
+        if records:
+            self._written(records)
+
+    def _trim(self, size: int) -> None:
+        """Take back the last ``size`` bytes written: the start of a line cut short."""
+        if not self._regular:
+            return  # a device or socket: what went out cannot be taken back
+        with contextlib.suppress(OSError):
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)
+            os.ftruncate(self._fd, end - size)
+            os.lseek(self._fd, end - size, os.SEEK_SET)
+
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         try:
             while view:
                 view = view[os.write(self._fd, view) :]
-        except BrokenPipeError:
-            raise OutputClosed from None
         except OSError as exc:
-            raise OutputFailed(exc.strerror or str(exc)) from None
+            raise _failure(exc) from None
 
     def _wait_for_room(self, size: int) -> None:
         """Before a line too long to be atomic: wait until the pipe is empty and can hold it.
@@ -333,6 +369,12 @@ class RecordWriter:
             waiting = self._room is not None
         if waiting:
             self._wake_room()
+
+
+def _failure(exc: OSError) -> OutputClosed | OutputFailed:
+    if isinstance(exc, BrokenPipeError):
+        return OutputClosed()
+    return OutputFailed(exc.strerror or str(exc))
 
 
 def _unread(fd: int) -> int:

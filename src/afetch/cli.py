@@ -35,7 +35,7 @@ Examples:
   afetch --demo -c 50        (an offline run against a built-in loopback server)
 
 Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 74 records could not be
-written, 130 SIGINT, 143 SIGTERM, 141 output closed early.
+written, 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 output closed early.
 """
 
 #: ``_AFETCH_COMPLETE=source_bash afetch`` prints the bash completion script (zsh, fish alike).
