@@ -128,7 +128,7 @@ def test_sigterm_stops_a_loaded_run_within_a_second(server: LoopbackServer, tmp_
     _, err = process.communicate(timeout=15)
     took = time.monotonic() - sent
     assert process.returncode == 143, err.decode()
-    assert b"afetch summary" in err
+    assert b"afetch: summary" in err
     # Promised: about a second; 5x margin for a loaded CI machine.
     assert took < 5.0, f"took {took:.2f} s to stop"
 
@@ -324,4 +324,5 @@ def test_stderr_trouble_changes_nothing_fetched_recorded_or_the_exit_code(
             full.close()
         assert result.returncode == code, result
         assert len(jsonl(result.stdout)) == 2
-        assert len((tmp_path / "s").read_bytes().splitlines()) == 2  # journaled too
+        journaled = (tmp_path / "s").read_bytes().splitlines()
+        assert len(journaled) == 3 and journaled[-1] == b" finished"  # journaled too, and ended

@@ -114,6 +114,7 @@ def test_resume_cuts_a_torn_json_line_before_appending(tmp_path: Path) -> None:
     urls = tmp_path / "urls.txt"
     urls.write_text("not-a-url\n")
     state = tmp_path / "state"
+    state.write_text("a\n")  # a run that was stopped: --resume appends to its output
     afetch_cli(str(urls), "-q", "--state", str(state), "--resume", "-o", str(out))
     records = jsonl(out.read_text())
     assert [r["url"] for r in records] == ["a", "b", "not-a-url"]
@@ -127,6 +128,7 @@ def test_resume_cuts_a_torn_csv_row_with_a_newline_in_a_cell(tmp_path: Path) -> 
     urls = tmp_path / "urls.txt"
     urls.write_text("not-a-url\n")
     state = tmp_path / "state"
+    state.write_text("a\n")  # a run that was stopped: --resume appends to its output
     afetch_cli(
         str(urls), "-q", "--format", "csv", "--state", str(state), "--resume", "-o", str(out)
     )
@@ -140,6 +142,7 @@ def test_resume_keeps_a_file_that_ends_whole(tmp_path: Path) -> None:
     out.write_text(whole)
     urls = tmp_path / "urls.txt"
     urls.write_text("not-a-url\n")
+    (tmp_path / "s").write_text("a\n")  # a run that was stopped: --resume appends to its output
     args = ["-q", "--format", "csv", "--state", str(tmp_path / "s"), "--resume", "-o", str(out)]
     afetch_cli(str(urls), *args)
     assert out.read_text().startswith(whole)

@@ -380,7 +380,7 @@ def test_cli_csv_puts_objects_in_their_column_as_json(server: LoopbackServer) ->
     ("args", "message"),
     [
         (("--include", "cookies"), "unknown --include key 'cookies'"),
-        (("--include", "body", "--body-limit", "lots"), "'--body-limit'"),
+        (("--include", "body", "--body-limit", "lots"), "--body-limit: expected a size"),
     ],
 )
 def test_cli_bad_include_is_a_usage_error(args: tuple[str, ...], message: str) -> None:
