@@ -325,4 +325,5 @@ def test_stderr_trouble_changes_nothing_fetched_recorded_or_the_exit_code(
         assert result.returncode == code, result
         assert len(jsonl(result.stdout)) == 2
         journaled = (tmp_path / "s").read_bytes().splitlines()
-        assert len(journaled) == 3 and journaled[-1] == b" finished"  # journaled too, and ended
+        assert len(journaled) == 3  # journaled too,
+        assert journaled[-1] == b" finished"  # and ended
