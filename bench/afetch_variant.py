@@ -15,9 +15,9 @@ import sys
 import httpx
 
 import afetch._api
-import afetch.cli
-from afetch._httpx_engine import HttpxEngine
+import afetch.cli.command
 from afetch._settings import Settings
+from afetch.engine.httpx_adapter import HttpxEngine
 
 
 def httpcore_transport(settings: Settings) -> httpx.AsyncBaseTransport:
@@ -57,7 +57,7 @@ def main() -> int:
         uvloop.install()  # asyncio.run in the CLI then runs on uvloop
     elif loop != "asyncio":
         sys.exit(f"afetch_variant: unknown loop {loop!r}")
-    return afetch.cli.main(sys.argv[2:])
+    return afetch.cli.command.main(sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from afetch._journal import Journal, url_key
-from afetch._output import CsvSink, JsonLinesSink
 from afetch._record import Record
-from afetch._save import BodyConsumer
-from afetch._shard import Shard
+from afetch.attempt.save import BodyConsumer
 from afetch.cache import Index, Validators
+from afetch.input.journal import Journal, url_key
+from afetch.input.shard import Shard
+from afetch.output.sinks import CsvSink, JsonLinesSink
 
 N = 5000
 RECORD = Record(url="http://127.0.0.1:8080/ok/123?size=1024", status=200, bytes=1024)

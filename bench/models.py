@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 import httpx
 
-from afetch._fetcher import Fetcher, _parse_url, base_headers
 from afetch._record import Record
 from afetch._settings import Settings
+from afetch.attempt.fetcher import Fetcher, _parse_url, base_headers
 
 URL = "http://127.0.0.1:8080/1k?n=12345"
 # The response headers nginx sends for a static 1 KB file.

@@ -71,10 +71,10 @@ def micro_once(path: str, count: int, *, threaded: bool, work: float = 0.0) -> f
     """CPU seconds (all threads) to hand ``count`` records to one output path."""
     import asyncio
 
-    from afetch._output import JsonLinesSink
     from afetch._record import Record
     from afetch._stats import Stats
-    from afetch._writer import RecordWriter
+    from afetch.output.sinks import JsonLinesSink
+    from afetch.output.writer import RecordWriter
 
     records = [
         Record(url=f"http://127.0.0.1:8080/ok?size=100&i={i}", status=200, bytes=100)

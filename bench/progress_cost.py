@@ -35,10 +35,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from afetch._gauge import Gauge
 from afetch._loopback import LoopbackServer
-from afetch._report import ProgressView
 from afetch._stats import Stats
+from afetch.output.terminal import ProgressView
+from afetch.schedule.gauge import Gauge
 
 MODES: dict[str, tuple[list[str], dict[str, str]]] = {
     "off": (["--no-progress"], {}),

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 import afetch
-import afetch._fetcher as fetcher_module
+import afetch.attempt.fetcher as fetcher_module
 from afetch import Record
 
 _RECORD = Record(url="http://127.0.0.1/", status=200, started_at="")

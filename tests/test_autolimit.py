@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from afetch import Settings
-from afetch._autolimit import START, AutoLimit
-from afetch._hosts import BusiestHosts, HostTable
 from afetch._loopback import LoopbackServer
+from afetch.schedule.autolimit import START, AutoLimit
+from afetch.schedule.hosts import BusiestHosts, HostTable
 from tests.cli_run import afetch_cli, jsonl
 from tests.fake_clock import FakeClock, collect_on
 

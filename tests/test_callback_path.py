@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 import afetch
-from afetch._curl import CurlEngine
-from afetch._fetcher import Fetcher
-from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._record import Record
-from afetch._scheduler import _Run
 from afetch._settings import Settings
+from afetch.attempt.fetcher import Fetcher
 from afetch.cache import UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
+from afetch.engine.curl import CurlEngine
+from afetch.engine.httpx_adapter import HttpxEngine
+from afetch.schedule.scheduler import _Run
 from tests.helpers import collect
 
 # Every kind of answer the fault server gives, and what the fetcher does with it (redirects,
@@ -414,7 +414,7 @@ def test_a_record_that_cannot_be_built_is_still_one_record(
     def broken(*args: Any) -> Record:
         raise ValueError("no record today")
 
-    monkeypatch.setattr("afetch._fetcher.new_record", broken)
+    monkeypatch.setattr("afetch.attempt.fetcher.new_record", broken)
     urls = [server.url(f"/ok?i={i}") for i in range(10)]
 
     async def run() -> list[Record]:
@@ -473,8 +473,8 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     """header() searches one joined, lower-cased copy of the final head: it finds what parsing
     every line finds (the first value, any case), and nothing of an interim head; --cache's
     validators are read through it."""
-    from afetch._curl import _CurlResponse
     from afetch.cache import Validators
+    from afetch.engine.curl import _CurlResponse
 
     response = _CurlResponse.__new__(_CurlResponse)
     response._lines = head

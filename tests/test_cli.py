@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from afetch import Settings, __version__, _app
-from afetch._app import RunOptions
+from afetch import Settings, __version__
 from afetch._loopback import LoopbackServer
-from afetch._options import CLI_ONLY, DERIVED, OPTIONS
 from afetch._record import SCHEMA_KEYS
-from afetch._shard import Shard
-from afetch.cli import app, main
+from afetch.cli.command import app, main
+from afetch.cli.options import CLI_ONLY, DERIVED, OPTIONS
+from afetch.input.shard import Shard
+from afetch.run import app as _app
+from afetch.run.app import RunOptions
 from tests.cli_run import afetch_cli, jsonl
 
 RECORD_KEYS = set(SCHEMA_KEYS)

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import typer
 
-import afetch._app
-import afetch._signals
-import afetch.cli
+import afetch.cli.command
+import afetch.run.app
+import afetch.run.signals
 from afetch._errors import ERROR_TYPES
 from afetch._loopback import LoopbackServer
 from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
@@ -103,7 +103,7 @@ def table_column(text: str, heading: str) -> list[str]:
 
 def cli_params() -> list[Any]:
     # click's Parameter objects (Typer's own click, vendored or not).
-    command = typer.main.get_command(afetch.cli.app)
+    command = typer.main.get_command(afetch.cli.command.app)
     context = command.make_context("afetch", [], resilient_parsing=True)
     return command.get_params(context)
 
@@ -124,8 +124,8 @@ def cli_envvars() -> list[str]:
 
 
 def exit_codes() -> set[int]:
-    codes = set(afetch._signals.SIGNAL_EXITS.values())
-    for module in (afetch._app, afetch.cli):
+    codes = set(afetch.run.signals.SIGNAL_EXITS.values())
+    for module in (afetch.run.app, afetch.cli.command):
         codes |= {v for k, v in vars(module).items() if k.startswith("EXIT_") and type(v) is int}
     return codes
 

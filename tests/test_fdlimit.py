@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from afetch._fdlimit import Plan, per_request, plan, reserved
 from afetch._loopback import LoopbackServer
+from afetch.run.fdlimit import Plan, per_request, plan, reserved
 from tests.cli_run import cli_env, jsonl
 
 resource = pytest.importorskip("resource")

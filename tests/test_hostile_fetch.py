@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from afetch import Record, Settings
-from afetch._body import PIECE
 from afetch._loopback import LoopbackServer, _gzip_bomb
+from afetch.engine.decode import PIECE
 from tests.helpers import collect
 
 TransportFactory = Callable[[Settings], httpx.AsyncBaseTransport | None]
@@ -29,13 +29,13 @@ TransportFactory = Callable[[Settings], httpx.AsyncBaseTransport | None]
 def _aiohttp_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     from httpx_aiohttp import AiohttpTransport
 
-    from afetch._tls import tls_verify
+    from afetch.engine.tls import tls_verify
 
     return AiohttpTransport(verify=tls_verify(settings))
 
 
 def _httpcore_transport(settings: Settings) -> httpx.AsyncBaseTransport:
-    from afetch._tls import tls_verify
+    from afetch.engine.tls import tls_verify
 
     return httpx.AsyncHTTPTransport(verify=tls_verify(settings), retries=0)
 
@@ -285,8 +285,8 @@ def test_no_private_pinning_keeps_tls_verification_by_name(
     # --no-private sends the request to the address it checked; the certificate must still be
     # verified against the name in the URL (SNI), whatever the engine.
     from afetch import _api
-    from afetch._guard import AddressCheck
-    from afetch._guard_transport import PrivateAddressGuard
+    from afetch.engine.guard import AddressCheck
+    from afetch.engine.guard_transport import PrivateAddressGuard
 
     async def resolve(host: str, port: int) -> list[str]:
         assert host == "tls.test"

@@ -103,7 +103,7 @@ def test_http3_with_an_address_pinned_by_no_private(
     import ipaddress
 
     from afetch import _api
-    from afetch._guard import AddressCheck
+    from afetch.engine.guard import AddressCheck
 
     base, ca_path = h3_server
     port = int(base.rsplit(":", 1)[1])

@@ -403,7 +403,7 @@ def test_a_probe_handshake_shows_the_certificate_when_libcurl_kept_none(
 ) -> None:
     # libcurl 8 with OpenSSL keeps the chain of a failed verification (tested above); where a
     # TLS library does not, one unverified handshake shows it. Simulate such a library.
-    from afetch._curl import CurlEngine
+    from afetch.engine.curl import CurlEngine
 
     monkeypatch.setattr(CurlEngine, "tls_details", lambda self, slot: None)
     (record,) = collect([tls_site.server.url("/ok")], include=("tls",))
@@ -414,8 +414,8 @@ def test_a_probe_handshake_shows_the_certificate_when_libcurl_kept_none(
 
 
 def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) -> None:
-    from afetch._curl import _tls_probe
-    from afetch._engine import Request
+    from afetch.engine.base import Request
+    from afetch.engine.curl import _tls_probe
 
     plain = server.url("/ok").replace("http://", "https://")
     assert _tls_probe(Request("GET", plain, ()), 5.0) is None
@@ -426,7 +426,7 @@ def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) ->
 
 @pytest.mark.parametrize("name", ["base64", "hex", "zlib", "rot13", "unicode_escape", "utf-7"])
 def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> None:
-    from afetch._extras import body_text, charset
+    from afetch.attempt.include import body_text, charset
 
     assert charset(f"text/html; charset={name}") == "utf-8"
     assert body_text(b"\\ud800 ok", f"text/plain; charset={name}") == "\\ud800 ok"
@@ -434,6 +434,6 @@ def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> Non
 
 @pytest.mark.parametrize("body", [b"1e999", b'{"a": "\\ud800"}', b"[-1e400]"])
 def test_json_that_a_record_cannot_carry_is_null(body: bytes) -> None:
-    from afetch._extras import json_value
+    from afetch.attempt.include import json_value
 
     assert json_value(body) is None

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afetch._input import (
+from afetch._loopback import LoopbackServer
+from afetch.input.reader import (
     MAX_LINE,
     InputError,
     count_urls,
@@ -18,7 +19,6 @@ from afetch._input import (
     url_counter,
     url_from_line,
 )
-from afetch._loopback import LoopbackServer
 from tests.cli_run import cli_env, jsonl
 
 

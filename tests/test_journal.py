@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afetch._journal import Journal, load_done, url_key
 from afetch._loopback import LoopbackServer
+from afetch.input.journal import Journal, load_done, url_key
 from tests.cli_run import afetch_cli, cli_env, jsonl
 
 

@@ -12,9 +12,9 @@ import typer
 
 import afetch
 from afetch._loopback import LoopbackServer
-from afetch._ordering import WINDOW_FACTOR
-from afetch._output import CSV_BASE_COLUMNS
-from afetch.cli import app
+from afetch.cli.command import app
+from afetch.output.sinks import CSV_BASE_COLUMNS
+from afetch.schedule.ordering import WINDOW_FACTOR
 from tests.cli_run import afetch_cli, jsonl
 
 

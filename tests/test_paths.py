@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from afetch._input import open_sources
 from afetch._loopback import LoopbackServer
-from afetch._paths import path_problem
+from afetch.input.reader import open_sources
+from afetch.run.paths import path_problem
 from tests.cli_run import afetch_cli, cli_env, jsonl
 
 

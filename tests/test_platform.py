@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-import afetch._app
-import afetch._save
+import afetch.attempt.save
+import afetch.run.app
 from afetch._loopback import LoopbackServer
-from afetch._save import file_name
+from afetch.attempt.save import file_name
 from tests.helpers import collect
 
 WITHOUT_POSIX = """
@@ -31,8 +31,8 @@ import pkgutil, importlib, afetch
 for module in pkgutil.iter_modules(afetch.__path__):
     if module.name != "__main__":
         importlib.import_module("afetch." + module.name)
-import afetch._app, afetch._save
-assert afetch._app.fcntl is None and afetch._save._OPENAT is False
+import afetch.run.app, afetch.attempt.save
+assert afetch.run.app.fcntl is None and afetch.attempt.save._OPENAT is False
 print("imported")
 """
 
@@ -46,15 +46,15 @@ def test_the_source_imports_without_posix_only_names() -> None:
 
 
 def test_without_fcntl_the_stdout_check_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(afetch._app, "fcntl", None)
-    options = afetch._app.RunOptions(sources=())
-    assert afetch._app._output_problem(afetch._app.Settings(), options, [], []) is None
+    monkeypatch.setattr(afetch.run.app, "fcntl", None)
+    options = afetch.run.app.RunOptions(sources=())
+    assert afetch.run.app._output_problem(afetch.run.app.Settings(), options, [], []) is None
 
 
 @pytest.fixture
 def by_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """--save-dir as on Windows: files made by path, the host folder checked for a symlink."""
-    monkeypatch.setattr(afetch._save, "_OPENAT", False)
+    monkeypatch.setattr(afetch.attempt.save, "_OPENAT", False)
 
 
 @pytest.mark.usefixtures("by_path")
@@ -101,7 +101,7 @@ def test_without_loop_signal_handlers_a_signal_still_stops_the_run(
 
     async def interrupted() -> int | None:
         monkeypatch.setattr(asyncio.get_running_loop(), "add_signal_handler", unsupported)
-        with afetch._app._Interrupt() as interrupt:
+        with afetch.run.app._Interrupt() as interrupt:
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(interrupt.stop.wait(), timeout=10)
         return interrupt.signum

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 import pycurl
 import pytest
 
-from afetch import _curl
-from afetch._curl import _IN, _OUT, CurlEngine, _SelectorPoller
-from afetch._engine import Request
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
+from afetch.engine import curl as _curl
+from afetch.engine.base import Request
+from afetch.engine.curl import _IN, _OUT, CurlEngine, _SelectorPoller
 from tests.helpers import collect
 from tests.test_transport import FAULTS
 

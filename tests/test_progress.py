@@ -25,10 +25,10 @@ from rich.cells import cell_len
 from rich.console import Console
 
 import afetch
-from afetch._gauge import Gauge
 from afetch._loopback import LoopbackServer
-from afetch._report import PlainProgress, ProgressDisplay, ProgressView, progress_display
 from afetch._stats import Stats
+from afetch.output.terminal import PlainProgress, ProgressDisplay, ProgressView, progress_display
+from afetch.schedule.gauge import Gauge
 from tests.cli_run import afetch_cli, cli_env, jsonl
 
 WIDTHS = (60, 80, 120, 200)
@@ -517,12 +517,12 @@ def test_records_and_the_live_table_share_one_terminal() -> None:
 
 def test_summary_latency_counts_failures_and_fits_60_columns() -> None:
     from afetch._record import FetchError, Record
-    from afetch._report import summary_view
+    from afetch.output.terminal import summary_view
 
     stats = Stats(total=5000)
     stats.add_many([Record(url="u", status=200, elapsed_ms=1413.0)] * 4995)
     stats.add_many([Record(url="u", error=FetchError("timeout", "slow"), elapsed_ms=2005.0)] * 5)
-    from afetch._summary import interrupted_note
+    from afetch.output.plain import interrupted_note
 
     note = interrupted_note(stats, total=9000, state="state.txt")
     busiest = [(f"https://{'h' * 60}.example:8443", 1234, 8)]
@@ -543,7 +543,7 @@ def test_summary_latency_counts_failures_and_fits_60_columns() -> None:
 
 def test_plain_summary_lines_are_stamped_and_prefixed() -> None:
     from afetch._record import FetchError, Record
-    from afetch._summary import summary_text
+    from afetch.output.plain import summary_text
 
     stats = Stats()
     stats.add_many([Record(url="u", status=200, elapsed_ms=5.0)] * 1200)
@@ -585,7 +585,7 @@ def test_an_interrupted_run_says_what_was_not_fetched(
 def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
     """98% done at a high rate, the rest hanging and retried: the ETA is what their attempts
     left may take (timeout 0.3 s, two retries), not the 0:00 the rate alone gives."""
-    from afetch._summary import eta
+    from afetch.output.plain import eta
 
     gauge = Gauge(attempt_s=0.3)
     tails: list[float] = []

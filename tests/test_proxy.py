@@ -18,11 +18,11 @@ import pytest
 
 from afetch import Record, _api
 from afetch._errors import classify
-from afetch._fetcher import Fetcher
-from afetch._guard import AddressCheck
-from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
+from afetch.attempt.fetcher import Fetcher
+from afetch.engine.guard import AddressCheck
+from afetch.engine.httpx_adapter import HttpxEngine
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import collect
 from tests.proxies import ProxyServer

@@ -20,15 +20,15 @@ from hypothesis import strategies as st
 
 import afetch
 from afetch import Record
-from afetch._engine import Request
-from afetch._engine_factory import open_engine
-from afetch._fetcher import Fetcher
-from afetch._input import read_urls, url_from_line
 from afetch._loopback import LoopbackServer
 from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS
 from afetch._settings import Settings
-from afetch._shard import Shard, only_shard
 from afetch._spec import SHOWN, RequestSpec, parse_request, request_key
+from afetch.attempt.fetcher import Fetcher
+from afetch.engine.base import Request
+from afetch.engine.factory import open_engine
+from afetch.input.reader import read_urls, url_from_line
+from afetch.input.shard import Shard, only_shard
 from tests.cli_run import afetch_cli, jsonl
 
 ENGINES = ["curl", "httpx"]

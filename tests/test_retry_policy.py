@@ -8,8 +8,8 @@ from email.utils import formatdate
 import pytest
 
 from afetch import FetchError, Record, Settings
-from afetch._hosts import Host, HostTable, Pacer, host_key
-from afetch._retry import RetryPolicy, parse_retry_after
+from afetch.schedule.hosts import Host, HostTable, Pacer, host_key
+from afetch.schedule.retry import RetryPolicy, parse_retry_after
 
 
 def rec(status: int | None = None, error: str | None = None) -> Record:
@@ -144,7 +144,7 @@ def test_host_failures_are_consecutive_and_reset_by_any_response() -> None:
 def test_host_table_forgets_idle_hosts_but_remembers_failures_boundedly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("afetch._hosts.FAILURE_MEMORY", 2)
+    monkeypatch.setattr("afetch.schedule.hosts.FAILURE_MEMORY", 2)
     table = HostTable(limit=1, rate=None, max_errors=2)
     hosts = [table.get(f"http://h{i}.test/", now=0.0) for i in range(4)]
     assert len(table) == 4

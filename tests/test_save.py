@@ -13,7 +13,7 @@ import pytest
 
 import afetch
 from afetch._loopback import LoopbackServer
-from afetch._save import file_name
+from afetch.attempt.save import file_name
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import by_url, collect
 

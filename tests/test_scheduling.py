@@ -415,7 +415,7 @@ def test_batches_give_every_record_once(server: LoopbackServer) -> None:
     """schedule_batches (the command line's way): every record exactly once, several to a
     list when the consumer is slower than the fetching."""
     from afetch._api import _open_fetcher
-    from afetch._scheduler import schedule_batches
+    from afetch.schedule.scheduler import schedule_batches
 
     urls = [server.url(f"/sleep/5?i={i}") for i in range(60)]
     settings = Settings(concurrency=4)

@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 
 from afetch import Record, _api
 from afetch._errors import classify
-from afetch._guard import (
+from afetch._loopback import LoopbackServer
+from afetch._redact import excerpt, mask_url, redact
+from afetch.engine.guard import (
     AddressCheck,
     AddressPolicy,
     Resolver,
     is_public,
     system_resolve,
 )
-from afetch._guard_transport import PrivateAddressGuard
-from afetch._loopback import LoopbackServer
-from afetch._redact import excerpt, mask_url, redact
+from afetch.engine.guard_transport import PrivateAddressGuard
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import collect
 
@@ -354,9 +354,9 @@ def test_the_timeout_covers_the_no_private_lookup(server: LoopbackServer) -> Non
     # A resolver slower than --timeout: the attempt ends at the deadline, as a timeout.
     import time
 
-    from afetch._curl import CurlEngine
-    from afetch._fetcher import Fetcher
     from afetch._settings import Settings
+    from afetch.attempt.fetcher import Fetcher
+    from afetch.engine.curl import CurlEngine
 
     async def slow(host: str, port: int) -> list[str]:
         await asyncio.sleep(3)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from afetch._loopback import LoopbackServer
-from afetch._shard import Shard, ShardError, parse_shard, part_of
+from afetch.input.shard import Shard, ShardError, parse_shard, part_of
 from tests.cli_run import afetch_cli, jsonl
 
 
@@ -26,7 +26,7 @@ def test_shards_partition_any_list(urls: list[str], count: int) -> None:
 
 def test_the_hash_is_stable_across_processes() -> None:
     # Python's hash() is salted per process; ours must give the same part everywhere.
-    code = "from afetch._shard import part_of; print(part_of('https://example.org/x', 7))"
+    code = "from afetch.input.shard import part_of; print(part_of('https://example.org/x', 7))"
     other = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

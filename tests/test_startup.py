@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-HEAVY = ("pycurl", "httpx", "aiohttp", "rich", "afetch._curl", "afetch._engine")
+HEAVY = ("pycurl", "httpx", "aiohttp", "rich", "afetch.engine.curl", "afetch.engine.base")
 
 PROBE = """
 import sys
-from afetch.cli import main
+from afetch.cli.command import main
 try:
     code = main({argv!r})
 except SystemExit as exit:
@@ -52,6 +52,7 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
         check=False,
     )
     assert "afetch: summary" in done.stderr  # the plain summary, without Rich
-    assert done.stdout.strip().splitlines()[-1] == "['afetch._curl', 'afetch._engine', 'pycurl']", (
-        done.stdout + done.stderr
-    )
+    assert (
+        done.stdout.strip().splitlines()[-1]
+        == "['afetch.engine.curl', 'afetch.engine.base', 'pycurl']"
+    ), done.stdout + done.stderr

@@ -1,6 +1,6 @@
 """The engines against real servers on 127.0.0.1: error mapping, limits, TLS, HTTP/2.
 
-The default engine is libcurl (afetch._curl); these tests pin that every fault route gives the
+The default engine is libcurl (afetch.engine.curl); these tests pin that every fault route gives the
 same error type as httpx's own transport (httpcore) through the httpx adapter, so the engine
 cannot silently reclassify errors.
 """
@@ -19,12 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from afetch._curl import CurlEngine, CurlError, _error
-from afetch._engine import Request
-from afetch._engine_factory import open_engine
-from afetch._httpx_engine import HttpxEngine
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
+from afetch.engine.base import Request
+from afetch.engine.curl import CurlEngine, CurlError, _error
+from afetch.engine.factory import open_engine
+from afetch.engine.httpx_adapter import HttpxEngine
 from tests.helpers import by_url, collect
 from tests.hypercorn_server import text_app, tls_hypercorn
 

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from afetch._journal import Journal
 from afetch._loopback import LoopbackServer
-from afetch._output import CsvSink, JsonLinesSink, OutputFailed
 from afetch._record import Record
 from afetch._stats import Stats
-from afetch._writer import HANDOFF_RECORDS, LINGER_S, PIPE_BUF, RecordWriter
+from afetch.input.journal import Journal
+from afetch.output.sinks import CsvSink, JsonLinesSink, OutputFailed
+from afetch.output.writer import HANDOFF_RECORDS, LINGER_S, PIPE_BUF, RecordWriter
 from tests.cli_run import cli_env, jsonl
 
 ENV = cli_env()
@@ -107,7 +107,7 @@ def test_a_half_full_hand_off_wakes_a_lingering_writer(
 ) -> None:
     """Records arriving faster than the linger would otherwise fill the hand-off and stall the
     run for the rest of it: half full, the writer is woken at once."""
-    monkeypatch.setattr("afetch._writer.LINGER_S", 30.0)
+    monkeypatch.setattr("afetch.output.writer.LINGER_S", 30.0)
     read_end, write_end = pipe
 
     async def main() -> float:
@@ -137,7 +137,7 @@ def test_offer_many_hands_over_what_fits_and_wakes_a_lingering_writer(
 ) -> None:
     """A batch goes over under one lock, as far as there is room; a batch that crosses the
     half-full mark wakes the lingering writer, as single offers do."""
-    monkeypatch.setattr("afetch._writer.LINGER_S", 30.0)
+    monkeypatch.setattr("afetch.output.writer.LINGER_S", 30.0)
     read_end, write_end = pipe
 
     async def main() -> tuple[list[int], float, bytes]:
@@ -224,7 +224,7 @@ def test_pipe_writes_are_batches_of_whole_lines_the_pipe_takes_at_once(
             writes.append(bytes(data))
         return real_write(fd, data)
 
-    monkeypatch.setattr("afetch._writer.os.write", spy)
+    monkeypatch.setattr("afetch.output.writer.os.write", spy)
 
     async def main() -> None:
         stream = os.fdopen(write_end, "wb", closefd=False)

@@ -1,3 +1,3 @@
-from afetch._entry import main
+from afetch.cli.entry import main
 
 raise SystemExit(main())

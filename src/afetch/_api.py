@@ -8,16 +8,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock
-from afetch._engine import Engine
-from afetch._engine_factory import open_engine
-from afetch._fetcher import Fetcher
-from afetch._gauge import Gauge
-from afetch._guard import AddressCheck
-from afetch._hosts import BusiestHosts
 from afetch._record import Record
-from afetch._scheduler import schedule, schedule_batches
 from afetch._settings import Settings
 from afetch._spec import RequestSpec
+from afetch.attempt.fetcher import Fetcher
+from afetch.engine.base import Engine
+from afetch.engine.factory import open_engine
+from afetch.engine.guard import AddressCheck
+from afetch.schedule.gauge import Gauge
+from afetch.schedule.hosts import BusiestHosts
+from afetch.schedule.scheduler import schedule, schedule_batches
 
 if TYPE_CHECKING:
     import httpx
@@ -38,7 +38,7 @@ def _open_fetcher(
 def _guarded(transport: httpx.AsyncBaseTransport | None) -> bool:
     if transport is None:
         return False
-    from afetch._guard_transport import PrivateAddressGuard
+    from afetch.engine.guard_transport import PrivateAddressGuard
 
     return isinstance(transport, PrivateAddressGuard)
 
@@ -68,11 +68,11 @@ async def fetch(
     slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
     URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
     the other hosts keep every free slot busy. With ``ordered``, records come in input order from
-    a bounded reorder window (see :mod:`afetch._ordering`). A ``gauge``
-    (:class:`afetch._gauge.Gauge`) is kept up to date with the attempts in flight, for a display.
-    ``per_host="auto"`` learns a limit per host from its answers (see :mod:`afetch._autolimit`);
-    ``busiest`` (:class:`afetch._hosts.BusiestHosts`) then gets the busiest hosts' limits at the
-    end.
+    a bounded reorder window (see :mod:`afetch.schedule.ordering`). A ``gauge``
+    (:class:`afetch.schedule.gauge.Gauge`) is kept up to date with the attempts in flight, for a
+    display. ``per_host="auto"`` learns a limit per host from its answers (see
+    :mod:`afetch.schedule.autolimit`); ``busiest`` (:class:`afetch.schedule.hosts.BusiestHosts`)
+    then gets the busiest hosts' limits at the end.
 
     >>> import asyncio, httpx, afetch
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hi"))
@@ -113,7 +113,7 @@ async def fetch_batches(
     busiest: BusiestHosts | None = None,
 ) -> AsyncIterator[list[Record]]:
     """:func:`fetch` for the command line: the records finished since the last batch, as a
-    list (see :func:`afetch._scheduler.schedule_batches`), on the default engine."""
+    list (see :func:`afetch.schedule.scheduler.schedule_batches`), on the default engine."""
     fetcher, engine = _open_fetcher(settings, None)
     batches = schedule_batches(
         urls, fetcher=fetcher, settings=settings, stop=stop, gauge=gauge, busiest=busiest

@@ -22,16 +22,16 @@ class ErrorTrait(enum.Flag):
     """What afetch does after an attempt that failed with an error type (see :class:`ErrorType`)."""
 
     #: Worth another try (``--retries``) for a method safe to repeat: the connection failed or
-    #: was lost, and the server may recover (afetch._retry).
+    #: was lost, and the server may recover (afetch.schedule.retry).
     RETRY = enum.auto()
     #: The request surely was not sent (the connection never opened): retried whatever the
     #: method, POST and PATCH included. After a response, a reset or a timeout the server may
-    #: have acted on it, and a second try could do it twice (afetch._retry).
+    #: have acted on it, and a second try could do it twice (afetch.schedule.retry).
     NOT_SENT = enum.auto()
     #: The host did not talk HTTP with us at all: ``--max-host-errors`` of them in a row mark it
-    #: unreachable (afetch._hosts).
+    #: unreachable (afetch.schedule.hosts).
     CONNECTION_FAILURE = enum.auto()
-    #: The host could not keep up: ``--per-host auto`` halves its limit (afetch._autolimit).
+    #: The host could not keep up: ``--per-host auto`` halves its limit (afetch.schedule.autolimit).
     OVERLOAD = enum.auto()
 
 

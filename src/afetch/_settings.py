@@ -69,7 +69,7 @@ class Settings:
     #: Longest single wait before a retry; a longer Retry-After means giving up.
     max_retry_wait: float = 60.0
     #: At most this many requests in flight per host (scheme+host+port); None = no bound;
-    #: ``"auto"``: a limit per host learned from its answers (see ``afetch._autolimit``).
+    #: ``"auto"``: a limit per host learned from its answers (see ``afetch.schedule.autolimit``).
     per_host: int | Literal["auto"] | None = None
     #: At most this many requests started per second overall; None = unlimited.
     rate: float | None = None
@@ -77,7 +77,7 @@ class Settings:
     host_rate: float | None = None
     #: After this many consecutive connection failures a host's remaining URLs fail fast.
     max_host_errors: int | None = None
-    #: Yield records in input order (a bounded reorder window; see ``afetch._ordering``).
+    #: Yield records in input order (a bounded reorder window; see ``afetch.schedule.ordering``).
     ordered: bool = False
     #: Keep ETag/Last-Modified per URL here and send conditional requests (``--cache``).
     cache_dir: str | None = None

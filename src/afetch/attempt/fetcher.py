@@ -5,7 +5,7 @@ One attempt is a few named steps, as httpx's client has them: build the first re
 with :func:`_redirect_request`), read the body (:meth:`Fetcher._read_body`), update the cache.
 What is learnt on the way goes into an :class:`_Outcome`, which becomes the record whatever
 happens. The engine behind it (libcurl by default) is reached only through
-:mod:`afetch._engine`.
+:mod:`afetch.engine.base`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
-from afetch._engine import BodySink, Engine, Request, Response, TransferInfo
 from afetch._errors import ErrorType, InvalidInput, TooManyRedirects, classify
 from afetch._record import FetchError, Record, new_record
 from afetch._redact import header_secrets, proxy_secrets
@@ -24,14 +23,15 @@ from afetch._settings import Settings
 from afetch._spec import JSON, RequestSpec, request_key
 from afetch._timestamps import now_iso
 from afetch._url import Target, join, parse_url
+from afetch.engine.base import BodySink, Engine, Request, Response, TransferInfo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from afetch._extras import BodyKeeper, Wanted
-    from afetch._guard import AddressCheck
-    from afetch._save import BodyConsumer
+    from afetch.attempt.include import BodyKeeper, Wanted
+    from afetch.attempt.save import BodyConsumer
     from afetch.cache import BatchedCache, Validators
+    from afetch.engine.guard import AddressCheck
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
@@ -75,7 +75,7 @@ class Fetcher:
     """Fetches single URLs through one engine; never raises for per-URL trouble.
 
     >>> import asyncio, httpx
-    >>> from afetch._httpx_engine import HttpxEngine
+    >>> from afetch.engine.httpx_adapter import HttpxEngine
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(204))
     >>> async def one():
     ...     fetcher = Fetcher(HttpxEngine(mock, Settings()), Settings())
@@ -121,10 +121,10 @@ class Fetcher:
             and address_check is None  # its DNS look-up is outside the engine's deadline
         )
         # --include: None for a run without it, so the default path does no extra work (and
-        # does not even import afetch._extras).
+        # does not even import afetch.attempt.include).
         self._wanted: Wanted | None = None
         if settings.include:
-            from afetch._extras import Wanted
+            from afetch.attempt.include import Wanted
 
             self._wanted = Wanted(settings.include, body_limit=settings.body_limit)
         # Plain fetches run on callbacks (no coroutine, task or future per request) when all
@@ -225,7 +225,7 @@ class Fetcher:
         retry_after)`` is called on the event loop when it is over, never from in here.
 
         False when this fetcher cannot: an engine without ``count``
-        (:class:`afetch._engine.CountingEngine`), or options that keep the body or await
+        (:class:`afetch.engine.base.CountingEngine`), or options that keep the body or await
         something (--save-dir, --include, --no-private). Then use :meth:`attempt`, which gives
         the same record.
         """
@@ -271,7 +271,7 @@ class Fetcher:
             return None
 
     def _extra(self, outcome: _Outcome) -> dict[str, object]:
-        from afetch._extras import build_extra
+        from afetch.attempt.include import build_extra
 
         assert self._wanted is not None
         final = outcome.final
@@ -435,10 +435,10 @@ class Fetcher:
             outcome.path, outcome.sha256 = await body.finish()
 
     def _body_consumer(self, raw_url: str, method: str, response: Response) -> BodyConsumer | None:
-        """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (see _save.py)."""
+        """--save-dir/--hash: a consumer for a 2xx body, fed chunk by chunk (attempt/save.py)."""
         if not self._keep_bodies or method == "HEAD" or not 200 <= response.status < 300:
             return None
-        from afetch._save import BodyConsumer  # --save-dir/--hash only (hashlib, secrets)
+        from afetch.attempt.save import BodyConsumer  # --save-dir/--hash only (hashlib, secrets)
 
         return BodyConsumer(raw_url, self._settings.save_dir)
 

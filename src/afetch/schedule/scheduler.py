@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from afetch._clock import Clock, TimerHandle
 from afetch._errors import ErrorType
-from afetch._fetcher import Fetcher
-from afetch._hosts import BusiestHosts, Host, HostTable, Pacer
-from afetch._ordering import WINDOW_FACTOR, ReorderWindow
 from afetch._record import FetchError, Record
-from afetch._retry import RETRY_STATUSES, RetryPolicy
 from afetch._settings import Settings
 from afetch._spec import RequestSpec
+from afetch.attempt.fetcher import Fetcher
+from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer
+from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
+from afetch.schedule.retry import RETRY_STATUSES, RetryPolicy
 
 if TYPE_CHECKING:
-    from afetch._gauge import Gauge
+    from afetch.schedule.gauge import Gauge
 
 _DONE = object()
 #: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
@@ -54,7 +54,7 @@ def schedule(
     """Records for ``urls`` through ``fetcher``, within the bounds of ``settings``.
 
     The engine of :func:`afetch.fetch` (see there); ``clock`` defaults to the running loop.
-    ``gauge`` (:class:`afetch._gauge.Gauge`) is kept up to date for a progress display;
+    ``gauge`` (:class:`afetch.schedule.gauge.Gauge`) is kept up to date for a progress display;
     ``busiest`` is filled at the end with the busiest hosts' learned limits (``per_host="auto"``).
     """
     options = {"stop": stop, "clock": clock, "gauge": gauge, "busiest": busiest}
@@ -222,7 +222,7 @@ class _Job:
     def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
         self.host = host
-        #: The host's ``auto`` epoch when the current attempt started (see afetch._autolimit).
+        #: The host's ``auto`` epoch when the current attempt started (see schedule.autolimit).
         self.epoch = 0
         #: When the current attempt started, on the run's clock (``auto`` only).
         self.started = 0.0

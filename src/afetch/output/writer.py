@@ -40,16 +40,16 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
-from afetch._journal import Journal
+from afetch.input.journal import Journal
 
 try:
     import fcntl
     import termios
 except ImportError:  # Windows: pipe sizes cannot be asked; writes fall back to PIPE_BUF
     fcntl = termios = None  # type: ignore[assignment]
-from afetch._output import OutputClosed, OutputFailed, Sink
 from afetch._record import Record
 from afetch._stats import Stats
+from afetch.output.sinks import OutputClosed, OutputFailed, Sink
 
 #: Records handed over but not yet written, at most. About two pipe buffers of typical records:
 #: enough for the writer to batch, small enough that a stopped run drops little.

@@ -7,15 +7,16 @@ piece by piece (saving or hashing it), and closes the response.
 
 Two engines exist:
 
-* :class:`afetch._curl.CurlEngine`, the default: libcurl through pycurl, driven by the asyncio
+* :class:`afetch.engine.curl.CurlEngine`, the default: libcurl through pycurl, driven by the asyncio
   event loop through libcurl's multi "socket" interface (the pattern of Tornado's
   ``curl_httpclient``). It costs a fraction of the CPU per request of any Python HTTP stack
   (``bench/results/bakeoff.md``).
-* :class:`afetch._httpx_engine.HttpxEngine`, an adapter over any ``httpx.AsyncBaseTransport``:
-  what ``afetch.fetch(..., transport=...)`` uses (``httpx.MockTransport``, respx, httpx's own
-  transport), and the fallback where pycurl cannot be imported.
+* :class:`afetch.engine.httpx_adapter.HttpxEngine`, an adapter over any
+  ``httpx.AsyncBaseTransport``: what ``afetch.fetch(..., transport=...)`` uses
+  (``httpx.MockTransport``, respx, httpx's own transport), and the fallback where pycurl
+  cannot be imported.
 
-This module imports neither: the engines import it, and :func:`afetch._engine_factory.open_engine`,
+This module imports neither: the engines import it, and :func:`afetch.engine.factory.open_engine`,
 above them, picks one (``pyproject.toml``'s import contracts keep it so).
 
 Both decode gzip and deflate (curl also brotli) in bounded pieces, enforce ``max_size`` on the
@@ -79,7 +80,7 @@ class TransferInfo(NamedTuple):
     timings: dict[str, float | None] | None = None
     #: ``{"ip": ..., "port": ...}`` of the server connected to.
     remote: dict[str, Any] | None = None
-    #: The TLS connection: version, cipher and the server certificate (``afetch._tls``).
+    #: The TLS connection: version, cipher and the server certificate (``afetch.engine.tls``).
     tls: dict[str, Any] | None = None
 
 

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 import typer
 
 from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, parse_include
-from afetch._shard import Shard, ShardError, parse_shard
-from afetch._usage import Number
 from afetch._version import __version__
+from afetch.cli.usage import Number
+from afetch.input.shard import Shard, ShardError, parse_shard
 
 ENV_PREFIX = "AFETCH_"
 
@@ -131,7 +131,7 @@ def _check_cacert(path: str | None) -> str | None:
         return None
     import ssl  # here: `afetch --version` and usage errors need no TLS (~14 ms)
 
-    from afetch._tls import load_cacert
+    from afetch.engine.tls import load_cacert
 
     try:
         load_cacert(path)
@@ -232,7 +232,7 @@ class Opt:
         """The keyword parameter Typer builds the click option from."""
         click = dict(self.click)
         if self.type in _NUMBERS:
-            # Bounds and errors that say what the number counts (afetch._usage).
+            # Bounds and errors that say what the number counts (afetch.cli.usage).
             kind = _NUMBERS[self.type]
             low, high = click.pop("min", None), click.pop("max", None)
             click["click_type"] = Number(kind, self.metavar, low, high)

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
-from afetch._exits import EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM
+from afetch.run.exits import EXIT_SIGHUP, EXIT_SIGINT, EXIT_SIGTERM
 
 #: Exit codes for the signals afetch handles (128 + signal number, as shells report them).
 #: SIGHUP (the terminal closed, or a supervisor's stop) is a stop like SIGTERM; Windows has none.

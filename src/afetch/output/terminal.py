@@ -1,6 +1,6 @@
 """What a person sees on a terminal's stderr: the live progress table and the coloured summary.
 
-Only a terminal loads Rich; logs get the plain forms of :mod:`afetch._summary`.
+Only a terminal loads Rich; logs get the plain forms of :mod:`afetch.output.plain`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Span, Text
 
-from afetch._gauge import Gauge
 from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
-from afetch._summary import (
+from afetch.output.plain import (
     _UNPRINTABLE,
     PlainProgress,
     _count,
@@ -29,6 +28,7 @@ from afetch._summary import (
     plain_line,
     summary_rows,
 )
+from afetch.schedule.gauge import Gauge
 
 __all__ = ["PlainProgress", "ProgressDisplay", "ProgressView", "plain_line", "summary_view"]
 

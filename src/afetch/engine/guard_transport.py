@@ -1,6 +1,6 @@
 """``--no-private`` for an httpx transport passed to ``afetch.fetch``: a wrapping transport.
 
-afetch's own engines get the same check from :class:`afetch._guard.AddressCheck` through the
+afetch's own engines get the same check from :class:`afetch.engine.guard.AddressCheck` through the
 fetcher; this module is apart so that a run on libcurl never imports httpx.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from afetch._guard import AddressCheck, AddressPolicy, Resolver, is_public, system_resolve
+from afetch.engine.guard import AddressCheck, AddressPolicy, Resolver, is_public, system_resolve
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

@@ -2,8 +2,8 @@
 
 This is what keeps httpx afetch's public seam: ``afetch.fetch(urls, transport=...)`` accepts
 ``httpx.MockTransport``, a respx router, httpx's own transport or a third-party one, and this
-adapter turns them into :class:`afetch._engine.Engine`. Bodies are decoded here in bounded pieces
-(:mod:`afetch._body`), never by the transport.
+adapter turns them into :class:`afetch.engine.base.Engine`. Bodies are decoded here in bounded
+pieces (:mod:`afetch.engine.decode`), never by the transport.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from afetch._body import body_pieces
-from afetch._engine import Headers, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ErrorType, classify
 from afetch._settings import Settings
-from afetch._tls import tls_verify
+from afetch.engine.base import Headers, Request, TransferInfo
+from afetch.engine.decode import body_pieces
+from afetch.engine.tls import tls_verify
 
 _PROXY_ONLY = frozenset({"proxy-authorization"})
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import atexit
 
-from afetch._signals import ignore_signals_at_exit, install_exit_handlers
-from afetch._stderr import guard_stderr
+from afetch.cli.stderr import guard_stderr
+from afetch.run.signals import ignore_signals_at_exit, install_exit_handlers
 
 
 def main() -> int:
@@ -16,6 +16,6 @@ def main() -> int:
     atexit.register(ignore_signals_at_exit)  # first registered, so the last to run
     # A closed, full or abandoned stderr loses messages, never records or the exit code.
     guard_stderr()
-    from afetch.cli import main as cli_main
+    from afetch.cli.command import main as cli_main
 
     return cli_main()

@@ -3,7 +3,7 @@
 Nothing here runs unless ``--include`` names a key: the fetcher builds no :class:`Wanted` and
 keeps no body for a run without it, so the default record and its cost are unchanged. What an
 engine knows about a transfer (timings, address, TLS) arrives as an
-:class:`afetch._engine.TransferInfo`; the body-derived keys are computed here from the first
+:class:`afetch.engine.base.TransferInfo`; the body-derived keys are computed here from the first
 ``body_limit`` bytes of the decoded body.
 """
 
@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from afetch._engine import TransferInfo
+from afetch.engine.base import TransferInfo
 
 #: Keys that need the engine's :class:`TransferInfo` of the final response.
 INFO_KEYS = frozenset({"timings", "remote", "tls"})

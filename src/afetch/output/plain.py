@@ -1,7 +1,7 @@
 """The plain forms of what a person sees on stderr: progress lines and the closing summary.
 
 Plain text, no Rich: what a log, a cron mail or a pipe gets, and the rows the coloured
-summary of :mod:`afetch._report` is drawn from.
+summary of :mod:`afetch.output.terminal` is drawn from.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from typing import IO
 
-from afetch._gauge import Gauge
 from afetch._redact import mask_url
 from afetch._stats import CLASSES, Stats
 from afetch._timestamps import now_iso
+from afetch.schedule.gauge import Gauge
 
 # Control characters (C0, DEL, C1) of a URL would reach the terminal: Rich strips only a few.
 _UNPRINTABLE = {c: "?" for c in (*range(32), *range(127, 160))}

@@ -39,12 +39,12 @@ from urllib.parse import urlsplit
 
 import pycurl
 
-from afetch._engine import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
+from afetch.engine.base import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
 
 if TYPE_CHECKING:
-    from afetch._tls import TlsDetails
+    from afetch.engine.tls import TlsDetails
 
 _POLL_IN = pycurl.POLL_IN
 _POLL_OUT = pycurl.POLL_OUT
@@ -142,7 +142,7 @@ class CurlEngine:
     """Sends requests through one libcurl multi handle on the running event loop.
 
     >>> import asyncio
-    >>> from afetch._engine import Request
+    >>> from afetch.engine.base import Request
     >>> from afetch._loopback import LoopbackServer
     >>> async def fetch_ok(url):
     ...     engine = CurlEngine(Settings())
@@ -247,7 +247,7 @@ class CurlEngine:
         extra: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """Send ``request`` and count its body without a coroutine, a task or a future: the
-        callback path of plain fetches (see :class:`afetch._engine.CountingEngine`).
+        callback path of plain fetches (see :class:`afetch.engine.base.CountingEngine`).
 
         ``extra`` headers (--cache's conditional ones) are sent to the server after the
         request's own: those stay one tuple for the whole run, formatted once."""
@@ -323,7 +323,7 @@ class CurlEngine:
         )
         seen = self._tls_seen
         if slot.tls_line is not None:
-            from afetch._tls import TlsDetails
+            from afetch.engine.tls import TlsDetails
 
             details = TlsDetails.from_curl(slot.tls_line, getinfo(pycurl.INFO_CERTINFO))
             slot.tls_line = None
@@ -950,7 +950,7 @@ def _tls_probe(
     """Connect and handshake without verifying (no HTTP request): what certificate does the
     server show? Through the run's proxy, if any. Blocking: run in a thread. ``None`` when there
     is no handshake to see."""
-    from afetch._tls import TlsDetails
+    from afetch.engine.tls import TlsDetails
 
     line: list[bytes] = []
 

@@ -1,6 +1,6 @@
 """The ``afetch`` command: parses options with Typer and hands them to the async core.
 
-The options themselves are declared once each, in :mod:`afetch._options`.
+The options themselves are declared once each, in :mod:`afetch.cli.options`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 import typer
 from typer.core import TyperCommand
 
-from afetch._exits import EXIT_SIGINT, EXIT_USAGE, error_line
-from afetch._options import OPTIONS, SOURCES
 from afetch._settings import DEFAULT_TIMEOUT, Settings
-from afetch._signals import exit_on_signals
-from afetch._usage import usage_message
+from afetch.cli.options import OPTIONS, SOURCES
+from afetch.cli.usage import usage_message
+from afetch.run.exits import EXIT_SIGINT, EXIT_USAGE, error_line
+from afetch.run.signals import exit_on_signals
 
 if TYPE_CHECKING:
-    from afetch._app import RunOptions
+    from afetch.run.app import RunOptions
 
 EPILOG = """\
 Examples:
@@ -102,8 +102,8 @@ def command(**params: Any) -> int:
         values["data"], values["json"], stdin_is_input="-" in sources
     )
     settings = _settings(values)
-    from afetch._app import RunOptions, run
-    from afetch._data import body_files
+    from afetch.cli.data import body_files
+    from afetch.run.app import RunOptions, run
 
     values["reads"] = body_files([*(values["data"] or ()), *(values["json"] or ())])
 
@@ -151,7 +151,7 @@ def _body_options(
     data: list[str] | None, json_body: list[str] | None, *, stdin_is_input: bool
 ) -> tuple[bytes | None, str]:
     """-d/--json, read once up front: a missing @FILE is a usage error, not an error per URL."""
-    from afetch._data import DataError, load_body
+    from afetch.cli.data import DataError, load_body
 
     if data and json_body:
         raise typer.BadParameter("give -d/--data or --json, not both", param_hint="'--json'")
@@ -175,9 +175,9 @@ def _run_demo(settings: Settings, options: RunOptions) -> int:
     import asyncio
     import dataclasses
 
-    from afetch._app import run
-    from afetch._demo import DEMO_TIMEOUT, demo_source
     from afetch._loopback import LoopbackServer
+    from afetch.cli.demo import DEMO_TIMEOUT, demo_source
+    from afetch.run.app import run
 
     if settings.timeout == DEFAULT_TIMEOUT:
         # The demo's hanging URLs would keep it waiting for the default 30 s deadline (times

@@ -14,21 +14,15 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from afetch import _fdlimit as fdlimit
 from afetch._api import fetch_batches
-from afetch._exits import (
-    EXIT_NOT_OK,
-    EXIT_OK,
-    EXIT_OUTPUT,
-    EXIT_SIGPIPE,
-    EXIT_USAGE,
-    error_line,
-)
-from afetch._gauge import Gauge
-from afetch._hosts import BusiestHosts
-from afetch._input import InputError, count_urls, open_sources, read_urls, url_counter
-from afetch._journal import Journal, JournalBusy, skip_done
-from afetch._output import (
+from afetch._settings import Settings
+from afetch._spec import RequestSpec
+from afetch._stats import Stats
+from afetch.input.journal import Journal, JournalBusy, skip_done
+from afetch.input.reader import InputError, count_urls, open_sources, read_urls, url_counter
+from afetch.input.shard import Shard, only_shard
+from afetch.output.plain import PlainProgress, interrupted_note, summary_text
+from afetch.output.sinks import (
     OutputClosed,
     OutputFailed,
     included_keys,
@@ -37,14 +31,20 @@ from afetch._output import (
     optional_keys,
     output_is_empty,
 )
-from afetch._paths import path_problem
-from afetch._settings import Settings
-from afetch._shard import Shard, only_shard
-from afetch._signals import SIGNAL_EXITS, note_signal, restore_exit_handlers
-from afetch._spec import RequestSpec
-from afetch._stats import Stats
-from afetch._summary import PlainProgress, interrupted_note, summary_text
-from afetch._writer import RecordWriter
+from afetch.output.writer import RecordWriter
+from afetch.run import fdlimit as fdlimit
+from afetch.run.exits import (
+    EXIT_NOT_OK,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+    error_line,
+)
+from afetch.run.paths import path_problem
+from afetch.run.signals import SIGNAL_EXITS, note_signal, restore_exit_handlers
+from afetch.schedule.gauge import Gauge
+from afetch.schedule.hosts import BusiestHosts
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -197,7 +197,7 @@ async def _open_journal(options: RunOptions) -> Journal | None:
 
 
 def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
-    """Raise the open files limit for ``-c``, or lower ``-c`` to fit (see _fdlimit.py)."""
+    """Raise the open files limit for ``-c``, or lower ``-c`` to fit (see run/fdlimit.py)."""
     concurrency, warning = fdlimit.ensure(
         settings.concurrency,
         sources=sources,
@@ -235,7 +235,7 @@ def _progress_display(
         return contextlib.nullcontext()
     if console is None:
         return PlainProgress(stats, gauge, interval=options.progress_interval, file=sys.stderr)
-    from afetch._report import progress_display
+    from afetch.output.terminal import progress_display
 
     return progress_display(
         stats, gauge, console, concurrency=settings.concurrency, interval=options.progress_interval
@@ -273,7 +273,7 @@ def _print_summary(
     if console is None:
         print(summary_text(stats, busiest=rows, notes=notes), file=sys.stderr)
         return
-    from afetch._report import summary_view
+    from afetch.output.terminal import summary_view
 
     console.print(summary_view(stats, busiest=rows, notes=notes))
 
@@ -351,7 +351,7 @@ async def run(
     gauge = Gauge(attempt_s=settings.timeout) if options.progress else None
     console = _terminal_console()
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
-    # Records are written, journaled and counted by the writer thread (see _writer.py).
+    # Records are written, journaled and counted by the writer thread (see output/writer.py).
     writer = RecordWriter(
         stream, sink, stats=stats, journal=journal, terminal=_shared_terminal(display, stream)
     )

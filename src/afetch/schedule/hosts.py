@@ -12,8 +12,8 @@ from collections import OrderedDict, deque
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from afetch._autolimit import AutoLimit
 from afetch._errors import ErrorTrait, error_types_with
+from afetch.schedule.autolimit import AutoLimit
 
 HostKey = tuple[str, str, int]
 
@@ -179,7 +179,7 @@ class HostTable:
         max_errors: int | None,
         ceiling: int = 1,
     ) -> None:
-        #: ``limit="auto"``: each host's limit adapts (afetch._autolimit), at most ``ceiling``.
+        #: ``limit="auto"``: each host's limit adapts (schedule.autolimit), at most ``ceiling``.
         self._auto = limit == "auto"
         self._limit = None if limit == "auto" else limit
         self._ceiling = ceiling

@@ -1,6 +1,6 @@
 """Which engine a run gets: libcurl, or the httpx adapter.
 
-Above both engines and the seam they share (:mod:`afetch._engine`), so that the seam imports
+Above both engines and the seam they share (:mod:`afetch.engine.base`), so that the seam imports
 no engine: only :mod:`afetch._api` opens one.
 """
 
@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import httpx
 
-    from afetch._engine import Engine
     from afetch._settings import Settings
+    from afetch.engine.base import Engine
 
 
 def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
@@ -22,15 +22,15 @@ def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None =
     # Windows' default (proactor) loop cannot watch sockets it did not open: no libcurl there.
     if transport is None and sys.platform != "win32":
         try:
-            from afetch._curl import CurlEngine
+            from afetch.engine.curl import CurlEngine
         except ImportError:  # pragma: no cover - no pycurl, or neither epoll nor kqueue
             pass
         else:
             return CurlEngine(settings)
-    from afetch._httpx_engine import HttpxEngine
+    from afetch.engine.httpx_adapter import HttpxEngine
 
     if transport is None:
-        from afetch._httpx_engine import default_transport
+        from afetch.engine.httpx_adapter import default_transport
 
         return HttpxEngine(default_transport(settings), settings, owned=True)
     return HttpxEngine(transport, settings, owned=False)

@@ -1,0 +1,1 @@
+"""One attempt at a URL: redirects, the body, --include, --save-dir, --hash."""

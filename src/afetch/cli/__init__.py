@@ -1,0 +1,1 @@
+"""The ``afetch`` command: parsing options, usage errors, the demo, the process entry point."""

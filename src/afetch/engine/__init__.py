@@ -1,0 +1,1 @@
+"""What speaks HTTP, behind one seam (``base``): libcurl, the httpx adapter, and what they share."""

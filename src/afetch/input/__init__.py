@@ -1,0 +1,1 @@
+"""Where URLs come from: sources read lazily, the --state journal, --shard."""

@@ -1,0 +1,1 @@
+"""The scheduler and its policies: concurrency, per-host limits, retries, order."""
