@@ -114,3 +114,53 @@ def test_libcurl_codes_without_a_message_get_words(code: int) -> None:
     error = classify(_error(code, "", head_seen=False))
     assert "libcurl error" not in error.message
     assert len(error.message) > 10
+
+
+# --- redirects: the URL requested is the URL reported (issue 18, items 11 and 15) -------------
+
+
+def _redirect(raw: RawServer, location: bytes) -> str:
+    return raw.add([_head(b"302 Found", b"Location: " + location, b"Content-Length: 0")])
+
+
+@pytest.mark.parametrize(
+    ("location", "sent"),
+    [
+        ("/é/s/{ok}?q=é".encode(), "/%C3%A9/s/{ok}?q=%C3%A9"),  # UTF-8 bytes: as UTF-8
+        ("/\xe9/s/{ok}".encode("latin-1"), "/%E9/s/{ok}"),  # not UTF-8: the bytes as they are
+    ],
+    ids=["utf-8", "latin-1"],
+)
+def test_a_raw_non_ascii_location_is_read_as_utf8_first(
+    raw: RawServer, engine: Engine, location: bytes, sent: str
+) -> None:
+    ok = raw.add([OK]).rpartition("/")[2]
+    url = _redirect(raw, location.replace(b"{ok}", ok.encode()))
+    record = fetch_one(url, engine)
+    expected = sent.format(ok=ok)
+    assert record.final_url == f"http://127.0.0.1:{raw.port}{expected}"
+    assert (record.status, record.redirects) == (200, 1), record
+    assert expected in raw.targets
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("/a/%2e%2e/s/{ok}", "/s/{ok}"),
+        ("/a/b/.%2E/%2E/../s/{ok}", "/s/{ok}"),
+        ("/a/./s/{ok}?next=/../x", "/a/s/{ok}?next=/../x"),  # the query is not a path
+        ("/a%2eb/s/{ok}", "/a%2Eb/s/{ok}"),  # not a dot segment; hex upper-cased, as libcurl
+        ("/%7e%c3%a9/s/{ok}", "/%7E%C3%A9/s/{ok}"),
+    ],
+)
+def test_dot_segments_are_removed_and_final_url_says_so(
+    raw: RawServer, engine: Engine, path: str, sent: str
+) -> None:
+    ok = raw.add([OK]).rpartition("/")[2]
+    expected = f"http://127.0.0.1:{raw.port}{sent.format(ok=ok)}"
+    base = f"http://127.0.0.1:{raw.port}"
+    direct = fetch_one(base + path.format(ok=ok), engine)
+    redirected = fetch_one(_redirect(raw, path.format(ok=ok).encode()), engine)
+    for record in (direct, redirected):
+        assert (record.final_url, record.status) == (expected, 200), record
+    assert raw.targets.count(sent.format(ok=ok)) == 2
