@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import time
 import zlib
 from collections import Counter
@@ -238,7 +239,7 @@ def _assert_valid(record: Record) -> None:
 
 
 @settings(
-    max_examples=12,
+    max_examples=int(os.environ.get("AFETCH_FUZZ_EXAMPLES", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
