@@ -89,10 +89,13 @@ def test_oversized_headers_are_protocol_and_not_retried(
 @pytest.mark.parametrize(
     "status", [b"20000000000000000000 OK", b"2000 OK", b"20 OK", b"2x0 OK", b"099 Low", b"200OK"]
 )
+@pytest.mark.parametrize("include", [(), ("headers",)], ids=["callbacks", "coroutine"])
 def test_a_status_that_is_not_three_digits_is_protocol(
-    raw: RawServer, engine: Engine, status: bytes
+    raw: RawServer, engine: Engine, status: bytes, include: tuple[str, ...]
 ) -> None:
-    record = fetch_one(raw.add([_head(status, b"Content-Length: 2") + b"hi"]), engine)
+    # --include takes the fetcher's coroutine path; a plain fetch its callback path.
+    url = raw.add([_head(status, b"Content-Length: 2") + b"hi"])
+    record = fetch_one(url, engine, include=include)
     assert error_type(record) == "protocol", record
     assert record.status is None
     assert not record.ok
@@ -164,3 +167,11 @@ def test_dot_segments_are_removed_and_final_url_says_so(
     for record in (direct, redirected):
         assert (record.final_url, record.status) == (expected, 200), record
     assert raw.targets.count(sent.format(ok=ok)) == 2
+
+
+@pytest.mark.parametrize("include", [(), ("headers",)], ids=["callbacks", "coroutine"])
+def test_a_bad_status_without_a_body_is_protocol(
+    raw: RawServer, engine: Engine, include: tuple[str, ...]
+) -> None:
+    record = fetch_one(raw.add([_head(b"2000 OK", b"Content-Length: 0")]), engine, include=include)
+    assert (record.status, error_type(record)) == (None, "protocol"), record
