@@ -175,3 +175,21 @@ def test_a_bad_status_without_a_body_is_protocol(
 ) -> None:
     record = fetch_one(raw.add([_head(b"2000 OK", b"Content-Length: 0")]), engine, include=include)
     assert (record.status, error_type(record)) == (None, "protocol"), record
+
+
+# --- a head cut short is no response (found by tests/test_fuzz_responses.py) ------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [b"HTTP/1.1 200 OK\r\n"],
+        [b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"],
+        [b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"],
+    ],
+)
+def test_a_head_closed_before_its_blank_line_is_a_reset(
+    raw: RawServer, engine: Engine, script: list[bytes]
+) -> None:
+    record = fetch_one(raw.add(script), engine, retries=0)
+    assert (record.status, error_type(record)) == (None, "reset"), record

@@ -855,8 +855,17 @@ class _Slot:
                 complete = self.head_seen or (bool(lines) and lines[-1] in (b"\r\n", b"\n"))
                 self.failure = _error(code, message, head_seen=complete, at_proxy=at_proxy)
         elif not self.head_seen:
-            if self.head_lines:
+            lines = self.head_lines
+            if lines and _final_head(lines)[1] < len(
+                lines
+            ):  # its blank line came (trailers may follow)
                 self._head_arrived()  # a response without a body (HEAD, 204, 304...)
+            elif lines:
+                # libcurl takes a head the server closed before its blank line as a whole
+                # response: nothing complete arrived, a lost connection as httpx says it.
+                self.failure = CurlError(
+                    52, "the server closed the connection inside the head", "reset"
+                )
             else:
                 self.failure = BadResponse("the transfer ended without a response head")
         head = self.head
