@@ -856,9 +856,8 @@ class _Slot:
                 self.failure = _error(code, message, head_seen=complete, at_proxy=at_proxy)
         elif not self.head_seen:
             lines = self.head_lines
-            if lines and _final_head(lines)[1] < len(
-                lines
-            ):  # its blank line came (trailers may follow)
+            # Complete when the final head's blank line came (trailers may follow it).
+            if lines and _final_head(lines)[1] < len(lines):
                 self._head_arrived()  # a response without a body (HEAD, 204, 304...)
             elif lines:
                 # libcurl takes a head the server closed before its blank line as a whole
