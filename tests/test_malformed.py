@@ -193,3 +193,11 @@ def test_a_head_closed_before_its_blank_line_is_a_reset(
 ) -> None:
     record = fetch_one(raw.add(script), engine, retries=0)
     assert (record.status, error_type(record)) == (None, "reset"), record
+
+
+def test_broken_chunking_says_so(raw: RawServer, engine: Engine) -> None:
+    script = [_head(b"200 OK", b"Transfer-Encoding: chunked") + b"zz\r\nhello\r\n0\r\n\r\n"]
+    record = fetch_one(raw.add(script), engine)
+    assert error_type(record) == "protocol", record
+    assert "chunk" in str(record.error), record
+    assert "cut short" not in str(record.error)  # nothing was cut: the framing is wrong

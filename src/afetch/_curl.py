@@ -145,7 +145,10 @@ def _error(code: int, message: str, *, head_seen: bool, at_proxy: bool = False) 
     text = f"{words}: {message}" if words and message else words or message
     text = text or f"libcurl error {code}"
     if head_seen and kind == "reset":
-        # The head had arrived: the body was cut short, as afetch reports it on every engine.
+        # The head had arrived: the body was cut short, as afetch reports it on every engine,
+        # or its chunked framing broken (libcurl's receive error for both).
+        if "chunk" in message:
+            return BadResponse(f"malformed chunked body: {message}")
         return BadResponse(f"body cut short: {text}")
     return CurlError(code, text, kind)
 
