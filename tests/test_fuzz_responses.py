@@ -261,3 +261,55 @@ def test_every_malformed_response_gets_one_valid_record_of_its_type(
         kind = None if record.error is None else record.error.type
         assert kind in allowed[record.url], (record, batch[urls.index(record.url)])
     assert took < TIMEOUT + 1.0, f"the run took {took:.2f} s"
+
+
+# --- redirects: final_url is what was requested --------------------------------------------------
+
+#: A Location path of any bytes but line breaks (a path only: the host stays 127.0.0.1).
+_PATH_PIECES = [b"/", b".", b"..", b"%2e", b"%2E", b"a", "é".encode(), b"%c3%a9", b"\xe9", b"?"]
+_LOCATION_TAIL = st.one_of(
+    st.binary(max_size=30).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    # What paths are made of: dot segments, escapes, UTF-8 text and a lone Latin-1 byte.
+    st.lists(st.sampled_from([*_PATH_PIECES, b"#", b" ", b"\\", b"%"]), max_size=12).map(b"".join),
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("AFETCH_FUZZ_EXAMPLES", "12")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(tails=st.lists(_LOCATION_TAIL, min_size=1, max_size=6))
+def test_final_url_is_the_url_the_server_was_asked_for(
+    raw: RawServer, engine: Engine, tails: list[bytes]
+) -> None:
+    urls, prefixes = [], {}
+    for tail in tails:
+        # The redirect's target has no script: the server closes without answering.
+        prefix = "/r" + raw.add([]).rpartition("/")[2] + "/"
+        location = prefix.encode() + tail
+        url = raw.add(
+            [b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"]
+        )
+        urls.append(url)
+        prefixes[url] = prefix
+    records = _fetch_all(urls, engine)
+    assert Counter(r.url for r in records) == Counter(urls)
+    base = f"http://127.0.0.1:{raw.port}"
+    for record in records:
+        _assert_valid(record)
+        assert record.error is not None, record
+        if record.error.type == "invalid_url":
+            continue  # a Location no URL can be made of: nothing was requested
+        if record.error.type == "protocol":
+            # A byte no header may hold (NUL): the redirect itself is refused.
+            assert (record.final_url, record.redirects) == (record.url, 0), record
+            continue
+        assert record.error.type == "reset", record
+        assert record.final_url is not None, record
+        assert record.final_url.startswith(base), record
+        asked = record.final_url[len(base) :]
+        assert asked in raw.targets, (
+            record,
+            [t for t in raw.targets if t.startswith(prefixes[record.url][:3])],
+        )
