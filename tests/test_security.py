@@ -87,6 +87,35 @@ def test_loopback_is_allowed_by_default(server: LoopbackServer) -> None:
     assert record.ok
 
 
+#: IPv6 addresses that carry a non-global IPv4 address: a NAT64 gateway, a 6to4 relay or the
+#: host's own stack may deliver to it.
+EMBEDDED_IPV4 = [
+    "http://[::127.0.0.1]/",  # IPv4-compatible
+    "http://[::ffff:10.0.0.1]/",  # IPv4-mapped private
+    "http://[64:ff9b::7f00:1]/",  # NAT64 well-known prefix
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # NAT64 local-use prefix, cloud metadata
+    "http://[2002:7f00:1::1]/",  # 6to4
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo, client 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("url", EMBEDDED_IPV4)
+def test_ipv6_embedding_a_private_ipv4_is_blocked_on_the_default_engine(url: str) -> None:
+    (record,) = collect([url], no_private=True, timeout=2.0, retries=0)
+    assert record.error is not None
+    assert record.error.type == "blocked", record
+
+
+def test_a_name_resolving_to_nat64_loopback_is_blocked() -> None:
+    from afetch._errors import Blocked
+
+    async def nat64(host: str, port: int) -> list[str]:
+        return ["64:ff9b::7f00:1"]
+
+    with pytest.raises(Blocked, match="resolves to 64:ff9b::7f00:1, which is a loopback"):
+        asyncio.run(AddressCheck(resolve=nat64).pin("nat64.test", 80))
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -98,6 +127,7 @@ def test_loopback_is_allowed_by_default(server: LoopbackServer) -> None:
         "http://0.0.0.0/",
         "http://100.64.0.1/",  # carrier-grade NAT
         "http://[fe80::1]/",
+        *EMBEDDED_IPV4,
     ],
 )
 def test_non_global_literals_are_blocked_without_sending(url: str) -> None:

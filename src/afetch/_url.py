@@ -49,6 +49,13 @@ _PLAIN = re.compile(
 )
 
 
+#: A "." or ".." path segment, its dots maybe percent-encoded (%2e); at the start of a relative
+#: reference, without its slash.
+_DOT_SEGMENT = re.compile(r"(^|/)((?:\.|%2e){1,2})(?=[/?#]|$)", re.IGNORECASE)
+#: A percent-encoding with a lower-case hex digit.
+_LOWER_ESCAPE = re.compile(r"%(?:[0-9a-f][a-f]|[a-f][0-9A-F])")
+
+
 def parse_url(raw: str) -> Target:
     """Check ``raw``; raises :class:`InvalidURL` (error type ``invalid_url``) when it is not a
     fetchable http(s) URL."""
@@ -56,7 +63,9 @@ def parse_url(raw: str) -> Target:
     if plain is not None:
         scheme, host, port_text, tail = plain.groups()
         port = int(port_text) if port_text else None
-        if (port is None or 0 < port < 65536) and host.strip("."):
+        path = tail.partition("?")[0]
+        plain_path = "%" not in path and "/." not in path  # else _normal_path has work
+        if (port is None or 0 < port < 65536) and host.strip(".") and plain_path:
             if host[0] == "[":
                 host = host[1:-1]
             url = raw if tail else f"{raw}/"
@@ -85,7 +94,7 @@ def _parse_any(raw: str) -> Target:
             raise InvalidURL(f"URL has no valid host: {exc}") from None
     shown_host = f"[{host}]" if ":" in host else host
     netloc = shown_host if port is None else f"{shown_host}:{port}"
-    path = parts.path or "/"
+    path = _normal_path(parts.path or "/")
     if _NEEDS_QUOTING.search(path):
         path = quote(path, safe=_SAFE)
     query = parts.query
@@ -105,10 +114,77 @@ def _parse_any(raw: str) -> Target:
     return Target(url, (scheme, host, port or _DEFAULT_PORTS[scheme]), authorization, shown)
 
 
+def _normal_path(path: str) -> str:
+    """The path as libcurl sends it (RFC 3986 section 6.2.2): percent-encodings upper-cased,
+    dot segments removed. afetch sends and reports this one, so ``final_url`` is what was
+    requested, on every engine.
+
+    >>> _normal_path("/a/%2e%2e/b%c3%a9/%7e")
+    '/b%C3%A9/%7E'
+    """
+    if "%" in path:
+        path = _LOWER_ESCAPE.sub(lambda m: m.group().upper(), path)
+    return _remove_dot_segments(path)
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4, a percent-encoded dot counting as a dot, as curl does: the
+    path afetch reports in ``final_url`` is the one sent, on every engine.
+
+    >>> _remove_dot_segments("/a/b/%2e%2E/c/./d/..")
+    '/a/c/'
+    """
+    if _DOT_SEGMENT.search(path) is None:
+        return path
+    kept: list[str] = []
+    segments = path.split("/")[1:]
+    for segment in segments:
+        dots = segment.lower().replace("%2e", ".")
+        if dots == "..":
+            if kept:
+                kept.pop()
+        elif dots != ".":
+            kept.append(segment)
+    # A path ending in a dot segment names a directory: "/a/b/.." is "/a/".
+    slash = "/" if segments[-1].lower().replace("%2e", ".") in (".", "..") else ""
+    return "/" + "/".join(kept) + slash if kept else "/"
+
+
 def join(base: str, location: str) -> Target:
     """The redirect target ``location`` relative to ``base``.
 
     >>> join("http://127.0.0.1:8080/a/b", "../c").url
     'http://127.0.0.1:8080/c'
     """
-    return parse_url(urljoin(base, location.strip()))
+    # Encoded dots made plain first: urljoin resolves "." and ".." only.
+    reference = _location_text(location.strip())
+    path_end = len(reference.partition("#")[0].partition("?")[0])
+    if "%" in reference[:path_end]:
+        plain = _DOT_SEGMENT.sub(_plain_dots, reference[:path_end])
+        reference = plain + reference[path_end:]
+    return parse_url(urljoin(base, reference))
+
+
+def _plain_dots(match: re.Match[str]) -> str:
+    return match.group(1) + "." * (len(match.group(2)) - 2 * match.group(2).count("%"))
+
+
+def _location_text(location: str) -> str:
+    """A ``Location`` value as engines give header values (Latin-1: one character a byte) made
+    the text it was sent as: UTF-8 when its bytes are UTF-8 (``é`` is sent as ``%C3%A9``, not
+    as the ``%C3%83%C2%A9`` of its two Latin-1 characters), else its bytes percent-encoded one
+    by one (``%E9``), as browsers and curl do.
+
+    >>> _location_text("/caf\xc3\xa9"), _location_text("/caf\xe9")
+    ('/café', '/caf%E9')
+    """
+    if location.isascii():
+        return location
+    try:
+        raw = location.encode("latin-1")
+    except UnicodeEncodeError:
+        return location  # already text: a character no single byte holds
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(chr(byte) if byte < 0x80 else f"%{byte:02X}" for byte in raw)

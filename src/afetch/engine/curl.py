@@ -77,40 +77,46 @@ _SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
 
-#: libcurl result codes → afetch error types (libcurl-errors(3)). Anything else is "other".
-_ERROR_TYPES = {
+#: libcurl result codes → (afetch error type, what happened in afetch's words), after
+#: libcurl-errors(3). libcurl's own message says more and follows when it has one; a code
+#: missing here is "other".
+_ERRORS = {
     # UNSUPPORTED_PROTOCOL: the fetcher lets only http(s) URLs through, so this is a reply that
     # is not HTTP at all ("Received HTTP/0.9 when not allowed").
-    1: "protocol",
-    3: "invalid_url",  # URL_MALFORMAT
-    5: "proxy",  # COULDNT_RESOLVE_PROXY
-    6: "dns",  # COULDNT_RESOLVE_HOST
-    7: "connect",  # COULDNT_CONNECT
-    8: "protocol",  # WEIRD_SERVER_REPLY
-    16: "protocol",  # HTTP2 framing
-    18: "protocol",  # PARTIAL_FILE: body shorter than Content-Length
-    28: "timeout",  # OPERATION_TIMEDOUT
-    35: "tls",  # SSL_CONNECT_ERROR
-    47: "too_many_redirects",
-    52: "reset",  # GOT_NOTHING: closed before any response
-    55: "reset",  # SEND_ERROR
-    56: "reset",  # RECV_ERROR (after the head: a truncated body, see _fail)
-    58: "tls",  # SSL_CERTPROBLEM
-    59: "tls",  # SSL_CIPHER
-    60: "tls",  # PEER_FAILED_VERIFICATION
-    61: "protocol",  # BAD_CONTENT_ENCODING
-    63: "too_large",  # FILESIZE_EXCEEDED
-    77: "tls",  # SSL_CACERT_BADFILE
-    80: "tls",  # SSL_SHUTDOWN_FAILED
-    83: "tls",  # SSL_ISSUER_ERROR
-    90: "tls",  # SSL_PINNEDPUBKEYNOTMATCH
-    91: "tls",  # SSL_INVALIDCERTSTATUS
-    92: "protocol",  # HTTP2_STREAM
-    95: "protocol",  # HTTP3
-    96: "connect",  # QUIC_CONNECT_ERROR
-    97: "proxy",  # PROXY handshake refused
-    100: "protocol",  # TOO_LARGE: e.g. response headers over libcurl's limit
+    1: ("protocol", "the reply is not HTTP"),
+    3: ("invalid_url", "the URL is malformed"),
+    5: ("proxy", "the proxy's name could not be resolved"),
+    6: ("dns", "the host name could not be resolved"),
+    7: ("connect", "the connection could not be made"),
+    8: ("protocol", "the server's reply is malformed"),
+    16: ("protocol", "HTTP/2 framing error"),
+    18: ("protocol", "body shorter than its Content-Length"),
+    23: ("other", "the body could not be passed on"),  # WRITE_ERROR: a callback refused it
+    28: ("timeout", "timed out"),
+    35: ("tls", "the TLS handshake failed"),
+    47: ("too_many_redirects", "too many redirects"),
+    52: ("reset", "the server closed the connection without replying"),  # GOT_NOTHING
+    55: ("reset", "sending the request failed"),
+    56: ("reset", "receiving the response failed"),  # after the head: truncated, see _error
+    58: ("tls", "the client certificate is unusable"),
+    59: ("tls", "no usable TLS cipher"),
+    60: ("tls", "the server's certificate could not be verified"),
+    61: ("protocol", "the body's Content-Encoding is unknown or its data corrupt"),
+    63: ("too_large", "the body is over the size limit"),
+    77: ("tls", "the CA bundle could not be read"),
+    80: ("tls", "the TLS shutdown failed"),
+    83: ("tls", "the certificate's issuer check failed"),
+    90: ("tls", "the server's public key does not match the pinned one"),
+    91: ("tls", "the certificate status is invalid"),
+    92: ("protocol", "HTTP/2 stream error"),
+    95: ("protocol", "HTTP/3 error"),
+    96: ("connect", "the QUIC connection could not be made"),
+    97: ("proxy", "the proxy refused the handshake"),
+    100: ("protocol", "the response headers are too large"),  # TOO_LARGE
 }
+#: libcurl 8 reports response headers over its limit (300 KB in all) as a receive error (56),
+#: one header over 100 KB as TOO_LARGE (100): both are the server breaking HTTP, not a reset.
+_HEADERS_TOO_LARGE = "Too large response headers"
 
 
 _UNSENDABLE = re.compile(r"[\r\n\0]")
@@ -130,10 +136,19 @@ class CurlError(AfetchError):
 
 
 def _error(code: int, message: str, *, head_seen: bool, at_proxy: bool = False) -> AfetchError:
-    kind = "proxy" if at_proxy else _ERROR_TYPES.get(code, "other")
-    text = message or f"libcurl error {code}"
+    kind, words = _ERRORS.get(code, ("other", ""))
+    if at_proxy:
+        kind = "proxy"
+    elif message.startswith(_HEADERS_TOO_LARGE):
+        kind, words = _ERRORS[100]
+    # afetch's words, then libcurl's: never a bare "libcurl error 100".
+    text = f"{words}: {message}" if words and message else words or message
+    text = text or f"libcurl error {code}"
     if head_seen and kind == "reset":
-        # The head had arrived: the body was cut short, as afetch reports it on every engine.
+        # The head had arrived: the body was cut short, as afetch reports it on every engine,
+        # or its chunked framing broken (libcurl's receive error for both).
+        if "chunk" in message:
+            return BadResponse(f"malformed chunked body: {message}")
         return BadResponse(f"body cut short: {text}")
     return CurlError(code, text, kind)
 
@@ -263,7 +278,7 @@ class CurlEngine:
         failure = slot.failure
         response = slot.response
         try:
-            if response is None and slot.head_seen:
+            if response is None and slot.head_seen and slot.status:
                 response = _CountedResponse(slot)
             if response is not None:
                 response.bytes_read = slot.received
@@ -748,10 +763,13 @@ class _Slot:
             status_line = lines[start]
             version = status_line.split(b" ", 1)[0]
             self.http_version = _VERSIONS.get(version) or version.decode("latin-1")
-            code = status_line[len(version) + 1 : len(version) + 4]
-            self.status = int(code) if code.isdigit() else 0
+            self.status = _status_code(status_line[len(version) + 1 :])
         else:
             self.http_version, self.status = "", 0
+        if not self.status:
+            # libcurl reads the first three digits of "200000" or "2xx" as a status: not HTTP.
+            shown = lines[start][:80] if start < len(lines) else b""
+            self.body_error = self.failure = BadResponse(f"malformed status line: {shown!r}")
         limit = self.engine._max_size
         if limit is None or self.method[0] == "HEAD":
             self.searchable = None  # made by the response if a header is asked for
@@ -759,7 +777,7 @@ class _Slot:
             # The response searches the same copy (Content-Type): the head is joined once.
             self.searchable = _searchable(lines[start:end])
             declared = _value_in(self.searchable, "content-length") or ""
-            if declared.isdigit() and int(declared) > limit:
+            if declared.isdigit() and int(declared) > limit and self.failure is None:
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
         head = self.head
@@ -767,7 +785,10 @@ class _Slot:
             if self.status in self.ask_for:
                 self._counted_head()
         elif not head.done():
-            head.set_result(None)
+            if self.failure is not None:
+                head.set_exception(self.failure)
+            else:
+                head.set_result(None)
 
     def _counted_head(self) -> None:
         """A counted transfer's head, of a status it was asked about: is the body wanted?"""
@@ -837,8 +858,16 @@ class _Slot:
                 complete = self.head_seen or (bool(lines) and lines[-1] in (b"\r\n", b"\n"))
                 self.failure = _error(code, message, head_seen=complete, at_proxy=at_proxy)
         elif not self.head_seen:
-            if self.head_lines:
+            lines = self.head_lines
+            # Complete when the final head's blank line came (trailers may follow it).
+            if lines and _final_head(lines)[1] < len(lines):
                 self._head_arrived()  # a response without a body (HEAD, 204, 304...)
+            elif lines:
+                # libcurl takes a head the server closed before its blank line as a whole
+                # response: nothing complete arrived, a lost connection as httpx says it.
+                self.failure = CurlError(
+                    52, "the server closed the connection inside the head", "reset"
+                )
             else:
                 self.failure = BadResponse("the transfer ended without a response head")
         head = self.head
@@ -1049,6 +1078,22 @@ _CRLF = b"\r\n"
 _LF = b"\n"
 _C_OR_c = b"Cc"
 _BLANK = (b"\r\n", b"\n")
+
+
+def _status_code(rest: bytes) -> int:
+    """The status code at the start of ``rest`` (the status line after its version), or 0
+    when it is not three digits, 100 to 999, followed by a space or the line's end (RFC 9112).
+
+    >>> _status_code(b"200 OK\\r\\n"), _status_code(b"204\\r\\n"), _status_code(b"2000 OK\\r\\n")
+    (200, 204, 0)
+    """
+    code = rest[:3]
+    if len(code) < 3 or not code.isdigit() or code[0] == 48 or rest[3:4] not in _STATUS_ENDS:
+        return 0
+    return int(code)
+
+
+_STATUS_ENDS = (b" ", b"\r", b"\n", b"")
 
 
 def _final_head(lines: list[bytes]) -> tuple[int, int]:

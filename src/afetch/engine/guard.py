@@ -30,27 +30,51 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 def is_public(address: IPAddress, port: int) -> bool:
-    """The default policy: only globally routable unicast addresses.
+    """The default policy: only globally routable unicast addresses, and for an IPv6 address
+    that carries an IPv4 one (mapped, compatible, NAT64, 6to4, Teredo), that one too.
 
     >>> is_public(ipaddress.ip_address("93.184.215.14"), 80)
     True
-    >>> private = ("127.0.0.1", "169.254.169.254", "10.0.0.1")
+    >>> private = ("127.0.0.1", "169.254.169.254", "10.0.0.1", "64:ff9b::7f00:1", "::127.0.0.1")
     >>> [is_public(ipaddress.ip_address(a), 80) for a in private]
-    [False, False, False]
+    [False, False, False, False, False]
     """
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    return all(a.is_global and not a.is_multicast for a in _with_embedded(address))
 
 
 def describe(address: IPAddress) -> str:
     """What kind of non-global address this is, for the error message."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
-        if getattr(address, f"is_{kind}"):
-            return kind.replace("_", "-")
+    for item in reversed(_with_embedded(address)):  # the embedded IPv4 address says more
+        for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+            if getattr(item, f"is_{kind}"):
+                return kind.replace("_", "-")
     return "non-global"
+
+
+#: NAT64 prefixes whose last 32 bits are an IPv4 address: the well-known 64:ff9b::/96
+#: (RFC 6052) and the local-use 64:ff9b:1::/48 (RFC 8215).
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _with_embedded(address: IPAddress) -> list[IPAddress]:
+    """``address``, then the IPv4 addresses an IPv6 one embeds: a gateway or the host's own
+    stack may deliver to those, so ``::ffff:127.0.0.1`` or ``2002:7f00:1::1`` must not pass
+    where ``127.0.0.1`` would not."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return [address]
+    found: list[IPAddress] = [address]
+    value = int(address)
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    elif value >> 32 == 0 and value > 1:  # IPv4-compatible ::a.b.c.d (deprecated, still routed)
+        found.append(ipaddress.IPv4Address(value))
+    elif any(address in net for net in _NAT64):
+        found.append(ipaddress.IPv4Address(value & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
 
 
 async def system_resolve(host: str, port: int) -> list[str]:
