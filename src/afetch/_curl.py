@@ -1175,7 +1175,10 @@ class _CurlResponse:
             if slot.done:
                 break
             self._resume()
-            await slot.wait()
+            # Unpausing can deliver what libcurl held (a compressed body inflates to far more
+            # than the buffer limit) from inside the call, before a waiter exists: read it.
+            if not buffer:
+                await slot.wait()
         if slot.failure is not None:
             raise slot.failure
 
