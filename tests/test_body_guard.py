@@ -5,13 +5,23 @@ transport behind the adapter)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gzip
+import http.server
+import re
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import afetch
 from afetch import Record, Settings
+from afetch._extras import _title_span, html_title
 from afetch._loopback import LoopbackServer
 
 ENGINES = ["curl", "httpx"]
@@ -50,3 +60,154 @@ def test_a_compressed_body_past_the_buffer_limit_is_read_whole(
     assert record.ok, record
     assert record.bytes == 3 << 20
     assert record.elapsed_ms < 5000
+
+
+# --- the run never hangs: no record's work holds the loop, whatever the body --------------------
+
+
+def _adversarial_bodies() -> dict[str, tuple[bytes, dict[str, str]]]:
+    """Path → (body, headers): bodies built to make the body consumers slow."""
+    html = {"Content-Type": "text/html"}
+    as_json = {"Content-Type": "application/json"}
+    floats = b"[" + b"1.5," * ((1 << 20) // 4 - 2) + b"1.5]"  # just under --body-limit
+    return {
+        # The backtracking title regex: seconds on tens of KB of unclosed titles.
+        "/unclosed-titles": (b"<title>" * (48 * 1024 // 7), html),
+        "/unclosed-titles-big": (b"<title>" * ((1 << 20) // 7), html),
+        "/closing-without-gt": (b"<title>" + b"</title " * ((1 << 20) // 8), html),
+        # Linear, but a Python call per entity: ~200 ms for a MiB.
+        "/entities": (b"<title>" + b"&amp;" * ((1 << 20) // 5) + b"</title>", html),
+        # Python's punycode codec is quadratic (1.2 s for 128 KB).
+        "/punycode": (
+            b"a" * 60_000 + b"-" + b"b" * 4000,
+            {"Content-Type": "text/html; charset=punycode"},
+        ),
+        "/utf-16": (
+            ("<title>é</title>" * 60_000).encode("utf-16"),
+            {"Content-Type": "text/html; charset=utf-16"},
+        ),
+        "/deep-json": (b"[" * (1 << 20), as_json),
+        "/float-json": (floats, as_json),
+        "/escapes-json": (b'"' + b"\\u00e9" * ((1 << 20) // 6 - 1) + b'"', as_json),
+        "/gzip-json": (
+            gzip.compress(b"[" + b'{"k": "v", "n": 1},' * 150_000 + b"0]"),
+            {**as_json, "Content-Encoding": "gzip"},
+        ),
+        "/binary": (bytes(range(256)) * 4096, {"Content-Type": "text/html; charset=shift_jis"}),
+    }
+
+
+@contextlib.contextmanager
+def _body_server(bodies: dict[str, tuple[bytes, dict[str, str]]]) -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            body, headers = bodies[self.path]
+            self.send_response(200)
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def _loop_cpu(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """The most CPU time (of the loop's thread) any one loop callback took: a worker thread's
+    time is not counted, the loop's own time is whatever else the machine runs."""
+    worst = [0.0]
+    run = asyncio.events.Handle._run
+
+    def timed(handle: asyncio.Handle) -> None:
+        start = time.thread_time()
+        try:
+            run(handle)
+        finally:
+            worst[0] = max(worst[0], time.thread_time() - start)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(asyncio.events.Handle, "_run", timed)
+        yield worst
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_record_holds_the_loop_whatever_the_body(
+    engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bodies = _adversarial_bodies()
+    options = {
+        "include": ("body", "json", "title"),
+        "save_dir": str(tmp_path),
+        "hash_bodies": True,
+        "timeout": 30,
+        "retries": 0,
+        "concurrency": 4,
+    }
+    with _body_server(bodies) as base:
+        urls = [base + path for path in bodies]
+        # Once first: imports and thread pools start on first use.
+        fetch_all(urls[-1:], engine, **options)
+        with _loop_cpu(monkeypatch) as worst:
+            started = time.monotonic()
+            records = fetch_all(urls, engine, **options)
+            took = time.monotonic() - started
+    assert sorted(r.url for r in records) == sorted(urls)
+    assert all(r.ok for r in records), [r.error for r in records if not r.ok]
+    assert worst[0] < 0.05, f"a loop callback took {worst[0] * 1000:.0f} ms of CPU"
+    assert took < 25, took
+
+
+def fetch_all(urls: list[str], engine: str, **options: object) -> list[Record]:
+    # Made before the loop runs: its TLS context loads the CA bundle (~40 ms of CPU).
+    transport = None if engine == "curl" else httpx.AsyncHTTPTransport(retries=0)
+
+    async def run() -> list[Record]:
+        try:
+            return [r async for r in afetch.fetch(urls, transport=transport, **options)]
+        finally:
+            if transport is not None:
+                await transport.aclose()
+
+    return asyncio.run(run())
+
+
+# --- the title: what the regex it replaces found, in linear time ----------------------------------
+
+_OLD_TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+_TITLE_BITS = [b"<title", b"<TiTlE", b"<titles", b">", b"</title", b"</TITLE", b" ", b"\n", b"x"]
+
+
+@given(st.lists(st.sampled_from(_TITLE_BITS) | st.binary(max_size=3), max_size=14))
+def test_the_title_is_where_the_regex_found_it(bits: list[bytes]) -> None:
+    data = b"".join(bits)
+    match = _OLD_TITLE.search(data)
+    assert _title_span(data) == (None if match is None else match.span(1))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<title>" * (1 << 17),
+        b"<title" + b" " * (1 << 20),
+        b"<title>" + b"</title " * (1 << 17),
+        b"<title>" + b"</title" + b"\t" * (1 << 20),
+        b"<titles" * (1 << 17),
+    ],
+)
+def test_the_title_of_a_hostile_megabyte_takes_milliseconds(body: bytes) -> None:
+    start = time.thread_time()
+    html_title(body, "text/html")
+    # The regex took 28 s on 128 KB of "<title>"; the scan about a millisecond a MiB.
+    assert time.thread_time() - start < 0.5
