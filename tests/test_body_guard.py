@@ -11,6 +11,7 @@ import http.server
 import re
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -211,3 +212,46 @@ def test_the_title_of_a_hostile_megabyte_takes_milliseconds(body: bytes) -> None
     html_title(body, "text/html")
     # The regex took 28 s on 128 KB of "<title>"; the scan about a millisecond a MiB.
     assert time.thread_time() - start < 0.5
+
+
+# --- a compressed stream cut short is a truncated body -----------------------------------------
+
+
+def _truncated_bodies() -> dict[str, tuple[bytes, dict[str, str]]]:
+    text = bytes(range(256)) * 24  # 6 KB that compresses little: the cut is mid-stream
+    return {
+        "/gzip": (gzip.compress(text)[:15], {"Content-Encoding": "gzip"}),
+        "/gzip-trailer": (gzip.compress(text)[:-8], {"Content-Encoding": "gzip"}),
+        "/deflate": (zlib.compress(text)[:100], {"Content-Encoding": "deflate"}),
+        "/raw-deflate": (zlib.compress(text, wbits=-15)[:100], {"Content-Encoding": "deflate"}),
+        "/whole": (gzip.compress(text), {"Content-Encoding": "gzip"}),
+    }
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"hash_bodies": True}, {"save_dir": "SAVE"}, {"include": ("body",)}],
+    ids=["plain", "hash", "save", "body"],
+)
+def test_a_compressed_stream_cut_short_is_not_ok(
+    engine: str, options: dict[str, object], tmp_path: Path
+) -> None:
+    # The HTTP body is complete (its Content-Length is met): only the gzip/deflate stream in it
+    # stops early. libcurl's own decoding took that for a whole body ("ok", 4 of 6,144 bytes).
+    if options.get("save_dir"):
+        options = {"save_dir": str(tmp_path)}
+    bodies = _truncated_bodies()
+    with _body_server(bodies) as base:
+        records = fetch_all([base + path for path in bodies], engine, retries=0, **options)
+    by_path = {record.url.removeprefix(base): record for record in records}
+    for path, record in by_path.items():
+        if path == "/whole":
+            assert (record.ok, record.bytes) == (True, 6144), record
+            continue
+        assert not record.ok, (path, record)
+        assert record.error is not None
+        assert (record.error.type, record.sha256, record.path) == ("protocol", None, None), path
+        assert "truncated" in record.error.message
+    if options.get("save_dir"):
+        assert [p.name.endswith(".part") for p in tmp_path.rglob("*") if p.is_file()] == [False]

@@ -26,6 +26,7 @@ class _Inflater:
     """gzip or deflate, producing at most ``PIECE`` bytes per step."""
 
     def __init__(self, encoding: str) -> None:
+        self._coding = encoding
         self._gzip = encoding in ("gzip", "x-gzip")
         # deflate should be zlib-wrapped, but servers send raw deflate too (httpx tries both).
         self._wbits = zlib.MAX_WBITS | 16 if self._gzip else zlib.MAX_WBITS
@@ -61,12 +62,56 @@ class _Inflater:
             if not data and len(out) < PIECE:
                 return
 
+    def finish(self) -> None:
+        # No byte at all is no stream (HEAD, 204, 304 with a Content-Encoding): not truncated.
+        if self._started and not self._inflate.eof:
+            raise BadResponse(
+                f"the {self._coding} body ends before its compressed stream does (truncated)"
+            )
 
-def _decoders(response: httpx.Response) -> list[_Inflater]:
-    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
-    stages = [_Inflater(c) for c in reversed(codings) if c in ("gzip", "x-gzip", "deflate")]
-    # Any other coding (br, zstd...) is passed through undecoded: we never ask for one.
-    return stages
+
+#: The content codings afetch asks for and decodes itself, on both engines.
+ACCEPT_ENCODING = "gzip, deflate"
+_CODINGS = ("gzip", "x-gzip", "deflate")
+
+
+class Decoder:
+    """A body's Content-Encoding undone, in pieces of at most ``PIECE`` bytes; one for both
+    engines. A compressed stream that stops before its end is a truncated body:
+    :meth:`finish` says so.
+
+    >>> import gzip
+    >>> whole = gzip.compress(b"x" * 6000)
+    >>> decoder = Decoder.of("gzip")
+    >>> sum(len(piece) for piece in decoder.feed(whole[:-8]))
+    6000
+    >>> decoder.finish()
+    Traceback (most recent call last):
+    afetch._errors.BadResponse: the gzip body ends before its compressed stream does (truncated)
+    """
+
+    __slots__ = ("_stages",)
+
+    def __init__(self, stages: list[_Inflater]) -> None:
+        self._stages = stages
+
+    @classmethod
+    def of(cls, content_encoding: str | None) -> Decoder | None:
+        """The decoder for a Content-Encoding header, or ``None`` when there is nothing to undo.
+        Codings other than gzip and deflate (never asked for) pass through undecoded."""
+        if not content_encoding:
+            return None
+        codings = [c.strip().lower() for c in content_encoding.split(",")]
+        stages = [_Inflater(c) for c in reversed(codings) if c in _CODINGS]
+        return cls(stages) if stages else None
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        return _through(self._stages, data) if data else iter(())
+
+    def finish(self) -> None:
+        """Raise :class:`BadResponse` if a compressed stream was begun but never ended."""
+        for stage in self._stages:
+            stage.finish()
 
 
 def _through(stages: list[_Inflater], data: bytes) -> Iterator[bytes]:
@@ -105,13 +150,14 @@ async def body_pieces(
         for start in range(0, len(content), PIECE):
             yield content[start : start + PIECE]
         return
-    stages = _decoders(response)
+    decoder = Decoder.of(response.headers.get("content-encoding"))
     received = decoded = 0
     async for chunk in response.aiter_raw():
         received += len(chunk)
         if max_size is not None and received > max_size:
             raise TooLarge(f"body is over --max-size {max_size} bytes")
-        for count, piece in enumerate(_through(stages, chunk), 1):
+        pieces = (chunk,) if decoder is None else decoder.feed(chunk)
+        for count, piece in enumerate(pieces, 1):
             decoded += len(piece)
             if max_size is not None and decoded > max_size:
                 raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
@@ -120,3 +166,5 @@ async def body_pieces(
                 # One network chunk can inflate to ~1000 pieces: let other fetches (and the
                 # deadline) run in between.
                 await asyncio.sleep(0)
+    if decoder is not None:
+        decoder.finish()

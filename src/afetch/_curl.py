@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import pycurl
 
+from afetch._body import ACCEPT_ENCODING, Decoder
 from afetch._engine import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
@@ -66,8 +67,6 @@ _CSELECT = tuple(
 #: A body buffered beyond this many bytes, not yet read, pauses the transfer.
 _BUFFER_LIMIT = 1 << 20
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
-#: What libcurl may ask for and decode itself, in bounded pieces (16 KiB a callback).
-_ACCEPT_ENCODING = "gzip, deflate, br"
 #: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
 _USED_PROXY = getattr(pycurl, "USED_PROXY", None)
 #: Whether this libcurl speaks HTTP/3 (else --http3 means what --http2 does).
@@ -586,6 +585,7 @@ class _Slot:
         "buffered",
         "counting",
         "curl",
+        "decoder",
         "done",
         "engine",
         "failure",
@@ -624,7 +624,10 @@ class _Slot:
         curl.setopt(pycurl.REDIR_PROTOCOLS, _HTTP_ONLY)
         curl.setopt(pycurl.FOLLOWLOCATION, 0)
         curl.setopt(pycurl.NETRC, pycurl.NETRC_IGNORED)
-        curl.setopt(pycurl.ACCEPT_ENCODING, _ACCEPT_ENCODING)
+        # Asked for by libcurl, undone here (afetch._body.Decoder, as on the httpx engine):
+        # libcurl's own decoding takes a compressed stream cut short for a whole body.
+        curl.setopt(pycurl.ACCEPT_ENCODING, ACCEPT_ENCODING)
+        curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         curl.setopt(pycurl.TCP_NODELAY, 1)
         curl.setopt(pycurl.HTTP_VERSION, _http_version(settings))
         if settings.http2 or settings.http3:
@@ -678,6 +681,7 @@ class _Slot:
         self.body_error: AfetchError | None = None
         self.response: _CountedResponse | None = None
         self.tls_line: bytes | None = None
+        self.decoder: Decoder | None = None
         self.received = 0
         self.on_done: OnDone | None = None
         #: The final head, joined and lower-cased, once something searched it (_searchable).
@@ -689,7 +693,7 @@ class _Slot:
         # waiter; the head's status, version and bounds are set before anything reads them).
         self.done = self.head_seen = self.counting = self.paused = False
         self.failure = self.body_error = self.response = None
-        self.tls_line = self.sink = None
+        self.tls_line = self.sink = self.decoder = None
         self.head_lines.clear()
         self.received = 0
         method, body = request.method, request.body
@@ -753,13 +757,14 @@ class _Slot:
         else:
             self.http_version, self.status = "", 0
         limit = self.engine._max_size
-        if limit is None or self.method[0] == "HEAD":
+        if self.method[0] == "HEAD":
             self.searchable = None  # made by the response if a header is asked for
         else:
             # The response searches the same copy (Content-Type): the head is joined once.
-            self.searchable = _searchable(lines[start:end])
-            declared = _value_in(self.searchable, "content-length") or ""
-            if declared.isdigit() and int(declared) > limit:
+            self.searchable = searchable = _searchable(lines[start:end])
+            self.decoder = Decoder.of(_value_in(searchable, "content-encoding"))
+            declared = "" if limit is None else _value_in(searchable, "content-length") or ""
+            if declared.isdigit() and int(declared) > limit:  # type: ignore[operator]
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
         head = self.head
@@ -790,6 +795,23 @@ class _Slot:
             self._head_arrived()
         if self.body_error is not None:
             return 0  # aborts the transfer (libcurl reports a write error)
+        if not self.counting and self.buffered >= _BUFFER_LIMIT:
+            self.paused = True  # libcurl delivers the same bytes again on unpause
+            return _PAUSE
+        decoder = self.decoder
+        if decoder is None:
+            return self._take(data)
+        try:
+            for piece in decoder.feed(data):
+                if self._take(piece) is not None:
+                    return 0
+        except BadResponse as exc:  # not gzip or deflate after all
+            self.body_error = exc
+            return 0
+        return None
+
+    def _take(self, data: bytes) -> int | None:
+        """A piece of the decoded body: counted, then given to the sink or buffered."""
         size = len(data)
         limit = self.engine._max_size
         if limit is not None and self.received + size > limit:
@@ -805,10 +827,6 @@ class _Slot:
                     self.body_error = exc  # type: ignore[assignment]
                     return 0
             return None
-        if self.buffered >= _BUFFER_LIMIT:
-            self.received -= size  # delivered again on unpause
-            self.paused = True
-            return _PAUSE
         self.buffer.append(data)
         self.buffered += size
         waiter = self.waiter
@@ -841,6 +859,11 @@ class _Slot:
                 self._head_arrived()  # a response without a body (HEAD, 204, 304...)
             else:
                 self.failure = BadResponse("the transfer ended without a response head")
+        if result is None and self.decoder is not None and self.failure is None:
+            try:
+                self.decoder.finish()  # the compressed stream must have ended too
+            except BadResponse as exc:
+                self.failure = exc
         head = self.head
         if head is None:
             assert self.on_done is not None
