@@ -15,9 +15,10 @@ Two engines exist:
   what ``afetch.fetch(..., transport=...)`` uses (``httpx.MockTransport``, respx, httpx's own
   transport), and the fallback where pycurl cannot be imported.
 
-Both decode gzip and deflate (curl also brotli) in bounded pieces, enforce ``max_size`` on the
-body, raise errors that :func:`afetch._errors.classify` maps to the documented error types, never
-follow redirects and never retry on their own: the fetcher and the scheduler decide that.
+Both decode gzip and deflate with :class:`afetch._body.Decoder` in bounded pieces, enforce
+``max_size`` on the body, raise errors that :func:`afetch._errors.classify` maps to the documented
+error types, never follow redirects and never retry on their own: the fetcher and the scheduler
+decide that.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from afetch._body import body_pieces
+from afetch._body import ACCEPT_ENCODING, body_pieces
 from afetch._engine import Headers, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, classify
 from afetch._settings import Settings
@@ -70,6 +70,8 @@ class HttpxEngine:
         headers = httpx.Headers(
             [(name, value) for name, value in request.headers if name.lower() not in _PROXY_ONLY]
         )
+        # What afetch._body decodes, as libcurl asks for it (a -H Accept-Encoding wins).
+        headers.setdefault("Accept-Encoding", ACCEPT_ENCODING)
         extensions: dict[str, object] = {"timeout": self._timeouts}
         url = httpx.URL(request.url)
         if request.pin is not None:
