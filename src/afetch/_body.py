@@ -19,7 +19,9 @@ from afetch._errors import BadResponse, TooLarge
 #: Largest decoded piece handed on at once.
 PIECE = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
-_PIECES_PER_TURN = 16
+#: Decoded pieces handed on per turn of the event loop, at most (1 MiB): a gzip bomb's
+#: inflating is spread over turns, never one long callback.
+PIECES_PER_TURN = 16
 
 
 class _Inflater:
@@ -162,7 +164,7 @@ async def body_pieces(
             if max_size is not None and decoded > max_size:
                 raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
             yield piece
-            if count % _PIECES_PER_TURN == 0:
+            if count % PIECES_PER_TURN == 0:
                 # One network chunk can inflate to ~1000 pieces: let other fetches (and the
                 # deadline) run in between.
                 await asyncio.sleep(0)

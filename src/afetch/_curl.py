@@ -28,18 +28,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import itertools
 import os
 import re
 import select
 import selectors
 from collections import deque
-from collections.abc import AsyncIterator, Container, Sequence
+from collections.abc import AsyncIterator, Container, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import pycurl
 
-from afetch._body import ACCEPT_ENCODING, Decoder
+from afetch._body import ACCEPT_ENCODING, PIECES_PER_TURN, Decoder
 from afetch._engine import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
@@ -596,6 +597,7 @@ class _Slot:
         "head_seen",
         "head_start",
         "http_version",
+        "inflating",
         "method",
         "on_done",
         "on_head",
@@ -608,9 +610,11 @@ class _Slot:
         "searchable",
         "server_headers",
         "sink",
+        "skip",
         "status",
         "timeout_ms",
         "tls_line",
+        "unpausing",
         "waiter",
     )
 
@@ -682,6 +686,11 @@ class _Slot:
         self.response: _CountedResponse | None = None
         self.tls_line: bytes | None = None
         self.decoder: Decoder | None = None
+        #: Decoded pieces not yet taken when a turn's share ran out, and how many bytes libcurl
+        #: will deliver again that were fed to the decoder already (see _on_coded).
+        self.inflating: Iterator[bytes] | None = None
+        self.skip = 0
+        self.unpausing: asyncio.Handle | None = None
         self.received = 0
         self.on_done: OnDone | None = None
         #: The final head, joined and lower-cased, once something searched it (_searchable).
@@ -693,7 +702,8 @@ class _Slot:
         # waiter; the head's status, version and bounds are set before anything reads them).
         self.done = self.head_seen = self.counting = self.paused = False
         self.failure = self.body_error = self.response = None
-        self.tls_line = self.sink = self.decoder = None
+        self.tls_line = self.sink = self.decoder = self.inflating = None
+        self.skip = 0
         self.head_lines.clear()
         self.received = 0
         method, body = request.method, request.body
@@ -798,17 +808,47 @@ class _Slot:
         if not self.counting and self.buffered >= _BUFFER_LIMIT:
             self.paused = True  # libcurl delivers the same bytes again on unpause
             return _PAUSE
-        decoder = self.decoder
-        if decoder is None:
+        if self.decoder is None:
             return self._take(data)
+        return self._on_coded(data)
+
+    def _on_coded(self, data: bytes) -> int | None:
+        """Compressed body bytes: inflated and taken, at most PIECES_PER_TURN pieces a turn.
+        Past that the transfer pauses with the rest pending here, and goes on next turn: one
+        16 KiB read of a gzip bomb is 16 MiB, too long a callback to run at once."""
+        assert self.decoder is not None
+        delivered = len(data)
+        skip = self.skip
+        if skip:
+            # libcurl delivers again what it held at the pause: those bytes were fed already.
+            self.skip = max(0, skip - delivered)
+            data = data[skip:]
+        fresh = self.decoder.feed(data)
+        pieces = fresh if self.inflating is None else itertools.chain(self.inflating, fresh)
+        self.inflating = None
         try:
-            for piece in decoder.feed(data):
+            for count, piece in enumerate(pieces, 1):
                 if self._take(piece) is not None:
                     return 0
+                if count == PIECES_PER_TURN:
+                    self.inflating = pieces
+                    self.skip = delivered
+                    self.paused = True
+                    if self.counting:  # no reader to resume it: the next turn does
+                        self.unpausing = self.engine._loop.call_soon(self._unpause)
+                    return _PAUSE
         except BadResponse as exc:  # not gzip or deflate after all
             self.body_error = exc
             return 0
         return None
+
+    def _unpause(self) -> None:
+        self.unpausing = None
+        if self.paused and not self.done:
+            self.paused = False
+            # libcurl may deliver the held data from inside this call: _on_body only records.
+            with contextlib.suppress(pycurl.error):
+                self.curl.pause(pycurl.PAUSE_CONT)
 
     def _take(self, data: bytes) -> int | None:
         """A piece of the decoded body: counted, then given to the sink or buffered."""
@@ -899,6 +939,10 @@ class _Slot:
         """The transfer is over for the caller: drop what it buffered."""
         self.buffer.clear()
         self.buffered = 0
+        self.inflating = None
+        if self.unpausing is not None:
+            self.unpausing.cancel()
+            self.unpausing = None
         self.waiter = None
         self.on_head = self.on_done = None
         head = self.head
