@@ -24,6 +24,7 @@ import afetch
 from afetch import Record, Settings
 from afetch._extras import _title_span, html_title
 from afetch._loopback import LoopbackServer, _gzip_bomb
+from tests.cli_run import afetch_cli, jsonl
 
 ENGINES = ["curl", "httpx"]
 
@@ -255,3 +256,16 @@ def test_a_compressed_stream_cut_short_is_not_ok(
         assert "truncated" in record.error.message
     if options.get("save_dir"):
         assert [p.name.endswith(".part") for p in tmp_path.rglob("*") if p.is_file()] == [False]
+
+
+def test_the_cli_reads_a_hostile_title_within_its_timeout() -> None:
+    # On main this record never came: 1 MiB of "<title>" held the loop for hours, past
+    # --timeout, deaf to SIGTERM.
+    bodies = {"/titles": (b"<title>" * ((1 << 20) // 7), {"Content-Type": "text/html"})}
+    with _body_server(bodies) as base:
+        started = time.monotonic()
+        done = afetch_cli("-q", "--include", "title", "--timeout", "5", stdin=base + "/titles\n")
+        took = time.monotonic() - started
+    (record,) = jsonl(done.stdout)
+    assert (record["ok"], record["title"], record["bytes"]) == (True, None, 1048572)
+    assert took < 5, took
