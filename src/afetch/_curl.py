@@ -832,7 +832,9 @@ class _Slot:
                     return 0
                 if count == PIECES_PER_TURN:
                     self.inflating = pieces
-                    self.skip = delivered
+                    # All of this delivery is fed (and whatever after it was, if it was a
+                    # delivery again): libcurl will deliver it again.
+                    self.skip += delivered
                     self.paused = True
                     if self.counting:  # no reader to resume it: the next turn does
                         self.unpausing = self.engine._loop.call_soon(self._unpause)
