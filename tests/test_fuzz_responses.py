@@ -32,9 +32,8 @@ Case = tuple[Script, Allowed]
 OK_ONLY: Allowed = frozenset({None})
 PROTOCOL: Allowed = frozenset({"protocol"})
 LENIENT: Allowed = frozenset({None, "protocol"})  # parsers may accept what is only odd
-#: A gzip body cut short: libcurl's inflater reports no error at the end of a cut stream, and
-#: catching it is the body decoding's work (issue 18, another branch). Tighten to PROTOCOL then.
-TRUNCATED_CODING = LENIENT
+#: A gzip body cut short: afetch's one decoder (engine/decode.py) says so on both engines.
+TRUNCATED_CODING = PROTOCOL
 
 
 def _head(status: bytes, headers: list[bytes]) -> bytes:

@@ -184,6 +184,8 @@ class Fetcher:
             error = classify(TimeoutError(f"no complete response within {timeout}s"))
         except Exception as exc:  # every per-URL failure becomes a record
             error = classify(exc, self._secrets_for(url, spec))
+        if outcome.kept is not None:
+            await self._derive(outcome)
         return self._record(url, spec, method, outcome, error, t0, started_at), outcome.retry_after
 
     def _record(
@@ -270,6 +272,16 @@ class Fetcher:
         except Exception:
             return None
 
+    async def _derive(self, outcome: _Outcome) -> None:
+        """--include body/json/title: computed from the kept body, off the loop if it is large."""
+        from afetch.attempt.include import derive
+
+        assert self._wanted is not None
+        try:
+            outcome.derived = await derive(self._wanted, outcome.kept, outcome.content_type)
+        except Exception:  # as _extra_or_none: the keys are null, the record stays
+            outcome.kept = None
+
     def _extra(self, outcome: _Outcome) -> dict[str, object]:
         from afetch.attempt.include import build_extra
 
@@ -281,6 +293,7 @@ class Fetcher:
             content_type=outcome.content_type,
             info=outcome.info,
             kept=outcome.kept,
+            derived=outcome.derived,
         )
 
     def unattempted(self, item: str | RequestSpec, error: FetchError) -> Record:
@@ -514,6 +527,7 @@ class _Outcome:
     final: Response | None = None
     info: TransferInfo | None = None
     kept: BodyKeeper | None = None
+    derived: dict[str, Any] | None = None  # the body's keys, computed off the loop if large
 
     def saw(self, response: Response) -> None:
         """A response head arrived (a redirect, or the final one)."""

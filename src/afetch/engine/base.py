@@ -19,9 +19,10 @@ Two engines exist:
 This module imports neither: the engines import it, and :func:`afetch.engine.factory.open_engine`,
 above them, picks one (``pyproject.toml``'s import contracts keep it so).
 
-Both decode gzip and deflate (curl also brotli) in bounded pieces, enforce ``max_size`` on the
-body, raise errors that :func:`afetch._errors.classify` maps to the documented error types, never
-follow redirects and never retry on their own: the fetcher and the scheduler decide that.
+Both decode gzip and deflate with :class:`afetch.engine.decode.Decoder` in bounded pieces, enforce
+``max_size`` on the body, raise errors that :func:`afetch._errors.classify` maps to the documented
+error types, never follow redirects and never retry on their own: the fetcher and the scheduler
+decide that.
 """
 
 from __future__ import annotations

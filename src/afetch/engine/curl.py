@@ -28,12 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import itertools
 import os
 import re
 import select
 import selectors
 from collections import deque
-from collections.abc import AsyncIterator, Container, Sequence
+from collections.abc import AsyncIterator, Container, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -42,6 +43,7 @@ import pycurl
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
 from afetch.engine.base import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
+from afetch.engine.decode import ACCEPT_ENCODING, PIECES_PER_TURN, Decoder
 
 if TYPE_CHECKING:
     from afetch.engine.tls import TlsDetails
@@ -66,8 +68,6 @@ _CSELECT = tuple(
 #: A body buffered beyond this many bytes, not yet read, pauses the transfer.
 _BUFFER_LIMIT = 1 << 20
 _HTTP_ONLY = pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS
-#: What libcurl may ask for and decode itself, in bounded pieces (16 KiB a callback).
-_ACCEPT_ENCODING = "gzip, deflate, br"
 #: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
 _USED_PROXY = getattr(pycurl, "USED_PROXY", None)
 #: Whether this libcurl speaks HTTP/3 (else --http3 means what --http2 does).
@@ -601,6 +601,7 @@ class _Slot:
         "buffered",
         "counting",
         "curl",
+        "decoder",
         "done",
         "engine",
         "failure",
@@ -611,6 +612,7 @@ class _Slot:
         "head_seen",
         "head_start",
         "http_version",
+        "inflating",
         "method",
         "on_done",
         "on_head",
@@ -623,9 +625,11 @@ class _Slot:
         "searchable",
         "server_headers",
         "sink",
+        "skip",
         "status",
         "timeout_ms",
         "tls_line",
+        "unpausing",
         "waiter",
     )
 
@@ -639,7 +643,10 @@ class _Slot:
         curl.setopt(pycurl.REDIR_PROTOCOLS, _HTTP_ONLY)
         curl.setopt(pycurl.FOLLOWLOCATION, 0)
         curl.setopt(pycurl.NETRC, pycurl.NETRC_IGNORED)
-        curl.setopt(pycurl.ACCEPT_ENCODING, _ACCEPT_ENCODING)
+        # Asked for by libcurl, undone here (afetch.engine.decode.Decoder, as on the httpx engine):
+        # libcurl's own decoding takes a compressed stream cut short for a whole body.
+        curl.setopt(pycurl.ACCEPT_ENCODING, ACCEPT_ENCODING)
+        curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         curl.setopt(pycurl.TCP_NODELAY, 1)
         curl.setopt(pycurl.HTTP_VERSION, _http_version(settings))
         if settings.http2 or settings.http3:
@@ -693,6 +700,12 @@ class _Slot:
         self.body_error: AfetchError | None = None
         self.response: _CountedResponse | None = None
         self.tls_line: bytes | None = None
+        self.decoder: Decoder | None = None
+        #: Decoded pieces not yet taken when a turn's share ran out, and how many bytes libcurl
+        #: will deliver again that were fed to the decoder already (see _on_coded).
+        self.inflating: Iterator[bytes] | None = None
+        self.skip = 0
+        self.unpausing: asyncio.Handle | None = None
         self.received = 0
         self.on_done: OnDone | None = None
         #: The final head, joined and lower-cased, once something searched it (_searchable).
@@ -704,7 +717,8 @@ class _Slot:
         # waiter; the head's status, version and bounds are set before anything reads them).
         self.done = self.head_seen = self.counting = self.paused = False
         self.failure = self.body_error = self.response = None
-        self.tls_line = self.sink = None
+        self.tls_line = self.sink = self.decoder = self.inflating = None
+        self.skip = 0
         self.head_lines.clear()
         self.received = 0
         method, body = request.method, request.body
@@ -771,13 +785,14 @@ class _Slot:
             shown = lines[start][:80] if start < len(lines) else b""
             self.body_error = self.failure = BadResponse(f"malformed status line: {shown!r}")
         limit = self.engine._max_size
-        if limit is None or self.method[0] == "HEAD":
+        if self.method[0] == "HEAD":
             self.searchable = None  # made by the response if a header is asked for
         else:
             # The response searches the same copy (Content-Type): the head is joined once.
-            self.searchable = _searchable(lines[start:end])
-            declared = _value_in(self.searchable, "content-length") or ""
-            if declared.isdigit() and int(declared) > limit and self.failure is None:
+            self.searchable = searchable = _searchable(lines[start:end])
+            self.decoder = Decoder.of(_value_in(searchable, "content-encoding"))
+            declared = "" if limit is None else _value_in(searchable, "content-length") or ""
+            if declared.isdigit() and int(declared) > limit and self.failure is None:  # type: ignore[operator]
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
         head = self.head
@@ -811,6 +826,55 @@ class _Slot:
             self._head_arrived()
         if self.body_error is not None:
             return 0  # aborts the transfer (libcurl reports a write error)
+        if not self.counting and self.buffered >= _BUFFER_LIMIT:
+            self.paused = True  # libcurl delivers the same bytes again on unpause
+            return _PAUSE
+        if self.decoder is None:
+            return self._take(data)
+        return self._on_coded(data)
+
+    def _on_coded(self, data: bytes) -> int | None:
+        """Compressed body bytes: inflated and taken, at most PIECES_PER_TURN pieces a turn.
+        Past that the transfer pauses with the rest pending here, and goes on next turn: one
+        16 KiB read of a gzip bomb is 16 MiB, too long a callback to run at once."""
+        assert self.decoder is not None
+        delivered = len(data)
+        skip = self.skip
+        if skip:
+            # libcurl delivers again what it held at the pause: those bytes were fed already.
+            self.skip = max(0, skip - delivered)
+            data = data[skip:]
+        fresh = self.decoder.feed(data)
+        pieces = fresh if self.inflating is None else itertools.chain(self.inflating, fresh)
+        self.inflating = None
+        try:
+            for count, piece in enumerate(pieces, 1):
+                if self._take(piece) is not None:
+                    return 0
+                if count == PIECES_PER_TURN:
+                    self.inflating = pieces
+                    # All of this delivery is fed (and whatever after it was, if it was a
+                    # delivery again): libcurl will deliver it again.
+                    self.skip += delivered
+                    self.paused = True
+                    if self.counting:  # no reader to resume it: the next turn does
+                        self.unpausing = self.engine._loop.call_soon(self._unpause)
+                    return _PAUSE
+        except BadResponse as exc:  # not gzip or deflate after all
+            self.body_error = exc
+            return 0
+        return None
+
+    def _unpause(self) -> None:
+        self.unpausing = None
+        if self.paused and not self.done:
+            self.paused = False
+            # libcurl may deliver the held data from inside this call: _on_body only records.
+            with contextlib.suppress(pycurl.error):
+                self.curl.pause(pycurl.PAUSE_CONT)
+
+    def _take(self, data: bytes) -> int | None:
+        """A piece of the decoded body: counted, then given to the sink or buffered."""
         size = len(data)
         limit = self.engine._max_size
         if limit is not None and self.received + size > limit:
@@ -826,10 +890,6 @@ class _Slot:
                     self.body_error = exc  # type: ignore[assignment]
                     return 0
             return None
-        if self.buffered >= _BUFFER_LIMIT:
-            self.received -= size  # delivered again on unpause
-            self.paused = True
-            return _PAUSE
         self.buffer.append(data)
         self.buffered += size
         waiter = self.waiter
@@ -870,6 +930,11 @@ class _Slot:
                 )
             else:
                 self.failure = BadResponse("the transfer ended without a response head")
+        if result is None and self.decoder is not None and self.failure is None:
+            try:
+                self.decoder.finish()  # the compressed stream must have ended too
+            except BadResponse as exc:
+                self.failure = exc
         head = self.head
         if head is None:
             assert self.on_done is not None
@@ -905,6 +970,10 @@ class _Slot:
         """The transfer is over for the caller: drop what it buffered."""
         self.buffer.clear()
         self.buffered = 0
+        self.inflating = None
+        if self.unpausing is not None:
+            self.unpausing.cancel()
+            self.unpausing = None
         self.waiter = None
         self.on_head = self.on_done = None
         head = self.head
@@ -1220,7 +1289,10 @@ class _CurlResponse:
             if slot.done:
                 break
             self._resume()
-            await slot.wait()
+            # Unpausing can deliver what libcurl held (a compressed body inflates to far more
+            # than the buffer limit) from inside the call, before a waiter exists: read it.
+            if not buffer:
+                await slot.wait()
         if slot.failure is not None:
             raise slot.failure
 

@@ -1,31 +1,33 @@
-"""Reading a response body: streamed, decoded in bounded pieces, and capped by ``--max-size``.
+"""Undoing a body's content coding (gzip, deflate) in bounded pieces, for both engines.
 
-httpx's own decoders inflate a whole network chunk at once: 64 KiB of gzipped zeros becomes
-~64 MiB in one allocation, per request in flight. Here zlib runs with ``max_length``, so one step
-never produces more than :data:`PIECE` bytes whatever the compression ratio (a gzip bomb costs
-time, not memory), and the size cap is checked after every piece.
+The httpx adapter streams a body through it (``body_pieces`` there), the libcurl engine feeds it
+what libcurl delivers. httpx's own decoders inflate a whole network chunk at once: 64 KiB of
+gzipped zeros becomes ~64 MiB in one allocation, per request in flight. Here zlib runs with
+``max_length``, so one step never produces more than :data:`PIECE` bytes whatever the
+compression ratio (a gzip bomb costs time, not memory), and the size cap is checked after every
+piece.
 """
 
 from __future__ import annotations
 
-import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
-import httpx
-
-from afetch._errors import BadResponse, TooLarge
+from afetch._errors import BadResponse
 
 #: Largest decoded piece handed on at once.
 PIECE = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
-_PIECES_PER_TURN = 16
+#: Decoded pieces handed on per turn of the event loop, at most (1 MiB): a gzip bomb's
+#: inflating is spread over turns, never one long callback.
+PIECES_PER_TURN = 16
 
 
 class _Inflater:
     """gzip or deflate, producing at most ``PIECE`` bytes per step."""
 
     def __init__(self, encoding: str) -> None:
+        self._coding = encoding
         self._gzip = encoding in ("gzip", "x-gzip")
         # deflate should be zlib-wrapped, but servers send raw deflate too (httpx tries both).
         self._wbits = zlib.MAX_WBITS | 16 if self._gzip else zlib.MAX_WBITS
@@ -61,12 +63,56 @@ class _Inflater:
             if not data and len(out) < PIECE:
                 return
 
+    def finish(self) -> None:
+        # No byte at all is no stream (HEAD, 204, 304 with a Content-Encoding): not truncated.
+        if self._started and not self._inflate.eof:
+            raise BadResponse(
+                f"the {self._coding} body ends before its compressed stream does (truncated)"
+            )
 
-def _decoders(response: httpx.Response) -> list[_Inflater]:
-    codings = [c.strip().lower() for c in response.headers.get("content-encoding", "").split(",")]
-    stages = [_Inflater(c) for c in reversed(codings) if c in ("gzip", "x-gzip", "deflate")]
-    # Any other coding (br, zstd...) is passed through undecoded: we never ask for one.
-    return stages
+
+#: The content codings afetch asks for and decodes itself, on both engines.
+ACCEPT_ENCODING = "gzip, deflate"
+_CODINGS = ("gzip", "x-gzip", "deflate")
+
+
+class Decoder:
+    """A body's Content-Encoding undone, in pieces of at most ``PIECE`` bytes; one for both
+    engines. A compressed stream that stops before its end is a truncated body:
+    :meth:`finish` says so.
+
+    >>> import gzip
+    >>> whole = gzip.compress(b"x" * 6000)
+    >>> decoder = Decoder.of("gzip")
+    >>> sum(len(piece) for piece in decoder.feed(whole[:-8]))
+    6000
+    >>> decoder.finish()
+    Traceback (most recent call last):
+    afetch._errors.BadResponse: the gzip body ends before its compressed stream does (truncated)
+    """
+
+    __slots__ = ("_stages",)
+
+    def __init__(self, stages: list[_Inflater]) -> None:
+        self._stages = stages
+
+    @classmethod
+    def of(cls, content_encoding: str | None) -> Decoder | None:
+        """The decoder for a Content-Encoding header, or ``None`` when there is nothing to undo.
+        Codings other than gzip and deflate (never asked for) pass through undecoded."""
+        if not content_encoding:
+            return None
+        codings = [c.strip().lower() for c in content_encoding.split(",")]
+        stages = [_Inflater(c) for c in reversed(codings) if c in _CODINGS]
+        return cls(stages) if stages else None
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        return _through(self._stages, data) if data else iter(())
+
+    def finish(self) -> None:
+        """Raise :class:`BadResponse` if a compressed stream was begun but never ended."""
+        for stage in self._stages:
+            stage.finish()
 
 
 def _through(stages: list[_Inflater], data: bytes) -> Iterator[bytes]:
@@ -76,47 +122,3 @@ def _through(stages: list[_Inflater], data: bytes) -> Iterator[bytes]:
     first, rest = stages[0], stages[1:]
     for piece in first.feed(data):
         yield from _through(rest, piece)
-
-
-async def body_pieces(
-    response: httpx.Response, *, max_size: int | None = None
-) -> AsyncIterator[bytes]:
-    """Yield the decoded body in pieces of at most ``PIECE`` bytes.
-
-    Raises :class:`TooLarge` as soon as the body (on the wire, or decoded) passes ``max_size``,
-    before reading anything when the declared Content-Length already does.
-
-    >>> import asyncio, gzip, httpx
-    >>> stream = httpx.ByteStream(gzip.compress(b"a" * 200_000))
-    >>> r = httpx.Response(200, stream=stream, headers={"Content-Encoding": "gzip"})
-    >>> async def sizes():
-    ...     return [len(piece) async for piece in body_pieces(r)]
-    >>> asyncio.run(sizes())
-    [65536, 65536, 65536, 3392]
-    """
-    declared = response.headers.get("content-length", "")
-    if max_size is not None and declared.isdigit() and int(declared) > max_size:
-        raise TooLarge(f"Content-Length {declared} is over --max-size {max_size}")
-    if response.is_stream_consumed:
-        # Read in full already (a mock transport's response built from bytes), and decoded.
-        content = response.content
-        if max_size is not None and len(content) > max_size:
-            raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
-        for start in range(0, len(content), PIECE):
-            yield content[start : start + PIECE]
-        return
-    stages = _decoders(response)
-    received = decoded = 0
-    async for chunk in response.aiter_raw():
-        received += len(chunk)
-        if max_size is not None and received > max_size:
-            raise TooLarge(f"body is over --max-size {max_size} bytes")
-        for count, piece in enumerate(_through(stages, chunk), 1):
-            decoded += len(piece)
-            if max_size is not None and decoded > max_size:
-                raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
-            yield piece
-            if count % _PIECES_PER_TURN == 0:
-                # One network chunk can inflate to ~1000 pieces: let other fetches (and the
-                # deadline) run in between.
-                await asyncio.sleep(0)

@@ -8,14 +8,15 @@ pieces (:mod:`afetch.engine.decode`), never by the transport.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
 
-from afetch._errors import AfetchError, BadResponse, ErrorType, classify
+from afetch._errors import AfetchError, BadResponse, ErrorType, TooLarge, classify
 from afetch._settings import Settings
 from afetch.engine.base import Headers, Request, TransferInfo
-from afetch.engine.decode import body_pieces
+from afetch.engine.decode import ACCEPT_ENCODING, PIECE, PIECES_PER_TURN, Decoder
 from afetch.engine.tls import tls_verify
 
 _PROXY_ONLY = frozenset({"proxy-authorization"})
@@ -70,6 +71,8 @@ class HttpxEngine:
         headers = httpx.Headers(
             [(name, value) for name, value in request.headers if name.lower() not in _PROXY_ONLY]
         )
+        # What afetch.engine.decode decodes, as libcurl asks for it (a -H Accept-Encoding wins).
+        headers.setdefault("Accept-Encoding", ACCEPT_ENCODING)
         extensions: dict[str, object] = {"timeout": self._timeouts}
         url = httpx.URL(request.url)
         if request.pin is not None:
@@ -147,3 +150,50 @@ class _HttpxResponse:
 
     async def aclose(self) -> None:
         await self._response.aclose()
+
+
+async def body_pieces(
+    response: httpx.Response, *, max_size: int | None = None
+) -> AsyncIterator[bytes]:
+    """Yield the decoded body in pieces of at most ``PIECE`` bytes.
+
+    Raises :class:`TooLarge` as soon as the body (on the wire, or decoded) passes ``max_size``,
+    before reading anything when the declared Content-Length already does.
+
+    >>> import asyncio, gzip, httpx
+    >>> stream = httpx.ByteStream(gzip.compress(b"a" * 200_000))
+    >>> r = httpx.Response(200, stream=stream, headers={"Content-Encoding": "gzip"})
+    >>> async def sizes():
+    ...     return [len(piece) async for piece in body_pieces(r)]
+    >>> asyncio.run(sizes())
+    [65536, 65536, 65536, 3392]
+    """
+    declared = response.headers.get("content-length", "")
+    if max_size is not None and declared.isdigit() and int(declared) > max_size:
+        raise TooLarge(f"Content-Length {declared} is over --max-size {max_size}")
+    if response.is_stream_consumed:
+        # Read in full already (a mock transport's response built from bytes), and decoded.
+        content = response.content
+        if max_size is not None and len(content) > max_size:
+            raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
+        for start in range(0, len(content), PIECE):
+            yield content[start : start + PIECE]
+        return
+    decoder = Decoder.of(response.headers.get("content-encoding"))
+    received = decoded = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if max_size is not None and received > max_size:
+            raise TooLarge(f"body is over --max-size {max_size} bytes")
+        pieces = (chunk,) if decoder is None else decoder.feed(chunk)
+        for count, piece in enumerate(pieces, 1):
+            decoded += len(piece)
+            if max_size is not None and decoded > max_size:
+                raise TooLarge(f"decoded body is over --max-size {max_size} bytes")
+            yield piece
+            if count % PIECES_PER_TURN == 0:
+                # One network chunk can inflate to ~1000 pieces: let other fetches (and the
+                # deadline) run in between.
+                await asyncio.sleep(0)
+    if decoder is not None:
+        decoder.finish()
