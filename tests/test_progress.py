@@ -555,13 +555,22 @@ def test_plain_summary_lines_are_stamped_and_prefixed() -> None:
     assert any(line.endswith("errors   dns 1  reset 1") for line in lines), lines
 
 
+def _wait_for_requests(server: LoopbackServer, path: str, count: int, before: int) -> None:
+    """Until the server has seen ``count`` more requests for ``path`` than ``before``."""
+    deadline = time.monotonic() + 30
+    while server.stats.by_path[path] < before + count:
+        assert time.monotonic() < deadline, "the run never started its requests"
+        time.sleep(0.02)
+
+
 def test_an_interrupted_run_says_what_was_not_fetched(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
     path = tmp_path / "urls.txt"
-    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    path.write_text("".join(server.url(f"/sleep/30000?{i}") + "\n" for i in range(40)))
     state = tmp_path / "state"
     argv = [sys.executable, "-m", "afetch", str(path), "-c", "2", "--state", str(state)]
+    before = server.stats.by_path["/sleep/30000"]
     process = subprocess.Popen(
         [*argv, "--progress", "--progress-interval", "0.1"],
         stdin=subprocess.DEVNULL,
@@ -570,7 +579,7 @@ def test_an_interrupted_run_says_what_was_not_fetched(
         env=cli_env(),
         text=True,
     )
-    time.sleep(1.5)  # started, two URLs in flight, none done
+    _wait_for_requests(server, "/sleep/30000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -624,8 +633,9 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
 
 def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: LoopbackServer) -> None:
     path = tmp_path / "urls.txt"
-    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    path.write_text("".join(server.url(f"/sleep/30000?{i}") + "\n" for i in range(40)))
     with path.open() as stdin:
+        before = server.stats.by_path["/sleep/30000"]
         process = subprocess.Popen(
             [sys.executable, "-m", "afetch", "-", "-c", "2"],
             stdin=stdin,
@@ -634,7 +644,7 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
             env=cli_env(),
             text=True,
         )
-    time.sleep(1.5)
+    _wait_for_requests(server, "/sleep/30000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert jsonl(out) == []
@@ -651,6 +661,7 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
     wait for a writer that has gone, and the run would never end."""
     fifo = tmp_path / "urls.fifo"
     os.mkfifo(fifo)
+    before = server.stats.by_path["/sleep/30000"]
     process = subprocess.Popen(
         [sys.executable, "-m", "afetch", str(fifo), "-c", "2"],
         stdin=subprocess.DEVNULL,
@@ -660,8 +671,8 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
         text=True,
     )
     with fifo.open("w") as writer:  # opened, written and closed: nobody writes to it again
-        writer.write("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
-    time.sleep(1.5)
+        writer.write("".join(server.url(f"/sleep/30000?{i}") + "\n" for i in range(40)))
+    _wait_for_requests(server, "/sleep/30000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
