@@ -32,7 +32,7 @@ LOOKUP_BATCH = 128
 STORE_BATCH = 5000
 #: ... and none waits longer than this. A commit writes every page it changed to the WAL, and
 #: random keys spread a batch over many pages: the fewer commits, the fewer pages per entry
-#: (docs/performance.md, the sixth round).
+#: (figures: docs/performance.md, History).
 STORE_DELAY_S = 2.0
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000

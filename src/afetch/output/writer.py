@@ -60,7 +60,8 @@ PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _EMPTY_POLL_S = 0.01
 #: How long the idle writer waits for more records before it asks to be woken: bounds the
 #: delay a record can spend in the hand-off (a lone record goes out at once), and saves thread
-#: switches: one per batch, not per record (measured: 5 ms batches cost more CPU than 20 ms).
+#: switches: one per batch, not per record (a shorter linger costs more CPU: docs/performance.md,
+#: History).
 LINGER_S = 0.02
 
 
