@@ -596,14 +596,19 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
     left may take (timeout 0.3 s, two retries), not the 0:00 the rate alone gives."""
     from afetch.output.plain import eta
 
-    gauge = Gauge(attempt_s=0.3)
     tails: list[float] = []
-    stop = threading.Event()
 
-    def sample() -> None:
-        while not stop.is_set():
-            tails.append(gauge.tail())
-            time.sleep(0.005)
+    class Noting(Gauge):
+        """The tail as each retry is reported (sampled from a thread, it would depend on when
+        the thread got to run)."""
+
+        def retry(
+            self, key: object, *, waits: float, attempts: int, now: float | None = None
+        ) -> None:
+            super().retry(key, waits=waits, attempts=attempts, now=now)
+            tails.append(self.tail())
+
+    gauge = Noting(attempt_s=0.3)
 
     async def main() -> list[afetch.Record]:
         urls = [server.url("/hang"), server.url("/ok")]
@@ -614,16 +619,13 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
             )
         ]
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        records = asyncio.run(main())
-    finally:
-        stop.set()
-        sampler.join()
+    records = asyncio.run(main())
     assert max(record.attempts for record in records) == 3
-    # After the first timeout: two attempts of 0.3 s left (and the short backoffs).
-    assert 0.45 < max(tails) < 0.7, max(tails)
+    # After the first timeout: two attempts of 0.3 s left, and the short backoffs (0.01 to
+    # 0.02 s); after the second, one attempt and one backoff.
+    assert len(tails) == 2
+    assert 0.6 <= tails[0] < 0.65, tails
+    assert 0.29 < tails[1] < 0.35, tails
     assert gauge.tail() == 0.0  # nothing left once every URL is done
     stats = Stats(total=100)
     stats.done, stats.started = 98, time.monotonic() - 1  # 98/s: 0.02 s left by the rate
