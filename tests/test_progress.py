@@ -567,10 +567,10 @@ def test_an_interrupted_run_says_what_was_not_fetched(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
     path = tmp_path / "urls.txt"
-    path.write_text("".join(server.url(f"/sleep/30000?{i}") + "\n" for i in range(40)))
+    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
     state = tmp_path / "state"
     argv = [sys.executable, "-m", "afetch", str(path), "-c", "2", "--state", str(state)]
-    before = server.stats.by_path["/sleep/30000"]
+    before = server.stats.by_path["/sleep/3000"]
     process = subprocess.Popen(
         [*argv, "--progress", "--progress-interval", "0.1"],
         stdin=subprocess.DEVNULL,
@@ -579,7 +579,7 @@ def test_an_interrupted_run_says_what_was_not_fetched(
         env=cli_env(),
         text=True,
     )
-    _wait_for_requests(server, "/sleep/30000", 2, before)  # started, two in flight, none done
+    _wait_for_requests(server, "/sleep/3000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -635,9 +635,9 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
 
 def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: LoopbackServer) -> None:
     path = tmp_path / "urls.txt"
-    path.write_text("".join(server.url(f"/sleep/30000?{i}") + "\n" for i in range(40)))
+    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
     with path.open() as stdin:
-        before = server.stats.by_path["/sleep/30000"]
+        before = server.stats.by_path["/sleep/3000"]
         process = subprocess.Popen(
             [sys.executable, "-m", "afetch", "-", "-c", "2"],
             stdin=stdin,
@@ -646,7 +646,7 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
             env=cli_env(),
             text=True,
         )
-    _wait_for_requests(server, "/sleep/30000", 2, before)  # started, two in flight, none done
+    _wait_for_requests(server, "/sleep/3000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert jsonl(out) == []
@@ -663,7 +663,7 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
     wait for a writer that has gone, and the run would never end."""
     fifo = tmp_path / "urls.fifo"
     os.mkfifo(fifo)
-    before = server.stats.by_path["/sleep/30000"]
+    before = server.stats.by_path["/sleep/3000"]
     process = subprocess.Popen(
         [sys.executable, "-m", "afetch", str(fifo), "-c", "2"],
         stdin=subprocess.DEVNULL,
@@ -673,8 +673,8 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
         text=True,
     )
     with fifo.open("w") as writer:  # opened, written and closed: nobody writes to it again
-        writer.write("".join(server.url(f"/sleep/30000?{i}") + "\n" for i in range(40)))
-    _wait_for_requests(server, "/sleep/30000", 2, before)  # started, two in flight, none done
+        writer.write("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    _wait_for_requests(server, "/sleep/3000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
