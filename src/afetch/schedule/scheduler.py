@@ -74,14 +74,13 @@ async def _schedule(
     busiest: BusiestHosts | None = None,
 ) -> AsyncIterator[Any]:
     results = Results()
-    producer: asyncio.Task[None] | None = None
     crashes: list[BaseException] = []
 
     def crashed(exc: BaseException) -> None:
-        # A failure in a callback, where no task carries it: the run ends with it.
+        # A failure in a callback, where no task carries it: the run ends with it. (Callbacks
+        # come from attempts, which only start once the producer below runs.)
         crashes.append(exc)
-        if producer is not None:
-            producer.cancel()
+        producer.cancel()
 
     # Entered by the producer below before anything can start a task in it.
     group = asyncio.TaskGroup()
