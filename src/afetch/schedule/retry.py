@@ -93,7 +93,17 @@ class RetryPolicy:
 
     def next_wait(self, record: Record, attempts: int, *, retry_after: str | None) -> float | None:
         """Seconds before the next try after ``attempts`` tries, the last of which ended in
-        ``record``; None to keep ``record`` as the URL's."""
+        ``record``; None to keep ``record`` as the URL's.
+
+        >>> policy, busy = RetryPolicy(retries=1), Record(url="u", status=503)
+        >>> policy.next_wait(busy, 1, retry_after="2")
+        2.0
+        >>> policy.next_wait(busy, 2, retry_after="2") is None  # out of retries
+        True
+        >>> posted = Record(url="u", status=503, method="POST")
+        >>> policy.next_wait(posted, 1, retry_after=None) is None  # answered: not sent twice
+        True
+        """
         # The record says the method when it is not a plain GET.
         if not self.should_retry(record, method=record.method or "GET"):
             return None
