@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -117,6 +118,39 @@ class Recorder:
 
     def times(self, url: str) -> list[float]:
         return [at for started, at in self.starts if started == url]
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+
+class SlowServer:
+    """A MockTransport handler whose answers take ``seconds(request)`` on the fake clock.
+
+    Notes the most requests in flight at once, per (scheme, host, port) and in all, and when
+    (on the clock) each request finished.
+    """
+
+    def __init__(self, clock: FakeClock, seconds: Callable[[httpx.Request], float]) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.in_flight: Counter[tuple[str, str, int | None]] = Counter()
+        self.peak: Counter[tuple[str, str, int | None]] = Counter()
+        self.peak_all = 0
+        self.finished: list[tuple[str, float]] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.scheme, request.url.host, request.url.port)
+        self.in_flight[key] += 1
+        self.peak[key] = max(self.peak[key], self.in_flight[key])
+        self.peak_all = max(self.peak_all, sum(self.in_flight.values()))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.clock.call_later(self.seconds(request), done.set_result, None)
+        try:
+            await done
+        finally:
+            self.in_flight[key] -= 1
+        self.finished.append((str(request.url), self.clock.elapsed()))
+        return httpx.Response(200)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)

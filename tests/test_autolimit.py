@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from typing import Any
 
 import httpx
@@ -226,26 +225,24 @@ def test_a_fixed_per_host_is_unchanged() -> None:
 # -- through the CLI, against a real loopback host that refuses past 8 in flight ------------------
 
 
-def test_cli_auto_gets_fewer_503s_than_too_high_and_is_quicker_than_one() -> None:
-    def run(per_host: str) -> tuple[float, int, str]:
+def test_cli_auto_gets_fewer_503s_than_too_high_and_runs_side_by_side() -> None:
+    def run(per_host: str) -> tuple[int, int, str]:
         with LoopbackServer() as server:
             urls = "".join(server.url(f"/busy/8/{i}?ms=20") + "\n" for i in range(200))
-            t0 = time.perf_counter()
             done = afetch_cli("-c", "50", "--per-host", per_host, "--retries", "0", stdin=urls)
-            elapsed = time.perf_counter() - t0
             records = jsonl(done.stdout)
             assert len(records) == 200
             refused = sum(r["status"] == 503 for r in records)
             assert refused == server.stats.busy_refused
-            return elapsed, refused, done.stderr
+            return server.stats.max_in_flight, refused, done.stderr
 
-    auto_time, auto_503, auto_summary = run("auto")
+    auto_peak, auto_503, auto_summary = run("auto")
     _, high_503, high_summary = run("50")
-    one_time, one_503, _ = run("1")
-    assert one_503 == 0
     assert high_503 > 50  # the too-high limit really overloads the host
     assert auto_503 < high_503 / 3
-    assert auto_time < one_time * 0.75  # 200 x 20 ms one at a time: 4 s and more
+    # Quicker than one at a time: side by side, beyond the starting limit (how much quicker is
+    # checked on a fake clock above, not on the wall clock).
+    assert auto_peak > START
     # The summary names the host and the limit it settled at, only under auto.
     assert re.search(
         r"per host\s+http://127\.0\.0\.1:\d+\s+\d+ requests, settled at \d+", auto_summary

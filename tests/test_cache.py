@@ -19,6 +19,7 @@ import afetch.cache.worker
 from afetch._loopback import LoopbackServer
 from afetch.cache import INDEX, UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
 from tests.cli_run import afetch_cli, cli_env, jsonl
+from tests.fake_clock import FakeClock
 from tests.helpers import by_url, collect
 
 
@@ -168,7 +169,9 @@ def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
     tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("afetch.cache.worker.LOOKUP_WAIT_S", 0.3)
-    monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 3.0)
+    # Far beyond the bound below: a fetch that waited for the lock would fail it (the exact
+    # give-up time is checked on a fake clock below).
+    monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 30.0)
     cache = Index(str(tmp_path))
     cache.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
     cache.close()
@@ -187,7 +190,45 @@ def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
         holder.execute("ROLLBACK")
         holder.close()
     assert {(r.status, r.not_modified) for r in records} == {(200, False)}
-    assert elapsed < 2.5  # the look-ups gave up after 0.3 s, not BUSY_TIMEOUT_S
+    assert elapsed < 5.0  # the look-ups gave up after 0.3 s, not BUSY_TIMEOUT_S
+    flush(10)
+
+
+def test_a_look_up_the_index_cannot_answer_is_a_miss_at_the_look_up_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a fake clock: the look-up's deadline and its expiry timer are on the clock it is given.
+    monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 30.0)
+    monkeypatch.setattr("afetch.cache.worker.LOOKUP_WAIT_S", 10.0)
+    cache = Index(str(tmp_path))
+    cache.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
+    cache.close()
+    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM validators")
+    url = "http://127.0.0.1:9/locked"
+
+    async def look_up() -> tuple[bool, bool, object, tuple[float, float]]:
+        clock = FakeClock()
+        shared = cache_for(str(tmp_path))
+        early = shared.lookup(url, clock.now + 5.0, clock=clock)  # the attempt's deadline
+        late = shared.lookup(url, clock=clock)
+        await asyncio.sleep(0.2)  # the thread is stuck on the lock meanwhile
+        unanswered = not early.done() and not late.done()
+        assert clock.jump()  # the earlier deadline: the attempt's
+        first = early.done() and not late.done() and early.result() is None
+        at_first = clock.elapsed()
+        assert clock.jump()  # LOOKUP_WAIT_S
+        return unanswered, first, await late, (at_first, clock.elapsed())
+
+    try:
+        unanswered, first, found, times = asyncio.run(look_up())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (unanswered, first, found) == (True, True, None)
+    assert times == (5.0, 10.0)  # each at its deadline on the clock, not on the wall
     flush(10)
 
 

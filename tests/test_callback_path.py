@@ -23,7 +23,7 @@ from afetch.attempt.fetcher import Fetcher
 from afetch.cache import UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
 from afetch.engine.curl import CurlEngine
 from afetch.engine.httpx_adapter import HttpxEngine
-from afetch.schedule.scheduler import _Run
+from afetch.schedule.run import Run
 from tests.helpers import collect
 
 # Every kind of answer the fault server gives, and what the fetcher does with it (redirects,
@@ -350,17 +350,17 @@ def test_the_httpx_adapter_takes_the_coroutine_path() -> None:
 def test_a_failure_in_a_callback_ends_the_run_instead_of_hanging(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    attempted = _Run._attempted
+    attempted = Run._attempted
     calls = 0
 
-    def failing(self: _Run, *args: Any) -> None:
+    def failing(self: Run, *args: Any) -> None:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise RuntimeError("broken scheduler")
         attempted(self, *args)
 
-    monkeypatch.setattr(_Run, "_attempted", failing)
+    monkeypatch.setattr(Run, "_attempted", failing)
     urls = [server.url(f"/ok?i={i}") for i in range(20)]
 
     async def run() -> list[Record]:

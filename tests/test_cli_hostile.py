@@ -81,7 +81,8 @@ def test_a_signal_stops_the_run_flushes_records_and_prints_the_summary(
     rest, err = process.communicate(timeout=15)
     took = time.monotonic() - sent
     assert process.returncode == code, err.decode()
-    assert took < 2.0, f"took {took:.2f} s to stop"
+    # Promised: about a second (the hung requests would hold it 60 s); 5x for a loaded machine.
+    assert took < 5.0, f"took {took:.2f} s to stop"
     records = records_of(head + rest)
     assert len(records) >= 5
     assert all(r["ok"] for r in records)

@@ -130,8 +130,9 @@ def test_timeout_is_a_deadline_for_the_whole_attempt(
     record = fetch_one(server.url(path), make_transport, timeout=1.0)
     elapsed = time.monotonic() - started
     assert error_type(record) == "timeout"
-    assert 0.9 <= record.elapsed_ms / 1000 <= 2.0
-    assert elapsed < 3.0
+    # Upper bounds 5x the deadline (a loaded machine); the drip alone would take 20 s.
+    assert 0.9 <= record.elapsed_ms / 1000 <= 5.0
+    assert elapsed < 5.0
 
 
 @contextlib.contextmanager

@@ -92,7 +92,10 @@ def test_a_slow_head_pauses_scheduling_at_the_window() -> None:
                 got.append(record.url)
 
         task = asyncio.create_task(consume())
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(10):  # the window fills (a loaded machine may take a while)
+            while len(started) < window:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # time enough for more to start, if anything would
         # Bounded: the slow head holds the window; nothing beyond it has started.
         assert len(started) == window
         assert got == []

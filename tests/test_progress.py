@@ -555,6 +555,14 @@ def test_plain_summary_lines_are_stamped_and_prefixed() -> None:
     assert any(line.endswith("errors   dns 1  reset 1") for line in lines), lines
 
 
+def _wait_for_requests(server: LoopbackServer, path: str, count: int, before: int) -> None:
+    """Until the server has seen ``count`` more requests for ``path`` than ``before``."""
+    deadline = time.monotonic() + 30
+    while server.stats.by_path[path] < before + count:
+        assert time.monotonic() < deadline, "the run never started its requests"
+        time.sleep(0.02)
+
+
 def test_an_interrupted_run_says_what_was_not_fetched(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
@@ -562,6 +570,7 @@ def test_an_interrupted_run_says_what_was_not_fetched(
     path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
     state = tmp_path / "state"
     argv = [sys.executable, "-m", "afetch", str(path), "-c", "2", "--state", str(state)]
+    before = server.stats.by_path["/sleep/3000"]
     process = subprocess.Popen(
         [*argv, "--progress", "--progress-interval", "0.1"],
         stdin=subprocess.DEVNULL,
@@ -570,7 +579,7 @@ def test_an_interrupted_run_says_what_was_not_fetched(
         env=cli_env(),
         text=True,
     )
-    time.sleep(1.5)  # started, two URLs in flight, none done
+    _wait_for_requests(server, "/sleep/3000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -587,14 +596,19 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
     left may take (timeout 0.3 s, two retries), not the 0:00 the rate alone gives."""
     from afetch.output.plain import eta
 
-    gauge = Gauge(attempt_s=0.3)
     tails: list[float] = []
-    stop = threading.Event()
 
-    def sample() -> None:
-        while not stop.is_set():
-            tails.append(gauge.tail())
-            time.sleep(0.005)
+    class Noting(Gauge):
+        """The tail as each retry is reported (sampled from a thread, it would depend on when
+        the thread got to run)."""
+
+        def retry(
+            self, key: object, *, waits: float, attempts: int, now: float | None = None
+        ) -> None:
+            super().retry(key, waits=waits, attempts=attempts, now=now)
+            tails.append(self.tail())
+
+    gauge = Noting(attempt_s=0.3)
 
     async def main() -> list[afetch.Record]:
         urls = [server.url("/hang"), server.url("/ok")]
@@ -605,16 +619,13 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
             )
         ]
 
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        records = asyncio.run(main())
-    finally:
-        stop.set()
-        sampler.join()
+    records = asyncio.run(main())
     assert max(record.attempts for record in records) == 3
-    # After the first timeout: two attempts of 0.3 s left (and the short backoffs).
-    assert 0.45 < max(tails) < 0.7, max(tails)
+    # After the first timeout: two attempts of 0.3 s left, and the short backoffs (0.01 to
+    # 0.02 s); after the second, one attempt and one backoff.
+    assert len(tails) == 2
+    assert 0.6 <= tails[0] < 0.65, tails
+    assert 0.29 < tails[1] < 0.35, tails
     assert gauge.tail() == 0.0  # nothing left once every URL is done
     stats = Stats(total=100)
     stats.done, stats.started = 98, time.monotonic() - 1  # 98/s: 0.02 s left by the rate
@@ -626,6 +637,7 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
     path = tmp_path / "urls.txt"
     path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
     with path.open() as stdin:
+        before = server.stats.by_path["/sleep/3000"]
         process = subprocess.Popen(
             [sys.executable, "-m", "afetch", "-", "-c", "2"],
             stdin=stdin,
@@ -634,7 +646,7 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
             env=cli_env(),
             text=True,
         )
-    time.sleep(1.5)
+    _wait_for_requests(server, "/sleep/3000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert jsonl(out) == []
@@ -651,6 +663,7 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
     wait for a writer that has gone, and the run would never end."""
     fifo = tmp_path / "urls.fifo"
     os.mkfifo(fifo)
+    before = server.stats.by_path["/sleep/3000"]
     process = subprocess.Popen(
         [sys.executable, "-m", "afetch", str(fifo), "-c", "2"],
         stdin=subprocess.DEVNULL,
@@ -661,7 +674,7 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
     )
     with fifo.open("w") as writer:  # opened, written and closed: nobody writes to it again
         writer.write("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
-    time.sleep(1.5)
+    _wait_for_requests(server, "/sleep/3000", 2, before)  # started, two in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130

@@ -22,7 +22,7 @@ import afetch
 from afetch import Record
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
-from tests.fake_clock import FakeClock, Recorder, collect_on
+from tests.fake_clock import FakeClock, Recorder, SlowServer, collect_on
 from tests.helpers import collect
 
 URL = "http://t.test/"
@@ -205,43 +205,38 @@ def test_stopping_while_a_retry_sleeps_ends_the_run_promptly(server: LoopbackSer
 # -- per-host politeness ------------------------------------------------------------------------
 
 
-def test_per_host_bound_without_head_of_line_blocking(
-    two_hosts: tuple[LoopbackServer, LoopbackServer],
-) -> None:
-    slow, fast = two_hosts
-    slow.stats.reset()
-    fast.stats.reset()
+def test_per_host_bound_without_head_of_line_blocking() -> None:
+    clock = FakeClock()
+    server = SlowServer(clock, lambda request: 0.5 if request.url.host == "slow.test" else 0.1)
     # The slow host's URLs come first; with 2 of them in flight the next 6 are parked and the
     # fast host's URLs behind them get free slots at once instead of waiting their turn.
-    slow_urls = [slow.url(f"/sleep/500?i={i}") for i in range(8)]
-    fast_urls = [fast.url(f"/sleep/100?i={i}") for i in range(10)]
-    records, elapsed = timed(slow_urls + fast_urls, concurrency=6, per_host=2)
+    slow_urls = [f"http://slow.test/{i}" for i in range(8)]
+    fast_urls = [f"http://fast.test/{i}" for i in range(10)]
+    records = collect_on(
+        clock, slow_urls + fast_urls, transport=server.transport(), concurrency=6, per_host=2
+    )
     assert len(records) == 18
     assert sorted(r.url for r in records) == sorted(slow_urls + fast_urls)
     assert all(r.ok for r in records)
-    assert slow.stats.max_in_flight == 2
-    assert fast.stats.max_in_flight == 2  # the other host got slots while this one was full
-    order = [r.url for r in records]
-    last_fast = max(order.index(u) for u in fast_urls)
-    slow_before = sum(1 for u in order[:last_fast] if u in slow_urls)
-    # Fast: 10 x 0.1 s, 2 at a time = 0.5 s; it is done while the slow host is in round 1 or 2
-    # of 4 (with head-of-line blocking it would finish after slow round 3).
-    assert slow_before <= 4
-    assert elapsed >= 1.9  # 8 URLs, 2 at a time, 0.5 s each
+    assert server.peak == {("http", "slow.test", None): 2, ("http", "fast.test", None): 2}
+    # Fast: 10 x 0.1 s, 2 at a time, done at 0.5 s, side by side with the slow host's first
+    # round (with head-of-line blocking it would finish after the slow host's third, at 1.5 s).
+    assert max(at for url, at in server.finished if url in fast_urls) == pytest.approx(0.5)
+    assert clock.elapsed() == pytest.approx(2.0)  # 8 slow URLs, 2 at a time, 0.5 s each
 
 
-def test_per_host_counts_scheme_host_and_port(
-    two_hosts: tuple[LoopbackServer, LoopbackServer],
-) -> None:
-    a, b = two_hosts
-    a.stats.reset()
-    b.stats.reset()
-    urls = [s.url(f"/sleep/300?i={i}") for i in range(4) for s in (a, b)]
-    records, elapsed = timed(urls, concurrency=10, per_host=1)
-    assert len(records) == 8
-    assert (a.stats.max_in_flight, b.stats.max_in_flight) == (1, 1)
-    # Side by side: 4 x 0.3 s = 1.2 s; one after the other would take 2.4 s.
-    assert elapsed < 2.0
+def test_per_host_counts_scheme_host_and_port() -> None:
+    clock = FakeClock()
+    server = SlowServer(clock, lambda request: 0.3)
+    hosts = ("http://a.test:8001", "http://a.test:8002", "https://a.test:8001")
+    urls = [f"{host}/{i}" for i in range(4) for host in hosts]
+    records = collect_on(clock, urls, transport=server.transport(), concurrency=10, per_host=1)
+    assert len(records) == 12
+    assert set(server.peak.values()) == {1}
+    assert len(server.peak) == 3
+    # Side by side: 4 x 0.3 s = 1.2 s, 3 at once; as one host it would take 3.6 s.
+    assert server.peak_all == 3
+    assert clock.elapsed() == pytest.approx(1.2)
 
 
 def test_lookahead_is_bounded(server: LoopbackServer) -> None:

@@ -1,4 +1,9 @@
-"""The scheduler's injectable clock (record timestamps are in ``afetch._timestamps``)."""
+"""The injectable clock: the scheduler's pacing and retry waits, the writer's grace after a
+signal, the cache's look-up deadlines (record timestamps are in ``afetch._timestamps``).
+
+What a thread waits for on a ``threading.Condition`` (the writer's linger, the cache worker's
+batching and commit delays) stays on real time: it is real waiting, and no loop runs there.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,10 @@ class TimerHandle(Protocol):
 
 
 class Clock(Protocol):
-    """What the scheduler needs of time: a monotonic ``time()`` and timers on that time.
+    """What afetch needs of time on the loop: a monotonic ``time()`` and timers on that time.
 
     The running event loop is one (``asyncio.get_running_loop()``), and the default; tests pass a
-    fake clock that only moves when told to, so pacing and retry waits are checked exactly
+    fake clock that only moves when told to (tests/fake_clock.py), so waits are checked exactly
     instead of against wall-clock margins.
     """
 

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from afetch._clock import Clock, TimerHandle
 from afetch.cache.validators import Validators
 
 #: Told a look-up's answer, on the event loop: the validators, or None for a miss.
@@ -54,12 +55,14 @@ class Expiry:
     """Look-ups still unanswered at their deadline become misses, on the loop: an index that
     is locked or hangs costs at most the worker's ``LOOKUP_WAIT_S`` per URL, and never delays
     an attempt past its own deadline (the fetcher lets the engine keep that deadline). One timer
-    at a time, not one per look-up."""
+    at a time, not one per look-up. Deadlines are on ``clock``: the loop's, or the one the
+    fetcher's deadlines are on (tests fake it)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock | None = None) -> None:
         self.loop = loop
+        self.clock: Clock = loop if clock is None else clock
         self._pending: deque[Pending] = deque()
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: TimerHandle | None = None
 
     def watch(self, ask: Pending) -> None:
         pending = self._pending
@@ -69,16 +72,16 @@ class Expiry:
             pending.popleft()
         pending.append(ask)
         if self._timer is None:
-            self._timer = self.loop.call_at(ask.deadline, self._expire)
+            self._timer = self.clock.call_at(ask.deadline, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
-        pending, now = self._pending, self.loop.time()
+        pending, now = self._pending, self.clock.time()
         # Deadlines come nearly in order (the same --timeout from each attempt's start).
         while pending and (pending[0].answer is None or pending[0].deadline <= now):
             tell(pending.popleft(), None)
         if pending:
-            self._timer = self.loop.call_at(max(pending[0].deadline, now), self._expire)
+            self._timer = self.clock.call_at(max(pending[0].deadline, now), self._expire)
 
 
 def call_soon(loop: asyncio.AbstractEventLoop, callback: Any, *args: Any) -> None:

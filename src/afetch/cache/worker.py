@@ -13,6 +13,7 @@ import time
 from collections import deque
 from functools import partial
 
+from afetch._clock import Clock
 from afetch.cache.answers import Answer, Expiry, Pending, call_soon, deliver, settle
 from afetch.cache.image import KeyFilter, Memory
 from afetch.cache.index import CacheError, Index
@@ -31,7 +32,7 @@ LOOKUP_BATCH = 128
 STORE_BATCH = 5000
 #: ... and none waits longer than this. A commit writes every page it changed to the WAL, and
 #: random keys spread a batch over many pages: the fewer commits, the fewer pages per entry
-#: (docs/performance.md, the sixth round).
+#: (figures: docs/performance.md, History).
 STORE_DELAY_S = 2.0
 #: Unwritten stores beyond which a store is dropped (with a warning).
 STORE_BACKLOG = 20_000
@@ -111,13 +112,15 @@ class BatchedCache:
         self._prefetched: dict[str, Pair] = {}
         self._published: deque[list[str]] = deque()
 
-    def lookup(self, url: str, deadline: float | None = None) -> asyncio.Future[Validators | None]:
+    def lookup(
+        self, url: str, deadline: float | None = None, *, clock: Clock | None = None
+    ) -> asyncio.Future[Validators | None]:
         """``url``'s validators; a miss (None) if not answered within :data:`LOOKUP_WAIT_S`,
-        or by ``deadline`` (loop time) if that comes first."""
+        or by ``deadline`` (on ``clock``, the loop's by default) if that comes first."""
         future: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
         found = self.lookup_now(url)
         if found is UNKNOWN:
-            self.lookup_then(url, deadline, partial(settle, future))
+            self.lookup_then(url, deadline, partial(settle, future), clock=clock)
         else:
             future.set_result(found)
         return future
@@ -158,20 +161,23 @@ class BatchedCache:
             self._prefetches.append(reading)
             self._start_or_wake()
 
-    def lookup_then(self, url: str, deadline: float | None, answer: Answer) -> None:
+    def lookup_then(
+        self, url: str, deadline: float | None, answer: Answer, *, clock: Clock | None = None
+    ) -> None:
         """Look ``url`` up in the index without a future: ``answer`` is called once, on the loop
         and never from in here, with the validators, or None for a miss (also when the index
-        cannot answer within :data:`LOOKUP_WAIT_S`, or by ``deadline``, loop time, if that
-        comes first)."""
+        cannot answer within :data:`LOOKUP_WAIT_S`, or by ``deadline``, if that comes first;
+        both on ``clock``, the loop's by default)."""
         loop = asyncio.get_running_loop()
-        limit = loop.time() + LOOKUP_WAIT_S
+        clock = loop if clock is None else clock
+        limit = clock.time() + LOOKUP_WAIT_S
         pending = Pending(url, answer, loop, limit if deadline is None else min(deadline, limit))
         with self._lock:
             self._lookups.append(pending)
             self._start_or_wake()
         expiry = self._expiry
-        if expiry is None or expiry.loop is not loop:
-            expiry = self._expiry = Expiry(loop)
+        if expiry is None or expiry.loop is not loop or expiry.clock is not clock:
+            expiry = self._expiry = Expiry(loop, clock)
         expiry.watch(pending)
 
     def store(self, url: str, validators: Validators | None) -> None:

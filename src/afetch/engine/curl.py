@@ -515,7 +515,7 @@ class _Poller(Protocol):
     The engine's sockets live in a poller of their own and the loop watches only the poller's
     fd. A ready socket then costs a tuple from ``poll``, not the loop's selector key, event mask,
     handle and callback run per socket; registering one is a C call, not ``add_reader``'s
-    bookkeeping (10k × 1 KB: 1.87 → 1.62 s in the seventh round's run, docs/performance.md)."""
+    bookkeeping (what it saved: docs/performance.md, History)."""
 
     def fileno(self) -> int: ...
     def register(self, fd: int, eventmask: int, /) -> None: ...

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
+from afetch._clock import Clock
 from afetch.input.journal import Journal
 
 try:
@@ -59,7 +60,8 @@ PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _EMPTY_POLL_S = 0.01
 #: How long the idle writer waits for more records before it asks to be woken: bounds the
 #: delay a record can spend in the hand-off (a lone record goes out at once), and saves thread
-#: switches: one per batch, not per record (measured: 5 ms batches cost more CPU than 20 ms).
+#: switches: one per batch, not per record (a shorter linger costs more CPU: docs/performance.md,
+#: History).
 LINGER_S = 0.02
 
 
@@ -85,6 +87,7 @@ class RecordWriter:
         journal: Journal | None = None,
         limit: int = HANDOFF_RECORDS,
         terminal: Callable[[], AbstractContextManager[None]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
         self._fd = stream.fileno()
@@ -104,6 +107,9 @@ class RecordWriter:
         self._limit = limit
         self._wake_at = max(1, limit // 2)
         self._loop = asyncio.get_running_loop()
+        # The grace after a signal runs on this clock (tests fake it); the linger is the
+        # thread's own wait on its condition, real time by nature.
+        self._clock: Clock = self._loop if clock is None else clock
         # Guards the hand-off: the queue, the count of records not yet written, the flags.
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -165,7 +171,7 @@ class RecordWriter:
         with self._lock:
             self._interrupted = True
             if self._interrupted_at is None:
-                self._interrupted_at = time.monotonic()
+                self._interrupted_at = self._clock.time()
         self._wake_room()
 
     async def close(self, *, stop: asyncio.Event, grace: float) -> bool:
@@ -187,9 +193,13 @@ class RecordWriter:
                 stopped.cancel()
         if not finished.done():
             since = self._interrupted_at
-            left = grace if since is None else since + grace - time.monotonic()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(finished), max(left, 0.0))
+            left = grace if since is None else since + grace - self._clock.time()
+            expired: asyncio.Future[None] = self._loop.create_future()
+            timer = self._clock.call_later(max(left, 0.0), _resolve, expired)
+            try:
+                await asyncio.wait((finished, expired), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                timer.cancel()
         if finished.done():
             return True
         self.abandon()

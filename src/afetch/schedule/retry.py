@@ -1,6 +1,6 @@
 """When to try a URL again, and how long to wait first.
 
-Pure policy: no sleeping here. The scheduler asks :meth:`RetryPolicy.delay` after each attempt
+Pure policy: no sleeping here. The scheduler asks :meth:`RetryPolicy.next_wait` after each attempt
 and parks the URL on a timer, so a URL waiting to retry holds no concurrency slot and no task.
 """
 
@@ -90,6 +90,33 @@ class RetryPolicy:
             if asked is not None:
                 return asked if asked <= self.max_wait else None
         return self.backoff_for(attempts)
+
+    def next_wait(self, record: Record, attempts: int, *, retry_after: str | None) -> float | None:
+        """Seconds before the next try after ``attempts`` tries, the last of which ended in
+        ``record``; None to keep ``record`` as the URL's.
+
+        >>> policy, busy = RetryPolicy(retries=1), Record(url="u", status=503)
+        >>> policy.next_wait(busy, 1, retry_after="2")
+        2.0
+        >>> policy.next_wait(busy, 2, retry_after="2") is None  # out of retries
+        True
+        >>> posted = Record(url="u", status=503, method="POST")
+        >>> policy.next_wait(posted, 1, retry_after=None) is None  # answered: not sent twice
+        True
+        """
+        # The record says the method when it is not a plain GET.
+        if not self.should_retry(record, method=record.method or "GET"):
+            return None
+        try:
+            return self.wait_after(attempts, retry_after=retry_after, status=record.status)
+        except Exception:
+            # Whatever a server sends, one record per URL: a header the policy chokes on ends
+            # the retries instead of the run.
+            return None
+
+    def mean_backoff_after(self, attempts: int) -> float:
+        """The mean backoff of the retries that may follow the next one (for an ETA)."""
+        return sum(self.ceiling(retry) / 2 for retry in range(attempts + 1, self.retries + 1))
 
 
 def parse_retry_after(value: str, *, now: float | None = None) -> float | None:

@@ -1,0 +1,138 @@
+"""The scheduler's one seam to the fetcher: where a URL is handed over and its record comes back.
+
+Everything the scheduler asks of :class:`afetch.attempt.fetcher.Fetcher` is here and nowhere
+else: an attempt on callbacks (``Fetcher.start``, for plain URLs when the engine can) or in a
+worker task (``await Fetcher.attempt``), the ``--cache`` look-ahead (``Fetcher.prefetch``), the
+record of a URL never tried (``Fetcher.unattempted``), and the attempt count written into the
+record the fetcher built. The run (:class:`afetch.schedule.run.Run`) only says "start this job"
+and hears "this job's attempt ended with this record".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+
+from afetch._record import FetchError, Record
+from afetch.attempt.fetcher import Fetcher
+from afetch.schedule.job import Item, Job
+
+#: What the run does when an attempt ended: the job, its record, the raw Retry-After header.
+Attempted = Callable[[Job, Record, str | None], None]
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
+class Dispatch:
+    """Attempts in flight: on the fetcher's callbacks, or in at most ``capacity`` worker tasks.
+
+    Attempts that need a coroutine run in long-lived workers, not a task each: a worker that
+    finishes an attempt usually finds the next job already queued by the pump that ran on its
+    way out, so a job changes hands without a task, a future or a loop turn.
+    """
+
+    __slots__ = (
+        "_attempted",
+        "_counts",
+        "_crashed",
+        "_fetcher",
+        "_group",
+        "_idle_workers",
+        "_jobs",
+        "_prefetch",
+        "_retired",
+        "_workers",
+        "capacity",
+        "closed",
+    )
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        *,
+        group: asyncio.TaskGroup,
+        capacity: int,
+        attempted: Attempted,
+        crashed: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._fetcher = fetcher
+        self._group = group
+        self.capacity = capacity
+        self._attempted = attempted
+        #: Ends the run with a failure from a callback (no task carries it).
+        self._crashed = crashed or _reraise
+        self._prefetch = getattr(fetcher, "prefetch", None)  # --cache's look-ahead
+        #: Plain URLs go to the fetcher's callback path when it has one (no worker task).
+        self._counts = fetcher.counts
+        #: Jobs handed to the workers, and workers waiting for one (see _work).
+        self._jobs: deque[Job] = deque()
+        self._idle_workers: list[asyncio.Future[None]] = []
+        self._workers = 0
+        self._retired = False
+        #: The run was stopped: records of attempts still in flight are dropped.
+        self.closed = False
+
+    def read(self, url: Item) -> None:
+        """``url`` was read: ``--cache`` may start looking it up before its attempt starts."""
+        if self._prefetch is not None and type(url) is str:
+            self._prefetch(url)
+
+    def start(self, job: Job) -> None:
+        """Start an attempt at ``job``; the run hears of its end through ``attempted``."""
+        if self._counts and type(job.url) is str:
+            self._fetcher.start(job.url, self._counted, job)
+            return
+        self._jobs.append(job)
+        if self._idle_workers:
+            self._idle_workers.pop().set_result(None)
+        elif self._workers < self.capacity:
+            self._workers += 1
+            self._group.create_task(self._work())
+
+    def unattempted(self, job: Job, error: FetchError) -> Record:
+        """The record of ``job`` given up before any attempt."""
+        return self._fetcher.unattempted(job.url, error)
+
+    async def _work(self) -> None:
+        jobs = self._jobs
+        attempt = self._fetcher.attempt
+        while True:
+            if jobs:
+                job = jobs.popleft()
+                record, retry_after = await attempt(job.url)
+                self._ended(job, record, retry_after)
+            elif self._retired:
+                return
+            else:
+                idle = asyncio.get_running_loop().create_future()
+                self._idle_workers.append(idle)
+                await idle
+
+    def _counted(self, job: Job, record: Record, retry_after: str | None) -> None:
+        """An attempt on callbacks (Fetcher.start) ended: as a worker's attempt does."""
+        if self.closed:
+            return  # the run was stopped: the record of an attempt in flight is dropped
+        try:
+            self._ended(job, record, retry_after)
+        except BaseException as exc:
+            # No task to carry it: the run ends with it, as a worker's failure would end it.
+            self._crashed(exc)
+
+    def _ended(self, job: Job, record: Record, retry_after: str | None) -> None:
+        job.attempts += 1
+        # The fetcher knows one attempt; the record says how many the URL had.
+        if record.attempts != job.attempts:
+            record = replace(record, attempts=job.attempts)
+        self._attempted(job, record, retry_after)
+
+    def retire(self) -> None:
+        """Everything is done: idle workers end (so the task group can close)."""
+        self._retired = True
+        for idle in self._idle_workers:
+            if not idle.done():
+                idle.set_result(None)
+        self._idle_workers.clear()

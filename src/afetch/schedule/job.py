@@ -1,0 +1,46 @@
+"""One input URL on its way to a record, as the scheduler keeps it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING
+
+from afetch._spec import RequestSpec
+
+if TYPE_CHECKING:
+    from afetch._record import Record
+    from afetch.schedule.hosts import Host
+
+# Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
+Item = str | RequestSpec
+
+
+async def as_async(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+class Job:
+    """One input URL on its way to a record."""
+
+    __slots__ = ("attempts", "epoch", "first", "host", "index", "last", "started", "url")
+
+    def __init__(self, url: Item, host: Host, index: int) -> None:
+        self.url = url
+        self.host = host
+        #: The host's ``auto`` epoch when the current attempt started (see schedule.autolimit).
+        self.epoch = 0
+        #: When the current attempt started, on the run's clock (``auto`` only).
+        self.started = 0.0
+        #: Position in the input, for ``ordered`` output.
+        self.index = index
+        #: Attempts made so far; the record of each attempt says this many (see schedule.dispatch).
+        self.attempts = 0
+        #: The record of the last attempt, kept while the URL waits to retry.
+        self.last: Record | None = None
+        #: When the first attempt started (set only for a progress display's gauge).
+        self.first: float | None = None

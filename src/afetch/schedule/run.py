@@ -1,0 +1,389 @@
+"""The scheduling state of one run and its pump: what may start, what is read, what is done."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterable, Callable, Iterable
+from typing import TYPE_CHECKING
+
+from afetch._clock import Clock
+from afetch._errors import ErrorType
+from afetch._record import FetchError, Record
+from afetch._settings import Settings
+from afetch.attempt.fetcher import Fetcher
+from afetch.schedule.dispatch import Dispatch
+from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer
+from afetch.schedule.job import Item, Job, as_async
+from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
+from afetch.schedule.results import Results
+from afetch.schedule.retry import RETRY_STATUSES, RetryPolicy
+from afetch.schedule.timers import Timers
+
+if TYPE_CHECKING:
+    from afetch.schedule.gauge import Gauge
+
+#: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
+#: of concurrency. Bounds memory while letting other hosts keep every slot busy.
+LOOKAHEAD_PER_SLOT = 4
+
+
+def _retry_policy(settings: Settings) -> RetryPolicy | None:
+    if not settings.retries:
+        return None
+    return RetryPolicy(
+        retries=settings.retries, backoff=settings.backoff, max_wait=settings.max_retry_wait
+    )
+
+
+def _host_table(settings: Settings) -> HostTable | None:
+    """Per-host state, only when some option asks for it."""
+    polite = (settings.per_host, settings.host_rate, settings.max_host_errors)
+    if all(option is None for option in polite):
+        return None
+    return HostTable(
+        limit=settings.per_host,
+        rate=settings.host_rate,
+        max_errors=settings.max_host_errors,
+        ceiling=settings.concurrency,
+    )
+
+
+class Run:
+    """The scheduling state of one run, driven by callbacks on the event loop.
+
+    Every change (a URL read, an attempt finished, a record taken, a timer fired) ends in
+    :meth:`_pump`, which starts whatever may start now. Invariants:
+
+    * ``running`` (attempts) <= ``concurrency``, so the number of fetch tasks never exceeds
+      ``concurrency``; and ``untaken`` (records finished, not yet taken by the consumer) <=
+      ``concurrency``: nothing starts while that many wait, so a consumer that stops taking
+      stops the fetching;
+    * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
+      host, sleeping before a retry, or read ahead); input is only read while it is below
+      ``lookahead``: when a slot is free and nothing queued can use it, or in batches from
+      ``lookahead/2`` up, so that a finished attempt finds the next URL queued. Memory is
+      bounded for any list.
+    * With ``ordered``, a finished record waits in the reorder window instead, which admits at
+      most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
+    * A URL waiting to retry sits on a timer (schedule.timers), not in a task, and holds no slot.
+
+    Attempts start and end in :class:`afetch.schedule.dispatch.Dispatch`, the one place that
+    calls the fetcher.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        fetcher: Fetcher,
+        results: Results,
+        *,
+        group: asyncio.TaskGroup,
+        clock: Clock,
+        crashed: Callable[[BaseException], None] | None = None,
+        gauge: Gauge | None = None,
+        busiest: BusiestHosts | None = None,
+    ) -> None:
+        self._clock = clock
+        self._gauge = gauge
+        self._busiest = busiest
+        if gauge is not None:
+            # A read-only view for the display thread: two ints, read as they are.
+            gauge.bind(lambda: (self._running, self._waiting))
+        self._results = results
+        self._capacity = capacity = settings.concurrency
+        self._dispatch = Dispatch(
+            fetcher, group=group, capacity=capacity, attempted=self._attempted, crashed=crashed
+        )
+        self._timers = Timers(
+            clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
+        )
+        self._lookahead = LOOKAHEAD_PER_SLOT * capacity
+        #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait.
+        self._refill_at = self._lookahead // 2
+        self._refilling = True
+        self._policy = _retry_policy(settings)
+        self._hosts = _host_table(settings)
+        # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
+        # and no per-host state on the hot path.
+        self._shared_host = Host(None)
+        self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
+        self._next_index = 0
+        self._pacer = Pacer(rate=settings.rate) if settings.rate else None
+        #: Hosts with queued URLs, taken in turn (round robin).
+        self._ready: deque[Host] = deque()
+        #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
+        self._untaken = 0
+        self._running = 0
+        self._waiting = 0
+        self._input_done = False
+        self._closed = False
+        #: Whether the reader may admit more URLs (a plain flag, checked per URL), and the
+        #: future it waits on when not.
+        self._input_wanted = True
+        self._input_waiter: asyncio.Future[None] | None = None
+        self.all_done = asyncio.Event()
+
+    # -- input ---------------------------------------------------------------------------------
+
+    async def read(self, urls: Iterable[Item] | AsyncIterable[Item]) -> None:
+        """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
+        # An async source is iterated as it is: no second generator per URL.
+        source = urls if isinstance(urls, AsyncIterable) else as_async(urls)
+        window = self._window
+        try:
+            async for url in source:
+                if window is not None:
+                    window.admit()
+                self._admit(url)
+                while not self._input_wanted or (window is not None and window.full):
+                    self._input_waiter = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._input_waiter
+                    finally:
+                        self._input_waiter = None
+        except Exception:
+            self._input_done = True  # nothing more will come; let what was read finish
+            self._pump()
+            raise
+        self._input_done = True
+        self._pump()
+
+    def _admit(self, url: Item) -> None:
+        if self._hosts is None:
+            host = self._shared_host
+        else:
+            where = url if type(url) is str else url.url
+            host = self._hosts.get(where, now=self._clock.time())
+        self._waiting += 1
+        self._dispatch.read(url)
+        self._enqueue(Job(url, host, self._next_index))
+        self._next_index += 1
+        capacity = self._capacity
+        if self._running < capacity and self._untaken < capacity:
+            self._pump()
+        elif not self._closed and not (self._refilling and self._waiting < self._lookahead):
+            # Reading ahead while every slot is busy: nothing can start, only input may stop
+            # (and while a refill is under way and below the bound, it goes on: no change).
+            self._want_input_or_finish()
+
+    # -- the pump ------------------------------------------------------------------------------
+
+    def _enqueue(self, job: Job) -> None:
+        job.host.queue.append(job)
+        self._mark_ready(job.host)
+
+    def _mark_ready(self, host: Host) -> None:
+        """Put ``host`` in the ready line if it has queued URLs and is not there yet."""
+        if not host.on_ready_list and host.queue:
+            host.on_ready_list = True
+            self._ready.append(host)
+
+    def _set_aside(self, host: Host) -> None:
+        """Take the host at the head of the ready line out of it (it is marked ready again when
+        one of its attempts ends or its pacing wake-up fires)."""
+        self._ready.popleft()
+        host.on_ready_list = False
+
+    def _pump(self) -> None:
+        """Start what may start; then decide whether more input is wanted, or the run is done."""
+        if self._closed:
+            return
+        self._start_what_may_start()
+        self._want_input_or_finish()
+
+    def _start_what_may_start(self) -> None:
+        """Start queued URLs, host after host, while slots are free and no limit holds them."""
+        ready = self._ready
+        now: float | None = None
+        capacity = self._capacity
+        while self._running < capacity and self._untaken < capacity and ready:
+            host = ready[0]
+            if host.down:
+                self._give_up_queued(host)
+                continue
+            limit = host.limit  # Host.saturated, inlined (down was ruled out just above)
+            if limit is not None and host.in_flight >= limit:
+                self._set_aside(host)
+                continue
+            if host.pacer is not None or self._pacer is not None:
+                now = self._clock.time() if now is None else now
+                if host.pacer is not None and host.pacer.next_at > now:
+                    self._set_aside(host)
+                    self._timers.wake_host_at(host, host.pacer.next_at)
+                    continue
+                if self._pacer is not None and self._pacer.next_at > now:
+                    self._timers.wake_pump_at(self._pacer.next_at)
+                    break  # the overall rate holds back every host
+                self._take_pacing(host, now)
+            self._start_next(host)
+
+    def _take_pacing(self, host: Host, now: float) -> None:
+        if self._pacer is not None:
+            self._pacer.take(now=now)
+        if host.pacer is not None:
+            host.pacer.take(now=now)
+
+    def _start_next(self, host: Host) -> None:
+        """Start the next URL of the host at the head of the ready line."""
+        job = host.queue.popleft()
+        self._waiting -= 1
+        # Round robin: a host with more queued goes to the back of the line.
+        self._ready.popleft()
+        if host.queue:
+            self._ready.append(host)
+        else:
+            host.on_ready_list = False
+        if host.auto is not None:
+            job.epoch = host.auto.epoch
+            # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
+            job.started = self._clock.time()
+        host.in_flight += 1
+        self._running += 1
+        if self._gauge is not None:
+            url = job.url if type(job.url) is str else job.url.url
+            job.first = self._gauge.start(job, url, first=job.first)
+        self._dispatch.start(job)
+
+    def _give_up_queued(self, host: Host) -> None:
+        """Finish the queued URLs of an unreachable host, as far as slots allow."""
+        self._set_aside(host)
+        while host.queue and self._untaken < self._capacity:
+            self._give_up(host.queue.popleft())
+        self._mark_ready(host)  # the rest, once slots are free again
+
+    def _want_input_or_finish(self) -> None:
+        # Input is wanted when a slot is free and nothing queued can use it, and also, in
+        # batches, to keep URLs queued ahead: a finished attempt then starts the next URL in
+        # the same worker, without a wake-up, and the input is read once per lookahead/2 URLs
+        # rather than once per URL. Either way at most ``lookahead`` URLs wait.
+        waiting = self._waiting
+        if waiting >= self._lookahead:
+            self._refilling = False
+        elif waiting <= self._refill_at:
+            self._refilling = True
+        capacity = self._capacity
+        if (
+            not self._input_done
+            and waiting < self._lookahead
+            and (
+                self._refilling
+                or (self._running < capacity and self._untaken < capacity and not self._ready)
+            )
+        ):
+            if not self._input_wanted:
+                self._input_wanted = True
+                self._wake_reader()
+        else:
+            self._input_wanted = False
+            if self._input_done and not self._running and not self._waiting:
+                self.all_done.set()
+
+    def _wake_reader(self) -> None:
+        """The reader checks again whether it may read on (input wanted, room in the window)."""
+        waiter = self._input_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- attempts ------------------------------------------------------------------------------
+
+    def _attempted(self, job: Job, record: Record, retry_after: str | None) -> None:
+        """An attempt at ``job`` ended in ``record`` (its ``attempts`` already counted)."""
+        host = job.host
+        host.in_flight -= 1
+        self._running -= 1
+        if self._gauge is not None:
+            self._gauge.end(job)
+        if self._hosts is not None:
+            self._hosts.note(
+                host,
+                None if record.error is None else record.error.type,
+                status=record.status,
+                elapsed_ms=0.0 if host.auto is None else (self._clock.time() - job.started) * 1000,
+                epoch=job.epoch,
+            )
+        wait = None
+        policy = self._policy
+        if (
+            policy is not None
+            # what RetryPolicy.should_retry could say yes to at all
+            and (record.error is not None or record.status in RETRY_STATUSES)
+            and not host.down
+        ):
+            wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
+        if wait is None:
+            if self._window is None:
+                # _emit, inlined for the usual case.
+                self._untaken += 1
+                self._results.put(record)
+            else:
+                self._emit(job, record)
+        else:
+            job.last = record
+            self._waiting += 1
+            self._timers.park(job, wait)
+            if self._gauge is not None and policy is not None:
+                # For the ETA: this wait, the mean backoffs after it, and the attempts left.
+                waits = wait + policy.mean_backoff_after(job.attempts)
+                self._gauge.retry(job, waits=waits, attempts=policy.retries + 1 - job.attempts)
+        if not host.on_ready_list and host.queue:  # _mark_ready, inlined
+            host.on_ready_list = True
+            self._ready.append(host)
+        if self._hosts is not None:
+            self._hosts.release(host, now=self._clock.time())
+        self._pump()
+
+    def _give_up(self, job: Job) -> None:
+        """Finish a queued URL of an unreachable host without trying it (again)."""
+        self._waiting -= 1
+        if job.last is not None:  # tried before: its last attempt says what went wrong
+            if self._gauge is not None:
+                self._gauge.end(job)  # no retry after all
+            self._emit(job, job.last)
+            return
+        error = FetchError(
+            ErrorType.HOST_UNREACHABLE.value,
+            f"not tried: {job.host.failures} consecutive connection failures to this host",
+        )
+        self._emit(job, self._dispatch.unattempted(job, error))
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _emit(self, job: Job, record: Record) -> None:
+        if self._window is None:
+            self._untaken += 1  # nothing starts while `concurrency` records wait to be taken
+            self._results.put(record)
+            return
+        for due in self._window.complete(job.index, record):
+            self._results.put(due)
+
+    def taken(self, count: int = 1) -> None:
+        """The consumer took ``count`` records: their slots (or places in the window) are free."""
+        window = self._window
+        if window is not None:
+            was_full = window.full
+            window.taken(count)
+            if was_full and not window.full:
+                self._wake_reader()
+            return
+        held_back = self._untaken >= self._capacity
+        self._untaken -= count
+        if held_back and self._untaken < self._capacity:
+            # Only a full set of untaken records held anything back (starts, input).
+            self._pump()
+
+    def drain(self) -> list[Record]:
+        """After a stop: finished records still held back by the reorder window, in order."""
+        return [] if self._window is None else self._window.drain()
+
+    def retire_workers(self) -> None:
+        """Everything is done: idle workers end (so the task group can close)."""
+        self._dispatch.retire()
+
+    def close(self) -> None:
+        """Nothing more starts; pending timers are dropped, attempts in flight are not heard."""
+        self._closed = True
+        self._dispatch.closed = True
+        if self._busiest is not None and self._hosts is not None:
+            self._busiest.fill(self._hosts)
+        self._timers.close()
