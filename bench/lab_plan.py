@@ -12,9 +12,9 @@ A name ``hNNNNN.afetch-lab.test`` is one of:
   its connect timeout;
 * ``drip``: answers after its latency, then sends the 1 KB body in 16 pieces over ``drip_s``.
 
-Each name also has a DNS latency (lognormal, default median 20 ms) and, for a ``dns_loss`` share
-of names, the first query of each type is dropped, so the client's resolver must time out and
-retry (glibc: ``options timeout:`` in the namespace's resolv.conf).
+Each name also has a DNS latency (lognormal, default median 20 ms, p99 ten times that) and,
+for a ``dns_loss`` share of names, the first query of each type is dropped, so the client's
+resolver must time out and retry (glibc: ``options timeout:`` in the namespace's resolv.conf).
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ class LabSettings:
     drip_share: float = 0.005
     drip_s: float = 10.0
     dns_p50_ms: float = 20.0
-    dns_p99_ms: float = 200.0
     dns_loss: float = 0.005
     resolver_timeout_s: int = 2  # glibc "options timeout:" in the namespace's resolv.conf
     connect_timeout_s: float = 10.0  # given to every client alike
@@ -65,6 +64,9 @@ class Host:
 
 
 def _lognormal(rng: random.Random, p50_s: float, p99_s: float, cap_s: float) -> float:
+    if p50_s <= 0:  # "no latency": still draw, so that the other draws stay the same
+        rng.random()
+        return 0.0
     sigma = math.log(p99_s / p50_s) / Z99
     return min(cap_s, rng.lognormvariate(math.log(p50_s), sigma))
 
@@ -92,7 +94,7 @@ def draw(settings: LabSettings) -> tuple[list[Host], list[str]]:
         latency = _lognormal(
             rng, settings.latency_p50_ms / 1000, settings.latency_p99_ms / 1000, LATENCY_CAP_S
         )
-        dns = _lognormal(rng, settings.dns_p50_ms / 1000, settings.dns_p99_ms / 1000, 2.0)
+        dns = _lognormal(rng, settings.dns_p50_ms / 1000, settings.dns_p50_ms / 100, 2.0)
         lossy = rng.random() < settings.dns_loss
         name = f"h{index:05d}.{DOMAIN}"
         hosts.append(Host(name, address(index, kind), kind, latency, dns, lossy))

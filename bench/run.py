@@ -747,6 +747,7 @@ def lab_settings(args: argparse.Namespace) -> LabSettings:
         dead_share=args.lab_dead_share,
         drip_share=args.lab_drip_share,
         dns_loss=args.lab_dns_loss,
+        dns_p50_ms=args.lab_dns_p50_ms,
     )
 
 
@@ -980,6 +981,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     lab.add_argument("--lab-dead-share", type=float, default=LabSettings.dead_share)
     lab.add_argument("--lab-drip-share", type=float, default=LabSettings.drip_share)
     lab.add_argument("--lab-dns-loss", type=float, default=LabSettings.dns_loss)
+    lab.add_argument(
+        "--lab-dns-p50-ms",
+        type=float,
+        default=LabSettings.dns_p50_ms,
+        help="median DNS latency, ms (p99: 10x; 0: answers at once)",
+    )
     lab.add_argument(
         "--lab-servers", type=int, default=None, help="HTTPS server processes (default: cores)"
     )
