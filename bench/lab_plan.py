@@ -64,8 +64,7 @@ class Host:
 
 
 def _lognormal(rng: random.Random, p50_s: float, p99_s: float, cap_s: float) -> float:
-    if p50_s <= 0:  # "no latency": still draw, so that the other draws stay the same
-        rng.random()
+    if p50_s <= 0:  # no latency at all
         return 0.0
     sigma = math.log(p99_s / p50_s) / Z99
     return min(cap_s, rng.lognormvariate(math.log(p50_s), sigma))
@@ -80,10 +79,15 @@ def draw(settings: LabSettings) -> tuple[list[Host], list[str]]:
     """The hosts and the URL list (each name gets urls/names URLs, all shuffled)."""
     if not 1 <= settings.names <= MAX_NAMES:
         raise ValueError(f"names must be 1..{MAX_NAMES}")
-    rng = random.Random(settings.seed)
+    # One stream per quantity, so that changing one setting (say the DNS latency) leaves the
+    # other draws as they were: the same hosts are dead, slow or lossy, with the same latencies.
+    kinds, latencies, lookups, losses, order = (
+        random.Random(f"{settings.seed}:{what}")
+        for what in ("kind", "latency", "dns", "loss", "order")
+    )
     hosts = []
     for index in range(settings.names):
-        roll = rng.random()
+        roll = kinds.random()
         kind = (
             "dead"
             if roll < settings.dead_share
@@ -92,17 +96,17 @@ def draw(settings: LabSettings) -> tuple[list[Host], list[str]]:
             else "ok"
         )
         latency = _lognormal(
-            rng, settings.latency_p50_ms / 1000, settings.latency_p99_ms / 1000, LATENCY_CAP_S
+            latencies, settings.latency_p50_ms / 1000, settings.latency_p99_ms / 1000, LATENCY_CAP_S
         )
-        dns = _lognormal(rng, settings.dns_p50_ms / 1000, settings.dns_p50_ms / 100, 2.0)
-        lossy = rng.random() < settings.dns_loss
+        dns = _lognormal(lookups, settings.dns_p50_ms / 1000, settings.dns_p50_ms / 100, 2.0)
+        lossy = losses.random() < settings.dns_loss
         name = f"h{index:05d}.{DOMAIN}"
         hosts.append(Host(name, address(index, kind), kind, latency, dns, lossy))
     urls = [
         f"https://{hosts[i % settings.names].name}/p{i // settings.names}?n={i}"
         for i in range(settings.urls)
     ]
-    rng.shuffle(urls)
+    order.shuffle(urls)
     return hosts, urls
 
 
