@@ -72,6 +72,18 @@ def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
     return ca_pem, cert_pem, key_pem
 
 
+def remove_stale_namespaces() -> None:
+    """Delete the namespaces of earlier labs whose bench process is gone (killed with SIGKILL:
+    no __exit__ ran). Only names of this bench's form are touched."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listing.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        prefix, _, pid = name.rpartition("-")
+        if prefix == "afetch-lab" and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", name], check=False)
+            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
+
+
 class Lab:
     def __init__(self, settings: LabSettings, workdir: Path, *, servers: int | None = None) -> None:
         lacks = missing()
@@ -103,6 +115,7 @@ class Lab:
         return self
 
     def _start(self) -> None:
+        remove_stale_namespaces()
         subprocess.run(["ip", "netns", "add", self.namespace], check=True)
         subprocess.run(["ip", "-n", self.namespace, "link", "set", "lo", "up"], check=True)
         subprocess.run(self.wrap(["nft", "-f", "-"]), input=NFT_RULES.encode(), check=True)

@@ -209,7 +209,12 @@ def run_command(
     process = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=full_env
     )
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # SIGTERM or ^C: the tool must not outlive the bench (or its lab)
+        process.kill()
+        process.wait()
+        raise
     seconds = time.perf_counter() - t0
     process.returncode = os.waitstatus_to_exitcode(status)
     if slave is not None:
