@@ -7,6 +7,10 @@
     python bench/run.py --engines --only throughput latency many   # engine bake-off rows
                                    #   (bench/engines/*) -> results/bakeoff.md
     python bench/run.py --afetch-env curl:AFETCH_ENGINE=curl   # afetch on another engine: a row
+    python bench/run.py --only internet   # the internet-like lab (bench/lab.py): 50,000 HTTPS
+                                   #   URLs over 10,000 names, lab DNS, drawn latencies, dead and
+                                   #   slow hosts; as root, needs iproute2, nftables, dnslib,
+                                   #   trustme (--quick: 2,000 URLs over 500 names)
 
 Needs Debian's nginx-light, libnginx-mod-http-echo and wget2 (``apt-get install -y nginx-light
 libnginx-mod-http-echo wget2``) and the ``bench`` extra (pycurl, uvloop, pyinstrument).
