@@ -821,6 +821,9 @@ def internet(args: argparse.Namespace, workdir: Path) -> list[str]:
     )
     lines = speed_table(title, tools, ideal=ideal)
     lines += [
+        'Every client exits non-zero here, as the dead hosts\' URLs fail: "failed" counts those'
+        " exits; the URLs each fetched whole are in the second table.",
+        "",
         f"Ideal: the URLs started in file order on {concurrency} slots, each taking its host's"
         f" drawn latency (first URL of a name: + its DNS latency); lower bound {bound:.2f} s;"
         f" on curl's {min(concurrency, CURL_PARALLEL_CAP)} slots {curl_ideal:.2f} s.",
