@@ -7,6 +7,10 @@
     python bench/run.py --engines --only throughput latency many   # engine bake-off rows
                                    #   (bench/engines/*) -> results/bakeoff.md
     python bench/run.py --afetch-env curl:AFETCH_ENGINE=curl   # afetch on another engine: a row
+    python bench/run.py --only internet   # the internet-like lab (bench/lab.py): 50,000 HTTPS
+                                   #   URLs over 10,000 names, lab DNS, drawn latencies, dead and
+                                   #   slow hosts; as root, needs iproute2, nftables, dnslib,
+                                   #   trustme (--quick: 2,000 URLs over 500 names)
 
 Needs Debian's nginx-light, libnginx-mod-http-echo and wget2 (``apt-get install -y nginx-light
 libnginx-mod-http-echo wget2``) and the ``bench`` extra (pycurl, uvloop, pyinstrument).
@@ -40,6 +44,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import lab_plan
+from lab import Lab
+from lab_plan import LabSettings
 
 HERE = Path(__file__).resolve().parent
 ECHO_MODULE = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
@@ -205,7 +213,12 @@ def run_command(
     process = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, env=full_env
     )
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except BaseException:  # SIGTERM or ^C: the tool must not outlive the bench (or its lab)
+        process.kill()
+        process.wait()
+        raise
     seconds = time.perf_counter() - t0
     process.returncode = os.waitstatus_to_exitcode(status)
     if slave is not None:
@@ -230,6 +243,7 @@ class Tool:
     stderr_tty: bool = False
     env: dict[str, str] = field(default_factory=dict)
     setup: Callable[[], None] | None = None  # before every run (e.g. empty a cache folder)
+    after: Callable[[], None] | None = None  # after every run (e.g. read a server's counters)
     times: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     rss_kb: list[int] = field(default_factory=list)
@@ -258,6 +272,8 @@ def run_rounds(tools: list[Tool], *, label: str) -> None:
             if tool.setup is not None:
                 tool.setup()
             outcome = run_command(tool.argv, stderr_tty=tool.stderr_tty, env=tool.env)
+            if tool.after is not None:
+                tool.after()
             tool.times.append(outcome.seconds)
             tool.cpu.append(outcome.cpu_seconds)
             tool.rss_kb.append(outcome.max_rss_kb)
@@ -732,6 +748,135 @@ def heaviest_imports(args: argparse.Namespace, top: int = 8) -> list[str]:
     return [f"{us / 1000:7.1f} ms  {name}" for us, name in rows[:top]]
 
 
+def lab_settings(args: argparse.Namespace) -> LabSettings:
+    return LabSettings(
+        names=args.internet_names,
+        urls=args.internet_urls,
+        seed=args.lab_seed,
+        dead_share=args.lab_dead_share,
+        drip_share=args.lab_drip_share,
+        dns_loss=args.lab_dns_loss,
+        dns_p50_ms=args.lab_dns_p50_ms,
+    )
+
+
+def lab_flags(tool: Tool, settings: LabSettings, ca: Path) -> None:
+    """The same deadlines and trust for every client: connect (DNS + TCP + TLS) and whole
+    request, no retries (curl's default; afetch and wget2 would retry), the lab's CA."""
+    connect, total = str(settings.connect_timeout_s), str(settings.max_time_s)
+    if tool.name.startswith("curl --parallel"):
+        flags = ["--cacert", str(ca), "--connect-timeout", connect, "--max-time", total]
+        tool.argv[1:1] = flags
+    elif tool.name == "wget2":
+        # wget2 has no whole-request deadline; its read timeout bounds a silent server.
+        tool.argv[1:1] = [
+            f"--ca-certificate={ca}",
+            "--tries=1",
+            f"--connect-timeout={connect}",
+            f"--read-timeout={total}",
+        ]
+    elif tool.name.startswith("aiohttp script"):
+        tool.argv += ["--connect-timeout", connect, "--timeout", total]
+    tool.env["SSL_CERT_FILE"] = str(ca)
+
+
+def internet(args: argparse.Namespace, workdir: Path) -> list[str]:
+    """HTTPS to 10,000 names through the lab's DNS, latencies drawn per host, dead and slow hosts
+    (bench/lab.py); every client runs inside the lab's network namespace."""
+    settings = lab_settings(args)
+    concurrency = args.internet_concurrency
+    with Lab(settings, workdir, servers=args.lab_servers) as lab:
+        urls = write_lines(workdir / "internet.txt", iter(lab.urls))
+        afetch_extra = [
+            "--retries",
+            "0",
+            "--connect-timeout",
+            str(settings.connect_timeout_s),
+            "--timeout",
+            str(settings.max_time_s),
+            "--cacert",
+            str(lab.ca),
+        ]
+        tools = peer_tools(
+            args, urls, concurrency, workdir=workdir, httpx_runs=0, afetch_extra=afetch_extra
+        )
+        tools = [tool for tool in tools if tool.name not in ENGINES]
+        measured: dict[str, list[dict[str, float]]] = {}
+        for tool in tools:
+            lab_flags(tool, settings, lab.ca)
+            tool.argv = lab.wrap(tool.argv)
+            tool.runs = args.internet_runs
+            tool.setup, tool.after = _lab_meter(lab, measured.setdefault(tool.name, []))
+        run_rounds(tools, label="internet")
+        ideal, bound = lab_plan.ideal_seconds(settings, lab.hosts, lab.urls, concurrency)
+        curl_ideal, _ = lab_plan.ideal_seconds(
+            settings, lab.hosts, lab.urls, min(concurrency, CURL_PARALLEL_CAP)
+        )
+        plan = lab_plan.summary(settings, lab.hosts, lab.urls)
+    kinds = plan["kinds"]
+    assert isinstance(kinds, dict)
+    title = (
+        f"8. Internet-like lab: {plan['urls']:,} HTTPS URLs over {plan['names']:,} names"
+        f" (lab DNS, one CA, SNI), -c {concurrency}"
+    )
+    lines = speed_table(title, tools, ideal=ideal)
+    lines += [
+        'Every client exits non-zero here, as the dead hosts\' URLs fail: "failed" counts those'
+        " exits; the URLs each fetched whole are in the second table.",
+        "",
+        f"Ideal: the URLs started in file order on {concurrency} slots, each taking its host's"
+        f" drawn latency (first URL of a name: + its DNS latency); lower bound {bound:.2f} s;"
+        f" on curl's {min(concurrency, CURL_PARALLEL_CAP)} slots {curl_ideal:.2f} s.",
+        "",
+        f"Hosts: {kinds['ok']:,} answering (latency p50 {plan['latency_p50_ms']:.0f} ms,"
+        f" p90 {plan['latency_p90_ms']:.0f} ms, p99 {plan['latency_p99_ms']:.0f} ms, mean"
+        f" {plan['latency_mean_ms']:.0f} ms), {kinds['dead']:,} dead (SYNs dropped; a URL costs"
+        f" the {settings.connect_timeout_s:g} s connect timeout), {kinds['drip']:,} slow-drip"
+        f" (the body over {settings.drip_s:g} s); {plan['dns_lossy_names']:,} names whose first"
+        f" DNS query of each type is lost (resolver timeout {settings.resolver_timeout_s} s)."
+        f" Every client: connect timeout {settings.connect_timeout_s:g} s, request deadline"
+        f" {settings.max_time_s:g} s, no retries. Seed {settings.seed}.",
+        "",
+        "| tool | URLs fetched whole (of "
+        f"{plan['servable_urls']:,} servable) | connections | lab CPU s per run |",
+        "|---|---:|---:|---:|",
+    ]
+    for tool in tools:
+        samples = measured.get(tool.name, [])
+        if samples:
+            responses = statistics.median(s["responses"] for s in samples)
+            connections = statistics.median(s["connections"] for s in samples)
+            cpu = statistics.median(s["cpu"] for s in samples)
+            lines.append(f"| {tool.name} | {responses:,.0f} | {connections:,.0f} | {cpu:.2f} |")
+    lines += [
+        "",
+        f"Medians per run, counted by the lab's {lab.servers} server processes (responses sent"
+        " whole; lab CPU: DNS and HTTPS servers together, to see that the lab is not the"
+        " bottleneck).",
+        "",
+    ]
+    return lines
+
+
+def _lab_meter(
+    lab: Lab, samples: list[dict[str, float]]
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Hooks around each run: what the lab counted (and its CPU) during that run."""
+    state: dict[str, float] = {}
+
+    def snapshot() -> dict[str, float]:
+        return {**lab.counters(), "cpu": lab.server_cpu()}
+
+    def before() -> None:
+        state.update(snapshot())
+
+    def after() -> None:
+        now = snapshot()
+        samples.append({key: now[key] - state[key] for key in now})
+
+    return before, after
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -794,7 +939,17 @@ def targets_table(targets: list[Target]) -> list[str]:
     return [*lines, ""]
 
 
-WORKLOADS = ("throughput", "latency", "many", "memory", "options", "progress", "startup")
+WORKLOADS = (
+    "throughput",
+    "latency",
+    "many",
+    "memory",
+    "options",
+    "progress",
+    "startup",
+    "internet",
+)
+NO_NGINX = {"startup", "internet"}  # workloads that bring their own servers or need none
 
 
 def _env_spec(text: str) -> tuple[str, dict[str, str]]:
@@ -829,6 +984,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="runs per tool of many hosts (default 3, or --runs if smaller: 100k URLs take long)",
     )
     parser.add_argument("--memory-runs", type=int, default=1)
+    lab = parser.add_argument_group("internet-like lab (--only internet; bench/lab.py)")
+    lab.add_argument("--internet-urls", type=int, default=None, help="default 50,000")
+    lab.add_argument("--internet-names", type=int, default=None, help="default 10,000")
+    lab.add_argument("--internet-concurrency", type=int, default=500)
+    lab.add_argument("--internet-runs", type=int, default=None, help="default 3 (or --runs)")
+    lab.add_argument("--lab-seed", type=int, default=LabSettings.seed)
+    lab.add_argument("--lab-dead-share", type=float, default=LabSettings.dead_share)
+    lab.add_argument("--lab-drip-share", type=float, default=LabSettings.drip_share)
+    lab.add_argument("--lab-dns-loss", type=float, default=LabSettings.dns_loss)
+    lab.add_argument(
+        "--lab-dns-p50-ms",
+        type=float,
+        default=LabSettings.dns_p50_ms,
+        help="median DNS latency, ms (p99: 10x; 0: answers at once)",
+    )
+    lab.add_argument(
+        "--lab-servers", type=int, default=None, help="HTTPS server processes (default: cores)"
+    )
     parser.add_argument("--startup-runs", type=int, default=None)
     parser.add_argument(
         "--variants",
@@ -891,6 +1064,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.httpx_runs = 0 if small else 1
     if args.many_runs is None:
         args.many_runs = min(args.runs, 3)
+    if args.internet_urls is None:
+        args.internet_urls = 2_000 if small else 50_000
+    if args.internet_names is None:
+        args.internet_names = 500 if small else 10_000
+    if args.internet_runs is None:
+        args.internet_runs = min(args.runs, 3)
     if args.memory_urls is None:
         args.memory_urls = (10_000, 50_000) if small else (20_000, 200_000)
     if args.startup_runs is None:
@@ -933,21 +1112,23 @@ def compile_afetch(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     compile_afetch(args)
-    # SIGTERM (and SIGINT, which Python already raises) unwind through Nginx.__exit__, so an
-    # interrupted benchmark never leaves its nginx running.
+    # SIGTERM (and SIGINT, which Python already raises) unwind through Nginx.__exit__ and
+    # Lab.__exit__, so an interrupted benchmark leaves no nginx, lab server or namespace behind.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     _raise_fd_limit()
     started = time.monotonic()
     lines = ["## afetch benchmark", "", *machine(args)]
-    with tempfile.TemporaryDirectory(prefix="afetch-bench-") as tmp, Nginx() as nginx:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="afetch-bench-")))
+        needs_nginx = any(name not in NO_NGINX for name in args.only)
+        nginx = stack.enter_context(Nginx()) if needs_nginx else None
         for name in args.only:
-            if name == "latency" and not nginx.has_echo:
-                continue
             print(f"bench: {name}", file=sys.stderr, flush=True)
             if name == "startup":
                 lines += startup(args)
-            else:
+            elif name == "internet":
+                lines += internet(args, workdir)
+            elif nginx is not None and (name != "latency" or nginx.has_echo):
                 lines += globals()[name](args, nginx, workdir)
     lines += targets_table(args.targets)
     minutes = (time.monotonic() - started) / 60

@@ -1,0 +1,81 @@
+"""The lab's DNS server: UDP on ADDRESS:53 inside the lab's namespace, answering the plan's names.
+
+Usage: python bench/lab_dns.py PLAN_JSON ADDRESS READY_FILE
+
+Each answer is sent after the name's DNS latency (the plan's, drawn once per name). For a lossy
+name the first query of each type is not answered, so the client's resolver times out and asks
+again. A → the name's 127.x address; AAAA and other types of a known name → no data (NOERROR);
+unknown names → NXDOMAIN. TTL 300 s. Runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from lab_plan import read
+
+TTL = 300
+
+
+class Resolver(asyncio.DatagramProtocol):
+    def __init__(self, plan: Path) -> None:
+        _, hosts = read(plan)
+        self.hosts = {host.name: host for host in hosts}
+        self.dropped: set[tuple[str, int]] = set()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            query = DNSRecord.parse(data)
+        except Exception:  # a malformed packet: ignore it, as a server would
+            return
+        qname = str(query.q.qname).rstrip(".").lower()
+        qtype = query.q.qtype
+        reply = query.reply()
+        host = self.hosts.get(qname)
+        delay = 0.0
+        if host is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+        else:
+            if host.dns_lossy and (qname, qtype) not in self.dropped:
+                self.dropped.add((qname, qtype))
+                return
+            delay = host.dns_s
+            if qtype == QTYPE.A:
+                reply.add_answer(RR(qname, QTYPE.A, rdata=A(host.address), ttl=TTL))
+        self.loop.call_later(delay, self._send, reply.pack(), addr)
+
+    def _send(self, packet: bytes, addr: tuple[str, int]) -> None:
+        if self.transport is not None:
+            self.transport.sendto(packet, addr)
+
+
+async def main(plan: str, address: str, ready: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: Resolver(Path(plan)), local_addr=(address, 53)
+    )
+    Path(ready).write_text("ready\n")
+    try:
+        await stop
+    finally:
+        transport.close()
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop
+    except ImportError:  # the bench extra brings it; the plain loop serves too, more slowly
+        asyncio.run(main(*sys.argv[1:4]))
+    else:
+        uvloop.run(main(*sys.argv[1:4]))
