@@ -1,0 +1,55 @@
+"""``--report KIND=PATH``: files about a whole run, for Prometheus, CI and people.
+
+The registry below has one entry per kind: its name, the module that writes it (imported only
+when a run asks for that kind, so a run without ``--report`` loads none of them) and the line
+``--help`` and docs/watching.md give it. Adding a kind is one entry here, one module with a
+``Report`` class (see :mod:`afetch.reports.collect`) and its line in docs/watching.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    name: str
+    #: The module whose ``Report`` class writes this kind.
+    module: str
+    what: str
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("prom", "afetch.reports.prom", "Prometheus text format, for node_exporter"),
+        Kind("junit", "afetch.reports.junit", "JUnit XML: one testcase per URL, for CI"),
+        Kind("json", "afetch.reports.summary_json", "the run's summary as one JSON object"),
+        Kind("md", "afetch.reports.markdown", "a Markdown summary, for people"),
+    )
+}
+
+
+class ReportSpecError(ValueError):
+    """A ``--report`` value that is not ``KIND=PATH`` with a known kind."""
+
+
+def parse_report(raw: str) -> tuple[str, str]:
+    """``(kind, path)`` from ``KIND=PATH``.
+
+    >>> parse_report("prom=/var/lib/node_exporter/afetch.prom")
+    ('prom', '/var/lib/node_exporter/afetch.prom')
+    >>> parse_report("xml=out.xml")
+    Traceback (most recent call last):
+    ...
+    afetch.reports.ReportSpecError: unknown report kind 'xml' (choose from prom, junit, json, md)
+    """
+    kind, sep, path = raw.partition("=")
+    kind = kind.strip().lower()
+    if not sep or not path:
+        raise ReportSpecError(f"expected KIND=PATH, got {raw[:40]!r}")
+    if kind not in KINDS:
+        raise ReportSpecError(f"unknown report kind {kind[:20]!r} (choose from {', '.join(KINDS)})")
+    if path == "-":
+        raise ReportSpecError("a report needs a file: stdout carries only records")
+    return kind, path
