@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from afetch._errors import FetchError
@@ -113,17 +113,19 @@ def test_every_kind_is_read_back_by_its_own_reader(server: LoopbackServer, tmp_p
     assert (suite.get("tests"), suite.get("failures")) == ("6", "3")
     cases = suite.findall("testcase")
     assert len(cases) == 6
-    failed = {case.get("name"): case.find("failure") for case in cases if case.find("failure") is not None}
+    failed = {
+        case.get("name"): case.find("failure") for case in cases if case.find("failure") is not None
+    }
     assert {f.get("type") for f in failed.values()} == {"http_404", "protocol", "http_500"}
 
     summary = check_json(out / "run.json")
-    assert summary["urls"]["done"] == 6 and summary["urls"]["not_ok"] == 3
+    assert summary["urls"]["done"] == 6
+    assert summary["urls"]["not_ok"] == 3
     assert summary["statuses"] == {"200": 3, "404": 1, "500": 1}
-    assert summary["exit_code"] == 1 and summary["signal"] is None
+    assert summary["exit_code"] == 1
+    assert summary["signal"] is None
     assert len(summary["failures"]) == 3
-    assert summary["worst_hosts"] == [
-        {"host": f"http://127.0.0.1:{server.port}", "not_ok": 3}
-    ]
+    assert summary["worst_hosts"] == [{"host": f"http://127.0.0.1:{server.port}", "not_ok": 3}]
 
     markdown = (out / "run.md").read_text(encoding="utf-8")
     assert markdown.startswith("## afetch: 6 URLs, 3 not ok")
@@ -157,8 +159,17 @@ def test_a_stopped_run_writes_its_reports(
     urls = [server.url("/ok")] * 5 + [server.url("/hang")] * 20
     (tmp_path / "urls.txt").write_text("".join(f"{u}\n" for u in urls))
     process = subprocess.Popen(
-        [sys.executable, "-m", "afetch", "urls.txt", "-c", "10", "--timeout", "60"]
-        + report_args(tmp_path),
+        [
+            sys.executable,
+            "-m",
+            "afetch",
+            "urls.txt",
+            "-c",
+            "10",
+            "--timeout",
+            "60",
+            *report_args(tmp_path),
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -216,7 +227,8 @@ def test_report_paths_are_checked_before_the_run(
     )
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert urls.read_text() == server.url("/ok") + "\n"
     assert sorted(os.listdir(tmp_path)) == before  # no report, no temporary file
@@ -263,8 +275,16 @@ def test_an_unwritable_report_at_the_end_is_exit_74(server: LoopbackServer, tmp_
     urls = tmp_path / "urls.txt"
     urls.write_text(f"{server.url('/ok')}\n{server.url('/sleep/1500')}\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "afetch", str(urls), "--report", f"json={gone / 'r.json'}"]
-        + ["--report", f"md={tmp_path / 'r.md'}"],
+        [
+            sys.executable,
+            "-m",
+            "afetch",
+            str(urls),
+            "--report",
+            f"json={gone / 'r.json'}",
+            "--report",
+            f"md={tmp_path / 'r.md'}",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=cli_env(),
@@ -274,7 +294,7 @@ def test_an_unwritable_report_at_the_end_is_exit_74(server: LoopbackServer, tmp_
     for name in os.listdir(gone):
         os.unlink(gone / name)
     gone.rmdir()
-    out, err = process.communicate(timeout=30)
+    _out, err = process.communicate(timeout=30)
     assert process.returncode == 74, err.decode()
     assert f"afetch: error: cannot write --report json={gone / 'r.json'}" in err.decode()
     assert (tmp_path / "r.md").exists()
@@ -301,6 +321,7 @@ def hostile(i: int, text: str) -> Record:
     )
 
 
+@settings(deadline=None)  # each example validates a file against an XSD
 @given(st.lists(st.text(), max_size=8))
 def test_junit_stays_valid_xml_whatever_the_urls_and_messages_hold(texts: list[str]) -> None:
     import tempfile
