@@ -300,6 +300,14 @@ def test_an_unwritable_report_at_the_end_is_exit_74(server: LoopbackServer, tmp_
     assert (tmp_path / "r.md").exists()
 
 
+def test_every_kind_has_its_row_in_the_docs() -> None:
+    from afetch.reports import KINDS
+    from tests.test_docs import table_column
+
+    page = (ROOT / "docs" / "watching.md").read_text(encoding="utf-8")
+    assert table_column(page, "## Reports: `--report KIND=PATH`") == list(KINDS)
+
+
 # -- the writers on their own -------------------------------------------------------------------
 
 

@@ -1,9 +1,9 @@
 """``--report KIND=PATH``: files about a whole run, for Prometheus, CI and people.
 
-The registry below has one entry per kind: its name, the module that writes it (imported only
-when a run asks for that kind, so a run without ``--report`` loads none of them) and the line
-``--help`` and docs/watching.md give it. Adding a kind is one entry here, one module with a
-``Report`` class (see :mod:`afetch.reports.collect`) and its line in docs/watching.md.
+The registry below has one entry per kind: its name and the module that writes it, imported
+only when a run asks for that kind (a run without ``--report`` loads none of them). Adding a
+kind is one entry here, one module with a ``Report`` class (see :mod:`afetch.reports.collect`)
+and its row in docs/watching.md (tests/test_reports.py checks the rows).
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ class Kind:
     name: str
     #: The module whose ``Report`` class writes this kind.
     module: str
-    what: str
 
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("prom", "afetch.reports.prom", "Prometheus text format, for node_exporter"),
-        Kind("junit", "afetch.reports.junit", "JUnit XML: one testcase per URL, for CI"),
-        Kind("json", "afetch.reports.summary_json", "the run's summary as one JSON object"),
-        Kind("md", "afetch.reports.markdown", "a Markdown summary, for people"),
+        Kind("prom", "afetch.reports.prom"),
+        Kind("junit", "afetch.reports.junit"),
+        Kind("json", "afetch.reports.summary_json"),
+        Kind("md", "afetch.reports.markdown"),
     )
 }
 

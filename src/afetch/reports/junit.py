@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from afetch._record import Record
 from afetch._redact import mask_url, redact
 from afetch.reports.atomic import TempFile
-from afetch.reports.summary import Outcome, host_of
+from afetch.reports.summary import Outcome, change_of, host_of
 
 _PROLOGUE = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 #: Bytes kept after the prologue for the root elements and their counts.
@@ -66,7 +66,7 @@ def testcase(record: Record) -> str:
         details.append(f"final_url: {mask_url(final)}")
     if status is not None:
         details.append(f"status: {status}")
-    change = getattr(record, "change", None)
+    change = change_of(record)
     if change is not None:
         details.append(f"change: {change}")
     return (
