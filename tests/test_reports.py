@@ -319,6 +319,26 @@ def test_a_label_value_reads_back_as_written(text: str) -> None:
     assert family.samples[0].labels["run"] == expected
 
 
+@given(
+    st.sampled_from(["http", "https", "HTTP", "ftp"]),
+    st.from_regex(r"[a-zA-Z0-9.\-\[\]:@]{0,12}", fullmatch=True),
+    st.sampled_from(["", ":", ":0", ":80", ":443", ":8080", ":65535", ":65536", ":99999", ":x"]),
+    st.sampled_from(["", "/", "/a", "?q", "#f", "\\x"]),
+)
+def test_host_of_is_the_scheduler_host_key(scheme: str, host: str, port: str, rest: str) -> None:
+    """The fast path for plain URLs says what afetch.schedule.hosts.host_key says."""
+    from afetch.reports.summary import host_of
+    from afetch.schedule.hosts import host_key
+
+    url = f"{scheme}://{host}{port}{rest}"
+    key = host_key(url)
+    if key is None:
+        assert host_of(url) == "(no host)"
+    else:
+        name = f"[{key[1]}]" if ":" in key[1] else key[1]
+        assert host_of(url) == f"{key[0]}://{name}:{key[2]}"
+
+
 def hostile(i: int, text: str) -> Record:
     return Record(
         url=f"http://u:{PASSWORD}@h{i}.test/{text}",

@@ -26,24 +26,29 @@ _PROLOGUE = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 #: Bytes kept after the prologue for the root elements and their counts.
 _HEAD_ROOM = 512
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_ATTRIBUTE = str.maketrans(
-    {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
-    | {"\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
-)
-_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 
 
 def attribute(text: str) -> str:
     """``text`` as a double-quoted attribute value's content.
 
-    >>> attribute('a<b & "c"\\x00')
-    'a&lt;b &amp; &quot;c&quot;\ufffd'
+    >>> attribute('a<b & "c"\\x00\\n')
+    'a&lt;b &amp; &quot;c&quot;\ufffd&#10;'
     """
-    return _NOT_XML.sub("\ufffd", text).translate(_ATTRIBUTE)
+    # Chained str.replace: several times faster than str.translate with a table, per URL.
+    if _NOT_XML.search(text):
+        text = _NOT_XML.sub("\ufffd", text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace('"', "&quot;")
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;")
+    return text
 
 
 def _text(text: str) -> str:
-    return _NOT_XML.sub("\ufffd", text).translate(_TEXT)
+    text = _NOT_XML.sub("\ufffd", text)
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
 
 
 def testcase(record: Record) -> str:

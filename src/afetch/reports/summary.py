@@ -11,6 +11,7 @@ size. :func:`summarize` joins both into the one object every report is written f
 from __future__ import annotations
 
 import heapq
+import re
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -43,12 +44,26 @@ def change_of(record: Record) -> str | None:
     return getattr(record, "change", None)
 
 
+#: A plain ``http(s)://host[:port]`` start, which needs no urlsplit (junit asks for every URL).
+_PLAIN_ORIGIN = re.compile(r"(https?)://([a-z0-9.-]+)(?::([0-9]{1,5}))?(?=[/?#]|$)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def host_of(url: str) -> str:
-    """``scheme://host:port`` of ``url`` (never its user name or password), or ``(no host)``.
+    """``scheme://host:port`` of ``url`` (never its user name or password), or ``(no host)``:
+    the scheduler's host key (afetch.schedule.hosts.host_key), written out.
 
     >>> host_of("https://ann:pw@Example.org/a"), host_of("not a url")
     ('https://example.org:443', '(no host)')
+    >>> host_of("http://a.test:0/"), host_of("http://a.test:8080?q"), host_of("http://[::1]:81/")
+    ('http://a.test:80', 'http://a.test:8080', 'http://[::1]:81')
     """
+    plain = _PLAIN_ORIGIN.match(url)
+    if plain is not None:
+        scheme, host, port = plain.groups()
+        number = int(port) if port else 0
+        if number <= 65535:
+            return f"{scheme}://{host}:{number or _DEFAULT_PORTS[scheme]}"
     key = host_key(url)
     if key is None:
         return "(no host)"
