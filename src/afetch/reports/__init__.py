@@ -29,6 +29,10 @@ KINDS: dict[str, Kind] = {
 }
 
 
+class ReportError(Exception):
+    """A report's file cannot be made: the message names the option and says why."""
+
+
 class ReportSpecError(ValueError):
     """A ``--report`` value that is not ``KIND=PATH`` with a known kind."""
 

@@ -17,12 +17,8 @@ from typing import Any
 
 from afetch._record import Record
 from afetch._stats import Stats
-from afetch.reports import KINDS
+from afetch.reports import KINDS, ReportError
 from afetch.reports.summary import Outcome, Tally, summarize
-
-
-class ReportError(Exception):
-    """A report's file cannot be made: the message names the option and says why."""
 
 
 class Reports:

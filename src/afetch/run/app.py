@@ -32,6 +32,7 @@ from afetch.output.sinks import (
     output_is_empty,
 )
 from afetch.output.writer import RecordWriter
+from afetch.reports import ReportError
 from afetch.run import fdlimit as fdlimit
 from afetch.run.exits import (
     EXIT_NOT_OK,
@@ -362,7 +363,7 @@ async def run(
         return EXIT_USAGE
     try:
         reports = _open_reports(options)
-    except Exception as exc:  # ReportError: one line, exit 2, as for -o
+    except ReportError as exc:  # one line, exit 2, as for -o
         error_line(str(exc))
         return EXIT_USAGE
     try:
