@@ -17,6 +17,7 @@ from typing import Any
 
 from afetch._record import Record
 from afetch._stats import Stats
+from afetch._timestamps import now_iso
 from afetch.reports import KINDS, ReportError
 from afetch.reports.summary import Outcome, Tally, summarize
 
@@ -28,7 +29,7 @@ class Reports:
         """Open each ``(kind, path)`` report's temporary file; ReportError if one cannot be
         (the ones opened are discarded)."""
         self.tally = Tally()
-        self.started = time.time()
+        self.started_at = now_iso()
         self._opened: list[tuple[str, str, Any]] = []
         self._broken: Exception | None = None
         for kind, path in wanted:
@@ -67,8 +68,8 @@ class Reports:
         summary = summarize(
             stats,
             self.tally,
-            started=self.started,
-            finished=finished,
+            started_at=self.started_at,
+            finished_at=now_iso(),
             exit_code=exit_code,
             signal=signal,
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import re
-import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
@@ -141,24 +140,18 @@ class Tally:
         ]
 
 
-def _iso(moment: float) -> str:
-    """``2026-01-01T00:00:00.000Z`` (as the records' ``started_at``)."""
-    second = int(moment)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{stamp}.{int((moment - second) * 1000):03d}Z"
-
-
 def summarize(
     stats: Stats,
     tally: Tally,
     *,
-    started: float,
-    finished: float,
+    started_at: str,
+    finished_at: str,
     exit_code: int,
     signal: str | None,
 ) -> dict[str, Any]:
-    """The run as one JSON-ready object (docs/summary.schema.json); ``started`` and
-    ``finished`` are Unix times, ``signal`` the name of the signal that stopped the run."""
+    """The run as one JSON-ready object (docs/summary.schema.json); ``started_at`` and
+    ``finished_at`` as afetch._timestamps writes them, ``signal`` the name of the signal that
+    stopped the run."""
     latency = stats.latency
     values = latency.percentiles(*PERCENTILES) if latency.count else [0.0] * len(PERCENTILES)
     percentiles = {f"p{p}": round(v, 1) for p, v in zip(PERCENTILES, values, strict=True)}
@@ -166,8 +159,8 @@ def summarize(
     duration = stats.elapsed
     return {
         "afetch": __version__,
-        "started_at": _iso(started),
-        "finished_at": _iso(finished),
+        "started_at": started_at,
+        "finished_at": finished_at,
         "duration_s": round(duration, 3),
         "exit_code": exit_code,
         "signal": signal,
