@@ -11,11 +11,12 @@ from typing import Any
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The test process's environment without AFETCH_* settings or proxy variables
-    (``*_proxy``) a developer may have exported."""
+    (``*_proxy``) a developer may have exported, nor GitHub Actions' (a run under it writes
+    the job summary and annotations: the suite's own runs must not)."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("AFETCH_") and not key.lower().endswith("_proxy")
+        if not key.startswith(("AFETCH_", "GITHUB_")) and not key.lower().endswith("_proxy")
     }
     return {**env, "NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **(extra or {})}
 

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,9 +37,11 @@ NOT_COMMANDS = {
     "": "output, or the usage line",
     "json": "a record or a request object",
     "python": "code for the library (afetch.fetch), not a shell command",
-    "yaml": "a Kubernetes manifest: needs a cluster",
+    "yaml": "a Kubernetes manifest (needs a cluster); docs/watching.md's Prometheus rules and "
+    "GitHub Actions job are checked by test_the_watching_page_recipes_run",
     "powershell": "Windows PowerShell",
-    "cron": "crontab entries, not commands to paste into a shell",
+    "cron": "crontab entries, not commands to paste into a shell; docs/watching.md's run in "
+    "test_the_watching_page_recipes_run",
 }
 
 #: A fragment of a command → why that command is not run here.
@@ -257,3 +260,101 @@ def test_the_recipe_runs_unchanged(block: Block, servers: Servers, tmp_path: Pat
         for fragment, texts in EXPECTED.items():
             if fragment in command:
                 assert all(text in result.stdout for text in texts), shown
+
+
+# -- docs/watching.md: a crontab line, Prometheus alert rules, a GitHub Actions job -------------
+
+WATCHING = ROOT / "docs" / "watching.md"
+_CRON_FIELD = re.compile(r"^(\*|\d+)([-,/]\d+)*(/\d+)?$|^\*/\d+$")
+
+
+def _crontab_commands() -> list[str]:
+    """The commands of the page's crontab entries, as cron hands them to sh (``\\%`` is ``%``)."""
+    commands = []
+    for _, lang, body in code_blocks(WATCHING):
+        for line in body.splitlines() if lang == "cron" else ():
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.split(None, 5)
+            assert len(fields) == 6, f"not a crontab entry: {line}"
+            assert all(_CRON_FIELD.match(field) for field in fields[:5]), line
+            commands.append(fields[5].replace("\\%", "%"))
+    return commands
+
+
+def _yaml_blocks() -> list[Any]:
+    yaml = pytest.importorskip("yaml")
+    return [yaml.safe_load(body) for _, lang, body in code_blocks(WATCHING) if lang == "yaml"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the recipes are POSIX shell")
+@pytest.mark.skipif(not (BIN / "afetch").exists(), reason="afetch is not installed beside python")
+def test_the_watching_page_recipes_run(servers: Servers, tmp_path: Path) -> None:
+    """The crontab line runs (as cron would: sh, \\% unescaped) and leaves a Prometheus textfile
+    every alert rule's metrics are in; the GitHub Actions job parses and its afetch steps run
+    under GITHUB_ACTIONS=true, filling the job summary and the reports it uploads."""
+    parser = pytest.importorskip("prometheus_client.parser")
+    env = cli_env({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(tmp_path)})
+    srv, textfiles = tmp_path / "srv" / "afetch", tmp_path / "textfile_collector"
+    srv.mkdir(parents=True)
+    prepare(srv, servers, key="watching-cron")
+    crontab = _crontab_commands()
+    assert crontab, "docs/watching.md has no crontab entry"
+    for command in crontab:
+        command = command.replace("/srv/afetch", str(srv))
+        command = command.replace("/var/lib/node_exporter/textfile_collector", str(textfiles))
+        done = subprocess.run(
+            ["sh", "-c", command], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode in (0, 1), done.stderr
+        assert done.stderr == "", done.stderr  # -q: cron mails nothing for a run that worked
+    (prom,) = textfiles.glob("*.prom")
+    families = {f.name for f in parser.text_string_to_metric_families(prom.read_text())}
+    assert (srv / "last.md").read_text().startswith("## afetch: ")
+
+    blocks = _yaml_blocks()
+    rules = [
+        rule
+        for block in blocks
+        if "groups" in block
+        for g in block["groups"]
+        for rule in g["rules"]
+    ]
+    jobs = [job for block in blocks if "jobs" in block for job in block["jobs"].values()]
+    assert len(blocks) == 2, "docs/watching.md: one rules file, one workflow"
+    assert rules
+    assert jobs
+    for rule in rules:
+        assert {"alert", "expr"} <= set(rule), rule
+        names = set(re.findall(r"\bafetch_[a-z_]+", rule["expr"]))
+        assert names, rule["alert"]
+        assert names <= families, (rule["alert"], names - families)
+        assert "$labels.run" in rule["annotations"]["summary"]  # the label every sample has
+
+    folder = tmp_path / "checkout"
+    folder.mkdir()
+    prepare(folder, servers, key="watching-actions")
+    step_summary = tmp_path / "step_summary.md"
+    github = {**env, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step_summary)}
+    steps = [step["run"] for job in jobs for step in job["steps"] if "run" in step]
+    afetch_steps = [run for run in steps if run.startswith("afetch ")]
+    assert afetch_steps
+    assert all(skip_reason(run) for run in steps if run not in afetch_steps)
+    for run in afetch_steps:
+        done = subprocess.run(
+            ["bash", "-e", "-c", run],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env=github,
+            timeout=120,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        assert "Traceback" not in done.stderr
+        assert "afetch: error" not in done.stderr
+        if done.returncode == 1:
+            assert "::error title=afetch" in done.stderr
+    assert step_summary.read_text().startswith("## afetch: ")
+    uploaded = [s["with"]["path"] for job in jobs for s in job["steps"] if "with" in s]
+    for path in uploaded:
+        assert any((folder / path).iterdir()), f"{path}: nothing to upload"

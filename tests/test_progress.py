@@ -350,6 +350,19 @@ def test_dumb_terminal_gets_plain_lines(
     assert all(_PLAIN_LINE.match(line.rstrip("\r")) for line in progress), progress
 
 
+def test_github_actions_never_gets_the_live_table(
+    tmp_path: Path, server: LoopbackServer, closed_port: int
+) -> None:
+    """Its log is no terminal, even when a step runs afetch under a pty wrapper."""
+    argv = [sys.executable, "-m", "afetch", _slow_list(tmp_path, server, closed_port), "-c", "4"]
+    argv += ["--retries", "0", "--progress-interval", "0.3"]
+    code, drawn = _run_on_pty(argv, env=_pty_env(GITHUB_ACTIONS="true"), cols=80)
+    assert code == 1
+    assert "\x1b[" not in drawn
+    assert [line for line in drawn.splitlines() if " afetch: progress:" in line], drawn
+    assert "::error title=afetch" in drawn
+
+
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_plain_progress_to_a_log_file(
     tmp_path: Path, server: LoopbackServer, closed_port: int, how: str

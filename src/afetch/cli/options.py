@@ -23,6 +23,7 @@ from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICE
 from afetch._version import __version__
 from afetch.cli.usage import Number
 from afetch.input.shard import Shard, ShardError, parse_shard
+from afetch.reports import KINDS, ReportSpecError, parse_report
 
 ENV_PREFIX = "AFETCH_"
 
@@ -150,6 +151,13 @@ def _parse_shard(raw: str | None) -> Shard | None:
         return parse_shard(raw)
     except ShardError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
+
+
+def _parse_reports(raw: list[str] | None) -> tuple[tuple[str, str], ...]:
+    try:
+        return tuple(parse_report(value) for value in raw or ())
+    except ReportSpecError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--report'") from None
 
 
 def _parse_per_host(raw: str | None) -> int | str | None:
@@ -379,6 +387,10 @@ PANELS: dict[str, tuple[Opt, ...]] = {
         opt("--shard", type=str | None, default=None, metavar="K/N", convert=_parse_shard,
             help="Fetch only part K of N (0-based) of the list; auto/N takes K from "
             "JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID."),
+        opt("--report", type=list[str] | None, default=None, metavar="KIND=PATH", to="reports",
+            convert=_parse_reports,
+            help=f"When the run ends (stopped too), write a report to PATH (repeatable; replaced "
+            f"atomically): {', '.join(KINDS)}."),
     ),
     "Other": (
         opt("--demo", type=bool, default=False,

@@ -3,7 +3,8 @@
 The loop hands each record over through a bounded hand-off (:meth:`RecordWriter.offer`, and
 :meth:`RecordWriter.put` to wait for room). The writer thread takes whatever has queued up,
 serialises it, writes it with as few ``write`` calls as it can, and only then appends the URLs
-to the ``--state`` journal and counts them in the statistics. So:
+to the ``--state`` journal and counts them in the statistics (and, with ``--report``, in the
+reports' tallies). So:
 
 * **Backpressure, not blocking.** When the reader drains slowly, the hand-off fills and the loop
   awaits room; the record it holds keeps its scheduler slot, so fetching slows to the reader's
@@ -38,7 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from afetch._clock import Clock
 from afetch.input.journal import Journal
@@ -65,6 +66,12 @@ _EMPTY_POLL_S = 0.01
 LINGER_S = 0.02
 
 
+class Counts(Protocol):
+    """What else counts the records written (``--report``'s tallies); never raises."""
+
+    def add_many(self, records: list[Record]) -> None: ...
+
+
 class _Abandoned(Exception):
     """The run gave up on the writer: stop without journaling or counting anything more."""
 
@@ -88,6 +95,7 @@ class RecordWriter:
         limit: int = HANDOFF_RECORDS,
         terminal: Callable[[], AbstractContextManager[None]] | None = None,
         clock: Clock | None = None,
+        reports: Counts | None = None,
     ) -> None:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
         self._fd = stream.fileno()
@@ -103,6 +111,7 @@ class RecordWriter:
         self._terminal = terminal or contextlib.nullcontext
         self._capacity: int | None = None  # of the pipe, in bytes
         self._stats = stats
+        self._reports = reports
         self._journal = journal
         self._limit = limit
         self._wake_at = max(1, limit // 2)
@@ -374,6 +383,8 @@ class RecordWriter:
             if self._journal is not None:
                 self._journal.add_many(records)
             self._stats.add_many(records)
+            if self._reports is not None:
+                self._reports.add_many(records)
         with self._lock:
             self._unwritten -= len(records)
             waiting = self._room is not None

@@ -32,6 +32,7 @@ from afetch.output.sinks import (
     output_is_empty,
 )
 from afetch.output.writer import RecordWriter
+from afetch.reports import ReportError
 from afetch.run import fdlimit as fdlimit
 from afetch.run.exits import (
     EXIT_NOT_OK,
@@ -48,6 +49,8 @@ from afetch.schedule.hosts import BusiestHosts
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from afetch.reports.collect import Reports
 
 try:
     import fcntl
@@ -81,6 +84,8 @@ class RunOptions:
     progress_interval: float = 10.0
     #: Other files the run reads (``-d``/``--json @FILE``): no output may be one of them.
     reads: tuple[str, ...] = ()
+    #: ``--report KIND=PATH``: (kind, path) pairs, written when the run ends (afetch.reports).
+    reports: tuple[tuple[str, str], ...] = ()
 
 
 def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
@@ -161,6 +166,7 @@ def _output_problem(
         save_dir=settings.save_dir,
         cacert=settings.cacert,
         body_files=options.reads,
+        reports=options.reports,
     )
 
 
@@ -168,7 +174,8 @@ def _make_dirs(settings: Settings, options: RunOptions) -> str | None:
     """Create the folders named by --cache and --save-dir, and the missing parents of -o and
     --state (so a cron line's `-o "out/$(date +%F).jsonl"` works on its first night, as
     curl's --create-dirs); an error message if one cannot be."""
-    parents = [os.path.dirname(path) for path in (options.output, options.state) if path]
+    named = (options.output, options.state, *(path for _, path in options.reports))
+    parents = [os.path.dirname(path) for path in named if path]
     for folder in (settings.cache_dir, settings.save_dir, *parents):
         if not folder or folder == "-":
             continue
@@ -215,8 +222,9 @@ def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
 
 def _terminal_console() -> Console | None:
     """Rich, for a terminal only: logs, pipes and cron mail get plain text, and a run whose
-    stderr is not a terminal does not even import Rich (tens of ms of start-up)."""
-    if sys.stderr is None or not sys.stderr.isatty():
+    stderr is not a terminal does not even import Rich (tens of ms of start-up). GitHub
+    Actions' log is no terminal either, whatever a pty wrapper says: no live table there."""
+    if sys.stderr is None or not sys.stderr.isatty() or _on_github_actions():
         return None
     from rich.console import Console
 
@@ -291,6 +299,47 @@ def _interrupted(
     return interrupted_note(stats, total=total, state=options.state, hint=not demo)
 
 
+def _on_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def _open_reports(options: RunOptions) -> Reports | None:
+    """``--report``'s files, and GitHub Actions' job summary and annotations; None for neither
+    (a run without them imports none of afetch.reports' writers). ReportError if a report's
+    folder cannot be written."""
+    if not options.reports and not _on_github_actions():
+        return None
+    from afetch.reports.collect import Reports
+
+    return Reports(options.reports, env=os.environ, quiet=options.quiet)
+
+
+def _discard(reports: Reports | None, code: int) -> int:
+    """A run that ends before it starts leaves no report, nor its temporary file."""
+    if reports is not None:
+        reports.discard()
+    return code
+
+
+def _exit_code(code: int | None, signum: int | None, stats: Stats) -> int:
+    if code is not None:
+        return code
+    if signum is not None:
+        return note_signal(signum)
+    # A resumed run answers for the URLs of the earlier part of it too.
+    all_ok = stats.ok == stats.done and stats.earlier_ok == stats.earlier
+    return EXIT_OK if all_ok else EXIT_NOT_OK
+
+
+def _write_reports(reports: Reports, stats: Stats, code: int, signum: int | None) -> int:
+    """Write the reports; the exit code, 74 when one could not be (unless a signal decided)."""
+    name = None if signum is None else signal.Signals(signum).name
+    problems = reports.finish(stats, exit_code=code, signal=name)
+    for problem in problems:
+        error_line(problem)
+    return EXIT_OUTPUT if problems and code in (EXIT_OK, EXIT_NOT_OK) else code
+
+
 async def run(
     settings: Settings,
     options: RunOptions,
@@ -313,13 +362,18 @@ async def run(
         error_line(problem)
         return EXIT_USAGE
     try:
+        reports = _open_reports(options)
+    except ReportError as exc:  # one line, exit 2, as for -o
+        error_line(str(exc))
+        return EXIT_USAGE
+    try:
         journal = await _open_journal(options)
     except JournalBusy as exc:
         error_line(str(exc))
-        return EXIT_USAGE
+        return _discard(reports, EXIT_USAGE)
     except OSError as exc:
         error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
-        return EXIT_USAGE
+        return _discard(reports, EXIT_USAGE)
     done = journal.earlier.done if journal is not None else set()
     try:
         # A resumed run adds to the records of the interrupted one, like `wget -c`.
@@ -328,7 +382,7 @@ async def run(
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         if journal is not None:
             journal.close()
-        return EXIT_USAGE
+        return _discard(reports, EXIT_USAGE)
     if journal is not None:
         journal.sync_output_first(stream.fileno())
     stats = Stats(total=total)
@@ -353,7 +407,12 @@ async def run(
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
     # Records are written, journaled and counted by the writer thread (see output/writer.py).
     writer = RecordWriter(
-        stream, sink, stats=stats, journal=journal, terminal=_shared_terminal(display, stream)
+        stream,
+        sink,
+        stats=stats,
+        journal=journal,
+        terminal=_shared_terminal(display, stream),
+        reports=reports,
     )
     busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
@@ -391,19 +450,14 @@ async def run(
         # An abandoned writer is still blocked in write() on this descriptor: leave it open (the
         # process is about to exit) rather than let its number be reused under the thread.
         sink.close()
-    if code in (EXIT_SIGPIPE, EXIT_USAGE, EXIT_OUTPUT):
-        # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
-        return code
-    if not options.quiet:
+    # The reader left (stay quiet, as `cmd | head` expects), or the error line said it all.
+    if code not in (EXIT_SIGPIPE, EXIT_USAGE, EXIT_OUTPUT) and not options.quiet:
         notes = []  # rows about the run itself, after the counts
         if interrupt.signum is not None:
             whole = urls is None and options.shard is None and not done
             notes.append(_interrupted(stats, options, whole_input=whole, demo=urls is not None))
         _print_summary(stats, busiest, console, notes=notes)
-    if interrupt.signum is not None:
-        return note_signal(interrupt.signum)
-    if code is not None:
-        return code
-    # A resumed run answers for the URLs of the earlier part of it too.
-    all_ok = stats.ok == stats.done and stats.earlier_ok == stats.earlier
-    return EXIT_OK if all_ok else EXIT_NOT_OK
+    final = _exit_code(code, interrupt.signum, stats)
+    if reports is not None:  # also for a run stopped by a signal or a closed output
+        final = _write_reports(reports, stats, final, interrupt.signum)
+    return final

@@ -5,9 +5,9 @@ a file.
 Files are compared by identity (device and inode) when they exist, so a hard link, a symlink
 or ``./x`` is the file ``x``; a file still to be created by its resolved path. What is written:
 ``-o`` (or stdout, when it is a regular file: ``afetch urls.txt >> urls.txt``, which GNU cat
-refuses too), ``--state``, the ``--cache`` index files, and ``--save-dir``'s bodies. What is
-read: the sources (by their open descriptors, so stdin counts), ``--cacert``, ``-d``/``--json``
-``@FILE`` and ``--state``.
+refuses too), ``--state``, each ``--report``, the ``--cache`` index files, and ``--save-dir``'s
+bodies. What is read: the sources (by their open descriptors, so stdin counts), ``--cacert``,
+``-d``/``--json`` ``@FILE`` and ``--state``.
 
 ``--save-dir DIR`` only ever writes ``DIR/HOST/STEM__HASH[.EXT]`` (see ``_save``), and replaces
 such a file by a rename: a file directly in DIR, or named otherwise, is never touched. So a
@@ -63,8 +63,11 @@ def path_problem(
     save_dir: str | None = None,
     cacert: str | None = None,
     body_files: Sequence[str] = (),
+    reports: Sequence[tuple[str, str]] = (),
 ) -> str | None:
-    """Why these paths cannot be used together, or None; opens and creates nothing."""
+    """Why these paths cannot be used together, or None; opens and creates nothing.
+
+    ``reports``: the ``--report`` (kind, path) pairs."""
     reads = [
         f
         for name, fd in zip(sources, source_fds, strict=True)
@@ -82,6 +85,10 @@ def path_problem(
         writes.append(_File.at(f"-o {output}", output))
     if state is not None:
         writes.append(_File.at(f"--state {state}", state))
+    for kind, path in reports:
+        if os.path.isdir(path):
+            return f"--report {kind}={path} is a folder: name the file to write"
+        writes.append(_File.at(f"--report {kind}={path}", path))
     if cache_dir is not None:
         from afetch.cache import INDEX  # here: a run without --cache never imports sqlite3
 
@@ -97,19 +104,16 @@ def path_problem(
             if other.identity == written.identity:
                 return f"{written.label} is also the {other.label}"
     if save_dir is not None:
-        return _in_save_dir(save_dir, sources, output, state)
+        return _in_save_dir(save_dir, sources, [output, state, *(path for _, path in reports)])
     return None
 
 
 def _in_save_dir(
-    save_dir: str,
-    sources: Sequence[str],
-    output: str | None,
-    state: str | None,
+    save_dir: str, sources: Sequence[str], outputs: Sequence[str | None]
 ) -> str | None:
     """A named file a saved body could replace: ``SAVE_DIR/HOST/NAME__HASH.EXT``."""
     folder = _File.at("", save_dir).identity
-    named = [*sources, *(p for p in (output, state) if p not in (None, "-"))]
+    named = [*sources, *(p for p in outputs if p not in (None, "-"))]
     for path in named:
         if path == "-" or not _SAVED_NAME.search(os.path.basename(path)):
             continue
