@@ -21,8 +21,10 @@ import afetch.cli.command
 import afetch.run.app
 import afetch.run.signals
 from afetch._errors import ERROR_TYPES
+from afetch._include import NAMES as INCLUDE_NAMES
+from afetch._include import RECORD_KEYS as INCLUDE_KEYS
 from afetch._loopback import LoopbackServer
-from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS
 from tests.cli_run import afetch_cli, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +172,27 @@ def test_the_error_types_table_has_one_row_per_error_type_and_no_other() -> None
 def test_every_record_key_is_in_the_records_page(key: str) -> None:
     rows = table_rows(RECORDS.read_text(encoding="utf-8"), "# Records")
     assert key in rows, f"record key {key} is missing from the tables in docs/records.md"
+
+
+def _backticked(line: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", line)
+
+
+def test_the_include_table_and_its_page_have_the_same_keys() -> None:
+    # INCLUDE (afetch._include) is the one table of --include keys: docs/include.md documents
+    # each key exactly once in its table, in record order, and nothing the table lacks; its
+    # lists of the names --include takes and of the record order agree too, as does --help.
+    page = (DOCS / "include.md").read_text(encoding="utf-8")
+    assert table_column(page, "# More in each record: `--include`") == list(INCLUDE_KEYS)
+    takes = re.search(r"`--include LIST` adds keys to every record: (.*?)\. ", page, re.DOTALL)
+    assert takes is not None
+    assert _backticked(takes.group(1)) == list(INCLUDE_NAMES)
+    order = re.search(r"in this order whatever the order on the command line:\n\n(.*)\n", page)
+    assert order is not None
+    assert _backticked(order.group(1)) == list(INCLUDE_KEYS)
+    (option,) = [p for p in cli_params() if "--include" in p.opts]
+    listed = option.help.rsplit(":", 1)[1].strip().rstrip(".")
+    assert listed.split(", ") == list(INCLUDE_NAMES)
 
 
 @pytest.mark.parametrize("key", SCHEMA_KEYS)

@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from afetch import Record, Settings
+from afetch._include import RECORD_KEYS as INCLUDE_KEYS
 from afetch._loopback import LoopbackServer
-from afetch._record import INCLUDE_KEYS, SCHEMA_KEYS
+from afetch._record import SCHEMA_KEYS
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import by_url, collect
 
@@ -426,7 +427,7 @@ def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) ->
 
 @pytest.mark.parametrize("name", ["base64", "hex", "zlib", "rot13", "unicode_escape", "utf-7"])
 def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> None:
-    from afetch.attempt.include import body_text, charset
+    from afetch._include import body_text, charset
 
     assert charset(f"text/html; charset={name}") == "utf-8"
     assert body_text(b"\\ud800 ok", f"text/plain; charset={name}") == "\\ud800 ok"
@@ -434,6 +435,6 @@ def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> Non
 
 @pytest.mark.parametrize("body", [b"1e999", b'{"a": "\\ud800"}', b"[-1e400]"])
 def test_json_that_a_record_cannot_carry_is_null(body: bytes) -> None:
-    from afetch.attempt.include import json_value
+    from afetch._include import json_value
 
     assert json_value(body) is None
