@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Iterable
+from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
 #: What a key is built from, all of the final response (after redirects):
@@ -71,9 +72,9 @@ def _json_unless_cut(body: Body) -> Any:
 #: whatever the order on the command line.
 INCLUDE: tuple[IncludeKey, ...] = (
     IncludeKey("headers", "head", headers_object),
-    IncludeKey("timings", "transfer", lambda info: info.timings),
-    IncludeKey("remote", "transfer", lambda info: info.remote),
-    IncludeKey("tls", "tls", lambda info: info.tls),
+    IncludeKey("timings", "transfer", attrgetter("timings")),
+    IncludeKey("remote", "transfer", attrgetter("remote")),
+    IncludeKey("tls", "tls", attrgetter("tls")),
     IncludeKey("body", "body", lambda body: body_text(body.data, body.content_type)),
     IncludeKey("body_truncated", "body", lambda body: body.truncated, False, comes_with="body"),
     IncludeKey("json", "body", _json_unless_cut),

@@ -10,7 +10,7 @@ what an engine knows about a transfer (timings, address, TLS) arrives as an
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from afetch._include import Body, IncludeKey, included
@@ -22,7 +22,7 @@ class IncludePlan:
     final head's ``headers``, the engine's transfer ``info``, the kept ``body``."""
 
     __slots__ = (
-        *("_body_keys", "_steps", "body", "body_limit", "headers", "info", "keys", "names"),
+        *("_body_keys", "_build", "body", "body_limit", "headers", "info", "keys", "names"),
         "tls",
     )
 
@@ -36,8 +36,7 @@ class IncludePlan:
         self.info = self.tls or "transfer" in sources
         self.body = "body" in sources
         self.body_limit = body_limit
-        # Per record, a plain tuple to unpack is cheaper than a NamedTuple's attributes.
-        self._steps = tuple((k.name, k.source, k.build, k.default) for k in self.keys)
+        self._build = _compile_build(self.keys)
         self._body_keys = tuple(
             (k.name, k.build, k.default) for k in self.keys if k.source == "body"
         )
@@ -105,14 +104,28 @@ def build_included(
     body); computed here when not given."""
     if plan.body and derived is None:
         derived = body_keys(plan, kept, content_type)
-    values: dict[str, Any] = {}
-    for name, source, build, default in plan._steps:
-        if source == "body":
-            values[name] = derived[name]  # type: ignore[index]
+    return plan._build(headers, info, derived)
+
+
+def _compile_build(keys: Iterable[IncludeKey]) -> Callable[..., dict[str, Any]]:
+    """``(headers, info, derived) -> {"headers": ..., ...}``: the keys' values in record order,
+    each its default when its source is missing, the body's taken from ``derived``.
+
+    Generated once per run from the table, as :mod:`afetch._record` generates its writers: a
+    dict display costs about what the hand-written ifs per key did, a loop over the keys more.
+    """
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, key in enumerate(keys):
+        if key.source == "body":
+            value = f"d[{key.name!r}]"
         else:
-            given = headers if source == "head" else info
-            values[name] = default if given is None else build(given)
-    return values
+            given = "h" if key.source == "head" else "i"
+            namespace[f"b{index}"], namespace[f"z{index}"] = key.build, key.default
+            value = f"z{index} if {given} is None else b{index}({given})"
+        items.append(f"{key.name!r}: {value}")
+    # eval of the text built just above from the table's names, never of anything from outside.
+    return eval(f"lambda h, i, d: {{{', '.join(items)}}}", namespace)  # type: ignore[no-any-return]
 
 
 #: A kept body up to this size has its keys computed on the loop (a thread hop would cost
