@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -299,6 +300,28 @@ def test_tls_of_a_verified_certificate_and_of_reused_connections(tls_site: TlsSi
     handshakes = [r.extra["timings"]["tls"] for r in records if r.extra]
     assert any(ms > 0 for ms in handshakes)  # new connections
     assert 0 in handshakes  # and at least one reused one
+
+
+def test_the_engine_collects_what_it_is_told_not_what_the_run_includes(tls_site: TlsSite) -> None:
+    # The engine knows no --include key: afetch.fetch tells it what to collect (Collect).
+    from afetch.engine.base import Collect, Request
+    from afetch.engine.curl import CurlEngine
+
+    async def tls_of(settings: Settings, collect: Collect | None) -> Any:
+        engine = CurlEngine(settings, collect)
+        try:
+            response = await engine.send(Request("GET", tls_site.server.url("/ok"), ()))
+            await response.drain()
+            info = response.transfer_info()
+            await response.aclose()
+            return info.tls
+        finally:
+            await engine.aclose()
+
+    told = Settings(cacert=str(tls_site.ca_path))
+    _check_tls(asyncio.run(tls_of(told, Collect(tls=True))), tls_site, days_left=10)
+    untold = Settings(cacert=str(tls_site.ca_path), include=("tls",))
+    assert asyncio.run(tls_of(untold, None)) is None
 
 
 def test_tls_is_present_when_verification_fails(tls_site: TlsSite) -> None:
