@@ -16,7 +16,6 @@ import json
 import math
 import re
 from collections.abc import Callable, Collection, Iterable
-from functools import cache
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple
 
@@ -128,18 +127,12 @@ def record_keys(names: Collection[str]) -> tuple[str, ...]:
 # -- the body's builders: each linear in the kept body's size, which --body-limit bounds --------
 
 
-@cache
-def _patterns() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[str]]:
-    """Compiled on first use, not at start-up (every run imports this table)."""
-    return (
-        # The opening tag ("<title>", "<title lang=en>"; not "<titles>"), in the lower-cased body.
-        re.compile(rb"<title(?![a-z0-9_])"),
-        # The closing tag, searched for in the lower-cased body. Linear: only where "</title"
-        # occurs is the white space after it scanned, and those runs never overlap.
-        re.compile(rb"</title\s*>"),
-        # The charset parameter of a Content-Type.
-        re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE),
-    )
+#: The opening tag ("<title>", "<title lang=en>"; not "<titles>"), in the lower-cased body.
+_TITLE_START = re.compile(rb"<title(?![a-z0-9_])")
+#: The closing tag, searched for in the lower-cased body. Linear: only where "</title" occurs
+#: is the white space after it scanned, and those runs never overlap.
+_TITLE_END = re.compile(rb"</title\s*>")
+_CHARSET = re.compile(r"""charset\s*=\s*["']?([\w.:-]+)""", re.IGNORECASE)
 
 
 def charset(content_type: str | None) -> str:
@@ -152,7 +145,7 @@ def charset(content_type: str | None) -> str:
     """
     import codecs
 
-    match = _patterns()[2].search(content_type or "")
+    match = _CHARSET.search(content_type or "")
     if match is not None:
         try:
             name = codecs.lookup(match.group(1)).name
@@ -245,12 +238,11 @@ def _title_span(data: bytes) -> tuple[int, int] | None:
     would match, in one pass: once no ``>`` or no closing tag follows the first start, none
     follows a later one either."""
     lowered = data.lower()  # ASCII only: positions hold in ``data``
-    title_start, title_end, _ = _patterns()
-    started = title_start.search(lowered)
+    started = _TITLE_START.search(lowered)
     if started is None:
         return None
     opened = lowered.find(b">", started.end())
     if opened < 0:
         return None
-    closed = title_end.search(lowered, opened + 1)
+    closed = _TITLE_END.search(lowered, opened + 1)
     return None if closed is None else (opened + 1, closed.start())

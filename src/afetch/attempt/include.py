@@ -22,8 +22,8 @@ class IncludePlan:
     final head's ``headers``, the engine's transfer ``info``, the kept ``body``."""
 
     __slots__ = (
-        *("_body_keys", "_build", "body", "body_limit", "headers", "info", "keys", "names"),
-        "tls",
+        *("_body_build", "_body_defaults", "_build", "body", "body_limit", "headers", "info"),
+        *("keys", "names", "tls"),
     )
 
     def __init__(self, names: Collection[str], *, body_limit: int) -> None:
@@ -37,9 +37,9 @@ class IncludePlan:
         self.body = "body" in sources
         self.body_limit = body_limit
         self._build = _compile_build(self.keys)
-        self._body_keys = tuple(
-            (k.name, k.build, k.default) for k in self.keys if k.source == "body"
-        )
+        body_keys = [key for key in self.keys if key.source == "body"]
+        self._body_build = _compile_body_build(body_keys)
+        self._body_defaults = {key.name: key.default for key in body_keys}
 
     def keeper(self) -> BodyKeeper:
         return BodyKeeper(self.body_limit)
@@ -89,6 +89,9 @@ class BodyKeeper:
         return b"".join(self._parts)
 
 
+_new_tuple = tuple.__new__
+
+
 def build_included(
     plan: IncludePlan,
     *,
@@ -112,7 +115,7 @@ def _compile_build(keys: Iterable[IncludeKey]) -> Callable[..., dict[str, Any]]:
     each its default when its source is missing, the body's taken from ``derived``.
 
     Generated once per run from the table, as :mod:`afetch._record` generates its writers: a
-    dict display costs about what the hand-written ifs per key did, a loop over the keys more.
+    dict display costs what the hand-written ifs per key did, a loop over the keys more.
     """
     namespace: dict[str, Any] = {}
     items = []
@@ -124,8 +127,22 @@ def _compile_build(keys: Iterable[IncludeKey]) -> Callable[..., dict[str, Any]]:
             namespace[f"b{index}"], namespace[f"z{index}"] = key.build, key.default
             value = f"z{index} if {given} is None else b{index}({given})"
         items.append(f"{key.name!r}: {value}")
-    # eval of the text built just above from the table's names, never of anything from outside.
-    return eval(f"lambda h, i, d: {{{', '.join(items)}}}", namespace)  # type: ignore[no-any-return]
+    return _dict_display("h, i, d", items, namespace)
+
+
+def _compile_body_build(keys: Iterable[IncludeKey]) -> Callable[[Body], dict[str, Any]]:
+    """``body -> {"body": ..., ...}``: the body's keys, as :func:`_compile_build` does."""
+    namespace: dict[str, Any] = {}
+    items = []
+    for index, key in enumerate(keys):
+        namespace[f"b{index}"] = key.build
+        items.append(f"{key.name!r}: b{index}(b)")
+    return _dict_display("b", items, namespace)
+
+
+def _dict_display(arguments: str, items: list[str], namespace: dict[str, Any]) -> Any:
+    # eval of text built from the table's names and fixed text, never of anything from outside.
+    return eval(f"lambda {arguments}: {{{', '.join(items)}}}", namespace)
 
 
 #: A kept body up to this size has its keys computed on the loop (a thread hop would cost
@@ -154,9 +171,9 @@ def body_keys(
     """The plan's keys built from the body (``body``, ``body_truncated``, ``json``, ``title``):
     each linear in the kept body's size, which ``--body-limit`` bounds."""
     if kept is None:
-        return {name: default for name, _, default in plan._body_keys}
-    body = Body(kept.data(), kept.truncated, content_type)
-    return {name: build(body) for name, build, _ in plan._body_keys}
+        return dict(plan._body_defaults)
+    # tuple.__new__: what Body(...) makes, without its Python-level __new__ (once per record).
+    return plan._body_build(_new_tuple(Body, (kept.data(), kept.truncated, content_type)))
 
 
 #: The names before the include vocabulary, while the fetcher still uses them.
