@@ -47,7 +47,9 @@ def main() -> int:
     if engine != "curl":
         make = TRANSPORTS[engine]
 
-        def open_engine(settings: Settings, transport: object = None) -> HttpxEngine:
+        def open_engine(
+            settings: Settings, transport: object = None, collect: object = None
+        ) -> HttpxEngine:
             return HttpxEngine(make(settings), settings, owned=True)
 
         afetch._api.open_engine = open_engine  # type: ignore[assignment]

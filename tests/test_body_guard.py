@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 import afetch
 from afetch import Record, Settings
+from afetch._include import _title_span, html_title
 from afetch._loopback import LoopbackServer, _gzip_bomb
-from afetch.attempt.include import _title_span, html_title
 from tests.cli_run import afetch_cli, jsonl
 
 ENGINES = ["curl", "httpx"]

@@ -21,8 +21,10 @@ import afetch.cli.command
 import afetch.run.app
 import afetch.run.signals
 from afetch._errors import ERROR_TYPES
+from afetch._include import NAMES as INCLUDE_NAMES
+from afetch._include import RECORD_KEYS as INCLUDE_KEYS
 from afetch._loopback import LoopbackServer
-from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS
 from tests.cli_run import afetch_cli, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,10 +179,26 @@ def test_the_error_types_table_has_one_row_per_error_type_and_no_other() -> None
     assert sorted(rows) == sorted(ERROR_TYPES)
 
 
-@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + INCLUDE_KEYS)
+@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS)
 def test_every_record_key_is_in_the_records_page(key: str) -> None:
+    # The included keys are in docs/include.md (see the test below), linked from there.
     rows = table_rows(RECORDS.read_text(encoding="utf-8"), "# Records")
     assert key in rows, f"record key {key} is missing from the tables in docs/records.md"
+
+
+def _backticked(line: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", line)
+
+
+def test_the_include_table_and_its_page_have_the_same_keys() -> None:
+    # INCLUDE (afetch._include) is the one table of --include keys, and the table in
+    # docs/include.md the one place the docs list them: each key exactly once, in record order,
+    # and nothing the code lacks. --help's list of names agrees too.
+    page = (DOCS / "include.md").read_text(encoding="utf-8")
+    assert table_column(page, "# More in each record: `--include`") == list(INCLUDE_KEYS)
+    (option,) = [p for p in cli_params() if "--include" in p.opts]
+    listed = option.help.rsplit(":", 1)[1].strip().rstrip(".")
+    assert listed.split(", ") == list(INCLUDE_NAMES)
 
 
 @pytest.mark.parametrize("key", SCHEMA_KEYS)

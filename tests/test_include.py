@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -15,8 +16,9 @@ import httpx
 import pytest
 
 from afetch import Record, Settings
+from afetch._include import RECORD_KEYS as INCLUDE_KEYS
 from afetch._loopback import LoopbackServer
-from afetch._record import INCLUDE_KEYS, SCHEMA_KEYS
+from afetch._record import SCHEMA_KEYS
 from tests.cli_run import afetch_cli, jsonl
 from tests.helpers import by_url, collect
 
@@ -300,6 +302,28 @@ def test_tls_of_a_verified_certificate_and_of_reused_connections(tls_site: TlsSi
     assert 0 in handshakes  # and at least one reused one
 
 
+def test_the_engine_collects_what_it_is_told_not_what_the_run_includes(tls_site: TlsSite) -> None:
+    # The engine knows no --include key: afetch.fetch tells it what to collect (Collect).
+    from afetch.engine.base import Collect, Request
+    from afetch.engine.curl import CurlEngine
+
+    async def tls_of(settings: Settings, collect: Collect | None) -> Any:
+        engine = CurlEngine(settings, collect)
+        try:
+            response = await engine.send(Request("GET", tls_site.server.url("/ok"), ()))
+            await response.drain()
+            info = response.transfer_info()
+            await response.aclose()
+            return info.tls
+        finally:
+            await engine.aclose()
+
+    told = Settings(cacert=str(tls_site.ca_path))
+    _check_tls(asyncio.run(tls_of(told, Collect(tls=True))), tls_site, days_left=10)
+    untold = Settings(cacert=str(tls_site.ca_path), include=("tls",))
+    assert asyncio.run(tls_of(untold, None)) is None
+
+
 def test_tls_is_present_when_verification_fails(tls_site: TlsSite) -> None:
     # No --cacert: the test CA is unknown, so verification fails (error tls), yet the record
     # says what certificate the server showed.
@@ -426,7 +450,7 @@ def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) ->
 
 @pytest.mark.parametrize("name", ["base64", "hex", "zlib", "rot13", "unicode_escape", "utf-7"])
 def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> None:
-    from afetch.attempt.include import body_text, charset
+    from afetch._include import body_text, charset
 
     assert charset(f"text/html; charset={name}") == "utf-8"
     assert body_text(b"\\ud800 ok", f"text/plain; charset={name}") == "\\ud800 ok"
@@ -434,6 +458,6 @@ def test_a_charset_that_is_no_text_encoding_falls_back_to_utf8(name: str) -> Non
 
 @pytest.mark.parametrize("body", [b"1e999", b'{"a": "\\ud800"}', b"[-1e400]"])
 def test_json_that_a_record_cannot_carry_is_null(body: bytes) -> None:
-    from afetch.attempt.include import json_value
+    from afetch._include import json_value
 
     assert json_value(body) is None

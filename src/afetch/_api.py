@@ -27,7 +27,12 @@ def _open_fetcher(
     settings: Settings, transport: httpx.AsyncBaseTransport | None
 ) -> tuple[Fetcher, Engine]:
     """The fetcher of one run and the engine under it, which the run closes at its end."""
-    engine = open_engine(settings, transport)
+    collect = None
+    if settings.include:  # what the engine gathers about each transfer for those keys
+        from afetch.attempt.include import engine_collect
+
+        collect = engine_collect(settings.include)
+    engine = open_engine(settings, transport, collect)
     # A transport already behind a guard checks addresses itself (tests pass their own policy).
     check = None
     if settings.no_private and not _guarded(transport):

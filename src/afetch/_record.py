@@ -11,6 +11,7 @@ from typing import Any
 # Defined with the error types (the engines raise them and know nothing of records); a
 # record carries one.
 from afetch._errors import FetchError
+from afetch._include import DEFAULTS as _INCLUDE_DEFAULTS
 
 #: The documented record keys, always present, in this order (README.md, "Records").
 SCHEMA_KEYS = (
@@ -34,20 +35,6 @@ SCHEMA_KEYS = (
 OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta")
 #: Optional keys a record may carry on its own (from its request object), not only run-wide.
 _PER_REQUEST_KEYS = frozenset({"method", "meta"})
-#: Keys ``--include`` adds after those, in this order; ``body_truncated`` comes with ``body``.
-INCLUDE_KEYS = ("headers", "timings", "remote", "tls", "body", "body_truncated", "json", "title")
-#: The value of an included key a record has nothing for (``body_truncated`` is a bool).
-_INCLUDE_DEFAULTS = {"body_truncated": False}
-
-
-def include_keys(names: Collection[str]) -> tuple[str, ...]:
-    """The record keys that ``--include`` names turn on, in record order.
-
-    >>> include_keys(("title", "body"))
-    ('body', 'body_truncated', 'title')
-    """
-    on = {*names, "body_truncated"} if "body" in names else set(names)
-    return tuple(key for key in INCLUDE_KEYS if key in on)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,7 +70,8 @@ class Record:
     #: What ``--state`` journals for a request object (see ``afetch._spec.request_key``); None
     #: for a plain URL line, journaled by its URL. Not part of the output.
     key: str | None = field(default=None, repr=False, compare=False)
-    #: With ``--include``: the included keys (:data:`INCLUDE_KEYS` order) and their values.
+    #: With ``--include``: the included keys (in :data:`afetch._include.RECORD_KEYS` order) and
+    #: their values. Named before the include vocabulary; kept, as documented library API.
     extra: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
@@ -94,7 +82,7 @@ class Record:
         self, optional: Collection[str] | None = None, include: Collection[str] = ()
     ) -> dict[str, Any]:
         """The record as the documented schema; ``optional`` names the optional keys to add,
-        ``include`` the ``--include`` keys (:func:`include_keys`).
+        ``include`` the ``--include`` keys (:func:`afetch._include.record_keys`).
 
         Without ``optional``, the optional keys that have a value are added, so a record from a
         run with ``--cache`` or ``--save-dir`` keeps them, and so are its ``extra`` keys; sinks

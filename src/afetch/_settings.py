@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from afetch._include import parse_include
 from afetch._version import __version__
 
 DEFAULT_USER_AGENT = f"afetch/{__version__}"
@@ -15,8 +16,6 @@ BODY_KINDS = ("form", "json")
 #: Proxy URL schemes libcurl speaks; a proxy without a scheme is an HTTP proxy (as curl's -x).
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 DEFAULT_TIMEOUT = 30.0
-#: What ``--include`` may name, in the order the keys appear in a record (README, "Records").
-INCLUDE_CHOICES = ("headers", "timings", "remote", "tls", "body", "json", "title")
 #: ``--body-limit``: bytes of a body kept for ``body``, ``json`` and ``title``.
 DEFAULT_BODY_LIMIT = 1 << 20
 
@@ -85,8 +84,8 @@ class Settings:
     save_dir: str | None = None
     #: Add the SHA-256 of each successful body to its record (``--hash``).
     hash_bodies: bool = False
-    #: Extra record keys (``--include``): names from :data:`INCLUDE_CHOICES`, or one string of
-    #: comma-separated names; kept in that order, without repeats.
+    #: Included record keys (``--include``): names from :data:`afetch._include.NAMES`, or one
+    #: string of comma-separated names; kept in that order, without repeats.
     include: tuple[str, ...] = ()
     #: Bytes of the body kept for ``body``, ``json`` and ``title``; the rest is only counted.
     body_limit: int = DEFAULT_BODY_LIMIT
@@ -149,23 +148,3 @@ class Settings:
         object.__setattr__(self, "include", parse_include(self.include))
         if self.body_limit < 0:
             raise ValueError("body_limit must be zero or more")
-
-
-def parse_include(names: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """``--include`` names (strings may hold comma-separated lists) in record order.
-
-    >>> parse_include(["title,headers", "headers"])
-    ('headers', 'title')
-    """
-    wanted = set()
-    for item in [names] if isinstance(names, str) else names:
-        for name in item.split(","):
-            name = name.strip().lower()
-            if not name:
-                continue
-            if name not in INCLUDE_CHOICES:
-                raise ValueError(
-                    f"unknown --include key {name!r} (choose from {', '.join(INCLUDE_CHOICES)})"
-                )
-            wanted.add(name)
-    return tuple(name for name in INCLUDE_CHOICES if name in wanted)

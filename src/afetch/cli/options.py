@@ -19,7 +19,9 @@ from typing import Annotated, Any
 
 import typer
 
-from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, parse_include
+from afetch._include import NAMES as INCLUDE_NAMES
+from afetch._include import parse_include
+from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT
 from afetch._version import __version__
 from afetch.cli.usage import Number
 from afetch.input.shard import Shard, ShardError, parse_shard
@@ -368,7 +370,7 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             help="No progress and no summary on stderr."),
         opt("--include", type=list[str] | None, default=None, metavar="LIST",
             convert=_parse_include, show_default="none",
-            help=f"Add record keys, comma-separated (repeatable): {', '.join(INCLUDE_CHOICES)}."),
+            help=f"Add record keys, comma-separated (repeatable): {', '.join(INCLUDE_NAMES)}."),
         opt("--body-limit", type=str, default="1M", metavar="BYTES", convert=_parse_body_limit,
             help="Bytes of a body kept for --include body, json, title (K, M, G suffixes); "
             "the rest is counted, not kept."),

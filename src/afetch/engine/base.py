@@ -74,8 +74,8 @@ class Headers(list[tuple[str, str]]):
 
 
 class TransferInfo(NamedTuple):
-    """What ``--include timings,remote,tls`` reports about the transfer of a final response;
-    ``None`` where the engine cannot tell (the httpx adapter tells nothing)."""
+    """What an engine tells about the transfer of a final response (see :class:`Collect`);
+    ``None`` where it cannot tell (the httpx adapter tells nothing)."""
 
     #: Milliseconds since the request began, cumulative: dns, connect, tls, first_byte, total.
     timings: dict[str, float | None] | None = None
@@ -83,6 +83,18 @@ class TransferInfo(NamedTuple):
     remote: dict[str, Any] | None = None
     #: The TLS connection: version, cipher and the server certificate (``afetch.engine.tls``).
     tls: dict[str, Any] | None = None
+
+
+class Collect(NamedTuple):
+    """What an engine gathers about each transfer besides the response, to report through
+    :meth:`Response.transfer_info` (and a failure's ``transfer_info``). Whoever opens the engine
+    says; by default nothing, which costs nothing."""
+
+    #: Timings and the address connected to, also of a transfer that failed.
+    transfer: bool = False
+    #: The TLS version, cipher and certificate of each new connection (implies ``transfer``).
+    #: libcurl then reuses no TLS session, so that every new connection shows its certificate.
+    tls: bool = False
 
 
 class Response(Protocol):
@@ -110,7 +122,8 @@ class Response(Protocol):
         ...
 
     def transfer_info(self) -> TransferInfo:
-        """Timings, address and TLS of this transfer, for ``--include``; before ``aclose``."""
+        """Timings, address and TLS of this transfer, as :class:`Collect` asked; before
+        ``aclose``."""
         ...
 
     async def aclose(self) -> None:

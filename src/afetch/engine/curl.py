@@ -42,7 +42,7 @@ import pycurl
 
 from afetch._errors import AfetchError, BadResponse, ProxyError, TooLarge
 from afetch._settings import Settings
-from afetch.engine.base import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
+from afetch.engine.base import BodySink, Collect, Headers, OnDone, OnHead, Request, TransferInfo
 from afetch.engine.decode import ACCEPT_ENCODING, PIECES_PER_TURN, Decoder
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class CurlEngine:
     #: per request.
     enforces_deadline = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, collect: Collect | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self._settings = settings
         self._max_size = settings.max_size
@@ -204,10 +204,10 @@ class CurlEngine:
         self._active: set[_Slot] = set()
         self._closed = False
         self._header_lists: tuple[object, bool, _HeaderLists] = ((), False, ([], []))
-        # --include timings/remote/tls: read from libcurl before a handle is released.
-        include = settings.include
-        self._info_wanted = any(k in include for k in ("timings", "remote", "tls"))
-        self._tls_wanted = "tls" in include
+        # Transfer info (timings, address, TLS): read from libcurl before a handle is released.
+        collect = collect or Collect()
+        self._info_wanted = collect.transfer or collect.tls
+        self._tls_wanted = collect.tls
         #: TLS details per live connection (a reused connection does not show them again),
         #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
         self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
@@ -304,7 +304,7 @@ class CurlEngine:
         except BaseException as exc:
             info = None
             if self._info_wanted and isinstance(exc, AfetchError):
-                # --include: a failed TLS handshake still shows the certificate.
+                # A failed TLS handshake still shows the certificate.
                 info = slot.transfer_info()
             self.release(slot)
             if info is not None:
@@ -667,7 +667,7 @@ class _Slot:
         )
         self.timeout_ms = -1
         if engine._tls_wanted:
-            # --include tls: the certificate chain of each new connection, and libcurl's
+            # Collect.tls: the certificate chain of each new connection, and libcurl's
             # "SSL connection using VERSION / CIPHER" line (only ever told to the debug hook).
             # No TLS session reuse, so that every new connection shows its certificate.
             curl.setopt(pycurl.OPT_CERTINFO, 1)
@@ -988,7 +988,7 @@ class _Slot:
     # Used by the response (and by send, on failure), before the handle is released.
 
     def transfer_info(self) -> TransferInfo:
-        """``--include`` timings and remote, and tls when wanted, from libcurl's getinfo."""
+        """Timings and remote, and tls when collected, from libcurl's getinfo."""
         getinfo = self.curl.getinfo
         https = (getinfo(pycurl.SCHEME) or "").lower() == "https"
         first_byte = getinfo(pycurl.STARTTRANSFER_TIME_T)

@@ -13,12 +13,17 @@ if TYPE_CHECKING:
     import httpx
 
     from afetch._settings import Settings
-    from afetch.engine.base import Engine
+    from afetch.engine.base import Collect, Engine
 
 
-def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Engine:
+def open_engine(
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None = None,
+    collect: Collect | None = None,
+) -> Engine:
     """The engine for a run: ``transport`` behind the httpx adapter when given, else libcurl
-    (or httpx's own transport where pycurl is not installed). Call inside the running loop."""
+    (or httpx's own transport where pycurl is not installed), collecting what ``collect`` says
+    about each transfer (the adapter can collect nothing). Call inside the running loop."""
     # Windows' default (proactor) loop cannot watch sockets it did not open: no libcurl there.
     if transport is None and sys.platform != "win32":
         try:
@@ -26,7 +31,7 @@ def open_engine(settings: Settings, transport: httpx.AsyncBaseTransport | None =
         except ImportError:  # pragma: no cover - no pycurl, or neither epoll nor kqueue
             pass
         else:
-            return CurlEngine(settings)
+            return CurlEngine(settings, collect)
     from afetch.engine.httpx_adapter import HttpxEngine
 
     if transport is None:

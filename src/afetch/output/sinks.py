@@ -11,7 +11,8 @@ import stat
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
-from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record, include_keys
+from afetch._include import record_keys
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record
 from afetch._settings import Settings
 
 #: CSV columns: the schema keys in order, with the nested error flattened into two columns.
@@ -67,7 +68,7 @@ def included_keys(settings: Settings) -> tuple[str, ...]:
     >>> included_keys(Settings(include=("json", "body")))
     ('body', 'body_truncated', 'json')
     """
-    return include_keys(settings.include)
+    return record_keys(settings.include)
 
 
 class _LineSink:
