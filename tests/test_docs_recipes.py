@@ -40,6 +40,7 @@ NOT_COMMANDS = {
     "yaml": "a Kubernetes manifest (needs a cluster); docs/watching.md's Prometheus rules and "
     "GitHub Actions job are checked by test_the_watching_page_recipes_run",
     "powershell": "Windows PowerShell",
+    "markdown": "documentation text (a docs row to copy), not a command",
     "cron": "crontab entries, not commands to paste into a shell; docs/watching.md's run in "
     "test_the_watching_page_recipes_run",
 }
