@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from afetch import __version__
+
 HEAVY = ("pycurl", "httpx", "aiohttp", "rich", "afetch.engine.curl", "afetch.engine.base")
 
 PROBE = """
@@ -56,3 +58,44 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
         done.stdout.strip().splitlines()[-1]
         == "['afetch.engine.base', 'afetch.engine.curl', 'pycurl']"
     ), done.stdout + done.stderr
+
+
+ENTRY_PROBE = """
+import sys
+sys.argv = ["afetch", *{argv!r}]
+from afetch.cli.entry import main
+code = main()
+print(code, sorted(name for name in {heavy!r} if name in sys.modules))
+"""
+
+
+def test_version_loads_neither_typer_nor_typing(monkeypatch) -> None:
+    """``afetch --version`` alone answers before Typer builds the command (and loads typing):
+    the interpreter's start-up and a few small modules, nothing more."""
+    monkeypatch.delenv("_AFETCH_COMPLETE", raising=False)
+    heavy = ("typer", "click", "typing", "re", "afetch.cli.command", "afetch.cli.options")
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY_PROBE.format(argv=["--version"], heavy=heavy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.splitlines() == [f"afetch {__version__}", "0 []"], done.stdout + done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["--version", "-c", "5"], ["urls.txt", "--version"]])
+def test_version_among_other_arguments_goes_through_typer(argv: list[str]) -> None:
+    """Only a lone --version takes the fast path; anything else is Typer's to parse (it prints
+    the same line: --version is eager)."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY_PROBE.format(argv=argv, heavy=("typer",))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.splitlines() == [f"afetch {__version__}", "0 ['typer']"], (
+        done.stdout + done.stderr
+    )

@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from afetch._settings import DEFAULT_TIMEOUT, Settings
+from afetch.cli.entry import COMPLETE_VAR
 from afetch.cli.options import OPTIONS, SOURCES
 from afetch.cli.usage import usage_message
 from afetch.run.exits import EXIT_SIGINT, EXIT_USAGE, error_line
@@ -37,9 +38,6 @@ Examples:
 Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 74 records could not be
 written, 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 output closed early.
 """
-
-#: ``_AFETCH_COMPLETE=source_bash afetch`` prints the bash completion script (zsh, fish alike).
-COMPLETE_VAR = "_AFETCH_COMPLETE"
 
 # Typer re-exports BadParameter; its bases are click's UsageError and ClickException, whether this
 # Typer uses click itself or its own vendored copy of it.

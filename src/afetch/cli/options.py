@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, parse_include
-from afetch._version import __version__
+from afetch.cli.entry import VERSION_LINE
 from afetch.cli.usage import Number
 from afetch.input.shard import Shard, ShardError, parse_shard
 
@@ -47,7 +47,7 @@ class Format(enum.StrEnum):
 
 def _version(value: bool) -> None:
     if value:
-        print(f"afetch {__version__}")
+        print(VERSION_LINE)
         raise typer.Exit(0)
 
 
