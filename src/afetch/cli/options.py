@@ -15,14 +15,16 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT, INCLUDE_CHOICES, parse_include
 from afetch.cli.entry import VERSION_LINE
 from afetch.cli.usage import Number
-from afetch.input.shard import Shard, ShardError, parse_shard
+
+if TYPE_CHECKING:
+    from afetch.input.shard import Shard
 
 ENV_PREFIX = "AFETCH_"
 
@@ -146,6 +148,9 @@ def _check_cacert(path: str | None) -> str | None:
 def _parse_shard(raw: str | None) -> Shard | None:
     if raw is None:
         return None
+    # Here: --help and usage errors need neither it nor what it imports (records, JSON, ssl).
+    from afetch.input.shard import ShardError, parse_shard
+
     try:
         return parse_shard(raw)
     except ShardError as exc:
