@@ -104,3 +104,32 @@ def test_version_among_other_arguments_goes_through_typer(argv: list[str]) -> No
     assert done.stdout.splitlines() == [f"afetch {__version__}", "0 ['typer']"], (
         done.stdout + done.stderr
     )
+
+
+GC_PROBE = """
+import gc, sys
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+sys.argv = ["afetch", *{argv!r}]
+from afetch.cli.entry import main
+code = main()
+print(code, len(collections))
+"""
+
+
+def test_start_up_leaves_the_collector_alone(tmp_path) -> None:
+    """Start-up's objects live until exit, so the collector stays off while afetch loads: a
+    one-URL run collects a handful of times (interpreter start and exit), not ~50 (once per 700
+    objects made)."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/\n")  # refused at once: a record, no server needed
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE.format(argv=[str(urls), "--retries", "0", "-q"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    code, collections = done.stdout.strip().splitlines()[-1].split()
+    assert code == "1", done.stdout + done.stderr  # the URL was refused: not ok
+    assert int(collections) < 15, done.stdout + done.stderr

@@ -108,17 +108,24 @@ def command(**params: Any) -> int:
     if values["progress"] is None:
         values["progress"] = not values["quiet"] and sys.stderr.isatty()
     options = RunOptions(sources=sources, **_fields_of(RunOptions, values))
+    _collect_for_the_run()
     if values["demo"]:
         return _run_demo(settings, options)
     import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    return asyncio.run(run(settings, options))
+
+
+def _collect_for_the_run() -> None:
+    """What start-up made lives until exit: out of the collector's way. A run makes a few
+    objects per URL and almost no cycles: young collections far less often than every 700
+    allocations (CPython's default) is enough. The entry point had the collector off while
+    afetch loaded (``cli.entry``): on from here."""
     import gc
 
-    # What start-up made lives until exit: out of the collector's way. A run makes a few
-    # objects per URL and almost no cycles: young collections far less often than every 700
-    # allocations (CPython's default) is enough.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    return asyncio.run(run(settings, options))
+    gc.enable()
 
 
 command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
