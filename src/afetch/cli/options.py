@@ -59,13 +59,14 @@ def _has_control_characters(text: str) -> bool:
 
 #: The header name a malformed ``-H`` seems to start with: a token followed by a space or '='
 #: ("Authorization Bearer ...", "X-Token=..."). A bare word could be the secret itself.
-_NAME_START = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(?=[\s=:])")
+#: A pattern, compiled (and cached by ``re``) only for a malformed -H.
+_NAME_START = r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(?=[\s=:])"
 
 
 def _bad_header(raw: str) -> typer.BadParameter:
     """A usage error for a malformed ``-H`` that shows its likely name at most, never a value
     (a token given as "Authorization Bearer TOKEN" or without its name at all)."""
-    start = _NAME_START.match(raw.strip())
+    start = re.match(_NAME_START, raw.strip())
     seen = f"a header starting {start[0]!r}" if start else "a header without a name"
     return typer.BadParameter(f"expected 'Name: value', got {seen} (the rest is not shown)")
 
