@@ -1,4 +1,5 @@
-"""Start-up stays light: --version, --help and usage errors load no engine and no Rich."""
+"""Start-up stays light: --version, --help and usage errors load no engine, no Rich, and nothing
+only a run needs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+
+from afetch import __version__
 
 HEAVY = ("pycurl", "httpx", "aiohttp", "rich", "afetch.engine.curl", "afetch.engine.base")
 
@@ -20,10 +23,14 @@ print(sorted(name for name in {heavy!r} if name in sys.modules))
 """
 
 
+#: Nor records, JSON, sockets or TLS: what only a run (or --shard's parsing) needs.
+RUN_ONLY = ("afetch._record", "afetch._spec", "afetch._errors", "json", "socket", "ssl")
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["--no-such-flag"], ["-c", "0"]])
 def test_no_engine_is_imported(argv: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv, heavy=HEAVY)],
+        [sys.executable, "-c", PROBE.format(argv=argv, heavy=(*HEAVY, *RUN_ONLY))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -36,8 +43,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     """A run on libcurl whose stderr is a file (cron, a pipe) loads neither httpx (the adapter),
     Rich (terminal only), pydantic (Typer >= 0.29 converts options through it), sqlite3
     (--cache), hashlib (--state, --shard, --hash, request objects), certifi's module (its
-    bundle is found without it), email.utils (an HTTP-date Retry-After) nor the writers of
-    --report (only its registry, for the option)."""
+    bundle is found without it), email.utils (an HTTP-date Retry-After), --shard's module nor the
+    writers of --report (only its registry, for the option)."""
     urls = tmp_path / "urls.txt"
     # Refused at once (port 9 on loopback): no server needed, and the record is still written.
     urls.write_text("http://127.0.0.1:9/\n")
@@ -45,7 +52,7 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
         argv=[str(urls), "--retries", "0"],
         heavy=(
             *HEAVY,
-            *("pydantic", "sqlite3", "hashlib", "certifi", "email.utils"),
+            *("pydantic", "sqlite3", "hashlib", "certifi", "email.utils", "afetch.input.shard"),
             *("afetch.reports.collect", "afetch.reports.summary", "afetch.reports.prom"),
             *("afetch.reports.junit", "afetch.reports.markdown", "prometheus_client"),
         ),
@@ -62,3 +69,73 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
         done.stdout.strip().splitlines()[-1]
         == "['afetch.engine.base', 'afetch.engine.curl', 'pycurl']"
     ), done.stdout + done.stderr
+
+
+ENTRY_PROBE = """
+import sys
+sys.argv = ["afetch", *{argv!r}]
+from afetch.cli.entry import main
+code = main()
+print(code, sorted(name for name in {heavy!r} if name in sys.modules))
+"""
+
+
+def test_version_loads_neither_typer_nor_typing(monkeypatch) -> None:
+    """``afetch --version`` alone answers before Typer builds the command (and loads typing):
+    the interpreter's start-up and a few small modules, nothing more."""
+    monkeypatch.delenv("_AFETCH_COMPLETE", raising=False)
+    heavy = ("typer", "click", "typing", "re", "afetch.cli.command", "afetch.cli.options")
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY_PROBE.format(argv=["--version"], heavy=heavy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.splitlines() == [f"afetch {__version__}", "0 []"], done.stdout + done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["--version", "-c", "5"], ["urls.txt", "--version"]])
+def test_version_among_other_arguments_goes_through_typer(argv: list[str]) -> None:
+    """Only a lone --version takes the fast path; anything else is Typer's to parse (it prints
+    the same line: --version is eager)."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY_PROBE.format(argv=argv, heavy=("typer",))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.splitlines() == [f"afetch {__version__}", "0 ['typer']"], (
+        done.stdout + done.stderr
+    )
+
+
+GC_PROBE = """
+import gc, sys
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info))
+sys.argv = ["afetch", *{argv!r}]
+from afetch.cli.entry import main
+code = main()
+print(code, len(collections))
+"""
+
+
+def test_start_up_leaves_the_collector_alone(tmp_path) -> None:
+    """Start-up's objects live until exit, so the collector stays off while afetch loads: a
+    one-URL run collects a handful of times (interpreter start and exit), not ~50 (once per 700
+    objects made)."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/\n")  # refused at once: a record, no server needed
+    done = subprocess.run(
+        [sys.executable, "-c", GC_PROBE.format(argv=[str(urls), "--retries", "0", "-q"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    code, collections = done.stdout.strip().splitlines()[-1].split()
+    assert code == "1", done.stdout + done.stderr  # the URL was refused: not ok
+    assert int(collections) < 15, done.stdout + done.stderr

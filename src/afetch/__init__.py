@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from afetch._version import __version__
 
+# Not typing's: `afetch --version` loads nothing it does not need (typing and re, ~5 ms).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from afetch._api import fetch
     from afetch._errors import ERROR_TYPES, FetchError
     from afetch._record import Record

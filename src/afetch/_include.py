@@ -12,7 +12,6 @@ names it is given. The builders are pure: the attempt hands them what the engine
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Collection, Iterable
@@ -195,6 +194,8 @@ def json_value(data: bytes) -> Any:
     >>> json_value(b'{"a": [1, 2]}'), json_value(b"<html>"), json_value(b"NaN")
     ({'a': [1, 2]}, None, None)
     """
+    import json  # --include json only: --help and usage errors never load it
+
     try:
         value = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
         # Lone surrogates ("\ud800") parse but cannot be written out as UTF-8.

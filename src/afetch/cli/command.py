@@ -15,6 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from afetch._settings import DEFAULT_TIMEOUT, Settings
+from afetch.cli.entry import COMPLETE_VAR
 from afetch.cli.options import OPTIONS, SOURCES
 from afetch.cli.usage import usage_message
 from afetch.run.exits import EXIT_SIGINT, EXIT_USAGE, error_line
@@ -37,9 +38,6 @@ Examples:
 Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 74 records could not be
 written, 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 output closed early.
 """
-
-#: ``_AFETCH_COMPLETE=source_bash afetch`` prints the bash completion script (zsh, fish alike).
-COMPLETE_VAR = "_AFETCH_COMPLETE"
 
 # Typer re-exports BadParameter; its bases are click's UsageError and ClickException, whether this
 # Typer uses click itself or its own vendored copy of it.
@@ -110,17 +108,24 @@ def command(**params: Any) -> int:
     if values["progress"] is None:
         values["progress"] = not values["quiet"] and sys.stderr.isatty()
     options = RunOptions(sources=sources, **_fields_of(RunOptions, values))
+    _collect_for_the_run()
     if values["demo"]:
         return _run_demo(settings, options)
     import asyncio  # here, not at the top: `afetch --version` need not pay for it
+
+    return asyncio.run(run(settings, options))
+
+
+def _collect_for_the_run() -> None:
+    """What start-up made lives until exit: out of the collector's way. A run makes a few
+    objects per URL and almost no cycles: young collections far less often than every 700
+    allocations (CPython's default) is enough. The entry point had the collector off while
+    afetch loaded (``cli.entry``): on from here."""
     import gc
 
-    # What start-up made lives until exit: out of the collector's way. A run makes a few
-    # objects per URL and almost no cycles: young collections far less often than every 700
-    # allocations (CPython's default) is enough.
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    return asyncio.run(run(settings, options))
+    gc.enable()
 
 
 command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

@@ -15,17 +15,19 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from afetch._include import NAMES as INCLUDE_NAMES
 from afetch._include import parse_include
 from afetch._settings import DEFAULT_TIMEOUT, DEFAULT_USER_AGENT
-from afetch._version import __version__
+from afetch.cli.entry import VERSION_LINE
 from afetch.cli.usage import Number
-from afetch.input.shard import Shard, ShardError, parse_shard
 from afetch.reports import KINDS, ReportSpecError, parse_report
+
+if TYPE_CHECKING:
+    from afetch.input.shard import Shard
 
 ENV_PREFIX = "AFETCH_"
 
@@ -50,7 +52,7 @@ class Format(enum.StrEnum):
 
 def _version(value: bool) -> None:
     if value:
-        print(f"afetch {__version__}")
+        print(VERSION_LINE)
         raise typer.Exit(0)
 
 
@@ -60,13 +62,14 @@ def _has_control_characters(text: str) -> bool:
 
 #: The header name a malformed ``-H`` seems to start with: a token followed by a space or '='
 #: ("Authorization Bearer ...", "X-Token=..."). A bare word could be the secret itself.
-_NAME_START = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(?=[\s=:])")
+#: A pattern, compiled (and cached by ``re``) only for a malformed -H.
+_NAME_START = r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}(?=[\s=:])"
 
 
 def _bad_header(raw: str) -> typer.BadParameter:
     """A usage error for a malformed ``-H`` that shows its likely name at most, never a value
     (a token given as "Authorization Bearer TOKEN" or without its name at all)."""
-    start = _NAME_START.match(raw.strip())
+    start = re.match(_NAME_START, raw.strip())
     seen = f"a header starting {start[0]!r}" if start else "a header without a name"
     return typer.BadParameter(f"expected 'Name: value', got {seen} (the rest is not shown)")
 
@@ -149,6 +152,9 @@ def _check_cacert(path: str | None) -> str | None:
 def _parse_shard(raw: str | None) -> Shard | None:
     if raw is None:
         return None
+    # Here: --help and usage errors need neither it nor what it imports (records, JSON, ssl).
+    from afetch.input.shard import ShardError, parse_shard
+
     try:
         return parse_shard(raw)
     except ShardError as exc:

@@ -8,7 +8,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, TextIO
+
+# Not typing's: the entry point loads this before anything else (see afetch/__init__.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 
 class QuietStderr:

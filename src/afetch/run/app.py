@@ -20,7 +20,6 @@ from afetch._spec import RequestSpec
 from afetch._stats import Stats
 from afetch.input.journal import Journal, JournalBusy, skip_done
 from afetch.input.reader import InputError, count_urls, open_sources, read_urls, url_counter
-from afetch.input.shard import Shard, only_shard
 from afetch.output.plain import PlainProgress, interrupted_note, summary_text
 from afetch.output.sinks import (
     OutputClosed,
@@ -50,6 +49,7 @@ from afetch.schedule.hosts import BusiestHosts
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from afetch.input.shard import Shard
     from afetch.reports.collect import Reports
 
 try:
@@ -399,6 +399,8 @@ async def run(
     code: int | None = None
     source = read_urls(fds) if urls is None else urls()
     if options.shard is not None:
+        from afetch.input.shard import only_shard  # --shard only: a run without it skips the module
+
         source = only_shard(source, options.shard)
     if journal is not None and done:
         source = skip_done(source, journal.earlier, stats)

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 #: A saved body's name (``_save``): 16 hex digits of hash after ``__``, maybe an extension.
-_SAVED_NAME = re.compile(r"__[0-9a-f]{16}(\.[A-Za-z0-9]{1,10})?$")
+#: A pattern, compiled (and cached by ``re``) only when --save-dir asks: a run without it skips.
+_SAVED_NAME = r"__[0-9a-f]{16}(\.[A-Za-z0-9]{1,10})?$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ def _in_save_dir(
     folder = _File.at("", save_dir).identity
     named = [*sources, *(p for p in outputs if p not in (None, "-"))]
     for path in named:
-        if path == "-" or not _SAVED_NAME.search(os.path.basename(path)):
+        if path == "-" or not re.search(_SAVED_NAME, os.path.basename(path)):
             continue
         grandparent = os.path.dirname(os.path.dirname(os.path.realpath(path)))
         if _File.at("", grandparent).identity == folder:
