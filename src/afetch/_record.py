@@ -38,6 +38,8 @@ _PER_REQUEST_KEYS = frozenset({"method", "meta"})
 INCLUDE_KEYS = ("headers", "timings", "remote", "tls", "body", "body_truncated", "json", "title")
 #: The value of an included key a record has nothing for (``body_truncated`` is a bool).
 _INCLUDE_DEFAULTS = {"body_truncated": False}
+#: Keys ``--history`` adds last, in this order (afetch.watch: what changed since the last run).
+WATCH_KEYS = ("change", "streak", "since")
 
 
 def include_keys(names: Collection[str]) -> tuple[str, ...]:
@@ -85,9 +87,17 @@ class Record:
     key: str | None = field(default=None, repr=False, compare=False)
     #: With ``--include``: the included keys (:data:`INCLUDE_KEYS` order) and their values.
     extra: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: ``ok`` as ``--accept``, ``--accept-timeouts`` or ``--ok-if`` decided it (None: the
+    #: default rule, no error and a status below 400). Set by afetch.watch before the record is
+    #: written; not a key of its own.
+    verdict: bool | None = field(default=None, repr=False, compare=False)
+    #: With ``--history``: the values of :data:`WATCH_KEYS`.
+    watch: tuple[str, int, str] | None = field(default=None, hash=False)
 
     @property
     def ok(self) -> bool:
+        if self.verdict is not None:
+            return self.verdict
         return self.error is None and self.status is not None and self.status < 400
 
     def to_dict(
@@ -135,6 +145,8 @@ class Record:
                 added[key] = extra.get(key, _INCLUDE_DEFAULTS.get(key))
         elif optional is None and extra:
             added.update(extra)
+        if self.watch is not None:
+            added.update(zip(WATCH_KEYS, self.watch, strict=True))
         return added
 
     def to_json(
@@ -147,10 +159,16 @@ class Record:
         """
         try:
             line = _schema_json(self)
-            if optional and not include and self.method is None and self.meta is None:
-                tail = _optional_json(tuple(optional))
-                if tail is not None:
-                    return line + tail(self)
+            if optional is not None and not include and self.method is None and self.meta is None:
+                watch = self.watch
+                if optional:
+                    tail = _optional_json(tuple(optional))
+                    if tail is not None:
+                        if watch is None:
+                            return line + tail(self)
+                        return line + tail(self)[:-1] + _watch_json(watch)
+                elif watch is not None:
+                    return line + _watch_json(watch)
         except TypeError:  # a field that does not hold its declared type: the general way
             return _dumps(self.to_dict(optional, include))
         added = self._added(optional, include)
@@ -186,14 +204,33 @@ def _compile_new_record() -> Callable[..., Record]:
     for name in names:
         namespace[f"_set_{name}"] = Record.__dict__[name].__set__
     body = "".join(f"    _set_{name}(r, {name})\n" for name in names)
-    source = f"def new_record({', '.join(names)}):\n    r = _new(Record)\n{body}    return r\n"
+    # The judgement (afetch.watch) comes after the fetch: the fetcher leaves it out.
+    params = ", ".join(f"{name}=None" if name in _JUDGED else name for name in names)
+    source = f"def new_record({params}):\n    r = _new(Record)\n{body}    return r\n"
     # exec of the text built just above from the field names, never of anything from outside.
     exec(source, namespace)
     return namespace["new_record"]
 
 
+_JUDGED = ("verdict", "watch")
 #: Used once per attempt by the fetcher (see _compile_new_record).
 new_record = _compile_new_record()
+_FIELD_NAMES = tuple(f.name for f in fields(Record) if f.name not in _JUDGED)
+
+
+def _compile_judged() -> Callable[..., Record]:
+    """``judged(record, verdict, watch)``: a copy of ``record`` with its judgement (the writer
+    thread's, once per record under --accept, --ok-if or --history): new_record's way, not
+    dataclasses.replace's (several times slower)."""
+    args = ", ".join(f"r.{name}" for name in _FIELD_NAMES)
+    source = f"def judged(r, verdict, watch):\n    return _new({args}, verdict, watch)\n"
+    namespace: dict[str, Any] = {"_new": new_record}
+    # exec of the text built just above from the field names, never of anything from outside.
+    exec(source, namespace)
+    return namespace["judged"]
+
+
+judged = _compile_judged()
 
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")), without a new encoder per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -269,6 +306,15 @@ _schema_json = _compile_json_writer(
     "schema_json", {key: _SCHEMA_JSON_KINDS[key] for key in SCHEMA_KEYS}, first="{{", last=""
 )
 
+
+def _watch_json(watch: tuple[str, int, str]) -> str:
+    """``',"change":"same","streak":3,"since":"..."}'``: the --history keys, closing the line
+    (change is one of a few plain words, since a timestamp: nothing to escape but the rule)."""
+    change, streak, since = watch
+    return f',"change":{_encode(change)},"streak":{streak:d},"since":{_encode(since)}}}'
+
+
+_encode = json.encoder.encode_basestring
 
 #: The optional keys a generated tail can write, by kind (as _SCHEMA_JSON_KINDS).
 _OPTIONAL_JSON_KINDS = {"not_modified": "bool?", "path": "str?", "sha256": "str?"}

@@ -85,6 +85,7 @@ class RecordWriter:
         journal: Journal | None = None,
         limit: int = HANDOFF_RECORDS,
         terminal: Callable[[], AbstractContextManager[None]] | None = None,
+        judge: Callable[[list[Record]], list[Record]] | None = None,
     ) -> None:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
         self._fd = stream.fileno()
@@ -95,6 +96,8 @@ class RecordWriter:
         self._pipe = stat.S_ISFIFO(mode)
         self._regular = stat.S_ISREG(mode)
         self._sink = sink
+        # Decides each record's ok (and --history keys) before it is written (afetch.watch).
+        self._judge = judge
         # Held around each batch's writes when the output is the terminal a live table is drawn
         # on (see ProgressDisplay.above); elsewhere a no-op.
         self._terminal = terminal or contextlib.nullcontext
@@ -238,6 +241,8 @@ class RecordWriter:
                     batch = list(self._queue)
                     self._queue.clear()
                 if batch:
+                    if self._judge is not None:
+                        batch = self._judge(batch)
                     with self._terminal():
                         self._write_batch(batch)
                     continue

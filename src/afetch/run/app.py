@@ -45,6 +45,8 @@ from afetch.run.paths import path_problem
 from afetch.run.signals import SIGNAL_EXITS, note_signal, restore_exit_handlers
 from afetch.schedule.gauge import Gauge
 from afetch.schedule.hosts import BusiestHosts
+from afetch.watch.judge import Judge, open_judge
+from afetch.watch.policy import WatchError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -81,6 +83,17 @@ class RunOptions:
     progress_interval: float = 10.0
     #: Other files the run reads (``-d``/``--json @FILE``): no output may be one of them.
     reads: tuple[str, ...] = ()
+    # afetch.watch: how records are judged and remembered, and when the run fails.
+    #: ``--history``: the store of each URL's recent outcomes (change, streak, since).
+    history: str | None = None
+    #: ``--fail-on``: any, new or none; ``--fail-after``: runs in a row a URL must fail.
+    fail_on: str = "any"
+    fail_after: int = 1
+    #: ``--accept``: the statuses that are ok (None: below 400); ``--accept-timeouts``.
+    accept: frozenset[int] | None = None
+    accept_timeouts: bool = False
+    #: ``--ok-if``: a jq expression deciding each record's ok.
+    ok_if: str | None = None
 
 
 def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
@@ -161,6 +174,7 @@ def _output_problem(
         save_dir=settings.save_dir,
         cacert=settings.cacert,
         body_files=options.reads,
+        history=options.history,
     )
 
 
@@ -168,7 +182,8 @@ def _make_dirs(settings: Settings, options: RunOptions) -> str | None:
     """Create the folders named by --cache and --save-dir, and the missing parents of -o and
     --state (so a cron line's `-o "out/$(date +%F).jsonl"` works on its first night, as
     curl's --create-dirs); an error message if one cannot be."""
-    parents = [os.path.dirname(path) for path in (options.output, options.state) if path]
+    named = (options.output, options.state, options.history)
+    parents = [os.path.dirname(path) for path in named if path]
     for folder in (settings.cache_dir, settings.save_dir, *parents):
         if not folder or folder == "-":
             continue
@@ -194,6 +209,26 @@ async def _open_journal(options: RunOptions) -> Journal | None:
             file=sys.stderr,
         )
     return journal
+
+
+async def _open_judge(
+    settings: Settings, options: RunOptions, journal: Journal | None
+) -> Judge | None:
+    """The judge of records (afetch.watch), opening and locking --history (in a thread)."""
+    return await asyncio.to_thread(
+        open_judge,
+        history=options.history,
+        # A resumed run is the same run: the store keeps its number, no URL is counted twice.
+        resume=journal is not None and options.resume and not journal.restarted,
+        shard="" if options.shard is None else f"{options.shard.index}/{options.shard.count}",
+        fail_on=options.fail_on,
+        fail_after=options.fail_after,
+        accept=options.accept,
+        accept_timeouts=options.accept_timeouts,
+        ok_if=options.ok_if,
+        optional=optional_keys(settings),
+        include=included_keys(settings),
+    )
 
 
 def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
@@ -320,6 +355,13 @@ async def run(
     except OSError as exc:
         error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
         return EXIT_USAGE
+    try:
+        judge = await _open_judge(settings, options, journal)
+    except WatchError as exc:
+        error_line(str(exc))
+        if journal is not None:
+            journal.close()
+        return EXIT_USAGE
     done = journal.earlier.done if journal is not None else set()
     try:
         # A resumed run adds to the records of the interrupted one, like `wget -c`.
@@ -328,6 +370,8 @@ async def run(
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         if journal is not None:
             journal.close()
+        if judge is not None:
+            judge.close(finished=False)
         return EXIT_USAGE
     if journal is not None:
         journal.sync_output_first(stream.fileno())
@@ -341,6 +385,7 @@ async def run(
         optional=optional_keys(settings),
         include=included_keys(settings),
         header=output_is_empty(stream),
+        watch=options.history is not None,
     )
     code: int | None = None
     source = read_urls(fds) if urls is None else urls()
@@ -353,7 +398,12 @@ async def run(
     display = _progress_display(stats, gauge, console, settings=settings, options=options)
     # Records are written, journaled and counted by the writer thread (see output/writer.py).
     writer = RecordWriter(
-        stream, sink, stats=stats, journal=journal, terminal=_shared_terminal(display, stream)
+        stream,
+        sink,
+        stats=stats,
+        journal=journal,
+        terminal=_shared_terminal(display, stream),
+        judge=judge,
     )
     busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
@@ -383,10 +433,20 @@ async def run(
             error_line(str(exc))
             code = EXIT_USAGE
     stats.finish()
+    finished = code is None and interrupt.signum is None  # all input read, every record written
     if journal is not None:
-        if code is None and interrupt.signum is None:
-            journal.finish()  # all input read, every record written: --resume starts anew
+        if finished:
+            journal.finish()  # --resume starts anew
         journal.close()  # the writer journals nothing more: it finished or was abandoned
+    failed = None
+    if judge is not None:
+        if finished:
+            failed = judge.failed(
+                all_ok=stats.ok == stats.done and stats.earlier_ok == stats.earlier
+            )
+        judge.close(finished=finished, abandoned=writer.abandoned)
+        for line in judge.notes():
+            print(f"afetch: warning: {line}", file=sys.stderr)
     if not writer.abandoned:
         # An abandoned writer is still blocked in write() on this descriptor: leave it open (the
         # process is about to exit) rather than let its number be reused under the thread.
@@ -404,6 +464,8 @@ async def run(
         return note_signal(interrupt.signum)
     if code is not None:
         return code
+    if failed is not None:  # --fail-on, --fail-after (afetch.watch.policy)
+        return EXIT_NOT_OK if failed else EXIT_OK
     # A resumed run answers for the URLs of the earlier part of it too.
     all_ok = stats.ok == stats.done and stats.earlier_ok == stats.earlier
     return EXIT_OK if all_ok else EXIT_NOT_OK

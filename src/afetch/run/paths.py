@@ -63,6 +63,7 @@ def path_problem(
     save_dir: str | None = None,
     cacert: str | None = None,
     body_files: Sequence[str] = (),
+    history: str | None = None,
 ) -> str | None:
     """Why these paths cannot be used together, or None; opens and creates nothing."""
     reads = [
@@ -82,6 +83,8 @@ def path_problem(
         writes.append(_File.at(f"-o {output}", output))
     if state is not None:
         writes.append(_File.at(f"--state {state}", state))
+    if history is not None:
+        writes.extend(_File.at(f"--history {history}", history + end) for end in ("", "-wal"))
     if cache_dir is not None:
         from afetch.cache import INDEX  # here: a run without --cache never imports sqlite3
 

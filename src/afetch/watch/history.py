@@ -1,0 +1,173 @@
+"""The ``--history`` store: each URL's recent outcomes, across runs, in one SQLite file.
+
+One row per URL (afetch.watch.change.Row), keyed as ``--state`` journals requests: a 16-byte
+BLAKE2b digest of the URL, or of a request object's method, URL and body
+(:func:`afetch._spec.request_key`). A row keeps the URL's last :data:`~change.KEEP_OUTCOMES`
+outcomes as bits, the status, digests of the final URL and body, and the current streak: about
+70 bytes on disk (docs/performance.md: a million URLs in well under 200 MiB).
+
+Bounded: a URL that :data:`FORGET_AFTER` finished runs in a row did not see is deleted (its
+next appearance is ``new``). Runs are numbered in the store; a run resumed with ``--resume``
+(its ``--state`` journal unfinished) keeps its number, and a URL already judged in this run
+(done before the interruption, or a repeated input line) is not counted again: its record gets
+the row as this run left it.
+
+One writer: the file is held in SQLite's exclusive locking mode from open to close, so a second
+run on it is a usage error (``--shard``: one store per shard, the shard is noted in it and
+checked). WAL journal, ``synchronous=NORMAL``: a crash loses at most the last transactions,
+never the store; each batch of records is one transaction, committed by the writer thread
+before the batch is written (a record that then fails to be written is refetched by
+``--resume`` and given the row's judgement, not judged twice).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from afetch._record import Record
+from afetch.input.journal import url_key
+from afetch.watch.change import CHANGES, Row, next_row
+from afetch.watch.policy import WatchError
+
+#: A URL unseen by this many finished runs in a row is forgotten.
+FORGET_AFTER = 30
+_SCHEMA = 1
+_SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
+
+
+class HistoryError(WatchError):
+    """The store cannot be used; the message is one line for stderr."""
+
+
+def _digest(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+class History:
+    """The store at ``path``, locked and ready for this run; blocking (call from a thread)."""
+
+    def __init__(self, path: str, *, resume: bool, shard: str = "") -> None:
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open --history {path}: {exc}") from None
+        try:
+            self.run = self._begin(path, resume=resume, shard=shard)
+        except BaseException:
+            self._db.close()
+            raise
+        self._path = path
+
+    def _begin(self, path: str, *, resume: bool, shard: str) -> int:
+        db = self._db
+        try:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")  # takes the lock, held until close
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise HistoryError(
+                    f"{path} is in use by another afetch run (--history takes a lock until "
+                    "that run ends)"
+                ) from None
+            raise HistoryError(f"cannot use --history {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"cannot use --history {path}: {exc}") from None
+        db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS url (key BLOB PRIMARY KEY, run INTEGER, ok INTEGER,"
+            " outcomes INTEGER, status INTEGER, final BLOB, body BLOB, change INTEGER,"
+            " streak INTEGER, since TEXT) WITHOUT ROWID"
+        )
+        meta = dict(db.execute("SELECT name, value FROM meta"))
+        if meta.get("schema", _SCHEMA) != _SCHEMA:
+            raise HistoryError(f"{path} was written by another afetch version (schema)")
+        if "shard" in meta and meta["shard"] != shard:
+            was = meta["shard"] or "no --shard"
+            raise HistoryError(
+                f"{path} holds the history of {was}; use one --history file per shard"
+            )
+        number = int(meta.get("run", 0))
+        if not (resume and number and not meta.get("finished", 1)):
+            number += 1
+        db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("schema", _SCHEMA), ("shard", shard), ("run", number), ("finished", 0)],
+        )
+        db.execute("COMMIT")
+        return number
+
+    def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> list[tuple[str, int, str]]:
+        """The (change, streak, since) of each record, whose verdict is in ``oks``; their rows
+        are updated in one transaction. A URL this run already judged keeps that judgement."""
+        keys = [url_key(record.key or record.url) for record in records]
+        rows = self._rows(set(keys))
+        run = self.run
+        out = []
+        changed: dict[bytes, Row] = {}
+        for record, key, ok in zip(records, keys, oks, strict=True):
+            before = changed.get(key) or rows.get(key)
+            if before is not None and before[0] == run:
+                row = before
+            else:
+                final = record.final_url
+                sha = record.sha256
+                row = next_row(
+                    before,
+                    run=run,
+                    ok=ok,
+                    status=record.status,
+                    final=None if final is None else _digest(final),
+                    body=None if sha is None else bytes.fromhex(sha[:16]),
+                    started_at=record.started_at,
+                )
+                changed[key] = row
+            out.append((CHANGES[row[6]], row[7], row[8]))
+        if changed:
+            try:
+                self._db.execute("BEGIN")  # one transaction for the batch
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO url VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(key, *row) for key, row in changed.items()],
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
+        return out
+
+    def _rows(self, keys: set[bytes]) -> dict[bytes, Row]:
+        found: dict[bytes, Row] = {}
+        wanted = list(keys)
+        for start in range(0, len(wanted), _SQLITE_VARIABLES):
+            part = wanted[start : start + _SQLITE_VARIABLES]
+            query = f"SELECT * FROM url WHERE key IN ({','.join('?' * len(part))})"
+            for key, *row in self._db.execute(query, part):
+                found[key] = tuple(row)  # type: ignore[assignment]
+        return found
+
+    def failing(self, *, at_least: int, exactly: bool) -> int:
+        """URLs this run judged not ok with a streak of ``at_least`` (or more, unless
+        ``exactly``): what the exit policy counts, each URL once, a resumed run's whole."""
+        op = "=" if exactly else ">="
+        query = f"SELECT count(*) FROM url WHERE run = ? AND ok = 0 AND streak {op} ?"
+        return int(self._db.execute(query, (self.run, at_least)).fetchone()[0])
+
+    def finish(self) -> None:
+        """The run read all its input and wrote every record: mark it finished (a ``--resume``
+        starts the next run) and forget the URLs it was the FORGET_AFTER-th run not to see."""
+        db = self._db
+        db.execute("BEGIN")
+        db.execute("DELETE FROM url WHERE run <= ?", (self.run - FORGET_AFTER,))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 1)")
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
