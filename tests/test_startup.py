@@ -35,14 +35,14 @@ def test_no_engine_is_imported(argv: list[str]) -> None:
 def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     """A run on libcurl whose stderr is a file (cron, a pipe) loads neither httpx (the adapter),
     Rich (terminal only), pydantic (Typer >= 0.29 converts options through it), sqlite3
-    (--cache), hashlib (--state, --shard, --hash, request objects), certifi's module (its
-    bundle is found without it) nor email.utils (an HTTP-date Retry-After)."""
+    (--cache, --history), hashlib (--state, --shard, --hash, request objects), certifi's module
+    (its bundle is found without it), email.utils (an HTTP-date Retry-After) nor jq (--ok-if)."""
     urls = tmp_path / "urls.txt"
     # Refused at once (port 9 on loopback): no server needed, and the record is still written.
     urls.write_text("http://127.0.0.1:9/\n")
     probe = PROBE.format(
         argv=[str(urls), "--retries", "0"],
-        heavy=(*HEAVY, "pydantic", "sqlite3", "hashlib", "certifi", "email.utils"),
+        heavy=(*HEAVY, "pydantic", "sqlite3", "hashlib", "certifi", "email.utils", "jq"),
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -54,5 +54,5 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     assert "afetch: summary" in done.stderr  # the plain summary, without Rich
     assert (
         done.stdout.strip().splitlines()[-1]
-        == "['afetch.engine.curl', 'afetch.engine.base', 'pycurl']"
+        == "['afetch.engine.base', 'afetch.engine.curl', 'pycurl']"
     ), done.stdout + done.stderr
