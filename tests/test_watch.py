@@ -310,6 +310,7 @@ def test_a_resumed_run_is_the_same_run(server: Answers, tmp_path: Path) -> None:
     assert (a["url"], a["change"], a["streak"]) == (server.url("/a"), "same", 2)
     server.hang = set()
     code, records, _ = run(urls, *args)  # resumed: only /late
+    assert code == 0
     assert list(records) == [server.url("/late")]
     assert (records[server.url("/late")]["change"], records[server.url("/late")]["streak"]) == (
         "same",
@@ -317,6 +318,7 @@ def test_a_resumed_run_is_the_same_run(server: Answers, tmp_path: Path) -> None:
     )
     code, records, _ = run(urls, *args)  # night 3: a new run
     assert [r["streak"] for r in records.values()] == [3, 3]
+    assert code == 0
 
 
 def test_a_url_twice_in_one_run_is_judged_once(server: Answers, tmp_path: Path) -> None:
