@@ -102,6 +102,10 @@ class OkIf:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C meant for afetch must not end it mid-batch (the records
+            # still being written would be judged not ok); afetch ends it at close, and an
+            # orphan ends at the EOF of its input.
+            start_new_session=True,
         )
         return self._worker
 
