@@ -22,7 +22,7 @@ import afetch.run.app
 import afetch.run.signals
 from afetch._errors import ERROR_TYPES
 from afetch._loopback import LoopbackServer
-from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS
+from afetch._record import INCLUDE_KEYS, OPTIONAL_KEYS, SCHEMA_KEYS, WATCH_KEYS
 from tests.cli_run import afetch_cli, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -166,7 +166,7 @@ def test_the_error_types_table_has_one_row_per_error_type_and_no_other() -> None
     assert sorted(rows) == sorted(ERROR_TYPES)
 
 
-@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + INCLUDE_KEYS)
+@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + INCLUDE_KEYS + WATCH_KEYS)
 def test_every_record_key_is_in_the_records_page(key: str) -> None:
     rows = table_rows(RECORDS.read_text(encoding="utf-8"), "# Records")
     assert key in rows, f"record key {key} is missing from the tables in docs/records.md"
