@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from afetch._record import Record
 from afetch.watch.change import CHANGES, next_row
@@ -415,6 +417,29 @@ def test_accept_parses_codes_and_ranges(text: str, statuses: set[int]) -> None:
 def test_accept_refuses_what_is_not_statuses(text: str) -> None:
     with pytest.raises(PolicyError):
         parse_accept(text)
+
+
+@given(st.integers(100, 599), st.integers(100, 599))
+def test_accept_ranges_are_inclusive(low: int, high: int) -> None:
+    if low > high:
+        with pytest.raises(PolicyError):
+            parse_accept(f"{low}-{high}")
+    else:
+        assert parse_accept(f"{low}-{high}") == set(range(low, high + 1))
+
+
+@given(st.text(alphabet="0123456789-, x", max_size=20))
+def test_accept_parses_or_refuses_in_one_line(text: str) -> None:
+    try:
+        statuses = parse_accept(text)
+    except PolicyError as exc:
+        message = str(exc)
+        statuses = None
+    if statuses is None:
+        assert "\n" not in message
+    else:
+        assert statuses
+        assert all(100 <= status <= 599 for status in statuses)
 
 
 def test_exit_policy_refuses_nonsense() -> None:

@@ -403,7 +403,7 @@ async def run(
         stats=stats,
         journal=journal,
         terminal=_shared_terminal(display, stream),
-        judge=judge,
+        judge=judge if judge is not None and judge.judges else None,
     )
     busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:

@@ -41,6 +41,11 @@ class Judge:
         self._optional = tuple(optional)
         self._include = tuple(include)
 
+    @property
+    def judges(self) -> bool:
+        """Whether records need judging at all (not for an exit policy alone)."""
+        return not (self._accept is None and self._ok_if is None and self.history is None)
+
     def __call__(self, batch: list[Record]) -> list[Record]:
         accept = self._accept
         verdicts: list[bool | None]
