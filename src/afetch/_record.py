@@ -215,22 +215,20 @@ def _compile_new_record() -> Callable[..., Record]:
 _JUDGED = ("verdict", "watch")
 #: Used once per attempt by the fetcher (see _compile_new_record).
 new_record = _compile_new_record()
-_FIELD_NAMES = tuple(f.name for f in fields(Record) if f.name not in _JUDGED)
+_set_verdict = Record.__dict__["verdict"].__set__
+_set_watch = Record.__dict__["watch"].__set__
 
 
-def _compile_judged() -> Callable[..., Record]:
-    """``judged(record, verdict, watch)``: a copy of ``record`` with its judgement (the writer
-    thread's, once per record under --accept, --ok-if or --history): new_record's way, not
-    dataclasses.replace's (several times slower)."""
-    args = ", ".join(f"r.{name}" for name in _FIELD_NAMES)
-    source = f"def judged(r, verdict, watch):\n    return _new({args}, verdict, watch)\n"
-    namespace: dict[str, Any] = {"_new": new_record}
-    # exec of the text built just above from the field names, never of anything from outside.
-    exec(source, namespace)
-    return namespace["judged"]
+def set_judgement(record: Record, verdict: bool | None, watch: tuple[str, int, str] | None) -> None:
+    """Give ``record`` its ``verdict`` and ``watch`` (afetch.watch), in place.
 
+    Only for the writer thread, on records handed over to it, which nothing else holds any
+    more, before it writes them: a copy of each record cost as much as the rest of --history's
+    work per URL.
+    """
+    _set_verdict(record, verdict)
+    _set_watch(record, watch)
 
-judged = _compile_judged()
 
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")), without a new encoder per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -4,7 +4,7 @@ One row per URL (afetch.watch.change.Row), keyed as ``--state`` journals request
 BLAKE2b digest of the URL, or of a request object's method, URL and body
 (:func:`afetch._spec.request_key`). A row keeps the URL's last :data:`~change.KEEP_OUTCOMES`
 outcomes as bits, the status, digests of the final URL and body, and the current streak: about
-70 bytes on disk (docs/performance.md: a million URLs in well under 200 MiB).
+85 bytes on disk (docs/performance.md: a million URLs in well under 200 MiB).
 
 Bounded: a URL that :data:`FORGET_AFTER` finished runs in a row did not see is deleted (its
 next appearance is ``new``). Runs are numbered in the store; a run resumed with ``--resume``
@@ -14,15 +14,18 @@ the row as this run left it.
 
 One writer: the file is held in SQLite's exclusive locking mode from open to close, so a second
 run on it is a usage error (``--shard``: one store per shard, the shard is noted in it and
-checked). WAL journal, ``synchronous=NORMAL``: a crash loses at most the last transactions,
-never the store; each batch of records is one transaction, committed by the writer thread
-before the batch is written (a record that then fails to be written is refetched by
-``--resume`` and given the row's judgement, not judged twice).
+checked). WAL journal, ``synchronous=NORMAL``: a crash loses at most the last transaction,
+never the store. The writer thread updates the rows of a batch before it writes the batch and
+commits about once a second (COMMIT_S): a record that then fails to be written is refetched by
+``--resume`` and given the row's judgement, not judged twice; after a crash, the last second's
+URLs keep their earlier row (their next run continues from it).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import struct
+import time
 from collections.abc import Sequence
 
 from afetch._record import Record
@@ -33,11 +36,55 @@ from afetch.watch.policy import WatchError
 #: A URL unseen by this many finished runs in a row is forgotten.
 FORGET_AFTER = 30
 _SCHEMA = 1
+#: Rows are committed every COMMIT_S seconds or COMMIT_ROWS rows, whichever comes first, not
+#: per batch: keys are hashes, so each commit rewrites pages all over the file, and a commit
+#: per batch of 256 records wrote several KB per URL. A crash loses at most that last second.
+COMMIT_S = 1.0
+COMMIT_ROWS = 16384
+#: A row's values but its run, packed into one BLOB: (ok, outcomes, status or -1, final, body,
+#: change, streak), then since as text. One column instead of nine: binding and reading
+#: SQLite values one by one was most of the store's cost per URL.
+_PACKED = struct.Struct("<BIh8s8sBI")
+_NO_DIGEST = bytes(8)
+#: Rows are keyed by a hash, so a run's reads and writes land all over the file: a page cache
+#: that holds a large store's hot part, reads through mmap, and checkpoints (the fsyncs) every
+#: few thousand pages rather than every thousand.
+_TUNING = ("cache_size=-32768", "mmap_size=268435456", "wal_autocheckpoint=8000")
 _SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
 
 
 class HistoryError(WatchError):
     """The store cannot be used; the message is one line for stderr."""
+
+
+def _pack(row: Row) -> bytes:
+    _, ok, outcomes, status, final, body, change, streak, since = row
+    status = -1 if status is None else status
+    head = _PACKED.pack(
+        ok, outcomes, status, final or _NO_DIGEST, body or _NO_DIGEST, change, streak
+    )
+    return head + since.encode("utf-8", "surrogatepass")
+
+
+def _unpack(run: int, data: bytes) -> Row:
+    """The row :func:`_pack` packed.
+
+    >>> row = (3, True, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
+    >>> _unpack(3, _pack(row)) == row
+    True
+    """
+    ok, outcomes, status, final, body, change, streak = _PACKED.unpack_from(data)
+    return (
+        run,
+        bool(ok),
+        outcomes,
+        None if status < 0 else status,
+        None if final == _NO_DIGEST else final,
+        None if body == _NO_DIGEST else body,
+        change,
+        streak,
+        data[_PACKED.size :].decode("utf-8", "surrogatepass"),
+    )
 
 
 def _digest(text: str) -> bytes:
@@ -62,6 +109,8 @@ class History:
             self._db.close()
             raise
         self._path = path
+        self._pending = 0
+        self._committed = time.monotonic()
 
     def _begin(self, path: str, *, resume: bool, shard: str) -> int:
         db = self._db
@@ -69,6 +118,8 @@ class History:
             db.execute("PRAGMA locking_mode=EXCLUSIVE")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            for pragma in _TUNING:
+                db.execute(f"PRAGMA {pragma}")
             db.execute("BEGIN IMMEDIATE")  # takes the lock, held until close
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc):
@@ -81,9 +132,10 @@ class History:
             raise HistoryError(f"cannot use --history {path}: {exc}") from None
         db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID")
         db.execute(
-            "CREATE TABLE IF NOT EXISTS url (key BLOB PRIMARY KEY, run INTEGER, ok INTEGER,"
-            " outcomes INTEGER, status INTEGER, final BLOB, body BLOB, change INTEGER,"
-            " streak INTEGER, since TEXT) WITHOUT ROWID"
+            # run: the last run that judged the URL; fails: its streak when not ok, else 0 (what
+            # the exit policy counts); row: the rest, packed (_pack).
+            "CREATE TABLE IF NOT EXISTS url (key BLOB PRIMARY KEY, run INTEGER, fails INTEGER,"
+            " row BLOB) WITHOUT ROWID"
         )
         meta = dict(db.execute("SELECT name, value FROM meta"))
         if meta.get("schema", _SCHEMA) != _SCHEMA:
@@ -107,7 +159,7 @@ class History:
         """The (change, streak, since) of each record, whose verdict is in ``oks``; their rows
         are updated in one transaction. A URL this run already judged keeps that judgement."""
         keys = [url_key(record.key or record.url) for record in records]
-        rows = self._rows(set(keys))
+        rows = self._rows(keys)
         run = self.run
         out = []
         changed: dict[bytes, Row] = {}
@@ -123,51 +175,71 @@ class History:
                     run=run,
                     ok=ok,
                     status=record.status,
-                    final=None if final is None else _digest(final),
+                    # The final URL is most often the URL itself: no digest to make then.
+                    final=None if final is None or final == record.url else _digest(final),
                     body=None if sha is None else bytes.fromhex(sha[:16]),
                     started_at=record.started_at,
                 )
                 changed[key] = row
             out.append((CHANGES[row[6]], row[7], row[8]))
         if changed:
+            db = self._db
             try:
-                self._db.execute("BEGIN")  # one transaction for the batch
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO url VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(key, *row) for key, row in changed.items()],
+                if not db.in_transaction:
+                    db.execute("BEGIN")
+                db.executemany(
+                    "INSERT OR REPLACE INTO url VALUES (?,?,?,?)",
+                    [
+                        (key, row[0], 0 if row[1] else row[7], _pack(row))
+                        for key, row in changed.items()
+                    ],
                 )
-                self._db.execute("COMMIT")
+                self._pending += len(changed)
+                now = time.monotonic()
+                if self._pending >= COMMIT_ROWS or now - self._committed >= COMMIT_S:
+                    self._commit(now)
             except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
         return out
 
-    def _rows(self, keys: set[bytes]) -> dict[bytes, Row]:
+    def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
         found: dict[bytes, Row] = {}
-        wanted = list(keys)
+        wanted = list(dict.fromkeys(keys))
         for start in range(0, len(wanted), _SQLITE_VARIABLES):
             part = wanted[start : start + _SQLITE_VARIABLES]
-            query = f"SELECT * FROM url WHERE key IN ({','.join('?' * len(part))})"
-            for key, *row in self._db.execute(query, part):
-                found[key] = tuple(row)  # type: ignore[assignment]
+            query = f"SELECT key, run, row FROM url WHERE key IN ({','.join('?' * len(part))})"
+            for key, run, data in self._db.execute(query, part):
+                found[key] = _unpack(run, data)
         return found
+
+    def _commit(self, now: float) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._pending, self._committed = 0, now
 
     def failing(self, *, at_least: int, exactly: bool) -> int:
         """URLs this run judged not ok with a streak of ``at_least`` (or more, unless
         ``exactly``): what the exit policy counts, each URL once, a resumed run's whole."""
+        self._commit(time.monotonic())
         op = "=" if exactly else ">="
-        query = f"SELECT count(*) FROM url WHERE run = ? AND ok = 0 AND streak {op} ?"
+        query = f"SELECT count(*) FROM url WHERE run = ? AND fails {op} ?"
         return int(self._db.execute(query, (self.run, at_least)).fetchone()[0])
 
     def finish(self) -> None:
         """The run read all its input and wrote every record: mark it finished (a ``--resume``
         starts the next run) and forget the URLs it was the FORGET_AFTER-th run not to see."""
         db = self._db
-        db.execute("BEGIN")
+        if not db.in_transaction:
+            db.execute("BEGIN")
         db.execute("DELETE FROM url WHERE run <= ?", (self.run - FORGET_AFTER,))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 1)")
         db.execute("COMMIT")
 
     def close(self) -> None:
-        self._db.close()
+        """Commit what is pending and release the store."""
+        try:
+            self._commit(time.monotonic())
+        finally:
+            self._db.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from afetch._record import Record, judged
+from afetch._record import Record, set_judgement
 from afetch.watch.policy import Accept, ExitPolicy
 
 if TYPE_CHECKING:  # loaded by open_judge when asked: a plain run imports no sqlite3
@@ -47,6 +47,7 @@ class Judge:
         return not (self._accept is None and self._ok_if is None and self.history is None)
 
     def __call__(self, batch: list[Record]) -> list[Record]:
+        """Judge ``batch`` in place (see set_judgement) and return it."""
         accept = self._accept
         verdicts: list[bool | None]
         if accept is not None:
@@ -55,16 +56,20 @@ class Judge:
             verdicts = [None] * len(batch)
         if self._ok_if is not None:
             optional, include = self._optional, self._include
-            lines = [
-                judged(record, verdict, None).to_json(optional, include)
-                for record, verdict in zip(batch, verdicts, strict=True)
-            ]
+            lines = []
+            for record, verdict in zip(batch, verdicts, strict=True):
+                set_judgement(record, verdict, None)  # .ok for the expression: the verdict so far
+                lines.append(record.to_json(optional, include))
             verdicts = list(self._ok_if.decide(lines, [record.url for record in batch]))
         if self.history is None:
-            return [judged(r, v, None) for r, v in zip(batch, verdicts, strict=True)]
+            for record, verdict in zip(batch, verdicts, strict=True):
+                set_judgement(record, verdict, None)
+            return batch
         oks = [r.ok if v is None else v for r, v in zip(batch, verdicts, strict=True)]
         watches = self.history.judge(batch, oks)
-        return [judged(r, v, w) for r, v, w in zip(batch, verdicts, watches, strict=True)]
+        for record, verdict, watch in zip(batch, verdicts, watches, strict=True):
+            set_judgement(record, verdict, watch)
+        return batch
 
     def failed(self, *, all_ok: bool) -> bool:
         """Whether the exit policy fails this (finished) run; ``all_ok``: every record of it,
