@@ -51,6 +51,7 @@ _NO_DIGEST = bytes(8)
 #: few thousand pages rather than every thousand.
 _TUNING = ("cache_size=-32768", "mmap_size=268435456", "wal_autocheckpoint=8000")
 _SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
+_SELECT = f"SELECT key, run, row FROM url WHERE key IN ({','.join('?' * _SQLITE_VARIABLES)})"
 
 
 class HistoryError(WatchError):
@@ -209,8 +210,10 @@ class History:
         wanted = list(dict.fromkeys(keys))
         for start in range(0, len(wanted), _SQLITE_VARIABLES):
             part = wanted[start : start + _SQLITE_VARIABLES]
-            query = f"SELECT key, run, row FROM url WHERE key IN ({','.join('?' * len(part))})"
-            for key, run, data in self._db.execute(query, part):
+            # Padded to one length (no key is empty): one statement, prepared once, not one per
+            # batch size.
+            part += [b""] * (_SQLITE_VARIABLES - len(part))
+            for key, run, data in self._db.execute(_SELECT, part):
                 found[key] = _unpack(run, data)
         return found
 
