@@ -272,6 +272,20 @@ def test_an_ok_if_that_loops_forever_is_bounded(server: Answers, tmp_path: Path)
     assert time.monotonic() - started < 30  # 1 s of CPU per overrun, generously
 
 
+def test_an_ok_if_that_always_overruns_is_given_up_after_three(
+    server: Answers, tmp_path: Path
+) -> None:
+    server.routes = {f"/{i}": (200, b"x") for i in range(8)}
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(server.url(f"/{i}") + "\n" for i in range(8)))
+    started = time.monotonic()
+    done = afetch_cli(str(urls), "--retries", "0", "--ok-if", "last(repeat(1))", timeout=60)
+    assert [r["ok"] for r in jsonl(done.stdout)] == [False] * 8
+    assert "gave up after 3 records overran; the rest not ok" in done.stderr
+    assert done.returncode == 1
+    assert time.monotonic() - started < 40  # three overruns of 1 s of CPU, not eight
+
+
 def test_a_jq_error_makes_the_record_not_ok_with_one_warning(
     server: Answers, tmp_path: Path
 ) -> None:
