@@ -226,20 +226,16 @@ def test_ok_if_decides_ok_before_the_summary_and_the_journal(
     urls = tmp_path / "urls.txt"
     urls.write_text("".join(server.url(p) + "\n" for p in ("/a", "/b", "/gone")))
     state = tmp_path / "run.state"
-    done = afetch_cli(
-        str(urls),
-        "--retries",
-        "0",
-        "--state",
-        str(state),
-        "--ok-if",
-        ".bytes < 50 or .status == 404",
-    )
+    # ok: only a body over 50 bytes, so the 200 of /a is not ok (and the 404 not either).
+    args = ["--retries", "0", "--state", str(state), "--ok-if", ".bytes > 50"]
+    done = afetch_cli(str(urls), *args)
     records = {r["url"]: r for r in jsonl(done.stdout)}
-    assert [records[server.url(p)]["ok"] for p in ("/a", "/b", "/gone")] == [True, False, True]
+    assert [records[server.url(p)]["ok"] for p in ("/a", "/b", "/gone")] == [False, True, False]
     assert done.returncode == 1
-    assert "2 ok, 1 not ok" in done.stderr  # the summary counts the verdict
-    assert f" ! {server.url('/b')}" in state.read_text()  # and so does the journal
+    assert "1 ok, 2 not ok" in done.stderr  # the summary counts the verdict
+    journal = state.read_text().splitlines()
+    assert f" ! {server.url('/a')}" in journal  # and so does the journal
+    assert server.url("/b") in journal
 
 
 def test_a_bad_ok_if_is_a_usage_error_before_anything_is_fetched(
