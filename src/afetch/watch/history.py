@@ -44,14 +44,27 @@ COMMIT_ROWS = 16384
 #: A row's values but its run, packed into one BLOB: (ok, outcomes, status or -1, final, body,
 #: change, streak), then since as text. One column instead of nine: binding and reading
 #: SQLite values one by one was most of the store's cost per URL.
-_PACKED = struct.Struct("<BIh8s8sBI")
+_PACKED = struct.Struct("<BIh8s8sBI24s")
 _NO_DIGEST = bytes(8)
+_KEY = 16  # bytes of a key (afetch.input.journal.url_key)
 #: Rows are keyed by a hash, so a run's reads and writes land all over the file: a page cache
 #: that holds a large store's hot part, reads through mmap, and checkpoints (the fsyncs) every
 #: few thousand pages rather than every thousand.
 _TUNING = ("cache_size=-32768", "mmap_size=268435456", "wal_autocheckpoint=8000")
 _SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
-_SELECT = f"SELECT key, run, row FROM url WHERE key IN ({','.join('?' * _SQLITE_VARIABLES)})"
+#: A batch's rows in one value (key, run and row, in hex, one after the other): SQLite returns it
+#: in one step, so the GIL is released and taken back once per query, not once per row (each
+#: time a switch to the busy event loop and back; afetch.cache.index does the same).
+_SELECT = (
+    "SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
+    f" WHERE key IN ({','.join('?' * _SQLITE_VARIABLES)})"
+)
+_RUN = struct.Struct(">I")
+_FOUND = _KEY + _RUN.size + _PACKED.size
+_UPSERT = "INSERT OR REPLACE INTO url VALUES "
+#: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999).
+_UPSERT_ROWS = 128
+_UPSERTS: dict[int, str] = {}
 
 
 class HistoryError(WatchError):
@@ -61,10 +74,11 @@ class HistoryError(WatchError):
 def _pack(row: Row) -> bytes:
     _, ok, outcomes, status, final, body, change, streak, since = row
     status = -1 if status is None else status
-    head = _PACKED.pack(
-        ok, outcomes, status, final or _NO_DIGEST, body or _NO_DIGEST, change, streak
+    # since is a started_at: 24 ASCII characters (afetch._timestamps).
+    text = since.encode("utf-8", "surrogatepass")[:24]
+    return _PACKED.pack(
+        ok, outcomes, status, final or _NO_DIGEST, body or _NO_DIGEST, change, streak, text
     )
-    return head + since.encode("utf-8", "surrogatepass")
 
 
 def _unpack(run: int, data: bytes) -> Row:
@@ -74,7 +88,7 @@ def _unpack(run: int, data: bytes) -> Row:
     >>> _unpack(3, _pack(row)) == row
     True
     """
-    ok, outcomes, status, final, body, change, streak = _PACKED.unpack_from(data)
+    ok, outcomes, status, final, body, change, streak, since = _PACKED.unpack_from(data)
     return (
         run,
         bool(ok),
@@ -84,8 +98,23 @@ def _unpack(run: int, data: bytes) -> Row:
         None if body == _NO_DIGEST else body,
         change,
         streak,
-        data[_PACKED.size :].decode("utf-8", "surrogatepass"),
+        since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
     )
+
+
+def _upsert(db: sqlite3.Connection, rows: list[tuple[bytes, int, int, bytes]]) -> None:
+    """Many rows per statement, not ``executemany``, whose every row releases the GIL (as
+    afetch.cache.index does it): padding repeats the last row, in key order, so each B-tree
+    page is visited once per statement."""
+    rows.sort()
+    for start in range(0, len(rows), _UPSERT_ROWS):
+        chunk = rows[start : start + _UPSERT_ROWS]
+        size = 1 << (len(chunk) - 1).bit_length()
+        sql = _UPSERTS.get(size)
+        if sql is None:
+            sql = _UPSERTS[size] = _UPSERT + ",".join(["(?,?,?,?)"] * size)
+        chunk += chunk[-1:] * (size - len(chunk))
+        db.execute(sql, [value for row in chunk for value in row])
 
 
 def _digest(text: str) -> bytes:
@@ -188,8 +217,8 @@ class History:
             try:
                 if not db.in_transaction:
                     db.execute("BEGIN")
-                db.executemany(
-                    "INSERT OR REPLACE INTO url VALUES (?,?,?,?)",
+                _upsert(
+                    db,
                     [
                         (key, row[0], 0 if row[1] else row[7], _pack(row))
                         for key, row in changed.items()
@@ -213,8 +242,13 @@ class History:
             # Padded to one length (no key is empty): one statement, prepared once, not one per
             # batch size.
             part += [b""] * (_SQLITE_VARIABLES - len(part))
-            for key, run, data in self._db.execute(_SELECT, part):
-                found[key] = _unpack(run, data)
+            text = self._db.execute(_SELECT, part).fetchone()[0]
+            data = bytes.fromhex(text or "")
+            for at in range(0, len(data), _FOUND):
+                run = _RUN.unpack_from(data, at + _KEY)[0]
+                found[data[at : at + _KEY]] = _unpack(
+                    run, data[at + _KEY + _RUN.size : at + _FOUND]
+                )
         return found
 
     def _commit(self, now: float) -> None:
