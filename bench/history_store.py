@@ -5,7 +5,7 @@ and finish (prune). Figures in docs/performance.md ("History store").
 The store is made as runs make it (afetch.watch.history.History.judge, batches of 256), over
 two runs so every row has been read back and updated once::
 
-    python bench/history_store.py            # 1,000,000 URLs, about a minute
+    python bench/history_store.py            # 1,000,000 URLs, a few minutes
     python bench/history_store.py --urls 100000
 """
 

@@ -187,7 +187,8 @@ class History:
 
     def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> list[tuple[str, int, str]]:
         """The (change, streak, since) of each record, whose verdict is in ``oks``; their rows
-        are updated in one transaction. A URL this run already judged keeps that judgement."""
+        are updated (committed about once a second). A URL this run already judged keeps that
+        judgement."""
         keys = [url_key(record.key or record.url) for record in records]
         rows = self._rows(keys)
         run = self.run
