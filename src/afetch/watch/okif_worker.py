@@ -25,15 +25,21 @@ def main(expression: str, cpu_seconds: float) -> int:
     import jq
 
     program = jq.compile(expression)
+    arm = timer = None
     try:
-        import resource
         import signal
 
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, resource.RLIM_INFINITY))
-        arm = signal.setitimer
-        timer = signal.ITIMER_PROF
-    except (ImportError, AttributeError, ValueError, OSError):  # Windows: no bound (docs)
-        arm = None
+        arm, timer = signal.setitimer, signal.ITIMER_PROF
+    except (ImportError, AttributeError):  # Windows: no CPU bound (docs/records.md)
+        pass
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = MEMORY_LIMIT if hard == resource.RLIM_INFINITY else min(MEMORY_LIMIT, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (ImportError, AttributeError, ValueError, OSError):  # Windows, or not allowed here
+        pass
     for line in sys.stdin.buffer:
         if arm is not None:
             arm(timer, cpu_seconds)
