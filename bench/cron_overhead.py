@@ -35,14 +35,18 @@ CONFIGS: dict[str, list[str]] = {
     "hash": ["--hash"],
     "cache": ["--cache", "{tmp}/cache"],
     "save-dir": ["--save-dir", "{tmp}/saved"],
+    # A first night (every URL new: inserts) and a later one (each URL read back and updated).
+    "history": ["--history", "{tmp}/history.db"],
+    "history-again": ["--history", "{kept}/history.db"],
 }
 
 
 def run_once(args: list[str], urls: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the afetch process) for one run."""
+    """(wall seconds, CPU seconds of the afetch process) for one run; ``{kept}`` is a folder
+    kept across runs (the list's), ``{tmp}`` one of this run's."""
     tmp = tempfile.mkdtemp(prefix="afetch-bench-")
     try:
-        filled = [a.replace("{tmp}", tmp) for a in args]
+        filled = [a.replace("{tmp}", tmp).replace("{kept}", str(urls.parent)) for a in args]
         command = [sys.executable, "-m", "afetch", "-q", "-c", "50", *filled, str(urls)]
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)

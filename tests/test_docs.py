@@ -24,7 +24,7 @@ from afetch._errors import ERROR_TYPES
 from afetch._include import NAMES as INCLUDE_NAMES
 from afetch._include import RECORD_KEYS as INCLUDE_KEYS
 from afetch._loopback import LoopbackServer
-from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, WATCH_KEYS
 from tests.cli_run import afetch_cli, jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +72,7 @@ OTHER_TOOLS_OPTIONS = {
     "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "bench/progress_cost.py": {"--rounds"},
+    "bench/cron_overhead.py, bench/history_store.py": {"--repeat", "--urls"},
     "ruff format": {"--check"},
     "python -m venv": {"--without-pip"},
     "pip": {"--no-deps", "--upgrade", "--user"},
@@ -179,7 +180,7 @@ def test_the_error_types_table_has_one_row_per_error_type_and_no_other() -> None
     assert sorted(rows) == sorted(ERROR_TYPES)
 
 
-@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS)
+@pytest.mark.parametrize("key", SCHEMA_KEYS + OPTIONAL_KEYS + WATCH_KEYS)
 def test_every_record_key_is_in_the_records_page(key: str) -> None:
     # The included keys are in docs/include.md (see the test below), linked from there.
     rows = table_rows(RECORDS.read_text(encoding="utf-8"), "# Records")

@@ -35,6 +35,8 @@ SCHEMA_KEYS = (
 OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta")
 #: Optional keys a record may carry on its own (from its request object), not only run-wide.
 _PER_REQUEST_KEYS = frozenset({"method", "meta"})
+#: Keys ``--history`` adds last, in this order (afetch.watch: what changed since the last run).
+WATCH_KEYS = ("change", "streak", "since")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,9 +75,17 @@ class Record:
     #: With ``--include``: the included keys (in :data:`afetch._include.RECORD_KEYS` order) and
     #: their values. Named before the include vocabulary; kept, as documented library API.
     extra: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: ``ok`` as ``--accept``, ``--accept-timeouts`` or ``--ok-if`` decided it (None: the
+    #: default rule, no error and a status below 400). Set by afetch.watch before the record is
+    #: written; not a key of its own.
+    verdict: bool | None = field(default=None, repr=False, compare=False)
+    #: With ``--history``: the values of :data:`WATCH_KEYS`.
+    watch: tuple[str, int, str] | None = field(default=None, hash=False)
 
     @property
     def ok(self) -> bool:
+        if self.verdict is not None:
+            return self.verdict
         return self.error is None and self.status is not None and self.status < 400
 
     def to_dict(
@@ -123,6 +133,8 @@ class Record:
                 added[key] = extra.get(key, _INCLUDE_DEFAULTS.get(key))
         elif optional is None and extra:
             added.update(extra)
+        if self.watch is not None:
+            added.update(zip(WATCH_KEYS, self.watch, strict=True))
         return added
 
     def to_json(
@@ -135,10 +147,16 @@ class Record:
         """
         try:
             line = _schema_json(self)
-            if optional and not include and self.method is None and self.meta is None:
-                tail = _optional_json(tuple(optional))
-                if tail is not None:
-                    return line + tail(self)
+            if optional is not None and not include and self.method is None and self.meta is None:
+                watch = self.watch
+                if optional:
+                    tail = _optional_json(tuple(optional))
+                    if tail is not None:
+                        if watch is None:
+                            return line + tail(self)
+                        return line + tail(self)[:-1] + _watch_json(watch)
+                elif watch is not None:
+                    return line + _watch_json(watch)
         except TypeError:  # a field that does not hold its declared type: the general way
             return _dumps(self.to_dict(optional, include))
         added = self._added(optional, include)
@@ -174,14 +192,31 @@ def _compile_new_record() -> Callable[..., Record]:
     for name in names:
         namespace[f"_set_{name}"] = Record.__dict__[name].__set__
     body = "".join(f"    _set_{name}(r, {name})\n" for name in names)
-    source = f"def new_record({', '.join(names)}):\n    r = _new(Record)\n{body}    return r\n"
+    # The judgement (afetch.watch) comes after the fetch: the fetcher leaves it out.
+    params = ", ".join(f"{name}=None" if name in _JUDGED else name for name in names)
+    source = f"def new_record({params}):\n    r = _new(Record)\n{body}    return r\n"
     # exec of the text built just above from the field names, never of anything from outside.
     exec(source, namespace)
     return namespace["new_record"]
 
 
+_JUDGED = ("verdict", "watch")
 #: Used once per attempt by the fetcher (see _compile_new_record).
 new_record = _compile_new_record()
+_set_verdict = Record.__dict__["verdict"].__set__
+_set_watch = Record.__dict__["watch"].__set__
+
+
+def set_judgement(record: Record, verdict: bool | None, watch: tuple[str, int, str] | None) -> None:
+    """Give ``record`` its ``verdict`` and ``watch`` (afetch.watch), in place.
+
+    Only for the writer thread, on records handed over to it, which nothing else holds any
+    more, before it writes them: a copy of each record cost as much as the rest of --history's
+    work per URL.
+    """
+    _set_verdict(record, verdict)
+    _set_watch(record, watch)
+
 
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")), without a new encoder per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -257,6 +292,15 @@ _schema_json = _compile_json_writer(
     "schema_json", {key: _SCHEMA_JSON_KINDS[key] for key in SCHEMA_KEYS}, first="{{", last=""
 )
 
+
+def _watch_json(watch: tuple[str, int, str]) -> str:
+    """``',"change":"same","streak":3,"since":"..."}'``: the --history keys, closing the line
+    (change is one of a few plain words, since a timestamp: nothing to escape but the rule)."""
+    change, streak, since = watch
+    return f',"change":{_encode(change)},"streak":{streak:d},"since":{_encode(since)}}}'
+
+
+_encode = json.encoder.encode_basestring
 
 #: The optional keys a generated tail can write, by kind (as _SCHEMA_JSON_KINDS).
 _OPTIONAL_JSON_KINDS = {"not_modified": "bool?", "path": "str?", "sha256": "str?"}

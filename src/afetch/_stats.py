@@ -120,7 +120,9 @@ class Stats:
             size += record.bytes
             # Every URL's time, failures included: a timed-out URL is the slowest of all.
             latencies.append(record.elapsed_ms)
-            error, status = record.error, record.status
+            error, status, verdict = record.error, record.status, record.verdict
+            if verdict is not None:  # --accept, --accept-timeouts, --ok-if decided
+                ok += verdict
             if error is not None:
                 by_class["errors"] += 1
                 errors[error.type] += 1
@@ -128,7 +130,8 @@ class Stats:
             if status is None:
                 by_class["errors"] += 1
             else:
-                ok += status < 400
+                if verdict is None:
+                    ok += status < 400
                 by_class[_CLASS_BY_HUNDREDS[min(max(status // 100, 0), 5)]] += 1
         self.latency.add_many(latencies)
         self.bytes += size

@@ -35,8 +35,8 @@ Examples:
 
   afetch --demo -c 50        (an offline run against a built-in loopback server)
 
-Exit codes: 0 every URL ok, 1 some URL not ok, 2 usage error, 74 records could not be
-written, 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 output closed early.
+Exit codes: 0 every URL ok, 1 some URL not ok (as --fail-on counts), 2 usage error,
+74 records could not be written, 130 SIGINT, 143 SIGTERM, 129 SIGHUP, 141 output closed early.
 """
 
 # Typer re-exports BadParameter; its bases are click's UsageError and ClickException, whether this
@@ -95,6 +95,10 @@ def command(**params: Any) -> int:
     sources = _sources(params["sources"], demo=params["demo"])
     if params["resume"] and params["state"] is None:
         raise typer.BadParameter("needs --state FILE", param_hint="--resume")
+    if params["history"] is None and (params["fail_on"] == "new" or params["fail_after"] > 1):
+        # A URL's earlier runs are in the --history store only.
+        hint = "--fail-on new" if params["fail_on"] == "new" else "--fail-after"
+        raise typer.BadParameter("needs --history FILE", param_hint=hint)
     values = {spec.field: spec.value(params[spec.name]) for spec in OPTIONS}
     values["body"], values["body_kind"] = _body_options(
         values["data"], values["json"], stdin_is_input="-" in sources

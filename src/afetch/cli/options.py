@@ -186,6 +186,35 @@ def _parse_per_host(raw: str | None) -> int | str | None:
     raise typer.BadParameter(f"expected a number of at least 1, or auto, got {raw!r}")
 
 
+def _parse_accept(raw: str | None) -> frozenset[int] | None:
+    if raw is None:
+        return None
+    from afetch.watch.policy import PolicyError, parse_accept
+
+    try:
+        return parse_accept(raw)
+    except PolicyError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--accept'") from None
+
+
+def _check_ok_if(expression: str | None) -> str | None:
+    """Compiled once here, so a bad expression is a usage error before anything is fetched."""
+    if expression is None:
+        return None
+    from afetch.watch.okif import OkIfError, check_expression
+
+    try:
+        return check_expression(expression)
+    except OkIfError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--ok-if'") from None
+
+
+class FailOn(enum.StrEnum):
+    ANY = "any"
+    NEW = "new"
+    NONE = "none"
+
+
 def _method(value: Method | None) -> str | None:
     return None if value is None else value.value
 
@@ -399,6 +428,23 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             convert=_parse_reports,
             help=f"When the run ends (stopped too), write a report to PATH (repeatable; replaced "
             f"atomically): {', '.join(KINDS)}."),
+    ),
+    "Watching (cron and CI)": (
+        opt("--history", type=str | None, default=None, metavar="FILE",
+            help="Remember each URL's recent outcomes in FILE (SQLite, locked); records gain "
+            "change, streak, since."),
+        opt("--fail-on", type=FailOn, default=FailOn.ANY, case_sensitive=False, convert=str,
+            help="Exit 1 for: any URL not ok; new: only a URL that just started failing "
+            "(--history); none: never."),
+        opt("--fail-after", type=int, default=1, metavar="N", min=1,
+            help="A URL counts for --fail-on only after N runs in a row not ok (--history)."),
+        opt("--accept", type=str | None, default=None, metavar="STATUSES",
+            convert=_parse_accept, show_default="below 400",
+            help="Statuses that are ok, as 200-299,301,429 (judged after retries)."),
+        opt("--accept-timeouts", type=bool, default=False,
+            help="A URL that timed out (after its retries) is ok."),
+        opt("--ok-if", type=str | None, default=None, metavar="JQ", convert=_check_ok_if,
+            help="A jq expression on each record decides ok, e.g. '.ok and .elapsed_ms < 2000'."),
     ),
     "Other": (
         opt("--demo", type=bool, default=False,

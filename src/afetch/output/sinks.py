@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
 from afetch._include import record_keys
-from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, Record
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, WATCH_KEYS, Record
 from afetch._settings import Settings
 
 #: CSV columns: the schema keys in order, with the nested error flattened into two columns.
@@ -154,11 +154,13 @@ class CsvSink(_LineSink):
         optional: Sequence[str] = (),
         include: Sequence[str] = (),
         header: bool = True,
+        watch: bool = False,
     ) -> None:
         super().__init__(stream)
         self._optional = tuple(optional)
         self._include = tuple(include)
-        self.columns = CSV_BASE_COLUMNS + self._optional + self._include
+        # --history's keys come last, as in the JSON records.
+        self.columns = CSV_BASE_COLUMNS + self._optional + self._include + WATCH_KEYS * watch
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\n")
         # Written with the first record (or by finish() for a run without any), so a closed
@@ -179,7 +181,7 @@ class CsvSink(_LineSink):
         if data.get("json") is not None:
             # Always JSON text, so that a JSON string stays apart from other JSON values.
             data["json"] = _json_text(data["json"])
-        row = self._row([_csv_cell(data[column]) for column in self.columns])
+        row = self._row([_csv_cell(data.get(column)) for column in self.columns])
         return self.finish() + row
 
     def finish(self) -> bytes:
@@ -202,11 +204,14 @@ def make_sink(
     optional: Sequence[str] = (),
     include: Sequence[str] = (),
     header: bool = True,
+    watch: bool = False,
 ) -> Sink:
     """The sink for ``--format``; ``header=False`` when appending to a CSV that has one.
-    ``optional`` and ``include`` are record keys (:func:`optional_keys`, :func:`included_keys`)."""
+    ``optional`` and ``include`` are record keys (:func:`optional_keys`, :func:`included_keys`);
+    ``watch``: CSV columns for the --history keys (JSON records carry them when they have them).
+    """
     if format == "csv":
-        return CsvSink(stream, optional=optional, include=include, header=header)
+        return CsvSink(stream, optional=optional, include=include, header=header, watch=watch)
     return JsonLinesSink(stream, optional=optional, include=include)
 
 

@@ -96,6 +96,7 @@ class RecordWriter:
         terminal: Callable[[], AbstractContextManager[None]] | None = None,
         clock: Clock | None = None,
         reports: Counts | None = None,
+        judge: Callable[[list[Record]], list[Record]] | None = None,
     ) -> None:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
         self._fd = stream.fileno()
@@ -106,6 +107,8 @@ class RecordWriter:
         self._pipe = stat.S_ISFIFO(mode)
         self._regular = stat.S_ISREG(mode)
         self._sink = sink
+        # Decides each record's ok (and --history keys) before it is written (afetch.watch).
+        self._judge = judge
         # Held around each batch's writes when the output is the terminal a live table is drawn
         # on (see ProgressDisplay.above); elsewhere a no-op.
         self._terminal = terminal or contextlib.nullcontext
@@ -257,6 +260,8 @@ class RecordWriter:
                     batch = list(self._queue)
                     self._queue.clear()
                 if batch:
+                    if self._judge is not None:
+                        batch = self._judge(batch)
                     with self._terminal():
                         self._write_batch(batch)
                     continue

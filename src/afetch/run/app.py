@@ -45,6 +45,8 @@ from afetch.run.paths import path_problem
 from afetch.run.signals import SIGNAL_EXITS, note_signal, restore_exit_handlers
 from afetch.schedule.gauge import Gauge
 from afetch.schedule.hosts import BusiestHosts
+from afetch.watch.judge import Judge, open_judge
+from afetch.watch.policy import WatchError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -86,6 +88,17 @@ class RunOptions:
     reads: tuple[str, ...] = ()
     #: ``--report KIND=PATH``: (kind, path) pairs, written when the run ends (afetch.reports).
     reports: tuple[tuple[str, str], ...] = ()
+    # afetch.watch: how records are judged and remembered, and when the run fails.
+    #: ``--history``: the store of each URL's recent outcomes (change, streak, since).
+    history: str | None = None
+    #: ``--fail-on``: any, new or none; ``--fail-after``: runs in a row a URL must fail.
+    fail_on: str = "any"
+    fail_after: int = 1
+    #: ``--accept``: the statuses that are ok (None: below 400); ``--accept-timeouts``.
+    accept: frozenset[int] | None = None
+    accept_timeouts: bool = False
+    #: ``--ok-if``: a jq expression deciding each record's ok.
+    ok_if: str | None = None
 
 
 def _count_in_background(fds: Sequence[int], stats: Stats) -> None:
@@ -167,6 +180,7 @@ def _output_problem(
         cacert=settings.cacert,
         body_files=options.reads,
         reports=options.reports,
+        history=options.history,
     )
 
 
@@ -174,7 +188,7 @@ def _make_dirs(settings: Settings, options: RunOptions) -> str | None:
     """Create the folders named by --cache and --save-dir, and the missing parents of -o and
     --state (so a cron line's `-o "out/$(date +%F).jsonl"` works on its first night, as
     curl's --create-dirs); an error message if one cannot be."""
-    named = (options.output, options.state, *(path for _, path in options.reports))
+    named = (options.output, options.state, options.history, *(p for _, p in options.reports))
     parents = [os.path.dirname(path) for path in named if path]
     for folder in (settings.cache_dir, settings.save_dir, *parents):
         if not folder or folder == "-":
@@ -201,6 +215,26 @@ async def _open_journal(options: RunOptions) -> Journal | None:
             file=sys.stderr,
         )
     return journal
+
+
+async def _open_judge(
+    settings: Settings, options: RunOptions, journal: Journal | None
+) -> Judge | None:
+    """The judge of records (afetch.watch), opening and locking --history (in a thread)."""
+    return await asyncio.to_thread(
+        open_judge,
+        history=options.history,
+        # A resumed run is the same run: the store keeps its number, no URL is counted twice.
+        resume=journal is not None and options.resume and not journal.restarted,
+        shard="" if options.shard is None else f"{options.shard.index}/{options.shard.count}",
+        fail_on=options.fail_on,
+        fail_after=options.fail_after,
+        accept=options.accept,
+        accept_timeouts=options.accept_timeouts,
+        ok_if=options.ok_if,
+        optional=optional_keys(settings),
+        include=included_keys(settings),
+    )
 
 
 def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:
@@ -321,12 +355,16 @@ def _discard(reports: Reports | None, code: int) -> int:
     return code
 
 
-def _exit_code(code: int | None, signum: int | None, stats: Stats) -> int:
-    if code is not None:
-        return code
+def _exit_code(code: int | None, signum: int | None, stats: Stats, failed: bool | None) -> int:
+    """The first signal decides; then a code the run ended with (a closed or failed output);
+    then the exit policy (--fail-on, --fail-after: afetch.watch.policy); else whether every URL,
+    those a resumed run did before included, is ok."""
     if signum is not None:
         return note_signal(signum)
-    # A resumed run answers for the URLs of the earlier part of it too.
+    if code is not None:
+        return code
+    if failed is not None:
+        return EXIT_NOT_OK if failed else EXIT_OK
     all_ok = stats.ok == stats.done and stats.earlier_ok == stats.earlier
     return EXIT_OK if all_ok else EXIT_NOT_OK
 
@@ -374,6 +412,13 @@ async def run(
     except OSError as exc:
         error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
         return _discard(reports, EXIT_USAGE)
+    try:
+        judge = await _open_judge(settings, options, journal)
+    except WatchError as exc:
+        error_line(str(exc))
+        if journal is not None:
+            journal.close()
+        return _discard(reports, EXIT_USAGE)
     done = journal.earlier.done if journal is not None else set()
     try:
         # A resumed run adds to the records of the interrupted one, like `wget -c`.
@@ -382,6 +427,8 @@ async def run(
         error_line(f"cannot write {options.output}: {exc.strerror or exc}")
         if journal is not None:
             journal.close()
+        if judge is not None:
+            judge.close(finished=False)
         return _discard(reports, EXIT_USAGE)
     if journal is not None:
         journal.sync_output_first(stream.fileno())
@@ -395,6 +442,7 @@ async def run(
         optional=optional_keys(settings),
         include=included_keys(settings),
         header=output_is_empty(stream),
+        watch=options.history is not None,
     )
     code: int | None = None
     source = read_urls(fds) if urls is None else urls()
@@ -415,6 +463,7 @@ async def run(
         journal=journal,
         terminal=_shared_terminal(display, stream),
         reports=reports,
+        judge=judge if judge is not None and judge.judges else None,
     )
     busiest = BusiestHosts() if settings.per_host == "auto" else None
     with _Interrupt(on_signal=writer.interrupt) as interrupt, display:
@@ -444,10 +493,20 @@ async def run(
             error_line(str(exc))
             code = EXIT_USAGE
     stats.finish()
+    finished = code is None and interrupt.signum is None  # all input read, every record written
     if journal is not None:
-        if code is None and interrupt.signum is None:
-            journal.finish()  # all input read, every record written: --resume starts anew
+        if finished:
+            journal.finish()  # --resume starts anew
         journal.close()  # the writer journals nothing more: it finished or was abandoned
+    failed = None
+    if judge is not None:
+        if finished:
+            failed = judge.failed(
+                all_ok=stats.ok == stats.done and stats.earlier_ok == stats.earlier
+            )
+        judge.close(finished=finished, abandoned=writer.abandoned)
+        for line in judge.notes():
+            print(f"afetch: warning: {line}", file=sys.stderr)
     if not writer.abandoned:
         # An abandoned writer is still blocked in write() on this descriptor: leave it open (the
         # process is about to exit) rather than let its number be reused under the thread.
@@ -459,7 +518,7 @@ async def run(
             whole = urls is None and options.shard is None and not done
             notes.append(_interrupted(stats, options, whole_input=whole, demo=urls is not None))
         _print_summary(stats, busiest, console, notes=notes)
-    final = _exit_code(code, interrupt.signum, stats)
+    final = _exit_code(code, interrupt.signum, stats, failed)
     if reports is not None:  # also for a run stopped by a signal or a closed output
         final = _write_reports(reports, stats, final, interrupt.signum)
     return final

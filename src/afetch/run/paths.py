@@ -65,6 +65,7 @@ def path_problem(
     cacert: str | None = None,
     body_files: Sequence[str] = (),
     reports: Sequence[tuple[str, str]] = (),
+    history: str | None = None,
 ) -> str | None:
     """Why these paths cannot be used together, or None; opens and creates nothing.
 
@@ -90,6 +91,8 @@ def path_problem(
         if os.path.isdir(path):
             return f"--report {kind}={path} is a folder: name the file to write"
         writes.append(_File.at(f"--report {kind}={path}", path))
+    if history is not None:
+        writes.extend(_File.at(f"--history {history}", history + end) for end in ("", "-wal"))
     if cache_dir is not None:
         from afetch.cache import INDEX  # here: a run without --cache never imports sqlite3
 

@@ -1,0 +1,283 @@
+"""The ``--history`` store: each URL's recent outcomes, across runs, in one SQLite file.
+
+One row per URL (afetch.watch.change.Row), keyed as ``--state`` journals requests: a 16-byte
+BLAKE2b digest of the URL, or of a request object's method, URL and body
+(:func:`afetch._spec.request_key`). A row keeps the URL's last :data:`~change.KEEP_OUTCOMES`
+outcomes as bits, the status, digests of the final URL and body, and the current streak: about
+85 bytes on disk (docs/performance.md: a million URLs in well under 200 MiB).
+
+Bounded: a URL that :data:`FORGET_AFTER` finished runs in a row did not see is deleted (its
+next appearance is ``new``). Runs are numbered in the store; a run resumed with ``--resume``
+(its ``--state`` journal unfinished) keeps its number, and a URL already judged in this run
+(done before the interruption, or a repeated input line) is not counted again: its record gets
+the row as this run left it.
+
+One writer: the file is held in SQLite's exclusive locking mode from open to close, so a second
+run on it is a usage error (``--shard``: one store per shard, the shard is noted in it and
+checked). WAL journal, ``synchronous=NORMAL``: a crash loses at most the last transaction,
+never the store. The writer thread updates the rows of a batch before it writes the batch and
+commits about once a second (COMMIT_S): a record that then fails to be written is refetched by
+``--resume`` and given the row's judgement, not judged twice; after a crash, the last second's
+URLs keep their earlier row (their next run continues from it).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+import time
+from collections.abc import Sequence
+
+from afetch._record import Record
+from afetch.input.journal import url_key
+from afetch.watch.change import CHANGES, Row, next_row
+from afetch.watch.policy import WatchError
+
+#: A URL unseen by this many finished runs in a row is forgotten.
+FORGET_AFTER = 30
+_SCHEMA = 1
+#: Rows are committed every COMMIT_S seconds or COMMIT_ROWS rows, whichever comes first, not
+#: per batch: keys are hashes, so each commit rewrites pages all over the file, and a commit
+#: per batch of 256 records wrote several KB per URL. A crash loses at most that last second.
+COMMIT_S = 1.0
+COMMIT_ROWS = 16384
+#: A row's values but its run, packed into one BLOB: (ok, outcomes, status or -1, final, body,
+#: change, streak), then since as text. One column instead of nine: binding and reading
+#: SQLite values one by one was most of the store's cost per URL.
+_PACKED = struct.Struct("<BIh8s8sBI24s")
+_NO_DIGEST = bytes(8)
+_KEY = 16  # bytes of a key (afetch.input.journal.url_key)
+#: Rows are keyed by a hash, so a run's reads and writes land all over the file: a page cache
+#: that holds a large store's hot part, reads through mmap, and checkpoints (the fsyncs) every
+#: few thousand pages rather than every thousand.
+_TUNING = ("cache_size=-32768", "mmap_size=268435456", "wal_autocheckpoint=8000")
+_SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
+#: A batch's rows in one value (key, run and row, in hex, one after the other): SQLite returns it
+#: in one step, so the GIL is released and taken back once per query, not once per row (each
+#: time a switch to the busy event loop and back; afetch.cache.index does the same).
+_SELECT = (
+    "SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
+    f" WHERE key IN ({','.join('?' * _SQLITE_VARIABLES)})"
+)
+_RUN = struct.Struct(">I")
+_FOUND = _KEY + _RUN.size + _PACKED.size
+_UPSERT = "INSERT OR REPLACE INTO url VALUES "
+#: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999).
+_UPSERT_ROWS = 128
+_UPSERTS: dict[int, str] = {}
+
+
+class HistoryError(WatchError):
+    """The store cannot be used; the message is one line for stderr."""
+
+
+def _pack(row: Row) -> bytes:
+    _, ok, outcomes, status, final, body, change, streak, since = row
+    status = -1 if status is None else status
+    # since is a started_at: 24 ASCII characters (afetch._timestamps).
+    text = since.encode("utf-8", "surrogatepass")[:24]
+    return _PACKED.pack(
+        ok, outcomes, status, final or _NO_DIGEST, body or _NO_DIGEST, change, streak, text
+    )
+
+
+def _unpack(run: int, data: bytes) -> Row:
+    """The row :func:`_pack` packed.
+
+    >>> row = (3, True, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
+    >>> _unpack(3, _pack(row)) == row
+    True
+    """
+    ok, outcomes, status, final, body, change, streak, since = _PACKED.unpack_from(data)
+    return (
+        run,
+        bool(ok),
+        outcomes,
+        None if status < 0 else status,
+        None if final == _NO_DIGEST else final,
+        None if body == _NO_DIGEST else body,
+        change,
+        streak,
+        since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
+    )
+
+
+def _upsert(db: sqlite3.Connection, rows: list[tuple[bytes, int, int, bytes]]) -> None:
+    """Many rows per statement, not ``executemany``, whose every row releases the GIL (as
+    afetch.cache.index does it): padding repeats the last row, in key order, so each B-tree
+    page is visited once per statement."""
+    rows.sort()
+    for start in range(0, len(rows), _UPSERT_ROWS):
+        chunk = rows[start : start + _UPSERT_ROWS]
+        size = 1 << (len(chunk) - 1).bit_length()
+        sql = _UPSERTS.get(size)
+        if sql is None:
+            sql = _UPSERTS[size] = _UPSERT + ",".join(["(?,?,?,?)"] * size)
+        chunk += chunk[-1:] * (size - len(chunk))
+        db.execute(sql, [value for row in chunk for value in row])
+
+
+def _digest(text: str) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+
+
+class History:
+    """The store at ``path``, locked and ready for this run; blocking (call from a thread)."""
+
+    def __init__(self, path: str, *, resume: bool, shard: str = "") -> None:
+        try:
+            self._db = sqlite3.connect(
+                path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open --history {path}: {exc}") from None
+        try:
+            self.run = self._begin(path, resume=resume, shard=shard)
+        except BaseException:
+            self._db.close()
+            raise
+        self._path = path
+        self._pending = 0
+        self._committed = time.monotonic()
+
+    def _begin(self, path: str, *, resume: bool, shard: str) -> int:
+        db = self._db
+        try:
+            db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            for pragma in _TUNING:
+                db.execute(f"PRAGMA {pragma}")
+            db.execute("BEGIN IMMEDIATE")  # takes the lock, held until close
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise HistoryError(
+                    f"{path} is in use by another afetch run (--history takes a lock until "
+                    "that run ends)"
+                ) from None
+            raise HistoryError(f"cannot use --history {path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(f"cannot use --history {path}: {exc}") from None
+        db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value) WITHOUT ROWID")
+        db.execute(
+            # run: the last run that judged the URL; fails: its streak when not ok, else 0 (what
+            # the exit policy counts); row: the rest, packed (_pack).
+            "CREATE TABLE IF NOT EXISTS url (key BLOB PRIMARY KEY, run INTEGER, fails INTEGER,"
+            " row BLOB) WITHOUT ROWID"
+        )
+        meta = dict(db.execute("SELECT name, value FROM meta"))
+        if meta.get("schema", _SCHEMA) != _SCHEMA:
+            raise HistoryError(f"{path} was written by another afetch version (schema)")
+        if "shard" in meta and meta["shard"] != shard:
+            was = meta["shard"] or "no --shard"
+            raise HistoryError(
+                f"{path} holds the history of {was}; use one --history file per shard"
+            )
+        number = int(meta.get("run", 0))
+        if not (resume and number and not meta.get("finished", 1)):
+            number += 1
+        db.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [("schema", _SCHEMA), ("shard", shard), ("run", number), ("finished", 0)],
+        )
+        db.execute("COMMIT")
+        return number
+
+    def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> list[tuple[str, int, str]]:
+        """The (change, streak, since) of each record, whose verdict is in ``oks``; their rows
+        are updated (committed about once a second). A URL this run already judged keeps that
+        judgement."""
+        keys = [url_key(record.key or record.url) for record in records]
+        rows = self._rows(keys)
+        run = self.run
+        out = []
+        changed: dict[bytes, Row] = {}
+        for record, key, ok in zip(records, keys, oks, strict=True):
+            before = changed.get(key) or rows.get(key)
+            if before is not None and before[0] == run:
+                row = before
+            else:
+                final = record.final_url
+                sha = record.sha256
+                row = next_row(
+                    before,
+                    run=run,
+                    ok=ok,
+                    status=record.status,
+                    # The final URL is most often the URL itself: no digest to make then.
+                    final=None if final is None or final == record.url else _digest(final),
+                    body=None if sha is None else bytes.fromhex(sha[:16]),
+                    started_at=record.started_at,
+                )
+                changed[key] = row
+            out.append((CHANGES[row[6]], row[7], row[8]))
+        if changed:
+            db = self._db
+            try:
+                if not db.in_transaction:
+                    db.execute("BEGIN")
+                _upsert(
+                    db,
+                    [
+                        (key, row[0], 0 if row[1] else row[7], _pack(row))
+                        for key, row in changed.items()
+                    ],
+                )
+                self._pending += len(changed)
+                now = time.monotonic()
+                if self._pending >= COMMIT_ROWS or now - self._committed >= COMMIT_S:
+                    self._commit(now)
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
+        return out
+
+    def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
+        found: dict[bytes, Row] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), _SQLITE_VARIABLES):
+            part = wanted[start : start + _SQLITE_VARIABLES]
+            # Padded to one length (no key is empty): one statement, prepared once, not one per
+            # batch size.
+            part += [b""] * (_SQLITE_VARIABLES - len(part))
+            text = self._db.execute(_SELECT, part).fetchone()[0]
+            data = bytes.fromhex(text or "")
+            for at in range(0, len(data), _FOUND):
+                run = _RUN.unpack_from(data, at + _KEY)[0]
+                found[data[at : at + _KEY]] = _unpack(
+                    run, data[at + _KEY + _RUN.size : at + _FOUND]
+                )
+        return found
+
+    def _commit(self, now: float) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+        self._pending, self._committed = 0, now
+
+    def failing(self, *, at_least: int, exactly: bool) -> int:
+        """URLs this run judged not ok with a streak of ``at_least`` (or more, unless
+        ``exactly``): what the exit policy counts, each URL once, a resumed run's whole."""
+        self._commit(time.monotonic())
+        op = "=" if exactly else ">="
+        query = f"SELECT count(*) FROM url WHERE run = ? AND fails {op} ?"
+        return int(self._db.execute(query, (self.run, at_least)).fetchone()[0])
+
+    def finish(self) -> None:
+        """The run read all its input and wrote every record: mark it finished (a ``--resume``
+        starts the next run) and forget the URLs it was the FORGET_AFTER-th run not to see."""
+        db = self._db
+        if not db.in_transaction:
+            db.execute("BEGIN")
+        db.execute("DELETE FROM url WHERE run <= ?", (self.run - FORGET_AFTER,))
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 1)")
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Commit what is pending and release the store."""
+        try:
+            self._commit(time.monotonic())
+        finally:
+            self._db.close()
