@@ -77,6 +77,10 @@ class Settings:
     host_rate: float | None = None
     #: After this many consecutive connection failures a host's remaining URLs fail fast.
     max_host_errors: int | None = None
+    #: Pace each host by the rate-limit fields it sends (RateLimit, RateLimit-Policy, the older
+    #: RateLimit-*/X-RateLimit-* fields) and by a 429/503's Retry-After: at none remaining, no
+    #: request goes to it until the reset (see ``afetch.schedule.ratelimit``).
+    rate_limit_headers: bool = False
     #: Yield records in input order (a bounded reorder window; see ``afetch.schedule.ordering``).
     ordered: bool = False
     #: Keep ETag/Last-Modified per URL here and send conditional requests (``--cache``).

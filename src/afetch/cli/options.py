@@ -338,6 +338,9 @@ PANELS: dict[str, tuple[Opt, ...]] = {
         opt("--max-host-errors", type=int | None, default=None, metavar="K", min=1,
             show_default="off",
             help="After K connection failures in a row to a host, fail its other URLs fast."),
+        opt("--rate-limit-headers", type=bool, default=False,
+            help="Pace each host by the rate-limit fields it sends (RateLimit, X-RateLimit-*) "
+            "and by Retry-After: nothing more than they allow."),
     ),
     "Limits and safety": (
         opt("--max-size", type=str | None, default=None, metavar="BYTES",

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from afetch._clock import Clock
 from afetch._errors import ErrorType
 from afetch._record import FetchError, Record
 from afetch._settings import Settings
-from afetch.attempt.fetcher import Fetcher
+from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.dispatch import Dispatch
-from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer
+from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer, host_key
 from afetch.schedule.job import Item, Job, as_async
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
+from afetch.schedule.ratelimit import read_quota
 from afetch.schedule.results import Results
 from afetch.schedule.retry import RETRY_STATUSES, RetryPolicy
 from afetch.schedule.timers import Timers
@@ -39,13 +43,14 @@ def _retry_policy(settings: Settings) -> RetryPolicy | None:
 def _host_table(settings: Settings) -> HostTable | None:
     """Per-host state, only when some option asks for it."""
     polite = (settings.per_host, settings.host_rate, settings.max_host_errors)
-    if all(option is None for option in polite):
+    if all(option is None for option in polite) and not settings.rate_limit_headers:
         return None
     return HostTable(
         limit=settings.per_host,
         rate=settings.host_rate,
         max_errors=settings.max_host_errors,
         ceiling=settings.concurrency,
+        server_limits=settings.rate_limit_headers,
     )
 
 
@@ -104,6 +109,8 @@ class Run:
         self._refilling = True
         self._policy = _retry_policy(settings)
         self._hosts = _host_table(settings)
+        self._server_limits = settings.rate_limit_headers
+        self._max_wait = settings.max_retry_wait
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
         self._shared_host = Host(None)
@@ -210,7 +217,8 @@ class Run:
                 now = self._clock.time() if now is None else now
                 if host.pacer is not None and host.pacer.next_at > now:
                     self._set_aside(host)
-                    self._timers.wake_host_at(host, host.pacer.next_at)
+                    if host.pacer.next_at < math.inf:  # else the answer of the probe out wakes it
+                        self._timers.wake_host_at(host, host.pacer.next_at)
                     continue
                 if self._pacer is not None and self._pacer.next_at > now:
                     self._timers.wake_pump_at(self._pacer.next_at)
@@ -287,11 +295,14 @@ class Run:
 
     # -- attempts ------------------------------------------------------------------------------
 
-    def _attempted(self, job: Job, record: Record, retry_after: str | None) -> None:
-        """An attempt at ``job`` ended in ``record`` (its ``attempts`` already counted)."""
+    def _attempted(self, job: Job, record: Record, hints: ServerHints | None) -> None:
+        """An attempt at ``job`` ended in ``record`` (its ``attempts`` already counted), its
+        last response head saying ``hints`` about pacing."""
         host = job.host
         host.in_flight -= 1
         self._running -= 1
+        if self._server_limits and host.pacer is not None:
+            self._heard(host, record, hints)
         if self._gauge is not None:
             self._gauge.end(job)
         if self._hosts is not None:
@@ -310,6 +321,7 @@ class Run:
             and (record.error is not None or record.status in RETRY_STATUSES)
             and not host.down
         ):
+            retry_after = None if hints is None else hints.retry_after
             wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
         if wait is None:
             if self._window is None:
@@ -332,6 +344,21 @@ class Run:
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
+
+    def _heard(self, host: Host, record: Record, hints: ServerHints | None) -> None:
+        """``--rate-limit-headers``: what the answer said the host allows paces it."""
+        assert host.pacer is not None
+        quota = None
+        if hints is not None:
+            headers = hints.headers
+            if record.redirects and host_key(record.final_url or "") != host.key:
+                headers = None  # another host's fields: they say nothing of this one
+            # Unix time (wall clock): a reset may be given as one.
+            quota = read_quota(headers, hints.retry_after, now=time.time())
+            if quota is not None and quota.reset is not None and quota.reset > self._max_wait:
+                # The longest afetch waits on a server's word (as for Retry-After).
+                quota = replace(quota, reset=self._max_wait)
+        host.pacer.heard(quota, now=self._clock.time(), in_flight=host.in_flight)
 
     def _give_up(self, job: Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
