@@ -18,6 +18,7 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
                            so in rate-limit fields (the IETF draft's RateLimit and
                            RateLimit-Policy; RateLimit-Limit/-Remaining/-Reset; or GitHub's
                            X-RateLimit-* with a Unix-time reset); 429 past the quota
+``/no-head``               405 to a HEAD, 200 to anything else (a server that mishandles HEAD)
 ``/hang``                  accepts and never answers
 ``/drip?n=N&interval=S``   sends an N-byte body one byte every S seconds
 ``/reset``                 resets the connection before answering
@@ -293,6 +294,8 @@ class LoopbackServer:
                     await send(429, b"slow down", retry_after=query.get("after", "1"))
             else:
                 await send(200, b"finally")
+        elif name == "no-head":
+            await send(405 if method == "HEAD" else 200, b"use GET")
         elif name == "quota":
             await self._quota(send, segments[1], int(segments[2]), query)
         elif name == "hang":

@@ -31,7 +31,8 @@ SCHEMA_KEYS = (
 #: ``not_modified`` with ``--cache``; ``path`` with ``--save-dir``; ``sha256`` with ``--hash`` or
 #: ``--save-dir``; ``method`` with ``-X``, ``-d`` or ``--json``. ``method`` and ``meta`` are also
 #: on each record of a request object (an input line starting with ``{``), whatever the options.
-OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta")
+#: ``confirmed`` with ``--confirm``.
+OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta", "confirmed")
 #: Optional keys a record may carry on its own (from its request object), not only run-wide.
 _PER_REQUEST_KEYS = frozenset({"method", "meta"})
 #: Keys ``--include`` adds after those, in this order; ``body_truncated`` comes with ``body``.
@@ -85,6 +86,10 @@ class Record:
     key: str | None = field(default=None, repr=False, compare=False)
     #: With ``--include``: the included keys (:data:`INCLUDE_KEYS` order) and their values.
     extra: Mapping[str, Any] | None = field(default=None, hash=False)
+    #: With ``--confirm``, on a record whose first outcome failed and that was tried once more
+    #: at the end of the run: True if that try failed too, False if it did not (a blip). Last,
+    #: so that ``new_record``'s callers need not pass it.
+    confirmed: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -185,8 +190,12 @@ def _compile_new_record() -> Callable[..., Record]:
     namespace: dict[str, Any] = {"_new": object.__new__, "Record": Record}
     for name in names:
         namespace[f"_set_{name}"] = Record.__dict__[name].__set__
+    # Fields after ``extra`` (added later) take their defaults: callers pass up to ``extra``.
+    after = names[names.index("extra") + 1 :]
+    namespace.update({f"_default_{f.name}": f.default for f in fields(Record) if f.name in after})
+    params = [name if name not in after else f"{name}=_default_{name}" for name in names]
     body = "".join(f"    _set_{name}(r, {name})\n" for name in names)
-    source = f"def new_record({', '.join(names)}):\n    r = _new(Record)\n{body}    return r\n"
+    source = f"def new_record({', '.join(params)}):\n    r = _new(Record)\n{body}    return r\n"
     # exec of the text built just above from the field names, never of anything from outside.
     exec(source, namespace)
     return namespace["new_record"]
@@ -271,7 +280,12 @@ _schema_json = _compile_json_writer(
 
 
 #: The optional keys a generated tail can write, by kind (as _SCHEMA_JSON_KINDS).
-_OPTIONAL_JSON_KINDS = {"not_modified": "bool?", "path": "str?", "sha256": "str?"}
+_OPTIONAL_JSON_KINDS = {
+    "not_modified": "bool?",
+    "path": "str?",
+    "sha256": "str?",
+    "confirmed": "bool?",
+}
 _optional_tails: dict[tuple[str, ...], Callable[[Record], str] | None] = {}
 
 

@@ -81,6 +81,10 @@ class Settings:
     #: RateLimit-*/X-RateLimit-* fields) and by a 429/503's Retry-After: at none remaining, no
     #: request goes to it until the reset (see ``afetch.schedule.ratelimit``).
     rate_limit_headers: bool = False
+    #: Try each failure once more at the end of the run, after ``confirm_delay`` seconds (a HEAD
+    #: as a GET); its record says ``confirmed`` (see ``afetch.schedule.confirm``).
+    confirm: bool = False
+    confirm_delay: float = 5.0
     #: Yield records in input order (a bounded reorder window; see ``afetch.schedule.ordering``).
     ordered: bool = False
     #: Keep ETag/Last-Modified per URL here and send conditional requests (``--cache``).
@@ -110,6 +114,8 @@ class Settings:
             raise ValueError("retries must be zero or more")
         if not (self.backoff >= 0 and self.max_retry_wait >= 0):  # also refuses NaN
             raise ValueError("backoff and max_retry_wait must be zero or more")
+        if not self.confirm_delay >= 0:
+            raise ValueError("confirm_delay must be zero or more")
         if self.per_host not in (None, "auto") and (
             isinstance(self.per_host, bool) or not isinstance(self.per_host, int)
         ):
@@ -142,6 +148,7 @@ class Settings:
             "connect_timeout",
             "backoff",
             "max_retry_wait",
+            "confirm_delay",
             "rate",
             "host_rate",
         ):

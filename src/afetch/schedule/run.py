@@ -15,6 +15,7 @@ from afetch._errors import ErrorType
 from afetch._record import FetchError, Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
+from afetch.schedule import confirm
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer, host_key
 from afetch.schedule.job import Item, Job, as_async
@@ -110,6 +111,12 @@ class Run:
         self._policy = _retry_policy(settings)
         self._hosts = _host_table(settings)
         self._server_limits = settings.rate_limit_headers
+        #: ``--confirm``: the pause before failures are tried once more; None: off.
+        self._confirm_delay = settings.confirm_delay if settings.confirm else None
+        #: Failures held for confirming and not yet on their way (see schedule.confirm), and
+        #: every job whose record is held, until it is emitted (for a stop).
+        self._held: list[Job] = []
+        self._unconfirmed: set[Job] = set()
         self._max_wait = settings.max_retry_wait
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
@@ -284,8 +291,12 @@ class Run:
                 self._wake_reader()
         else:
             self._input_wanted = False
-            if self._input_done and not self._running and not self._waiting:
+            if self._input_done and not self._running and not self._waiting and not self._held:
                 self.all_done.set()
+        if self._held and not self._running and not self._waiting:
+            # Nothing else in flight or waiting: the end of the run, or --ordered output held
+            # behind a failure being confirmed. (Parked for confirming counts as waiting.)
+            self._confirm_held()
 
     def _wake_reader(self) -> None:
         """The reader checks again whether it may read on (input wanted, room in the window)."""
@@ -315,6 +326,8 @@ class Run:
             )
         wait = None
         policy = self._policy
+        if job.confirming:
+            policy = None  # its one more try was this one
         if (
             policy is not None
             # what RetryPolicy.should_retry could say yes to at all
@@ -324,7 +337,16 @@ class Run:
             retry_after = None if hints is None else hints.retry_after
             wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
         if wait is None:
-            if self._window is None:
+            if self._confirm_delay is not None:
+                held = self._confirming(job, record)
+                if held is None:
+                    pass
+                elif self._window is None:
+                    self._untaken += 1
+                    self._results.put(held)
+                else:
+                    self._emit(job, held)
+            elif self._window is None:
                 # _emit, inlined for the usual case.
                 self._untaken += 1
                 self._results.put(record)
@@ -345,6 +367,35 @@ class Run:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
 
+    # -- --confirm -----------------------------------------------------------------------------
+
+    def _confirming(self, job: Job, record: Record) -> Record | None:
+        """The record to emit for ``job``'s outcome ``record``, or None when it is held to be
+        tried once more (schedule.confirm)."""
+        if job.confirming:
+            self._unconfirmed.discard(job)
+            assert job.last is not None
+            return confirm.confirmed(job.last, record)
+        if not confirm.worth_confirming(record):
+            return record
+        job.last, job.confirming = record, True
+        job.url = confirm.confirming_request(job.url, record)
+        job.host.sleeping += 1  # the host is not forgotten meanwhile
+        self._held.append(job)
+        self._unconfirmed.add(job)
+        if len(self._held) >= confirm.HOLD_LIMIT:
+            self._confirm_held()
+        return None
+
+    def _confirm_held(self) -> None:
+        """The held failures are tried once more, after the pause (on timers: no slots)."""
+        assert self._confirm_delay is not None
+        held, self._held = self._held, []
+        for job in held:
+            job.host.sleeping -= 1
+            self._waiting += 1
+            self._timers.park(job, self._confirm_delay)
+
     def _heard(self, host: Host, record: Record, hints: ServerHints | None) -> None:
         """``--rate-limit-headers``: what the answer said the host allows paces it."""
         assert host.pacer is not None
@@ -363,6 +414,7 @@ class Run:
     def _give_up(self, job: Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
         self._waiting -= 1
+        self._unconfirmed.discard(job)  # a held failure whose host was given up meanwhile
         if job.last is not None:  # tried before: its last attempt says what went wrong
             if self._gauge is not None:
                 self._gauge.end(job)  # no retry after all
@@ -400,8 +452,17 @@ class Run:
             self._pump()
 
     def drain(self) -> list[Record]:
-        """After a stop: finished records still held back by the reorder window, in order."""
-        return [] if self._window is None else self._window.drain()
+        """After a stop: finished records still held back, by the reorder window (in order) or
+        for ``--confirm`` (as they first ended: not confirmed)."""
+        held = sorted(self._unconfirmed, key=lambda job: job.index)
+        self._unconfirmed.clear()
+        if self._window is None:
+            return [job.last for job in held if job.last is not None]
+        due = []
+        for job in held:
+            if job.last is not None:
+                due += self._window.complete(job.index, job.last)
+        return due + self._window.drain()
 
     def retire_workers(self) -> None:
         """Everything is done: idle workers end (so the task group can close)."""
