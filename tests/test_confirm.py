@@ -6,12 +6,15 @@ import asyncio
 import json
 import time
 import uuid
+from collections import Counter
 
+import httpx
 import pytest
 
 import afetch
 from afetch._loopback import LoopbackServer
 from tests.cli_run import afetch_cli, jsonl
+from tests.fake_clock import FakeClock, Recorder, collect_on
 from tests.helpers import by_url, collect
 
 
@@ -131,3 +134,19 @@ def test_a_stopped_run_still_gives_the_held_failures_as_they_ended(server, order
     records = asyncio.run(run())
     assert time.monotonic() - started < 30
     assert sorted((r.status, r.confirmed) for r in records) == [(200, None), (500, None)]
+
+
+def test_the_confirming_try_comes_exactly_the_pause_after_the_end() -> None:
+    clock = FakeClock()
+    seen: Counter[str] = Counter()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        seen[str(request.url)] += 1
+        return httpx.Response(503 if seen[str(request.url)] <= 2 else 200)
+
+    server = Recorder(clock, respond)
+    urls = ["http://t.test/a", "http://t.test/b"]
+    options = {"retries": 1, "backoff": 0.0, "confirm": True, "confirm_delay": 5.0}
+    records = collect_on(clock, urls, transport=server.transport(), **options)
+    assert server.times("http://t.test/a") == [0.0, 0.0, 5.0]  # two tries, then the pause
+    assert [(r.status, r.attempts, r.confirmed) for r in records] == [(200, 3, False)] * 2

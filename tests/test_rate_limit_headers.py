@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from afetch._loopback import LoopbackServer
 from afetch.schedule.hosts import UNSAID_RESET, Pacer
 from afetch.schedule.ratelimit import EPOCH_FROM, EPOCH_MS_FROM, Quota, read_quota
 from tests.cli_run import afetch_cli, jsonl
+from tests.fake_clock import FakeClock, Recorder, collect_on
 from tests.helpers import collect
 
 NOW = 1_800_000_000.0
@@ -206,3 +209,44 @@ def test_a_429s_retry_after_holds_the_whole_host() -> None:
         retried = datetime.fromisoformat(records[0].started_at)
         for record in records[1:]:
             assert datetime.fromisoformat(record.started_at) >= retried - timedelta(seconds=0.5)
+
+
+# -- exact waits, on a fake clock -----------------------------------------------------------------
+
+
+def _quota_server(clock: FakeClock, quota: int, window: float) -> Recorder:
+    """Fixed windows from 0 on ``clock``: ``quota`` requests each, said in the draft's fields."""
+    used: Counter[int] = Counter()
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        now = clock.elapsed()
+        index = int(now // window)
+        used[index] += 1
+        left = quota - used[index]
+        fields = {
+            "RateLimit-Policy": f'"d";q={quota};w={window:g}',
+            "RateLimit": f'"d";r={max(0, left)};t={math.ceil((index + 1) * window - now)}',
+        }
+        return httpx.Response(200 if left >= 0 else 429, headers=fields)
+
+    return Recorder(clock, respond)
+
+
+def test_a_host_is_held_until_each_reset_and_given_its_quota_then() -> None:
+    clock = FakeClock()
+    server = _quota_server(clock, quota=2, window=10.0)
+    urls = [f"http://t.test/{i}" for i in range(6)]
+    records = collect_on(
+        clock, urls, transport=server.transport(), concurrency=6, rate_limit_headers=True
+    )
+    assert [r.status for r in records] == [200] * 6
+    # The probe, the one more the answer allowed; then the policy's 2 at each reset.
+    assert sorted(at for _, at in server.starts) == [0.0, 0.0, 10.0, 10.0, 20.0, 20.0]
+
+
+def test_a_reset_beyond_max_retry_wait_is_cut_to_it() -> None:
+    clock = FakeClock()
+    server = Recorder(clock, lambda _: httpx.Response(200, headers={"RateLimit": '"d";r=0;t=3600'}))
+    urls = ["http://t.test/a", "http://t.test/b"]
+    collect_on(clock, urls, transport=server.transport(), rate_limit_headers=True, max_retry_wait=7)
+    assert [at for _, at in server.starts] == [0.0, 7.0]
