@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from afetch._loopback import LoopbackServer
@@ -149,6 +149,13 @@ def test_a_host_that_says_nothing_is_not_held_back() -> None:
     assert pacer.next_at == 1.0
 
 
+def test_a_probe_answered_with_a_policy_alone_does_not_hold_the_host() -> None:
+    pacer = Pacer(rate=None, probe=True)
+    pacer.take(now=0.0)
+    pacer.heard(Quota(limit=100, window=60.0), now=0.2, in_flight=0)
+    assert (pacer.allowance, pacer.next_at, pacer.limit) == (None, 0.2, 100)
+
+
 def test_requests_in_flight_count_against_what_remains() -> None:
     pacer = Pacer(rate=None)
     pacer.heard(Quota(remaining=3, reset=5.0), now=0.0, in_flight=3)
@@ -250,3 +257,55 @@ def test_a_reset_beyond_max_retry_wait_is_cut_to_it() -> None:
     urls = ["http://t.test/a", "http://t.test/b"]
     collect_on(clock, urls, transport=server.transport(), rate_limit_headers=True, max_retry_wait=7)
     assert [at for _, at in server.starts] == [0.0, 7.0]
+
+
+def _simulate(quota: int, window: float, latencies: list[float], concurrency: int, policy: bool):
+    """A client pacing by ``Pacer`` against a server of ``quota`` per fixed ``window`` (counting
+    each request as it arrives, answering after its latency): (requests refused, finish time)."""
+    pacer = Pacer(rate=None, probe=True)
+    used: Counter[int] = Counter()
+    answers: list[tuple[float, int, Quota, int]] = []  # (when, order, what it says, epoch)
+    now, refused, in_flight, left, order = 0.0, 0, 0, list(latencies), 0
+    while left or answers:
+        while left and in_flight < concurrency and pacer.next_at <= now:
+            pacer.take(now=now, in_flight=in_flight)
+            index = int(now // window)
+            used[index] += 1
+            refused += used[index] > quota
+            reset = math.ceil((index + 1) * window - now)
+            said = Quota(
+                max(0, quota - used[index]),
+                float(reset),
+                *((quota, window) if policy else (None, None)),
+            )
+            answers.append((now + left.pop(), order, said, pacer.epoch))
+            order += 1
+            in_flight += 1
+        upcoming = [answer[0] for answer in answers]
+        if left and in_flight < concurrency:
+            upcoming.append(pacer.next_at)
+        assert upcoming, "stuck: nothing will happen"
+        assert min(upcoming) < math.inf, "stuck: waiting for an answer that will not come"
+        now = max(now, min(upcoming))
+        for answer in sorted(a for a in answers if a[0] <= now):
+            answers.remove(answer)
+            in_flight -= 1
+            pacer.heard(answer[2], now=now, in_flight=in_flight, epoch=answer[3])
+    return refused, now
+
+
+@settings(max_examples=500, deadline=None)
+@example(quota=1, window=2.0, latencies=[1.0, 2.0, 0.25, 3.5, 1.0], concurrency=2, policy=True)
+@example(
+    quota=2, window=10.0, latencies=[1.0, 1.0, 2.0, 1.0, 2.5, 1.0, 1.0], concurrency=3, policy=True
+)
+@given(
+    quota=st.integers(1, 6),
+    window=st.sampled_from([1.0, 2.0, 10.0]),
+    latencies=st.lists(st.floats(0.001, 4.0), min_size=1, max_size=25),
+    concurrency=st.integers(1, 10),
+    policy=st.booleans(),
+)
+def test_a_paced_client_is_never_refused(quota, window, latencies, concurrency, policy) -> None:
+    refused, _ = _simulate(quota, window, latencies, concurrency, policy)
+    assert refused == 0

@@ -67,7 +67,7 @@ class Pacer:
     30.0
     """
 
-    __slots__ = ("allowance", "interval", "limit", "next_at", "reset_at", "window")
+    __slots__ = ("allowance", "epoch", "interval", "limit", "next_at", "reset_at", "window")
 
     def __init__(self, *, rate: float | None, probe: bool = False) -> None:
         self.interval = 1.0 / rate if rate else 0.0
@@ -80,18 +80,24 @@ class Pacer:
         #: The server's policy, when it gave one: ``limit`` requests per ``window`` seconds.
         self.limit: int | None = None
         self.window: float | None = None
+        #: Windows begun so far: an answer to a request started in an earlier one is stale
+        #: (about a window gone), and must not open the current one.
+        self.epoch = 0
 
-    def take(self, *, now: float) -> None:
-        """Record one start at ``now`` (or at the reserved time, if that is later)."""
+    def take(self, *, now: float, in_flight: int = 0) -> None:
+        """Record one start at ``now`` (or at the reserved time, if that is later), with
+        ``in_flight`` other requests out to this host."""
         self.next_at = max(now, self.next_at) + self.interval
         allowance = self.allowance
         if allowance is None:
             return
         if allowance <= 0:
+            self.epoch += 1
             # Past the reset (next_at held starts until then): a new window. Its quota if the
-            # policy is known, else one request, whose answer says what the new window allows.
-            if self.limit is not None and self.window is not None:
-                allowance = self.limit
+            # policy is known (less the requests still out: the server may count them in it),
+            # else one request, whose answer says what the new window allows.
+            if self.limit is not None and self.window is not None and in_flight < self.limit:
+                allowance = self.limit - in_flight
                 while self.reset_at <= now:
                     self.reset_at += self.window
             else:
@@ -100,18 +106,19 @@ class Pacer:
         if self.allowance <= 0:
             self.next_at = max(self.next_at, self.reset_at)
 
-    def heard(self, quota: Quota | None, *, now: float, in_flight: int) -> None:
-        """An answer came, stating ``quota`` (None: nothing), with ``in_flight`` other requests
-        still out (the server may not have counted them yet: they are taken off)."""
-        if quota is None:
-            if self.reset_at == math.inf:  # a probe that learnt nothing: no bound after all
-                self.allowance, self.next_at = None, now
-            return
-        if quota.limit is not None:
+    def heard(self, quota: Quota | None, *, now: float, in_flight: int, epoch: int = 0) -> None:
+        """An answer came to a request started in window ``epoch``, stating ``quota`` (None:
+        nothing), with ``in_flight`` other requests still out (the server may not have counted
+        them yet: they are taken off)."""
+        if epoch < self.epoch:
+            return  # about a window gone: what the requests of this one hear counts
+        if quota is not None and quota.limit is not None:
             self.limit = quota.limit
             if quota.window is not None:
                 self.window = quota.window
-        if quota.remaining is None:
+        if quota is None or quota.remaining is None:
+            if self.reset_at == math.inf:  # a probe that learnt nothing: no bound after all
+                self.allowance, self.next_at = None, now
             return
         reset = quota.reset
         if reset is None:

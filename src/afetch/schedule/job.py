@@ -35,6 +35,7 @@ class Job:
         "host",
         "index",
         "last",
+        "paced_in",
         "started",
         "url",
     )
@@ -54,5 +55,7 @@ class Job:
         self.last: Record | None = None
         #: When the first attempt started (set only for a progress display's gauge).
         self.first: float | None = None
+        #: ``--rate-limit-headers``: the host pacer's window (epoch) its attempt started in.
+        self.paced_in = 0
         #: ``--confirm``: its failure (``last``) is held, and its next attempt is the last.
         self.confirming = False

@@ -237,7 +237,7 @@ class Run:
         if self._pacer is not None:
             self._pacer.take(now=now)
         if host.pacer is not None:
-            host.pacer.take(now=now)
+            host.pacer.take(now=now, in_flight=host.in_flight)
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
@@ -255,6 +255,8 @@ class Run:
             job.started = self._clock.time()
         host.in_flight += 1
         self._running += 1
+        if host.pacer is not None:
+            job.paced_in = host.pacer.epoch
         if self._gauge is not None:
             url = job.url if type(job.url) is str else job.url.url
             job.first = self._gauge.start(job, url, first=job.first)
@@ -313,7 +315,7 @@ class Run:
         host.in_flight -= 1
         self._running -= 1
         if self._server_limits and host.pacer is not None:
-            self._heard(host, record, hints)
+            self._heard(host, record, hints, job.paced_in)
         if self._gauge is not None:
             self._gauge.end(job)
         if self._hosts is not None:
@@ -396,8 +398,9 @@ class Run:
             self._waiting += 1
             self._timers.park(job, self._confirm_delay)
 
-    def _heard(self, host: Host, record: Record, hints: ServerHints | None) -> None:
-        """``--rate-limit-headers``: what the answer said the host allows paces it."""
+    def _heard(self, host: Host, record: Record, hints: ServerHints | None, epoch: int) -> None:
+        """``--rate-limit-headers``: what the answer (to a request started in the pacer's window
+        ``epoch``) said the host allows paces it."""
         assert host.pacer is not None
         quota = None
         if hints is not None:
@@ -409,7 +412,7 @@ class Run:
             if quota is not None and quota.reset is not None and quota.reset > self._max_wait:
                 # The longest afetch waits on a server's word (as for Retry-After).
                 quota = replace(quota, reset=self._max_wait)
-        host.pacer.heard(quota, now=self._clock.time(), in_flight=host.in_flight)
+        host.pacer.heard(quota, now=self._clock.time(), in_flight=host.in_flight, epoch=epoch)
 
     def _give_up(self, job: Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
