@@ -19,7 +19,7 @@ import afetch
 from afetch._loopback import LoopbackServer
 from afetch._record import Record
 from afetch._settings import Settings
-from afetch.attempt.fetcher import Fetcher
+from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.cache import UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
 from afetch.engine.curl import CurlEngine
 from afetch.engine.httpx_adapter import HttpxEngine
@@ -77,7 +77,7 @@ async def _both_paths(
         counter = Fetcher(engine, dataclasses.replace(settings, cache_dir=other_cache))
     try:
         by_coroutine = await fetcher.attempt(url)
-        told: asyncio.Future[tuple[Any, Record, str | None]] = (
+        told: asyncio.Future[tuple[Any, Record, ServerHints | None]] = (
             asyncio.get_running_loop().create_future()
         )
         assert counter.start(url, lambda *args: told.set_result(args), "token")
@@ -95,7 +95,7 @@ def test_both_paths_give_the_same_record(server: LoopbackServer, route: str) -> 
     assert _comparable(fast) == _comparable(slow)
     assert fast_retry == slow_retry
     if route.startswith("/retry-after"):
-        assert fast_retry == "7"  # the comparison above compared something
+        assert fast_retry == ServerHints("7")  # the comparison above compared something
 
 
 # --hash and --cache on the callback path: the same routes, plus resources that answer
@@ -290,7 +290,7 @@ def test_done_is_never_called_from_inside_start() -> None:
         told: list[Record] = []
         finished = asyncio.Event()
 
-        def done(token: object, record: Record, retry_after: str | None) -> None:
+        def done(token: object, record: Record, hints: ServerHints | None) -> None:
             told.append(record)
             finished.set()
 
@@ -484,3 +484,16 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     assert (parsed.get("etag"), parsed.get("last-modified")) == expected
     assert Validators.of(response) == (None if expected == (None, None) else expected)
     assert (response.header("ETag"), response.header("Last-Modified")) == expected
+
+
+def test_both_paths_give_the_same_rate_limit_fields(server: LoopbackServer) -> None:
+    """--rate-limit-headers: both paths hand the scheduler the head's fields."""
+    url = server.url("/quota/both-paths/100?w=600")
+    (_, slow), (_, fast) = asyncio.run(_both_paths(url, rate_limit_headers=True))
+    assert slow is not None
+    assert fast is not None
+    assert dict(fast.headers or ())["ratelimit-policy"] == '"default";q=100;w=600'
+    assert dict(slow.headers or ())["ratelimit-policy"] == '"default";q=100;w=600'
+    # Without the option, a 200 says nothing to the scheduler (no header looked at).
+    (_, slow), (_, fast) = asyncio.run(_both_paths(url))
+    assert (slow, fast) == (None, None)

@@ -70,7 +70,10 @@ async def fetch(
     replaces the event loop as the source of time for pacing and retry waits.
 
     Transient failures are retried (``retries``) after a backoff during which the URL holds no
-    slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness.
+    slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness,
+    and ``rate_limit_headers`` paces each host by the rate-limit fields it sends. With
+    ``confirm``, failures are tried once more at the end after ``confirm_delay`` seconds, and
+    their records say ``confirmed`` (see :mod:`afetch.schedule.confirm`).
     URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
     the other hosts keep every free slot busy. With ``ordered``, records come in input order from
     a bounded reorder window (see :mod:`afetch.schedule.ordering`). A ``gauge``

@@ -33,6 +33,9 @@ class ErrorTrait(enum.Flag):
     CONNECTION_FAILURE = enum.auto()
     #: The host could not keep up: ``--per-host auto`` halves its limit (afetch.schedule.autolimit).
     OVERLOAD = enum.auto()
+    #: Settled without asking the server again: the same request meets the same end, so
+    #: ``--confirm`` does not try it once more (afetch.schedule.confirm).
+    SETTLED = enum.auto()
 
 
 _NO_TRAITS = ErrorTrait(0)
@@ -56,8 +59,8 @@ class ErrorType(enum.StrEnum):
         member.traits = traits
         return member
 
-    INVALID_URL = "invalid_url"
-    INVALID_INPUT = "invalid_input"
+    INVALID_URL = "invalid_url", ErrorTrait.SETTLED
+    INVALID_INPUT = "invalid_input", ErrorTrait.SETTLED
     # Not retried: usually a permanent NXDOMAIN.
     DNS = "dns", ErrorTrait.CONNECTION_FAILURE
     CONNECT = "connect", ErrorTrait.RETRY | ErrorTrait.NOT_SENT | ErrorTrait.CONNECTION_FAILURE
@@ -72,8 +75,9 @@ class ErrorType(enum.StrEnum):
     PROTOCOL = "protocol"
     TOO_MANY_REDIRECTS = "too_many_redirects"
     TOO_LARGE = "too_large"
-    BLOCKED = "blocked"
-    HOST_UNREACHABLE = "host_unreachable"
+    BLOCKED = "blocked", ErrorTrait.SETTLED
+    # Settled by --max-host-errors: the run gave up on its host.
+    HOST_UNREACHABLE = "host_unreachable", ErrorTrait.SETTLED
     SAVE = "save"
     OTHER = "other"
 

@@ -13,6 +13,12 @@ concurrency bound are exercised for real. Routes (query parameters in brackets):
 ``/loop``                  redirects to itself forever
 ``/flaky/KEY/N[?status]``  fails N times (503 or the given status), then 200
 ``/retry-after/KEY/N?after=S``  429 with Retry-After S, N times, then 200
+``/quota/KEY/Q[/ANY]?w=S&style=draft|legacy|github``  Q requests per window of S seconds
+                           (default 1) for KEY, fixed windows from its first request, saying
+                           so in rate-limit fields (the IETF draft's RateLimit and
+                           RateLimit-Policy; RateLimit-Limit/-Remaining/-Reset; or GitHub's
+                           X-RateLimit-* with a Unix-time reset); 429 past the quota
+``/no-head``               405 to a HEAD, 200 to anything else (a server that mishandles HEAD)
 ``/hang``                  accepts and never answers
 ``/drip?n=N&interval=S``   sends an N-byte body one byte every S seconds
 ``/reset``                 resets the connection before answering
@@ -36,10 +42,12 @@ import asyncio
 import contextlib
 import functools
 import json
+import math
 import socket
 import ssl as ssl_module
 import struct
 import threading
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,6 +75,8 @@ class ServerStats:
     requests: int = 0
     #: 503s answered by ``/busy`` (requests past its threshold).
     busy_refused: int = 0
+    #: 429s answered by ``/quota`` (requests past a window's quota).
+    quota_refused: int = 0
     by_path: Counter[str] = field(default_factory=Counter)
     #: (method, path) → requests seen, to tell a retried POST from a retried GET.
     by_method: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -78,6 +88,7 @@ class ServerStats:
             self.max_in_flight = self.in_flight
             self.requests = 0
             self.busy_refused = 0
+            self.quota_refused = 0
             self.by_path.clear()
             self.by_method.clear()
 
@@ -99,6 +110,8 @@ class LoopbackServer:
         self.ssl = ssl
         self.stats = ServerStats()
         self._failures: Counter[str] = Counter()
+        #: ``/quota`` keys: (start of the first window, its window, requests in the current one).
+        self._quotas: dict[str, tuple[float, int, int]] = {}
         #: ``/busy`` requests being served (only touched on the server's loop).
         self._busy = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,6 +222,28 @@ class LoopbackServer:
             with stats.lock:
                 stats.in_flight -= 1
 
+    async def _quota(self, send: _Sender, key: str, quota: int, query: dict[str, str]) -> None:
+        """``/quota``: fixed windows on the server's clock; 429 past the quota of the current
+        one. The fields say what is left and when the window ends (rounded up)."""
+        window = float(query.get("w", 1))
+        now = time.monotonic()
+        start, index, used = self._quotas.get(key, (now, 0, 0))
+        current = int((now - start) // window)
+        if current != index:
+            index, used = current, 0
+        used += 1
+        self._quotas[key] = (start, index, used)
+        reset = math.ceil(start + (index + 1) * window - now)
+        fields = _quota_fields(
+            query.get("style", "draft"), quota, window, max(0, quota - used), reset
+        )
+        if used > quota:
+            with self.stats.lock:
+                self.stats.quota_refused += 1
+            await send(429, b"over quota", fields=fields)
+        else:
+            await send(200, b"within quota", fields=fields)
+
     async def _route(
         self,
         method: str,
@@ -259,6 +294,10 @@ class LoopbackServer:
                     await send(429, b"slow down", retry_after=query.get("after", "1"))
             else:
                 await send(200, b"finally")
+        elif name == "no-head":
+            await send(405 if method == "HEAD" else 200, b"use GET")
+        elif name == "quota":
+            await self._quota(send, segments[1], int(segments[2]), query)
         elif name == "hang":
             # Never answer, but notice when the client gives up so it stops counting as in flight.
             with contextlib.suppress(TimeoutError):
@@ -370,6 +409,20 @@ async def _page(query: dict[str, str], writer: asyncio.StreamWriter, *, head_onl
     await writer.drain()
 
 
+def _quota_fields(style: str, quota: int, window: float, left: int, reset: int) -> list[str]:
+    if style == "legacy":
+        names = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+        return [f"{n}: {v}" for n, v in zip(names, (quota, left, reset), strict=True)]
+    if style == "github":
+        epoch = math.ceil(time.time()) + reset
+        names = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+        return [f"{n}: {v}" for n, v in zip(names, (quota, left, epoch), strict=True)]
+    return [
+        f'RateLimit-Policy: "default";q={quota};w={math.ceil(window)}',
+        f'RateLimit: "default";r={left};t={reset}',
+    ]
+
+
 class _Sender:
     def __init__(self, writer: asyncio.StreamWriter, *, head_only: bool) -> None:
         self._writer = writer
@@ -384,8 +437,9 @@ class _Sender:
         retry_after: str | None = None,
         content_encoding: str | None = None,
         content_type: str = "text/plain",
+        fields: list[str] | None = None,
     ) -> None:
-        extra = []
+        extra = list(fields or ())
         if location is not None:
             extra.append(f"Location: {location}")
         if retry_after is not None:

@@ -32,7 +32,8 @@ SCHEMA_KEYS = (
 #: ``not_modified`` with ``--cache``; ``path`` with ``--save-dir``; ``sha256`` with ``--hash`` or
 #: ``--save-dir``; ``method`` with ``-X``, ``-d`` or ``--json``. ``method`` and ``meta`` are also
 #: on each record of a request object (an input line starting with ``{``), whatever the options.
-OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta")
+#: ``confirmed`` with ``--confirm``.
+OPTIONAL_KEYS = ("not_modified", "path", "sha256", "method", "meta", "confirmed")
 #: Optional keys a record may carry on its own (from its request object), not only run-wide.
 _PER_REQUEST_KEYS = frozenset({"method", "meta"})
 #: Keys ``--history`` adds last, in this order (afetch.watch: what changed since the last run).
@@ -81,6 +82,10 @@ class Record:
     verdict: bool | None = field(default=None, repr=False, compare=False)
     #: With ``--history``: the values of :data:`WATCH_KEYS`.
     watch: tuple[str, int, str] | None = field(default=None, hash=False)
+    #: With ``--confirm``, on a record whose first outcome failed and that was tried once more
+    #: at the end of the run: True if that try failed too, False if it did not (a blip). Last,
+    #: so that ``new_record``'s callers need not pass it.
+    confirmed: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -191,16 +196,17 @@ def _compile_new_record() -> Callable[..., Record]:
     namespace: dict[str, Any] = {"_new": object.__new__, "Record": Record}
     for name in names:
         namespace[f"_set_{name}"] = Record.__dict__[name].__set__
+    # Fields after ``extra`` (added later) take their defaults: callers pass up to ``extra``.
+    after = names[names.index("extra") + 1 :]
+    namespace.update({f"_default_{f.name}": f.default for f in fields(Record) if f.name in after})
+    params = [name if name not in after else f"{name}=_default_{name}" for name in names]
     body = "".join(f"    _set_{name}(r, {name})\n" for name in names)
-    # The judgement (afetch.watch) comes after the fetch: the fetcher leaves it out.
-    params = ", ".join(f"{name}=None" if name in _JUDGED else name for name in names)
-    source = f"def new_record({params}):\n    r = _new(Record)\n{body}    return r\n"
+    source = f"def new_record({', '.join(params)}):\n    r = _new(Record)\n{body}    return r\n"
     # exec of the text built just above from the field names, never of anything from outside.
     exec(source, namespace)
     return namespace["new_record"]
 
 
-_JUDGED = ("verdict", "watch")
 #: Used once per attempt by the fetcher (see _compile_new_record).
 new_record = _compile_new_record()
 _set_verdict = Record.__dict__["verdict"].__set__
@@ -303,7 +309,12 @@ def _watch_json(watch: tuple[str, int, str]) -> str:
 _encode = json.encoder.encode_basestring
 
 #: The optional keys a generated tail can write, by kind (as _SCHEMA_JSON_KINDS).
-_OPTIONAL_JSON_KINDS = {"not_modified": "bool?", "path": "str?", "sha256": "str?"}
+_OPTIONAL_JSON_KINDS = {
+    "not_modified": "bool?",
+    "path": "str?",
+    "sha256": "str?",
+    "confirmed": "bool?",
+}
 _optional_tails: dict[tuple[str, ...], Callable[[Record], str] | None] = {}
 
 

@@ -76,6 +76,14 @@ class Settings:
     host_rate: float | None = None
     #: After this many consecutive connection failures a host's remaining URLs fail fast.
     max_host_errors: int | None = None
+    #: Pace each host by the rate-limit fields it sends (RateLimit, RateLimit-Policy, the older
+    #: RateLimit-*/X-RateLimit-* fields) and by a 429/503's Retry-After: at none remaining, no
+    #: request goes to it until the reset (see ``afetch.schedule.ratelimit``).
+    rate_limit_headers: bool = False
+    #: Try each failure once more at the end of the run, after ``confirm_delay`` seconds (a HEAD
+    #: as a GET); its record says ``confirmed`` (see ``afetch.schedule.confirm``).
+    confirm: bool = False
+    confirm_delay: float = 5.0
     #: Yield records in input order (a bounded reorder window; see ``afetch.schedule.ordering``).
     ordered: bool = False
     #: Keep ETag/Last-Modified per URL here and send conditional requests (``--cache``).
@@ -105,6 +113,8 @@ class Settings:
             raise ValueError("retries must be zero or more")
         if not (self.backoff >= 0 and self.max_retry_wait >= 0):  # also refuses NaN
             raise ValueError("backoff and max_retry_wait must be zero or more")
+        if not self.confirm_delay >= 0:
+            raise ValueError("confirm_delay must be zero or more")
         if self.per_host not in (None, "auto") and (
             isinstance(self.per_host, bool) or not isinstance(self.per_host, int)
         ):
@@ -137,6 +147,7 @@ class Settings:
             "connect_timeout",
             "backoff",
             "max_retry_wait",
+            "confirm_delay",
             "rate",
             "host_rate",
         ):

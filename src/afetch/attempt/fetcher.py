@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import unquote
 
 from afetch._errors import ErrorType, InvalidInput, TooManyRedirects, classify
@@ -48,8 +48,19 @@ _BODY_HEADERS = {
 }
 
 T = TypeVar("T")
-#: Told an attempt's end: the caller's token, the record and the last Retry-After.
-Done = Callable[[T, Record, "str | None"], None]
+
+
+class ServerHints(NamedTuple):
+    """What the last response head said about pacing, for the scheduler, which parses it
+    (afetch.schedule.retry, afetch.schedule.ratelimit): the ``Retry-After`` of a 429 or 503,
+    and with ``--rate-limit-headers`` the head's headers (its RateLimit fields)."""
+
+    retry_after: str | None
+    headers: Sequence[tuple[str, str]] | None = None
+
+
+#: Told an attempt's end: the caller's token, the record and the last head's hints.
+Done = Callable[[T, Record, "ServerHints | None"], None]
 Count = Callable[..., None]
 
 Headers = tuple[tuple[str, str], ...]
@@ -90,6 +101,7 @@ class Fetcher:
     ) -> None:
         self._engine = engine
         self._settings = settings
+        self._rate_limits = settings.rate_limit_headers
         self._headers_for = {kind: base_headers(settings, kind) for kind in (None, "form", JSON)}
         self._headers = self._headers_for[None]
         # Plain URL lines all share one shape, built once: the hot path stays as it was.
@@ -155,12 +167,14 @@ class Fetcher:
             self._sha256: Callable[[], Any] = sha256
             self._ask_for = self._redirect_statuses | frozenset(range(200, 300))
 
-    async def attempt(self, item: str | RequestSpec) -> tuple[Record, str | None]:
+    async def attempt(self, item: str | RequestSpec) -> tuple[Record, ServerHints | None]:
         """One attempt at a URL (or a request object): its record and the last response's
-        ``Retry-After``, if any."""
+        pacing hints, if any."""
         started_at = now_iso()
         t0 = time.perf_counter()
         outcome = _Outcome()
+        if self._rate_limits:
+            outcome.rate_limits = True
         error = None
         if type(item) is str:
             url, spec, shape = item, None, self._plain
@@ -186,7 +200,7 @@ class Fetcher:
             error = classify(exc, self._secrets_for(url, spec))
         if outcome.kept is not None:
             await self._derive(outcome)
-        return self._record(url, spec, method, outcome, error, t0, started_at), outcome.retry_after
+        return self._record(url, spec, method, outcome, error, t0, started_at), outcome.hints
 
     def _record(
         self,
@@ -224,7 +238,7 @@ class Fetcher:
 
     def start(self, url: str, done: Done[T], token: T) -> bool:
         """Start an attempt at plain URL ``url`` on callbacks alone; ``done(token, record,
-        retry_after)`` is called on the event loop when it is over, never from in here.
+        hints)`` is called on the event loop when it is over, never from in here.
 
         False when this fetcher cannot: an engine without ``count``
         (:class:`afetch.engine.base.CountingEngine`), or options that keep the body or await
@@ -518,7 +532,9 @@ class _Outcome:
     http_version: str | None = None
     redirects = 0
     bytes = 0
-    retry_after: str | None = None
+    hints: ServerHints | None = None
+    #: Keep the heads' headers in ``hints`` (--rate-limit-headers); set by the Fetcher.
+    rate_limits = False
     not_modified: bool | None = None  # set (False/True) only with --cache
     path: str | None = None
     sha256: str | None = None
@@ -532,8 +548,13 @@ class _Outcome:
     def saw(self, response: Response) -> None:
         """A response head arrived (a redirect, or the final one)."""
         self.status = response.status
+        retry_after = None
         if response.status in _RETRY_AFTER_STATUSES:
-            self.retry_after = response.headers.get("retry-after")
+            retry_after = response.headers.get("retry-after")
+        if self.rate_limits:
+            self.hints = ServerHints(retry_after, response.headers)
+        else:
+            self.hints = None if retry_after is None else ServerHints(retry_after)
         self.content_type = response.content_type
         self.http_version = response.http_version
 
@@ -556,6 +577,8 @@ class _CountedAttempt(_Outcome):
         self._url = url
         self._done = done
         self._token = token
+        if fetcher._rate_limits:
+            self.rate_limits = True
         self._started_at = now_iso()
         self._t0 = time.perf_counter()
 
@@ -653,4 +676,4 @@ class _CountedAttempt(_Outcome):
                 ErrorType.OTHER.value, f"afetch could not describe this attempt ({exc!r})"
             )
             record = Record(url=url, error=problem, started_at=self._started_at)
-        self._done(self._token, record, self.retry_after)
+        self._done(self._token, record, self.hints)

@@ -362,6 +362,11 @@ PANELS: dict[str, tuple[Opt, ...]] = {
             help="Backoff base in seconds: retry n waits a random 0..BACKOFF*2^(n-1) s."),
         opt("--max-retry-wait", type=float, default=60.0, metavar="SECONDS", min=0.0,
             help="Longest wait before a retry; a longer Retry-After ends the retries."),
+        opt("--confirm", type=bool, default=False,
+            help="At the end, try each failure once more (a HEAD as a GET) after "
+            "--confirm-delay; the record is that try's, with confirmed: true|false."),
+        opt("--confirm-delay", type=float, default=5.0, metavar="SECONDS", min=0.0,
+            help="Pause before --confirm tries the failures again."),
         opt("--per-host", type=str | None, default=None, metavar="N|auto",
             callback=_parse_per_host, show_default=NO_LIMIT,
             help="At most N requests in flight per host (scheme+host+port); auto: start at 2, "
@@ -375,6 +380,9 @@ PANELS: dict[str, tuple[Opt, ...]] = {
         opt("--max-host-errors", type=int | None, default=None, metavar="K", min=1,
             show_default="off",
             help="After K connection failures in a row to a host, fail its other URLs fast."),
+        opt("--rate-limit-headers", type=bool, default=False,
+            help="Pace each host by the rate-limit fields it sends (RateLimit, X-RateLimit-*) "
+            "and by Retry-After: nothing more than they allow."),
     ),
     "Limits and safety": (
         opt("--max-size", type=str | None, default=None, metavar="BYTES",

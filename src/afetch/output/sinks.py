@@ -58,6 +58,7 @@ def optional_keys(settings: Settings) -> tuple[str, ...]:
         "method": settings.method is not None or settings.body is not None,
         # Per request object only: a CSV has no column for it (any JSON value).
         "meta": False,
+        "confirmed": settings.confirm,
     }
     return tuple(key for key in OPTIONAL_KEYS if on[key])
 

@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from afetch._record import FetchError, Record
-from afetch.attempt.fetcher import Fetcher
+from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.job import Item, Job
 
-#: What the run does when an attempt ended: the job, its record, the raw Retry-After header.
-Attempted = Callable[[Job, Record, str | None], None]
+#: What the run does when an attempt ended: the job, its record, the last head's pacing hints.
+Attempted = Callable[[Job, Record, ServerHints | None], None]
 
 
 def _reraise(exc: BaseException) -> None:
@@ -103,8 +103,8 @@ class Dispatch:
         while True:
             if jobs:
                 job = jobs.popleft()
-                record, retry_after = await attempt(job.url)
-                self._ended(job, record, retry_after)
+                record, hints = await attempt(job.url)
+                self._ended(job, record, hints)
             elif self._retired:
                 return
             else:
@@ -112,22 +112,22 @@ class Dispatch:
                 self._idle_workers.append(idle)
                 await idle
 
-    def _counted(self, job: Job, record: Record, retry_after: str | None) -> None:
+    def _counted(self, job: Job, record: Record, hints: ServerHints | None) -> None:
         """An attempt on callbacks (Fetcher.start) ended: as a worker's attempt does."""
         if self.closed:
             return  # the run was stopped: the record of an attempt in flight is dropped
         try:
-            self._ended(job, record, retry_after)
+            self._ended(job, record, hints)
         except BaseException as exc:
             # No task to carry it: the run ends with it, as a worker's failure would end it.
             self._crashed(exc)
 
-    def _ended(self, job: Job, record: Record, retry_after: str | None) -> None:
+    def _ended(self, job: Job, record: Record, hints: ServerHints | None) -> None:
         job.attempts += 1
         # The fetcher knows one attempt; the record says how many the URL had.
         if record.attempts != job.attempts:
             record = replace(record, attempts=job.attempts)
-        self._attempted(job, record, retry_after)
+        self._attempted(job, record, hints)
 
     def retire(self) -> None:
         """Everything is done: idle workers end (so the task group can close)."""

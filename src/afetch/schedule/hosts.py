@@ -8,12 +8,14 @@ bounded memory of hosts that recently failed.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from afetch._errors import ErrorTrait, error_types_with
 from afetch.schedule.autolimit import AutoLimit
+from afetch.schedule.ratelimit import Quota
 
 HostKey = tuple[str, str, int]
 
@@ -25,6 +27,8 @@ CONNECTION_FAILURES = error_types_with(ErrorTrait.CONNECTION_FAILURE)
 FAILURE_MEMORY = 10_000
 #: As many idle hosts' learned ``--per-host auto`` limits are remembered, for the same reason.
 LIMIT_MEMORY = 10_000
+#: Seconds until the reset when a server says how many requests remain but not when they renew.
+UNSAID_RESET = 1.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -51,22 +55,89 @@ def host_key(url: str) -> HostKey | None:
 
 
 class Pacer:
-    """Spaces events at least ``1/rate`` seconds apart: no bursts, R per second at most.
+    """Spaces events at least ``1/rate`` seconds apart: no bursts, R per second at most; and,
+    told what a server allows (:meth:`heard`), starts no more than that before its reset.
 
     >>> pacer = Pacer(rate=4.0)
     >>> pacer.take(now=10.0); pacer.take(now=10.0); pacer.next_at
     10.5
+    >>> server = Pacer(rate=None)
+    >>> server.heard(Quota(remaining=1, reset=30.0), now=0.0, in_flight=0)
+    >>> server.take(now=1.0); server.next_at  # the one allowed start: then wait for the reset
+    30.0
     """
 
-    __slots__ = ("interval", "next_at")
+    __slots__ = ("allowance", "epoch", "interval", "limit", "next_at", "reset_at", "window")
 
-    def __init__(self, *, rate: float) -> None:
-        self.interval = 1.0 / rate
+    def __init__(self, *, rate: float | None, probe: bool = False) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
         self.next_at = 0.0
+        #: Starts the server still allows before ``reset_at``; None: it said nothing (no bound).
+        #: ``probe``: one request first, whose answer says what the server allows.
+        self.allowance: int | None = 1 if probe else None
+        #: math.inf: until the answer to the one request out (a probe).
+        self.reset_at = math.inf if probe else 0.0
+        #: The server's policy, when it gave one: ``limit`` requests per ``window`` seconds.
+        self.limit: int | None = None
+        self.window: float | None = None
+        #: Windows begun so far: an answer to a request started in an earlier one is stale
+        #: (about a window gone), and must not open the current one.
+        self.epoch = 0
 
-    def take(self, *, now: float) -> None:
-        """Record one start at ``now`` (or at the reserved time, if that is later)."""
+    def take(self, *, now: float, in_flight: int = 0) -> None:
+        """Record one start at ``now`` (or at the reserved time, if that is later), with
+        ``in_flight`` other requests out to this host."""
         self.next_at = max(now, self.next_at) + self.interval
+        allowance = self.allowance
+        if allowance is None:
+            return
+        if allowance <= 0:
+            self.epoch += 1
+            # Past the reset (next_at held starts until then): a new window. Its quota if the
+            # policy is known (less the requests still out: the server may count them in it),
+            # else one request, whose answer says what the new window allows.
+            if self.limit is not None and self.window is not None and in_flight < self.limit:
+                allowance = self.limit - in_flight
+                while self.reset_at <= now:
+                    self.reset_at += self.window
+            else:
+                allowance, self.reset_at = 1, math.inf
+        self.allowance = allowance - 1
+        if self.allowance <= 0:
+            self.next_at = max(self.next_at, self.reset_at)
+
+    def heard(self, quota: Quota | None, *, now: float, in_flight: int, epoch: int = 0) -> None:
+        """An answer came to a request started in window ``epoch``, stating ``quota`` (None:
+        nothing), with ``in_flight`` other requests still out (the server may not have counted
+        them yet: they are taken off)."""
+        if epoch < self.epoch:
+            return  # about a window gone: what the requests of this one hear counts
+        if quota is not None and quota.limit is not None:
+            self.limit = quota.limit
+            if quota.window is not None:
+                self.window = quota.window
+        if quota is None or quota.remaining is None:
+            if self.reset_at == math.inf:  # a probe that learnt nothing: no bound after all
+                self.allowance, self.next_at = None, now
+            return
+        reset = quota.reset
+        if reset is None:
+            reset = self.window if self.window is not None else UNSAID_RESET
+        reset_at, allowance = now + reset, quota.remaining - in_flight
+        if self.allowance is not None and now < self.reset_at < math.inf:
+            if reset_at <= self.reset_at + 1.0:
+                # The same window, answers out of order: the fewest remaining holds.
+                allowance = min(allowance, self.allowance)
+            reset_at = max(reset_at, self.reset_at)
+        self.allowance, self.reset_at = allowance, reset_at
+        if self.next_at == math.inf:  # the probe's answer came
+            self.next_at = now
+        if allowance <= 0:
+            self.next_at = max(self.next_at, reset_at)
+
+    def holds(self, now: float) -> bool:
+        """Whether forgetting this pacer now would lose a wait or what the server allows."""
+        return self.next_at > now or (self.allowance is not None and self.reset_at > now)
 
 
 class Host:
@@ -93,6 +164,7 @@ class Host:
         *,
         limit: int | None = None,
         rate: float | None = None,
+        server_limits: bool = False,
         tracked: bool = False,
         failures: int = 0,
         down: bool = False,
@@ -102,7 +174,9 @@ class Host:
         #: ``--per-host auto``: the learned limit, copied into ``limit`` after each attempt.
         self.auto = auto
         self.limit = limit if auto is None else auto.limit
-        self.pacer = Pacer(rate=rate) if rate else None
+        self.pacer = Pacer(rate=rate, probe=True) if server_limits else None
+        if rate and not server_limits:
+            self.pacer = Pacer(rate=rate)
         self.queue: deque[Any] = deque()
         self.in_flight = 0
         #: Jobs of this host waiting on a retry timer (keep the host from being forgotten).
@@ -178,6 +252,7 @@ class HostTable:
         rate: float | None,
         max_errors: int | None,
         ceiling: int = 1,
+        server_limits: bool = False,
     ) -> None:
         #: ``limit="auto"``: each host's limit adapts (schedule.autolimit), at most ``ceiling``.
         self._auto = limit == "auto"
@@ -185,6 +260,8 @@ class HostTable:
         self._ceiling = ceiling
         self._learned: OrderedDict[HostKey, AutoLimit] = OrderedDict()
         self._rate = rate
+        #: ``--rate-limit-headers``: every host gets a pacer that heeds what it says.
+        self._server_limits = server_limits
         self._max_errors = max_errors
         self._hosts: dict[HostKey, Host] = {}
         # URLs without a usable host fail in the fetcher; they share one unbounded pseudo-host.
@@ -209,6 +286,7 @@ class HostTable:
                 key,
                 limit=self._limit,
                 rate=self._rate,
+                server_limits=self._server_limits,
                 tracked=self._max_errors is not None,
                 failures=failures,
                 down=down,
@@ -253,7 +331,7 @@ class HostTable:
         """Forget ``host`` if nothing refers to it any more and its pacing has elapsed."""
         if host.key is None or not host.idle:
             return
-        if host.pacer is not None and host.pacer.next_at > now:
+        if host.pacer is not None and host.pacer.holds(now):
             return  # still spacing requests; a sweep forgets it later
         self._forget(host)
 
@@ -275,7 +353,7 @@ class HostTable:
         stale = [
             h
             for h in self._hosts.values()
-            if h.idle and (h.pacer is None or h.pacer.next_at <= now)
+            if h.idle and (h.pacer is None or not h.pacer.holds(now))
         ]
         for host in stale:
             self._forget(host)

@@ -27,7 +27,18 @@ async def as_async(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator
 class Job:
     """One input URL on its way to a record."""
 
-    __slots__ = ("attempts", "epoch", "first", "host", "index", "last", "started", "url")
+    __slots__ = (
+        "attempts",
+        "confirming",
+        "epoch",
+        "first",
+        "host",
+        "index",
+        "last",
+        "paced_in",
+        "started",
+        "url",
+    )
 
     def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
@@ -44,3 +55,7 @@ class Job:
         self.last: Record | None = None
         #: When the first attempt started (set only for a progress display's gauge).
         self.first: float | None = None
+        #: ``--rate-limit-headers``: the host pacer's window (epoch) its attempt started in.
+        self.paced_in = 0
+        #: ``--confirm``: its failure (``last``) is held, and its next attempt is the last.
+        self.confirming = False

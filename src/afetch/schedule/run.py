@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from afetch._clock import Clock
 from afetch._errors import ErrorType
 from afetch._record import FetchError, Record
 from afetch._settings import Settings
-from afetch.attempt.fetcher import Fetcher
+from afetch.attempt.fetcher import Fetcher, ServerHints
+from afetch.schedule import confirm
 from afetch.schedule.dispatch import Dispatch
-from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer
+from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer, host_key
 from afetch.schedule.job import Item, Job, as_async
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
+from afetch.schedule.ratelimit import read_quota
 from afetch.schedule.results import Results
 from afetch.schedule.retry import RETRY_STATUSES, RetryPolicy
 from afetch.schedule.timers import Timers
@@ -39,13 +44,14 @@ def _retry_policy(settings: Settings) -> RetryPolicy | None:
 def _host_table(settings: Settings) -> HostTable | None:
     """Per-host state, only when some option asks for it."""
     polite = (settings.per_host, settings.host_rate, settings.max_host_errors)
-    if all(option is None for option in polite):
+    if all(option is None for option in polite) and not settings.rate_limit_headers:
         return None
     return HostTable(
         limit=settings.per_host,
         rate=settings.host_rate,
         max_errors=settings.max_host_errors,
         ceiling=settings.concurrency,
+        server_limits=settings.rate_limit_headers,
     )
 
 
@@ -104,6 +110,14 @@ class Run:
         self._refilling = True
         self._policy = _retry_policy(settings)
         self._hosts = _host_table(settings)
+        self._server_limits = settings.rate_limit_headers
+        #: ``--confirm``: the pause before failures are tried once more; None: off.
+        self._confirm_delay = settings.confirm_delay if settings.confirm else None
+        #: Failures held for confirming and not yet on their way (see schedule.confirm), and
+        #: every job whose record is held, until it is emitted (for a stop).
+        self._held: list[Job] = []
+        self._unconfirmed: set[Job] = set()
+        self._max_wait = settings.max_retry_wait
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
         self._shared_host = Host(None)
@@ -210,7 +224,8 @@ class Run:
                 now = self._clock.time() if now is None else now
                 if host.pacer is not None and host.pacer.next_at > now:
                     self._set_aside(host)
-                    self._timers.wake_host_at(host, host.pacer.next_at)
+                    if host.pacer.next_at < math.inf:  # else the answer of the probe out wakes it
+                        self._timers.wake_host_at(host, host.pacer.next_at)
                     continue
                 if self._pacer is not None and self._pacer.next_at > now:
                     self._timers.wake_pump_at(self._pacer.next_at)
@@ -222,7 +237,7 @@ class Run:
         if self._pacer is not None:
             self._pacer.take(now=now)
         if host.pacer is not None:
-            host.pacer.take(now=now)
+            host.pacer.take(now=now, in_flight=host.in_flight)
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
@@ -240,6 +255,8 @@ class Run:
             job.started = self._clock.time()
         host.in_flight += 1
         self._running += 1
+        if host.pacer is not None:
+            job.paced_in = host.pacer.epoch
         if self._gauge is not None:
             url = job.url if type(job.url) is str else job.url.url
             job.first = self._gauge.start(job, url, first=job.first)
@@ -276,8 +293,12 @@ class Run:
                 self._wake_reader()
         else:
             self._input_wanted = False
-            if self._input_done and not self._running and not self._waiting:
+            if self._input_done and not self._running and not self._waiting and not self._held:
                 self.all_done.set()
+        if self._held and not self._running and not self._waiting:
+            # Nothing else in flight or waiting: the end of the run, or --ordered output held
+            # behind a failure being confirmed. (Parked for confirming counts as waiting.)
+            self._confirm_held()
 
     def _wake_reader(self) -> None:
         """The reader checks again whether it may read on (input wanted, room in the window)."""
@@ -287,11 +308,14 @@ class Run:
 
     # -- attempts ------------------------------------------------------------------------------
 
-    def _attempted(self, job: Job, record: Record, retry_after: str | None) -> None:
-        """An attempt at ``job`` ended in ``record`` (its ``attempts`` already counted)."""
+    def _attempted(self, job: Job, record: Record, hints: ServerHints | None) -> None:
+        """An attempt at ``job`` ended in ``record`` (its ``attempts`` already counted), its
+        last response head saying ``hints`` about pacing."""
         host = job.host
         host.in_flight -= 1
         self._running -= 1
+        if self._server_limits and host.pacer is not None:
+            self._heard(host, record, hints, job.paced_in)
         if self._gauge is not None:
             self._gauge.end(job)
         if self._hosts is not None:
@@ -304,15 +328,27 @@ class Run:
             )
         wait = None
         policy = self._policy
+        if job.confirming:
+            policy = None  # its one more try was this one
         if (
             policy is not None
             # what RetryPolicy.should_retry could say yes to at all
             and (record.error is not None or record.status in RETRY_STATUSES)
             and not host.down
         ):
+            retry_after = None if hints is None else hints.retry_after
             wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
         if wait is None:
-            if self._window is None:
+            if self._confirm_delay is not None:
+                held = self._confirming(job, record)
+                if held is None:
+                    pass
+                elif self._window is None:
+                    self._untaken += 1
+                    self._results.put(held)
+                else:
+                    self._emit(job, held)
+            elif self._window is None:
                 # _emit, inlined for the usual case.
                 self._untaken += 1
                 self._results.put(record)
@@ -333,9 +369,55 @@ class Run:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
 
+    # -- --confirm -----------------------------------------------------------------------------
+
+    def _confirming(self, job: Job, record: Record) -> Record | None:
+        """The record to emit for ``job``'s outcome ``record``, or None when it is held to be
+        tried once more (schedule.confirm)."""
+        if job.confirming:
+            self._unconfirmed.discard(job)
+            assert job.last is not None
+            return confirm.confirmed(job.last, record)
+        if not confirm.worth_confirming(record):
+            return record
+        job.last, job.confirming = record, True
+        job.url = confirm.confirming_request(job.url, record)
+        job.host.sleeping += 1  # the host is not forgotten meanwhile
+        self._held.append(job)
+        self._unconfirmed.add(job)
+        if len(self._held) >= confirm.HOLD_LIMIT:
+            self._confirm_held()
+        return None
+
+    def _confirm_held(self) -> None:
+        """The held failures are tried once more, after the pause (on timers: no slots)."""
+        assert self._confirm_delay is not None
+        held, self._held = self._held, []
+        for job in held:
+            job.host.sleeping -= 1
+            self._waiting += 1
+            self._timers.park(job, self._confirm_delay)
+
+    def _heard(self, host: Host, record: Record, hints: ServerHints | None, epoch: int) -> None:
+        """``--rate-limit-headers``: what the answer (to a request started in the pacer's window
+        ``epoch``) said the host allows paces it."""
+        assert host.pacer is not None
+        quota = None
+        if hints is not None:
+            headers = hints.headers
+            if record.redirects and host_key(record.final_url or "") != host.key:
+                headers = None  # another host's fields: they say nothing of this one
+            # Unix time (wall clock): a reset may be given as one.
+            quota = read_quota(headers, hints.retry_after, now=time.time())
+            if quota is not None and quota.reset is not None and quota.reset > self._max_wait:
+                # The longest afetch waits on a server's word (as for Retry-After).
+                quota = replace(quota, reset=self._max_wait)
+        host.pacer.heard(quota, now=self._clock.time(), in_flight=host.in_flight, epoch=epoch)
+
     def _give_up(self, job: Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
         self._waiting -= 1
+        self._unconfirmed.discard(job)  # a held failure whose host was given up meanwhile
         if job.last is not None:  # tried before: its last attempt says what went wrong
             if self._gauge is not None:
                 self._gauge.end(job)  # no retry after all
@@ -373,8 +455,17 @@ class Run:
             self._pump()
 
     def drain(self) -> list[Record]:
-        """After a stop: finished records still held back by the reorder window, in order."""
-        return [] if self._window is None else self._window.drain()
+        """After a stop: finished records still held back, by the reorder window (in order) or
+        for ``--confirm`` (as they first ended: not confirmed)."""
+        held = sorted(self._unconfirmed, key=lambda job: job.index)
+        self._unconfirmed.clear()
+        if self._window is None:
+            return [job.last for job in held if job.last is not None]
+        due = []
+        for job in held:
+            if job.last is not None:
+                due += self._window.complete(job.index, job.last)
+        return due + self._window.drain()
 
     def retire_workers(self) -> None:
         """Everything is done: idle workers end (so the task group can close)."""
