@@ -111,7 +111,8 @@ def cli_params() -> list[Any]:
 def cli_options() -> list[str]:
     names = []
     for param in cli_params():
-        names += [name for name in (*param.opts, *param.secondary_opts) if name.startswith("-")]
+        # Sorted: click keeps --help's names in a set, and xdist's workers must collect one order.
+        names += sorted(n for n in (*param.opts, *param.secondary_opts) if n.startswith("-"))
     return names
 
 
