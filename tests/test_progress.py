@@ -30,6 +30,7 @@ from afetch._stats import Stats
 from afetch.output.terminal import PlainProgress, ProgressDisplay, ProgressView, progress_display
 from afetch.schedule.gauge import Gauge
 from tests.cli_run import afetch_cli, cli_env, jsonl
+from tests.helpers import wait_until
 
 WIDTHS = (60, 80, 120, 200)
 # CSI (colours, cursor moves, erase), OSC, and two-byte escapes: what a terminal does not print.
@@ -555,11 +556,16 @@ def test_plain_summary_lines_are_stamped_and_prefixed() -> None:
     assert any(line.endswith("errors   dns 1  reset 1") for line in lines), lines
 
 
+def in_flight(server: LoopbackServer, count: int) -> None:
+    """Wait until the server has ``count`` requests for /sleep/3000 (each held 3 s) in hand."""
+    wait_until(lambda: server.stats.by_path["/sleep/3000"] >= count, what="the run to start")
+
+
 def test_an_interrupted_run_says_what_was_not_fetched(
-    tmp_path: Path, server: LoopbackServer
+    tmp_path: Path, fresh_stats: LoopbackServer
 ) -> None:
     path = tmp_path / "urls.txt"
-    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    path.write_text("".join(fresh_stats.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
     state = tmp_path / "state"
     argv = [sys.executable, "-m", "afetch", str(path), "-c", "2", "--state", str(state)]
     process = subprocess.Popen(
@@ -570,7 +576,7 @@ def test_an_interrupted_run_says_what_was_not_fetched(
         env=cli_env(),
         text=True,
     )
-    time.sleep(1.5)  # started, two URLs in flight, none done
+    in_flight(fresh_stats, 2)  # started, two URLs in flight, none done
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
@@ -622,9 +628,11 @@ def test_eta_counts_the_retries_of_hung_urls(server: LoopbackServer) -> None:
     assert eta(stats, gauge) > 1.5
 
 
-def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: LoopbackServer) -> None:
+def test_an_interrupted_run_from_stdin_has_no_total(
+    tmp_path: Path, fresh_stats: LoopbackServer
+) -> None:
     path = tmp_path / "urls.txt"
-    path.write_text("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    path.write_text("".join(fresh_stats.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
     with path.open() as stdin:
         process = subprocess.Popen(
             [sys.executable, "-m", "afetch", "-", "-c", "2"],
@@ -634,7 +642,7 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
             env=cli_env(),
             text=True,
         )
-    time.sleep(1.5)
+    in_flight(fresh_stats, 2)
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert jsonl(out) == []
@@ -645,7 +653,7 @@ def test_an_interrupted_run_from_stdin_has_no_total(tmp_path: Path, server: Loop
 
 @pytest.mark.posix
 def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
-    tmp_path: Path, server: LoopbackServer
+    tmp_path: Path, fresh_stats: LoopbackServer
 ) -> None:
     """The interrupted note counts only regular files: opening the FIFO again to count it would
     wait for a writer that has gone, and the run would never end."""
@@ -660,8 +668,8 @@ def test_an_interrupted_run_from_a_fifo_ends_without_waiting_for_a_writer(
         text=True,
     )
     with fifo.open("w") as writer:  # opened, written and closed: nobody writes to it again
-        writer.write("".join(server.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
-    time.sleep(1.5)
+        writer.write("".join(fresh_stats.url(f"/sleep/3000?{i}") + "\n" for i in range(40)))
+    in_flight(fresh_stats, 2)
     process.send_signal(2)
     out, err = process.communicate(timeout=30)
     assert process.returncode == 130
