@@ -54,5 +54,5 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     assert "afetch: summary" in done.stderr  # the plain summary, without Rich
     assert (
         done.stdout.strip().splitlines()[-1]
-        == "['afetch.engine.curl', 'afetch.engine.base', 'pycurl']"
+        == "['afetch.engine.base', 'afetch.engine.curl', 'pycurl']"
     ), done.stdout + done.stderr
