@@ -56,6 +56,7 @@ OTHER_TOOLS_OPTIONS = {
         "--engines",
     },
     "valgrind": {"--tool"},
+    "pytest (docs/development.md)": {"--dist", "--pdb"},
     "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "bench/progress_cost.py": {"--rounds"},
