@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 
@@ -32,6 +33,17 @@ def fresh_stats(server: LoopbackServer) -> LoopbackServer:
     """The session server with its counters zeroed, for tests that count what it saw."""
     server.stats.reset()
     return server
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject.toml): for the whole suite, two workers per core, since it spends
+    most of its time waiting (loopback servers, deadlines, subprocesses starting), not computing:
+    on 2 cores, 4 workers finish sooner than 2. Named files or tests run in this one process
+    (each worker costs a second or two to start); ``-n 4`` spreads them too."""
+    if config.args_source != pytest.Config.ArgsSource.TESTPATHS:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 * (cores or 1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

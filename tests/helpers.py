@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
@@ -25,3 +26,12 @@ def collect(
 
 def by_url(records: Iterable[Record]) -> dict[str, Record]:
     return {record.url: record for record in records}
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 30, what: str = "") -> None:
+    """Poll ``condition`` until it holds: the sign a test waits for, instead of a fixed sleep
+    that is too long on an idle machine and too short on a loaded one."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what or condition}"
+        time.sleep(0.01)

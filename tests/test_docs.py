@@ -69,6 +69,7 @@ OTHER_TOOLS_OPTIONS = {
         "--lab-servers",
     },
     "valgrind": {"--tool"},
+    "pytest (docs/development.md)": {"--dist", "--pdb"},
     "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "bench/progress_cost.py": {"--rounds"},
@@ -125,7 +126,8 @@ def cli_params() -> list[Any]:
 def cli_options() -> list[str]:
     names = []
     for param in cli_params():
-        names += [name for name in (*param.opts, *param.secondary_opts) if name.startswith("-")]
+        # Sorted: click keeps --help's names in a set, and xdist's workers must collect one order.
+        names += sorted(n for n in (*param.opts, *param.secondary_opts) if n.startswith("-"))
     return names
 
 

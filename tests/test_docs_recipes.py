@@ -69,6 +69,9 @@ SUBSTITUTIONS = {
     "@proxy:3128": "@127.0.0.1:{closed_port}",
     "/var/lib/probe/": "var/lib/probe/",
     ".venv/bin/afetch": "afetch",
+    # The same options at a pace a test can wait for: urls.txt holds six URLs of one host, five
+    # seconds at one a second. That the rate is kept is test_scheduling's (on the fake clock).
+    "--host-rate 1 ": "--host-rate 20 ",
 }
 
 #: A fragment of a command → text its stdout must hold: recipes whose output is the point.
