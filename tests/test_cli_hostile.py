@@ -97,13 +97,15 @@ def test_a_signal_stops_the_run_flushes_records_and_prints_the_summary(
     ("first", "second", "code"),
     [(signal.SIGINT, signal.SIGTERM, 130), (signal.SIGHUP, signal.SIGINT, 129)],
 )
-@pytest.mark.parametrize("gap", [0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.2, 0.8])
+@pytest.mark.parametrize("gap", [0.02, 0.03, 0.05, 0.1, 0.2, 0.4, 0.8])
 def test_the_first_of_two_signals_decides_the_exit_code(
     server: LoopbackServer, tmp_path: Path, first: int, second: int, code: int, gap: float
 ) -> None:
     # The second signal can land during the graceful stop, as the summary prints or while the
     # interpreter shuts down (a SIGTERM there used to kill it: -15): the code is the first
-    # one's all the same. (Two signals at the same instant have no order: a gap of 5 ms or more.)
+    # one's all the same. (Two signals a few ms apart have no order on a loaded machine: both
+    # can be pending when the process next runs, and the kernel hands them over by number, or
+    # two threads take one each. The gaps start at 20 ms.)
     urls = [server.url("/ok")] * 3 + [server.url("/hang")] * 20
     process = afetch(write_urls(tmp_path, urls), "-c", "10", "--timeout", "60")
     head = wait_for_records(process, 3)

@@ -138,7 +138,8 @@ def test_retry_after_http_date_is_honoured() -> None:
     (record,) = collect_on(clock, [URL], transport=server.transport(), backoff=0.0)
     assert (record.status, record.attempts) == (200, 2)
     first, second = server.times(URL)
-    assert 1.0 <= second - first <= 2.0  # the date has one-second resolution
+    # The date has one-second resolution, and time.time() and the loop's clock differ by a hair.
+    assert 0.9 <= second - first <= 2.0
 
 
 def test_retry_after_beyond_the_cap_ends_the_retries_at_once() -> None:
