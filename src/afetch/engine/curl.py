@@ -173,10 +173,6 @@ class CurlEngine:
     (200, 'HTTP/1.1', 1024)
     """
 
-    #: libcurl ends a transfer at ``Request.deadline`` (CURLOPT_TIMEOUT_MS): no asyncio timer
-    #: per request.
-    enforces_deadline = True
-
     def __init__(self, settings: Settings) -> None:
         self._loop = asyncio.get_running_loop()
         self._settings = settings
@@ -202,6 +198,8 @@ class CurlEngine:
         #: Counted transfers to add to the multi handle, together, on the next turn.
         self._pending: list[_Slot] = []
         self._active: set[_Slot] = set()
+        #: --include tls: handshakes probed after a failed verification (see _transfer_over).
+        self._probes: set[asyncio.Task[None]] = set()
         self._closed = False
         self._header_lists: tuple[object, bool, _HeaderLists] = ((), False, ([], []))
         # --include timings/remote/tls: read from libcurl before a handle is released.
@@ -252,44 +250,79 @@ class CurlEngine:
                 slot.pending = False
                 add(slot.curl)
 
-    def count(
+    def start_transfer(
         self,
         request: Request,
         *,
-        done: OnDone,
+        on_done: OnDone,
         on_head: OnHead | None = None,
         ask_for: Container[int] = (),
         extra: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        """Send ``request`` and count its body without a coroutine, a task or a future: the
-        callback path of plain fetches (see :class:`afetch.engine.base.CountingEngine`).
-
-        ``extra`` headers (--cache's conditional ones) are sent to the server after the
-        request's own: those stay one tuple for the whole run, formatted once."""
+    ) -> _Slot:
+        """Start ``request`` on callbacks alone: no coroutine, task or future per transfer (see
+        :meth:`afetch.engine.base.Engine.start_transfer`). The slot is the transfer's handle
+        (``resume``, ``cancel``) until ``on_done`` is told."""
         slot = self._start(request, defer=True, extra=extra)
         slot.head = None
-        slot.counting = True
+        slot.unbuffered = True
         slot.on_head = on_head
         slot.ask_for = ask_for
-        slot.on_done = done
+        slot.on_done = on_done
+        return slot
 
-    def _counted(self, slot: _Slot, done: OnDone) -> None:
-        """A counted transfer is over: the handle goes back to the pool, then ``done`` is told."""
+    def _transfer_over(self, slot: _Slot, on_done: OnDone) -> None:
+        """A transfer on callbacks is over: what the caller may ask later is read from libcurl,
+        the handle goes back to the pool, then ``on_done`` is told."""
         failure = slot.failure
         response = slot.response
+        info = None
         try:
             if response is None and slot.head_seen and slot.status:
-                response = _CountedResponse(slot)
+                response = _TransferResponse(slot)
             if response is not None:
                 response.bytes_read = slot.received
                 if failure is None and response.status == 407 and slot.used_proxy():
                     # The proxy's answer, not the server's: no response, as send() says it.
                     failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
                     response = None
-        except Exception as exc:  # done is told whatever happens: nothing waits forever
-            response, failure = None, exc
+            if self._info_wanted:
+                info = slot.transfer_info()
+                if response is not None:
+                    response.info = info
+                elif isinstance(failure, AfetchError):
+                    # --include: a failed TLS handshake still shows the certificate.
+                    failure.transfer_info = info  # type: ignore[attr-defined]
+        except Exception as exc:  # on_done is told whatever happens: nothing waits forever
+            response, failure, info = None, exc, None
+        request = slot.request
         self.release(slot)
-        done(response, failure)
+        if (
+            response is None
+            and info is not None
+            and self._tls_wanted
+            and _no_certificate(failure, info)  # type: ignore[arg-type]
+        ):
+            # A TLS library that keeps no certificate of a failed verification: one more
+            # handshake, unverified, just to see it (then on_done is told).
+            task = self._loop.create_task(self._probe_then(request, info, failure, on_done))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+            return
+        on_done(response, failure)
+
+    async def _probe_then(
+        self,
+        request: Request,
+        info: TransferInfo,
+        failure: BaseException | None,
+        on_done: OnDone,
+    ) -> None:
+        try:
+            tls = await self._probe_tls(request)
+        except Exception:
+            tls = None
+        failure.transfer_info = info._replace(tls=tls)  # type: ignore[union-attr]
+        on_done(None, failure)
 
     async def send(self, request: Request) -> _CurlResponse:
         slot = self._start(request)
@@ -388,6 +421,8 @@ class CurlEngine:
             return
         for slot in list(self._active):
             self.release(slot)
+        for task in list(self._probes):
+            task.cancel()
         self._closed = True
         for fd in list(self._watched):
             self._unwatch(fd)
@@ -599,18 +634,17 @@ class _Slot:
         "body_error",
         "buffer",
         "buffered",
-        "counting",
         "curl",
         "decoder",
         "done",
         "engine",
         "failure",
-        "fallback_timeout_ms",
         "head",
         "head_end",
         "head_lines",
         "head_seen",
         "head_start",
+        "held",
         "http_version",
         "inflating",
         "method",
@@ -621,6 +655,7 @@ class _Slot:
         "pinned",
         "proxy_headers",
         "received",
+        "request",
         "response",
         "searchable",
         "server_headers",
@@ -629,6 +664,7 @@ class _Slot:
         "status",
         "timeout_ms",
         "tls_line",
+        "unbuffered",
         "unpausing",
         "waiter",
     )
@@ -660,11 +696,6 @@ class _Slot:
         connect = settings.connect_timeout or settings.timeout
         if connect is not None:
             curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, round(connect * 1000)))
-        # Without a deadline in the request the fetcher keeps its own (asyncio.timeout); a
-        # libcurl one too, slightly later, so a transfer abandoned by a stuck loop cannot live on.
-        self.fallback_timeout_ms = (
-            0 if settings.timeout is None else round(settings.timeout * 1000) + 1000
-        )
         self.timeout_ms = -1
         if engine._tls_wanted:
             # --include tls: the certificate chain of each new connection, and libcurl's
@@ -695,10 +726,11 @@ class _Slot:
         #: A counted transfer's body sink, if its on_head gave one (see OnHead).
         self.sink: BodySink | None = None
         # The state of one transfer, set again by prepare() for each.
-        self.done = self.head_seen = self.counting = self.paused = False
+        self.done = self.head_seen = self.unbuffered = self.paused = self.held = False
+        self.request: Request | None = None
         self.failure: AfetchError | None = None
         self.body_error: AfetchError | None = None
-        self.response: _CountedResponse | None = None
+        self.response: _TransferResponse | None = None
         self.tls_line: bytes | None = None
         self.decoder: Decoder | None = None
         #: Decoded pieces not yet taken when a turn's share ran out, and how many bytes libcurl
@@ -715,7 +747,8 @@ class _Slot:
         curl = self.curl
         # Ready for the next transfer (detach() already emptied the buffer and dropped the
         # waiter; the head's status, version and bounds are set before anything reads them).
-        self.done = self.head_seen = self.counting = self.paused = False
+        self.done = self.head_seen = self.unbuffered = self.paused = self.held = False
+        self.request = request
         self.failure = self.body_error = self.response = None
         self.tls_line = self.sink = self.decoder = self.inflating = None
         self.skip = 0
@@ -736,7 +769,7 @@ class _Slot:
             curl.setopt(pycurl.CONNECT_TO, [])
             self.pinned = False
         if request.deadline is None:
-            timeout_ms = self.fallback_timeout_ms
+            timeout_ms = 0  # none
         else:
             timeout_ms = max(1, round((request.deadline - self.engine._loop.time()) * 1000))
         if timeout_ms != self.timeout_ms:
@@ -798,17 +831,21 @@ class _Slot:
         head = self.head
         if head is None:
             if self.status in self.ask_for:
-                self._counted_head()
+                self._asked_head()
         elif not head.done():
             if self.failure is not None:
                 head.set_exception(self.failure)
             else:
                 head.set_result(None)
 
-    def _counted_head(self) -> None:
-        """A counted transfer's head, of a status it was asked about: is the body wanted?"""
+    def _asked_head(self) -> None:
+        """A transfer's head, of a status it was asked about: is the body wanted?"""
         assert self.on_head is not None
-        self.response = response = _CountedResponse(self)
+        if self.tls_line is not None and self.engine._tls_wanted:
+            # This transfer made a TLS connection: note what it showed before other transfers
+            # (HTTP/2 streams) reuse it (getinfo only: allowed inside libcurl's callbacks).
+            self.engine.tls_details(self)
+        self.response = response = _TransferResponse(self)
         try:
             wanted = self.on_head(response)
         except Exception as exc:  # told through done, as any failure (pycurl would swallow it)
@@ -819,14 +856,14 @@ class _Slot:
             # is read); finish() says it succeeded.
             self.body_error = _NOT_WANTED
         elif wanted is not True:
-            self.sink = wanted  # --hash: each piece goes there as libcurl delivers it
+            self.sink = wanted  # each piece goes there as libcurl delivers it
 
     def _on_body(self, data: bytes) -> int | None:
         if not self.head_seen:
             self._head_arrived()
         if self.body_error is not None:
             return 0  # aborts the transfer (libcurl reports a write error)
-        if not self.counting and self.buffered >= _BUFFER_LIMIT:
+        if self.held or (not self.unbuffered and self.buffered >= _BUFFER_LIMIT):
             self.paused = True  # libcurl delivers the same bytes again on unpause
             return _PAUSE
         if self.decoder is None:
@@ -851,13 +888,14 @@ class _Slot:
             for count, piece in enumerate(pieces, 1):
                 if self._take(piece) is not None:
                     return 0
-                if count == PIECES_PER_TURN:
+                if count == PIECES_PER_TURN or self.held:
                     self.inflating = pieces
                     # All of this delivery is fed (and whatever after it was, if it was a
                     # delivery again): libcurl will deliver it again.
                     self.skip += delivered
                     self.paused = True
-                    if self.counting:  # no reader to resume it: the next turn does
+                    if self.unbuffered and not self.held:
+                        # No reader or sink to resume it: the next turn does.
                         self.unpausing = self.engine._loop.call_soon(self._unpause)
                     return _PAUSE
         except BadResponse as exc:  # not gzip or deflate after all
@@ -867,7 +905,7 @@ class _Slot:
 
     def _unpause(self) -> None:
         self.unpausing = None
-        if self.paused and not self.done:
+        if self.paused and not self.done and not self.held:
             self.paused = False
             # libcurl may deliver the held data from inside this call: _on_body only records.
             with contextlib.suppress(pycurl.error):
@@ -881,12 +919,13 @@ class _Slot:
             self.body_error = TooLarge(f"body is over --max-size {limit} bytes")
             return 0
         self.received += size
-        if self.counting:
+        if self.unbuffered:
             sink = self.sink
             if sink is not None:
                 try:
-                    sink(data)
-                except Exception as exc:  # told through done (pycurl would swallow it)
+                    if sink(data):
+                        self.held = True  # until resume(): the next delivery pauses
+                except Exception as exc:  # told through on_done (pycurl would swallow it)
                     self.body_error = exc  # type: ignore[assignment]
                     return 0
             return None
@@ -938,7 +977,7 @@ class _Slot:
         head = self.head
         if head is None:
             assert self.on_done is not None
-            self.engine._counted(self, self.on_done)
+            self.engine._transfer_over(self, self.on_done)
             return
         if not head.done():
             if self.failure is not None:
@@ -948,6 +987,17 @@ class _Slot:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    # The transfer's handle (afetch.engine.base.Transfer), until on_done is told.
+
+    def resume(self) -> None:
+        """The sink that held the transfer is ready for more."""
+        self.held = False
+        if self.paused and not self.done and self.unpausing is None:
+            self.unpausing = self.engine._loop.call_soon(self._unpause)
+
+    def cancel(self) -> None:
+        self.engine.release(self)
 
     def used_proxy(self) -> bool:
         """Whether a proxy applied to this transfer (--proxy or the environment, less noproxy)."""
@@ -1268,7 +1318,7 @@ class _CurlResponse:
 
     async def drain(self) -> int:
         slot = self._slot
-        slot.counting = True
+        slot.unbuffered = True
         slot.buffer.clear()
         slot.buffered = 0
         self._resume()
@@ -1311,15 +1361,17 @@ class _CurlResponse:
         self._slot.engine.release(self._slot)
 
 
-class _CountedResponse(_CurlResponse):
-    """The final response of a counted transfer: its body was counted, never kept."""
+class _TransferResponse(_CurlResponse):
+    """The final response of a transfer on callbacks: its body went to the sink or was only
+    counted; what the caller may ask later is copied in before the handle is let go."""
 
-    __slots__ = ("bytes_read",)
+    __slots__ = ("bytes_read", "info")
 
     def __init__(self, slot: _Slot) -> None:
         super().__init__(slot)
         self.bytes_read = 0  # set when the transfer is over
+        self.info: TransferInfo | None = None
 
 
-#: Set as a slot's body error to stop a counted transfer after its head, on purpose.
+#: Set as a slot's body error to stop a transfer after its head, on purpose.
 _NOT_WANTED = AfetchError("body not wanted")
