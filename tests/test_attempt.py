@@ -366,7 +366,7 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     every line finds (the first value, any case), and nothing of an interim head; --cache's
     validators are read through it."""
     from afetch.cache import Validators
-    from afetch.engine.curl import _CurlResponse
+    from afetch.engine.curl.response import _CurlResponse
 
     response = _CurlResponse.__new__(_CurlResponse)
     response._lines = head

@@ -415,7 +415,7 @@ def test_a_probe_handshake_shows_the_certificate_when_libcurl_kept_none(
 
 def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) -> None:
     from afetch.engine.base import Request
-    from afetch.engine.curl import _tls_probe
+    from afetch.engine.curl.setup import _tls_probe
 
     plain = server.url("/ok").replace("http://", "https://")
     assert _tls_probe(Request("GET", plain, ()), 5.0) is None

@@ -22,7 +22,8 @@ import pytest
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
 from afetch.engine.base import Request
-from afetch.engine.curl import CurlEngine, CurlError, _error
+from afetch.engine.curl import CurlEngine, CurlError
+from afetch.engine.curl.errors import _error
 from afetch.engine.factory import open_engine
 from afetch.engine.httpx_adapter import HttpxEngine
 from tests.helpers import by_url, collect
