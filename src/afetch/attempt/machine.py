@@ -23,99 +23,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
 
 from afetch._errors import ErrorType, InvalidInput, TooManyRedirects, classify
 from afetch._record import FetchError, Record, new_record
-from afetch._redact import header_secrets
 from afetch._spec import RequestSpec, request_key
 from afetch._timestamps import now_iso
-from afetch._url import Target, join, parse_url
-from afetch.engine.base import BodySink, Engine, Request, Response, Transfer, TransferInfo
+from afetch._url import Target, parse_url
+from afetch.attempt.plan import Plan, secrets_for
+from afetch.attempt.redirect import Headers, redirect_request, with_credentials
+from afetch.engine.base import BodySink, Request, Response, Transfer, TransferInfo
 
 if TYPE_CHECKING:
-    from afetch.attempt.include import BodyKeeper, Wanted
+    from afetch.attempt.include import BodyKeeper
     from afetch.attempt.save import BodyConsumer
     from afetch.cache import BatchedCache, Validators
-    from afetch.engine.guard import AddressCheck
 
-Headers = tuple[tuple[str, str], ...]
 #: How a request is shaped: method, body, headers.
 Shape = tuple[str, bytes | None, Headers]
 #: Told an attempt's end: the caller's token, the record and the last Retry-After.
 Done = Callable[[Any, Record, "str | None"], None]
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
-# Credentials must not follow a redirect to another origin (curl and httpx behave the same).
-# Not Proxy-Authorization: it is the proxy's, which stays the same across redirects, and the
-# engines never send it to a server (libcurl puts it in CURLOPT_PROXYHEADER; the httpx adapter
-# drops it).
-_ORIGIN_BOUND_HEADERS = frozenset({"authorization", "cookie"})
-_SUCCESS = range(200, 300)
-#: Every status: --include body keeps the body of whatever response is final.
-_EVERY_STATUS = range(1000)
-
-
-class Plan:
-    """What every attempt of a run shares, worked out once from the run's settings."""
-
-    __slots__ = (
-        "address_check",
-        "ask_for",
-        "cache",
-        "engine",
-        "keep_bodies",
-        "max_redirects",
-        "redirect_statuses",
-        "save_dir",
-        "secrets",
-        "timeout",
-        "unknown",
-        "validators",
-        "wanted",
-    )
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        follow: bool,
-        max_redirects: int,
-        timeout: float | None,
-        secrets: tuple[str, ...],
-        address_check: AddressCheck | None = None,
-        cache: BatchedCache | None = None,
-        wanted: Wanted | None = None,
-        keep_bodies: bool = False,
-        save_dir: str | None = None,
-    ) -> None:
-        self.engine = engine
-        #: The engine is asked about the heads of these statuses: redirects to follow.
-        self.redirect_statuses = REDIRECT_STATUSES if follow else frozenset()
-        self.max_redirects = max_redirects
-        self.timeout = timeout
-        self.secrets = secrets
-        self.address_check = address_check
-        self.cache = cache
-        if cache is not None:
-            # Imported for --cache only: a run without it never loads sqlite3.
-            from afetch.cache import UNKNOWN, Validators
-
-            self.validators, self.unknown = Validators, UNKNOWN
-        self.wanted = wanted
-        self.keep_bodies = keep_bodies
-        self.save_dir = save_dir
-        ask_for: Container[int] = self.redirect_statuses
-        if wanted is not None and wanted.body:
-            ask_for = _EVERY_STATUS
-        elif keep_bodies:
-            ask_for = self.redirect_statuses | frozenset(_SUCCESS)
-        #: Heads the engine asks the attempt about (the others' bodies are only counted).
-        self.ask_for = ask_for
 
 
 class Attempt:
@@ -478,60 +409,3 @@ def _on_loop_max() -> int:
     from afetch.attempt.include import ON_LOOP_MAX
 
     return ON_LOOP_MAX
-
-
-def redirect_request(
-    request: Request, target: Target, location: str, status: int
-) -> tuple[Request, Target]:
-    """The request that follows a redirect to ``location`` (RFC 9110 section 15.4)."""
-    next_target = join(target.shown, location)
-    headers = request.headers
-    if next_target.origin != target.origin:
-        headers = tuple(
-            (name, value) for name, value in headers if name.lower() not in _ORIGIN_BOUND_HEADERS
-        )
-    method, body = request.method, request.body
-    # 303 turns anything but HEAD into a GET; 301 and 302 turn a POST into a GET, as browsers,
-    # curl and httpx do. The body goes, and with it what described it. 307/308 keep both.
-    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
-        if body is not None:
-            headers = tuple((name, value) for name, value in headers if not _is_body_header(name))
-        method, body = "GET", None
-    follow = Request(
-        method,
-        next_target.url,
-        with_credentials(headers, next_target),
-        body,
-        deadline=request.deadline,
-    )
-    return follow, next_target
-
-
-def _is_body_header(name: str) -> bool:
-    lower = name.lower()
-    return lower == "content-type" or lower == "content-length"
-
-
-def with_credentials(headers: Headers, target: Target) -> Headers:
-    """``user:password@`` in the URL becomes Basic auth for that URL's origin (as curl and wget
-    do); an Authorization given with -H wins."""
-    if target.authorization is None or any(n.lower() == "authorization" for n, _ in headers):
-        return headers
-    return (*headers, ("Authorization", target.authorization))
-
-
-def secrets_for(
-    secrets: tuple[str, ...], url: str, spec: RequestSpec | None = None
-) -> tuple[str, ...]:
-    """What an error message about ``url`` must not show (classify masks them before it cuts
-    the message): the run's ``secrets`` (-H values, proxy credentials), the values of a
-    request object's headers and the URL's password."""
-    if spec is not None and spec.headers:
-        found = {*header_secrets(spec.headers), *secrets}
-        secrets = tuple(sorted(found, key=len, reverse=True))
-    userinfo = url.partition("://")[2].partition("/")[0].rpartition("@")[0]
-    if userinfo:
-        raw = userinfo.partition(":")[2]
-        # The password both decoded and as typed (percent-encoded).
-        secrets = (*(p for p in (unquote(raw), raw) if p), *secrets)
-    return secrets
