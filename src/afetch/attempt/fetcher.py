@@ -25,6 +25,7 @@ from afetch.attempt.redirect import Headers
 from afetch.engine.base import Engine
 
 if TYPE_CHECKING:
+    from afetch._clock import Clock
     from afetch.engine.guard import AddressCheck
 
 # What a body's kind adds (curl's -d and --json); -H or a request object's headers win.
@@ -67,7 +68,12 @@ class Fetcher:
     """
 
     def __init__(
-        self, engine: Engine, settings: Settings, *, address_check: AddressCheck | None = None
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        address_check: AddressCheck | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._settings = settings
         self._headers_for = {kind: base_headers(settings, kind) for kind in (None, "form", JSON)}
@@ -102,6 +108,7 @@ class Fetcher:
             wanted=wanted,
             keep_bodies=settings.save_dir is not None or settings.hash_bodies,
             save_dir=settings.save_dir,
+            clock=clock,
         )
         #: --cache: told of each URL the scheduler reads ahead (see BatchedCache.prefetch).
         self.prefetch = (
@@ -110,7 +117,9 @@ class Fetcher:
         # An attempt that writes a file (--save-dir) or awaits a look-up (--no-private) is run
         # under attempt(): a cancelled run then cancels it, and its partial file is removed.
         self._counts = settings.save_dir is None and address_check is None
-        self._loop_time: Callable[[], float] | None = None
+        #: What deadlines are times on: the run's clock (the engine's too), the loop's by default.
+        self._clock = clock
+        self._now: Callable[[], float] | None = None if clock is None else clock.time
 
     def start(self, item: str | RequestSpec, done: Done[T], token: T) -> bool:
         """Start an attempt at ``item`` (a URL or a request object); ``done(token, record,
@@ -126,10 +135,10 @@ class Fetcher:
             method = None if item.invalid is not None else shape[0]
             attempt = Attempt(self._plan, item.url, shape, method, done, token)
             attempt.spec = item
-        loop_time = self._loop_time
-        if loop_time is None:
-            loop_time = self._loop_time = asyncio.get_running_loop().time
-        attempt.begin(loop_time())
+        now = self._now
+        if now is None:
+            now = self._now = asyncio.get_running_loop().time
+        attempt.begin(now())
         return attempt
 
     async def attempt(self, item: str | RequestSpec) -> tuple[Record, str | None]:

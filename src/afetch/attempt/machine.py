@@ -116,7 +116,11 @@ class Attempt:
                 self.not_modified = False
                 found = cache.lookup_now(self.url)
                 if found is plan.unknown:
-                    cache.lookup_then(self.url, self.deadline, self._looked_up)
+                    # The worker thread's deadline is on the loop's clock.
+                    until = None
+                    if plan.timeout is not None:
+                        until = asyncio.get_running_loop().time() + plan.timeout
+                    cache.lookup_then(self.url, until, self._looked_up)
                     return  # continued in _looked_up, on a later turn
                 if found is not None:
                     self._use(found)
@@ -167,15 +171,18 @@ class Attempt:
         """--no-private: the address the host resolves to, checked, before each request."""
         assert self.plan.address_check is not None
         _, host, port = target.origin
+        timer = None
+        if self.deadline is not None:
+            clock = self.plan.clock or asyncio.get_running_loop()
+            timer = clock.call_at(self.deadline, self._expire)
         try:
-            async with asyncio.timeout_at(self.deadline):
-                pin = await self.plan.address_check.pin(host, port)
-        except TimeoutError:
-            self._end(TimeoutError(f"no complete response within {self.plan.timeout}s"))
-            return
+            pin = await self.plan.address_check.pin(host, port)
         except Exception as exc:
             self._end(exc)
             return
+        finally:
+            if timer is not None:
+                timer.cancel()
         self.task = None
         try:
             self.transfer = self.plan.engine.start_transfer(
@@ -187,6 +194,13 @@ class Attempt:
             )
         except Exception as exc:
             self._end(exc)
+
+    def _expire(self) -> None:
+        """The deadline passed during a pre-step (the engine keeps it during a transfer)."""
+        task, self.task = self.task, None
+        if task is not None and not self.over:
+            task.cancel()
+            self._end(TimeoutError(f"no complete response within {self.plan.timeout}s"))
 
     # -- 3. the head ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from afetch.attempt.redirect import REDIRECT_STATUSES
 from afetch.engine.base import Engine
 
 if TYPE_CHECKING:
+    from afetch._clock import Clock
     from afetch.attempt.include import Wanted
     from afetch.cache import BatchedCache
     from afetch.engine.guard import AddressCheck
@@ -28,6 +29,7 @@ class Plan:
         "address_check",
         "ask_for",
         "cache",
+        "clock",
         "engine",
         "keep_bodies",
         "max_redirects",
@@ -53,8 +55,11 @@ class Plan:
         wanted: Wanted | None = None,
         keep_bodies: bool = False,
         save_dir: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.engine = engine
+        #: What deadlines are times on (None: the running loop).
+        self.clock = clock
         #: The engine is asked about the heads of these statuses: redirects to follow.
         self.redirect_statuses = REDIRECT_STATUSES if follow else frozenset()
         self.max_redirects = max_redirects

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Container
 
 import httpx
 
+from afetch._clock import Clock
 from afetch._errors import AfetchError, BadResponse, ErrorType, TooLarge, classify
 from afetch._settings import Settings
 from afetch.engine.base import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
@@ -50,9 +51,16 @@ class HttpxEngine:
     """
 
     def __init__(
-        self, transport: httpx.AsyncBaseTransport, settings: Settings, *, owned: bool = False
+        self,
+        transport: httpx.AsyncBaseTransport,
+        settings: Settings,
+        *,
+        owned: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._transport = transport
+        #: What request deadlines are times on (None: the running loop's).
+        self._clock = clock
         self._owned = owned
         #: Transfers under way (the loop keeps only weak references to tasks).
         self._transfers: set[_HttpxTransfer] = set()
@@ -119,7 +127,7 @@ class _HttpxTransfer:
     """One transfer of :meth:`HttpxEngine.start_transfer`: a task that sends, asks about the
     head, feeds the body to the sink (waiting while the sink holds it) and tells the end."""
 
-    __slots__ = ("_ask_for", "_engine", "_on_done", "_on_head", "_resumed", "_task")
+    __slots__ = ("_ask_for", "_engine", "_expired", "_on_done", "_on_head", "_resumed", "_task")
 
     def __init__(
         self,
@@ -134,20 +142,27 @@ class _HttpxTransfer:
         self._on_head = on_head
         self._ask_for = ask_for
         self._resumed: asyncio.Future[None] | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run(request))
+        self._expired = False
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(request))
+        if request.deadline is not None:
+            # The request's deadline is the engine's to keep, on the run's clock.
+            timer = (engine._clock or loop).call_at(request.deadline, self._expire)
+            self._task.add_done_callback(lambda _: timer.cancel())
 
     async def _run(self, request: Request) -> None:
         response: _HttpxResponse | None = None
         failure: BaseException | None = None
         try:
-            # The request's deadline is the engine's to keep, on the loop's clock.
-            async with asyncio.timeout_at(request.deadline):
-                response = await self._engine.send(request)
-                try:
-                    await self._read(response)
-                finally:
-                    await response.aclose()
-        except TimeoutError:
+            response = await self._engine.send(request)
+            try:
+                await self._read(response)
+            finally:
+                await response.aclose()
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
             failure = TimeoutError(f"no complete response within {self._engine._timeout}s")
         except Exception as exc:
             failure = exc
@@ -167,6 +182,11 @@ class _HttpxTransfer:
             if wanted(piece):
                 self._resumed = asyncio.get_running_loop().create_future()
                 await self._resumed
+
+    def _expire(self) -> None:
+        if not self._task.done():
+            self._expired = True
+            self._task.cancel()
 
     def resume(self) -> None:
         resumed = self._resumed

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pycurl
 
+from afetch._clock import Clock
 from afetch._errors import AfetchError, ProxyError
 from afetch._settings import Settings
 from afetch.engine.base import OnDone, OnHead, Request, TransferInfo
@@ -74,8 +75,10 @@ class CurlEngine(LoopDriver):
     (200, 'HTTP/1.1', 1024)
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self._loop = asyncio.get_running_loop()
+        #: What request deadlines are times on (libcurl is given the time left).
+        self._clock: Clock = clock or self._loop
         self._settings = settings
         self._max_size = settings.max_size
         multi = pycurl.CurlMulti()

@@ -149,7 +149,7 @@ class _Transfer:
         if request.deadline is None:
             timeout_ms = 0  # none
         else:
-            timeout_ms = max(1, round((request.deadline - self.engine._loop.time()) * 1000))
+            timeout_ms = max(1, round((request.deadline - self.engine._clock.time()) * 1000))
         if timeout_ms != self.timeout_ms:
             curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
