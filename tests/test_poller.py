@@ -22,7 +22,7 @@ from afetch.engine.base import Request
 from afetch.engine.curl import CurlEngine
 from afetch.engine.curl import engine as _curl_engine
 from afetch.engine.curl.poller import _IN, _OUT, _SelectorPoller
-from tests.helpers import collect
+from tests.helpers import collect, transfer
 from tests.test_transport import FAULTS
 
 
@@ -89,10 +89,8 @@ def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
 
 
 async def _get(engine: CurlEngine, url: str) -> tuple[int, int]:
-    response = await engine.send(Request("GET", url, ()))
-    size = await response.drain()
-    await response.aclose()
-    return response.status, size
+    response, body = await transfer(engine, Request("GET", url, ()))
+    return response.status, len(body)
 
 
 def test_an_idle_connection_is_reused_and_one_the_server_closed_is_replaced(
