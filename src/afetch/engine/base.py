@@ -28,7 +28,7 @@ decide that.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Container
+from collections.abc import Callable, Container
 from typing import Any, NamedTuple, Protocol
 
 
@@ -100,27 +100,6 @@ class Response(Protocol):
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case): for a header or two, cheaper than
         ``headers`` (which parses them all) with some engines."""
-        ...
-
-
-class StreamedResponse(Response, Protocol):
-    """What an engine's ``send`` returns (a coroutine per request: the engines' own tests and
-    tools use it; the fetcher runs on :meth:`Engine.start_transfer`)."""
-
-    async def drain(self) -> int:
-        """Read the body to its end, discarding it; the number of decoded bytes."""
-        ...
-
-    def pieces(self) -> AsyncIterator[bytes]:
-        """The decoded body, in pieces of at most 64 KiB."""
-        ...
-
-    def transfer_info(self) -> TransferInfo:
-        """Timings, address and TLS of this transfer, for ``--include``; before ``aclose``."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the connection (or close it, when the body was not read to its end)."""
         ...
 
 

@@ -44,8 +44,11 @@ class HttpxEngine:
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hello"))
     >>> async def size():
     ...     engine = HttpxEngine(mock, Settings())
-    ...     response = await engine.send(Request("GET", "http://127.0.0.1/", ()))
-    ...     return response.status, await response.drain()
+    ...     over = asyncio.get_running_loop().create_future()
+    ...     def on_done(response, failure):
+    ...         over.set_result((response.status, response.bytes_read))
+    ...     engine.start_transfer(Request("GET", "http://127.0.0.1/", ()), on_done=on_done)
+    ...     return await over
     >>> asyncio.run(size())
     (200, 5)
     """
@@ -91,7 +94,8 @@ class HttpxEngine:
         self._transfers.add(transfer)
         return transfer
 
-    async def send(self, request: Request) -> _HttpxResponse:
+    async def _open(self, request: Request) -> _HttpxResponse:
+        """Send ``request``; the response once its head has arrived."""
         # Proxies are the transport's business (this adapter ignores --proxy and the
         # environment); Proxy-Authorization is a proxy's credential and never goes to a server.
         headers = httpx.Headers(
@@ -154,7 +158,7 @@ class _HttpxTransfer:
         response: _HttpxResponse | None = None
         failure: BaseException | None = None
         try:
-            response = await self._engine.send(request)
+            response = await self._engine._open(request)
             try:
                 await self._read(response)
             finally:

@@ -38,7 +38,7 @@ from afetch._settings import Settings
 from afetch.engine.base import OnDone, OnHead, Request, TransferInfo
 from afetch.engine.curl.driver import LoopDriver
 from afetch.engine.curl.poller import _new_poller, _SelectorPoller
-from afetch.engine.curl.response import _CurlResponse, _TransferResponse
+from afetch.engine.curl.response import _CurlResponse
 from afetch.engine.curl.setup import (
     _certifi_bundle,
     _header_lines,
@@ -63,11 +63,12 @@ class CurlEngine(LoopDriver):
     >>> from afetch._loopback import LoopbackServer
     >>> async def fetch_ok(url):
     ...     engine = CurlEngine(Settings())
+    ...     over = asyncio.get_running_loop().create_future()
+    ...     def on_done(response, failure):
+    ...         over.set_result((response.status, response.http_version, response.bytes_read))
     ...     try:
-    ...         response = await engine.send(Request("GET", url, (("Accept", "*/*"),)))
-    ...         size = await response.drain()
-    ...         await response.aclose()
-    ...         return response.status, response.http_version, size
+    ...         engine.start_transfer(Request("GET", url, (("Accept", "*/*"),)), on_done=on_done)
+    ...         return await over
     ...     finally:
     ...         await engine.aclose()
     >>> with LoopbackServer() as server:
@@ -120,32 +121,6 @@ class CurlEngine(LoopDriver):
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _start(
-        self, request: Request, *, defer: bool = False, extra: tuple[tuple[str, str], ...] = ()
-    ) -> _Transfer:
-        if self._closed:
-            raise RuntimeError("engine is closed")
-        # May refuse a header: before a slot.
-        headers = self._header_list(request.headers, request.body is not None)
-        if extra:
-            headers = (headers[0] + _header_lines(extra), headers[1])
-        slot = self._free.pop() if self._free else _Transfer(self)
-        slot.prepare(request, headers)
-        self._active.add(slot)
-        if defer:
-            # Added together on the next turn: libcurl then sends the batch of requests back
-            # to back. Added one by one, each send would go out from inside the next socket's
-            # socket_action (libcurl runs due transfers there), between reads: on loopback every
-            # send then wakes an idle server, which doubled its CPU.
-            slot.pending = True
-            if not self._pending:
-                self._loop.call_soon(self._add_pending)
-            self._pending.append(slot)
-            return slot
-        self._multi.add_handle(slot.curl)
-        # libcurl asks for a timer of 0 ms on add_handle: the transfer starts on the next turn.
-        return slot
-
     def _add_pending(self) -> None:
         pending, self._pending = self._pending, []
         add = self._multi.add_handle
@@ -164,14 +139,28 @@ class CurlEngine(LoopDriver):
         extra: tuple[tuple[str, str], ...] = (),
     ) -> _Transfer:
         """Start ``request`` on callbacks alone: no coroutine, task or future per transfer (see
-        :meth:`afetch.engine.base.Engine.start_transfer`). The slot is the transfer's handle
-        (``resume``, ``cancel``) until ``on_done`` is told."""
-        slot = self._start(request, defer=True, extra=extra)
-        slot.head = None
-        slot.unbuffered = True
+        :meth:`afetch.engine.base.Engine.start_transfer`). The returned transfer is the
+        caller's handle (``resume``, ``cancel``) until ``on_done`` is told."""
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        # May refuse a header: before a handle is taken.
+        headers = self._header_list(request.headers, request.body is not None)
+        if extra:
+            headers = (headers[0] + _header_lines(extra), headers[1])
+        slot = self._free.pop() if self._free else _Transfer(self)
+        slot.prepare(request, headers)
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = on_done
+        self._active.add(slot)
+        # Added together on the next turn: libcurl then sends the batch of requests back to
+        # back. Added one by one, each send would go out from inside the next socket's
+        # socket_action (libcurl runs due transfers there), between reads: on loopback every
+        # send then wakes an idle server, which doubled its CPU.
+        slot.pending = True
+        if not self._pending:
+            self._loop.call_soon(self._add_pending)
+        self._pending.append(slot)
         return slot
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None:
@@ -182,11 +171,12 @@ class CurlEngine(LoopDriver):
         info = None
         try:
             if response is None and slot.head_seen and slot.status:
-                response = _TransferResponse(slot)
+                response = _CurlResponse(slot)
             if response is not None:
                 response.bytes_read = slot.received
                 if failure is None and response.status == 407 and slot.used_proxy():
-                    # The proxy's answer, not the server's: no response, as send() says it.
+                    # The proxy's answer, not the server's (a tunnel refused with 407 is a
+                    # failed transfer instead, see _Transfer.finish): the same error either way.
                     failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
                     response = None
             if self._info_wanted:
@@ -227,35 +217,6 @@ class CurlEngine(LoopDriver):
             tls = None
         failure.transfer_info = info._replace(tls=tls)  # type: ignore[union-attr]
         on_done(None, failure)
-
-    async def send(self, request: Request) -> _CurlResponse:
-        slot = self._start(request)
-        slot.head = self._loop.create_future()
-        slot.on_done = None
-        try:
-            await slot.head
-            if slot.status == 407 and slot.used_proxy():
-                # The proxy's own answer, not the server's (a tunnel refused with 407 is a
-                # failed transfer instead, see _Transfer.finish): the same error either way.
-                raise ProxyError("the proxy answered 407 Proxy Authentication Required")
-        except BaseException as exc:
-            info = None
-            if self._info_wanted and isinstance(exc, AfetchError):
-                # --include: a failed TLS handshake still shows the certificate.
-                info = slot.transfer_info()
-            self.release(slot)
-            if info is not None:
-                if self._tls_wanted and _no_certificate(exc, info):
-                    # A TLS library that keeps no certificate of a failed verification: one
-                    # more handshake, unverified, just to see it.
-                    info = info._replace(tls=await self._probe_tls(request))
-                exc.transfer_info = info  # type: ignore[attr-defined]
-            raise
-        if slot.tls_line is not None:
-            # This transfer made a TLS connection: note what it showed before other transfers
-            # (HTTP/2 streams) reuse it.
-            self.tls_details(slot)
-        return _CurlResponse(slot)
 
     async def _probe_tls(self, request: Request) -> dict[str, Any] | None:
         settings = self._settings

@@ -1,11 +1,8 @@
-"""What the caller is handed of a libcurl transfer: the final head (parsed only if asked), the
-body read piece by piece (``send``), or, on callbacks, what was read before the handle was let
-go."""
+"""What the caller is told of a libcurl transfer: the final head (parsed only if asked), and
+what was read before the handle was let go (bytes, ``--include`` info)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import pycurl
@@ -16,15 +13,22 @@ from afetch.engine.curl.head import _parse_headers, _searchable, _value_in
 if TYPE_CHECKING:
     from afetch.engine.curl.transfer import _Transfer
 
-#: A body buffered beyond this many bytes, not yet read, pauses the transfer.
-_BUFFER_LIMIT = 1 << 20
-
 
 class _CurlResponse:
-    __slots__ = ("_headers", "_lines", "_searchable", "_slot", "_start", "http_version", "status")
+    """The final response of a transfer (:class:`afetch.engine.base.Response`)."""
+
+    __slots__ = (
+        "_headers",
+        "_lines",
+        "_searchable",
+        "_start",
+        "bytes_read",
+        "http_version",
+        "info",
+        "status",
+    )
 
     def __init__(self, slot: _Transfer) -> None:
-        self._slot = slot
         self.status = slot.status
         self.http_version = slot.http_version
         # Parsed only if asked for: most records need no header but Content-Type.
@@ -32,6 +36,8 @@ class _CurlResponse:
         self._start = slot.head_start
         self._headers: Headers | None = None
         self._searchable = slot.searchable
+        self.bytes_read = 0  # set when the transfer is over
+        self.info: TransferInfo | None = None  # --include: set when the transfer is over
 
     @property
     def headers(self) -> Headers:
@@ -50,66 +56,6 @@ class _CurlResponse:
         if searchable is None:
             searchable = self._searchable = _searchable(self._lines[self._start :])
         return _value_in(searchable, name)
-
-    @property
-    def bytes_read(self) -> int:
-        return self._slot.received
-
-    async def drain(self) -> int:
-        slot = self._slot
-        slot.unbuffered = True
-        slot.buffer.clear()
-        slot.buffered = 0
-        self._resume()
-        while not slot.done:
-            await slot.wait()
-        if slot.failure is not None:
-            raise slot.failure
-        return slot.received
-
-    async def pieces(self) -> AsyncIterator[bytes]:
-        slot = self._slot
-        buffer = slot.buffer
-        while True:
-            while buffer:
-                piece = buffer.popleft()
-                slot.buffered -= len(piece)
-                yield piece
-            if slot.done:
-                break
-            self._resume()
-            # Unpausing can deliver what libcurl held (a compressed body inflates to far more
-            # than the buffer limit) from inside the call, before a waiter exists: read it.
-            if not buffer:
-                await slot.wait()
-        if slot.failure is not None:
-            raise slot.failure
-
-    def _resume(self) -> None:
-        slot = self._slot
-        if slot.paused and not slot.done and slot.buffered < _BUFFER_LIMIT:
-            slot.paused = False
-            # libcurl may deliver the held data from inside this call: _on_body only records.
-            with contextlib.suppress(pycurl.error):
-                slot.curl.pause(pycurl.PAUSE_CONT)
-
-    def transfer_info(self) -> TransferInfo:
-        return self._slot.transfer_info()
-
-    async def aclose(self) -> None:
-        self._slot.engine.release(self._slot)
-
-
-class _TransferResponse(_CurlResponse):
-    """The final response of a transfer on callbacks: its body went to the sink or was only
-    counted; what the caller may ask later is copied in before the handle is let go."""
-
-    __slots__ = ("bytes_read", "info")
-
-    def __init__(self, slot: _Transfer) -> None:
-        super().__init__(slot)
-        self.bytes_read = 0  # set when the transfer is over
-        self.info: TransferInfo | None = None
 
 
 def read_info(slot: _Transfer) -> TransferInfo:

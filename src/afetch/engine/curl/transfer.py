@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections import deque
 from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,7 @@ from afetch._errors import AfetchError, BadResponse, TooLarge
 from afetch.engine.base import BodySink, OnDone, OnHead, Request, TransferInfo
 from afetch.engine.curl.errors import CurlError, _error
 from afetch.engine.curl.head import _VERSIONS, _final_head, _searchable, _status_code, _value_in
-from afetch.engine.curl.response import _BUFFER_LIMIT, _TransferResponse, read_info
+from afetch.engine.curl.response import _CurlResponse, read_info
 from afetch.engine.curl.setup import _INFOTYPE_TEXT, _host_port, new_handle, set_method
 from afetch.engine.decode import PIECES_PER_TURN, Decoder
 
@@ -37,14 +36,11 @@ class _Transfer:
     __slots__ = (
         "ask_for",
         "body_error",
-        "buffer",
-        "buffered",
         "curl",
         "decoder",
         "done",
         "engine",
         "failure",
-        "head",
         "head_end",
         "head_lines",
         "head_seen",
@@ -69,9 +65,7 @@ class _Transfer:
         "status",
         "timeout_ms",
         "tls_line",
-        "unbuffered",
         "unpausing",
-        "waiter",
     )
 
     def __init__(self, engine: CurlEngine) -> None:
@@ -94,21 +88,16 @@ class _Transfer:
         self.server_headers: list[str] | None = None
         self.head_start = self.head_end = self.status = 0
         self.http_version = "HTTP/1.1"
-        self.buffer: deque[bytes] = deque()
-        self.buffered = 0
-        self.waiter: asyncio.Future[None] | None = None
-        #: The head's future (send), or None for a transfer on callbacks (these three).
-        self.head: asyncio.Future[None] | None = None
         self.on_head: OnHead | None = None
         self.ask_for: Container[int] = ()
         #: A transfer's body sink, if its on_head gave one (see OnHead).
         self.sink: BodySink | None = None
         # The state of one transfer, set again by prepare() for each.
-        self.done = self.head_seen = self.unbuffered = self.paused = self.held = False
+        self.done = self.head_seen = self.paused = self.held = False
         self.request: Request | None = None
         self.failure: AfetchError | None = None
         self.body_error: AfetchError | None = None
-        self.response: _TransferResponse | None = None
+        self.response: _CurlResponse | None = None
         self.tls_line: bytes | None = None
         self.decoder: Decoder | None = None
         #: Decoded pieces not yet taken when a turn's share ran out, and how many bytes libcurl
@@ -123,9 +112,9 @@ class _Transfer:
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
-        # Ready for the next transfer (detach() already emptied the buffer and dropped the
-        # waiter; the head's status, version and bounds are set before anything reads them).
-        self.done = self.head_seen = self.unbuffered = self.paused = self.held = False
+        # Ready for the next transfer (detach() dropped the callbacks; the head's status,
+        # version and bounds are set before anything reads them).
+        self.done = self.head_seen = self.paused = self.held = False
         self.request = request
         self.failure = self.body_error = self.response = None
         self.tls_line = self.sink = self.decoder = self.inflating = None
@@ -194,15 +183,8 @@ class _Transfer:
             if declared.isdigit() and int(declared) > limit and self.failure is None:  # type: ignore[operator]
                 # Refused before reading: the transfer stops at once.
                 self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
-        head = self.head
-        if head is None:
-            if self.status in self.ask_for:
-                self._asked_head()
-        elif not head.done():
-            if self.failure is not None:
-                head.set_exception(self.failure)
-            else:
-                head.set_result(None)
+        if self.status in self.ask_for:
+            self._asked_head()
 
     def _asked_head(self) -> None:
         """A transfer's head, of a status it was asked about: is the body wanted?"""
@@ -211,7 +193,7 @@ class _Transfer:
             # This transfer made a TLS connection: note what it showed before other transfers
             # (HTTP/2 streams) reuse it (getinfo only: allowed inside libcurl's callbacks).
             self.engine.tls_details(self)
-        self.response = response = _TransferResponse(self)
+        self.response = response = _CurlResponse(self)
         try:
             wanted = self.on_head(response)
         except Exception as exc:  # told through done, as any failure (pycurl would swallow it)
@@ -229,7 +211,7 @@ class _Transfer:
             self._head_arrived()
         if self.body_error is not None:
             return 0  # aborts the transfer (libcurl reports a write error)
-        if self.held or (not self.unbuffered and self.buffered >= _BUFFER_LIMIT):
+        if self.held:
             self.paused = True  # libcurl delivers the same bytes again on unpause
             return _PAUSE
         if self.decoder is None:
@@ -260,8 +242,8 @@ class _Transfer:
                     # delivery again): libcurl will deliver it again.
                     self.skip += delivered
                     self.paused = True
-                    if self.unbuffered and not self.held:
-                        # No reader or sink to resume it: the next turn does.
+                    if not self.held:
+                        # Nothing else resumes it: the next turn does.
                         self.unpausing = self.engine._loop.call_soon(self._unpause)
                     return _PAUSE
         except BadResponse as exc:  # not gzip or deflate after all
@@ -278,28 +260,21 @@ class _Transfer:
                 self.curl.pause(pycurl.PAUSE_CONT)
 
     def _take(self, data: bytes) -> int | None:
-        """A piece of the decoded body: counted, then given to the sink or buffered."""
+        """A piece of the decoded body: counted, then given to the sink, if any."""
         size = len(data)
         limit = self.engine._max_size
         if limit is not None and self.received + size > limit:
             self.body_error = TooLarge(f"body is over --max-size {limit} bytes")
             return 0
         self.received += size
-        if self.unbuffered:
-            sink = self.sink
-            if sink is not None:
-                try:
-                    if sink(data):
-                        self.held = True  # until resume(): the next delivery pauses
-                except Exception as exc:  # told through on_done (pycurl would swallow it)
-                    self.body_error = exc  # type: ignore[assignment]
-                    return 0
-            return None
-        self.buffer.append(data)
-        self.buffered += size
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        sink = self.sink
+        if sink is not None:
+            try:
+                if sink(data):
+                    self.held = True  # until resume(): the next delivery pauses
+            except Exception as exc:  # told through on_done (pycurl would swallow it)
+                self.body_error = exc  # type: ignore[assignment]
+                return 0
         return None
 
     def _on_debug(self, kind: int, data: bytes) -> None:
@@ -340,19 +315,8 @@ class _Transfer:
                 self.decoder.finish()  # the compressed stream must have ended too
             except BadResponse as exc:
                 self.failure = exc
-        head = self.head
-        if head is None:
-            assert self.on_done is not None
-            self.engine._transfer_over(self, self.on_done)
-            return
-        if not head.done():
-            if self.failure is not None:
-                head.set_exception(self.failure)
-            else:
-                head.set_result(None)
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        assert self.on_done is not None
+        self.engine._transfer_over(self, self.on_done)
 
     # The transfer's handle (afetch.engine.base.Transfer), until on_done is told.
 
@@ -383,23 +347,12 @@ class _Transfer:
         )
 
     def detach(self) -> None:
-        """The transfer is over for the caller: drop what it buffered."""
-        self.buffer.clear()
-        self.buffered = 0
+        """The transfer is over for the caller: drop what it held."""
         self.inflating = None
         if self.unpausing is not None:
             self.unpausing.cancel()
             self.unpausing = None
-        self.waiter = None
-        self.on_head = self.on_done = None
-        head = self.head
-        if head is None:
-            return
-        self.head = None
-        if not head.done():
-            head.cancel()
-        elif not head.cancelled():
-            head.exception()  # retrieved: no "exception was never retrieved" warning
+        self.on_head = self.on_done = self.sink = None
 
     # Used by the response (and by the engine, at a transfer's end), before the handle is
     # released.
@@ -407,13 +360,3 @@ class _Transfer:
     def transfer_info(self) -> TransferInfo:
         """``--include`` timings and remote, and tls when wanted, from libcurl's getinfo."""
         return read_info(self)
-
-    # Used by the response.
-
-    async def wait(self) -> None:
-        """Until more body is buffered or the transfer is done."""
-        self.waiter = waiter = self.engine._loop.create_future()
-        try:
-            await waiter
-        finally:
-            self.waiter = None
