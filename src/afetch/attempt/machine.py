@@ -82,6 +82,7 @@ class Attempt:
     consumer: BodyConsumer | None = None  # --hash, --save-dir
     writing: asyncio.Future[None] | None = None  # --save-dir: the batch being written
     transfer: Transfer | None = None  # the engine's, while it runs
+    head: Response | None = None  # --save-dir: the final head, while its body is written
     task: asyncio.Task[None] | None = None  # a step that awaits (pin, save, derive)
     over = False
 
@@ -210,16 +211,17 @@ class Attempt:
         status = response.status
         if status in plan.redirect_statuses and response.header("location") is not None:
             return False  # not read: followed when the transfer is over
-        self.saw(response)
         if self.request.method == "HEAD":
             return True
         wanted = plan.wanted
         if wanted is not None and wanted.body:
             self.kept = wanted.keeper()
         if plan.keep_bodies and 200 <= status < 300:
-            from afetch.attempt.save import BodyConsumer  # --save-dir/--hash only (hashlib)
-
-            self.consumer = BodyConsumer(self.url, plan.save_dir)
+            self.consumer = consumer = plan.body_consumer(self.url, plan.save_dir)
+            if consumer.saves:
+                self.head = response  # told if a write fails before the transfer ends
+            elif self.kept is None:
+                return consumer.hash_update  # --hash alone: straight into the hash
         elif self.kept is None:
             return True
         return self._on_piece
@@ -227,7 +229,7 @@ class Attempt:
     def _on_piece(self, piece: bytes) -> bool:
         """A piece of the body (called by the engine); True holds the transfer while a batch
         is written."""
-        self.bytes += len(piece)
+        self.bytes += len(piece)  # so far, should a write fail before the transfer ends
         if self.kept is not None:
             self.kept.add(piece)  # the first --body-limit bytes; the rest is only counted
         consumer = self.consumer
@@ -246,6 +248,8 @@ class Attempt:
         if failure is not None:
             self.transfer = None
             transfer.cancel()
+            if self.head is not None:
+                self.saw(self.head)  # what the record can tell of a transfer cut short here
             self._conclude(failure)
         else:
             transfer.resume()

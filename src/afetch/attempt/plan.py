@@ -28,6 +28,7 @@ class Plan:
     __slots__ = (
         "address_check",
         "ask_for",
+        "body_consumer",
         "cache",
         "clock",
         "engine",
@@ -74,6 +75,10 @@ class Plan:
             self.validators, self.unknown = Validators, UNKNOWN
         self.wanted = wanted
         self.keep_bodies = keep_bodies
+        if keep_bodies:
+            from afetch.attempt.save import BodyConsumer  # --save-dir/--hash only (hashlib)
+
+            self.body_consumer = BodyConsumer
         self.save_dir = save_dir
         ask_for: Container[int] = self.redirect_statuses
         if wanted is not None and wanted.body:
