@@ -11,6 +11,7 @@ import httpx
 
 import afetch
 from afetch import Record
+from afetch.engine.base import Engine, Request, Response
 
 
 def collect(
@@ -35,3 +36,43 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 30, what: str 
     while not condition():
         assert time.monotonic() < deadline, f"waited {timeout} s for {what or condition}"
         time.sleep(0.01)
+
+
+async def transfer(
+    engine: Engine, request: Request, *, hold_every: int | None = None
+) -> tuple[Response, bytes]:
+    """One transfer on ``engine``'s callbacks (``start_transfer``): the final response and its
+    body, or its failure raised. With ``hold_every``, the body sink holds the transfer after
+    each such many bytes and resumes it on a later loop turn, as a slow reader would."""
+    loop = asyncio.get_running_loop()
+    over: asyncio.Future[Response] = loop.create_future()
+    pieces: list[bytes] = []
+    since_held = 0
+
+    def sink(piece: bytes) -> bool:
+        nonlocal since_held
+        pieces.append(piece)
+        since_held += len(piece)
+        if hold_every is None or since_held < hold_every:
+            return False
+        since_held = 0
+        loop.call_soon(handle.resume)
+        return True
+
+    def on_done(response: Response | None, failure: BaseException | None) -> None:
+        if failure is not None:
+            over.set_exception(failure)
+        else:
+            assert response is not None
+            over.set_result(response)
+
+    handle = engine.start_transfer(
+        request, on_done=on_done, on_head=lambda response: sink, ask_for=range(1000)
+    )
+    try:
+        response = await over
+    except asyncio.CancelledError:
+        if not over.done():
+            handle.cancel()  # abandoned: the engine lets go of it
+        raise
+    return response, b"".join(pieces)

@@ -111,8 +111,10 @@ class RawServer:
         words = head.split(b"\r\n", 1)[0].split(b" ")
         target = words[1].decode("latin-1") if len(words) > 1 else ""
         self.targets.append(target)
-        # The script is named by the last segment: /x/../s/1 finds script 1 either way.
-        return self._scripts.get(target.partition("?")[0].rpartition("/")[2])
+        # The script is named by the last segment after an /s/ segment: /x/../s/1 finds script 1
+        # either way, and a redirect's target such as /r85/0 finds none (not script 0).
+        parent, _, key = target.partition("?")[0].rpartition("/")
+        return self._scripts.get(key) if parent.rpartition("/")[2] == "s" else None
 
     def _play(self, conn: socket.socket, script: Script) -> None:
         for step in script:

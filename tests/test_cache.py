@@ -417,3 +417,110 @@ def test_concurrent_processes_share_one_cache(tmp_path: Path, server: LoopbackSe
         assert all(r["ok"] and r["status"] in (200, 304) for r in records)
     after = collect(urls.split(), cache_dir=str(tmp_path / "c"))
     assert {(r.status, r.not_modified) for r in after} == {(304, True)}
+
+
+# What the worker thread holds of the index, and what lookup_now answers on the loop from it.
+
+
+async def _asked(cache: BatchedCache, url: str) -> Validators | None:
+    """``url`` looked up through the worker thread (lookup_then), as an attempt does on
+    UNKNOWN."""
+    told: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
+    cache.lookup_then(url, None, told.set_result)
+    return await asyncio.wait_for(told, 5)
+
+
+def test_a_small_index_is_answered_on_the_loop(tmp_path: Path) -> None:
+    stored = Index(str(tmp_path))
+    stored.store("http://127.0.0.1:9/a", Validators('"a"', None))
+    stored.close()
+
+    async def run() -> list[object]:
+        cache = cache_for(str(tmp_path))
+        seen: list[object] = [cache.lookup_now("http://127.0.0.1:9/a")]  # the worker has not begun
+        seen.append(await _asked(cache, "http://127.0.0.1:9/a"))  # it opens the index whole
+        seen.append(cache.lookup_now("http://127.0.0.1:9/a"))  # now at once, no trip
+        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))  # a miss at once
+        cache.store("http://127.0.0.1:9/b", Validators(None, "Mon"))  # queued, not written yet
+        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))
+        cache.store("http://127.0.0.1:9/a", None)  # the server dropped its validators
+        seen.append(cache.lookup_now("http://127.0.0.1:9/a"))
+        return seen
+
+    assert asyncio.run(run()) == [
+        UNKNOWN,
+        Validators('"a"', None),
+        Validators('"a"', None),
+        None,
+        Validators(None, "Mon"),
+        None,
+    ]
+    assert flush(10)
+
+
+def test_an_image_that_outgrows_its_bound_becomes_a_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", 2)
+
+    async def run() -> list[object]:
+        cache = cache_for(str(tmp_path))
+        await _asked(cache, "http://127.0.0.1:9/0")  # the worker opens the empty index whole
+        for n in range(3):  # a cold run stores an entry per URL
+            cache.store(f"http://127.0.0.1:9/{n}", Validators(f'"{n}"', None))
+        return [
+            cache.lookup_now("http://127.0.0.1:9/1"),  # known to be stored, asked for
+            await _asked(cache, "http://127.0.0.1:9/1"),
+            cache.lookup_now("http://127.0.0.1:9/9"),  # still a miss at once
+        ]
+
+    assert asyncio.run(run()) == [UNKNOWN, Validators('"1"', None), None]
+    assert flush(10)
+
+
+def test_a_cold_cache_miss_needs_no_trip_to_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", -1)  # too large to hold: a KeyFilter
+
+    async def run() -> list[object]:
+        cache = cache_for(str(tmp_path))
+        # The first look-up goes to the worker thread, which opens the index and its filter.
+        seen: list[object] = [await _asked(cache, "http://127.0.0.1:9/a")]
+        # Not in the index: a miss at once.
+        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))
+        # Stored in this process (not written yet): known to the filter, answered from the queue.
+        cache.store("http://127.0.0.1:9/c", Validators('"c"', None))
+        seen.append(cache.lookup_now("http://127.0.0.1:9/c"))
+        seen.append(await _asked(cache, "http://127.0.0.1:9/c"))
+        return seen
+
+    assert asyncio.run(run()) == [None, None, UNKNOWN, Validators('"c"', None)]
+    assert flush(10)
+
+
+@pytest.mark.parametrize("image_max", [-1, 10])
+def test_what_the_worker_knows_sees_another_processs_entries_once_the_index_is_reopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_max: int
+) -> None:
+    monkeypatch.setattr("afetch.cache.worker.IDLE_S", 0.1)
+    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", image_max)  # a KeyFilter, or the image
+    url = "http://127.0.0.1:9/other"
+
+    async def look_up() -> object:
+        cache = cache_for(str(tmp_path))
+        found = cache.lookup_now(url)
+        return await _asked(cache, url) if found is UNKNOWN else found
+
+    async def run() -> list[object]:
+        seen = [await look_up()]  # the worker opens the index: it holds no entry
+        seen.append(await look_up())  # known at once to be a miss
+        other = Index(str(tmp_path))  # another process writes the entry
+        other.store(url, Validators('"o"', None))
+        other.close()
+        seen.append(await look_up())  # not seen yet: the index is still open
+        await asyncio.sleep(0.5)  # the worker idles out, closing the index
+        seen.append(await look_up())
+        return seen
+
+    assert asyncio.run(run()) == [None, None, None, Validators('"o"', None)]

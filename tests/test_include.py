@@ -20,7 +20,7 @@ from afetch._include import RECORD_KEYS as INCLUDE_KEYS
 from afetch._loopback import LoopbackServer
 from afetch._record import SCHEMA_KEYS
 from tests.cli_run import afetch_cli, jsonl
-from tests.helpers import by_url, collect
+from tests.helpers import by_url, collect, transfer
 
 ALL = ("headers", "timings", "remote", "tls", "body", "json", "title")
 
@@ -310,11 +310,8 @@ def test_the_engine_collects_what_it_is_told_not_what_the_run_includes(tls_site:
     async def tls_of(settings: Settings, collect: Collect | None) -> Any:
         engine = CurlEngine(settings, collect)
         try:
-            response = await engine.send(Request("GET", tls_site.server.url("/ok"), ()))
-            await response.drain()
-            info = response.transfer_info()
-            await response.aclose()
-            return info.tls
+            response, _ = await transfer(engine, Request("GET", tls_site.server.url("/ok"), ()))
+            return None if response.info is None else response.info.tls
         finally:
             await engine.aclose()
 
@@ -439,7 +436,7 @@ def test_a_probe_handshake_shows_the_certificate_when_libcurl_kept_none(
 
 def test_the_probe_gives_nothing_without_a_tls_server(server: LoopbackServer) -> None:
     from afetch.engine.base import Request
-    from afetch.engine.curl import _tls_probe
+    from afetch.engine.curl.setup import _tls_probe
 
     plain = server.url("/ok").replace("http://", "https://")
     assert _tls_probe(Request("GET", plain, ()), 5.0) is None
@@ -461,3 +458,14 @@ def test_json_that_a_record_cannot_carry_is_null(body: bytes) -> None:
     from afetch._include import json_value
 
     assert json_value(body) is None
+
+
+def test_tls_with_a_body_key_is_read_when_the_transfer_ends(tls_site: TlsSite) -> None:
+    """A body key asks the engine about every head, inside libcurl's callbacks, where pycurl
+    refuses getinfo: the certificate is read when the transfer ends, and the record is whole."""
+    (record,) = collect(
+        [tls_site.server.url("/ok")], include=("tls", "title"), cacert=str(tls_site.ca_path)
+    )
+    assert (record.status, record.error) == (200, None)
+    assert record.extra is not None
+    _check_tls(record.extra["tls"], tls_site, days_left=10)

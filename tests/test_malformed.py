@@ -112,7 +112,7 @@ def test_a_status_line_without_a_reason_is_fine(raw: RawServer, engine: Engine) 
 @pytest.mark.parametrize("code", [23, 61, 100])
 def test_libcurl_codes_without_a_message_get_words(code: int) -> None:
     from afetch._errors import classify
-    from afetch.engine.curl import _error
+    from afetch.engine.curl.errors import _error
 
     error = classify(_error(code, "", head_seen=False))
     assert "libcurl error" not in error.message

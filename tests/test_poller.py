@@ -18,10 +18,11 @@ import pytest
 
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
-from afetch.engine import curl as _curl
 from afetch.engine.base import Request
-from afetch.engine.curl import _IN, _OUT, CurlEngine, _SelectorPoller
-from tests.helpers import collect
+from afetch.engine.curl import CurlEngine
+from afetch.engine.curl import engine as _curl_engine
+from afetch.engine.curl.poller import _IN, _OUT, _SelectorPoller
+from tests.helpers import collect, transfer
 from tests.test_transport import FAULTS
 
 
@@ -83,15 +84,13 @@ def keep_alive() -> Iterator[KeepAliveServer]:
 def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Each test on the platform's poller (epoll here) and on the ``selectors`` fallback."""
     if request.param == "selectors":
-        monkeypatch.setattr(_curl, "_new_poller", _SelectorPoller)
+        monkeypatch.setattr(_curl_engine, "_new_poller", _SelectorPoller)
     return str(request.param)
 
 
 async def _get(engine: CurlEngine, url: str) -> tuple[int, int]:
-    response = await engine.send(Request("GET", url, ()))
-    size = await response.drain()
-    await response.aclose()
-    return response.status, size
+    response, body = await transfer(engine, Request("GET", url, ()))
+    return response.status, len(body)
 
 
 def test_an_idle_connection_is_reused_and_one_the_server_closed_is_replaced(

@@ -30,6 +30,7 @@ from afetch.engine.factory import open_engine
 from afetch.input.reader import read_urls, url_from_line
 from afetch.input.shard import Shard, only_shard
 from tests.cli_run import afetch_cli, jsonl
+from tests.helpers import transfer
 
 ENGINES = ["curl", "httpx"]
 
@@ -59,9 +60,7 @@ def echo_of(item: str | RequestSpec, engine: str, **options: Any) -> dict[str, A
             from afetch._url import parse_url
 
             target = parse_url(spec.url)
-            response = await engine_.send(Request(method, target.url, headers, body))
-            data = b"".join([piece async for piece in response.pieces()])
-            await response.aclose()
+            _, data = await transfer(engine_, Request(method, target.url, headers, body))
             return json.loads(data)
         finally:
             await engine_.aclose()

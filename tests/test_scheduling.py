@@ -432,3 +432,30 @@ def test_batches_give_every_record_once(server: LoopbackServer) -> None:
     assert sorted(seen) == sorted(urls)
     assert len(seen) == len(set(seen))
     assert max(sizes) > 1
+
+
+def test_a_timeout_is_kept_on_the_runs_clock() -> None:
+    """The attempt's deadline is a time on the run's clock, kept by the engine: on the fake
+    clock a request that never gets an answer ends exactly ``timeout`` later, and a retry
+    waits its backoff after it (no wall-clock margin)."""
+    clock = FakeClock()
+    started: list[float] = []
+
+    async def never(request: httpx.Request) -> httpx.Response:
+        started.append(clock.elapsed())
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    records = collect_on(
+        clock,
+        ["http://127.0.0.1/never"],
+        transport=httpx.MockTransport(never),
+        timeout=5.0,
+        retries=1,
+        backoff=2.0,
+    )
+    assert [r.error.type if r.error else None for r in records] == ["timeout"]
+    assert records[0].attempts == 2
+    assert started[0] == 0.0
+    assert 5.0 < started[1] <= 5.0 + 2.0  # the backoff's wait (jittered) after the deadline
+    assert clock.elapsed() == started[1] + 5.0

@@ -22,10 +22,11 @@ import pytest
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
 from afetch.engine.base import Request
-from afetch.engine.curl import CurlEngine, CurlError, _error
+from afetch.engine.curl import CurlEngine, CurlError
+from afetch.engine.curl.errors import _error
 from afetch.engine.factory import open_engine
 from afetch.engine.httpx_adapter import HttpxEngine
-from tests.helpers import by_url, collect
+from tests.helpers import by_url, collect, transfer
 from tests.hypercorn_server import text_app, tls_hypercorn
 
 # Route → the error type every transport must give. A reset after the headers is a truncated
@@ -96,9 +97,7 @@ def test_connections_never_exceed_the_limit() -> None:
         try:
 
             async def one(i: int) -> None:
-                response = await engine.send(Request("GET", server.url(f"/sleep/150?i={i}"), ()))
-                await response.drain()
-                await response.aclose()
+                await transfer(engine, Request("GET", server.url(f"/sleep/150?i={i}"), ()))
 
             await asyncio.gather(*(one(i) for i in range(8)))
         finally:
@@ -118,11 +117,9 @@ def test_an_abandoned_transfer_frees_its_handle_and_the_engine_goes_on(
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.2):
-                    await engine.send(Request("GET", server.url("/hang"), ()))
-            response = await engine.send(Request("GET", server.url("/ok"), ()))
-            size = await response.drain()
-            await response.aclose()
-            return response.status, size
+                    await transfer(engine, Request("GET", server.url("/hang"), ()))
+            response, body = await transfer(engine, Request("GET", server.url("/ok"), ()))
+            return response.status, len(body)
         finally:
             await engine.aclose()
 
@@ -130,17 +127,14 @@ def test_an_abandoned_transfer_frees_its_handle_and_the_engine_goes_on(
 
 
 def test_a_large_body_read_in_pieces_is_complete_and_bounded(server: LoopbackServer) -> None:
-    # Read slowly: libcurl is paused while 1 MiB waits unread, and resumed as it drains.
+    # Read slowly: the sink holds the transfer (libcurl pauses) after every MiB, and resumes
+    # it on a later turn.
     async def run() -> tuple[int, int]:
         engine = CurlEngine(Settings())
         try:
-            response = await engine.send(Request("GET", server.url("/ok?size=8000000"), ()))
-            total = 0
-            async for piece in response.pieces():
-                total += len(piece)
-                await asyncio.sleep(0)
-            await response.aclose()
-            return total, response.bytes_read
+            url = server.url("/ok?size=8000000")
+            response, body = await transfer(engine, Request("GET", url, ()), hold_every=1 << 20)
+            return len(body), response.bytes_read
         finally:
             await engine.aclose()
 

@@ -24,20 +24,21 @@ if TYPE_CHECKING:
 
 
 def _open_fetcher(
-    settings: Settings, transport: httpx.AsyncBaseTransport | None
+    settings: Settings, transport: httpx.AsyncBaseTransport | None, clock: Clock | None = None
 ) -> tuple[Fetcher, Engine]:
-    """The fetcher of one run and the engine under it, which the run closes at its end."""
+    """The fetcher of one run and the engine under it, which the run closes at its end; their
+    deadlines are times on ``clock`` (the loop's by default), as the scheduler's timers are."""
     collect = None
     if settings.include:  # what the engine gathers about each transfer for those keys
         from afetch.attempt.include import engine_collect
 
         collect = engine_collect(settings.include)
-    engine = open_engine(settings, transport, collect)
+    engine = open_engine(settings, transport, collect, clock=clock)
     # A transport already behind a guard checks addresses itself (tests pass their own policy).
     check = None
     if settings.no_private and not _guarded(transport):
         check = AddressCheck()
-    return Fetcher(engine, settings, address_check=check), engine
+    return Fetcher(engine, settings, address_check=check, clock=clock), engine
 
 
 def _guarded(transport: httpx.AsyncBaseTransport | None) -> bool:
@@ -67,7 +68,7 @@ async def fetch(
     fields of :class:`Settings`, given either as ``settings=`` or as keywords. Setting ``stop``
     ends the run early: nothing new starts, fetches in flight are cancelled, and the records
     already completed are still yielded. A transport passed in is not closed. ``clock`` (tests)
-    replaces the event loop as the source of time for pacing and retry waits.
+    replaces the event loop as the source of time for pacing, retry waits and timeouts.
 
     Transient failures are retried (``retries``) after a backoff during which the URL holds no
     slot; ``per_host``, ``rate``, ``host_rate`` and ``max_host_errors`` add per-host politeness,
@@ -93,7 +94,7 @@ async def fetch(
         settings = Settings(**options)
     elif options:
         raise TypeError("pass either settings= or keyword options, not both")
-    fetcher, engine = _open_fetcher(settings, transport)
+    fetcher, engine = _open_fetcher(settings, transport, clock)
     records = schedule(
         urls,
         fetcher=fetcher,

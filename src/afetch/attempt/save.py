@@ -125,14 +125,37 @@ class BodyConsumer:
         self._renamed = False
         self._finished = False
 
-    async def feed(self, chunk: bytes) -> None:
+    @property
+    def saves(self) -> bool:
+        """Whether there is a file to write (--save-dir), not only a hash."""
+        return self._save_dir is not None
+
+    @property
+    def hash_update(self) -> Callable[[bytes], object]:
+        """Where a body's pieces go when there is no file: the hash's own ``update``."""
+        return self._hasher.update  # type: ignore[no-any-return]
+
+    def add(self, chunk: bytes) -> bool:
+        """Take ``chunk`` (on the loop, as the engine delivers it); True when a batch is due:
+        then :meth:`write` it before adding more."""
         self._hasher.update(chunk)
         if self._save_dir is None:
-            return
+            return False
         self._buffer.append(chunk)
         self._buffered += len(chunk)
-        if self._buffered >= _BATCH:
-            await self._run(self._write, self._take())
+        return self._buffered >= _BATCH
+
+    def write(self) -> asyncio.Future[None]:
+        """Write the batch :meth:`add` asked for, in the pool (fails with :class:`SaveError`)."""
+        return asyncio.ensure_future(self._run(self._write, self._take()))
+
+    def digest(self) -> str:
+        """The body's sha256 (hex), of what was added so far."""
+        return self._hasher.hexdigest()
+
+    async def feed(self, chunk: bytes) -> None:
+        if self.add(chunk):
+            await self.write()
 
     async def finish(self) -> tuple[str | None, str]:
         """Complete the file (renamed to its final name); returns (path, sha256 hex)."""

@@ -1,9 +1,10 @@
 """The engine seam: what speaks HTTP, behind one small interface.
 
 Nothing above this module knows which library sends the bytes. The fetcher hands an engine a
-lean :class:`Request` and gets back a :class:`Response` whose head (status, version, headers) is
-known and whose body is still to come; it then either drains the body (counting it) or reads it
-piece by piece (saving or hashing it), and closes the response.
+lean :class:`Request` with callbacks (:meth:`Engine.start_transfer`): it is told the final head
+(:data:`OnHead`: stop there, count the body, or hand it to a :data:`BodySink` that may hold the
+transfer until it is ready for more) and the end (:data:`OnDone`). No coroutine, task or future
+per request on libcurl; the httpx adapter runs each transfer as a task behind the same contract.
 
 Two engines exist:
 
@@ -27,11 +28,8 @@ decide that.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Container
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-
-if TYPE_CHECKING:
-    pass
+from collections.abc import Callable, Container
+from typing import Any, NamedTuple, Protocol
 
 
 class Request(NamedTuple):
@@ -51,8 +49,8 @@ class Request(NamedTuple):
     #: Connect to this address instead of resolving the URL's host (``--no-private`` checked
     #: it); the Host header and the TLS server name keep the name.
     pin: str | None = None
-    #: The loop time by which the whole transfer must be over, for an engine whose
-    #: ``enforces_deadline`` is true (the fetcher then sets no timer of its own).
+    #: The loop time by which the whole transfer must be over: the engine ends it then (the
+    #: fetcher sets no timer of its own).
     deadline: float | None = None
 
 
@@ -98,7 +96,7 @@ class Collect(NamedTuple):
 
 
 class Response(Protocol):
-    """A response whose head has arrived; the body is read with one of the two methods."""
+    """A response whose head has arrived, as a transfer's callbacks are told it."""
 
     status: int
     #: "HTTP/1.1", "HTTP/2" or "HTTP/3".
@@ -107,71 +105,60 @@ class Response(Protocol):
     content_type: str | None
     #: Decoded body bytes delivered so far (also after a failure mid-body).
     bytes_read: int
+    #: Timings, address and TLS of the transfer (``--include``), read before the engine let go
+    #: of it: set by the time ``on_done`` is told, None when not asked for.
+    info: TransferInfo | None
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (lower case): for a header or two, cheaper than
         ``headers`` (which parses them all) with some engines."""
         ...
 
-    async def drain(self) -> int:
-        """Read the body to its end, discarding it; the number of decoded bytes."""
+
+#: Given each piece of a transfer's decoded body as it arrives, from inside the engine: it must
+#: not call the engine. A true return holds the transfer (no more pieces) until
+#: :meth:`Transfer.resume`; if it raises, the transfer fails with that exception.
+BodySink = Callable[[bytes], object]
+#: Told a transfer's final head, when its status is one the transfer was asked about: True to
+#: count its body, False to stop right there, or a :data:`BodySink` to count it and hand each
+#: piece to that sink as well. Called from inside the engine: it must not raise, nor call the
+#: engine.
+OnHead = Callable[["Response"], "bool | BodySink"]
+#: Told once a transfer is over: its final response (None if no head arrived) and the failure
+#: (None on success). The engine has let go of the transfer. Never called from inside
+#: :meth:`Engine.start_transfer`, nor after :meth:`Transfer.cancel`.
+OnDone = Callable[["Response | None", "BaseException | None"], None]
+
+
+class Transfer(Protocol):
+    """A transfer under way (:meth:`Engine.start_transfer`)."""
+
+    def resume(self) -> None:
+        """The body sink that held the transfer is ready for more."""
         ...
 
-    def pieces(self) -> AsyncIterator[bytes]:
-        """The decoded body, in pieces of at most 64 KiB."""
-        ...
-
-    def transfer_info(self) -> TransferInfo:
-        """Timings, address and TLS of this transfer, as :class:`Collect` asked; before
-        ``aclose``."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the connection (or close it, when the body was not read to its end)."""
+    def cancel(self) -> None:
+        """Abandon the transfer: its connection is closed, ``on_done`` is not told."""
         ...
 
 
 class Engine(Protocol):
-    #: True when the engine ends a transfer at ``Request.deadline`` itself (error type timeout).
-    enforces_deadline: bool
+    """What speaks HTTP: one transfer at a time, on callbacks (the shape of Tornado's
+    ``curl_httpclient``); the fetcher's attempt machine runs over it."""
 
-    async def send(self, request: Request) -> Response:
-        """Send ``request``; returns once the final (non-1xx) response head has arrived."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
-#: Given each piece of a counted transfer's body as it arrives (``hashlib``'s ``update``, say),
-#: from inside the engine: it must not call the engine. If it raises, the transfer fails with
-#: that exception.
-BodySink = Callable[[bytes], object]
-#: Told a counted transfer's final head: True to count its body, False to stop right there, or
-#: a :data:`BodySink` to count it and hand each piece to that sink as well.
-#: Called from inside the engine: it must not raise, nor call the engine.
-OnHead = Callable[["Response"], "bool | BodySink"]
-#: Told once a counted transfer is over: its final response (None if no head arrived) and the
-#: failure (None on success). The engine has let go of the transfer; it may be called again.
-OnDone = Callable[["Response | None", "BaseException | None"], None]
-
-
-class CountingEngine(Engine, Protocol):
-    """An engine that can also run a transfer on callbacks alone, counting the body.
-
-    Plain fetches (no body kept, no cache, nothing but counts) need no coroutine per request:
-    the fetcher uses :meth:`count` when an engine has it, and :meth:`Engine.send` otherwise.
-    """
-
-    def count(
+    def start_transfer(
         self,
         request: Request,
         *,
-        done: OnDone,
+        on_done: OnDone,
         on_head: OnHead | None = None,
         ask_for: Container[int] = (),
         extra: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        """Start ``request`` (with ``extra`` headers after its own); ``done`` is called on the
-        event loop when it is over, and before that ``on_head`` about a final head whose status
-        is in ``ask_for``."""
+    ) -> Transfer:
+        """Start ``request`` (with ``extra`` headers after its own: the run's tuple stays one,
+        formatted once); ``on_done`` is called on the event loop when it is over, and before
+        that ``on_head`` about a final head whose status is in ``ask_for``. The engine ends the
+        transfer at ``request.deadline`` (error type timeout)."""
         ...
+
+    async def aclose(self) -> None: ...

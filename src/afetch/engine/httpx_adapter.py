@@ -9,13 +9,14 @@ pieces (:mod:`afetch.engine.decode`), never by the transport.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 
 import httpx
 
+from afetch._clock import Clock
 from afetch._errors import AfetchError, BadResponse, ErrorType, TooLarge, classify
 from afetch._settings import Settings
-from afetch.engine.base import Headers, Request, TransferInfo
+from afetch.engine.base import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
 from afetch.engine.decode import ACCEPT_ENCODING, PIECE, PIECES_PER_TURN, Decoder
 from afetch.engine.tls import tls_verify
 
@@ -43,20 +44,31 @@ class HttpxEngine:
     >>> mock = httpx.MockTransport(lambda request: httpx.Response(200, text="hello"))
     >>> async def size():
     ...     engine = HttpxEngine(mock, Settings())
-    ...     response = await engine.send(Request("GET", "http://127.0.0.1/", ()))
-    ...     return response.status, await response.drain()
+    ...     over = asyncio.get_running_loop().create_future()
+    ...     def on_done(response, failure):
+    ...         over.set_result((response.status, response.bytes_read))
+    ...     engine.start_transfer(Request("GET", "http://127.0.0.1/", ()), on_done=on_done)
+    ...     return await over
     >>> asyncio.run(size())
     (200, 5)
     """
 
-    enforces_deadline = False
-
     def __init__(
-        self, transport: httpx.AsyncBaseTransport, settings: Settings, *, owned: bool = False
+        self,
+        transport: httpx.AsyncBaseTransport,
+        settings: Settings,
+        *,
+        owned: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._transport = transport
+        #: What request deadlines are times on (None: the running loop's).
+        self._clock = clock
         self._owned = owned
+        #: Transfers under way (the loop keeps only weak references to tasks).
+        self._transfers: set[_HttpxTransfer] = set()
         self._max_size = settings.max_size
+        self._timeout = settings.timeout
         connect = settings.connect_timeout or settings.timeout
         self._timeouts = {
             "connect": connect,
@@ -65,7 +77,25 @@ class HttpxEngine:
             "pool": settings.timeout,
         }
 
-    async def send(self, request: Request) -> _HttpxResponse:
+    def start_transfer(
+        self,
+        request: Request,
+        *,
+        on_done: OnDone,
+        on_head: OnHead | None = None,
+        ask_for: Container[int] = (),
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> _HttpxTransfer:
+        """The contract of :meth:`afetch.engine.base.Engine.start_transfer`, with a task per
+        transfer (httpx's transports are coroutines)."""
+        if extra:
+            request = request._replace(headers=(*request.headers, *extra))
+        transfer = _HttpxTransfer(self, request, on_done, on_head, ask_for)
+        self._transfers.add(transfer)
+        return transfer
+
+    async def _open(self, request: Request) -> _HttpxResponse:
+        """Send ``request``; the response once its head has arrived."""
         # Proxies are the transport's business (this adapter ignores --proxy and the
         # environment); Proxy-Authorization is a proxy's credential and never goes to a server.
         headers = httpx.Headers(
@@ -91,8 +121,85 @@ class HttpxEngine:
         return _HttpxResponse(response, self._max_size)
 
     async def aclose(self) -> None:
+        for transfer in list(self._transfers):
+            transfer.cancel()
         if self._owned:
             await self._transport.aclose()
+
+
+class _HttpxTransfer:
+    """One transfer of :meth:`HttpxEngine.start_transfer`: a task that sends, asks about the
+    head, feeds the body to the sink (waiting while the sink holds it) and tells the end."""
+
+    __slots__ = ("_ask_for", "_engine", "_expired", "_on_done", "_on_head", "_resumed", "_task")
+
+    def __init__(
+        self,
+        engine: HttpxEngine,
+        request: Request,
+        on_done: OnDone,
+        on_head: OnHead | None,
+        ask_for: Container[int],
+    ) -> None:
+        self._engine = engine
+        self._on_done = on_done
+        self._on_head = on_head
+        self._ask_for = ask_for
+        self._resumed: asyncio.Future[None] | None = None
+        self._expired = False
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._run(request))
+        if request.deadline is not None:
+            # The request's deadline is the engine's to keep, on the run's clock.
+            timer = (engine._clock or loop).call_at(request.deadline, self._expire)
+            self._task.add_done_callback(lambda _: timer.cancel())
+
+    async def _run(self, request: Request) -> None:
+        response: _HttpxResponse | None = None
+        failure: BaseException | None = None
+        try:
+            response = await self._engine._open(request)
+            try:
+                await self._read(response)
+            finally:
+                await response.aclose()
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            failure = TimeoutError(f"no complete response within {self._engine._timeout}s")
+        except Exception as exc:
+            failure = exc
+        self._engine._transfers.discard(self)
+        self._on_done(response, failure)
+
+    async def _read(self, response: _HttpxResponse) -> None:
+        wanted: bool | BodySink = True
+        if self._on_head is not None and response.status in self._ask_for:
+            wanted = self._on_head(response)
+        if wanted is False:
+            return
+        if wanted is True:
+            await response.drain()
+            return
+        async for piece in response.pieces():
+            if wanted(piece):
+                self._resumed = asyncio.get_running_loop().create_future()
+                await self._resumed
+
+    def _expire(self) -> None:
+        if not self._task.done():
+            self._expired = True
+            self._task.cancel()
+
+    def resume(self) -> None:
+        resumed = self._resumed
+        if resumed is not None and not resumed.done():
+            resumed.set_result(None)
+
+    def cancel(self) -> None:
+        self._engine._transfers.discard(self)
+        self._task.cancel()
 
 
 class _HttpxResponse:
@@ -103,6 +210,7 @@ class _HttpxResponse:
         "content_type",
         "headers",
         "http_version",
+        "info",
         "status",
     )
 
@@ -110,6 +218,9 @@ class _HttpxResponse:
         self._response = response
         self._max_size = max_size
         self.bytes_read = 0
+        # httpx's transports do not say how long DNS, connect or TLS took, nor (for the
+        # transports afetch takes, mocks included) where they connected.
+        self.info = TransferInfo()
         self.status = response.status_code
         self.http_version = response.extensions.get("http_version", b"HTTP/1.1").decode(
             "ascii", "replace"
@@ -144,9 +255,7 @@ class _HttpxResponse:
             raise
 
     def transfer_info(self) -> TransferInfo:
-        # httpx's transports do not say how long DNS, connect or TLS took, nor (for the
-        # transports afetch takes, mocks included) where they connected.
-        return TransferInfo()
+        return self.info
 
     async def aclose(self) -> None:
         await self._response.aclose()

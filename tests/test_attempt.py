@@ -1,7 +1,7 @@
-"""The callback path of plain fetches (Fetcher.start on CurlEngine.count) against the coroutine
-path (Fetcher.attempt on CurlEngine.send): the same record for every fault of the loopback
-server, with --hash and --cache too (cold and warm), and a run that survives what goes wrong
-in a callback."""
+"""The one attempt machine (afetch.attempt.machine) through its two entries: Fetcher.start (told
+through a callback) and Fetcher.attempt (a future around it). What it does with every fault of
+the loopback server, --hash and --cache (cold, then warm), failures before any transfer, and a
+run that survives what goes wrong in a callback."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from afetch._loopback import LoopbackServer
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
-from afetch.cache import UNKNOWN, BatchedCache, Index, Validators, cache_for, flush
+from afetch.cache import Index, Validators, flush
 from afetch.engine.curl import CurlEngine
 from afetch.engine.httpx_adapter import HttpxEngine
 from afetch.schedule.run import Run
@@ -63,45 +63,53 @@ def _comparable(record: Record) -> Record:
     return dataclasses.replace(record, elapsed_ms=0.0, started_at="", error=error)
 
 
-async def _both_paths(
-    url: str, *, other_cache: str | None = None, **options: Any
+async def _both_entries(
+    url: str, *, engine: str = "curl", **options: Any
 ) -> tuple[tuple[Record, Any], tuple[Record, Any]]:
-    """The coroutine path's record, then the callback path's. With ``other_cache``, the callback
-    path uses that cache folder instead of ``cache_dir`` (so both start from the same state)."""
+    """The record through attempt(), then through start() (one after the other: a cache is
+    warm for the second), each on an engine of its own (no connection shared)."""
     settings = Settings(**options)
-    engine = CurlEngine(settings)
-    fetcher = Fetcher(engine, settings)
-    assert fetcher.counts
-    counter = fetcher
-    if other_cache is not None:
-        counter = Fetcher(engine, dataclasses.replace(settings, cache_dir=other_cache))
-    try:
-        by_coroutine = await fetcher.attempt(url)
-        told: asyncio.Future[tuple[Any, Record, ServerHints | None]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        assert counter.start(url, lambda *args: told.set_result(args), "token")
-        token, record, retry_after = await told
-        assert token == "token"
-        return by_coroutine, (record, retry_after)
-    finally:
-        await engine.aclose()
+    records = []
+    for entry in ("attempt", "start"):
+        if engine == "curl":
+            made: Any = CurlEngine(settings)
+        else:
+            made = HttpxEngine(httpx.AsyncHTTPTransport(retries=0), settings, owned=True)
+        fetcher = Fetcher(made, settings)
+        try:
+            if entry == "attempt":
+                records.append(await fetcher.attempt(url))
+                continue
+            told: asyncio.Future[tuple[Any, Record, str | None]] = (
+                asyncio.get_running_loop().create_future()
+            )
+            assert fetcher.start(url, lambda *args, told=told: told.set_result(args), "token")
+            token, record, retry_after = await told
+            assert token == "token"
+            records.append((record, retry_after))
+        finally:
+            await made.aclose()
+    return records[0], records[1]
 
 
+@pytest.mark.parametrize("engine", ["curl", "httpx"])
 @pytest.mark.parametrize("route", ROUTES)
-def test_both_paths_give_the_same_record(server: LoopbackServer, route: str) -> None:
-    options = {"timeout": 1.0, "max_size": 1_000_000, "max_redirects": 5}
-    (slow, slow_retry), (fast, fast_retry) = asyncio.run(_both_paths(server.url(route), **options))
-    assert _comparable(fast) == _comparable(slow)
-    assert fast_retry == slow_retry
+def test_both_entries_give_the_same_record(server: LoopbackServer, route: str, engine: str) -> None:
+    options = {"timeout": 1.0, "max_size": 1_000_000, "max_redirects": 5, "hash_bodies": True}
+    url = server.url(route.replace("/a/", f"/{engine}/"))  # a retry counter of its own
+    (first, first_retry), (second, second_retry) = asyncio.run(
+        _both_entries(url, engine=engine, **options)
+    )
+    assert _comparable(second) == _comparable(first)
+    assert second_retry == first_retry
     if route.startswith("/retry-after"):
-        assert fast_retry == ServerHints("7")  # the comparison above compared something
+        assert second_retry == ServerHints("7")  # the comparison above compared something
+    if first.ok and first.status == 200:
+        assert first.sha256 is not None
 
 
-# --hash and --cache on the callback path: the same routes, plus resources that answer
-# conditional requests. Each cache route is fetched twice: cold (stored), then warm (a 304).
+# Resources that answer conditional requests: fetched twice, cold (stored) then warm (a 304).
 CACHE_ROUTES = [
-    *(route for route in ROUTES if not route.startswith("/retry-after")),  # counts requests
     "/etag/cb",
     "/last-modified/cb",
     "/redirect-to?url=/etag/cb-redirected",
@@ -109,20 +117,12 @@ CACHE_ROUTES = [
 ]
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_hash_gives_the_same_record(server: LoopbackServer, route: str) -> None:
-    options = {"timeout": 1.0, "max_size": 1_000_000, "max_redirects": 5, "hash_bodies": True}
-    url = server.url(route.replace("/a/", "/hashed/"))  # a retry counter of its own
-    (slow, _), (fast, _) = asyncio.run(_both_paths(url, **options))
-    assert _comparable(fast) == _comparable(slow)
-    if slow.ok and slow.status == 200:
-        assert fast.sha256 is not None  # the comparison above compared a hash
-
-
 def test_the_hash_is_the_bodys() -> None:
     with LoopbackServer() as server:
-        (_, _), (fast, _) = asyncio.run(_both_paths(server.url("/ok?size=5000"), hash_bodies=True))
-        (_, _), (empty, _) = asyncio.run(_both_paths(server.url("/status/204"), hash_bodies=True))
+        (_, _), (fast, _) = asyncio.run(
+            _both_entries(server.url("/ok?size=5000"), hash_bodies=True)
+        )
+        (_, _), (empty, _) = asyncio.run(_both_entries(server.url("/status/204"), hash_bodies=True))
     assert fast.sha256 == hashlib.sha256(b"x" * 5000).hexdigest()
     assert fast.bytes == 5000
     assert empty.sha256 == hashlib.sha256(b"").hexdigest()  # a 2xx without a body
@@ -130,129 +130,16 @@ def test_the_hash_is_the_bodys() -> None:
 
 @pytest.mark.parametrize("route", CACHE_ROUTES)
 @pytest.mark.parametrize("hashed", [False, True])
-def test_cache_gives_the_same_record_cold_and_warm(
+def test_the_cache_is_used_warm(
     server: LoopbackServer, tmp_path: Path, route: str, hashed: bool
 ) -> None:
     url = server.url(route.replace("/cb", f"/cb-{hashed}-{tmp_path.name}"))
-    options: dict[str, Any] = {
-        "timeout": 1.0,
-        "max_size": 1_000_000,
-        "max_redirects": 5,
-        "hash_bodies": hashed,
-        "cache_dir": str(tmp_path / "slow"),
-        "other_cache": str(tmp_path / "fast"),
-    }
-    for round_ in ("cold", "warm"):
-        (slow, slow_retry), (fast, fast_retry) = asyncio.run(_both_paths(url, **options))
-        assert _comparable(fast) == _comparable(slow), round_
-        assert fast_retry == slow_retry
-        if route.startswith(("/etag", "/last-modified", "/redirect-to?url=/etag")):
-            assert fast.not_modified is (round_ == "warm")  # the cache was used
+    options: dict[str, Any] = {"timeout": 1.0, "hash_bodies": hashed, "cache_dir": str(tmp_path)}
+    (cold, _), (warm, _) = asyncio.run(_both_entries(url, **options))
+    assert (cold.not_modified, warm.not_modified) == (False, True)
+    assert (cold.status, warm.status) == (200, 304)
+    assert (cold.sha256 is not None) is hashed
     assert flush(10)
-
-
-async def _asked(cache: BatchedCache, url: str) -> Validators | None:
-    """``url`` looked up through the worker thread (lookup_then), as Fetcher.start does on
-    UNKNOWN."""
-    told: asyncio.Future[Validators | None] = asyncio.get_running_loop().create_future()
-    cache.lookup_then(url, None, told.set_result)
-    return await asyncio.wait_for(told, 5)
-
-
-def test_a_small_index_is_answered_on_the_loop(tmp_path: Path) -> None:
-    stored = Index(str(tmp_path))
-    stored.store("http://127.0.0.1:9/a", Validators('"a"', None))
-    stored.close()
-
-    async def run() -> list[object]:
-        cache = cache_for(str(tmp_path))
-        seen: list[object] = [cache.lookup_now("http://127.0.0.1:9/a")]  # the worker has not begun
-        seen.append(await _asked(cache, "http://127.0.0.1:9/a"))  # it opens the index whole
-        seen.append(cache.lookup_now("http://127.0.0.1:9/a"))  # now at once, no trip
-        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))  # a miss at once
-        cache.store("http://127.0.0.1:9/b", Validators(None, "Mon"))  # queued, not written yet
-        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))
-        cache.store("http://127.0.0.1:9/a", None)  # the server dropped its validators
-        seen.append(cache.lookup_now("http://127.0.0.1:9/a"))
-        return seen
-
-    assert asyncio.run(run()) == [
-        UNKNOWN,
-        Validators('"a"', None),
-        Validators('"a"', None),
-        None,
-        Validators(None, "Mon"),
-        None,
-    ]
-    assert flush(10)
-
-
-def test_an_image_that_outgrows_its_bound_becomes_a_filter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", 2)
-
-    async def run() -> list[object]:
-        cache = cache_for(str(tmp_path))
-        await _asked(cache, "http://127.0.0.1:9/0")  # the worker opens the empty index whole
-        for n in range(3):  # a cold run stores an entry per URL
-            cache.store(f"http://127.0.0.1:9/{n}", Validators(f'"{n}"', None))
-        return [
-            cache.lookup_now("http://127.0.0.1:9/1"),  # known to be stored, asked for
-            await _asked(cache, "http://127.0.0.1:9/1"),
-            cache.lookup_now("http://127.0.0.1:9/9"),  # still a miss at once
-        ]
-
-    assert asyncio.run(run()) == [UNKNOWN, Validators('"1"', None), None]
-    assert flush(10)
-
-
-def test_a_cold_cache_miss_needs_no_trip_to_the_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", -1)  # too large to hold: a KeyFilter
-
-    async def run() -> list[object]:
-        cache = cache_for(str(tmp_path))
-        # The first look-up goes to the worker thread, which opens the index and its filter.
-        seen: list[object] = [await _asked(cache, "http://127.0.0.1:9/a")]
-        # Not in the index: a miss at once.
-        seen.append(cache.lookup_now("http://127.0.0.1:9/b"))
-        # Stored in this process (not written yet): known to the filter, answered from the queue.
-        cache.store("http://127.0.0.1:9/c", Validators('"c"', None))
-        seen.append(cache.lookup_now("http://127.0.0.1:9/c"))
-        seen.append(await _asked(cache, "http://127.0.0.1:9/c"))
-        return seen
-
-    assert asyncio.run(run()) == [None, None, UNKNOWN, Validators('"c"', None)]
-    assert flush(10)
-
-
-@pytest.mark.parametrize("image_max", [-1, 10])
-def test_what_the_worker_knows_sees_another_processs_entries_once_the_index_is_reopened(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, image_max: int
-) -> None:
-    monkeypatch.setattr("afetch.cache.worker.IDLE_S", 0.1)
-    monkeypatch.setattr("afetch.cache.image.IMAGE_MAX", image_max)  # a KeyFilter, or the image
-    url = "http://127.0.0.1:9/other"
-
-    async def look_up() -> object:
-        cache = cache_for(str(tmp_path))
-        found = cache.lookup_now(url)
-        return await _asked(cache, url) if found is UNKNOWN else found
-
-    async def run() -> list[object]:
-        seen = [await look_up()]  # the worker opens the index: it holds no entry
-        seen.append(await look_up())  # known at once to be a miss
-        other = Index(str(tmp_path))  # another process writes the entry
-        other.store(url, Validators('"o"', None))
-        other.close()
-        seen.append(await look_up())  # not seen yet: the index is still open
-        await asyncio.sleep(0.5)  # the worker idles out, closing the index
-        seen.append(await look_up())
-        return seen
-
-    assert asyncio.run(run()) == [None, None, None, Validators('"o"', None)]
 
 
 @pytest.mark.parametrize(
@@ -265,8 +152,8 @@ def test_what_the_worker_knows_sees_another_processs_entries_once_the_index_is_r
         ("http://127.0.0.1:1/", {"follow_redirects": False, "timeout": None}),
     ],
 )
-def test_failures_before_any_transfer_match(url: str, options: dict[str, Any]) -> None:
-    (slow, _), (fast, _) = asyncio.run(_both_paths(url, **options))
+def test_failures_before_any_transfer(url: str, options: dict[str, Any]) -> None:
+    (slow, _), (fast, _) = asyncio.run(_both_entries(url, **options))
     assert slow.error is not None
     assert _comparable(fast) == _comparable(slow)
     assert "secret" not in slow.error.message
@@ -276,7 +163,7 @@ def test_a_url_with_credentials_redirected_to_another_origin(server: LoopbackSer
     with LoopbackServer() as other:
         elsewhere = other.url("/headers")
         url = server.url(f"/redirect-to?url={elsewhere}").replace("://", "://u:p@", 1)
-        (slow, _), (fast, _) = asyncio.run(_both_paths(url))
+        (slow, _), (fast, _) = asyncio.run(_both_entries(url))
     assert _comparable(fast) == _comparable(slow)
     assert fast.final_url == elsewhere
     assert fast.redirects == 1
@@ -314,12 +201,12 @@ def test_done_is_never_called_from_inside_start() -> None:
         ({"cache_dir": "CACHE"}, True),
         ({"hash_bodies": True}, True),
         ({"cache_dir": "CACHE", "hash_bodies": True, "ordered": True}, True),
-        ({"save_dir": "SAVE"}, False),
+        ({"include": ("headers", "body", "tls")}, True),
+        ({"save_dir": "SAVE"}, False),  # awaited: a stopped run removes partial files
         ({"save_dir": "SAVE", "hash_bodies": True}, False),
-        ({"include": ("headers",)}, False),
     ],
 )
-def test_which_options_take_the_callback_path(
+def test_which_options_the_scheduler_runs_on_callbacks_alone(
     tmp_path: Any, options: dict[str, Any], counted: bool
 ) -> None:
     options = {
@@ -338,13 +225,18 @@ def test_which_options_take_the_callback_path(
     assert asyncio.run(counts()) is counted
 
 
-def test_the_httpx_adapter_takes_the_coroutine_path() -> None:
-    async def counts() -> bool:
+def test_the_httpx_adapter_runs_the_same_machine() -> None:
+    async def run() -> tuple[bool, Record]:
         settings = Settings()
-        mock = httpx.MockTransport(lambda request: httpx.Response(200))
-        return Fetcher(HttpxEngine(mock, settings), settings).counts
+        mock = httpx.MockTransport(lambda request: httpx.Response(200, content=b"abc"))
+        fetcher = Fetcher(HttpxEngine(mock, settings), settings)
+        told: asyncio.Future[Record] = asyncio.get_running_loop().create_future()
+        fetcher.start("http://127.0.0.1/", lambda _, record, __: told.set_result(record), None)
+        return fetcher.counts, await told
 
-    assert not asyncio.run(counts())
+    counts, record = asyncio.run(run())
+    assert counts
+    assert (record.status, record.bytes) == (200, 3)
 
 
 def test_a_failure_in_a_callback_ends_the_run_instead_of_hanging(
@@ -414,7 +306,7 @@ def test_a_record_that_cannot_be_built_is_still_one_record(
     def broken(*args: Any) -> Record:
         raise ValueError("no record today")
 
-    monkeypatch.setattr("afetch.attempt.fetcher.new_record", broken)
+    monkeypatch.setattr("afetch.attempt.machine.new_record", broken)
     urls = [server.url(f"/ok?i={i}") for i in range(10)]
 
     async def run() -> list[Record]:
@@ -434,7 +326,7 @@ def test_a_tampered_cache_entry_cannot_inject_a_header(
     index = Index(str(tmp_path))
     index.store(url, Validators('"a"\r\nX-Injected: 1', None))  # as a hostile file could hold
     index.close()
-    (slow, _), (fast, _) = asyncio.run(_both_paths(url, cache_dir=str(tmp_path)))
+    (slow, _), (fast, _) = asyncio.run(_both_entries(url, cache_dir=str(tmp_path)))
     assert fast.error is not None
     assert _comparable(fast) == _comparable(slow)
     assert "line break" in fast.error.message
@@ -474,7 +366,7 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     every line finds (the first value, any case), and nothing of an interim head; --cache's
     validators are read through it."""
     from afetch.cache import Validators
-    from afetch.engine.curl import _CurlResponse
+    from afetch.engine.curl.response import _CurlResponse
 
     response = _CurlResponse.__new__(_CurlResponse)
     response._lines = head
@@ -484,16 +376,3 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     assert (parsed.get("etag"), parsed.get("last-modified")) == expected
     assert Validators.of(response) == (None if expected == (None, None) else expected)
     assert (response.header("ETag"), response.header("Last-Modified")) == expected
-
-
-def test_both_paths_give_the_same_rate_limit_fields(server: LoopbackServer) -> None:
-    """--rate-limit-headers: both paths hand the scheduler the head's fields."""
-    url = server.url("/quota/both-paths/100?w=600")
-    (_, slow), (_, fast) = asyncio.run(_both_paths(url, rate_limit_headers=True))
-    assert slow is not None
-    assert fast is not None
-    assert dict(fast.headers or ())["ratelimit-policy"] == '"default";q=100;w=600'
-    assert dict(slow.headers or ())["ratelimit-policy"] == '"default";q=100;w=600'
-    # Without the option, a 200 says nothing to the scheduler (no header looked at).
-    (_, slow), (_, fast) = asyncio.run(_both_paths(url))
-    assert (slow, fast) == (None, None)

@@ -1,0 +1,138 @@
+"""The loop driver: libcurl's multi "socket" callbacks on the asyncio loop, the pattern of
+Tornado's ``curl_httpclient``. Sockets are watched by the engine's poller, which the loop watches
+as one reader; ``call_at`` keeps libcurl's timer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pycurl
+
+from afetch.engine.curl.poller import _CSELECT, _IN, _WANTED, _Poller
+
+_POLL_IN = pycurl.POLL_IN
+_POLL_OUT = pycurl.POLL_OUT
+_POLL_REMOVE = pycurl.POLL_REMOVE
+_SOCKET_TIMEOUT = pycurl.SOCKET_TIMEOUT
+
+
+class LoopDriver:
+    """libcurl's socket and timer callbacks, and the hand-back of readiness (a base of
+    :class:`afetch.engine.curl.engine.CurlEngine`, which sets these attributes up)."""
+
+    _loop: asyncio.AbstractEventLoop
+    _multi: pycurl.CurlMulti
+    _poller: _Poller
+    _watched: dict[int, int]
+    _idle: set[int]
+    _park_idle: bool
+    _closed: bool
+    _timer: asyncio.TimerHandle | asyncio.Handle | None
+    _timer_due: float
+    _timer_soon: bool
+
+    # A connection that goes idle in libcurl's pool is unregistered by libcurl and registered
+    # again when reused: two epoll_ctl calls per request. Instead its reader stays registered
+    # while it idles ("parked"); if it becomes readable meanwhile (the server closed it), it is
+    # unregistered then. libcurl may also close a parked socket without telling us, and the
+    # number may come back for a new socket. epoll forgets a socket at its last close, so
+    # re-arming the number (modify) fails then, and the new socket is registered instead.
+
+    def _on_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
+        watched = self._watched
+        if what == _POLL_REMOVE or self._closed:
+            had = watched.get(fd, 0)
+            if had & _POLL_IN and self._park_idle and not self._closed:
+                if had & _POLL_OUT:
+                    self._poller.modify(fd, _IN)
+                self._idle.add(fd)
+                watched[fd] = _POLL_IN
+            else:
+                self._unwatch(fd)
+            return
+        idle = self._idle
+        if fd in idle:
+            idle.discard(fd)
+            try:
+                self._poller.modify(fd, _WANTED[what])
+            except FileNotFoundError:  # the parked socket was closed: the number is a new one
+                self._poller.register(fd, _WANTED[what])
+            watched[fd] = what
+            return
+        had = watched.get(fd, 0)
+        if what == had:
+            return
+        if had:
+            self._poller.modify(fd, _WANTED[what])
+        else:
+            self._poller.register(fd, _WANTED[what])
+        watched[fd] = what
+
+    def _unwatch(self, fd: int) -> None:
+        self._idle.discard(fd)
+        if self._watched.pop(fd, 0):
+            with contextlib.suppress(OSError):  # a closed socket: the poller dropped it already
+                self._poller.unregister(fd)
+
+    def _ready(self) -> None:
+        """The poller has events (the loop saw its fd readable): hand each one to libcurl."""
+        if self._closed:
+            return
+        action = self._multi.socket_action
+        idle = self._idle
+        for fd, events in self._poller.poll(0):
+            if fd in idle:
+                # A parked connection stirred (closed by the server): libcurl finds out on reuse.
+                self._unwatch(fd)
+            else:
+                action(fd, _CSELECT[events & 31])
+        self._finished()
+
+    def _on_timer(self, ms: int) -> None:
+        # A wake-up earlier than libcurl asked for is harmless (it re-arms its timer), so a
+        # pending one is kept when it is due no later: no cancel-and-allocate per request.
+        # -1 ("no timeout") leaves a pending wake-up in place for the same reason. libcurl
+        # calls this two or three times per request: a wake-up already due this turn of the
+        # loop answers every call without even reading the clock.
+        if ms < 0 or self._closed:
+            return
+        timer = self._timer
+        if ms == 0:
+            if timer is not None:
+                if self._timer_soon:
+                    return
+                timer.cancel()
+            # "As soon as possible"; socket_action may not be called from in here.
+            self._timer = self._loop.call_soon(self._on_timeout)
+            self._timer_soon = True
+            return
+        if timer is not None and self._timer_soon:
+            return
+        due = self._loop.time() + ms / 1000
+        if timer is not None:
+            if self._timer_due <= due:
+                return
+            timer.cancel()
+        self._timer_due = due
+        self._timer = self._loop.call_at(due, self._on_timeout)
+        self._timer_soon = False
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        self._multi.socket_action(_SOCKET_TIMEOUT, 0)
+        self._finished()
+
+    def _finished(self) -> None:
+        """Tell the transfers libcurl finished, after a socket_action."""
+        info_read = self._multi.info_read
+        while True:
+            queued, done, failed = info_read()
+            for curl in done:
+                curl.slot.finish(None)
+            for curl, code, message in failed:
+                curl.slot.finish((code, message))
+            if not queued:
+                break

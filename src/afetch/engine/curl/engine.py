@@ -1,0 +1,304 @@
+"""The default engine: libcurl (through pycurl) on the asyncio event loop.
+
+libcurl's multi "socket" interface tells us which sockets to watch and when to wake it, and
+readiness goes back through ``socket_action``: the pattern of Tornado's ``curl_httpclient``. The
+sockets are watched by an epoll of the engine's own, which the event loop watches as one reader
+(``call_at`` keeps libcurl's timer): a turn of the loop hands libcurl every ready socket in one
+call, with none of the loop's per-socket bookkeeping (see ``_Poller``). libcurl does the
+HTTP (HTTP/1.1, HTTP/2, TLS, decoding, connection reuse) in C, so a request costs a small
+fraction of the CPU of a Python HTTP stack (``bench/results/bakeoff.md``).
+
+Rules this package keeps:
+
+* libcurl is never called from inside one of its own callbacks: callbacks only record state;
+  futures they complete resume their coroutines on a later loop turn.
+* A socket's registration changes only when its wanted events really change (an fd → events
+  map), and writability is dropped as soon as libcurl stops asking for it (an idle socket is
+  always writable: the loop would spin).
+* A transfer that is abandoned (cancelled, closed before its end) is removed from the multi
+  handle at once and its easy handle goes back to the pool; at shutdown every socket is
+  unregistered from the poller, and the poller from the loop, before the multi handle and the
+  easy handles are closed.
+* Redirects are never followed and nothing is retried here (afetch's policy decides); only
+  http and https are allowed; ``.netrc`` is never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Container
+from typing import TYPE_CHECKING, Any
+
+import pycurl
+
+from afetch._clock import Clock
+from afetch._errors import AfetchError, ProxyError
+from afetch._settings import Settings
+from afetch.engine.base import Collect, OnDone, OnHead, Request, TransferInfo
+from afetch.engine.curl.driver import LoopDriver
+from afetch.engine.curl.poller import _new_poller, _SelectorPoller
+from afetch.engine.curl.response import _CurlResponse
+from afetch.engine.curl.setup import (
+    _certifi_bundle,
+    _header_lines,
+    _HeaderLists,
+    _no_certificate,
+    _tls_probe,
+)
+from afetch.engine.curl.transfer import _Transfer
+
+if TYPE_CHECKING:
+    from afetch.engine.tls import TlsDetails
+
+#: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
+_PROXY_HEADERS = frozenset({"proxy-authorization"})
+
+
+class CurlEngine(LoopDriver):
+    """Sends requests through one libcurl multi handle on the running event loop.
+
+    >>> import asyncio
+    >>> from afetch.engine.base import Request
+    >>> from afetch._loopback import LoopbackServer
+    >>> async def fetch_ok(url):
+    ...     engine = CurlEngine(Settings())
+    ...     over = asyncio.get_running_loop().create_future()
+    ...     def on_done(response, failure):
+    ...         over.set_result((response.status, response.http_version, response.bytes_read))
+    ...     try:
+    ...         engine.start_transfer(Request("GET", url, (("Accept", "*/*"),)), on_done=on_done)
+    ...         return await over
+    ...     finally:
+    ...         await engine.aclose()
+    >>> with LoopbackServer() as server:
+    ...     asyncio.run(fetch_ok(server.url("/ok")))
+    (200, 'HTTP/1.1', 1024)
+    """
+
+    def __init__(
+        self, settings: Settings, collect: Collect | None = None, *, clock: Clock | None = None
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        #: What request deadlines are times on (libcurl is given the time left).
+        self._clock: Clock = clock or self._loop
+        self._settings = settings
+        self._max_size = settings.max_size
+        multi = pycurl.CurlMulti()
+        multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, settings.concurrency)
+        multi.setopt(pycurl.M_MAXCONNECTS, settings.concurrency)
+        self._multi = multi
+        #: fd → the events (POLL_IN | POLL_OUT) libcurl wants of it, as registered.
+        self._watched: dict[int, int] = {}
+        #: Sockets idling in libcurl's pool whose reader stays registered ("parked").
+        self._idle: set[int] = set()
+        self._poller = _new_poller()
+        #: Parking needs a poller that tells a stale registration (see _on_socket).
+        self._park_idle = not isinstance(self._poller, _SelectorPoller)
+        self._loop.add_reader(self._poller.fileno(), self._ready)
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
+        self._timer_due = 0.0
+        self._timer_soon = False  # the pending wake-up is a call_soon
+        self._free: list[_Transfer] = []
+        #: Transfers started on callbacks, to add to the multi handle together on the next turn.
+        self._pending: list[_Transfer] = []
+        self._active: set[_Transfer] = set()
+        #: Collect.tls: handshakes probed after a failed verification (see _transfer_over).
+        self._probes: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self._header_lists: tuple[object, bool, _HeaderLists] = ((), False, ([], []))
+        # Transfer info (timings, address, TLS): read from libcurl before a handle is released.
+        collect = collect or Collect()
+        self._info_wanted = collect.transfer or collect.tls
+        self._tls_wanted = collect.tls
+        #: TLS details per live connection (a reused connection does not show them again),
+        #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
+        self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
+        self._tls_seen_max = 4 * settings.concurrency + 16
+        # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
+        # compiled-in path belongs to the machine the wheel was built on).
+        self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _add_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        add = self._multi.add_handle
+        for slot in pending:
+            if slot.pending:
+                slot.pending = False
+                add(slot.curl)
+
+    def start_transfer(
+        self,
+        request: Request,
+        *,
+        on_done: OnDone,
+        on_head: OnHead | None = None,
+        ask_for: Container[int] = (),
+        extra: tuple[tuple[str, str], ...] = (),
+    ) -> _Transfer:
+        """Start ``request`` on callbacks alone: no coroutine, task or future per transfer (see
+        :meth:`afetch.engine.base.Engine.start_transfer`). The returned transfer is the
+        caller's handle (``resume``, ``cancel``) until ``on_done`` is told."""
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        # May refuse a header: before a handle is taken.
+        headers = self._header_list(request.headers, request.body is not None)
+        if extra:
+            headers = (headers[0] + _header_lines(extra), headers[1])
+        slot = self._free.pop() if self._free else _Transfer(self)
+        slot.prepare(request, headers)
+        slot.on_head = on_head
+        slot.ask_for = ask_for
+        slot.on_done = on_done
+        self._active.add(slot)
+        # Added together on the next turn: libcurl then sends the batch of requests back to
+        # back. Added one by one, each send would go out from inside the next socket's
+        # socket_action (libcurl runs due transfers there), between reads: on loopback every
+        # send then wakes an idle server, which doubled its CPU.
+        slot.pending = True
+        if not self._pending:
+            self._loop.call_soon(self._add_pending)
+        self._pending.append(slot)
+        return slot
+
+    def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None:
+        """A transfer on callbacks is over: what the caller may ask later is read from libcurl,
+        the handle goes back to the pool, then ``on_done`` is told."""
+        failure = slot.failure
+        response = slot.response
+        info = None
+        try:
+            if response is None and slot.head_seen and slot.status:
+                response = _CurlResponse(slot)
+            if response is not None:
+                response.bytes_read = slot.received
+                if failure is None and response.status == 407 and slot.used_proxy():
+                    # The proxy's answer, not the server's (a tunnel refused with 407 is a
+                    # failed transfer instead, see _Transfer.finish): the same error either way.
+                    failure = ProxyError("the proxy answered 407 Proxy Authentication Required")
+                    response = None
+            if self._info_wanted:
+                info = slot.transfer_info()
+                if response is not None:
+                    response.info = info
+                elif isinstance(failure, AfetchError):
+                    # A failed TLS handshake still shows the certificate.
+                    failure.transfer_info = info  # type: ignore[attr-defined]
+        except Exception as exc:  # on_done is told whatever happens: nothing waits forever
+            response, failure, info = None, exc, None
+        request = slot.request
+        self.release(slot)
+        if (
+            response is None
+            and info is not None
+            and self._tls_wanted
+            and _no_certificate(failure, info)  # type: ignore[arg-type]
+        ):
+            # A TLS library that keeps no certificate of a failed verification: one more
+            # handshake, unverified, just to see it (then on_done is told).
+            task = self._loop.create_task(self._probe_then(request, info, failure, on_done))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+            return
+        on_done(response, failure)
+
+    async def _probe_then(
+        self,
+        request: Request,
+        info: TransferInfo,
+        failure: BaseException | None,
+        on_done: OnDone,
+    ) -> None:
+        try:
+            tls = await self._probe_tls(request)
+        except Exception:
+            tls = None
+        failure.transfer_info = info._replace(tls=tls)  # type: ignore[union-attr]
+        on_done(None, failure)
+
+    async def _probe_tls(self, request: Request) -> dict[str, Any] | None:
+        settings = self._settings
+        timeout = settings.connect_timeout or settings.timeout or 30.0
+        details = await asyncio.to_thread(_tls_probe, request, timeout, settings, self._cainfo)
+        return None if details is None else details.record()
+
+    def tls_details(self, slot: _Transfer) -> TlsDetails | None:
+        """The TLS details of ``slot``'s connection: read now if the transfer made it, else as
+        noted when it was made."""
+        getinfo = slot.curl.getinfo
+        key = (
+            getinfo(pycurl.PRIMARY_IP),
+            getinfo(pycurl.PRIMARY_PORT),
+            getinfo(pycurl.LOCAL_IP),
+            getinfo(pycurl.LOCAL_PORT),
+        )
+        seen = self._tls_seen
+        if slot.tls_line is not None:
+            from afetch.engine.tls import TlsDetails
+
+            details = TlsDetails.from_curl(slot.tls_line, getinfo(pycurl.INFO_CERTINFO))
+            slot.tls_line = None
+            seen.pop(key, None)
+            seen[key] = details
+            if len(seen) > self._tls_seen_max:
+                del seen[next(iter(seen))]
+            return details
+        return seen.get(key)
+
+    def _header_list(self, headers: tuple[tuple[str, str], ...], body: bool) -> _HeaderLists:
+        # Every request of a run shares one headers tuple: format it once.
+        last, had_body, formatted = self._header_lists
+        if headers is last and body is had_body:
+            return formatted
+        server: list[str] = []
+        proxy: list[str] = []
+        for (name, _), line in zip(headers, _header_lines(headers), strict=True):
+            (proxy if name.lower() in _PROXY_HEADERS else server).append(line)
+        if body and not any(name.lower() == "expect" for name, _ in headers):
+            # No "Expect: 100-continue" (libcurl adds it to large bodies): it costs a round trip,
+            # and up to a second of waiting on servers that never answer it.
+            server.append("Expect:")
+        formatted = (server, proxy)
+        self._header_lists = (headers, body, formatted)
+        return formatted
+
+    def release(self, slot: _Transfer) -> None:
+        """Take ``slot``'s transfer off the multi handle (done or not) and pool the handle."""
+        if slot not in self._active:
+            return
+        self._active.discard(slot)
+        slot.detach()
+        if slot.pending:
+            slot.pending = False
+            self._pending.remove(slot)
+            if not self._closed:
+                self._free.append(slot)
+        elif not self._closed:
+            # Removing an unfinished transfer closes its connection; libcurl may call the
+            # socket callback from here, which only updates the loop.
+            self._multi.remove_handle(slot.curl)
+            self._free.append(slot)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        for slot in list(self._active):
+            self.release(slot)
+        for task in list(self._probes):
+            task.cancel()
+        self._closed = True
+        for fd in list(self._watched):
+            self._unwatch(fd)
+        self._loop.remove_reader(self._poller.fileno())
+        self._poller.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._multi.close()
+        for slot in self._free:
+            slot.curl.close()
+        self._free.clear()

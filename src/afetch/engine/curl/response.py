@@ -1,0 +1,85 @@
+"""What the caller is told of a libcurl transfer: the final head (parsed only if asked), and
+what was read before the handle was let go (bytes, ``--include`` info)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pycurl
+
+from afetch.engine.base import Headers, TransferInfo
+from afetch.engine.curl.head import _parse_headers, _searchable, _value_in
+
+if TYPE_CHECKING:
+    from afetch.engine.curl.transfer import _Transfer
+
+
+class _CurlResponse:
+    """The final response of a transfer (:class:`afetch.engine.base.Response`)."""
+
+    __slots__ = (
+        "_headers",
+        "_lines",
+        "_searchable",
+        "_start",
+        "bytes_read",
+        "http_version",
+        "info",
+        "status",
+    )
+
+    def __init__(self, slot: _Transfer) -> None:
+        self.status = slot.status
+        self.http_version = slot.http_version
+        # Parsed only if asked for: most records need no header but Content-Type.
+        self._lines = slot.head_lines[: slot.head_end]
+        self._start = slot.head_start
+        self._headers: Headers | None = None
+        self._searchable = slot.searchable
+        self.bytes_read = 0  # set when the transfer is over
+        self.info: TransferInfo | None = None  # --include: set when the transfer is over
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = _parse_headers(self._lines, self._start)
+        return self._headers
+
+    @property
+    def content_type(self) -> str | None:
+        return self.header("content-type")
+
+    def header(self, name: str) -> str | None:
+        # Content-Type for every record; ETag and Last-Modified for --cache: the head is
+        # joined and lower-cased once for all three.
+        searchable = self._searchable
+        if searchable is None:
+            searchable = self._searchable = _searchable(self._lines[self._start :])
+        return _value_in(searchable, name)
+
+
+def read_info(slot: _Transfer) -> TransferInfo:
+    """Timings and remote, and tls when collected, from libcurl's getinfo."""
+    getinfo = slot.curl.getinfo
+    https = (getinfo(pycurl.SCHEME) or "").lower() == "https"
+    first_byte = getinfo(pycurl.STARTTRANSFER_TIME_T)
+    connect = getinfo(pycurl.CONNECT_TIME_T)
+    if getinfo(pycurl.NUM_CONNECTS) == 0 and first_byte:
+        dns = connect = tls = 0  # a reused connection: no look-up, connect or handshake
+    else:
+        dns = getinfo(pycurl.NAMELOOKUP_TIME_T)
+        tls = getinfo(pycurl.APPCONNECT_TIME_T)
+    timings = {
+        "dns": dns / 1000,
+        "connect": connect / 1000,
+        "tls": tls / 1000 if https else None,
+        "first_byte": first_byte / 1000 if slot.head_seen else None,
+        "total": getinfo(pycurl.TOTAL_TIME_T) / 1000,
+    }
+    ip = getinfo(pycurl.PRIMARY_IP)
+    remote = {"ip": ip, "port": getinfo(pycurl.PRIMARY_PORT)} if ip else None
+    tls_info = None
+    if https and slot.engine._tls_wanted:
+        details = slot.engine.tls_details(slot)
+        tls_info = None if details is None else details.record()
+    return TransferInfo(timings=timings, remote=remote, tls=tls_info)
