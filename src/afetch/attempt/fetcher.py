@@ -94,9 +94,9 @@ class Fetcher:
             cache = cache_for(settings.cache_dir)
         wanted = None
         if settings.include:
-            from afetch.attempt.include import Wanted
+            from afetch.attempt.include import IncludePlan
 
-            wanted = Wanted(settings.include, body_limit=settings.body_limit)
+            wanted = IncludePlan(settings.include, body_limit=settings.body_limit)
         self._plan = Plan(
             engine,
             follow=settings.follow_redirects,

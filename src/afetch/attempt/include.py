@@ -174,8 +174,3 @@ def body_keys(
         return dict(plan._body_defaults)
     # tuple.__new__: what Body(...) makes, without its Python-level __new__ (once per record).
     return plan._body_build(_new_tuple(Body, (kept.data(), kept.truncated, content_type)))
-
-
-#: The names before the include vocabulary, while the fetcher still uses them.
-Wanted = IncludePlan
-build_extra = build_included

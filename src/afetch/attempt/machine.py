@@ -422,12 +422,12 @@ class Attempt:
     def _extra_or_none(self) -> dict[str, object] | None:
         # Whatever a server sends, one record per URL: an --include key that cannot be built
         # is left out (null) rather than ending the run.
-        from afetch.attempt.include import build_extra
+        from afetch.attempt.include import build_included
 
         assert self.plan.wanted is not None
         final = self.final
         try:
-            return build_extra(
+            return build_included(
                 self.plan.wanted,
                 headers=None if final is None else final.headers,
                 content_type=self.content_type,

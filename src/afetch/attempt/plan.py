@@ -13,7 +13,7 @@ from afetch.engine.base import Engine
 
 if TYPE_CHECKING:
     from afetch._clock import Clock
-    from afetch.attempt.include import Wanted
+    from afetch.attempt.include import IncludePlan
     from afetch.cache import BatchedCache
     from afetch.engine.guard import AddressCheck
 
@@ -54,7 +54,7 @@ class Plan:
         secrets: tuple[str, ...],
         address_check: AddressCheck | None = None,
         cache: BatchedCache | None = None,
-        wanted: Wanted | None = None,
+        wanted: IncludePlan | None = None,
         keep_bodies: bool = False,
         save_dir: str | None = None,
         clock: Clock | None = None,
