@@ -21,7 +21,8 @@ import time
 import httpx
 
 import afetch
-from afetch._loopback import LoopbackServer, _gzip_bomb
+from afetch._loopback import LoopbackServer
+from afetch._loopback.routes import gzip_bomb
 
 
 async def _with_afetch(urls: list[str]) -> int:
@@ -69,7 +70,7 @@ def main() -> None:
         child(args.child[0], args.child[1:])
         return
     with LoopbackServer() as server:
-        print(f"gzip body: {len(_gzip_bomb(args.mb)):,} bytes inflating to {args.mb} MiB")
+        print(f"gzip body: {len(gzip_bomb(args.mb)):,} bytes inflating to {args.mb} MiB")
         urls = [server.url(f"/gzip-bomb?mb={args.mb}")] * args.count
         for reader in ("afetch", "httpx"):
             subprocess.run([sys.executable, __file__, "--child", reader, *urls], check=True)

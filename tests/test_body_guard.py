@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 import afetch
 from afetch import Record, Settings
 from afetch._include import _title_span, html_title
-from afetch._loopback import LoopbackServer, _gzip_bomb
+from afetch._loopback import LoopbackServer
+from afetch._loopback.routes import gzip_bomb
 from tests.cli_run import afetch_cli, jsonl
 
 ENGINES = ["curl", "httpx"]
@@ -98,7 +99,7 @@ def _adversarial_bodies() -> dict[str, tuple[bytes, dict[str, str]]]:
         ),
         "/binary": (bytes(range(256)) * 4096, {"Content-Type": "text/html; charset=shift_jis"}),
         # 32 MiB from 32 KB: one 16 KiB read inflates to 16 MiB.
-        "/gzip-bomb": (_gzip_bomb(32), {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
+        "/gzip-bomb": (gzip_bomb(32), {"Content-Type": "text/html", "Content-Encoding": "gzip"}),
     }
 
 

@@ -18,7 +18,7 @@ from afetch.cli.command import app, main
 from afetch.cli.options import CLI_ONLY, DERIVED, OPTIONS
 from afetch.input.shard import Shard
 from afetch.run import app as _app
-from afetch.run.app import RunOptions
+from afetch.run.options import RunOptions
 from tests.cli_run import afetch_cli, jsonl
 
 RECORD_KEYS = set(SCHEMA_KEYS)

@@ -18,7 +18,7 @@ import pytest
 import typer
 
 import afetch.cli.command
-import afetch.run.app
+import afetch.run.exits
 import afetch.run.signals
 from afetch._errors import ERROR_TYPES
 from afetch._include import NAMES as INCLUDE_NAMES
@@ -141,7 +141,7 @@ def cli_envvars() -> list[str]:
 
 def exit_codes() -> set[int]:
     codes = set(afetch.run.signals.SIGNAL_EXITS.values())
-    for module in (afetch.run.app, afetch.cli.command):
+    for module in (afetch.run.exits, afetch.cli.command):
         codes |= {v for k, v in vars(module).items() if k.startswith("EXIT_") and type(v) is int}
     return codes
 

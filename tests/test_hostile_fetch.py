@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from afetch import Record, Settings
-from afetch._loopback import LoopbackServer, _gzip_bomb
+from afetch._loopback import LoopbackServer
+from afetch._loopback.routes import gzip_bomb
 from afetch.engine.decode import PIECE
 from tests.helpers import collect
 
@@ -214,7 +215,7 @@ def test_max_size_stops_a_gzip_bomb_while_inflating(
 def test_a_gzip_bomb_never_inflates_more_than_a_piece_at_a_time(server: LoopbackServer) -> None:
     # httpx's own decoder inflates a whole network chunk at once (64 KiB of gzip is ~64 MiB).
     # tracemalloc sees the bytes objects zlib returns, so a chunk-at-once decoder fails this.
-    _gzip_bomb(256)  # built (and cached) by the server before measuring
+    gzip_bomb(256)  # built (and cached) by the server before measuring
     tracemalloc.start()
     try:
         (record,) = collect([server.url("/gzip-bomb?mb=256")], timeout=30)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import afetch.attempt.save
-import afetch.run.app
+import afetch.run.interrupt
+import afetch.run.prepare
 from afetch._loopback import LoopbackServer
 from afetch.attempt.save import file_name
 from tests.helpers import collect
@@ -31,8 +32,8 @@ import pkgutil, importlib, afetch
 for module in pkgutil.iter_modules(afetch.__path__):
     if module.name != "__main__":
         importlib.import_module("afetch." + module.name)
-import afetch.run.app, afetch.attempt.save
-assert afetch.run.app.fcntl is None and afetch.attempt.save._OPENAT is False
+import afetch.run.prepare, afetch.attempt.save
+assert afetch.run.prepare.fcntl is None and afetch.attempt.save._OPENAT is False
 print("imported")
 """
 
@@ -46,9 +47,10 @@ def test_the_source_imports_without_posix_only_names() -> None:
 
 
 def test_without_fcntl_the_stdout_check_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(afetch.run.app, "fcntl", None)
-    options = afetch.run.app.RunOptions(sources=())
-    assert afetch.run.app._output_problem(afetch.run.app.Settings(), options, [], []) is None
+    monkeypatch.setattr(afetch.run.prepare, "fcntl", None)
+    prepare = afetch.run.prepare
+    options = prepare.RunOptions(sources=())
+    assert prepare._output_problem(prepare.Settings(), options, [], []) is None
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def test_without_loop_signal_handlers_a_signal_still_stops_the_run(
 
     async def interrupted() -> int | None:
         monkeypatch.setattr(asyncio.get_running_loop(), "add_signal_handler", unsupported)
-        with afetch.run.app._Interrupt() as interrupt:
+        with afetch.run.interrupt.Interrupt() as interrupt:
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(interrupt.stop.wait(), timeout=10)
         return interrupt.signum

@@ -28,7 +28,8 @@ from afetch._record import Record
 from afetch._stats import Stats
 from afetch.input.journal import Journal
 from afetch.output.sinks import CsvSink, JsonLinesSink, OutputFailed
-from afetch.output.writer import HANDOFF_RECORDS, LINGER_S, PIPE_BUF, RecordWriter
+from afetch.output.whole_lines import PIPE_BUF
+from afetch.output.writer import HANDOFF_RECORDS, LINGER_S, RecordWriter
 from tests.cli_run import cli_env, jsonl
 from tests.fake_clock import FakeClock
 
@@ -231,7 +232,7 @@ def test_pipe_writes_are_batches_of_whole_lines_the_pipe_takes_at_once(
             writes.append(bytes(data))
         return real_write(fd, data)
 
-    monkeypatch.setattr("afetch.output.writer.os.write", spy)
+    monkeypatch.setattr("afetch.output.whole_lines.os.write", spy)
 
     async def main() -> None:
         stream = os.fdopen(write_end, "wb", closefd=False)

@@ -22,7 +22,7 @@ from afetch.run.exits import EXIT_SIGINT, EXIT_USAGE, error_line
 from afetch.run.signals import exit_on_signals
 
 if TYPE_CHECKING:
-    from afetch.run.app import RunOptions
+    from afetch.run.options import RunOptions
 
 EPILOG = """\
 Examples:
@@ -105,7 +105,8 @@ def command(**params: Any) -> int:
     )
     settings = _settings(values)
     from afetch.cli.data import body_files
-    from afetch.run.app import RunOptions, run
+    from afetch.run.app import run
+    from afetch.run.options import RunOptions
 
     values["reads"] = body_files([*(values["data"] or ()), *(values["json"] or ())])
 

@@ -30,35 +30,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import select
-import stat
-import struct
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol
 
 from afetch._clock import Clock
-from afetch.input.journal import Journal
-
-try:
-    import fcntl
-    import termios
-except ImportError:  # Windows: pipe sizes cannot be asked; writes fall back to PIPE_BUF
-    fcntl = termios = None  # type: ignore[assignment]
 from afetch._record import Record
 from afetch._stats import Stats
+from afetch.input.journal import Journal
 from afetch.output.sinks import OutputClosed, OutputFailed, Sink
+from afetch.output.whole_lines import Abandoned, WholeLines
 
 #: Records handed over but not yet written, at most. About two pipe buffers of typical records:
 #: enough for the writer to batch, small enough that a stopped run drops little.
 HANDOFF_RECORDS = 256
-#: Writes to a pipe of at most this many bytes are atomic (POSIX guarantees 512; Linux 4096).
-PIPE_BUF = getattr(select, "PIPE_BUF", 512)
-_EMPTY_POLL_S = 0.01
 #: How long the idle writer waits for more records before it asks to be woken: bounds the
 #: delay a record can spend in the hand-off (a lone record goes out at once), and saves thread
 #: switches: one per batch, not per record (a shorter linger costs more CPU: docs/performance.md,
@@ -70,10 +57,6 @@ class Counts(Protocol):
     """What else counts the records written (``--report``'s tallies); never raises."""
 
     def add_many(self, records: list[Record]) -> None: ...
-
-
-class _Abandoned(Exception):
-    """The run gave up on the writer: stop without journaling or counting anything more."""
 
 
 class RecordWriter:
@@ -99,20 +82,12 @@ class RecordWriter:
         judge: Callable[[list[Record]], list[Record]] | None = None,
     ) -> None:
         self._stream = stream  # kept referenced: the thread writes to its descriptor
-        self._fd = stream.fileno()
-        try:
-            mode = os.fstat(self._fd).st_mode
-        except OSError:
-            mode = 0
-        self._pipe = stat.S_ISFIFO(mode)
-        self._regular = stat.S_ISREG(mode)
         self._sink = sink
         # Decides each record's ok (and --history keys) before it is written (afetch.watch).
         self._judge = judge
         # Held around each batch's writes when the output is the terminal a live table is drawn
         # on (see ProgressDisplay.above); elsewhere a no-op.
         self._terminal = terminal or contextlib.nullcontext
-        self._capacity: int | None = None  # of the pipe, in bytes
         self._stats = stats
         self._reports = reports
         self._journal = journal
@@ -137,6 +112,9 @@ class RecordWriter:
         self._commit = threading.Lock()
         self._abandoned = False
         self._finished: asyncio.Future[None] = self._loop.create_future()
+        self._lines = WholeLines(
+            stream.fileno(), written=self._written, abandoned=lambda: self._abandoned
+        )
         self._thread = threading.Thread(target=self._main, name="afetch-writer", daemon=True)
         self._thread.start()
 
@@ -262,14 +240,15 @@ class RecordWriter:
                 if batch:
                     if self._judge is not None:
                         batch = self._judge(batch)
+                    encode = self._sink.encode
                     with self._terminal():
-                        self._write_batch(batch)
+                        self._lines.write([encode(record) for record in batch], batch)
                     continue
                 tail = self._sink.finish()  # a CSV header, for a run without records
                 if tail:
-                    self._write_whole([tail], [])
+                    self._lines.write_whole([tail], [])
                 return
-        except _Abandoned:
+        except Abandoned:
             return
         except (OutputClosed, OutputFailed) as exc:
             with self._lock:
@@ -281,110 +260,11 @@ class RecordWriter:
             self._wake_room()
             self._call_on_loop(_resolve, self._finished)
 
-    def _write_batch(self, batch: list[Record]) -> None:
-        encode = self._sink.encode
-        if not self._pipe:
-            self._write_whole([encode(record) for record in batch], batch)
-            return
-        # A pipe: whole lines, in writes the pipe takes at once (so never half a line).
-        lines = [encode(record) for record in batch]
-        start = 0
-        while start < len(lines):
-            room = self._pipe_room()
-            end, size = start, 0
-            while end < len(lines) and size + len(lines[end]) <= room:
-                size += len(lines[end])
-                end += 1
-            if end == start:  # one line longer than PIPE_BUF: wait until the pipe is empty
-                self._wait_for_room(len(lines[start]))
-                end = start + 1
-            self._write(b"".join(lines[start:end]))
-            self._written(batch[start:end])
-            start = end
-
-    def _pipe_room(self) -> int:
-        """Bytes one write to the pipe is sure to make at once.
-
-        An empty pipe takes its whole capacity without blocking: one write per batch while the
-        reader keeps up, which saves the thread a switch per ``PIPE_BUF`` bytes. Otherwise
-        ``PIPE_BUF``: how the kernel packs what is unread decides the room left, and a write of
-        at most ``PIPE_BUF`` bytes is atomic anyway. (Another process writing to the same pipe,
-        as with ``2>&1``, could fill it in between; afetch writes to stderr only at the end.)
-        """
-        try:
-            if self._capacity is None:
-                self._capacity = fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ)
-            return self._capacity if _unread(self._fd) == 0 else PIPE_BUF
-        except (AttributeError, OSError):  # not Linux: only PIPE_BUF is certain
-            return PIPE_BUF
-
-    def _write_whole(self, lines: list[bytes], records: list[Record]) -> None:
-        """Write ``lines`` (the first ones those of ``records``) to a file, whole lines only.
-
-        On a regular file a failed write (disk full, quota) is undone back to the end of the
-        last line written whole; the records of those lines are kept, journaled and counted.
-        """
-        data = b"".join(lines)
-        view = memoryview(data)
-        done = 0
-        try:
-            while done < len(data):
-                done += os.write(self._fd, view[done:])
-        except OSError as exc:
-            whole, kept = 0, 0
-            while whole < len(lines) and kept + len(lines[whole]) <= done:
-                kept += len(lines[whole])
-                whole += 1
-            if done > kept:
-                self._trim(done - kept)
-            if whole and records:
-                self._written(records[: min(whole, len(records))])
-            raise _failure(exc) from None
-        if records:
-            self._written(records)
-
-    def _trim(self, size: int) -> None:
-        """Take back the last ``size`` bytes written: the start of a line cut short."""
-        if not self._regular:
-            return  # a device or socket: what went out cannot be taken back
-        with contextlib.suppress(OSError):
-            end = os.lseek(self._fd, 0, os.SEEK_CUR)
-            os.ftruncate(self._fd, end - size)
-            os.lseek(self._fd, end - size, os.SEEK_SET)
-
-    def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError as exc:
-            raise _failure(exc) from None
-
-    def _wait_for_room(self, size: int) -> None:
-        """Before a line too long to be atomic: wait until the pipe is empty and can hold it.
-
-        Best effort (Linux); where the pipe cannot be asked, the line is simply written.
-        """
-        try:
-            if size > fcntl.fcntl(self._fd, fcntl.F_GETPIPE_SZ):
-                fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, size)
-                self._capacity = None
-        except (AttributeError, OSError):
-            return  # not Linux, or larger than the system allows
-        poller = select.poll()
-        poller.register(self._fd, select.POLLOUT)
-        while _unread(self._fd):
-            if self._abandoned:
-                raise _Abandoned
-            if any(event & select.POLLERR for _, event in poller.poll(0)):
-                return  # the reader is gone: the write reports it
-            time.sleep(_EMPTY_POLL_S)
-
     def _written(self, records: list[Record]) -> None:
         """``records`` reached the output: journal and count them, then free their room."""
         with self._commit:
             if self._abandoned:
-                raise _Abandoned
+                raise Abandoned
             if self._journal is not None:
                 self._journal.add_many(records)
             self._stats.add_many(records)
@@ -395,18 +275,6 @@ class RecordWriter:
             waiting = self._room is not None
         if waiting:
             self._wake_room()
-
-
-def _failure(exc: OSError) -> OutputClosed | OutputFailed:
-    if isinstance(exc, BrokenPipeError):
-        return OutputClosed()
-    return OutputFailed(exc.strerror or str(exc))
-
-
-def _unread(fd: int) -> int:
-    if fcntl is None:
-        raise AttributeError("fcntl")  # handled by the callers as "not Linux"
-    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

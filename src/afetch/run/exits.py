@@ -11,7 +11,7 @@ EXIT_OK = 0
 #: At least one URL is not ok.
 EXIT_NOT_OK = 1
 #: Usage error: a bad option or value, an unreadable input, a path naming an input or another
-#: output (``_paths``), a ``--state`` journal locked by another run.
+#: output (``afetch.run.paths``), a ``--state`` journal locked by another run.
 EXIT_USAGE = 2
 #: sysexits' EX_IOERR: records could not be written.
 EXIT_OUTPUT = 74

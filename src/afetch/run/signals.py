@@ -1,9 +1,9 @@
 """Quiet exits on SIGINT/SIGTERM/SIGHUP outside the fetch loop; light enough to load first.
 
-Inside the loop, ``_app`` turns the same signals into a graceful stop. Before it starts (while
-httpx and friends import) and after it ends (the summary), Python's default would print a
-KeyboardInterrupt traceback (SIGINT) or end the process without a word (SIGHUP); these handlers
-exit at once with the documented code instead.
+Inside the loop, ``afetch.run.interrupt`` turns the same signals into a graceful stop. Before it
+starts (while httpx and friends import) and after it ends (the summary), Python's default would
+print a KeyboardInterrupt traceback (SIGINT) or end the process without a word (SIGHUP); these
+handlers exit at once with the documented code instead.
 
 The first signal decides the exit code, whichever comes next and whenever: Ctrl-C then a
 SIGTERM (or a hang-up) exits 130, however the second one falls between the graceful stop and
