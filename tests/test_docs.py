@@ -330,3 +330,26 @@ def test_elapsed_ms_is_what_the_records_page_says(server: LoopbackServer) -> Non
         assert record["elapsed_ms"] >= record["timings"]["total"], record
     redirected = next(r for r in records if r["redirects"] == 3)
     assert redirected["elapsed_ms"] > redirected["timings"]["total"]
+
+
+def _layout_rows() -> list[tuple[list[str], str]]:
+    """development.md's "package or module | concern" table: (names in the first cell, the rest)."""
+    text = (DOCS / "development.md").read_text()
+    table = text.split("| package or module | concern |", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        first, _, rest = line.strip("|").partition("|")
+        rows.append((re.findall(r"`([^`]+)`", first), rest))
+    return rows
+
+
+def test_the_source_layout_table_names_every_room_and_only_rooms_that_exist() -> None:
+    package = ROOT / "src" / "afetch"
+    named = {name.rstrip("/") for names, _ in _layout_rows() for name in names}
+    rooms = {
+        path.stem if path.is_file() else path.name
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__main__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert named == rooms, (named - rooms, rooms - named)
