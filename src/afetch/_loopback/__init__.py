@@ -2,6 +2,7 @@
 the tests: the server (``server``), its routes (``routes``, listed in its docstring), and the
 HTTP it writes (``wire``)."""
 
-from afetch._loopback.server import LoopbackServer, ServerStats
+from afetch._loopback.server import LoopbackServer
+from afetch._loopback.stats import ServerStats
 
 __all__ = ["LoopbackServer", "ServerStats"]

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING
 from afetch._loopback.wire import REASONS, Sender, head, reset_connection
 
 if TYPE_CHECKING:
-    from afetch._loopback.server import ServerStats
+    from afetch._loopback.stats import ServerStats
 
 
 class Routes:

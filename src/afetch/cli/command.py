@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from afetch._settings import DEFAULT_TIMEOUT, Settings
-from afetch.cli.entry import COMPLETE_VAR
+from afetch.cli.names import COMPLETE_VAR
 from afetch.cli.options import OPTIONS, SOURCES
 from afetch.cli.usage import usage_message
 from afetch.run.exits import EXIT_SIGINT, EXIT_USAGE, error_line

@@ -7,14 +7,9 @@ import gc
 import os
 import sys
 
-from afetch._version import __version__
+from afetch.cli.names import COMPLETE_VAR, VERSION_LINE
 from afetch.cli.stderr import guard_stderr
 from afetch.run.signals import ignore_signals_at_exit, install_exit_handlers
-
-#: What ``afetch --version`` prints, whether the fast path below or the option's callback does.
-VERSION_LINE = f"afetch {__version__}"
-#: ``_AFETCH_COMPLETE=source_bash afetch`` prints the bash completion script (zsh, fish alike).
-COMPLETE_VAR = "_AFETCH_COMPLETE"
 
 
 def main() -> int:

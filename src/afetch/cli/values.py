@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from afetch._include import parse_include
-from afetch.cli.entry import VERSION_LINE
+from afetch.cli.names import VERSION_LINE
 from afetch.reports import ReportSpecError, parse_report
 
 if TYPE_CHECKING:
