@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +42,8 @@ _ARTICLE = (
 
 class _Handler(BaseHTTPRequestHandler):
     #: Port → "catchall" (every path 200, the page echoes the path), "parked" (every path the
-    #: same parking page), "normal" (two pages, else a real 404).
+    #: same parking page), "normal" (two pages, else a real 404), "redirect" (two pages, else a
+    #: redirect to the home page).
     modes: ClassVar[dict[int, str]] = {}
     #: Paths asked for, per port.
     seen: ClassVar[dict[int, list[str]]] = {}
@@ -59,6 +62,12 @@ class _Handler(BaseHTTPRequestHandler):
                 body = _NOT_FOUND.format(path=self.path, n=_Handler.count)
         elif mode == "parked":
             body = _PARKED
+        elif mode == "redirect" and self.path not in ("/", "/rye"):
+            self.send_response(302)
+            self.send_header("Location", "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         elif self.path == "/":
             body = _HOME
         elif self.path == "/rye":
@@ -81,7 +90,7 @@ def sites() -> Iterator[dict[str, str]]:
     """Three hosts on 127.0.0.1: mode → base URL."""
     servers = []
     bases = {}
-    for mode in ("catchall", "parked", "normal"):
+    for mode in ("catchall", "parked", "normal", "redirect"):
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         port = server.server_address[1]
         _Handler.modes[port] = mode
@@ -133,6 +142,15 @@ def test_catch_all_parked_and_real_pages(sites: dict[str, str]) -> None:
         assert len(_seen(base)) == 1 + sum(u.startswith(base) for u in urls)
 
 
+def test_a_catch_all_redirect_home(sites: dict[str, str]) -> None:
+    base = sites["redirect"]
+    urls = [f"{base}/", f"{base}/rye", f"{base}/old/page"]
+    records = by_url(collect(urls, include=("soft404",), concurrency=1))
+    flags = [(r.final_url, r.extra and r.extra["soft_404"]) for r in map(records.get, urls)]
+    # The home page asked for itself is the real page; a path that lands on it is not.
+    assert flags == [(f"{base}/", False), (f"{base}/rye", False), (f"{base}/", True)]
+
+
 def test_from_the_command_line_the_keys_follow_the_others(sites: dict[str, str]) -> None:
     base = sites["catchall"]
     result = afetch_cli("-", "-q", "--include", "soft404,title", stdin=f"{base}/nope\n")
@@ -146,6 +164,18 @@ def test_without_soft404_no_canary_is_sent(sites: dict[str, str]) -> None:
     (record,) = collect([f"{base}/nope"], include=("title",))
     assert "soft_404" not in record.extra
     assert _seen(base) == ["/nope"]
+
+
+def test_a_run_without_soft404_never_loads_it(sites: dict[str, str]) -> None:
+    probe = (
+        "import sys; from tests.helpers import collect;"
+        f" collect([{sites['normal'] + '/'!r}], include=('title', 'body'));"
+        " print('afetch.attempt.soft404' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def test_a_record_without_a_response_has_null_flags() -> None:
