@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -48,11 +49,15 @@ class _Handler(BaseHTTPRequestHandler):
     #: Paths asked for, per port.
     seen: ClassVar[dict[int, list[str]]] = {}
     count = 0
+    #: Port (as text) → seconds the canary's answer waits.
+    delay: ClassVar[dict[str, float]] = {}
 
     def do_GET(self) -> None:
         port = self.server.server_address[1]
         self.seen.setdefault(port, []).append(self.path)
         mode = self.modes[port]
+        if len(self.path) == 17:
+            time.sleep(self.delay.get(str(port), 0))
         _Handler.count += 1
         status, body = 200, ""
         if mode == "catchall":
@@ -157,6 +162,14 @@ def test_from_the_command_line_the_keys_follow_the_others(sites: dict[str, str])
     (record,) = jsonl(result.stdout)
     assert list(record)[-3:] == ["title", "soft_404", "parked"]
     assert (record["soft_404"], record["parked"]) == (True, False)
+
+
+def test_a_slow_canary_is_not_in_elapsed_ms(sites: dict[str, str]) -> None:
+    base = sites["normal"]
+    _Handler.delay[base.rsplit(":", 1)[1]] = 3.0  # the canary's answer only
+    (record,) = collect([f"{base}/"], include=("soft404",))
+    assert record.extra == {"soft_404": False, "parked": False}
+    assert record.elapsed_ms < 1500  # the page on loopback: milliseconds
 
 
 def test_without_soft404_no_canary_is_sent(sites: dict[str, str]) -> None:

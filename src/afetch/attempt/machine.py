@@ -85,6 +85,7 @@ class Attempt:
     kept: BodyKeeper | None = None
     derived: dict[str, Any] | None = None  # the body's keys, computed off the loop if large
     verdict: Verdict | None = None  # --include soft404: the likeness to the host's canary
+    waited_from: float | None = None  # --include soft404: when the wait for the canary began
 
     spec: RequestSpec | None = None
     deadline: float | None = None
@@ -323,6 +324,9 @@ class Attempt:
 
             self.verdict = NOT_SOFT  # unless a 200 that its host's canary matches
             canary = self.status == 200
+            if canary:
+                # elapsed_ms is the fetch's: the wait for the host's canary is not in it.
+                self.waited_from = time.perf_counter()
         if (
             canary
             or (consumer is not None and consumer.saves)
@@ -428,7 +432,7 @@ class Attempt:
             self.final_url,
             self.status,
             error,
-            round((time.perf_counter() - self.t0) * 1000, 3),
+            round(((self.waited_from or time.perf_counter()) - self.t0) * 1000, 3),
             self.bytes,
             self.content_type,
             self.http_version,
