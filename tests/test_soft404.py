@@ -219,3 +219,21 @@ def test_visible_text_is_linear_on_hostile_markup() -> None:
     # Unclosed tags and an unclosed script: each piece is looked at once.
     body = b"<" * 200_000 + b"<script>" + b"x " * 100_000
     assert visible_words(body, None, frozenset()) == []
+
+
+def test_on_the_httpx_adapter_too() -> None:
+    import httpx
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/":
+            return httpx.Response(200, text=_HOME, headers={"content-type": "text/html"})
+        page = _NOT_FOUND.format(path=request.url.path, n=len(asked))
+        return httpx.Response(200, text=page, headers={"content-type": "text/html"})
+
+    urls = ["http://site.test/", "http://site.test/a", "http://site.test/b/c"]
+    records = by_url(collect(urls, transport=httpx.MockTransport(handler), include=("soft404",)))
+    assert [records[u].extra["soft_404"] for u in urls] == [False, True, True]  # type: ignore[index]
+    assert sum(len(path) == 17 for path in asked) == 1
