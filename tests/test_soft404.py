@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -48,6 +49,8 @@ class _Handler(BaseHTTPRequestHandler):
     modes: ClassVar[dict[int, str]] = {}
     #: Paths asked for, per port.
     seen: ClassVar[dict[int, list[str]]] = {}
+    #: When each request arrived, per port.
+    times: ClassVar[dict[int, list[float]]] = {}
     count = 0
     #: Port (as text) → seconds the canary's answer waits.
     delay: ClassVar[dict[str, float]] = {}
@@ -55,6 +58,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         port = self.server.server_address[1]
         self.seen.setdefault(port, []).append(self.path)
+        self.times.setdefault(port, []).append(time.monotonic())
         mode = self.modes[port]
         if len(self.path) == 17:
             time.sleep(self.delay.get(str(port), 0))
@@ -170,6 +174,17 @@ def test_a_slow_canary_is_not_in_elapsed_ms(sites: dict[str, str]) -> None:
     (record,) = collect([f"{base}/"], include=("soft404",))
     assert record.extra == {"soft_404": False, "parked": False}
     assert record.elapsed_ms < 1500  # the page on loopback: milliseconds
+
+
+def test_the_canary_is_counted_by_the_host_rate(sites: dict[str, str]) -> None:
+    base = sites["catchall"]
+    port = int(base.rsplit(":", 1)[1])
+    (a, b) = collect([f"{base}/a", f"{base}/b"], include=("soft404",), host_rate=2.0)
+    assert (a.extra, b.extra) == ({"soft_404": True, "parked": False},) * 2
+    # Three requests (the canary among them) 0.5 s apart: none sooner than its turn.
+    times = _Handler.times[port]
+    assert len(times) == 3
+    assert min(later - earlier for earlier, later in itertools.pairwise(times)) > 0.3, times
 
 
 def test_without_soft404_no_canary_is_sent(sites: dict[str, str]) -> None:

@@ -5,7 +5,9 @@ origin, with the run's headers, following redirects as the run does, its body ke
 ``--body-limit``. It starts when the first record of that host has a 200 to compare, runs once
 per run whatever happens to it, and produces no record: the attempts of that host that have a
 200 await it (:class:`Canaries`). The attempt that started it holds its host's slot while it
-waits, so the canary runs inside the host's concurrency limit, never beside it.
+waits, so the canary runs inside the host's concurrency limit, never beside it; the scheduler's
+pacing counts it as one more request of its host and may have it wait its turn
+(:attr:`Canaries.pace`).
 
 A 200 is a **soft 404** when its :class:`Sign` matches the canary's (:func:`verdict`): the canary
 answered 200 too, the kept bodies' sizes are in the same or adjacent power-of-two class, their
@@ -24,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import heapq
+import math
 import re
 import secrets
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -203,7 +207,7 @@ def canary_url(url: str) -> str:
 class Canaries:
     """A run's canaries: one per origin, started on first need, its :class:`Sign` shared."""
 
-    __slots__ = ("_plan", "_signs")
+    __slots__ = ("_plan", "_signs", "pace")
 
     def __init__(self, plan: Plan, body_limit: int) -> None:
         # The run's plan, less what a canary must not do: no --cache look-up or update, no file
@@ -214,6 +218,9 @@ class Canaries:
         canary.wanted = wanted = IncludePlan((), body_limit=body_limit)
         wanted.body = True
         self._signs: dict[tuple[str, str, int], asyncio.Future[Sign | None]] = {}
+        #: The scheduler's pacing (``--rate``, ``--host-rate``, ``--rate-limit-headers``): told
+        #: of each canary's URL, it counts the request and says how many seconds it must wait.
+        self.pace: Callable[[str], float] | None = None
 
     def sign_for(self, url: str, headers: Headers) -> asyncio.Future[Sign | None]:
         """The sign of the canary of ``url``'s origin (None: it failed), started if it is the
@@ -225,8 +232,12 @@ class Canaries:
             self._signs[origin] = future = loop.create_future()
             shape: Shape = ("GET", None, headers)
             canary = CanaryAttempt(self._plan, canary_url(url), shape, None, _settle, future)
-            clock = self._plan.clock
-            canary.begin(clock.time() if clock is not None else loop.time())
+            clock = self._plan.clock or loop
+            wait = 0.0 if self.pace is None else self.pace(url)
+            if 0 < wait < math.inf:
+                clock.call_later(wait, lambda: canary.begin(clock.time()))
+            else:  # math.inf: a --rate-limit-headers probe is out, whose record waits for this
+                canary.begin(clock.time())
         return future
 
 
