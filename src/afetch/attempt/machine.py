@@ -314,7 +314,8 @@ class Attempt:
         self._send(request, target)
 
     def _conclude(self, failure: BaseException | None, response: Response | None = None) -> None:
-        """The body is in: what is left to do awaits only for a file or a large kept body."""
+        """The body is in: what is left to do awaits only for a file, a large kept body or
+        (--include soft404) the host's canary."""
         consumer = self.consumer
         kept = self.kept
         canary = False
@@ -324,9 +325,6 @@ class Attempt:
 
             self.verdict = NOT_SOFT  # unless a 200 that its host's canary matches
             canary = self.status == 200
-            if canary:
-                # elapsed_ms is the fetch's: the wait for the host's canary is not in it.
-                self.waited_from = time.perf_counter()
         if (
             canary
             or (consumer is not None and consumer.saves)
@@ -382,6 +380,8 @@ class Attempt:
         from afetch.attempt.soft404 import sign_of, verdict
 
         page = await sign_of(200, kept, self.content_type, self.url)
+        # elapsed_ms is the attempt's own: the wait for the host's canary is not in it.
+        self.waited_from = time.perf_counter()
         # Shielded: the canary is the host's, not this attempt's to cancel.
         canary = await asyncio.shield(self.plan.canaries.sign_for(self.url, self.shape[2]))
         return verdict(page, canary, self.url)
