@@ -22,8 +22,10 @@ from typing import Any, Literal, NamedTuple
 #: ``"head"``: its headers, as (name, value) pairs;
 #: ``"transfer"``: the engine's ``TransferInfo`` of its transfer (timings, address);
 #: ``"tls"``: the same, with the TLS details the engine then collects for every connection;
-#: ``"body"``: a :class:`Body`, the first ``--body-limit`` bytes of its decoded body.
-Source = Literal["head", "transfer", "tls", "body"]
+#: ``"body"``: a :class:`Body`, the first ``--body-limit`` bytes of its decoded body;
+#: ``"canary"``: a :class:`Verdict`, the body's likeness to its host's canary page (the body is
+#: kept as for ``"body"``; see :mod:`afetch.attempt.soft404`).
+Source = Literal["head", "transfer", "tls", "body", "canary"]
 
 
 class Body(NamedTuple):
@@ -33,6 +35,15 @@ class Body(NamedTuple):
     #: The body was longer than what was kept.
     truncated: bool
     content_type: str | None
+
+
+class Verdict(NamedTuple):
+    """What a final response's likeness to its host's canary says, for the ``"canary"`` keys."""
+
+    #: A 200 that looks like the page the host serves for a path that cannot exist.
+    soft_404: bool
+    #: Such a page that also carries a parking service's marks.
+    parked: bool
 
 
 class IncludeKey(NamedTuple):
@@ -47,6 +58,8 @@ class IncludeKey(NamedTuple):
     default: Any = None
     #: Not named on its own: on whenever this other key is.
     comes_with: str | None = None
+    #: The name ``--include`` takes, where it is not the record key's.
+    option: str | None = None
 
 
 def headers_object(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -78,11 +91,13 @@ INCLUDE: tuple[IncludeKey, ...] = (
     IncludeKey("body_truncated", "body", lambda body: body.truncated, False, comes_with="body"),
     IncludeKey("json", "body", _json_unless_cut),
     IncludeKey("title", "body", lambda body: html_title(body.data, body.content_type)),
+    IncludeKey("soft_404", "canary", attrgetter("soft_404"), option="soft404"),
+    IncludeKey("parked", "canary", attrgetter("parked"), comes_with="soft404"),
 )
 #: Every included record key, in record order.
 RECORD_KEYS = tuple(key.name for key in INCLUDE)
 #: What ``--include`` may name, in record order.
-NAMES = tuple(key.name for key in INCLUDE if key.comes_with is None)
+NAMES = tuple(key.option or key.name for key in INCLUDE if key.comes_with is None)
 #: The value of an included key a record has nothing for, where it is not ``None``.
 DEFAULTS = {key.name: key.default for key in INCLUDE if key.default is not None}
 
@@ -111,7 +126,7 @@ def included(names: Collection[str]) -> tuple[IncludeKey, ...]:
     >>> [key.name for key in included(("title", "body"))]
     ['body', 'body_truncated', 'title']
     """
-    return tuple(key for key in INCLUDE if (key.comes_with or key.name) in names)
+    return tuple(key for key in INCLUDE if (key.comes_with or key.option or key.name) in names)
 
 
 def record_keys(names: Collection[str]) -> tuple[str, ...]:

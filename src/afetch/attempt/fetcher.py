@@ -155,6 +155,14 @@ class Fetcher:
             machine.cancel()  # the transfer let go, a partial file removed
             raise
 
+    def pace_extra(self, pace: Callable[[str], float]) -> None:
+        """Requests the fetcher adds of its own (``--include soft404``'s canaries, one per host)
+        are told to ``pace(url)``, which counts them in the scheduler's pacing and says how many
+        seconds each must wait for its turn."""
+        canaries = getattr(self._plan, "canaries", None)
+        if canaries is not None:
+            canaries.pace = pace
+
     @property
     def counts(self) -> bool:
         """Whether the scheduler may run attempts on :meth:`start` alone (else it awaits

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from afetch._include import Body, IncludeKey, included
+from afetch._include import Body, IncludeKey, Verdict, included
 from afetch.engine.base import Collect, TransferInfo
 
 
@@ -23,7 +23,7 @@ class IncludePlan:
 
     __slots__ = (
         *("_body_build", "_body_defaults", "_build", "body", "body_limit", "headers", "info"),
-        *("keys", "names", "tls"),
+        *("canary", "keys", "names", "tls"),
     )
 
     def __init__(self, names: Collection[str], *, body_limit: int) -> None:
@@ -34,7 +34,9 @@ class IncludePlan:
         self.headers = "head" in sources
         self.tls = "tls" in sources
         self.info = self.tls or "transfer" in sources
-        self.body = "body" in sources
+        #: --include soft404: a 200's body is compared with its host's canary's.
+        self.canary = "canary" in sources
+        self.body = "body" in sources or self.canary
         self.body_limit = body_limit
         self._build = _compile_build(self.keys)
         body_keys = [key for key in self.keys if key.source == "body"]
@@ -100,19 +102,20 @@ def build_included(
     info: TransferInfo | None,
     kept: BodyKeeper | None,
     derived: dict[str, Any] | None = None,
+    verdict: Verdict | None = None,
 ) -> dict[str, Any]:
     """The included keys of one record, in record order (their default for what is unknown).
 
     ``derived``: the body's keys as :func:`derive` computed them (off the loop for a large
-    body); computed here when not given."""
+    body); computed here when not given. ``verdict``: the canary's (``--include soft404``)."""
     if plan.body and derived is None:
         derived = body_keys(plan, kept, content_type)
-    return plan._build(headers, info, derived)
+    return plan._build(headers, info, derived, verdict)
 
 
 def _compile_build(keys: Iterable[IncludeKey]) -> Callable[..., dict[str, Any]]:
-    """``(headers, info, derived) -> {"headers": ..., ...}``: the keys' values in record order,
-    each its default when its source is missing, the body's taken from ``derived``.
+    """``(headers, info, derived, verdict) -> {"headers": ..., ...}``: the keys' values in record
+    order, each its default when its source is missing, the body's taken from ``derived``.
 
     Generated once per run from the table, as :mod:`afetch._record` generates its writers: a
     dict display costs what the hand-written ifs per key did, a loop over the keys more.
@@ -123,11 +126,11 @@ def _compile_build(keys: Iterable[IncludeKey]) -> Callable[..., dict[str, Any]]:
         if key.source == "body":
             value = f"d[{key.name!r}]"
         else:
-            given = "h" if key.source == "head" else "i"
+            given = {"head": "h", "canary": "c"}.get(key.source, "i")
             namespace[f"b{index}"], namespace[f"z{index}"] = key.build, key.default
             value = f"z{index} if {given} is None else b{index}({given})"
         items.append(f"{key.name!r}: {value}")
-    return _dict_display("h, i, d", items, namespace)
+    return _dict_display("h, i, d, c", items, namespace)
 
 
 def _compile_body_build(keys: Iterable[IncludeKey]) -> Callable[[Body], dict[str, Any]]:

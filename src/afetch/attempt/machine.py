@@ -36,6 +36,7 @@ from afetch.attempt.redirect import Headers, redirect_request, with_credentials
 from afetch.engine.base import BodySink, Request, Response, Transfer, TransferInfo
 
 if TYPE_CHECKING:
+    from afetch._include import Verdict
     from afetch.attempt.include import BodyKeeper
     from afetch.attempt.save import BodyConsumer
     from afetch.cache import BatchedCache, Validators
@@ -83,6 +84,8 @@ class Attempt:
     info: TransferInfo | None = None
     kept: BodyKeeper | None = None
     derived: dict[str, Any] | None = None  # the body's keys, computed off the loop if large
+    verdict: Verdict | None = None  # --include soft404: the likeness to the host's canary
+    waited_from: float | None = None  # --include soft404: when the wait for the canary began
 
     spec: RequestSpec | None = None
     deadline: float | None = None
@@ -311,13 +314,23 @@ class Attempt:
         self._send(request, target)
 
     def _conclude(self, failure: BaseException | None, response: Response | None = None) -> None:
-        """The body is in: what is left to do awaits only for a file or a large kept body."""
+        """The body is in: what is left to do awaits only for a file, a large kept body or
+        (--include soft404) the host's canary."""
         consumer = self.consumer
         kept = self.kept
-        if (consumer is not None and consumer.saves) or (
-            kept is not None and kept.size > _on_loop_max()
+        canary = False
+        wanted = self.plan.wanted
+        if wanted is not None and wanted.canary and failure is None and kept is not None:
+            from afetch.attempt.soft404 import NOT_SOFT
+
+            self.verdict = NOT_SOFT  # unless a 200 that its host's canary matches
+            canary = self.status == 200
+        if (
+            canary
+            or (consumer is not None and consumer.saves)
+            or (kept is not None and kept.size > _on_loop_max())
         ):
-            self.task = asyncio.ensure_future(self._conclude_slowly(failure, response))
+            self.task = asyncio.ensure_future(self._conclude_slowly(failure, response, canary))
             return
         try:
             if failure is None:
@@ -330,7 +343,7 @@ class Attempt:
         self._end(failure)
 
     async def _conclude_slowly(
-        self, failure: BaseException | None, response: Response | None
+        self, failure: BaseException | None, response: Response | None, canary: bool = False
     ) -> None:
         consumer = self.consumer
         try:
@@ -354,8 +367,24 @@ class Attempt:
                 self.derived = await derive(self.plan.wanted, self.kept, self.content_type)
             except Exception:  # as _extra_or_none: the keys are null, the record stays
                 self.kept = None
+        if canary and self.kept is not None:
+            try:
+                self.verdict = await self._likeness(self.kept)
+            except Exception:
+                self.verdict = None
         self.task = None
         self._end(failure)
+
+    async def _likeness(self, kept: BodyKeeper) -> Verdict:
+        """--include soft404: this 200 against its host's canary (started by the first)."""
+        from afetch.attempt.soft404 import sign_of, verdict
+
+        page = await sign_of(200, kept, self.content_type, self.url)
+        # elapsed_ms is the attempt's own: the wait for the host's canary is not in it.
+        self.waited_from = time.perf_counter()
+        # Shielded: the canary is the host's, not this attempt's to cancel.
+        canary = await asyncio.shield(self.plan.canaries.sign_for(self.url, self.shape[2]))
+        return verdict(page, canary, self.url)
 
     def _update_cache(self, response: Response) -> None:
         """--cache: the validators to keep; the store is written behind."""
@@ -403,7 +432,7 @@ class Attempt:
             self.final_url,
             self.status,
             error,
-            round((time.perf_counter() - self.t0) * 1000, 3),
+            round(((self.waited_from or time.perf_counter()) - self.t0) * 1000, 3),
             self.bytes,
             self.content_type,
             self.http_version,
@@ -434,6 +463,7 @@ class Attempt:
                 info=self.info,
                 kept=self.kept,
                 derived=self.derived,
+                verdict=self.verdict,
             )
         except Exception:
             return None

@@ -14,6 +14,7 @@ from afetch.engine.base import Engine
 if TYPE_CHECKING:
     from afetch._clock import Clock
     from afetch.attempt.include import IncludePlan
+    from afetch.attempt.soft404 import Canaries
     from afetch.cache import BatchedCache
     from afetch.engine.guard import AddressCheck
 
@@ -30,6 +31,7 @@ class Plan:
         "ask_for",
         "body_consumer",
         "cache",
+        "canaries",
         "clock",
         "engine",
         "keep_bodies",
@@ -43,6 +45,8 @@ class Plan:
         "validators",
         "wanted",
     )
+    #: --include soft404: the run's canaries, one per host (set only then).
+    canaries: Canaries
 
     def __init__(
         self,
@@ -91,6 +95,11 @@ class Plan:
             ask_for = self.redirect_statuses | frozenset(_SUCCESS)
         #: Heads the engine asks the attempt about (the others' bodies are only counted).
         self.ask_for = ask_for
+        if wanted is not None and wanted.canary:
+            # --include soft404 only; last: the canaries' plan is a copy of this one.
+            from afetch.attempt.soft404 import Canaries
+
+            self.canaries = Canaries(self, wanted.body_limit)
 
 
 def secrets_for(

@@ -4,7 +4,8 @@ Everything the scheduler asks of :class:`afetch.attempt.fetcher.Fetcher` is here
 else: an attempt on callbacks (``Fetcher.start``, for plain URLs when the engine can) or in a
 worker task (``await Fetcher.attempt``), the ``--cache`` look-ahead (``Fetcher.prefetch``), the
 record of a URL never tried (``Fetcher.unattempted``), and the attempt count written into the
-record the fetcher built. The run (:class:`afetch.schedule.run.Run`) only says "start this job"
+record the fetcher built, and the pacing of the requests the fetcher adds of its own
+(``Fetcher.pace_extra``). The run (:class:`afetch.schedule.run.Run`) only says "start this job"
 and hears "this job's attempt ended with this record".
 """
 
@@ -58,6 +59,7 @@ class Dispatch:
         capacity: int,
         attempted: Attempted,
         crashed: Callable[[BaseException], None] | None = None,
+        pace_extra: Callable[[str], float] | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._group = group
@@ -66,6 +68,8 @@ class Dispatch:
         #: Ends the run with a failure from a callback (no task carries it).
         self._crashed = crashed or _reraise
         self._prefetch = getattr(fetcher, "prefetch", None)  # --cache's look-ahead
+        if pace_extra is not None and hasattr(fetcher, "pace_extra"):
+            fetcher.pace_extra(pace_extra)  # requests of its own (--include soft404's canaries)
         #: Plain URLs go to the fetcher's callback path when it has one (no worker task).
         self._counts = fetcher.counts
         #: Jobs handed to the workers, and workers waiting for one (see _work).

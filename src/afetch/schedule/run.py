@@ -99,7 +99,12 @@ class Run:
         self._results = results
         self._capacity = capacity = settings.concurrency
         self._dispatch = Dispatch(
-            fetcher, group=group, capacity=capacity, attempted=self._attempted, crashed=crashed
+            fetcher,
+            group=group,
+            capacity=capacity,
+            attempted=self._attempted,
+            crashed=crashed,
+            pace_extra=self._pace_extra,
         )
         self._timers = Timers(
             clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
@@ -238,6 +243,19 @@ class Run:
             self._pacer.take(now=now)
         if host.pacer is not None:
             host.pacer.take(now=now, in_flight=host.in_flight)
+
+    def _pace_extra(self, url: str) -> float:
+        """A request the fetcher adds of its own (--include soft404's canary) is counted by
+        --rate and its host's pacing: the seconds until its turn (math.inf while a
+        --rate-limit-headers probe is out). It needs no slot: its asker holds one."""
+        now = self._clock.time()
+        host = self._shared_host if self._hosts is None else self._hosts.get(url, now=now)
+        turn = now
+        for pacer in (self._pacer, host.pacer):
+            if pacer is not None:
+                turn = max(turn, pacer.next_at)
+        self._take_pacing(host, now)
+        return turn - now
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
