@@ -93,7 +93,8 @@ class Attempt:
     cached: Validators | None = None  # --cache: what the look-up found
     #: The cached validators' headers, sent with the first request and every redirect.
     extra: Headers = ()
-    consumer: BodyConsumer | None = None  # --hash, --save-dir
+    consumer: BodyConsumer | None = None  # --save-dir, or --hash with a kept body
+    hasher: Any = None  # --hash alone: the body's sha256
     writing: asyncio.Future[None] | None = None  # --save-dir: the batch being written
     transfer: Transfer | None = None  # the engine's, while it runs
     head: Response | None = None  # --save-dir: the final head, while its body is written
@@ -231,11 +232,13 @@ class Attempt:
         if wanted is not None and wanted.body:
             self.kept = wanted.keeper()
         if plan.keep_bodies and 200 <= status < 300:
+            if plan.save_dir is None and self.kept is None:
+                # --hash alone: the pieces go straight into the hash's own update (C).
+                self.hasher = hasher = plan.sha256()
+                return hasher.update  # type: ignore[no-any-return]
             self.consumer = consumer = plan.body_consumer(self.url, plan.save_dir)
             if consumer.saves:
                 self.head = response  # told if a write fails before the transfer ends
-            elif self.kept is None:
-                return consumer.hash_update  # --hash alone: straight into the hash
         elif self.kept is None:
             return True
         return self._on_piece
@@ -334,7 +337,9 @@ class Attempt:
             return
         try:
             if failure is None:
-                if consumer is not None:
+                if self.hasher is not None:
+                    self.sha256 = self.hasher.hexdigest()
+                elif consumer is not None:
                     self.sha256 = consumer.digest()
                 if self.cache is not None and response is not None:
                     self._update_cache(response)

@@ -40,6 +40,7 @@ class Plan:
         "redirect_statuses",
         "save_dir",
         "secrets",
+        "sha256",
         "timeout",
         "unknown",
         "validators",
@@ -84,9 +85,13 @@ class Plan:
         self.wanted = wanted
         self.keep_bodies = keep_bodies
         if keep_bodies:
-            from afetch.attempt.save import BodyConsumer  # --save-dir/--hash only (hashlib)
+            from hashlib import sha256  # --save-dir/--hash only
+
+            from afetch.attempt.save import BodyConsumer
 
             self.body_consumer = BodyConsumer
+            #: --hash alone: each body straight into a hash of its own, no consumer object.
+            self.sha256 = sha256
         self.save_dir = save_dir
         ask_for: Container[int] = self.redirect_statuses
         if wanted is not None and wanted.body:

@@ -130,11 +130,6 @@ class BodyConsumer:
         """Whether there is a file to write (--save-dir), not only a hash."""
         return self._save_dir is not None
 
-    @property
-    def hash_update(self) -> Callable[[bytes], object]:
-        """Where a body's pieces go when there is no file: the hash's own ``update``."""
-        return self._hasher.update  # type: ignore[no-any-return]
-
     def add(self, chunk: bytes) -> bool:
         """Take ``chunk`` (on the loop, as the engine delivers it); True when a batch is due:
         then :meth:`write` it before adding more."""
