@@ -200,6 +200,8 @@ def prepare(folder: Path, servers: Servers, key: str) -> None:
         # The TLS server's certificate is not trusted without --cacert: a `tls` error.
         "sites.txt": [tls.url("/ok"), plain.url("/ok")],
         "api-urls.txt": [plain.url("/headers")],
+        # docs/include.md's soft-404 recipe: pages and a real 404 on one host.
+        "links.txt": [plain.url("/page?title=Hello"), plain.url("/status/404"), plain.url("/ok")],
         "feeds.txt": [plain.url(f"/etag/feed-{key}"), plain.url(f"/last-modified/{key}?t=1e9")],
         "access.log": [f'127.0.0.1 - - "GET {url} HTTP/1.1" 200' for url in urls[:3]],
     }
