@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from afetch._clock import Clock
@@ -17,10 +15,10 @@ from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import ConfirmHold
-from afetch.schedule.hosts import BusiestHosts, Host, Pacer, host_key, host_table
+from afetch.schedule.hosts import BusiestHosts, Host, host_table
 from afetch.schedule.job import Item, Job, as_async
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
-from afetch.schedule.ratelimit import read_quota
+from afetch.schedule.pacing import Pacing
 from afetch.schedule.results import Results
 from afetch.schedule.retry import RETRY_STATUSES, retry_policy
 from afetch.schedule.timers import Timers
@@ -76,14 +74,6 @@ class Run:
             gauge.bind(lambda: (self._running, self._waiting))
         self._results = results
         self._capacity = capacity = settings.concurrency
-        self._dispatch = Dispatch(
-            fetcher,
-            group=group,
-            capacity=capacity,
-            attempted=self._attempted,
-            crashed=crashed,
-            pace_extra=self._pace_extra,
-        )
         self._timers = Timers(
             clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
         )
@@ -100,13 +90,21 @@ class Run:
             ConfirmHold(settings.confirm_delay, self._park) if settings.confirm else None
         )
         self._held: list[Job] = [] if self._confirm is None else self._confirm.held
-        self._max_wait = settings.max_retry_wait
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
         self._shared_host = Host(None)
+        self._pacing = Pacing(settings, self._hosts, self._shared_host, clock=clock)
+        self._pacer = self._pacing.pacer  # the overall --rate, read as it is
+        self._dispatch = Dispatch(
+            fetcher,
+            group=group,
+            capacity=capacity,
+            attempted=self._attempted,
+            crashed=crashed,
+            pace_extra=self._pacing.extra,
+        )
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
         self._next_index = 0
-        self._pacer = Pacer(rate=settings.rate) if settings.rate else None
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
         #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
@@ -213,27 +211,8 @@ class Run:
                 if self._pacer is not None and self._pacer.next_at > now:
                     self._timers.wake_pump_at(self._pacer.next_at)
                     break  # the overall rate holds back every host
-                self._take_pacing(host, now)
+                self._pacing.take(host, now)
             self._start_next(host)
-
-    def _take_pacing(self, host: Host, now: float) -> None:
-        if self._pacer is not None:
-            self._pacer.take(now=now)
-        if host.pacer is not None:
-            host.pacer.take(now=now, in_flight=host.in_flight)
-
-    def _pace_extra(self, url: str) -> float:
-        """A request the fetcher adds of its own (--include soft404's canary) is counted by
-        --rate and its host's pacing: the seconds until its turn (math.inf while a
-        --rate-limit-headers probe is out). It needs no slot: its asker holds one."""
-        now = self._clock.time()
-        host = self._shared_host if self._hosts is None else self._hosts.get(url, now=now)
-        turn = now
-        for pacer in (self._pacer, host.pacer):
-            if pacer is not None:
-                turn = max(turn, pacer.next_at)
-        self._take_pacing(host, now)
-        return turn - now
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
@@ -312,7 +291,7 @@ class Run:
         host.in_flight -= 1
         self._running -= 1
         if self._server_limits and host.pacer is not None:
-            self._heard(host, record, hints, job.paced_in)
+            self._pacing.heard(host, record, hints, job.paced_in)
         if self._gauge is not None:
             self._gauge.end(job)
         if self._hosts is not None:
@@ -369,22 +348,6 @@ class Run:
         """``job`` waits ``delay`` seconds on a timer (no slot), to be tried again."""
         self._waiting += 1
         self._timers.park(job, delay)
-
-    def _heard(self, host: Host, record: Record, hints: ServerHints | None, epoch: int) -> None:
-        """``--rate-limit-headers``: what the answer (to a request started in the pacer's window
-        ``epoch``) said the host allows paces it."""
-        assert host.pacer is not None
-        quota = None
-        if hints is not None:
-            headers = hints.headers
-            if record.redirects and host_key(record.final_url or "") != host.key:
-                headers = None  # another host's fields: they say nothing of this one
-            # Unix time (wall clock): a reset may be given as one.
-            quota = read_quota(headers, hints.retry_after, now=time.time())
-            if quota is not None and quota.reset is not None and quota.reset > self._max_wait:
-                # The longest afetch waits on a server's word (as for Retry-After).
-                quota = replace(quota, reset=self._max_wait)
-        host.pacer.heard(quota, now=self._clock.time(), in_flight=host.in_flight, epoch=epoch)
 
     def _give_up(self, job: Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
