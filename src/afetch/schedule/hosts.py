@@ -13,7 +13,8 @@ from collections import OrderedDict, deque
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from afetch._errors import ErrorTrait, error_types_with
+from afetch._errors import ErrorTrait, ErrorType, error_types_with
+from afetch._record import FetchError
 from afetch._settings import Settings
 from afetch.schedule.autolimit import AutoLimit
 from afetch.schedule.ratelimit import Quota
@@ -372,4 +373,12 @@ def host_table(settings: Settings) -> HostTable | None:
         max_errors=settings.max_host_errors,
         ceiling=settings.concurrency,
         server_limits=settings.rate_limit_headers,
+    )
+
+
+def not_tried(host: Host) -> FetchError:
+    """The error of a URL not tried because ``host`` is given up (``--max-host-errors``)."""
+    return FetchError(
+        ErrorType.HOST_UNREACHABLE.value,
+        f"not tried: {host.failures} consecutive connection failures to this host",
     )

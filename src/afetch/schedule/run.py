@@ -9,13 +9,12 @@ from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from afetch._clock import Clock
-from afetch._errors import ErrorType
-from afetch._record import FetchError, Record
+from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import ConfirmHold
-from afetch.schedule.hosts import BusiestHosts, Host, host_table
+from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
 from afetch.schedule.job import Item, Job, as_async
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
 from afetch.schedule.pacing import Pacing
@@ -317,12 +316,7 @@ class Run:
         if wait is None:
             if self._confirm is not None:
                 held = self._confirm.outcome(job, record)
-                if held is None:
-                    pass
-                elif self._window is None:
-                    self._untaken += 1
-                    self._results.put(held)
-                else:
+                if held is not None:
                     self._emit(job, held)
             elif self._window is None:
                 # _emit, inlined for the usual case.
@@ -359,11 +353,7 @@ class Run:
                 self._gauge.end(job)  # no retry after all
             self._emit(job, job.last)
             return
-        error = FetchError(
-            ErrorType.HOST_UNREACHABLE.value,
-            f"not tried: {job.host.failures} consecutive connection failures to this host",
-        )
-        self._emit(job, self._dispatch.unattempted(job, error))
+        self._emit(job, self._dispatch.unattempted(job, not_tried(job.host)))
 
     # -- records -------------------------------------------------------------------------------
 
