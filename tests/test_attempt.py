@@ -306,7 +306,7 @@ def test_a_record_that_cannot_be_built_is_still_one_record(
     def broken(*args: Any) -> Record:
         raise ValueError("no record today")
 
-    monkeypatch.setattr("afetch.attempt.machine.new_record", broken)
+    monkeypatch.setattr("afetch.attempt.outcome.new_record", broken)
     urls = [server.url(f"/ok?i={i}") for i in range(10)]
 
     async def run() -> list[Record]:

@@ -19,7 +19,8 @@ from afetch._redact import header_secrets, proxy_secrets
 from afetch._settings import Settings
 from afetch._spec import JSON, RequestSpec, request_key
 from afetch._timestamps import now_iso
-from afetch.attempt.machine import Attempt, ServerHints, Shape
+from afetch.attempt.machine import Attempt, Shape
+from afetch.attempt.outcome import ServerHints
 from afetch.attempt.plan import Plan, secrets_for
 from afetch.attempt.redirect import Headers
 from afetch.engine.base import Engine

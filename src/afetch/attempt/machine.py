@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from afetch._errors import ErrorType, InvalidInput, TooManyRedirects, classify
-from afetch._record import FetchError, Record, new_record
-from afetch._spec import RequestSpec, request_key
+from afetch._record import FetchError, Record
 from afetch._timestamps import now_iso
 from afetch._url import Target, parse_url
+from afetch.attempt.outcome import Outcome, ServerHints
 from afetch.attempt.plan import Plan, secrets_for
 from afetch.attempt.redirect import Headers, redirect_request, with_credentials
-from afetch.engine.base import BodySink, Request, Response, Transfer, TransferInfo
+from afetch.engine.base import BodySink, Request, Response, Transfer
 
 if TYPE_CHECKING:
     from afetch._include import Verdict
@@ -45,49 +45,18 @@ if TYPE_CHECKING:
 Shape = tuple[str, bytes | None, Headers]
 
 
-class ServerHints(NamedTuple):
-    """What the last response head said about pacing, for the scheduler, which parses it
-    (afetch.schedule.retry, afetch.schedule.ratelimit): the ``Retry-After`` of a 429 or 503,
-    and with ``--rate-limit-headers`` the head's headers (its RateLimit fields)."""
-
-    retry_after: str | None
-    headers: Sequence[tuple[str, str]] | None = None
-
-
 #: Told an attempt's end: the caller's token, the record and the last head's pacing hints.
 Done = Callable[[Any, Record, "ServerHints | None"], None]
 
-# Where the scheduler may honour Retry-After when retrying (RFC 9110 section 10.2.3).
-_RETRY_AFTER_STATUSES = frozenset({429, 503})
 
-
-class Attempt:
-    """One attempt: what is known so far becomes the record whatever happens.
+class Attempt(Outcome):
+    """One attempt: what is known so far (:class:`Outcome`) becomes the record whatever
+    happens.
 
     Class attributes are the defaults (one object per attempt, no more): an attempt sets only
     what it learns and uses.
     """
 
-    final_url: str | None = None
-    status: int | None = None
-    content_type: str | None = None
-    http_version: str | None = None
-    redirects = 0
-    bytes = 0
-    hints: ServerHints | None = None
-    not_modified: bool | None = None  # set (False/True) only with --cache
-    path: str | None = None
-    sha256: str | None = None
-    # With --include only: the final response, what the engine knew of its transfer, and the
-    # kept part of its body.
-    final: Response | None = None
-    info: TransferInfo | None = None
-    kept: BodyKeeper | None = None
-    derived: dict[str, Any] | None = None  # the body's keys, computed off the loop if large
-    verdict: Verdict | None = None  # --include soft404: the likeness to the host's canary
-    waited_from: float | None = None  # --include soft404: when the wait for the canary began
-
-    spec: RequestSpec | None = None
     deadline: float | None = None
     cache: BatchedCache | None = None  # --cache, for GET and HEAD only
     cached: Validators | None = None  # --cache: what the look-up found
@@ -296,19 +265,6 @@ class Attempt:
             failure = exc
         self._conclude(failure, response)
 
-    def saw(self, response: Response) -> None:
-        """A response head arrived (a redirect, or the final one)."""
-        self.status = response.status
-        retry_after = None
-        if response.status in _RETRY_AFTER_STATUSES:
-            retry_after = response.header("retry-after")
-        if self.plan.rate_limits:
-            self.hints = ServerHints(retry_after, response.headers)
-        else:
-            self.hints = None if retry_after is None else ServerHints(retry_after)
-        self.content_type = response.content_type
-        self.http_version = response.http_version
-
     def _follow(self, location: str, status: int) -> None:
         if self.redirects >= self.plan.max_redirects:
             raise TooManyRedirects(f"stopped after {self.plan.max_redirects} redirects")
@@ -428,50 +384,6 @@ class Attempt:
             self.task.cancel()
         if self.consumer is not None:
             self.consumer.abort()
-
-    def record(self, error: FetchError | None) -> Record:
-        spec = self.spec
-        # All the fields, in Record's order (new_record is Record(...) without its slow init).
-        return new_record(
-            self.url,
-            self.final_url,
-            self.status,
-            error,
-            round(((self.waited_from or time.perf_counter()) - self.t0) * 1000, 3),
-            self.bytes,
-            self.content_type,
-            self.http_version,
-            self.redirects,
-            1,  # attempts: the scheduler counts them
-            self.started_at,
-            self.not_modified,
-            self.path,
-            self.sha256,
-            self.method,
-            None if spec is None else spec.meta,
-            None if spec is None else request_key(spec),
-            None if self.plan.wanted is None else self._extra_or_none(),
-        )
-
-    def _extra_or_none(self) -> dict[str, object] | None:
-        # Whatever a server sends, one record per URL: an --include key that cannot be built
-        # is left out (null) rather than ending the run.
-        from afetch.attempt.include import build_included
-
-        assert self.plan.wanted is not None
-        final = self.final
-        try:
-            return build_included(
-                self.plan.wanted,
-                headers=None if final is None else final.headers,
-                content_type=self.content_type,
-                info=self.info,
-                kept=self.kept,
-                derived=self.derived,
-                verdict=self.verdict,
-            )
-        except Exception:
-            return None
 
 
 def _on_loop_max() -> int:

@@ -13,7 +13,9 @@ from collections import OrderedDict, deque
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from afetch._errors import ErrorTrait, error_types_with
+from afetch._errors import ErrorTrait, ErrorType, error_types_with
+from afetch._record import FetchError
+from afetch._settings import Settings
 from afetch.schedule.autolimit import AutoLimit
 from afetch.schedule.ratelimit import Quota
 
@@ -358,3 +360,25 @@ class HostTable:
         for host in stale:
             self._forget(host)
         self._sweep_at = max(1024, 2 * len(self._hosts))
+
+
+def host_table(settings: Settings) -> HostTable | None:
+    """Per-host state, only when some option asks for it."""
+    polite = (settings.per_host, settings.host_rate, settings.max_host_errors)
+    if all(option is None for option in polite) and not settings.rate_limit_headers:
+        return None
+    return HostTable(
+        limit=settings.per_host,
+        rate=settings.host_rate,
+        max_errors=settings.max_host_errors,
+        ceiling=settings.concurrency,
+        server_limits=settings.rate_limit_headers,
+    )
+
+
+def not_tried(host: Host) -> FetchError:
+    """The error of a URL not tried because ``host`` is given up (``--max-host-errors``)."""
+    return FetchError(
+        ErrorType.HOST_UNREACHABLE.value,
+        f"not tried: {host.failures} consecutive connection failures to this host",
+    )

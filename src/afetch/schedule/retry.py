@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from afetch._errors import ErrorTrait, error_types_with
 from afetch._record import Record
+from afetch._settings import Settings
 
 #: Statuses worth another try: rate limited or a gateway/server that says "not now".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -145,3 +146,12 @@ def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
         return None
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy | None:
+    """The run's retry policy (``--retries``, ``--backoff``, ``--max-retry-wait``); None: off."""
+    if not settings.retries:
+        return None
+    return RetryPolicy(
+        retries=settings.retries, backoff=settings.backoff, max_wait=settings.max_retry_wait
+    )

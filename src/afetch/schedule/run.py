@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from afetch._clock import Clock
-from afetch._errors import ErrorType
-from afetch._record import FetchError, Record
+from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
-from afetch.schedule import confirm
 from afetch.schedule.dispatch import Dispatch
-from afetch.schedule.hosts import BusiestHosts, Host, HostTable, Pacer, host_key
+from afetch.schedule.holding import ConfirmHold
+from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
 from afetch.schedule.job import Item, Job, as_async
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
-from afetch.schedule.ratelimit import read_quota
+from afetch.schedule.pacing import Pacing
 from afetch.schedule.results import Results
-from afetch.schedule.retry import RETRY_STATUSES, RetryPolicy
+from afetch.schedule.retry import RETRY_STATUSES, retry_policy
 from afetch.schedule.timers import Timers
 
 if TYPE_CHECKING:
@@ -31,28 +28,6 @@ if TYPE_CHECKING:
 #: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
 #: of concurrency. Bounds memory while letting other hosts keep every slot busy.
 LOOKAHEAD_PER_SLOT = 4
-
-
-def _retry_policy(settings: Settings) -> RetryPolicy | None:
-    if not settings.retries:
-        return None
-    return RetryPolicy(
-        retries=settings.retries, backoff=settings.backoff, max_wait=settings.max_retry_wait
-    )
-
-
-def _host_table(settings: Settings) -> HostTable | None:
-    """Per-host state, only when some option asks for it."""
-    polite = (settings.per_host, settings.host_rate, settings.max_host_errors)
-    if all(option is None for option in polite) and not settings.rate_limit_headers:
-        return None
-    return HostTable(
-        limit=settings.per_host,
-        rate=settings.host_rate,
-        max_errors=settings.max_host_errors,
-        ceiling=settings.concurrency,
-        server_limits=settings.rate_limit_headers,
-    )
 
 
 class Run:
@@ -98,14 +73,6 @@ class Run:
             gauge.bind(lambda: (self._running, self._waiting))
         self._results = results
         self._capacity = capacity = settings.concurrency
-        self._dispatch = Dispatch(
-            fetcher,
-            group=group,
-            capacity=capacity,
-            attempted=self._attempted,
-            crashed=crashed,
-            pace_extra=self._pace_extra,
-        )
         self._timers = Timers(
             clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
         )
@@ -113,22 +80,30 @@ class Run:
         #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait.
         self._refill_at = self._lookahead // 2
         self._refilling = True
-        self._policy = _retry_policy(settings)
-        self._hosts = _host_table(settings)
+        self._policy = retry_policy(settings)
+        self._hosts = host_table(settings)
         self._server_limits = settings.rate_limit_headers
-        #: ``--confirm``: the pause before failures are tried once more; None: off.
-        self._confirm_delay = settings.confirm_delay if settings.confirm else None
-        #: Failures held for confirming and not yet on their way (see schedule.confirm), and
-        #: every job whose record is held, until it is emitted (for a stop).
-        self._held: list[Job] = []
-        self._unconfirmed: set[Job] = set()
-        self._max_wait = settings.max_retry_wait
+        #: ``--confirm``: failures held to be tried once more; None: off. ``_held`` is its
+        #: list of those not yet on their way (checked as it is, on every pump).
+        self._confirm = (
+            ConfirmHold(settings.confirm_delay, self._park) if settings.confirm else None
+        )
+        self._held: list[Job] = [] if self._confirm is None else self._confirm.held
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
         self._shared_host = Host(None)
+        self._pacing = Pacing(settings, self._hosts, self._shared_host, clock=clock)
+        self._pacer = self._pacing.pacer  # the overall --rate, read as it is
+        self._dispatch = Dispatch(
+            fetcher,
+            group=group,
+            capacity=capacity,
+            attempted=self._attempted,
+            crashed=crashed,
+            pace_extra=self._pacing.extra,
+        )
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
         self._next_index = 0
-        self._pacer = Pacer(rate=settings.rate) if settings.rate else None
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
         #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
@@ -235,27 +210,8 @@ class Run:
                 if self._pacer is not None and self._pacer.next_at > now:
                     self._timers.wake_pump_at(self._pacer.next_at)
                     break  # the overall rate holds back every host
-                self._take_pacing(host, now)
+                self._pacing.take(host, now)
             self._start_next(host)
-
-    def _take_pacing(self, host: Host, now: float) -> None:
-        if self._pacer is not None:
-            self._pacer.take(now=now)
-        if host.pacer is not None:
-            host.pacer.take(now=now, in_flight=host.in_flight)
-
-    def _pace_extra(self, url: str) -> float:
-        """A request the fetcher adds of its own (--include soft404's canary) is counted by
-        --rate and its host's pacing: the seconds until its turn (math.inf while a
-        --rate-limit-headers probe is out). It needs no slot: its asker holds one."""
-        now = self._clock.time()
-        host = self._shared_host if self._hosts is None else self._hosts.get(url, now=now)
-        turn = now
-        for pacer in (self._pacer, host.pacer):
-            if pacer is not None:
-                turn = max(turn, pacer.next_at)
-        self._take_pacing(host, now)
-        return turn - now
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
@@ -316,7 +272,8 @@ class Run:
         if self._held and not self._running and not self._waiting:
             # Nothing else in flight or waiting: the end of the run, or --ordered output held
             # behind a failure being confirmed. (Parked for confirming counts as waiting.)
-            self._confirm_held()
+            assert self._confirm is not None
+            self._confirm.release()
 
     def _wake_reader(self) -> None:
         """The reader checks again whether it may read on (input wanted, room in the window)."""
@@ -333,7 +290,7 @@ class Run:
         host.in_flight -= 1
         self._running -= 1
         if self._server_limits and host.pacer is not None:
-            self._heard(host, record, hints, job.paced_in)
+            self._pacing.heard(host, record, hints, job.paced_in)
         if self._gauge is not None:
             self._gauge.end(job)
         if self._hosts is not None:
@@ -357,14 +314,9 @@ class Run:
             retry_after = None if hints is None else hints.retry_after
             wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
         if wait is None:
-            if self._confirm_delay is not None:
-                held = self._confirming(job, record)
-                if held is None:
-                    pass
-                elif self._window is None:
-                    self._untaken += 1
-                    self._results.put(held)
-                else:
+            if self._confirm is not None:
+                held = self._confirm.outcome(job, record)
+                if held is not None:
                     self._emit(job, held)
             elif self._window is None:
                 # _emit, inlined for the usual case.
@@ -374,8 +326,7 @@ class Run:
                 self._emit(job, record)
         else:
             job.last = record
-            self._waiting += 1
-            self._timers.park(job, wait)
+            self._park(job, wait)
             if self._gauge is not None and policy is not None:
                 # For the ETA: this wait, the mean backoffs after it, and the attempts left.
                 waits = wait + policy.mean_backoff_after(job.attempts)
@@ -387,65 +338,22 @@ class Run:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
 
-    # -- --confirm -----------------------------------------------------------------------------
-
-    def _confirming(self, job: Job, record: Record) -> Record | None:
-        """The record to emit for ``job``'s outcome ``record``, or None when it is held to be
-        tried once more (schedule.confirm)."""
-        if job.confirming:
-            self._unconfirmed.discard(job)
-            assert job.last is not None
-            return confirm.confirmed(job.last, record)
-        if not confirm.worth_confirming(record):
-            return record
-        job.last, job.confirming = record, True
-        job.url = confirm.confirming_request(job.url, record)
-        job.host.sleeping += 1  # the host is not forgotten meanwhile
-        self._held.append(job)
-        self._unconfirmed.add(job)
-        if len(self._held) >= confirm.HOLD_LIMIT:
-            self._confirm_held()
-        return None
-
-    def _confirm_held(self) -> None:
-        """The held failures are tried once more, after the pause (on timers: no slots)."""
-        assert self._confirm_delay is not None
-        held, self._held = self._held, []
-        for job in held:
-            job.host.sleeping -= 1
-            self._waiting += 1
-            self._timers.park(job, self._confirm_delay)
-
-    def _heard(self, host: Host, record: Record, hints: ServerHints | None, epoch: int) -> None:
-        """``--rate-limit-headers``: what the answer (to a request started in the pacer's window
-        ``epoch``) said the host allows paces it."""
-        assert host.pacer is not None
-        quota = None
-        if hints is not None:
-            headers = hints.headers
-            if record.redirects and host_key(record.final_url or "") != host.key:
-                headers = None  # another host's fields: they say nothing of this one
-            # Unix time (wall clock): a reset may be given as one.
-            quota = read_quota(headers, hints.retry_after, now=time.time())
-            if quota is not None and quota.reset is not None and quota.reset > self._max_wait:
-                # The longest afetch waits on a server's word (as for Retry-After).
-                quota = replace(quota, reset=self._max_wait)
-        host.pacer.heard(quota, now=self._clock.time(), in_flight=host.in_flight, epoch=epoch)
+    def _park(self, job: Job, delay: float) -> None:
+        """``job`` waits ``delay`` seconds on a timer (no slot), to be tried again."""
+        self._waiting += 1
+        self._timers.park(job, delay)
 
     def _give_up(self, job: Job) -> None:
         """Finish a queued URL of an unreachable host without trying it (again)."""
         self._waiting -= 1
-        self._unconfirmed.discard(job)  # a held failure whose host was given up meanwhile
+        if self._confirm is not None:
+            self._confirm.forget(job)  # a held failure whose host was given up meanwhile
         if job.last is not None:  # tried before: its last attempt says what went wrong
             if self._gauge is not None:
                 self._gauge.end(job)  # no retry after all
             self._emit(job, job.last)
             return
-        error = FetchError(
-            ErrorType.HOST_UNREACHABLE.value,
-            f"not tried: {job.host.failures} consecutive connection failures to this host",
-        )
-        self._emit(job, self._dispatch.unattempted(job, error))
+        self._emit(job, self._dispatch.unattempted(job, not_tried(job.host)))
 
     # -- records -------------------------------------------------------------------------------
 
@@ -475,8 +383,7 @@ class Run:
     def drain(self) -> list[Record]:
         """After a stop: finished records still held back, by the reorder window (in order) or
         for ``--confirm`` (as they first ended: not confirmed)."""
-        held = sorted(self._unconfirmed, key=lambda job: job.index)
-        self._unconfirmed.clear()
+        held = [] if self._confirm is None else self._confirm.drain()
         if self._window is None:
             return [job.last for job in held if job.last is not None]
         due = []
