@@ -73,6 +73,8 @@ class ServerStats:
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
+    #: Connections accepted (to see how many a client reuses).
+    connections: int = 0
     #: 503s answered by ``/busy`` (requests past its threshold).
     busy_refused: int = 0
     #: 429s answered by ``/quota`` (requests past a window's quota).
@@ -176,6 +178,8 @@ class LoopbackServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        with self.stats.lock:
+            self.stats.connections += 1
         try:
             while await self._serve_one(reader, writer):
                 pass

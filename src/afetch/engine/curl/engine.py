@@ -36,6 +36,7 @@ from afetch._clock import Clock
 from afetch._errors import AfetchError, ProxyError
 from afetch._settings import Settings
 from afetch.engine.base import Collect, OnDone, OnHead, Request, TransferInfo
+from afetch.engine.connections import pool_size, settings_per_request
 from afetch.engine.curl.driver import LoopDriver
 from afetch.engine.curl.poller import _new_poller, _SelectorPoller
 from afetch.engine.curl.response import _CurlResponse
@@ -87,8 +88,11 @@ class CurlEngine(LoopDriver):
         multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, settings.concurrency)
-        multi.setopt(pycurl.M_MAXCONNECTS, settings.concurrency)
+        # Connections open at once, idle ones included: -c in use, and idle ones kept for the
+        # hosts a list comes back to (oldest closed first), as curl --parallel keeps them.
+        pool = pool_size(settings.concurrency, per_request=settings_per_request(settings))
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, pool)
+        multi.setopt(pycurl.M_MAXCONNECTS, pool)
         self._multi = multi
         #: fd → the events (POLL_IN | POLL_OUT) libcurl wants of it, as registered.
         self._watched: dict[int, int] = {}
@@ -116,7 +120,7 @@ class CurlEngine(LoopDriver):
         #: TLS details per live connection (a reused connection does not show them again),
         #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
         self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
-        self._tls_seen_max = 4 * settings.concurrency + 16
+        self._tls_seen_max = pool + 16
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
