@@ -150,3 +150,34 @@ def test_a_name_re_resolving_to_a_private_address_is_refused_despite_an_idle_con
     assert second.error.type == "blocked"
     assert "127.0.0.2" in second.error.message
     assert server.stats.requests == 1
+
+
+def test_tls_sessions_shared_across_handles_where_libcurl_needs_a_share(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libcurl before 8.12 gets a share handle for TLS sessions (8.12 and later share them in
+    # the multi handle): forced here, HTTPS through it works on every handle, and the
+    # connections are still reused.
+    import ssl
+
+    from afetch.engine.curl import engine as curl_engine
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca_path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    monkeypatch.setattr(curl_engine, "_SHARE_SESSIONS", True)
+    with LoopbackServer(ssl=context) as server:
+
+        async def run() -> list[Record]:
+            import afetch
+
+            urls = [server.url(f"/ok?n={n}") for n in range(12)]
+            settings = Settings(concurrency=3, cacert=str(ca_path))
+            return [r async for r in afetch.fetch(urls, settings=settings)]
+
+        records = asyncio.run(run())
+        assert all(record.ok for record in records), records
+        assert server.stats.connections <= 3 + 1

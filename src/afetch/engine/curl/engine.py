@@ -52,6 +52,11 @@ from afetch.engine.curl.transfer import _Transfer
 if TYPE_CHECKING:
     from afetch.engine.tls import TlsDetails
 
+#: libcurl before 8.12 keeps TLS sessions per easy handle: a share handle lends them across the
+#: run's handles. Since 8.12 the multi handle keeps them itself (and its DNS cache always): a
+#: share adds nothing there (measured: resumed handshakes alike with and without).
+_SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
+
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
 
@@ -117,6 +122,12 @@ class CurlEngine(LoopDriver):
         collect = collect or Collect()
         self._info_wanted = collect.transfer or collect.tls
         self._tls_wanted = collect.tls
+        #: TLS sessions across easy handles (see _SHARE_SESSIONS); none under Collect.tls, whose
+        #: handles resume no session so that every connection shows its certificate.
+        self._share: pycurl.CurlShare | None = None
+        if _SHARE_SESSIONS and not collect.tls:
+            self._share = pycurl.CurlShare()
+            self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
         #: TLS details per live connection (a reused connection does not show them again),
         #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
         self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
@@ -306,3 +317,5 @@ class CurlEngine(LoopDriver):
         for slot in self._free:
             slot.curl.close()
         self._free.clear()
+        if self._share is not None:
+            self._share.close()
