@@ -97,6 +97,8 @@ class LoopbackServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        with self.stats.lock:
+            self.stats.connections += 1
         try:
             while await self._serve_one(reader, writer):
                 pass

@@ -14,6 +14,8 @@ class ServerStats:
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
+    #: Connections accepted (to see how many a client reuses).
+    connections: int = 0
     #: 503s answered by ``/busy`` (requests past its threshold).
     busy_refused: int = 0
     #: 429s answered by ``/quota`` (requests past a window's quota).

@@ -17,6 +17,7 @@ from afetch._clock import Clock
 from afetch._errors import AfetchError, BadResponse, ErrorType, TooLarge, classify
 from afetch._settings import Settings
 from afetch.engine.base import BodySink, Headers, OnDone, OnHead, Request, TransferInfo
+from afetch.engine.connections import pool_size, settings_per_request
 from afetch.engine.decode import ACCEPT_ENCODING, PIECE, PIECES_PER_TURN, Decoder
 from afetch.engine.tls import tls_verify
 
@@ -26,12 +27,12 @@ _PROXY_ONLY = frozenset({"proxy-authorization"})
 def default_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     """httpx's own transport, for where pycurl is not installed.
 
-    At most ``settings.concurrency`` connections are open at once; TLS certificates are verified
-    unless ``settings.verify`` is false.
+    At most ``settings.concurrency`` requests are in flight (the scheduler's bound), with idle
+    connections kept beside them as on libcurl (:mod:`afetch.engine.connections`); TLS
+    certificates are verified unless ``settings.verify`` is false.
     """
-    limits = httpx.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
-    )
+    pool = pool_size(settings.concurrency, per_request=settings_per_request(settings))
+    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     return httpx.AsyncHTTPTransport(
         verify=tls_verify(settings), http2=settings.http2, limits=limits, retries=0
     )

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# One count of what a request holds, shared with the engines' connection pools.
+from afetch.engine.connections import PER_SLOT, per_request
+
 try:
     import resource
 except ImportError:  # Windows: no rlimits to raise
@@ -42,15 +45,6 @@ class Plan:
     concurrency: int
 
 
-def per_request(*, save: bool, cache: bool) -> int:
-    """Descriptors one request in flight can hold.
-
-    >>> per_request(save=True, cache=False)
-    4
-    """
-    return 2 + (2 if save else 0) + (1 if cache else 0)
-
-
 def reserved(*, sources: int) -> int:
     """Descriptors a run needs besides its requests.
 
@@ -63,8 +57,13 @@ def reserved(*, sources: int) -> int:
     return RESERVED + 2 * sources
 
 
-def plan(*, concurrency: int, soft: int, hard: int, per_request: int, reserved: int) -> Plan:
+def plan(
+    *, concurrency: int, soft: int, hard: int, per_request: int, reserved: int, idle: int = 0
+) -> Plan:
     """Raise the soft limit to what ``concurrency`` needs, or lower ``concurrency`` to fit.
+
+    ``idle`` more descriptors (the engine's idle connections) are asked for as far as the hard
+    limit allows, never at the cost of a request.
 
     ``hard`` may be ``resource.RLIM_INFINITY`` (-1 on Linux) or any negative value: no limit.
 
@@ -76,10 +75,12 @@ def plan(*, concurrency: int, soft: int, hard: int, per_request: int, reserved: 
     Plan(soft=512, concurrency=465)
     """
     need = per_request * concurrency + reserved
-    if need <= soft:
+    if need + idle <= soft:
         return Plan(None, concurrency)
-    if hard < 0 or need <= hard:
-        return Plan(need, concurrency)
+    if hard < 0 or need + idle <= hard:
+        return Plan(need + idle, concurrency)
+    if need <= hard:
+        return Plan(hard, concurrency)
     return Plan(hard, _fitting(hard, per_request=per_request, reserved=reserved))
 
 
@@ -105,6 +106,7 @@ def ensure(concurrency: int, *, sources: int, save: bool, cache: bool) -> tuple[
         hard=-1 if hard == resource.RLIM_INFINITY else hard,
         per_request=each,
         reserved=others,
+        idle=(PER_SLOT - 1) * concurrency,
     )
     limit = soft
     if wanted.soft is not None:

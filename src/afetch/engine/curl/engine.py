@@ -36,6 +36,7 @@ from afetch._clock import Clock
 from afetch._errors import AfetchError, ProxyError
 from afetch._settings import Settings
 from afetch.engine.base import Collect, OnDone, OnHead, Request, TransferInfo
+from afetch.engine.connections import pool_size, settings_per_request
 from afetch.engine.curl.driver import LoopDriver
 from afetch.engine.curl.poller import _new_poller, _SelectorPoller
 from afetch.engine.curl.response import _CurlResponse
@@ -50,6 +51,11 @@ from afetch.engine.curl.transfer import _Transfer
 
 if TYPE_CHECKING:
     from afetch.engine.tls import TlsDetails
+
+#: libcurl before 8.12 keeps TLS sessions per easy handle: a share handle lends them across the
+#: run's handles. Since 8.12 the multi handle keeps them itself (and its DNS cache always): a
+#: share adds nothing there (measured: resumed handshakes alike with and without).
+_SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
 
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
@@ -87,8 +93,11 @@ class CurlEngine(LoopDriver):
         multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, settings.concurrency)
-        multi.setopt(pycurl.M_MAXCONNECTS, settings.concurrency)
+        # Connections open at once, idle ones included: -c in use, and idle ones kept for the
+        # hosts a list comes back to (oldest closed first), as curl --parallel keeps them.
+        pool = pool_size(settings.concurrency, per_request=settings_per_request(settings))
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, pool)
+        multi.setopt(pycurl.M_MAXCONNECTS, pool)
         self._multi = multi
         #: fd → the events (POLL_IN | POLL_OUT) libcurl wants of it, as registered.
         self._watched: dict[int, int] = {}
@@ -113,10 +122,16 @@ class CurlEngine(LoopDriver):
         collect = collect or Collect()
         self._info_wanted = collect.transfer or collect.tls
         self._tls_wanted = collect.tls
+        #: TLS sessions across easy handles (see _SHARE_SESSIONS); none under Collect.tls, whose
+        #: handles resume no session so that every connection shows its certificate.
+        self._share: pycurl.CurlShare | None = None
+        if _SHARE_SESSIONS and not collect.tls:
+            self._share = pycurl.CurlShare()
+            self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
         #: TLS details per live connection (a reused connection does not show them again),
         #: keyed by its address 4-tuple; oldest dropped first beyond a bound.
         self._tls_seen: dict[tuple[Any, ...], TlsDetails] = {}
-        self._tls_seen_max = 4 * settings.concurrency + 16
+        self._tls_seen_max = pool + 16
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
@@ -302,3 +317,5 @@ class CurlEngine(LoopDriver):
         for slot in self._free:
             slot.curl.close()
         self._free.clear()
+        if self._share is not None:
+            self._share.close()

@@ -36,9 +36,12 @@ def new_handle(
     on_debug: Callable[[int, bytes], None] | None,
     on_head_line: Callable[[bytes], object],
     on_body: Callable[[bytes], int | None],
+    share: pycurl.CurlShare | None = None,
 ) -> pycurl.Curl:
     """An easy handle with the options every transfer of a run shares."""
     curl = pycurl.Curl()
+    if share is not None:
+        curl.setopt(pycurl.SHARE, share)
     curl.setopt(pycurl.NOSIGNAL, 1)
     curl.setopt(pycurl.PROTOCOLS, _HTTP_ONLY)
     curl.setopt(pycurl.REDIR_PROTOCOLS, _HTTP_ONLY)

@@ -78,6 +78,7 @@ class _Transfer:
             on_debug=self._on_debug if engine._tls_wanted else None,
             on_head_line=self.head_lines.append,
             on_body=self._on_body,
+            share=engine._share,
         )
         curl.slot = self  # type: ignore[attr-defined]  # found again from info_read
         self.timeout_ms = -1
