@@ -179,7 +179,9 @@ class _Transfer:
         else:
             # The response searches the same copy (Content-Type): the head is joined once.
             self.searchable = searchable = _searchable(lines[start:end])
-            self.decoder = Decoder.of(_value_in(searchable, "content-encoding"))
+            coding = _value_in(searchable, "content-encoding")
+            # Most bodies have no coding: no call to find that out.
+            self.decoder = None if coding is None else Decoder.of(coding)
             declared = "" if limit is None else _value_in(searchable, "content-length") or ""
             if declared.isdigit() and int(declared) > limit and self.failure is None:  # type: ignore[operator]
                 # Refused before reading: the transfer stops at once.
