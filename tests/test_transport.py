@@ -92,21 +92,30 @@ def test_gzip_is_decoded_and_counted(server: LoopbackServer) -> None:
 
 
 def test_connections_never_exceed_the_limit() -> None:
+    """The engine opens at most its pool (``-c`` in use plus the idle ones it keeps: see
+    engine/connections.py); ``-c`` itself is the scheduler's bound (test_integration.py)."""
+    from afetch.engine.connections import pool_size, settings_per_request
+
+    settings = Settings(concurrency=2)
+    limit = pool_size(2, per_request=settings_per_request(settings))
+    requests = limit + 12
+
     async def run(server: LoopbackServer) -> None:
-        engine = CurlEngine(Settings(concurrency=2))
+        engine = CurlEngine(settings)
         try:
 
             async def one(i: int) -> None:
                 await transfer(engine, Request("GET", server.url(f"/sleep/150?i={i}"), ()))
 
-            await asyncio.gather(*(one(i) for i in range(8)))
+            await asyncio.gather(*(one(i) for i in range(requests)))
         finally:
             await engine.aclose()
 
     # Its own server: hung requests of other tests would count as in flight on the shared one.
     with LoopbackServer() as server:
         asyncio.run(run(server))
-        assert server.stats.max_in_flight == 2
+        assert server.stats.max_in_flight == limit
+        assert server.stats.requests == requests
 
 
 def test_an_abandoned_transfer_frees_its_handle_and_the_engine_goes_on(
