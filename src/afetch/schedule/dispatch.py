@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from afetch._record import FetchError, Record
 from afetch.attempt.fetcher import Fetcher, ServerHints
-from afetch.schedule.job import Item, Job
+from afetch.schedule.job import Job
 
 #: What the run does when an attempt ended: the job, its record, the last head's pacing hints.
 Attempted = Callable[[Job, Record, ServerHints | None], None]
@@ -44,11 +44,11 @@ class Dispatch:
         "_group",
         "_idle_workers",
         "_jobs",
-        "_prefetch",
         "_retired",
         "_workers",
         "capacity",
         "closed",
+        "prefetch",
     )
 
     def __init__(
@@ -67,7 +67,9 @@ class Dispatch:
         self._attempted = attempted
         #: Ends the run with a failure from a callback (no task carries it).
         self._crashed = crashed or _reraise
-        self._prefetch = getattr(fetcher, "prefetch", None)  # --cache's look-ahead
+        #: --cache's look-ahead: told of each plain URL read, before its attempt starts (the run
+        #: calls it itself: one test, no call, per URL without --cache).
+        self.prefetch = getattr(fetcher, "prefetch", None)
         if pace_extra is not None and hasattr(fetcher, "pace_extra"):
             fetcher.pace_extra(pace_extra)  # requests of its own (--include soft404's canaries)
         #: Plain URLs go to the fetcher's callback path when it has one (no worker task).
@@ -79,11 +81,6 @@ class Dispatch:
         self._retired = False
         #: The run was stopped: records of attempts still in flight are dropped.
         self.closed = False
-
-    def read(self, url: Item) -> None:
-        """``url`` was read: ``--cache`` may start looking it up before its attempt starts."""
-        if self._prefetch is not None and type(url) is str:
-            self._prefetch(url)
 
     def start(self, job: Job) -> None:
         """Start an attempt at ``job``; the run hears of its end through ``attempted``."""

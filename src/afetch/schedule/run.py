@@ -102,6 +102,7 @@ class Run:
             crashed=crashed,
             pace_extra=self._pacing.extra,
         )
+        self._prefetch = self._dispatch.prefetch
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
         self._next_index = 0
         #: Hosts with queued URLs, taken in turn (round robin).
@@ -150,7 +151,9 @@ class Run:
             where = url if type(url) is str else url.url
             host = self._hosts.get(where, now=self._clock.time())
         self._waiting += 1
-        self._dispatch.read(url)
+        prefetch = self._prefetch
+        if prefetch is not None and type(url) is str:
+            prefetch(url)  # --cache starts looking it up before its attempt starts
         self._enqueue(Job(url, host, self._next_index))
         self._next_index += 1
         capacity = self._capacity
