@@ -289,10 +289,24 @@ def _slow_list(tmp_path: Path, server: LoopbackServer, closed_port: int) -> str:
     return str(path)
 
 
-def _run_on_pty(argv: list[str], *, env: dict[str, str], cols: int) -> tuple[int, str]:
-    """Run ``argv`` with stderr on a pseudo-terminal ``cols`` wide; (exit code, what it drew)."""
+def _pty_output(
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    cols: int,
+    rows: int = 24,
+    stdout_too: bool = False,
+    timeout: float = 60,
+) -> tuple[int, bytes]:
+    """Run ``argv`` with stderr (and with ``stdout_too`` stdout as well) on a pseudo-terminal
+    ``cols`` × ``rows``; (exit code, the bytes it wrote there). With ``stdout_too`` the terminal
+    keeps "\n" as it is (no ONLCR), so an emulator is fed exactly what afetch wrote."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    if stdout_too:
+        attrs = termios.tcgetattr(slave)
+        attrs[1] &= ~termios.ONLCR
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
     chunks: list[bytes] = []
 
     def read() -> None:
@@ -303,15 +317,22 @@ def _run_on_pty(argv: list[str], *, env: dict[str, str], cols: int) -> tuple[int
     reader = threading.Thread(target=read)
     reader.start()
     try:
+        stdout = slave if stdout_too else subprocess.DEVNULL
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env
+            argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=slave, env=env
         )
         os.close(slave)
-        code = process.wait(timeout=60)
+        code = process.wait(timeout=timeout)
     finally:
         reader.join(timeout=10)
         os.close(master)
-    return code, b"".join(chunks).decode("utf-8", "replace")
+    return code, b"".join(chunks)
+
+
+def _run_on_pty(argv: list[str], *, env: dict[str, str], cols: int) -> tuple[int, str]:
+    """Run ``argv`` with stderr on a pseudo-terminal ``cols`` wide; (exit code, what it drew)."""
+    code, raw = _pty_output(argv, env=env, cols=cols)
+    return code, raw.decode("utf-8", "replace")
 
 
 def _pty_env(**extra: str) -> dict[str, str]:
@@ -468,31 +489,10 @@ def test_records_and_the_live_table_share_one_terminal() -> None:
     """`afetch --demo` with stdout and stderr on one terminal: every record scrolls up whole
     and parseable above the table, and no frame of the table is left in the scrollback."""
     cols, rows = 100, 30
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    attrs = termios.tcgetattr(slave)
-    attrs[1] &= ~termios.ONLCR  # "\n" stays "\n": the emulator is fed what afetch wrote
-    termios.tcsetattr(slave, termios.TCSANOW, attrs)
-    chunks: list[bytes] = []
-
-    def read() -> None:
-        with contextlib.suppress(OSError):  # EIO once the child has gone
-            while chunk := os.read(master, 65536):
-                chunks.append(chunk)
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
-        argv = [sys.executable, "-m", "afetch", "--demo", "-c", "20", "--timeout", "1"]
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=_pty_env()
-        )
-        os.close(slave)
-        code = process.wait(timeout=120)
-    finally:
-        reader.join(timeout=10)
-        os.close(master)
-    raw = b"".join(chunks)
+    argv = [sys.executable, "-m", "afetch", "--demo", "-c", "20", "--timeout", "1"]
+    code, raw = _pty_output(
+        argv, env=_pty_env(), cols=cols, rows=rows, stdout_too=True, timeout=120
+    )
     assert code == 1
     assert b"\x1b[" in raw  # the live table really was drawn
     assert b"in flight" in raw
