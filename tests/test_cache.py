@@ -4,12 +4,14 @@ shared by concurrent processes; an unusable index means unconditional fetches, n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -165,6 +167,24 @@ def test_a_symlink_at_the_index_names_is_not_followed(
         assert [p.name for p in tmp_path.iterdir() if not p.is_dir()] == ["outside"]
 
 
+@contextlib.contextmanager
+def _index_held(folder: Path) -> Iterator[None]:
+    """An index with one entry, held exclusively by another connection (as another process
+    would): a look-up would wait BUSY_TIMEOUT_S for it."""
+    index = Index(str(folder))
+    index.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
+    index.close()
+    holder = sqlite3.connect(folder / INDEX, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM validators")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
     tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,23 +192,12 @@ def test_a_locked_index_delays_a_fetch_by_at_most_the_look_up_wait(
     # Far beyond the bound below: a fetch that waited for the lock would fail it (the exact
     # give-up time is checked on a fake clock below).
     monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 30.0)
-    cache = Index(str(tmp_path))
-    cache.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
-    cache.close()
-    # Another process holding the index exclusively: look-ups would wait BUSY_TIMEOUT_S.
-    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
-    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
-    holder.execute("BEGIN EXCLUSIVE")
-    holder.execute("DELETE FROM validators")
-    try:
+    with _index_held(tmp_path):
         started = time.monotonic()
         records = collect(
             [server.url(f"/etag/locked-{i}") for i in range(5)], cache_dir=str(tmp_path)
         )
         elapsed = time.monotonic() - started
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert {(r.status, r.not_modified) for r in records} == {(200, False)}
     assert elapsed < 5.0  # the look-ups gave up after 0.3 s, not BUSY_TIMEOUT_S
     flush(10)
@@ -200,13 +209,6 @@ def test_a_look_up_the_index_cannot_answer_is_a_miss_at_the_look_up_wait(
     # On a fake clock: the look-up's deadline and its expiry timer are on the clock it is given.
     monkeypatch.setattr("afetch.cache.index.BUSY_TIMEOUT_S", 30.0)
     monkeypatch.setattr("afetch.cache.worker.LOOKUP_WAIT_S", 10.0)
-    cache = Index(str(tmp_path))
-    cache.store("http://127.0.0.1:9/", Validators('"a"', None))  # creates the index
-    cache.close()
-    holder = sqlite3.connect(tmp_path / INDEX, isolation_level=None)
-    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
-    holder.execute("BEGIN EXCLUSIVE")
-    holder.execute("DELETE FROM validators")
     url = "http://127.0.0.1:9/locked"
 
     async def look_up() -> tuple[bool, bool, object, tuple[float, float]]:
@@ -222,11 +224,8 @@ def test_a_look_up_the_index_cannot_answer_is_a_miss_at_the_look_up_wait(
         assert clock.jump()  # LOOKUP_WAIT_S
         return unanswered, first, await late, (at_first, clock.elapsed())
 
-    try:
+    with _index_held(tmp_path):
         unanswered, first, found, times = asyncio.run(look_up())
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert (unanswered, first, found) == (True, True, None)
     assert times == (5.0, 10.0)  # each at its deadline on the clock, not on the wall
     flush(10)
