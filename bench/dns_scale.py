@@ -47,6 +47,7 @@ class Run:
     aaaa: int
     ok: int
     errors: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)  # one per error type
 
 
 def peak_threads(pid: int, stop: threading.Event, peak: list[int]) -> None:
@@ -85,14 +86,16 @@ def run_once(lab: Lab, argv: list[str], out: Path) -> Run:
     wall = time.perf_counter() - t0
     process.returncode = os.waitstatus_to_exitcode(status)
     after = lab.counters()
-    ok, errors = 0, collections.Counter()
+    ok, errors, messages = 0, collections.Counter(), {}
     for line in out.read_bytes().splitlines():
         record = json.loads(line)
         error = record.get("error")
         if error is None and record.get("status") == 200:
             ok += 1
         else:
-            errors[error["type"] if error else f"status {record.get('status')}"] += 1
+            kind = error["type"] if error else f"status {record.get('status')}"
+            errors[kind] += 1
+            messages.setdefault(kind, error["message"] if error else "")
 
     def delta(key: str) -> int:
         return after.get(key, 0) - before.get(key, 0)
@@ -107,6 +110,7 @@ def run_once(lab: Lab, argv: list[str], out: Path) -> Run:
         delta("dns_aaaa"),
         ok,
         dict(errors),
+        messages,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -76,6 +77,11 @@ async def main(plan: str, address: str, ready: str, stats: str | None = None) ->
     transport, resolver = await loop.create_datagram_endpoint(
         lambda: Resolver(Path(plan)), local_addr=(address, 53)
     )
+    # A burst of thousands of queries (c-ares at -c 5000) must not overflow the default ~200 KB
+    # receive buffer: the lab would drop queries a real resolver answers. Root: FORCE.
+    sock = transport.get_extra_info("socket")
+    for option in (33, 32):  # Linux's SO_RCVBUFFORCE, SO_SNDBUFFORCE (not in Python's socket)
+        sock.setsockopt(socket.SOL_SOCKET, option, 32 * 1024 * 1024)
     control = None
     if stats is not None:
 
