@@ -5,12 +5,15 @@ with the loop's add_reader/add_writer and readiness goes back through ``process_
 loop timer for c-ares's retransmits and timeouts: no thread per lookup, no executor. It reads
 /etc/resolv.conf (nameservers, ``options timeout: attempts:``) and /etc/hosts as glibc does.
 Answers are kept for the run, each until its TTL runs out, and concurrent lookups of one name
-share one query.
+share one query. At most MAX_ASKING lookups are out at once (the rest wait their turn): a
+burst of thousands would overrun a resolver (dnsmasq forwards 150 at a time) and come back as
+timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 
 import pycares
@@ -18,6 +21,7 @@ import pycares
 _BAD = pycares.ARES_SOCKET_BAD
 #: c-ares failures that mean "no such name" (EAI_NONAME); the others are transient (EAI_AGAIN).
 _NO_NAME = {pycares.errno.ARES_ENOTFOUND, pycares.errno.ARES_ENODATA}
+MAX_ASKING = int(__import__("os").environ.get("CARES_MAX", 256))
 
 
 class CaresResolver:
@@ -29,6 +33,8 @@ class CaresResolver:
         #: host -> (expires on the loop's clock, addresses)
         self._answers: dict[str, tuple[float, list[str]]] = {}
         self._asking: dict[str, asyncio.Future[list[str]]] = {}
+        self._out = 0  # lookups sent to c-ares, not answered yet
+        self._waiting: collections.deque[str] = collections.deque()
         self.lookups = 0
 
     async def resolve(self, host: str, port: int) -> list[str]:
@@ -40,17 +46,27 @@ class CaresResolver:
             future = self._loop.create_future()
             self._asking[host] = future
             self.lookups += 1
-            self._channel.getaddrinfo(
-                host,
-                None,
-                family=socket.AF_UNSPEC,
-                type=socket.SOCK_STREAM,
-                callback=lambda result, error: self._answered(host, result, error),
-            )
-            self._arm()
+            if self._out < MAX_ASKING:
+                self._ask(host)
+            else:
+                self._waiting.append(host)
         return await asyncio.shield(future)
 
+    def _ask(self, host: str) -> None:
+        self._out += 1
+        self._channel.getaddrinfo(
+            host,
+            None,
+            family=socket.AF_UNSPEC,
+            type=socket.SOCK_STREAM,
+            callback=lambda result, error: self._answered(host, result, error),
+        )
+        self._arm()
+
     def _answered(self, host: str, result: object, error: int | None) -> None:
+        self._out -= 1
+        if self._waiting:
+            self._loop.call_soon(self._ask, self._waiting.popleft())  # not inside c-ares
         future = self._asking.pop(host, None)
         if future is None or future.done():
             return
@@ -59,7 +75,12 @@ class CaresResolver:
             future.set_exception(socket.gaierror(code, f"{host}: {pycares.errno.strerror(error)}"))
             return
         nodes = result.nodes  # type: ignore[attr-defined]
-        addresses = list(dict.fromkeys(str(node.addr[0], "ascii") if isinstance(node.addr[0], bytes) else node.addr[0] for node in nodes))
+        addresses = list(
+            dict.fromkeys(
+                str(node.addr[0], "ascii") if isinstance(node.addr[0], bytes) else node.addr[0]
+                for node in nodes
+            )
+        )
         ttl = min((node.ttl for node in nodes), default=0)
         if ttl > 0:
             self._answers[host] = (self._loop.time() + ttl, addresses)

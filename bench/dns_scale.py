@@ -46,6 +46,7 @@ class Run:
     a: int
     aaaa: int
     ok: int
+    udp_drops: int  # UDP datagrams the lab's kernel dropped for a full receive buffer
     errors: dict[str, int] = field(default_factory=dict)
     messages: dict[str, str] = field(default_factory=dict)  # one per error type
 
@@ -63,13 +64,25 @@ def peak_threads(pid: int, stop: threading.Event, peak: list[int]) -> None:
         stop.wait(0.005)
 
 
+def udp_drops(lab: Lab) -> int:
+    """RcvbufErrors of the lab's namespace (its /proc/net/snmp): answers or queries lost."""
+    snmp = subprocess.run(lab.wrap(["cat", "/proc/net/snmp"]), capture_output=True, text=True)
+    names, values = [line.split()[1:] for line in snmp.stdout.splitlines() if line[:4] == "Udp:"]
+    return int(values[names.index("RcvbufErrors")])
+
+
 def run_once(lab: Lab, argv: list[str], out: Path) -> Run:
     before = lab.counters()
+    drops = udp_drops(lab)
     env = {**os.environ, "SSL_CERT_FILE": str(lab.ca)}
     t0 = time.perf_counter()
     with out.open("wb") as sink:
         process = subprocess.Popen(
-            lab.wrap(argv), stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.DEVNULL, env=env
+            lab.wrap(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.DEVNULL,
+            env=env,
         )
         stop, peak = threading.Event(), [0]
         sampler = threading.Thread(target=peak_threads, args=(process.pid, stop, peak))
@@ -109,6 +122,7 @@ def run_once(lab: Lab, argv: list[str], out: Path) -> Run:
         delta("dns_a"),
         delta("dns_aaaa"),
         ok,
+        udp_drops(lab) - drops,
         dict(errors),
         messages,
     )
@@ -117,8 +131,8 @@ def run_once(lab: Lab, argv: list[str], out: Path) -> Run:
 def table(rows: list[tuple[str, int, str, list[Run]]], names: int) -> list[str]:
     lines = [
         "| DNS p50 | -c | resolver | wall s | CPU s | peak RSS MiB | peak threads |"
-        " DNS queries (A / AAAA) | fetched | failures |",
-        "|---|---:|---|---:|---:|---:|---:|---|---:|---|",
+        " DNS queries (A / AAAA) | UDP drops | fetched | failures |",
+        "|---|---:|---|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for dns, concurrency, variant, runs in rows:
         med = statistics.median
@@ -131,6 +145,7 @@ def table(rows: list[tuple[str, int, str, list[Run]]], names: int) -> list[str]:
             f" {med(r.cpu for r in runs):.2f} | {max(r.rss_mib for r in runs):.0f} |"
             f" {max(r.threads for r in runs):,} | {med(r.queries for r in runs):,.0f}"
             f" ({med(r.a for r in runs):,.0f} / {med(r.aaaa for r in runs):,.0f}) |"
+            f" {med(r.udp_drops for r in runs):,.0f} |"
             f" {med(r.ok for r in runs):,.0f} of {names:,} | {shown} |"
         )
     return lines
@@ -147,7 +162,7 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--output", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # -c 5000: a socket each
     base = LabSettings(names=args.names, urls=args.names, dead_share=0.0, drip_share=0.0)
     rows: list[tuple[str, int, str, list[Run]]] = []
