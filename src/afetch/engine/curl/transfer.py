@@ -48,6 +48,7 @@ class _Transfer:
         "held",
         "http_version",
         "inflating",
+        "lookup",
         "method",
         "on_done",
         "on_head",
@@ -85,6 +86,9 @@ class _Transfer:
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
         self.pending = False
+        #: While the engine looks the host up (afetch.engine.resolve): the lookup's deadline
+        #: timer, or True without one; None otherwise.
+        self.lookup: object | None = None
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
         self.head_start = self.head_end = self.status = 0
@@ -136,13 +140,7 @@ class _Transfer:
         elif self.pinned:
             curl.setopt(pycurl.CONNECT_TO, [])
             self.pinned = False
-        if request.deadline is None:
-            timeout_ms = 0  # none
-        else:
-            timeout_ms = max(1, round((request.deadline - self.engine._clock.time()) * 1000))
-        if timeout_ms != self.timeout_ms:
-            curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
-            self.timeout_ms = timeout_ms
+        self.set_deadline(request.deadline)
         curl.setopt(pycurl.URL, request.url)
         server_headers, proxy_headers = headers
         # Every request of a plain run shares one list (CurlEngine._header_list): set once.
@@ -155,6 +153,23 @@ class _Transfer:
 
     # Called by libcurl, inside socket_action: record state, never call libcurl. Header lines
     # go straight into ``head_lines`` (HEADERFUNCTION is its ``append``: no Python per line).
+
+    def resolve_to(self, host: str, port: int, addresses: list[str]) -> None:
+        """Connect to ``addresses`` (the engine's resolver found them): libcurl takes them into
+        its DNS cache ("+": an entry that expires like its own) and resolves nothing itself;
+        with several, it tries the next when one fails, and IPv6 and IPv4 side by side."""
+        listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+        self.curl.setopt(pycurl.RESOLVE, [f"+{host}:{port}:{listed}"])
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """The transfer's whole-request timeout, counted from now."""
+        if deadline is None:
+            timeout_ms = 0  # none
+        else:
+            timeout_ms = max(1, round((deadline - self.engine._clock.time()) * 1000))
+        if timeout_ms != self.timeout_ms:
+            self.curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+            self.timeout_ms = timeout_ms
 
     def _head_arrived(self) -> None:
         """The first body bytes (or the end of the transfer): the final head is complete."""
