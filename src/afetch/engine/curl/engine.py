@@ -217,7 +217,8 @@ class CurlEngine(LoopDriver):
     def _look_up(self, slot: _Transfer, host: str, port: int) -> None:
         """Start ``slot``'s transfer once its host is looked up, within the connect timeout (as
         libcurl counts its own lookups) and the request's deadline."""
-        assert self.resolver is not None and slot.request is not None
+        assert self.resolver is not None
+        assert slot.request is not None
         settings = self._settings
         due = slot.request.deadline
         connect = settings.connect_timeout or settings.timeout
