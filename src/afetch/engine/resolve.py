@@ -10,11 +10,12 @@ through ``process_fd``, with one loop timer for retransmits and timeouts.
 
 c-ares reads the system's configuration as glibc does: ``/etc/resolv.conf`` (nameservers,
 ``search``, ``options timeout: attempts: ndots:``) and ``/etc/hosts``. Answers are kept for the
-run, each until its TTL runs out (bounded: the oldest go first), and concurrent lookups of one
-name share one query. At most :data:`MAX_ASKING` lookups are out at once, the rest wait their
-turn: a burst of thousands overruns the resolver asked (dnsmasq forwards 150 at a time) and
-the socket the answers come back on (measured: 256 in flight lost answers, 128 did not).
-Failures are :class:`socket.gaierror`, which records call ``dns``.
+run, each until its TTL runs out (bounded: the oldest go first; c-ares keeps them too, but a hit
+here costs no call into it), and concurrent lookups of one name share one query. At most
+:data:`MAX_ASKING` lookups are out at once, the rest wait their turn: a burst of thousands
+overruns the resolver asked (dnsmasq forwards 150 at a time) and the socket the answers come
+back on (measured: 256 in flight lost answers, 128 did not). Failures are
+:class:`socket.gaierror`, which records call ``dns``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import socket
 from collections.abc import Callable, Sequence
 
 import pycares
-
-from afetch._clock import Clock
 
 #: Told the addresses (in the order to try them) or the failure; never inside ``lookup``.
 OnAnswer = Callable[[list[str] | None, BaseException | None], None]
@@ -53,13 +52,11 @@ class Resolver:
     def __init__(
         self,
         *,
-        clock: Clock | None = None,
         servers: Sequence[str] | None = None,
         timeout: float | None = None,
         tries: int | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._clock: Clock = clock or self._loop
         self._channel = pycares.Channel(
             sock_state_cb=self._on_socket,
             servers=list(servers) if servers else None,
@@ -86,7 +83,7 @@ class Resolver:
         answer = self._answers.get(host)
         if answer is None:
             return None
-        if answer[0] <= self._clock.time():
+        if answer[0] <= self._loop.time():
             del self._answers[host]
             return None
         return answer[1]
@@ -152,7 +149,7 @@ class Resolver:
                 failure = socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
             elif ttl > 0:  # /etc/hosts answers have none: asked again, cheaply
                 answers = self._answers
-                answers[host] = (self._clock.time() + ttl, addresses)
+                answers[host] = (self._loop.time() + ttl, addresses)
                 if len(answers) > MAX_ANSWERS:
                     del answers[next(iter(answers))]
         # Told on a later turn: never from inside c-ares.

@@ -107,7 +107,7 @@ class CurlEngine(LoopDriver):
         if self._own_resolver:
             from afetch.engine.resolve import Resolver
 
-            resolver = Resolver(clock=self._clock)
+            resolver = Resolver()
         #: Looks up the requests' host names (None: libcurl does, through the proxy or not);
         #: --no-private's check asks it too, so that a name is looked up once.
         self.resolver = resolver
