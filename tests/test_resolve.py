@@ -19,10 +19,12 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher
 from afetch.engine import resolve
+from afetch.engine.base import Collect, Request
 from afetch.engine.curl import CurlEngine
 from afetch.engine.guard import AddressCheck
 from afetch.engine.resolve import Resolver
 from tests.dns_server import Answer, DnsServer
+from tests.helpers import transfer
 
 
 @pytest.fixture
@@ -222,3 +224,30 @@ def test_the_run_wires_the_engines_resolver_into_the_check(monkeypatch) -> None:
             await engine.aclose()
 
     asyncio.run(run())
+
+
+def test_timings_count_the_engines_lookup(dns, server) -> None:
+    # --include timings: cumulative since the request began, the lookup before libcurl's own
+    # clock included (libcurl alone would say ~0 ms of dns).
+    dns_server = dns(lambda name, call: (["127.0.0.1"], 60, 0.3))
+
+    async def run() -> dict[str, float | None]:
+        engine = CurlEngine(
+            Settings(), Collect(transfer=True), resolver=Resolver(servers=[dns_server.address])
+        )
+        try:
+            response, _ = await transfer(
+                engine, Request("GET", f"http://slow-dns.test:{server.port}/ok", ())
+            )
+            assert response.info is not None
+            assert response.info.timings is not None
+            return response.info.timings
+        finally:
+            await engine.aclose()
+            engine.resolver.close()  # type: ignore[union-attr]
+
+    timings = asyncio.run(run())
+    assert timings["dns"] is not None
+    assert timings["dns"] >= 290, timings
+    order = [timings[key] for key in ("dns", "connect", "first_byte", "total")]
+    assert order == sorted(order), timings  # type: ignore[type-var]

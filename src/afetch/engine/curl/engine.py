@@ -227,6 +227,7 @@ class CurlEngine(LoopDriver):
             due = by if due is None else min(due, by)
         token: list[TimerHandle | None] = [None]
         slot.lookup = token
+        slot.lookup_ms = self._clock.time()  # the start, until the answer
         if due is not None:
             expired = TimeoutError(f"timed out: resolving {host} took over {connect or 0:g} s")
             token[0] = self._clock.call_at(
@@ -258,6 +259,7 @@ class CurlEngine(LoopDriver):
         slot.lookup = None
         if token[0] is not None:
             token[0].cancel()
+        slot.lookup_ms = (self._clock.time() - slot.lookup_ms) * 1000
         slot.resolve_to(host, port, addresses)
         assert slot.request is not None
         slot.set_deadline(slot.request.deadline)  # the time the lookup took is gone

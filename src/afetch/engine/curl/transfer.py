@@ -49,6 +49,7 @@ class _Transfer:
         "http_version",
         "inflating",
         "lookup",
+        "lookup_ms",
         "method",
         "on_done",
         "on_head",
@@ -89,6 +90,9 @@ class _Transfer:
         #: While the engine looks the host up (afetch.engine.resolve): the lookup's deadline
         #: timer, or True without one; None otherwise.
         self.lookup: object | None = None
+        #: How long the engine's lookup of the host took (0: an answer it had), which libcurl's
+        #: timings do not count: added to them (afetch.engine.curl.response.read_info).
+        self.lookup_ms = 0.0
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
         self.head_start = self.head_end = self.status = 0
@@ -124,6 +128,7 @@ class _Transfer:
         self.failure = self.body_error = self.response = None
         self.tls_line = self.sink = self.decoder = self.inflating = None
         self.skip = 0
+        self.lookup_ms = 0.0
         self.head_lines.clear()
         self.received = 0
         method, body = request.method, request.body
