@@ -33,7 +33,7 @@ from lab import Lab
 from lab_plan import LabSettings
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("threaded", "cares", "getaddrinfo", "cares-pin")
+VARIANTS = ("threaded", "cares", "getaddrinfo")
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
 import ssl
 import time
@@ -337,21 +336,8 @@ def test_dns_failure_is_a_dns_error(
         return real(host, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake)
-    # libcurl's runs look names up with c-ares (afetch.engine.resolve): asked of a loopback port
-    # where no DNS server listens, it fails at once without leaving the machine.
-    from afetch.engine import resolve
-
-    servers = [f"127.0.0.1:{closed_port()}"]
-    monkeypatch.setattr(resolve, "Resolver", functools.partial(resolve.Resolver, servers=servers))
     record = fetch_one("http://nowhere.test:9/", make_transport, timeout=5)
     assert error_type(record) == "dns", record
-
-
-def closed_port() -> int:
-    """A loopback UDP port nothing listens on (bound, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_connection_refused_is_a_connect_error(make_transport: TransportFactory) -> None:

@@ -38,11 +38,6 @@ def _open_fetcher(
     check = None
     if settings.no_private and not _guarded(transport):
         check = AddressCheck()
-        resolver = getattr(engine, "resolver", None)
-        if check.resolve is None and resolver is not None:
-            # The engine's own: each name is looked up once, for the check and the connection
-            # alike (the engine connects to the checked address).
-            check.resolve = resolver.resolve
     return Fetcher(engine, settings, address_check=check, clock=clock), engine
 
 

@@ -1,9 +1,8 @@
 """``--no-private``: refuse requests whose host resolves to a non-global address.
 
 The fetcher asks :class:`AddressCheck` before every request it sends, redirects included,
-whatever engine does the actual HTTP. The name is resolved once, without blocking the
-event loop (the engine's resolver, :mod:`afetch.engine.resolve`, else ``loop.getaddrinfo``),
-every address it resolves to is checked, and the request is then sent to
+whatever engine does the actual HTTP. The name is resolved once, off the event loop
+(``loop.getaddrinfo``), every address it resolves to is checked, and the request is then sent to
 the checked address itself: the engine never resolves the name again, so a DNS answer
 that changes between check and connect (DNS rebinding) cannot slip a private address through.
 
@@ -103,19 +102,15 @@ class AddressCheck:
     169.254.169.254 is a link-local address (--no-private)
     """
 
-    def __init__(self, *, policy: AddressPolicy = is_public, resolve: Resolver | None = None):
+    def __init__(self, *, policy: AddressPolicy = is_public, resolve: Resolver = system_resolve):
         self._policy = policy
-        #: How names are resolved; None: :func:`system_resolve`. A run on libcurl sets its
-        #: engine's resolver here, so that a name is looked up once (the engine then connects
-        #: to the checked address and resolves nothing).
-        self.resolve = resolve
+        self._resolve = resolve
 
     async def pin(self, host: str, port: int) -> str | None:
         """The checked address to send the request to; None when ``host`` is an IP literal
         (nothing to pin). Raises :class:`Blocked` when any address is not allowed."""
         literal = _literal(host)
-        resolve = self.resolve or system_resolve
-        addresses = [host] if literal is not None else await resolve(host, port)
+        addresses = [host] if literal is not None else await self._resolve(host, port)
         if not addresses:
             raise socket.gaierror(socket.EAI_NONAME, f"{host} has no address")
         for raw in addresses:

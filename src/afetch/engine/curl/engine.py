@@ -21,9 +21,6 @@ Rules this package keeps:
   easy handles are closed.
 * Redirects are never followed and nothing is retried here (afetch's policy decides); only
   http and https are allowed; ``.netrc`` is never read.
-* Host names are looked up by :class:`afetch.engine.resolve.Resolver` (c-ares on the loop),
-  not by libcurl's threaded resolver, and handed to libcurl (CURLOPT_RESOLVE); not when a proxy
-  may apply (the proxy resolves them).
 """
 
 from __future__ import annotations
@@ -47,25 +44,18 @@ from afetch.engine.curl.setup import (
     _certifi_bundle,
     _header_lines,
     _HeaderLists,
-    _host_port,
     _no_certificate,
     _tls_probe,
 )
 from afetch.engine.curl.transfer import _Transfer
 
 if TYPE_CHECKING:
-    from afetch._clock import TimerHandle
-    from afetch.engine.resolve import Resolver
     from afetch.engine.tls import TlsDetails
 
 #: libcurl before 8.12 keeps TLS sessions per easy handle: a share handle lends them across the
 #: run's handles. Since 8.12 the multi handle keeps them itself (and its DNS cache always): a
 #: share adds nothing there (measured: resumed handshakes alike with and without).
 _SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
-
-#: The variables through which libcurl takes a proxy from the environment (as curl: no upper-case
-#: HTTP_PROXY, which a CGI server may set from a request's Proxy header).
-_PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
@@ -93,24 +83,11 @@ class CurlEngine(LoopDriver):
     """
 
     def __init__(
-        self,
-        settings: Settings,
-        collect: Collect | None = None,
-        *,
-        clock: Clock | None = None,
-        resolver: Resolver | None = None,
+        self, settings: Settings, collect: Collect | None = None, *, clock: Clock | None = None
     ) -> None:
         self._loop = asyncio.get_running_loop()
         #: What request deadlines are times on (libcurl is given the time left).
         self._clock: Clock = clock or self._loop
-        self._own_resolver = resolver is None and _resolves_names(settings)
-        if self._own_resolver:
-            from afetch.engine.resolve import Resolver
-
-            resolver = Resolver()
-        #: Looks up the requests' host names (None: libcurl does, through the proxy or not);
-        #: --no-private's check asks it too, so that a name is looked up once.
-        self.resolver = resolver
         self._settings = settings
         self._max_size = settings.max_size
         multi = pycurl.CurlMulti()
@@ -193,18 +170,6 @@ class CurlEngine(LoopDriver):
         slot.ask_for = ask_for
         slot.on_done = on_done
         self._active.add(slot)
-        if self.resolver is not None and request.pin is None:
-            host, port = _host_port(request.url)
-            if host and ":" not in host and not host[-1].isdigit():  # a name, not an address
-                addresses = self.resolver.cached(host)
-                if addresses is None:
-                    self._look_up(slot, host, port)
-                    return slot
-                slot.resolve_to(host, port, addresses)
-        self._add_soon(slot)
-        return slot
-
-    def _add_soon(self, slot: _Transfer) -> None:
         # Added together on the next turn: libcurl then sends the batch of requests back to
         # back. Added one by one, each send would go out from inside the next socket's
         # socket_action (libcurl runs due transfers there), between reads: on loopback every
@@ -213,57 +178,7 @@ class CurlEngine(LoopDriver):
         if not self._pending:
             self._loop.call_soon(self._add_pending)
         self._pending.append(slot)
-
-    def _look_up(self, slot: _Transfer, host: str, port: int) -> None:
-        """Start ``slot``'s transfer once its host is looked up, within the connect timeout (as
-        libcurl counts its own lookups) and the request's deadline."""
-        assert self.resolver is not None
-        assert slot.request is not None
-        settings = self._settings
-        due = slot.request.deadline
-        connect = settings.connect_timeout or settings.timeout
-        if connect is not None:
-            by = self._clock.time() + connect
-            due = by if due is None else min(due, by)
-        token: list[TimerHandle | None] = [None]
-        slot.lookup = token
-        slot.lookup_ms = self._clock.time()  # the start, until the answer
-        if due is not None:
-            expired = TimeoutError(f"timed out: resolving {host} took over {connect or 0:g} s")
-            token[0] = self._clock.call_at(
-                due, self._looked_up, slot, token, host, port, None, expired
-            )
-        self.resolver.lookup(
-            host,
-            lambda addresses, error: self._looked_up(slot, token, host, port, addresses, error),
-        )
-
-    def _looked_up(
-        self,
-        slot: _Transfer,
-        token: list[TimerHandle | None],
-        host: str,
-        port: int,
-        addresses: list[str] | None,
-        error: BaseException | None,
-    ) -> None:
-        """The answer, or the deadline, whichever comes first (and nothing once released)."""
-        if slot.lookup is not token:
-            return
-        if error is not None or not addresses:
-            on_done = slot.on_done
-            self.release(slot)  # cancels the timer
-            if on_done is not None:
-                on_done(None, error or OSError(f"{host} has no address"))
-            return
-        slot.lookup = None
-        if token[0] is not None:
-            token[0].cancel()
-        slot.lookup_ms = (self._clock.time() - slot.lookup_ms) * 1000
-        slot.resolve_to(host, port, addresses)
-        assert slot.request is not None
-        slot.set_deadline(slot.request.deadline)  # the time the lookup took is gone
-        self._add_soon(slot)
+        return slot
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None:
         """A transfer on callbacks is over: what the caller may ask later is read from libcurl,
@@ -372,14 +287,7 @@ class CurlEngine(LoopDriver):
             return
         self._active.discard(slot)
         slot.detach()
-        if slot.lookup is not None:  # never added to the multi handle
-            timer = slot.lookup[0]  # type: ignore[index]
-            if timer is not None:
-                timer.cancel()
-            slot.lookup = None
-            if not self._closed:
-                self._free.append(slot)
-        elif slot.pending:
+        if slot.pending:
             slot.pending = False
             self._pending.remove(slot)
             if not self._closed:
@@ -411,13 +319,3 @@ class CurlEngine(LoopDriver):
         self._free.clear()
         if self._share is not None:
             self._share.close()
-        if self._own_resolver and self.resolver is not None:
-            self.resolver.close()
-
-
-def _resolves_names(settings: Settings) -> bool:
-    """Whether afetch looks host names up itself: not when a proxy may apply, which resolves
-    them (--proxy, or one from the environment that --noproxy may lift for some hosts)."""
-    if settings.proxy is not None:
-        return settings.proxy == ""
-    return not any(os.environ.get(name) for name in _PROXY_VARIABLES)

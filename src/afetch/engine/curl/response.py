@@ -63,21 +63,18 @@ def read_info(slot: _Transfer) -> TransferInfo:
     getinfo = slot.curl.getinfo
     https = (getinfo(pycurl.SCHEME) or "").lower() == "https"
     first_byte = getinfo(pycurl.STARTTRANSFER_TIME_T)
-    # The engine's own lookup came before libcurl's clock started (0 when it had the answer):
-    # every moment libcurl reached counts it too.
-    before = slot.lookup_ms
+    connect = getinfo(pycurl.CONNECT_TIME_T)
     if getinfo(pycurl.NUM_CONNECTS) == 0 and first_byte:
-        dns = connect = tls = 0.0  # a reused connection: no look-up, connect or handshake
+        dns = connect = tls = 0  # a reused connection: no look-up, connect or handshake
     else:
-        dns = getinfo(pycurl.NAMELOOKUP_TIME_T) / 1000 + before
-        connect = _after(getinfo(pycurl.CONNECT_TIME_T), before)
-        tls = _after(getinfo(pycurl.APPCONNECT_TIME_T), before)
+        dns = getinfo(pycurl.NAMELOOKUP_TIME_T)
+        tls = getinfo(pycurl.APPCONNECT_TIME_T)
     timings = {
-        "dns": dns,
-        "connect": connect,
-        "tls": tls if https else None,
-        "first_byte": _after(first_byte, before) if slot.head_seen else None,
-        "total": getinfo(pycurl.TOTAL_TIME_T) / 1000 + before,
+        "dns": dns / 1000,
+        "connect": connect / 1000,
+        "tls": tls / 1000 if https else None,
+        "first_byte": first_byte / 1000 if slot.head_seen else None,
+        "total": getinfo(pycurl.TOTAL_TIME_T) / 1000,
     }
     ip = getinfo(pycurl.PRIMARY_IP)
     remote = {"ip": ip, "port": getinfo(pycurl.PRIMARY_PORT)} if ip else None
@@ -86,8 +83,3 @@ def read_info(slot: _Transfer) -> TransferInfo:
         details = slot.engine.tls_details(slot)
         tls_info = None if details is None else details.record()
     return TransferInfo(timings=timings, remote=remote, tls=tls_info)
-
-
-def _after(microseconds: int, before: float) -> float:
-    """A libcurl moment in ms since the request began; 0 (not reached) stays 0."""
-    return microseconds / 1000 + before if microseconds else 0.0

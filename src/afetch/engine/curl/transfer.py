@@ -48,8 +48,6 @@ class _Transfer:
         "held",
         "http_version",
         "inflating",
-        "lookup",
-        "lookup_ms",
         "method",
         "on_done",
         "on_head",
@@ -87,12 +85,6 @@ class _Transfer:
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
         self.pending = False
-        #: While the engine looks the host up (afetch.engine.resolve): the lookup's deadline
-        #: timer, or True without one; None otherwise.
-        self.lookup: object | None = None
-        #: How long the engine's lookup of the host took (0: an answer it had), which libcurl's
-        #: timings do not count: added to them (afetch.engine.curl.response.read_info).
-        self.lookup_ms = 0.0
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
         self.head_start = self.head_end = self.status = 0
@@ -128,7 +120,6 @@ class _Transfer:
         self.failure = self.body_error = self.response = None
         self.tls_line = self.sink = self.decoder = self.inflating = None
         self.skip = 0
-        self.lookup_ms = 0.0
         self.head_lines.clear()
         self.received = 0
         method, body = request.method, request.body
@@ -145,7 +136,13 @@ class _Transfer:
         elif self.pinned:
             curl.setopt(pycurl.CONNECT_TO, [])
             self.pinned = False
-        self.set_deadline(request.deadline)
+        if request.deadline is None:
+            timeout_ms = 0  # none
+        else:
+            timeout_ms = max(1, round((request.deadline - self.engine._clock.time()) * 1000))
+        if timeout_ms != self.timeout_ms:
+            curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
+            self.timeout_ms = timeout_ms
         curl.setopt(pycurl.URL, request.url)
         server_headers, proxy_headers = headers
         # Every request of a plain run shares one list (CurlEngine._header_list): set once.
@@ -158,23 +155,6 @@ class _Transfer:
 
     # Called by libcurl, inside socket_action: record state, never call libcurl. Header lines
     # go straight into ``head_lines`` (HEADERFUNCTION is its ``append``: no Python per line).
-
-    def resolve_to(self, host: str, port: int, addresses: list[str]) -> None:
-        """Connect to ``addresses`` (the engine's resolver found them): libcurl takes them into
-        its DNS cache ("+": an entry that expires like its own) and resolves nothing itself;
-        with several, it tries the next when one fails, and IPv6 and IPv4 side by side."""
-        listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
-        self.curl.setopt(pycurl.RESOLVE, [f"+{host}:{port}:{listed}"])
-
-    def set_deadline(self, deadline: float | None) -> None:
-        """The transfer's whole-request timeout, counted from now."""
-        if deadline is None:
-            timeout_ms = 0  # none
-        else:
-            timeout_ms = max(1, round((deadline - self.engine._clock.time()) * 1000))
-        if timeout_ms != self.timeout_ms:
-            self.curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
-            self.timeout_ms = timeout_ms
 
     def _head_arrived(self) -> None:
         """The first body bytes (or the end of the transfer): the final head is complete."""

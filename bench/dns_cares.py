@@ -1,21 +1,14 @@
-"""Name resolution on the event loop: c-ares (through pycares), no thread per lookup.
+"""A candidate resolver for bench/dns_scale.py (issue 22): c-ares (pycares) on the asyncio loop.
 
-libcurl's threaded resolver runs each lookup in a thread of a pool of 20 (libcurl 8.20 and
-later; ``CURLMOPT_RESOLVE_THREADS_MAX``, which pycurl cannot set): at ``-c 5000`` over
-thousands of names the lookups queue behind those 20, the queue counts against each transfer's
-connect timeout, and half the URLs failed with ``timeout`` where c-ares fetched them all, in a
-third of the wall time (``bench/results/dns.md``). Here c-ares tells which sockets it uses
-(its socket-state callback), the loop watches them (``add_reader``) and readiness goes back
-through ``process_fd``, with one loop timer for retransmits and timeouts.
-
-c-ares reads the system's configuration as glibc does: ``/etc/resolv.conf`` (nameservers,
-``search``, ``options timeout: attempts: ndots:``) and ``/etc/hosts``. Answers are kept for the
-run, each until its TTL runs out (bounded: the oldest go first; c-ares keeps them too, but a hit
-here costs no call into it), and concurrent lookups of one name share one query. At most
-:data:`MAX_ASKING` lookups are out at once, the rest wait their turn: a burst of thousands
-overruns the resolver asked (dnsmasq forwards 150 at a time) and the socket the answers come
-back on (measured: 256 in flight lost answers, 128 did not). Failures are
-:class:`socket.gaierror`, which records call ``dns``.
+Measured against libcurl's threaded resolver and the ``--no-private`` getaddrinfo path; not
+adopted (bench/results/dns.md). c-ares tells which sockets it uses (its socket-state callback),
+the loop watches them (``add_reader``) and readiness goes back through ``process_fd``, with one
+loop timer for retransmits and timeouts: no thread per lookup. c-ares reads /etc/resolv.conf
+and /etc/hosts as glibc does. Answers are kept until their TTL runs out, concurrent lookups of
+one name share one query, and at most MAX_ASKING lookups are out at once (256 overflowed the
+client socket's receive buffer at 5,000 names; 128 did not). Failures are socket.gaierror,
+which afetch's records call ``dns``. afetch's engine used this very class at commit 726912f
+(CURLOPT_RESOLVE with every address; --no-private checking through it).
 """
 
 from __future__ import annotations
