@@ -159,12 +159,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dns-p50-ms", type=float, nargs="+", default=[20.0, 0.0])
     parser.add_argument("--https", action="store_true", help="HTTPS URLs (a handshake per URL)")
+    parser.add_argument("--connect-timeout", type=float, default=LabSettings.connect_timeout_s)
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--output", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # -c 5000: a socket each
-    base = LabSettings(names=args.names, urls=args.names, dead_share=0.0, drip_share=0.0)
+    base = LabSettings(
+        names=args.names,
+        urls=args.names,
+        dead_share=0.0,
+        drip_share=0.0,
+        connect_timeout_s=args.connect_timeout,
+    )
     rows: list[tuple[str, int, str, list[Run]]] = []
     started = time.monotonic()
     load = Path("/proc/loadavg").read_text().split()[:3]
