@@ -126,7 +126,9 @@ class Lab:
         )
         (self.etc / "hosts").write_text("127.0.0.1 localhost\n")
         ready = [self.dir / "dns.ready"]
-        self._spawn([HERE / "lab_dns.py", self.plan, DNS_ADDRESS, ready[0]])
+        dns_stats = self.dir / "dns.sock"
+        self.stats_sockets.append(dns_stats)
+        self._spawn([HERE / "lab_dns.py", self.plan, DNS_ADDRESS, ready[0], dns_stats])
         for index in range(self.servers):
             stats = self.dir / f"server{index}.sock"
             ready.append(self.dir / f"server{index}.ready")
@@ -163,7 +165,8 @@ class Lab:
             raise RuntimeError(f"bench: the lab does not answer: {done.stderr.strip()[-300:]}")
 
     def counters(self) -> dict[str, int]:
-        """The servers' counters, summed (connections, requests, whole responses)."""
+        """The servers' counters, summed (connections, requests, whole responses), and the DNS
+        server's (queries: dns_queries, dns_a, dns_aaaa, dns_dropped)."""
         total: dict[str, int] = {}
         for path in self.stats_sockets:
             with socket.socket(socket.AF_UNIX) as sock:

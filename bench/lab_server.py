@@ -1,6 +1,7 @@
 """One of the lab's HTTPS server processes: every live name of the plan, on 0.0.0.0:443 inside the
 lab's namespace (where only loopback exists), SO_REUSEPORT so that one process per core shares
-the port.
+the port. The same names answer plain HTTP on port 80 (bench/dns_scale.py: a lookup per URL
+without a TLS handshake to hide its cost).
 
 Usage: python bench/lab_server.py PLAN_JSON CERT_PEM KEY_PEM STATS_SOCKET READY_FILE
 
@@ -141,14 +142,17 @@ async def main(plan: str, cert: str, key: str, stats: str, ready: str) -> None:
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-    server = await loop.create_server(
-        lambda: Http(table, settings.drip_s, counters),
-        host="0.0.0.0",  # inside the lab's namespace: loopback only
-        port=443,
-        ssl=context,
-        reuse_port=True,
-        backlog=4096,
-    )
+    servers = [
+        await loop.create_server(
+            lambda: Http(table, settings.drip_s, counters),
+            host="0.0.0.0",  # inside the lab's namespace: loopback only
+            port=port,
+            ssl=tls,
+            reuse_port=True,
+            backlog=4096,
+        )
+        for port, tls in ((443, context), (80, None))
+    ]
 
     async def report(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(counters.as_json())
@@ -160,7 +164,8 @@ async def main(plan: str, cert: str, key: str, stats: str, ready: str) -> None:
     try:
         await stop
     finally:
-        server.close()
+        for server in servers:
+            server.close()
         control.close()
 
 

@@ -73,6 +73,7 @@ OTHER_TOOLS_OPTIONS = {
     "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
     "bench/progress_cost.py": {"--rounds"},
+    "bench/dns_scale.py": {"--names"},
     "bench/cron_overhead.py, bench/history_store.py": {"--repeat", "--urls"},
     "ruff format": {"--check"},
     "python -m venv": {"--without-pip"},
