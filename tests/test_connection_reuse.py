@@ -140,7 +140,7 @@ def test_a_name_re_resolving_to_a_private_address_is_refused_despite_an_idle_con
         return str(address) == "127.0.0.1"
 
     monkeypatch.setattr(
-        _api, "AddressCheck", lambda: AddressCheck(policy=policy, resolve=rebinding)
+        _api, "AddressCheck", lambda **_: AddressCheck(policy=policy, resolve=rebinding)
     )
     server.stats.reset()
     urls = [f"http://rebind.test:{server.port}/ok?n={n}" for n in range(2)]

@@ -294,7 +294,7 @@ def test_no_private_pinning_keeps_tls_verification_by_name(
         assert host == "tls.test"
         return ["127.0.0.1"]
 
-    def check() -> AddressCheck:
+    def check(**_: int) -> AddressCheck:
         return AddressCheck(policy=lambda address, port: True, resolve=resolve)
 
     settings = Settings(cacert=str(tls_ca[1]), no_private=True, timeout=10)

@@ -114,7 +114,9 @@ def test_http3_with_an_address_pinned_by_no_private(
     def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, to_port: int) -> bool:
         return to_port == port and address.is_loopback
 
-    monkeypatch.setattr(_api, "AddressCheck", lambda: AddressCheck(policy=policy, resolve=resolve))
+    monkeypatch.setattr(
+        _api, "AddressCheck", lambda **_: AddressCheck(policy=policy, resolve=resolve)
+    )
     # Connected to 127.0.0.1, verified as h3.test (the certificate names both).
     url = f"https://h3.test:{port}/"
     (record,) = collect([url], http3=True, no_private=True, cacert=str(ca_path), retries=0)

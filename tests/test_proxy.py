@@ -478,7 +478,9 @@ def _public_test(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> Non
     def policy(address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int) -> bool:
         return port == server.port and address.is_loopback
 
-    monkeypatch.setattr(_api, "AddressCheck", lambda: AddressCheck(policy=policy, resolve=resolve))
+    monkeypatch.setattr(
+        _api, "AddressCheck", lambda **_: AddressCheck(policy=policy, resolve=resolve)
+    )
 
 
 @pytest.mark.parametrize("scheme", ["http", "socks5h"])

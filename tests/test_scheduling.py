@@ -417,7 +417,7 @@ def test_batches_give_every_record_once(server: LoopbackServer) -> None:
     settings = Settings(concurrency=4)
 
     async def run() -> tuple[list[int], list[str]]:
-        fetcher, engine = _open_fetcher(settings, None)
+        fetcher, engine, _ = _open_fetcher(settings, None)
         sizes, seen = [], []
         try:
             async for batch in schedule_batches(urls, fetcher=fetcher, settings=settings):

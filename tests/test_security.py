@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
@@ -15,15 +16,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from afetch import Record, _api
-from afetch._errors import classify
+from afetch._errors import Blocked, classify
 from afetch._loopback import LoopbackServer
 from afetch._redact import excerpt, mask_url, redact
+from afetch._settings import Settings
 from afetch.engine.guard import (
     AddressCheck,
     AddressPolicy,
     Resolver,
     is_public,
-    system_resolve,
 )
 from afetch.engine.guard_transport import PrivateAddressGuard
 from tests.cli_run import afetch_cli, jsonl
@@ -159,11 +160,11 @@ def checked(
     """Engines with the --no-private check under a test policy: the default engine (libcurl)
     gets it from the fetcher, an httpx transport from the guard wrapped around it."""
 
-    def make(policy: AddressPolicy, resolve: Resolver = system_resolve) -> object:
+    def make(policy: AddressPolicy, resolve: Resolver | None = None) -> object:
         if request.param == "curl":
 
-            def check() -> AddressCheck:
-                return AddressCheck(policy=policy, resolve=resolve)
+            def check(**options: int) -> AddressCheck:
+                return AddressCheck(policy=policy, resolve=resolve, **options)
 
             monkeypatch.setattr(_api, "AddressCheck", check)
             return None
@@ -231,7 +232,7 @@ def test_a_name_is_resolved_once_and_the_checked_address_is_used(
     guard = None
     if kind == "curl":
         check = AddressCheck(policy=policy, resolve=rebinding_resolver)
-        monkeypatch.setattr(_api, "AddressCheck", lambda: check)
+        monkeypatch.setattr(_api, "AddressCheck", lambda **_: check)
     else:
         guard = PrivateAddressGuard(
             _inner_transport(kind), policy=policy, resolve=rebinding_resolver
@@ -409,3 +410,36 @@ def test_the_timeout_covers_the_no_private_lookup(server: LoopbackServer) -> Non
     assert record.error is not None
     assert record.error.type == "timeout"
     assert took < 2.5
+
+
+def test_a_runs_lookups_run_as_wide_as_its_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--no-private resolves on lookup threads of the run's own, -c of them (at most 64):
+    the loop's default pool (6 threads on two cores) made a slow DNS the bottleneck."""
+    from afetch.engine import guard
+
+    lock, waiting, peak = threading.Lock(), [0], [0]
+    release = threading.Event()
+
+    def slow_getaddrinfo(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        with lock:
+            waiting[0] += 1
+            peak[0] = max(peak[0], waiting[0])
+            if waiting[0] == 24:
+                release.set()
+        release.wait(5)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(guard.socket, "getaddrinfo", slow_getaddrinfo)
+
+    async def lookups() -> list[BaseException | str | None]:
+        _, engine, check = _api._open_fetcher(Settings(no_private=True, concurrency=24), None)
+        assert check is not None
+        names = [check.pin(f"h{i}.test", 80) for i in range(24)]
+        try:
+            return await asyncio.gather(*names, return_exceptions=True)
+        finally:
+            await _api._close(engine, check)
+
+    answers = asyncio.run(lookups())
+    assert peak[0] == 24  # all 24 waited in getaddrinfo together (6 before)
+    assert all(isinstance(a, Blocked) for a in answers)  # and each answer was still checked

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 def _open_fetcher(
     settings: Settings, transport: httpx.AsyncBaseTransport | None, clock: Clock | None = None
-) -> tuple[Fetcher, Engine]:
-    """The fetcher of one run and the engine under it, which the run closes at its end; their
-    deadlines are times on ``clock`` (the loop's by default), as the scheduler's timers are."""
+) -> tuple[Fetcher, Engine, AddressCheck | None]:
+    """The fetcher of one run, the engine under it and its ``--no-private`` check, which the
+    run closes at its end; their deadlines are times on ``clock`` (the loop's by default), as
+    the scheduler's timers are."""
     collect = None
     if settings.include:  # what the engine gathers about each transfer for those keys
         from afetch.attempt.include import engine_collect
@@ -37,8 +38,16 @@ def _open_fetcher(
     # A transport already behind a guard checks addresses itself (tests pass their own policy).
     check = None
     if settings.no_private and not _guarded(transport):
-        check = AddressCheck()
-    return Fetcher(engine, settings, address_check=check, clock=clock), engine
+        check = AddressCheck(lookups=settings.concurrency)
+    return Fetcher(engine, settings, address_check=check, clock=clock), engine, check
+
+
+async def _close(engine: Engine, check: AddressCheck | None) -> None:
+    try:
+        await engine.aclose()
+    finally:
+        if check is not None:
+            check.close()
 
 
 def _guarded(transport: httpx.AsyncBaseTransport | None) -> bool:
@@ -94,7 +103,7 @@ async def fetch(
         settings = Settings(**options)
     elif options:
         raise TypeError("pass either settings= or keyword options, not both")
-    fetcher, engine = _open_fetcher(settings, transport, clock)
+    fetcher, engine, check = _open_fetcher(settings, transport, clock)
     records = schedule(
         urls,
         fetcher=fetcher,
@@ -110,7 +119,7 @@ async def fetch(
             async for record in records:
                 yield record
     finally:
-        await engine.aclose()
+        await _close(engine, check)
 
 
 async def fetch_batches(
@@ -123,7 +132,7 @@ async def fetch_batches(
 ) -> AsyncIterator[list[Record]]:
     """:func:`fetch` for the command line: the records finished since the last batch, as a
     list (see :func:`afetch.schedule.scheduler.schedule_batches`), on the default engine."""
-    fetcher, engine = _open_fetcher(settings, None)
+    fetcher, engine, check = _open_fetcher(settings, None)
     batches = schedule_batches(
         urls, fetcher=fetcher, settings=settings, stop=stop, gauge=gauge, busiest=busiest
     )
@@ -132,4 +141,4 @@ async def fetch_batches(
             async for batch in batches:
                 yield batch
     finally:
-        await engine.aclose()
+        await _close(engine, check)

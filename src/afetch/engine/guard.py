@@ -2,9 +2,10 @@
 
 The fetcher asks :class:`AddressCheck` before every request it sends, redirects included,
 whatever engine does the actual HTTP. The name is resolved once, off the event loop
-(``loop.getaddrinfo``), every address it resolves to is checked, and the request is then sent to
-the checked address itself: the engine never resolves the name again, so a DNS answer
-that changes between check and connect (DNS rebinding) cannot slip a private address through.
+(``getaddrinfo`` on lookup threads of its own), every address it resolves to is checked, and
+the request is then sent to the checked address itself: the engine never resolves the name
+again, so a DNS answer that changes between check and connect (DNS rebinding) cannot slip a
+private address through.
 
 Pinning costs something. Only the first resolved address is tried (no fallback to the next
 one). libcurl keeps a pinned connection for its host name (``CURLOPT_CONNECT_TO``), so it is
@@ -16,13 +17,17 @@ requests ask for ``Connection: close``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from afetch._errors import Blocked
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: The most lookup threads one check runs, whatever ``-c``.
+MAX_LOOKUPS = 64
 #: Decides whether a request may go to ``(address, port)``.
 AddressPolicy = Callable[[IPAddress, int], bool]
 #: Resolves ``(host, port)`` to addresses, in the order to try them.
@@ -77,13 +82,6 @@ def _with_embedded(address: IPAddress) -> list[IPAddress]:
     return found
 
 
-async def system_resolve(host: str, port: int) -> list[str]:
-    """Resolve with the system resolver in the loop's thread pool; never blocks the loop."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
@@ -94,6 +92,11 @@ def _literal(host: str) -> IPAddress | None:
 class AddressCheck:
     """Resolves a host off the loop and checks every address; the address to connect to.
 
+    System lookups run on a pool of ``lookups`` threads of the check's own (a run passes its
+    ``-c``, at most 64): the loop's default pool has min(32, cores + 4) threads, 6 on two
+    cores, and with DNS taking 20 ms a run at ``-c 500`` waited on it three times as long as
+    libcurl's own resolver (docs/performance.md, "DNS at scale"). :meth:`close` ends the pool.
+
     >>> import asyncio
     >>> try:
     ...     asyncio.run(AddressCheck().pin("169.254.169.254", 80))
@@ -102,9 +105,30 @@ class AddressCheck:
     169.254.169.254 is a link-local address (--no-private)
     """
 
-    def __init__(self, *, policy: AddressPolicy = is_public, resolve: Resolver = system_resolve):
+    def __init__(
+        self,
+        *,
+        policy: AddressPolicy = is_public,
+        resolve: Resolver | None = None,
+        lookups: int = 8,
+    ) -> None:
         self._policy = policy
-        self._resolve = resolve
+        self._resolve = resolve or self._resolve_on_pool
+        self._lookups = max(1, min(lookups, MAX_LOOKUPS))
+        self._pool: ThreadPoolExecutor | None = None
+
+    async def _resolve_on_pool(self, host: str, port: int) -> list[str]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._lookups, thread_name_prefix="afetch-resolve")
+        lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().run_in_executor(self._pool, lookup)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+    def close(self) -> None:
+        """Ends the lookup threads; a lookup still running ends on its own, unheard."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def pin(self, host: str, port: int) -> str | None:
         """The checked address to send the request to; None when ``host`` is an IP literal

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from afetch.engine.guard import AddressCheck, AddressPolicy, Resolver, is_public, system_resolve
+from afetch.engine.guard import AddressCheck, AddressPolicy, Resolver, is_public
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -33,7 +33,7 @@ class PrivateAddressGuard(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport,
         *,
         policy: AddressPolicy = is_public,
-        resolve: Resolver = system_resolve,
+        resolve: Resolver | None = None,
     ) -> None:
         self._inner = inner
         self.check = AddressCheck(policy=policy, resolve=resolve)
@@ -47,6 +47,7 @@ class PrivateAddressGuard(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(_pinned(request, address))
 
     async def aclose(self) -> None:
+        self.check.close()
         await self._inner.aclose()
 
 
