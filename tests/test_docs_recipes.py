@@ -168,6 +168,12 @@ class Servers:
     ca_pem: Path
     #: A loopback port nothing listens on, for hosts the recipes name that must not be looked up.
     closed_port: int
+    #: What earlier steps of a workflow leave behind (``out.jsonl``, ``results.jsonl``): one
+    #: run's records of other URLs, made once for the module (see :func:`earlier_records`).
+    earlier: bytes
+    #: What earlier steps of a workflow leave behind (``out.jsonl``, ``results.jsonl``): one
+    #: run's records of other URLs, made once for the module (see :func:`earlier_records`).
+    earlier: bytes
 
 
 @pytest.fixture(scope="module")
@@ -182,19 +188,39 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         closed = LoopbackServer()  # a port nothing listens on: started, then stopped
         closed.start()
         closed.stop()
-        yield Servers(plain, tls, ca_pem, closed.port)
+        earlier = earlier_records(plain, tmp_path_factory.mktemp("earlier"))
+        yield Servers(plain, tls, ca_pem, closed.port, earlier)
+
+
+def some_urls(plain: LoopbackServer, key: str) -> list[str]:
+    """``urls.txt``: a redirect, a 404, a broken response, a flaky URL, a page, an ETag."""
+    paths = ["/redirect/2", "/status/404", "/garbage", f"/flaky/{key}/1", "/page?title=Hello"]
+    return [plain.url(path) for path in [*paths, f"/etag/{key}"]]
+
+
+def earlier_records(plain: LoopbackServer, folder: Path) -> bytes:
+    """The records of an earlier run, of URLs no block's ``urls.txt`` holds. Made once, not per
+    block (a process less for each): the recipes only read them or fetch their URLs again, and
+    pass on either exit code, so the blocks need no copy of their own."""
+    urls = some_urls(plain, "earlier")
+    records = subprocess.run(
+        [str(BIN / "afetch"), "-", "-q", "--retries", "0"],
+        input="".join(f"{url}\n" for url in urls).encode(),
+        cwd=folder,
+        capture_output=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    ).stdout
+    assert records.count(b"\n") == len(urls), records
+    return records
 
 
 def prepare(folder: Path, servers: Servers, key: str) -> None:
     """The files the recipes name. ``key`` keeps the server's per-URL state (a flaky URL's
     failures, an ETag) apart between blocks."""
     plain, tls = servers.plain, servers.tls
-
-    def some_urls(key: str) -> list[str]:
-        paths = ["/redirect/2", "/status/404", "/garbage", f"/flaky/{key}/1", "/page?title=Hello"]
-        return [plain.url(path) for path in [*paths, f"/etag/{key}"]]
-
-    urls = some_urls(key)
+    urls = some_urls(plain, key)
     files = {
         "urls.txt": urls,
         # The TLS server's certificate is not trusted without --cacert: a `tls` error.
@@ -210,18 +236,8 @@ def prepare(folder: Path, servers: Servers, key: str) -> None:
     (folder / "payload.json").write_text('{"state": "archived"}\n', encoding="utf-8")
     shutil.copy(servers.ca_pem, folder / "ca.pem")
     (folder / "var" / "lib" / "probe").mkdir(parents=True)
-    # What earlier steps of a workflow leave behind: a run's records (of other flaky URLs).
-    records = subprocess.run(
-        [str(BIN / "afetch"), "-", "-q", "--retries", "0"],
-        input="".join(f"{url}\n" for url in some_urls(f"{key}-earlier")).encode(),
-        cwd=folder,
-        capture_output=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
-    ).stdout
     for name in ("out.jsonl", "results.jsonl"):
-        (folder / name).write_bytes(records)
+        (folder / name).write_bytes(servers.earlier)
 
 
 def shell_text(command: str, servers: Servers) -> str:
