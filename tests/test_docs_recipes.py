@@ -72,7 +72,17 @@ SUBSTITUTIONS = {
     # The same options at a pace a test can wait for: urls.txt holds six URLs of one host, five
     # seconds at one a second. That the rate is kept is test_scheduling's (on the fake clock).
     "--host-rate 1 ": "--host-rate 20 ",
+    # Half a minute's pause before --confirm tries the failures again, and a retry's backoff
+    # doubled from a second (up to 15 s for a URL that fails five times); see PACE.
+    "--confirm-delay 30 ": "--confirm-delay 0.2 ",
+    "--backoff 1 ": "--backoff 0.02 ",
 }
+
+#: The pauses the recipes' runs take by default, shortened through the environment (the
+#: documented AFETCH_* variables; a recipe's own flag still wins): a retry's backoff (up to
+#: 0.5 s, then 1 s, per failing URL of urls.txt) and --confirm's 5 s. What the pauses do is
+#: tested on the fake clock (test_retry_policy, test_confirm); here, that the commands run.
+PACE = {"AFETCH_BACKOFF": "0.02", "AFETCH_CONFIRM_DELAY": "0.2"}
 
 #: A fragment of a command → text its stdout must hold: recipes whose output is the point.
 EXPECTED = {
@@ -260,6 +270,7 @@ def test_the_recipe_runs_unchanged(block: Block, servers: Servers, tmp_path: Pat
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(tmp_path),
             "TOKEN": "not-a-secret",
+            **PACE,
         }
     )
     for command, reason in zip(block.commands, reasons, strict=True):
