@@ -327,7 +327,9 @@ def test_the_watching_page_recipes_run(servers: Servers, tmp_path: Path) -> None
     every alert rule's metrics are in; the GitHub Actions job parses and its afetch steps run
     under GITHUB_ACTIONS=true, filling the job summary and the reports it uploads."""
     parser = pytest.importorskip("prometheus_client.parser")
-    env = cli_env({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(tmp_path)})
+    env = cli_env(
+        {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(tmp_path), **PACE}
+    )
     srv, textfiles = tmp_path / "srv" / "afetch", tmp_path / "textfile_collector"
     srv.mkdir(parents=True)
     prepare(srv, servers, key="watching-cron")
