@@ -25,6 +25,7 @@ from afetch.watch.change import CHANGES, next_row
 from afetch.watch.history import History
 from afetch.watch.policy import ExitPolicy, PolicyError, parse_accept
 from tests.cli_run import afetch_cli, cli_env, jsonl
+from tests.helpers import serving
 
 
 class Answers(ThreadingHTTPServer):
@@ -66,14 +67,11 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[Answers]:
     answers = Answers()
-    thread = threading.Thread(target=answers.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield answers
-    finally:
-        answers.release.set()
-        answers.shutdown()
-        answers.server_close()
+    with serving(answers):
+        try:
+            yield answers
+        finally:
+            answers.release.set()
 
 
 def run(urls: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]], str]:
