@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from afetch._loopback import LoopbackServer
 from afetch._redact import PROXY_ENV
@@ -14,6 +15,12 @@ from afetch._redact import PROXY_ENV
 #: Proxy variables libcurl reads (and HTTP_PROXY, which it ignores): a developer's proxy must not
 #: carry the tests' loopback traffic. The proxy tests set them themselves.
 PROXY_VARIABLES = (*PROXY_ENV, "no_proxy", "NO_PROXY")
+
+# No per-example deadline (hypothesis's default is 200 ms): on a loaded machine (CI, xdist's
+# workers beside each other) one slow example fails a property as "flaky" that holds. What a
+# property proves is its assertions; a bound on time is asserted where time is the point.
+settings.register_profile("afetch", deadline=None)
+settings.load_profile("afetch")
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socketserver
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +26,22 @@ def collect(
         return [r async for r in afetch.fetch(urls, transport=transport, **options)]
 
     return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def serving(server: socketserver.BaseServer) -> Iterator[None]:
+    """``server`` (an http.server one, say) answering from a thread until the block ends, then
+    closed. Its loop looks for shutdown() every 20 ms, not socketserver's 0.5 s: a fixture's
+    teardown was waiting up to half a second for nothing."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def by_url(records: Iterable[Record]) -> dict[str, Record]:

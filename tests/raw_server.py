@@ -70,12 +70,17 @@ class RawServer:
     def close(self) -> None:
         self._closed.set()
         with contextlib.suppress(OSError):
+            # Wakes the accept() blocked in _accept (close alone does not, on Linux): the
+            # thread ends now, not when join's 5 s run out.
+            self._listener.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
             for conn in list(self._open):
                 with contextlib.suppress(OSError):
                     conn.close()
         self._thread.join(timeout=5)
+        assert not self._thread.is_alive(), "the accepting thread outlived close()"
 
     def _accept(self) -> None:
         while not self._closed.is_set():

@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import http.server
 import re
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from afetch._include import _title_span, html_title
 from afetch._loopback import LoopbackServer
 from afetch._loopback.routes import gzip_bomb
 from tests.cli_run import afetch_cli, jsonl
+from tests.helpers import serving
 
 ENGINES = ["curl", "httpx"]
 
@@ -120,13 +120,8 @@ def _body_server(bodies: dict[str, tuple[bytes, dict[str, str]]]) -> Iterator[st
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager

@@ -203,6 +203,9 @@ def test_header_values_appear_nowhere(server: LoopbackServer, tmp_path: Path) ->
             "X-Api-Key: key-SECRET-8",
             "--timeout",
             "1",
+            # Retried (their messages too), without the default's pauses of up to 1.5 s.
+            "--backoff",
+            "0.01",
             *extra,
         )
         assert result.returncode == 1

@@ -72,7 +72,17 @@ SUBSTITUTIONS = {
     # The same options at a pace a test can wait for: urls.txt holds six URLs of one host, five
     # seconds at one a second. That the rate is kept is test_scheduling's (on the fake clock).
     "--host-rate 1 ": "--host-rate 20 ",
+    # Half a minute's pause before --confirm tries the failures again, and a retry's backoff
+    # doubled from a second (up to 15 s for a URL that fails five times); see PACE.
+    "--confirm-delay 30 ": "--confirm-delay 0.2 ",
+    "--backoff 1 ": "--backoff 0.02 ",
 }
+
+#: The pauses the recipes' runs take by default, shortened through the environment (the
+#: documented AFETCH_* variables; a recipe's own flag still wins): a retry's backoff (up to
+#: 0.5 s, then 1 s, per failing URL of urls.txt) and --confirm's 5 s. What the pauses do is
+#: tested on the fake clock (test_retry_policy, test_confirm); here, that the commands run.
+PACE = {"AFETCH_BACKOFF": "0.02", "AFETCH_CONFIRM_DELAY": "0.2"}
 
 #: A fragment of a command → text its stdout must hold: recipes whose output is the point.
 EXPECTED = {
@@ -168,6 +178,12 @@ class Servers:
     ca_pem: Path
     #: A loopback port nothing listens on, for hosts the recipes name that must not be looked up.
     closed_port: int
+    #: What earlier steps of a workflow leave behind (``out.jsonl``, ``results.jsonl``): one
+    #: run's records of other URLs, made once for the module (see :func:`earlier_records`).
+    earlier: bytes
+    #: What earlier steps of a workflow leave behind (``out.jsonl``, ``results.jsonl``): one
+    #: run's records of other URLs, made once for the module (see :func:`earlier_records`).
+    earlier: bytes
 
 
 @pytest.fixture(scope="module")
@@ -182,19 +198,39 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
         closed = LoopbackServer()  # a port nothing listens on: started, then stopped
         closed.start()
         closed.stop()
-        yield Servers(plain, tls, ca_pem, closed.port)
+        earlier = earlier_records(plain, tmp_path_factory.mktemp("earlier"))
+        yield Servers(plain, tls, ca_pem, closed.port, earlier)
+
+
+def some_urls(plain: LoopbackServer, key: str) -> list[str]:
+    """``urls.txt``: a redirect, a 404, a broken response, a flaky URL, a page, an ETag."""
+    paths = ["/redirect/2", "/status/404", "/garbage", f"/flaky/{key}/1", "/page?title=Hello"]
+    return [plain.url(path) for path in [*paths, f"/etag/{key}"]]
+
+
+def earlier_records(plain: LoopbackServer, folder: Path) -> bytes:
+    """The records of an earlier run, of URLs no block's ``urls.txt`` holds. Made once, not per
+    block (a process less for each): the recipes only read them or fetch their URLs again, and
+    pass on either exit code, so the blocks need no copy of their own."""
+    urls = some_urls(plain, "earlier")
+    records = subprocess.run(
+        [str(BIN / "afetch"), "-", "-q", "--retries", "0"],
+        input="".join(f"{url}\n" for url in urls).encode(),
+        cwd=folder,
+        capture_output=True,
+        env=cli_env(),
+        timeout=60,
+        check=False,
+    ).stdout
+    assert records.count(b"\n") == len(urls), records
+    return records
 
 
 def prepare(folder: Path, servers: Servers, key: str) -> None:
     """The files the recipes name. ``key`` keeps the server's per-URL state (a flaky URL's
     failures, an ETag) apart between blocks."""
     plain, tls = servers.plain, servers.tls
-
-    def some_urls(key: str) -> list[str]:
-        paths = ["/redirect/2", "/status/404", "/garbage", f"/flaky/{key}/1", "/page?title=Hello"]
-        return [plain.url(path) for path in [*paths, f"/etag/{key}"]]
-
-    urls = some_urls(key)
+    urls = some_urls(plain, key)
     files = {
         "urls.txt": urls,
         # The TLS server's certificate is not trusted without --cacert: a `tls` error.
@@ -210,18 +246,8 @@ def prepare(folder: Path, servers: Servers, key: str) -> None:
     (folder / "payload.json").write_text('{"state": "archived"}\n', encoding="utf-8")
     shutil.copy(servers.ca_pem, folder / "ca.pem")
     (folder / "var" / "lib" / "probe").mkdir(parents=True)
-    # What earlier steps of a workflow leave behind: a run's records (of other flaky URLs).
-    records = subprocess.run(
-        [str(BIN / "afetch"), "-", "-q", "--retries", "0"],
-        input="".join(f"{url}\n" for url in some_urls(f"{key}-earlier")).encode(),
-        cwd=folder,
-        capture_output=True,
-        env=cli_env(),
-        timeout=60,
-        check=False,
-    ).stdout
     for name in ("out.jsonl", "results.jsonl"):
-        (folder / name).write_bytes(records)
+        (folder / name).write_bytes(servers.earlier)
 
 
 def shell_text(command: str, servers: Servers) -> str:
@@ -244,6 +270,7 @@ def test_the_recipe_runs_unchanged(block: Block, servers: Servers, tmp_path: Pat
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "HOME": str(tmp_path),
             "TOKEN": "not-a-secret",
+            **PACE,
         }
     )
     for command, reason in zip(block.commands, reasons, strict=True):
@@ -300,7 +327,9 @@ def test_the_watching_page_recipes_run(servers: Servers, tmp_path: Path) -> None
     every alert rule's metrics are in; the GitHub Actions job parses and its afetch steps run
     under GITHUB_ACTIONS=true, filling the job summary and the reports it uploads."""
     parser = pytest.importorskip("prometheus_client.parser")
-    env = cli_env({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(tmp_path)})
+    env = cli_env(
+        {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(tmp_path), **PACE}
+    )
     srv, textfiles = tmp_path / "srv" / "afetch", tmp_path / "textfile_collector"
     srv.mkdir(parents=True)
     prepare(srv, servers, key="watching-cron")

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_run import jsonl
+from tests.helpers import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = 6
@@ -75,14 +76,11 @@ def nights() -> Iterator[tuple[_Nights, int]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, server.server_address[1]
-    finally:
-        state.release.set()
-        server.shutdown()
-        server.server_close()
+    with serving(server):
+        try:
+            yield state, server.server_address[1]
+        finally:
+            state.release.set()
 
 
 def _cron(folder: Path, args: list[str]) -> subprocess.Popen[bytes]:

@@ -460,43 +460,57 @@ def test_stats_count_each_record_by_its_class_and_ok() -> None:
 # -- one terminal, two streams -------------------------------------------------------------------
 
 
-def _screen_and_scrollback(raw: bytes, *, cols: int, rows: int) -> list[str]:
+def _screen_and_scrollback(raw: bytes, *, cols: int, rows: int, cut: int) -> list[list[str]]:
     """Every line a person can scroll back to, then the screen, as a terminal emulator shows
-    them; a line that wrapped (a row filled to the last column) is joined to the next."""
+    them, after ``raw[:cut]`` and after all of ``raw`` (one emulator fed on: each byte once); a
+    line that wrapped (a row filled to the last column) is joined to the next."""
     import pyte
 
     screen = pyte.HistoryScreen(cols, rows, history=100_000, ratio=0.001)
-    pyte.ByteStream(screen).feed(raw.replace(b"\n", b"\r\n"))  # the pty's onlcr, undone below
+    stream = pyte.ByteStream(screen)
 
     def text(row: dict[int, pyte.screens.Char]) -> str:
         return "".join(row[x].data for x in range(cols))
 
-    rows_seen = [text(row) for row in screen.history.top] + [
-        text(screen.buffer[y]) for y in range(rows)
-    ]
-    lines: list[str] = []
-    joining = False
-    for row in rows_seen:
-        if joining:
-            lines[-1] += row
-        else:
-            lines.append(row)
-        joining = len(row.rstrip()) == cols
-    return [line.rstrip() for line in lines]
+    def shown() -> list[str]:
+        rows_seen = [text(row) for row in screen.history.top] + [
+            text(screen.buffer[y]) for y in range(rows)
+        ]
+        lines: list[str] = []
+        joining = False
+        for row in rows_seen:
+            if joining:
+                lines[-1] += row
+            else:
+                lines.append(row)
+            joining = len(row.rstrip()) == cols
+        return [line.rstrip() for line in lines]
+
+    seen: list[list[str]] = []
+    for part in (raw[:cut], raw[cut:]):
+        stream.feed(part.replace(b"\n", b"\r\n"))  # what the pty's ONLCR (off) would have done
+        seen.append(shown())
+    return seen
 
 
 def test_records_and_the_live_table_share_one_terminal() -> None:
     """`afetch --demo` with stdout and stderr on one terminal: every record scrolls up whole
     and parseable above the table, and no frame of the table is left in the scrollback."""
     cols, rows = 100, 30
-    argv = [sys.executable, "-m", "afetch", "--demo", "-c", "20", "--timeout", "1"]
+    # No retries: the demo's hanging URLs would time out three times over (a run of 6 s, not
+    # 2.5 s, and more frames to emulate), and retries are not what shares the terminal.
+    demo = ["--demo", "-c", "20", "--timeout", "1", "--retries", "0"]
+    argv = [sys.executable, "-m", "afetch", *demo]
     code, raw = _pty_output(
         argv, env=_pty_env(), cols=cols, rows=rows, stdout_too=True, timeout=120
     )
     assert code == 1
     assert b"\x1b[" in raw  # the live table really was drawn
     assert b"in flight" in raw
-    lines = _screen_and_scrollback(raw, cols=cols, rows=rows)
+    # Just before the table goes (Rich shows the cursor again as it stops), and at the end.
+    before_end, lines = _screen_and_scrollback(
+        raw, cols=cols, rows=rows, cut=raw.rindex(b"\x1b[?25h")
+    )
     records = [line for line in lines if line.startswith("{")]
     parsed = [json.loads(line) for line in records]  # each one whole: a cut one fails here
     assert len(parsed) == 300
@@ -507,13 +521,8 @@ def test_records_and_the_live_table_share_one_terminal() -> None:
     last_record = max(i for i, line in enumerate(lines) if line.startswith("{"))
     summary = next(i for i, line in enumerate(lines) if "afetch summary" in line)
     assert summary > last_record  # the summary comes after every record, at the bottom
-    # Just before the table goes (Rich shows the cursor again as it stops): its last frame at
-    # the bottom, every record above it.
-    shown = [
-        line
-        for line in _screen_and_scrollback(raw[: raw.rindex(b"\x1b[?25h")], cols=cols, rows=rows)
-        if line
-    ]
+    # Just before the table goes: its last frame at the bottom, every record above it.
+    shown = [line for line in before_end if line]
     headline = max(i for i, line in enumerate(shown) if " eta " in line)
     assert "300/300" in shown[headline]
     assert [line.split()[0] for line in shown[headline + 1 :]][:3] == [

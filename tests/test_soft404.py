@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +17,7 @@ from afetch._include import Verdict
 from afetch.attempt.include import BodyKeeper
 from afetch.attempt.soft404 import NOT_SOFT, page_sign, verdict, visible_words
 from tests.cli_run import afetch_cli, jsonl
-from tests.helpers import by_url, collect
+from tests.helpers import by_url, collect, serving
 
 _NOT_FOUND = (
     "<html><head><title>Oops</title></head><body><h1>Sorry</h1><p>We looked everywhere for"
@@ -97,20 +97,16 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def sites() -> Iterator[dict[str, str]]:
     """Three hosts on 127.0.0.1: mode → base URL."""
-    servers = []
     bases = {}
-    for mode in ("catchall", "parked", "normal", "redirect"):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        port = server.server_address[1]
-        _Handler.modes[port] = mode
-        _Handler.seen[port] = []
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        bases[mode] = f"http://127.0.0.1:{port}"
-    yield bases
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as stack:
+        for mode in ("catchall", "parked", "normal", "redirect"):
+            server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+            port = server.server_address[1]
+            _Handler.modes[port] = mode
+            _Handler.seen[port] = []
+            stack.enter_context(serving(server))
+            bases[mode] = f"http://127.0.0.1:{port}"
+        yield bases
 
 
 def _seen(base: str) -> list[str]:

@@ -54,7 +54,7 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
         heavy=(
             *HEAVY,
             *("pydantic", "sqlite3", "hashlib", "certifi", "email.utils", "afetch.input.shard"),
-            *("jq", "afetch.attempt.soft404"),
+            *("jq", "afetch.attempt.soft404", "afetch.attempt.canary"),
             *("afetch.reports.collect", "afetch.reports.summary", "afetch.reports.prom"),
             *("afetch.reports.junit", "afetch.reports.markdown", "prometheus_client"),
         ),

@@ -112,6 +112,11 @@ class Fetcher:
             clock=clock,
             rate_limits=settings.rate_limit_headers,
         )
+        if wanted is not None and wanted.canary:
+            # --include soft404 only; once the plan is whole: the canaries' plan is a copy of it.
+            from afetch.attempt.canary import Canaries
+
+            self._plan.canaries = Canaries(self._plan, wanted.body_limit)
         #: --cache: told of each URL the scheduler reads ahead (see BatchedCache.prefetch).
         self.prefetch = (
             None if cache is None or self._plain[0] not in ("GET", "HEAD") else (cache.prefetch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Container
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote
 
 from afetch._redact import header_secrets
@@ -12,15 +12,25 @@ from afetch.attempt.redirect import REDIRECT_STATUSES
 from afetch.engine.base import Engine
 
 if TYPE_CHECKING:
+    import asyncio
+
     from afetch._clock import Clock
     from afetch.attempt.include import IncludePlan
-    from afetch.attempt.soft404 import Canaries
+    from afetch.attempt.redirect import Headers
+    from afetch.attempt.soft404 import Sign
     from afetch.cache import BatchedCache
     from afetch.engine.guard import AddressCheck
 
 _SUCCESS = range(200, 300)
 #: Every status: --include body keeps the body of whatever response is final.
 _EVERY_STATUS = range(1000)
+
+
+class Canaries(Protocol):
+    """--include soft404: a run's canaries as an attempt asks them (afetch.attempt.canary,
+    above the attempt machine: the fetcher sets them on its plan)."""
+
+    def sign_for(self, url: str, headers: Headers) -> asyncio.Future[Sign | None]: ...
 
 
 class Plan:
@@ -46,7 +56,7 @@ class Plan:
         "validators",
         "wanted",
     )
-    #: --include soft404: the run's canaries, one per host (set only then).
+    #: --include soft404: the run's canaries, one per host (set only then, by the fetcher).
     canaries: Canaries
 
     def __init__(
@@ -100,11 +110,6 @@ class Plan:
             ask_for = self.redirect_statuses | frozenset(_SUCCESS)
         #: Heads the engine asks the attempt about (the others' bodies are only counted).
         self.ask_for = ask_for
-        if wanted is not None and wanted.canary:
-            # --include soft404 only; last: the canaries' plan is a copy of this one.
-            from afetch.attempt.soft404 import Canaries
-
-            self.canaries = Canaries(self, wanted.body_limit)
 
 
 def secrets_for(

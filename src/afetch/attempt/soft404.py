@@ -4,10 +4,10 @@ Per host (scheme, host, port) one **canary**: a GET of ``/<16 random hex digits>
 origin, with the run's headers, following redirects as the run does, its body kept up to
 ``--body-limit``. It starts when the first record of that host has a 200 to compare, runs once
 per run whatever happens to it, and produces no record: the attempts of that host that have a
-200 await it (:class:`Canaries`). The attempt that started it holds its host's slot while it
-waits, so the canary runs inside the host's concurrency limit, never beside it; the scheduler's
-pacing counts it as one more request of its host and may have it wait its turn
-(:attr:`Canaries.pace`).
+200 await it (:class:`afetch.attempt.canary.Canaries`). The attempt that started it holds its
+host's slot while it waits, so the canary runs inside the host's concurrency limit, never beside
+it; the scheduler's pacing counts it as one more request of its host and may have it wait its
+turn (:attr:`afetch.attempt.canary.Canaries.pace`).
 
 A 200 is a **soft 404** when its :class:`Sign` matches the canary's (:func:`verdict`): the canary
 answered 200 too, the kept bodies' sizes are in the same or adjacent power-of-two class, their
@@ -19,29 +19,22 @@ carries a parking service's mark (:data:`PARKING_MARKERS`) is **parked**.
 Cost: each step is linear in the kept body (split on ``<``, a regex over text, one hash per
 shingle, ``heapq.nsmallest``); a body over :data:`SIGN_ON_LOOP_MAX` is signed in a worker
 thread, as the body keys are over theirs. A run without ``soft404`` never imports this module.
+
+This module is the page's sign and the verdict, below the attempt machine that asks for them;
+the canary, an attempt of its own, is :mod:`afetch.attempt.canary`, above it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import heapq
-import math
 import re
-import secrets
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
 
 from afetch._include import Verdict, html_title
 from afetch._url import parse_url
-from afetch.attempt.include import BodyKeeper, IncludePlan
-from afetch.attempt.machine import Attempt, Shape
-
-if TYPE_CHECKING:
-    from afetch.attempt.plan import Plan
-    from afetch.attempt.redirect import Headers
-    from afetch.engine.base import Response
+from afetch.attempt.include import BodyKeeper
 
 #: Lower-case marks of a parking service in a page's HTML: the services' own names and script
 #: hosts, and the phrases of a domain offered for sale. Documented in docs/include.md.
@@ -191,85 +184,3 @@ def verdict(page: Sign, canary: Sign | None, url: str) -> Verdict:
     ):
         return NOT_SOFT
     return Verdict(soft_404=True, parked=page.parking or canary.parking)
-
-
-def canary_url(url: str) -> str:
-    """A path on ``url``'s origin that no site has: ``/`` and 16 random hex digits.
-
-    >>> url = canary_url("https://u:p@example.org:8443/a/b?c#d")
-    >>> url[:29], len(url) - 29
-    ('https://u:p@example.org:8443/', 16)
-    """
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + secrets.token_hex(8), "", ""))
-
-
-class Canaries:
-    """A run's canaries: one per origin, started on first need, its :class:`Sign` shared."""
-
-    __slots__ = ("_plan", "_signs", "pace")
-
-    def __init__(self, plan: Plan, body_limit: int) -> None:
-        # The run's plan, less what a canary must not do: no --cache look-up or update, no file
-        # or hash; its body kept for the sign.
-        self._plan = canary = copy.copy(plan)
-        canary.cache = None
-        canary.keep_bodies = False
-        canary.wanted = wanted = IncludePlan((), body_limit=body_limit)
-        wanted.body = True
-        self._signs: dict[tuple[str, str, int], asyncio.Future[Sign | None]] = {}
-        #: The scheduler's pacing (``--rate``, ``--host-rate``, ``--rate-limit-headers``): told
-        #: of each canary's URL, it counts the request and says how many seconds it must wait.
-        self.pace: Callable[[str], float] | None = None
-
-    def sign_for(self, url: str, headers: Headers) -> asyncio.Future[Sign | None]:
-        """The sign of the canary of ``url``'s origin (None: it failed), started if it is the
-        first asked for; ``headers`` are the asking request's (method and body left out)."""
-        origin = parse_url(url).origin
-        future = self._signs.get(origin)
-        if future is None:
-            loop = asyncio.get_running_loop()
-            self._signs[origin] = future = loop.create_future()
-            shape: Shape = ("GET", None, headers)
-            canary = CanaryAttempt(self._plan, canary_url(url), shape, None, _settle, future)
-            clock = self._plan.clock or loop
-            wait = 0.0 if self.pace is None else self.pace(url)
-            if 0 < wait < math.inf:
-                clock.call_later(wait, lambda: canary.begin(clock.time()))
-            else:  # math.inf: a --rate-limit-headers probe is out, whose record waits for this
-                canary.begin(clock.time())
-        return future
-
-
-def _settle(future: asyncio.Future[Sign | None], sign: Any, hints: object) -> None:
-    if not future.done():
-        future.set_result(sign)
-
-
-class CanaryAttempt(Attempt):
-    """An attempt whose end is a :class:`Sign` (or None), never a record."""
-
-    def _conclude(self, failure: BaseException | None, response: Response | None = None) -> None:
-        kept = self.kept
-        if failure is not None or self.status != 200 or kept is None:
-            self._end(failure)
-            return
-        landing = self.final_url if self.redirects else None
-        self.task = asyncio.ensure_future(self._signed(kept, landing))
-
-    async def _signed(self, kept: BodyKeeper, landing: str | None) -> None:
-        try:
-            sign: Sign | None = await sign_of(200, kept, self.content_type, self.url, landing)
-        except Exception:
-            sign = None
-        self.task = None
-        self._tell(sign)
-
-    def _end(self, failure: BaseException | None) -> None:
-        self._tell(None)
-
-    def _tell(self, sign: Sign | None) -> None:
-        if self.over:
-            return
-        self.over = True
-        self.done(self.token, sign, None)

@@ -3,7 +3,7 @@ what was read before the handle was let go (bytes, ``--include`` info)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pycurl
 
@@ -11,7 +11,32 @@ from afetch.engine.base import Headers, TransferInfo
 from afetch.engine.curl.head import _parse_headers, _searchable, _value_in
 
 if TYPE_CHECKING:
-    from afetch.engine.curl.transfer import _Transfer
+    from afetch.engine.tls import TlsDetails
+
+
+class _TlsSource(Protocol):
+    """What :func:`read_info` asks of the engine (CurlEngine, two floors up)."""
+
+    _tls_wanted: bool
+
+    def tls_details(self, slot: Any) -> TlsDetails | None: ...
+
+
+class _Slot(Protocol):
+    """What the response reads of its transfer (transfer._Transfer): named here, not imported,
+    since the transfer is the floor above (pyproject.toml's contract inside engine.curl)."""
+
+    curl: pycurl.Curl
+    status: int
+    http_version: str
+    head_lines: list[bytes]
+    head_start: int
+    head_end: int
+    head_seen: bool
+    searchable: tuple[bytes, bytes] | None
+
+    @property
+    def engine(self) -> _TlsSource: ...
 
 
 class _CurlResponse:
@@ -28,7 +53,7 @@ class _CurlResponse:
         "status",
     )
 
-    def __init__(self, slot: _Transfer) -> None:
+    def __init__(self, slot: _Slot) -> None:
         self.status = slot.status
         self.http_version = slot.http_version
         # Parsed only if asked for: most records need no header but Content-Type.
@@ -58,7 +83,7 @@ class _CurlResponse:
         return _value_in(searchable, name)
 
 
-def read_info(slot: _Transfer) -> TransferInfo:
+def read_info(slot: _Slot) -> TransferInfo:
     """Timings and remote, and tls when collected, from libcurl's getinfo."""
     getinfo = slot.curl.getinfo
     https = (getinfo(pycurl.SCHEME) or "").lower() == "https"

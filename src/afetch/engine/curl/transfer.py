@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import Container, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pycurl
 
@@ -20,14 +20,33 @@ from afetch.engine.curl.setup import _INFOTYPE_TEXT, _host_port, new_handle, set
 from afetch.engine.decode import PIECES_PER_TURN, Decoder
 
 if TYPE_CHECKING:
-    from afetch.engine.curl.engine import CurlEngine
+    from afetch._clock import Clock
+    from afetch._settings import Settings
     from afetch.engine.curl.setup import _HeaderLists
+    from afetch.engine.tls import TlsDetails
 
 _PAUSE = pycurl.WRITEFUNC_PAUSE
 #: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
 _USED_PROXY = getattr(pycurl, "USED_PROXY", None)
 #: Set as a slot's body error to stop a transfer after its head, on purpose.
 _NOT_WANTED = AfetchError("body not wanted")
+
+
+class _Owner(Protocol):
+    """What a transfer uses of the engine that owns it (CurlEngine): named here, not imported,
+    since the engine is the floor above (pyproject.toml's contract inside engine.curl)."""
+
+    _settings: Settings
+    _cainfo: str
+    _tls_wanted: bool
+    _share: pycurl.CurlShare | None
+    _clock: Clock
+    _max_size: int | None
+    _loop: asyncio.AbstractEventLoop
+
+    def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None: ...
+    def release(self, slot: _Transfer) -> None: ...
+    def tls_details(self, slot: _Transfer) -> TlsDetails | None: ...
 
 
 class _Transfer:
@@ -68,7 +87,7 @@ class _Transfer:
         "unpausing",
     )
 
-    def __init__(self, engine: CurlEngine) -> None:
+    def __init__(self, engine: _Owner) -> None:
         self.engine = engine
         settings = engine._settings
         self.head_lines: list[bytes] = []
