@@ -100,7 +100,9 @@ def _parse_any(raw: str) -> Target:
     query = parts.query
     if query and _NEEDS_QUOTING.search(query):
         query = quote(query, safe=_SAFE)
-    tail = f"{path}?{query}" if query or raw.rstrip().endswith("?") else path
+    # An empty query ("/a?") is kept, as libcurl sends it; a "?" in the fragment is not one.
+    kept = query or raw.rstrip().partition("#")[0].endswith("?")
+    tail = f"{path}?{query}" if kept else path
     url = f"{scheme}://{netloc}{tail}"
     authorization = None
     shown = url
@@ -155,6 +157,8 @@ def join(base: str, location: str) -> Target:
 
     >>> join("http://127.0.0.1:8080/a/b", "../c").url
     'http://127.0.0.1:8080/c'
+    >>> join("http://127.0.0.1:8080/a", "/b#?").url  # a "?" in the fragment: no query sent
+    'http://127.0.0.1:8080/b'
     """
     # Encoded dots made plain first: urljoin resolves "." and ".." only.
     reference = _location_text(location.strip())
