@@ -44,8 +44,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     Rich (terminal only), pydantic (Typer >= 0.29 converts options through it), sqlite3
     (--cache, --history), hashlib (--state, --shard, --hash, request objects), certifi's module
     (its bundle is found without it), email.utils (an HTTP-date Retry-After), jq (--ok-if),
-    --shard's module, --include soft404's nor the writers of --report (only its registry, for
-    the option)."""
+    --shard's module, --include soft404's, the writers of --report (only its registry, for
+    the option), --state's journal, afetch.watch, csv, random nor a thread pool."""
     urls = tmp_path / "urls.txt"
     # Refused at once (port 9 on loopback): no server needed, and the record is still written.
     urls.write_text("http://127.0.0.1:9/\n")
@@ -57,6 +57,10 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
             *("jq", "afetch.attempt.soft404"),
             *("afetch.reports.collect", "afetch.reports.summary", "afetch.reports.prom"),
             *("afetch.reports.junit", "afetch.reports.markdown", "prometheus_client"),
+            # Nor --state's journal, afetch.watch (no judge without its options), the CSV
+            # writer, retries' random, or asyncio's executor thread (nothing blocks to open).
+            *("afetch.input.journal", "afetch.watch.judge", "afetch.watch.policy", "csv"),
+            *("random", "concurrent.futures.thread"),
         ),
     )
     done = subprocess.run(
