@@ -87,10 +87,12 @@ print(code, sorted(name for name in {heavy!r} if name in sys.modules))
 
 
 def test_version_loads_neither_typer_nor_typing(monkeypatch) -> None:
-    """``afetch --version`` alone answers before Typer builds the command (and loads typing):
-    the interpreter's start-up and a few small modules, nothing more."""
+    """``afetch --version`` alone answers before Typer builds the command (and loads typing),
+    and before the signal handlers (signal's enums, threading): the interpreter's start-up and a
+    few small modules, nothing more."""
     monkeypatch.delenv("_AFETCH_COMPLETE", raising=False)
     heavy = ("typer", "click", "typing", "re", "afetch.cli.command", "afetch.cli.options")
+    heavy += ("signal", "enum", "threading", "afetch.run.signals")
     done = subprocess.run(
         [sys.executable, "-c", ENTRY_PROBE.format(argv=["--version"], heavy=heavy)],
         capture_output=True,
