@@ -761,6 +761,9 @@ def startup(args: argparse.Namespace, workdir: Path) -> list[str]:
                 argv = [*afetch_argv(args), *extra]
                 tools.append(Tool(f"afetch{tag} {what}", argv, runs, env=env))
         tools.append(Tool("python -c 'import afetch'", [args.python, "-c", "import afetch"], runs))
+        # The floor of a one-URL run: what it cannot do without (the loop, the CLI, libcurl).
+        floor_run = "import asyncio, typer, pycurl"
+        tools.append(Tool(f"python -c '{floor_run}'", [args.python, "-c", floor_run], runs))
         run_rounds(tools, label="startup")
         heaviest = heaviest_imports(args, [str(urls)])
     wall, cpu = floor.median or 1.0, floor.median_cpu or 1.0

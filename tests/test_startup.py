@@ -44,8 +44,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     Rich (terminal only), pydantic (Typer >= 0.29 converts options through it), sqlite3
     (--cache, --history), hashlib (--state, --shard, --hash, request objects), certifi's module
     (its bundle is found without it), email.utils (an HTTP-date Retry-After), jq (--ok-if),
-    --shard's module, --include soft404's nor the writers of --report (only its registry, for
-    the option)."""
+    --shard's module, --include soft404's, the writers of --report (only its registry, for
+    the option), --state's journal, afetch.watch, csv, random nor a thread pool."""
     urls = tmp_path / "urls.txt"
     # Refused at once (port 9 on loopback): no server needed, and the record is still written.
     urls.write_text("http://127.0.0.1:9/\n")
@@ -57,6 +57,10 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
             *("jq", "afetch.attempt.soft404", "afetch.attempt.canary"),
             *("afetch.reports.collect", "afetch.reports.summary", "afetch.reports.prom"),
             *("afetch.reports.junit", "afetch.reports.markdown", "prometheus_client"),
+            # Nor --state's journal, afetch.watch (no judge without its options), the CSV
+            # writer, retries' random, or asyncio's executor thread (nothing blocks to open).
+            *("afetch.input.journal", "afetch.watch.judge", "afetch.watch.policy", "csv"),
+            *("random", "concurrent.futures.thread"),
         ),
     )
     done = subprocess.run(
@@ -83,10 +87,12 @@ print(code, sorted(name for name in {heavy!r} if name in sys.modules))
 
 
 def test_version_loads_neither_typer_nor_typing(monkeypatch) -> None:
-    """``afetch --version`` alone answers before Typer builds the command (and loads typing):
-    the interpreter's start-up and a few small modules, nothing more."""
+    """``afetch --version`` alone answers before Typer builds the command (and loads typing),
+    and before the signal handlers (signal's enums, threading): the interpreter's start-up and a
+    few small modules, nothing more."""
     monkeypatch.delenv("_AFETCH_COMPLETE", raising=False)
     heavy = ("typer", "click", "typing", "re", "afetch.cli.command", "afetch.cli.options")
+    heavy += ("signal", "enum", "threading", "afetch.run.signals")
     done = subprocess.run(
         [sys.executable, "-c", ENTRY_PROBE.format(argv=["--version"], heavy=heavy)],
         capture_output=True,

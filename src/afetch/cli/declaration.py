@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -15,9 +14,9 @@ from afetch.cli.usage import Number
 ENV_PREFIX = "AFETCH_"
 
 
-@dataclass(frozen=True, slots=True)
-class Opt:
-    """One command-line option.
+class Opt(NamedTuple):
+    """One command-line option (a NamedTuple, not a frozen dataclass: the same value without
+    generated code to compile at every start).
 
     >>> spec = opt("--max-host-errors", type=int | None, default=None, help="K failures.")
     >>> spec.name, spec.envvar, spec.field
@@ -31,6 +30,8 @@ class Opt:
     type: Any
     default: Any
     help: str
+    #: More keywords for ``typer.Option`` (``min``, ``show_default``, ``case_sensitive``, ...).
+    click: dict[str, Any]
     metavar: str | None = None
     #: The Settings or RunOptions field this option fills, when it is not ``name``.
     to: str | None = None
@@ -40,8 +41,6 @@ class Opt:
     env: bool = True
     #: The ``--help`` panel; set from the key of :data:`PANELS`.
     panel: str = ""
-    #: More keywords for ``typer.Option`` (``min``, ``show_default``, ``case_sensitive``, ...).
-    click: dict[str, Any] = field(default_factory=dict)
 
     @property
     def long(self) -> str:
@@ -91,7 +90,7 @@ class Opt:
 
 _NUMBERS: dict[Any, type] = {int: int, float: float, int | None: int, float | None: float}
 
-_OWN = frozenset(f.name for f in fields(Opt)) - {"decls", "type", "default", "help", "click"}
+_OWN = frozenset(Opt._fields) - {"decls", "type", "default", "help", "click"}
 
 
 def opt(*decls: str, type: Any, default: Any, help: str, **keywords: Any) -> Opt:

@@ -9,22 +9,24 @@ import sys
 
 from afetch.cli.names import COMPLETE_VAR, VERSION_LINE
 from afetch.cli.stderr import guard_stderr
-from afetch.run.signals import ignore_signals_at_exit, install_exit_handlers
 
 
 def main() -> int:
     """``afetch`` and ``python -m afetch``: install quiet signal exits, then run the CLI."""
-    # Before the CLI has loaded, a signal exits quietly with the documented code (130 SIGINT,
-    # 143 SIGTERM) instead of a KeyboardInterrupt traceback. cli.main takes over from here.
-    install_exit_handlers()
-    atexit.register(ignore_signals_at_exit)  # first registered, so the last to run
     # A closed, full or abandoned stderr loses messages, never records or the exit code.
     guard_stderr()
     if sys.argv[1:] == ["--version"] and not os.environ.get(COMPLETE_VAR):
         # The answer Typer would give, without loading it and every option (~100 ms): --version
-        # is eager, so no other option or AFETCH_* variable could change it.
+        # is eager, so no other option or AFETCH_* variable could change it. It loads nothing
+        # that a signal could interrupt, so it needs no handlers (signal's enums: 40% of it).
         print(VERSION_LINE)
         return 0
+    from afetch.run.signals import ignore_signals_at_exit, install_exit_handlers
+
+    # Before the CLI has loaded, a signal exits quietly with the documented code (130 SIGINT,
+    # 143 SIGTERM) instead of a KeyboardInterrupt traceback. cli.main takes over from here.
+    install_exit_handlers()
+    atexit.register(ignore_signals_at_exit)  # first registered, so the last to run
     # Start-up makes tens of thousands of objects that live until exit, and next to no
     # garbage: the collector would walk them some 50 times for nothing (~10% of a short run's
     # start-up). cli.command turns it back on, tuned, before a run fetches anything.

@@ -11,7 +11,6 @@ adding one entry, plus its field in ``Settings`` or ``RunOptions``. What an entr
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -195,7 +194,7 @@ PANELS: dict[str, tuple[Opt, ...]] = {
 
 #: Every option, with its panel, in ``--help`` order.
 OPTIONS: tuple[Opt, ...] = tuple(
-    replace(spec, panel=panel) for panel, specs in PANELS.items() for spec in specs
+    spec._replace(panel=panel) for panel, specs in PANELS.items() for spec in specs
 )
 #: Option values that steer the command line itself and fill no field (-d and --json become
 #: ``Settings.body`` and ``body_kind`` in ``cli.command``, which knows whether stdin is the input).

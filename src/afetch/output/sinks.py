@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -163,6 +162,8 @@ class CsvSink(_LineSink):
         # --history's keys come last, as in the JSON records.
         self.columns = CSV_BASE_COLUMNS + self._optional + self._include + WATCH_KEYS * watch
         self._buffer = io.StringIO()
+        import csv  # here: a JSON Lines run never loads it
+
         self._writer = csv.writer(self._buffer, lineterminator="\n")
         # Written with the first record (or by finish() for a run without any), so a closed
         # output is noticed where the run handles it.

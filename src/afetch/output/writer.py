@@ -34,14 +34,16 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from afetch._clock import Clock
 from afetch._record import Record
 from afetch._stats import Stats
-from afetch.input.journal import Journal
 from afetch.output.sinks import OutputClosed, OutputFailed, Sink
 from afetch.output.whole_lines import Abandoned, WholeLines
+
+if TYPE_CHECKING:
+    from afetch.input.journal import Journal
 
 #: Records handed over but not yet written, at most. About two pipe buffers of typical records:
 #: enough for the writer to batch, small enough that a stopped run drops little.

@@ -13,7 +13,6 @@ from afetch._api import fetch_batches
 from afetch._settings import Settings
 from afetch._spec import RequestSpec
 from afetch._stats import Stats
-from afetch.input.journal import skip_done
 from afetch.input.reader import InputError, read_urls
 from afetch.output.sinks import (
     OutputClosed,
@@ -86,6 +85,8 @@ async def run(
 
         source = only_shard(source, options.shard)
     if journal is not None and done:
+        from afetch.input.journal import skip_done  # --resume only
+
         source = skip_done(source, journal.earlier, stats)
     gauge = Gauge(attempt_s=settings.timeout) if options.progress else None
     console = terminal_console()

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from afetch.input.shard import Shard
 
+#: The options of afetch.watch's judge (``--history``, ``--fail-on``, ``--accept``, ...).
+_JUDGING = ("history", "fail_on", "fail_after", "accept", "accept_timeouts", "ok_if")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunOptions:
@@ -42,3 +45,10 @@ class RunOptions:
     accept_timeouts: bool = False
     #: ``--ok-if``: a jq expression deciding each record's ok.
     ok_if: str | None = None
+
+    @property
+    def judged(self) -> bool:
+        """Whether an option of afetch.watch is given: with all at their defaults a record keeps
+        the ok it was fetched with, and the run loads nothing of afetch.watch."""
+        defaults = RunOptions.__dataclass_fields__  # type: ignore[attr-defined]
+        return any(getattr(self, name) != defaults[name].default for name in _JUDGING)

@@ -20,15 +20,15 @@ import os
 import re
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: A saved body's name (``_save``): 16 hex digits of hash after ``__``, maybe an extension.
 #: A pattern, compiled (and cached by ``re``) only when --save-dir asks: a run without it skips.
 _SAVED_NAME = r"__[0-9a-f]{16}(\.[A-Za-z0-9]{1,10})?$"
 
 
-@dataclass(frozen=True, slots=True)
-class _File:
+# A NamedTuple, not a frozen dataclass: the same value at a tenth of the cost at start-up.
+class _File(NamedTuple):
     """A file by what it is: ``(device, inode)`` when it exists, else its resolved path."""
 
     label: str

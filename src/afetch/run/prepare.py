@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from afetch._settings import Settings
-from afetch.input.journal import Journal, JournalBusy
 from afetch.input.reader import InputError, open_sources
 from afetch.output.sinks import included_keys, open_output, optional_keys
 from afetch.reports import ReportError
@@ -25,11 +24,11 @@ from afetch.run.display import on_github_actions
 from afetch.run.exits import EXIT_USAGE, error_line
 from afetch.run.options import RunOptions
 from afetch.run.paths import path_problem
-from afetch.watch.judge import Judge, open_judge
-from afetch.watch.policy import WatchError
 
 if TYPE_CHECKING:
+    from afetch.input.journal import Journal
     from afetch.reports.collect import Reports
+    from afetch.watch.judge import Judge
 
 try:
     import fcntl
@@ -37,8 +36,8 @@ except ImportError:  # Windows: the stdout check below is skipped (docs/install.
     fcntl = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+# A NamedTuple, not a frozen dataclass: the same value at a tenth of the cost at start-up.
+class Prepared(NamedTuple):
     """What a run opened before its first request."""
 
     #: The settings, ``-c`` lowered to fit the open files limit if it had to be.
@@ -74,21 +73,29 @@ async def prepare(settings: Settings, options: RunOptions, *, own_input: bool) -
     except ReportError as exc:  # one line, exit 2, as for -o
         error_line(str(exc))
         return EXIT_USAGE
-    try:
-        journal = await _open_journal(options)
-    except JournalBusy as exc:
-        error_line(str(exc))
-        return _discard(reports, EXIT_USAGE)
-    except OSError as exc:
-        error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
-        return _discard(reports, EXIT_USAGE)
-    try:
-        judge = await _open_judge(settings, options, journal)
-    except WatchError as exc:
-        error_line(str(exc))
-        if journal is not None:
-            journal.close()
-        return _discard(reports, EXIT_USAGE)
+    # --state and afetch.watch's options are loaded when given: a plain run imports neither.
+    journal = judge = None
+    if options.state is not None:
+        from afetch.input.journal import JournalBusy
+
+        try:
+            journal = await _open_journal(options.state, options)
+        except JournalBusy as exc:
+            error_line(str(exc))
+            return _discard(reports, EXIT_USAGE)
+        except OSError as exc:
+            error_line(f"cannot use state file {options.state}: {exc.strerror or exc}")
+            return _discard(reports, EXIT_USAGE)
+    if options.judged:
+        from afetch.watch.policy import WatchError
+
+        try:
+            judge = await _open_judge(settings, options, journal)
+        except WatchError as exc:
+            error_line(str(exc))
+            if journal is not None:
+                journal.close()
+            return _discard(reports, EXIT_USAGE)
     done = journal.earlier.done if journal is not None else set()
     try:
         # A resumed run adds to the records of the interrupted one, like `wget -c`.
@@ -147,18 +154,16 @@ def _make_dirs(settings: Settings, options: RunOptions) -> str | None:
     return None
 
 
-async def _open_journal(options: RunOptions) -> Journal | None:
+async def _open_journal(state: str, options: RunOptions) -> Journal:
     """Lock the --state journal, and read it for --resume (in a thread: it can take seconds)."""
-    if options.state is None:
-        return None
-    journal = await asyncio.to_thread(Journal, options.state, resume=options.resume)
+    from afetch.input.journal import Journal
+
+    journal = await asyncio.to_thread(Journal, state, resume=options.resume)
     if journal.restarted and not options.quiet:
-        print(
-            f"afetch: {options.state}: previous run finished; starting a new run", file=sys.stderr
-        )
+        print(f"afetch: {state}: previous run finished; starting a new run", file=sys.stderr)
     elif journal.earlier.done and not options.quiet:
         print(
-            f"afetch: resuming: {len(journal.earlier.done)} URLs already done in {options.state}",
+            f"afetch: resuming: {len(journal.earlier.done)} URLs already done in {state}",
             file=sys.stderr,
         )
     return journal
@@ -167,8 +172,13 @@ async def _open_journal(options: RunOptions) -> Journal | None:
 async def _open_judge(
     settings: Settings, options: RunOptions, journal: Journal | None
 ) -> Judge | None:
-    """The judge of records (afetch.watch), opening and locking --history (in a thread)."""
-    return await asyncio.to_thread(
+    """The judge of records (afetch.watch), opening and locking --history and starting
+    --ok-if's worker in a thread; without either nothing blocks, and no thread is started
+    (asyncio's executor thread, joined again at exit)."""
+    from afetch.watch.judge import open_judge
+
+    blocks = options.history is not None or options.ok_if is not None
+    opening = functools.partial(
         open_judge,
         history=options.history,
         # A resumed run is the same run: the store keeps its number, no URL is counted twice.
@@ -182,6 +192,7 @@ async def _open_judge(
         optional=optional_keys(settings),
         include=included_keys(settings),
     )
+    return await asyncio.to_thread(opening) if blocks else opening()
 
 
 def _fit_descriptors(settings: Settings, *, sources: int) -> Settings:

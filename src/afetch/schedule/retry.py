@@ -6,13 +6,16 @@ and parks the URL on a timer, so a URL waiting to retry holds no concurrency slo
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from afetch._errors import ErrorTrait, error_types_with
 from afetch._record import Record
 from afetch._settings import Settings
+
+if TYPE_CHECKING:
+    import random
 
 #: Statuses worth another try: rate limited or a gateway/server that says "not now".
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -35,6 +38,7 @@ class RetryPolicy:
     A ``Retry-After`` longer than ``max_wait`` means giving up: the server asked for a pause
     longer than the user allows, and retrying earlier would only be refused again.
 
+    >>> import random
     >>> policy = RetryPolicy(retries=2, backoff=0.5, max_wait=60.0, rng=random.Random(1))
     >>> 0 <= policy.backoff_for(1) <= 0.5, 0 <= policy.backoff_for(3) <= 2.0
     (True, True)
@@ -70,7 +74,11 @@ class RetryPolicy:
 
     def backoff_for(self, retry: int) -> float:
         """The jittered wait before retry number ``retry`` (1 for the first retry)."""
-        return (self.rng or random).uniform(0.0, self.ceiling(retry))
+        if self.rng is None:
+            import random  # here: a run that retries nothing never loads it
+
+            return random.uniform(0.0, self.ceiling(retry))
+        return self.rng.uniform(0.0, self.ceiling(retry))
 
     def ceiling(self, retry: int) -> float:
         """The longest backoff before retry number ``retry``; half of it is the mean wait."""
