@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import subprocess
 import sys
 import time
@@ -177,10 +176,12 @@ def test_the_canary_is_counted_by_the_host_rate(sites: dict[str, str]) -> None:
     port = int(base.rsplit(":", 1)[1])
     (a, b) = collect([f"{base}/a", f"{base}/b"], include=("soft404",), host_rate=2.0)
     assert (a.extra, b.extra) == ({"soft_404": True, "parked": False},) * 2
-    # Three requests (the canary among them) 0.5 s apart: none sooner than its turn.
+    # Three requests (the canary among them) started 0.5 s apart: the third at least 1 s after
+    # the first. Measured where the server hears them, so a loaded machine may move one of them
+    # a little either way: the span, not each gap, has the margin.
     times = _Handler.times[port]
     assert len(times) == 3
-    assert min(later - earlier for earlier, later in itertools.pairwise(times)) > 0.3, times
+    assert times[-1] - times[0] > 0.75, times
 
 
 def test_without_soft404_no_canary_is_sent(sites: dict[str, str]) -> None:
