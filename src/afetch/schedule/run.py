@@ -305,13 +305,12 @@ class Run:
             )
         wait = None
         policy = self._policy
-        if job.confirming:
-            policy = None  # its one more try was this one
         if (
             policy is not None
             # what RetryPolicy.should_retry could say yes to at all
             and (record.error is not None or record.status in RETRY_STATUSES)
             and not host.down
+            and not job.confirming  # its one more try was this one
         ):
             retry_after = None if hints is None else hints.retry_after
             wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
