@@ -63,8 +63,11 @@ def parse_url(raw: str) -> Target:
     if plain is not None:
         scheme, host, port_text, tail = plain.groups()
         port = int(port_text) if port_text else None
-        path = tail.partition("?")[0]
-        plain_path = "%" not in path and "/." not in path  # else _normal_path has work
+        # Else _normal_path has work; the path is only cut from the query when that may matter.
+        plain_path = "%" not in tail and "/." not in tail
+        if not plain_path:
+            path = tail.partition("?")[0]
+            plain_path = "%" not in path and "/." not in path
         if (port is None or 0 < port < 65536) and host.strip(".") and plain_path:
             if host[0] == "[":
                 host = host[1:-1]

@@ -128,13 +128,10 @@ class Fetcher:
         self._clock = clock
         self._now: Callable[[], float] | None = None if clock is None else clock.time
 
-    def start(self, item: str | RequestSpec, done: Done[T], token: T) -> bool:
+    def start(self, item: str | RequestSpec, done: Done[T], token: T) -> Attempt:
         """Start an attempt at ``item`` (a URL or a request object); ``done(token, record,
-        retry_after)`` is called on the event loop when it is over, never from in here."""
-        self._begin(item, done, token)
-        return True
-
-    def _begin(self, item: str | RequestSpec, done: Done[T], token: T) -> Attempt:
+        hints)`` is called on the event loop when it is over, never from in here. Returns the
+        attempt (to :meth:`Attempt.cancel` it)."""
         if type(item) is str:
             attempt = Attempt(self._plan, item, self._plain, self._plain_method, done, token)
         else:
@@ -154,7 +151,7 @@ class Fetcher:
         future: asyncio.Future[tuple[Record, ServerHints | None]] = (
             asyncio.get_running_loop().create_future()
         )
-        machine = self._begin(item, _settle, future)
+        machine = self.start(item, _settle, future)
         try:
             return await future
         except asyncio.CancelledError:

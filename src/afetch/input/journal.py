@@ -198,9 +198,12 @@ class Journal:
         """Record the URLs of ``records`` as done, each with its ok bit, in one ``write`` (the
         writer thread, after a batch). A request object is journaled by its key (method, URL,
         body), a plain line by its URL."""
+        # A list, not a generator: join makes one of it anyway (no generator resumed per line).
         data = "".join(
-            f"{record.key or record.url}\n" if record.ok else f" ! {record.key or record.url}\n"
-            for record in records
+            [
+                f"{record.key or record.url}\n" if record.ok else f" ! {record.key or record.url}\n"
+                for record in records
+            ]
         )
         self._write(data.encode("utf-8", "surrogatepass"))
         self._written += len(records)

@@ -1,12 +1,12 @@
 """The scheduler's one seam to the fetcher: where a URL is handed over and its record comes back.
 
-Everything the scheduler asks of :class:`afetch.attempt.fetcher.Fetcher` is here and nowhere
-else: an attempt on callbacks (``Fetcher.start``, for plain URLs when the engine can) or in a
-worker task (``await Fetcher.attempt``), the ``--cache`` look-ahead (``Fetcher.prefetch``), the
-record of a URL never tried (``Fetcher.unattempted``), and the attempt count written into the
-record the fetcher built, and the pacing of the requests the fetcher adds of its own
-(``Fetcher.pace_extra``). The run (:class:`afetch.schedule.run.Run`) only says "start this job"
-and hears "this job's attempt ended with this record".
+Everything the scheduler asks of :class:`afetch.attempt.fetcher.Fetcher` is settled here: how
+an attempt runs, on callbacks (:attr:`Dispatch.direct`: ``Fetcher.start``, for plain URLs when
+the fetcher allows it; the run calls it itself, no hop per URL) or in a worker task (``await
+Fetcher.attempt``); the ``--cache`` look-ahead (``Fetcher.prefetch``); the record of a URL never
+tried (``Fetcher.unattempted``); and the pacing of the requests the fetcher adds of its own
+(``Fetcher.pace_extra``). The run (:class:`afetch.schedule.run.Run`) starts a job and hears
+"this job's attempt ended with this record" (and counts the attempt in it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from dataclasses import replace
 
 from afetch._record import FetchError, Record
 from afetch.attempt.fetcher import Fetcher, ServerHints
@@ -22,10 +21,6 @@ from afetch.schedule.job import Job
 
 #: What the run does when an attempt ended: the job, its record, the last head's pacing hints.
 Attempted = Callable[[Job, Record, ServerHints | None], None]
-
-
-def _reraise(exc: BaseException) -> None:
-    raise exc
 
 
 class Dispatch:
@@ -38,8 +33,6 @@ class Dispatch:
 
     __slots__ = (
         "_attempted",
-        "_counts",
-        "_crashed",
         "_fetcher",
         "_group",
         "_idle_workers",
@@ -47,7 +40,7 @@ class Dispatch:
         "_retired",
         "_workers",
         "capacity",
-        "closed",
+        "direct",
         "prefetch",
     )
 
@@ -58,35 +51,29 @@ class Dispatch:
         group: asyncio.TaskGroup,
         capacity: int,
         attempted: Attempted,
-        crashed: Callable[[BaseException], None] | None = None,
         pace_extra: Callable[[str], float] | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._group = group
         self.capacity = capacity
         self._attempted = attempted
-        #: Ends the run with a failure from a callback (no task carries it).
-        self._crashed = crashed or _reraise
         #: --cache's look-ahead: told of each plain URL read, before its attempt starts (the run
         #: calls it itself: one test, no call, per URL without --cache).
         self.prefetch = getattr(fetcher, "prefetch", None)
         if pace_extra is not None and hasattr(fetcher, "pace_extra"):
             fetcher.pace_extra(pace_extra)  # requests of its own (--include soft404's canaries)
-        #: Plain URLs go to the fetcher's callback path when it has one (no worker task).
-        self._counts = fetcher.counts
+        #: Plain URLs go to the fetcher's callback path when it has one (no worker task): the
+        #: run calls ``direct(url, done, job)`` itself; None: every attempt goes to :meth:`start`.
+        self.direct = fetcher.start if fetcher.counts else None
         #: Jobs handed to the workers, and workers waiting for one (see _work).
         self._jobs: deque[Job] = deque()
         self._idle_workers: list[asyncio.Future[None]] = []
         self._workers = 0
         self._retired = False
-        #: The run was stopped: records of attempts still in flight are dropped.
-        self.closed = False
 
     def start(self, job: Job) -> None:
-        """Start an attempt at ``job``; the run hears of its end through ``attempted``."""
-        if self._counts and type(job.url) is str:
-            self._fetcher.start(job.url, self._counted, job)
-            return
+        """Start an attempt at ``job`` in a worker task (a request object, or any URL when
+        :attr:`direct` is None); the run hears of its end through ``attempted``."""
         self._jobs.append(job)
         if self._idle_workers:
             self._idle_workers.pop().set_result(None)
@@ -105,30 +92,13 @@ class Dispatch:
             if jobs:
                 job = jobs.popleft()
                 record, hints = await attempt(job.url)
-                self._ended(job, record, hints)
+                self._attempted(job, record, hints)
             elif self._retired:
                 return
             else:
                 idle = asyncio.get_running_loop().create_future()
                 self._idle_workers.append(idle)
                 await idle
-
-    def _counted(self, job: Job, record: Record, hints: ServerHints | None) -> None:
-        """An attempt on callbacks (Fetcher.start) ended: as a worker's attempt does."""
-        if self.closed:
-            return  # the run was stopped: the record of an attempt in flight is dropped
-        try:
-            self._ended(job, record, hints)
-        except BaseException as exc:
-            # No task to carry it: the run ends with it, as a worker's failure would end it.
-            self._crashed(exc)
-
-    def _ended(self, job: Job, record: Record, hints: ServerHints | None) -> None:
-        job.attempts += 1
-        # The fetcher knows one attempt; the record says how many the URL had.
-        if record.attempts != job.attempts:
-            record = replace(record, attempts=job.attempts)
-        self._attempted(job, record, hints)
 
     def retire(self) -> None:
         """Everything is done: idle workers end (so the task group can close)."""

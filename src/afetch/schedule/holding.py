@@ -11,6 +11,7 @@ from collections.abc import Callable
 from afetch._record import Record
 from afetch.schedule import confirm
 from afetch.schedule.job import Job
+from afetch.schedule.ordering import ReorderWindow
 
 
 class ConfirmHold:
@@ -62,3 +63,16 @@ class ConfirmHold:
         held = sorted(self._unconfirmed, key=lambda job: job.index)
         self._unconfirmed.clear()
         return held
+
+
+def drain_held(confirm: ConfirmHold | None, window: ReorderWindow[Record] | None) -> list[Record]:
+    """After a stop: the finished records a run still holds back, by the reorder ``window`` (in
+    order) or for ``--confirm`` (as they first ended: not confirmed)."""
+    held = [] if confirm is None else confirm.drain()
+    if window is None:
+        return [job.last for job in held if job.last is not None]
+    due = []
+    for job in held:
+        if job.last is not None:
+            due += window.complete(job.index, job.last)
+    return due + window.drain()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING
 
 from afetch._spec import RequestSpec
@@ -13,15 +12,6 @@ if TYPE_CHECKING:
 
 # Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
 Item = str | RequestSpec
-
-
-async def as_async(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
 
 
 class Job:
@@ -49,7 +39,7 @@ class Job:
         self.started = 0.0
         #: Position in the input, for ``ordered`` output.
         self.index = index
-        #: Attempts made so far; the record of each attempt says this many (see schedule.dispatch).
+        #: Attempts made so far; the record of each attempt says this many (see schedule.run).
         self.attempts = 0
         #: The record of the last attempt, kept while the URL waits to retry.
         self.last: Record | None = None

@@ -6,6 +6,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from afetch._clock import Clock
@@ -13,9 +14,10 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.dispatch import Dispatch
-from afetch.schedule.holding import ConfirmHold
+from afetch.schedule.holding import ConfirmHold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
-from afetch.schedule.job import Item, Job, as_async
+from afetch.schedule.intake import Intake
+from afetch.schedule.job import Item, Job
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
 from afetch.schedule.pacing import Pacing
 from afetch.schedule.results import Results
@@ -24,6 +26,7 @@ from afetch.schedule.timers import Timers
 
 if TYPE_CHECKING:
     from afetch.schedule.gauge import Gauge
+
 
 #: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
 #: of concurrency. Bounds memory while letting other hosts keep every slot busy.
@@ -49,8 +52,8 @@ class Run:
       most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
     * A URL waiting to retry sits on a timer (schedule.timers), not in a task, and holds no slot.
 
-    Attempts start and end in :class:`afetch.schedule.dispatch.Dispatch`, the one place that
-    calls the fetcher.
+    How attempts run is :class:`afetch.schedule.dispatch.Dispatch`'s to say: on the fetcher's
+    callbacks (called from here, no hop per URL) or in its worker tasks.
     """
 
     def __init__(
@@ -61,7 +64,7 @@ class Run:
         *,
         group: asyncio.TaskGroup,
         clock: Clock,
-        crashed: Callable[[BaseException], None] | None = None,
+        crashed: Callable[[BaseException], None],
         gauge: Gauge | None = None,
         busiest: BusiestHosts | None = None,
     ) -> None:
@@ -94,15 +97,16 @@ class Run:
         self._shared_host = Host(None)
         self._pacing = Pacing(settings, self._hosts, self._shared_host, clock=clock)
         self._pacer = self._pacing.pacer  # the overall --rate, read as it is
-        self._dispatch = Dispatch(
+        self._dispatch = dispatch = Dispatch(
             fetcher,
             group=group,
             capacity=capacity,
             attempted=self._attempted,
-            crashed=crashed,
             pace_extra=self._pacing.extra,
         )
-        self._prefetch = self._dispatch.prefetch
+        self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
+        self._counted_ = self._counted  # bound once: the callback of every direct attempt
+        self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
         self._next_index = 0
         #: Hosts with queued URLs, taken in turn (round robin).
@@ -113,30 +117,15 @@ class Run:
         self._waiting = 0
         self._input_done = False
         self._closed = False
-        #: Whether the reader may admit more URLs (a plain flag, checked per URL), and the
-        #: future it waits on when not.
-        self._input_wanted = True
-        self._input_waiter: asyncio.Future[None] | None = None
+        self._intake = Intake()
         self.all_done = asyncio.Event()
 
     # -- input ---------------------------------------------------------------------------------
 
     async def read(self, urls: Iterable[Item] | AsyncIterable[Item]) -> None:
         """Admit URLs from ``urls`` as long as they can be used or parked within bounds."""
-        # An async source is iterated as it is: no second generator per URL.
-        source = urls if isinstance(urls, AsyncIterable) else as_async(urls)
-        window = self._window
         try:
-            async for url in source:
-                if window is not None:
-                    window.admit()
-                self._admit(url)
-                while not self._input_wanted or (window is not None and window.full):
-                    self._input_waiter = asyncio.get_running_loop().create_future()
-                    try:
-                        await self._input_waiter
-                    finally:
-                        self._input_waiter = None
+            await self._intake.feed(urls, self._admit, self._window)
         except Exception:
             self._input_done = True  # nothing more will come; let what was read finish
             self._pump()
@@ -237,7 +226,11 @@ class Run:
         if self._gauge is not None:
             url = job.url if type(job.url) is str else job.url.url
             job.first = self._gauge.start(job, url, first=job.first)
-        self._dispatch.start(job)
+        direct = self._direct
+        if direct is not None and type(job.url) is str:
+            direct(job.url, self._counted_, job)  # on the fetcher's callbacks
+        else:
+            self._dispatch.start(job)  # in a worker task
 
     def _give_up_queued(self, host: Host) -> None:
         """Finish the queued URLs of an unreachable host, as far as slots allow."""
@@ -265,11 +258,12 @@ class Run:
                 or (self._running < capacity and self._untaken < capacity and not self._ready)
             )
         ):
-            if not self._input_wanted:
-                self._input_wanted = True
-                self._wake_reader()
+            intake = self._intake
+            if not intake.wanted:
+                intake.wanted = True
+                intake.wake()
         else:
-            self._input_wanted = False
+            self._intake.wanted = False
             if self._input_done and not self._running and not self._waiting and not self._held:
                 self.all_done.set()
         if self._held and not self._running and not self._waiting:
@@ -278,17 +272,22 @@ class Run:
             assert self._confirm is not None
             self._confirm.release()
 
-    def _wake_reader(self) -> None:
-        """The reader checks again whether it may read on (input wanted, room in the window)."""
-        waiter = self._input_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     # -- attempts ------------------------------------------------------------------------------
 
+    def _counted(self, job: Job, record: Record, hints: ServerHints | None) -> None:
+        """An attempt on callbacks ended (after a stop: dropped); a failure here ends the run."""
+        if self._closed:
+            return
+        try:
+            self._attempted(job, record, hints)
+        except BaseException as exc:
+            self._crashed(exc)
+
     def _attempted(self, job: Job, record: Record, hints: ServerHints | None) -> None:
-        """An attempt at ``job`` ended in ``record`` (its ``attempts`` already counted), its
-        last response head saying ``hints`` about pacing."""
+        """An attempt at ``job`` ended in ``record``; ``hints``: its last head's, on pacing."""
+        job.attempts += 1
+        if record.attempts != job.attempts:  # the fetcher knows one attempt, the URL had these
+            record = replace(record, attempts=job.attempts)
         host = job.host
         host.in_flight -= 1
         self._running -= 1
@@ -306,13 +305,12 @@ class Run:
             )
         wait = None
         policy = self._policy
-        if job.confirming:
-            policy = None  # its one more try was this one
         if (
             policy is not None
             # what RetryPolicy.should_retry could say yes to at all
             and (record.error is not None or record.status in RETRY_STATUSES)
             and not host.down
+            and not job.confirming  # its one more try was this one
         ):
             retry_after = None if hints is None else hints.retry_after
             wait = policy.next_wait(record, job.attempts, retry_after=retry_after)
@@ -375,7 +373,7 @@ class Run:
             was_full = window.full
             window.taken(count)
             if was_full and not window.full:
-                self._wake_reader()
+                self._intake.wake()  # room again: the reader may go on
             return
         held_back = self._untaken >= self._capacity
         self._untaken -= count
@@ -386,14 +384,7 @@ class Run:
     def drain(self) -> list[Record]:
         """After a stop: finished records still held back, by the reorder window (in order) or
         for ``--confirm`` (as they first ended: not confirmed)."""
-        held = [] if self._confirm is None else self._confirm.drain()
-        if self._window is None:
-            return [job.last for job in held if job.last is not None]
-        due = []
-        for job in held:
-            if job.last is not None:
-                due += self._window.complete(job.index, job.last)
-        return due + self._window.drain()
+        return drain_held(self._confirm, self._window)
 
     def retire_workers(self) -> None:
         """Everything is done: idle workers end (so the task group can close)."""
@@ -402,7 +393,6 @@ class Run:
     def close(self) -> None:
         """Nothing more starts; pending timers are dropped, attempts in flight are not heard."""
         self._closed = True
-        self._dispatch.closed = True
         if self._busiest is not None and self._hosts is not None:
             self._busiest.fill(self._hosts)
         self._timers.close()

@@ -175,11 +175,12 @@ class _Transfer:
     # Called by libcurl, inside socket_action: record state, never call libcurl. Header lines
     # go straight into ``head_lines`` (HEADERFUNCTION is its ``append``: no Python per line).
 
-    def _head_arrived(self) -> None:
-        """The first body bytes (or the end of the transfer): the final head is complete."""
+    def _head_arrived(self, found: tuple[int, int] | None = None) -> None:
+        """The first body bytes (or the end of the transfer): the final head is complete (at
+        ``found``, when the caller looked for it already)."""
         self.head_seen = True
         lines = self.head_lines
-        start, end = _final_head(lines)
+        start, end = found or _final_head(lines)
         self.head_start, self.head_end = start, end
         if start < len(lines):
             status_line = lines[start]
@@ -320,8 +321,9 @@ class _Transfer:
         elif not self.head_seen:
             lines = self.head_lines
             # Complete when the final head's blank line came (trailers may follow it).
-            if lines and _final_head(lines)[1] < len(lines):
-                self._head_arrived()  # a response without a body (HEAD, 204, 304...)
+            found = _final_head(lines) if lines else None
+            if found is not None and found[1] < len(lines):
+                self._head_arrived(found)  # a response without a body (HEAD, 204, 304...)
             elif lines:
                 # libcurl takes a head the server closed before its blank line as a whole
                 # response: nothing complete arrived, a lost connection as httpx says it.

@@ -1,0 +1,58 @@
+"""The reading side of a run: URLs are handed to the run while it wants them and, with
+``--ordered``, while the reorder window has room; otherwise the reader waits on one future."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+
+from afetch.schedule.job import Item
+from afetch.schedule.ordering import ReorderWindow
+
+
+async def as_async(items: Iterable[Item] | AsyncIterable[Item]) -> AsyncIterator[Item]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+class Intake:
+    """The reader of one run. The run sets :attr:`wanted` as its bounds allow and calls
+    :meth:`wake` when the reader may go on."""
+
+    __slots__ = ("_waiter", "wanted")
+
+    def __init__(self) -> None:
+        #: Whether the run wants more URLs now (a plain flag, checked per URL).
+        self.wanted = True
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def feed(
+        self,
+        urls: Iterable[Item] | AsyncIterable[Item],
+        admit: Callable[[Item], None],
+        window: ReorderWindow[object] | None,
+    ) -> None:
+        """Hand each URL of ``urls`` to ``admit``, waiting whenever the run wants no more or
+        ``window`` (``--ordered``) is full."""
+        # An async source is iterated as it is: no second generator per URL.
+        source = urls if isinstance(urls, AsyncIterable) else as_async(urls)
+        async for url in source:
+            if window is not None:
+                window.admit()
+            admit(url)
+            while not self.wanted or (window is not None and window.full):
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+
+    def wake(self) -> None:
+        """The reader checks again whether it may read on (input wanted, room in the window)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
