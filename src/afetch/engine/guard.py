@@ -21,9 +21,12 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from afetch._errors import Blocked
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: The most lookup threads one check runs, whatever ``-c``.
@@ -119,6 +122,8 @@ class AddressCheck:
 
     async def _resolve_on_pool(self, host: str, port: int) -> list[str]:
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor  # only a --no-private run pays
+
             self._pool = ThreadPoolExecutor(self._lookups, thread_name_prefix="afetch-resolve")
         lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         infos = await asyncio.get_running_loop().run_in_executor(self._pool, lookup)
