@@ -105,7 +105,13 @@ async def run(
         try:
             try:
                 async for batch in fetch_batches(
-                    source, settings=settings, stop=interrupt.stop, gauge=gauge, busiest=busiest
+                    source,
+                    settings=settings,
+                    stop=interrupt.stop,
+                    gauge=gauge,
+                    busiest=busiest,
+                    # --confirm asks the judge's rule for ok: one way to decide it.
+                    verdicts=None if judge is None else judge.verdicts,
                 ):
                     # The fast path never awaits; put() waits for room (holding the scheduler
                     # slots of the batch) and gives up when a signal comes: the records not

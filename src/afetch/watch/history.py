@@ -28,7 +28,7 @@ import struct
 import time
 from collections.abc import Sequence
 
-from afetch._record import Record
+from afetch._record import Record, set_judgement
 from afetch.input.journal import url_key
 from afetch.watch.change import CHANGES, Row, next_row
 from afetch.watch.policy import WatchError
@@ -185,14 +185,13 @@ class History:
         db.execute("COMMIT")
         return number
 
-    def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> list[tuple[str, int, str]]:
-        """The (change, streak, since) of each record, whose verdict is in ``oks``; their rows
-        are updated (committed about once a second). A URL this run already judged keeps that
-        judgement."""
+    def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> None:
+        """Give each record, whose verdict is in ``oks``, its (change, streak, since), in place
+        (see set_judgement); their rows are updated (committed about once a second). A URL this
+        run already judged keeps that judgement."""
         keys = [url_key(record.key or record.url) for record in records]
         rows = self._rows(keys)
         run = self.run
-        out = []
         changed: dict[bytes, Row] = {}
         for record, key, ok in zip(records, keys, oks, strict=True):
             before = changed.get(key) or rows.get(key)
@@ -212,7 +211,7 @@ class History:
                     started_at=record.started_at,
                 )
                 changed[key] = row
-            out.append((CHANGES[row[6]], row[7], row[8]))
+            set_judgement(record, record.verdict, (CHANGES[row[6]], row[7], row[8]))
         if changed:
             db = self._db
             try:
@@ -233,7 +232,6 @@ class History:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
-        return out
 
     def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
         found: dict[bytes, Row] = {}
