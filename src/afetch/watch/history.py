@@ -51,20 +51,34 @@ _KEY = 16  # bytes of a key (afetch.input.journal.url_key)
 #: that holds a large store's hot part, reads through mmap, and checkpoints (the fsyncs) every
 #: few thousand pages rather than every thousand.
 _TUNING = ("cache_size=-32768", "mmap_size=268435456", "wal_autocheckpoint=8000")
-_SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
-#: A batch's rows in one value (key, run and row, in hex, one after the other): SQLite returns it
-#: in one step, so the GIL is released and taken back once per query, not once per row (each
-#: time a switch to the busy event loop and back; afetch.cache.index does the same).
+#: A batch's keys go in as one BLOB (16 bytes each, one after the other), cut up by SQLite (a
+#: recursive CTE): binding each key as a parameter cost more than the query (the sqlite3 module
+#: looks for an adapter for every bytes value, failing twice, before it binds it).
+_KEYS_IN = (
+    "WITH RECURSIVE k(i) AS (VALUES(1) UNION ALL SELECT i + {size} FROM k"
+    " WHERE i + {size} < length(?1))"
+)
+#: A batch's rows out in one value (key, run and row, in hex, one after the other): SQLite
+#: returns it in one step, so the GIL is released and taken back once per query, not once per
+#: row (each time a switch to the busy event loop and back; afetch.cache.index does the same).
 _SELECT = (
-    "SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
-    f" WHERE key IN ({','.join('?' * _SQLITE_VARIABLES)})"
+    _KEYS_IN.format(size=_KEY)
+    + " SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
+    f" WHERE key IN (SELECT substr(?1, i, {_KEY}) FROM k)"
 )
 _RUN = struct.Struct(">I")
 _FOUND = _KEY + _RUN.size + _PACKED.size
-_UPSERT = "INSERT OR REPLACE INTO url VALUES "
-#: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999).
-_UPSERT_ROWS = 128
-_UPSERTS: dict[int, str] = {}
+#: A row as the INSERT takes it, in one BLOB for the batch: key, ``fails`` in ASCII decimal
+#: (SQLite casts it back), the packed row. One statement and one value per batch.
+_FAILS = b"%010d"
+_FAILS_SIZE = 10
+_WRITTEN = _KEY + _FAILS_SIZE + _PACKED.size
+_UPSERT = (
+    _KEYS_IN.format(size=_WRITTEN)
+    + f" INSERT OR REPLACE INTO url SELECT substr(?1, i, {_KEY}), ?2,"
+    f" CAST(substr(?1, i + {_KEY}, {_FAILS_SIZE}) AS INTEGER),"
+    f" substr(?1, i + {_KEY + _FAILS_SIZE}, {_PACKED.size}) FROM k"
+)
 
 
 class HistoryError(WatchError):
@@ -102,19 +116,12 @@ def _unpack(run: int, data: bytes) -> Row:
     )
 
 
-def _upsert(db: sqlite3.Connection, rows: list[tuple[bytes, int, int, bytes]]) -> None:
-    """Many rows per statement, not ``executemany``, whose every row releases the GIL (as
-    afetch.cache.index does it): padding repeats the last row, in key order, so each B-tree
-    page is visited once per statement."""
+def _upsert(db: sqlite3.Connection, run: int, rows: list[tuple[bytes, int, bytes]]) -> None:
+    """Write ``rows`` (key, fails, packed row) of ``run`` in one statement, in key order, so
+    that each B-tree page is visited once."""
     rows.sort()
-    for start in range(0, len(rows), _UPSERT_ROWS):
-        chunk = rows[start : start + _UPSERT_ROWS]
-        size = 1 << (len(chunk) - 1).bit_length()
-        sql = _UPSERTS.get(size)
-        if sql is None:
-            sql = _UPSERTS[size] = _UPSERT + ",".join(["(?,?,?,?)"] * size)
-        chunk += chunk[-1:] * (size - len(chunk))
-        db.execute(sql, [value for row in chunk for value in row])
+    blob = b"".join([key + _FAILS % fails + packed for key, fails, packed in rows])
+    db.execute(_UPSERT, (blob, run))
 
 
 def _digest(text: str) -> bytes:
@@ -219,10 +226,8 @@ class History:
                     db.execute("BEGIN")
                 _upsert(
                     db,
-                    [
-                        (key, row[0], 0 if row[1] else row[7], _pack(row))
-                        for key, row in changed.items()
-                    ],
+                    run,
+                    [(key, 0 if row[1] else row[7], _pack(row)) for key, row in changed.items()],
                 )
                 self._pending += len(changed)
                 now = time.monotonic()
@@ -235,19 +240,13 @@ class History:
 
     def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
         found: dict[bytes, Row] = {}
-        wanted = list(dict.fromkeys(keys))
-        for start in range(0, len(wanted), _SQLITE_VARIABLES):
-            part = wanted[start : start + _SQLITE_VARIABLES]
-            # Padded to one length (no key is empty): one statement, prepared once, not one per
-            # batch size.
-            part += [b""] * (_SQLITE_VARIABLES - len(part))
-            text = self._db.execute(_SELECT, part).fetchone()[0]
-            data = bytes.fromhex(text or "")
-            for at in range(0, len(data), _FOUND):
-                run = _RUN.unpack_from(data, at + _KEY)[0]
-                found[data[at : at + _KEY]] = _unpack(
-                    run, data[at + _KEY + _RUN.size : at + _FOUND]
-                )
+        text = self._db.execute(_SELECT, (b"".join(keys),)).fetchone()[0]
+        data = bytes.fromhex(text or "")
+        run_of = _RUN.unpack_from
+        for at in range(0, len(data), _FOUND):
+            found[data[at : at + _KEY]] = _unpack(
+                run_of(data, at + _KEY)[0], data[at + _KEY + _RUN.size : at + _FOUND]
+            )
         return found
 
     def _commit(self, now: float) -> None:
