@@ -28,8 +28,8 @@ import struct
 import time
 from collections.abc import Sequence
 
-from afetch._record import Record, set_judgement
-from afetch.input.journal import url_key
+from afetch._record import Record, set_watch
+from afetch.input.journal import url_keys
 from afetch.watch.change import CHANGES, Row, next_row
 from afetch.watch.policy import WatchError
 
@@ -66,8 +66,9 @@ _SELECT = (
     + " SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
     f" WHERE key IN (SELECT substr(?1, i, {_KEY}) FROM k)"
 )
-_RUN = struct.Struct(">I")
-_FOUND = _KEY + _RUN.size + _PACKED.size
+#: A row found, as the SELECT gives it (after its hex): key, run (big-endian: printf's %08X),
+#: the packed row.
+_FOUND = struct.Struct(f"<{_KEY}s4s" + _PACKED.format[1:])
 #: A row as the INSERT takes it, in one BLOB for the batch: key, ``fails`` in ASCII decimal
 #: (SQLite casts it back), the packed row. One statement and one value per batch.
 _FAILS = b"%010d"
@@ -95,25 +96,30 @@ def _pack(row: Row) -> bytes:
     )
 
 
-def _unpack(run: int, data: bytes) -> Row:
-    """The row :func:`_pack` packed.
+def _found(data: bytes) -> dict[bytes, Row]:
+    """The rows in ``data`` (the SELECT's value, from hex), by key; in one loop, no call per row.
 
-    >>> row = (3, True, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
-    >>> _unpack(3, _pack(row)) == row
+    >>> row = (3, 1, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
+    >>> _found(b"k" * 16 + (3).to_bytes(4, "big") + _pack(row)) == {b"k" * 16: row}
     True
     """
-    ok, outcomes, status, final, body, change, streak, since = _PACKED.unpack_from(data)
-    return (
-        run,
-        bool(ok),
-        outcomes,
-        None if status < 0 else status,
-        None if final == _NO_DIGEST else final,
-        None if body == _NO_DIGEST else body,
-        change,
-        streak,
-        since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
-    )
+    run_of, none = int.from_bytes, _NO_DIGEST
+    return {
+        key: (
+            run_of(run, "big"),
+            ok,
+            outcomes,
+            None if status < 0 else status,
+            None if final == none else final,
+            None if body == none else body,
+            change,
+            streak,
+            since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
+        )
+        for key, run, ok, outcomes, status, final, body, change, streak, since in (
+            _FOUND.iter_unpack(data)
+        )
+    }
 
 
 def _upsert(db: sqlite3.Connection, run: int, rows: list[tuple[bytes, int, bytes]]) -> None:
@@ -194,31 +200,27 @@ class History:
 
     def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> None:
         """Give each record, whose verdict is in ``oks``, its (change, streak, since), in place
-        (see set_judgement); their rows are updated (committed about once a second). A URL this
+        (see set_watch); their rows are updated (committed about once a second). A URL this
         run already judged keeps that judgement."""
-        keys = [url_key(record.key or record.url) for record in records]
+        keys = url_keys([record.key or record.url for record in records])
         rows = self._rows(keys)
         run = self.run
         changed: dict[bytes, Row] = {}
         for record, key, ok in zip(records, keys, oks, strict=True):
-            before = changed.get(key) or rows.get(key)
-            if before is not None and before[0] == run:
-                row = before
-            else:
-                final = record.final_url
-                sha = record.sha256
-                row = next_row(
-                    before,
-                    run=run,
-                    ok=ok,
-                    status=record.status,
+            row = rows.get(key)
+            if row is None or row[0] != run:
+                url, final, sha = record.url, record.final_url, record.sha256
+                row = rows[key] = changed[key] = next_row(
+                    row,
+                    run,
+                    ok,
+                    record.status,
                     # The final URL is most often the URL itself: no digest to make then.
-                    final=None if final is None or final == record.url else _digest(final),
-                    body=None if sha is None else bytes.fromhex(sha[:16]),
-                    started_at=record.started_at,
+                    None if final is None or final == url else _digest(final),
+                    None if sha is None else bytes.fromhex(sha[:16]),
+                    record.started_at,
                 )
-                changed[key] = row
-            set_judgement(record, record.verdict, (CHANGES[row[6]], row[7], row[8]))
+            set_watch(record, (CHANGES[row[6]], row[7], row[8]))
         if changed:
             db = self._db
             try:
@@ -239,15 +241,8 @@ class History:
                 raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
 
     def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
-        found: dict[bytes, Row] = {}
         text = self._db.execute(_SELECT, (b"".join(keys),)).fetchone()[0]
-        data = bytes.fromhex(text or "")
-        run_of = _RUN.unpack_from
-        for at in range(0, len(data), _FOUND):
-            found[data[at : at + _KEY]] = _unpack(
-                run_of(data, at + _KEY)[0], data[at + _KEY + _RUN.size : at + _FOUND]
-            )
-        return found
+        return _found(bytes.fromhex(text)) if text else {}
 
     def _commit(self, now: float) -> None:
         if self._db.in_transaction:
