@@ -63,12 +63,12 @@ _KEYS_IN = (
 #: row (each time a switch to the busy event loop and back; afetch.cache.index does the same).
 _SELECT = (
     _KEYS_IN.format(size=_KEY)
-    + " SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
+    + " SELECT group_concat(key || iif(run = ?2, 'Y', 'N') || row, '') FROM url"
     f" WHERE key IN (SELECT substr(?1, i, {_KEY}) FROM k)"
 )
-#: A row found, as the SELECT gives it (after its hex): key, run (big-endian: printf's %08X),
-#: the packed row.
-_FOUND = struct.Struct(f"<{_KEY}s4s" + _PACKED.format[1:])
+#: A row found, as the SELECT gives it (its bytes as they are: see History._rows): key, Y if
+#: this run judged it already (else N), the packed row.
+_FOUND = struct.Struct(f"<{_KEY}sc" + _PACKED.format[1:])
 #: A row as the INSERT takes it, in one BLOB for the batch: key, ``fails`` in ASCII decimal
 #: (SQLite casts it back), the packed row. One statement and one value per batch.
 _FAILS = b"%010d"
@@ -96,17 +96,18 @@ def _pack(row: Row) -> bytes:
     )
 
 
-def _found(data: bytes) -> dict[bytes, Row]:
-    """The rows in ``data`` (the SELECT's value, from hex), by key; in one loop, no call per row.
+def _found(data: bytes, run: int) -> dict[bytes, Row]:
+    """The rows in ``data`` (the SELECT's value), by key, in one loop (no call per row); their
+    run is ``run`` if it judged them already, else 0 (an earlier one: which does not matter).
 
     >>> row = (3, 1, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
-    >>> _found(b"k" * 16 + (3).to_bytes(4, "big") + _pack(row)) == {b"k" * 16: row}
+    >>> _found(b"k" * 16 + b"Y" + _pack(row), 3) == {b"k" * 16: row}
     True
     """
-    run_of, none = int.from_bytes, _NO_DIGEST
+    none = _NO_DIGEST
     return {
         key: (
-            run_of(run, "big"),
+            run if this == b"Y" else 0,
             ok,
             outcomes,
             None if status < 0 else status,
@@ -116,7 +117,7 @@ def _found(data: bytes) -> dict[bytes, Row]:
             streak,
             since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
         )
-        for key, run, ok, outcomes, status, final, body, change, streak, since in (
+        for key, this, ok, outcomes, status, final, body, change, streak, since in (
             _FOUND.iter_unpack(data)
         )
     }
@@ -241,8 +242,14 @@ class History:
                 raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
 
     def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
-        text = self._db.execute(_SELECT, (b"".join(keys),)).fetchone()[0]
-        return _found(bytes.fromhex(text)) if text else {}
+        db = self._db
+        # The value is binary: its bytes as they are (no hex, nor a UTF-8 decoding).
+        db.text_factory = bytes
+        try:
+            data = db.execute(_SELECT, (b"".join(keys), self.run)).fetchone()[0]
+        finally:
+            db.text_factory = str
+        return _found(data, self.run) if data else {}
 
     def _commit(self, now: float) -> None:
         if self._db.in_transaction:
