@@ -15,8 +15,9 @@ the row as this run left it.
 One writer: the file is held in SQLite's exclusive locking mode from open to close, so a second
 run on it is a usage error (``--shard``: one store per shard, the shard is noted in it and
 checked). WAL journal, ``synchronous=NORMAL``: a crash loses at most the last transaction,
-never the store. The writer thread updates the rows of a batch before it writes the batch and
-commits about once a second (COMMIT_S): a record that then fails to be written is refetched by
+never the store. The writer thread judges a batch (one SELECT) before it writes the batch; the
+new rows wait in memory and are written, in one statement, and committed about once a second
+(COMMIT_S) and at the end of the run: a record that then fails to be written is refetched by
 ``--resume`` and given the row's judgement, not judged twice; after a crash, the last second's
 URLs keep their earlier row (their next run continues from it).
 """
@@ -153,7 +154,10 @@ class History:
             self._db.close()
             raise
         self._path = path
-        self._pending = 0
+        #: Rows this run judged, not yet written: written and committed together about once a
+        #: second (COMMIT_S), one statement for all, not one per batch (each statement hands
+        #: the GIL to the event loop and back).
+        self._unwritten: dict[bytes, Row] = {}
         self._committed = time.monotonic()
 
     def _begin(self, path: str, *, resume: bool, shard: str) -> int:
@@ -204,44 +208,33 @@ class History:
         (see set_watch); their rows are updated (committed about once a second). A URL this
         run already judged keeps that judgement."""
         keys = url_keys([record.key or record.url for record in records])
-        rows = self._rows(keys)
+        unwritten = self._unwritten
+        rows = self._rows([key for key in keys if key not in unwritten])
         run = self.run
-        changed: dict[bytes, Row] = {}
         for record, key, ok in zip(records, keys, oks, strict=True):
-            row = rows.get(key)
-            if row is None or row[0] != run:
-                url, final, sha = record.url, record.final_url, record.sha256
-                row = rows[key] = changed[key] = next_row(
-                    row,
-                    run,
-                    ok,
-                    record.status,
-                    # The final URL is most often the URL itself: no digest to make then.
-                    None if final is None or final == url else _digest(final),
-                    None if sha is None else bytes.fromhex(sha[:16]),
-                    record.started_at,
-                )
+            row = unwritten.get(key)
+            if row is None:
+                row = rows.get(key)
+                if row is None or row[0] != run:
+                    url, final, sha = record.url, record.final_url, record.sha256
+                    row = unwritten[key] = next_row(
+                        row,
+                        run,
+                        ok,
+                        record.status,
+                        # The final URL is most often the URL itself: no digest to make then.
+                        None if final is None or final == url else _digest(final),
+                        None if sha is None else bytes.fromhex(sha[:16]),
+                        record.started_at,
+                    )
             set_watch(record, (CHANGES[row[6]], row[7], row[8]))
-        if changed:
-            db = self._db
-            try:
-                if not db.in_transaction:
-                    db.execute("BEGIN")
-                _upsert(
-                    db,
-                    run,
-                    [(key, 0 if row[1] else row[7], _pack(row)) for key, row in changed.items()],
-                )
-                self._pending += len(changed)
-                now = time.monotonic()
-                if self._pending >= COMMIT_ROWS or now - self._committed >= COMMIT_S:
-                    self._commit(now)
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
+        now = time.monotonic()
+        if len(unwritten) >= COMMIT_ROWS or now - self._committed >= COMMIT_S:
+            self._commit(now)
 
     def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
+        if not keys:
+            return {}
         db = self._db
         # The value is binary: its bytes as they are (no hex, nor a UTF-8 decoding).
         db.text_factory = bytes
@@ -252,9 +245,25 @@ class History:
         return _found(data, self.run) if data else {}
 
     def _commit(self, now: float) -> None:
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
-        self._pending, self._committed = 0, now
+        """Write the rows judged since the last commit, in one statement, and commit."""
+        unwritten, self._unwritten = self._unwritten, {}
+        self._committed = now
+        db = self._db
+        try:
+            if unwritten:
+                if not db.in_transaction:
+                    db.execute("BEGIN")
+                _upsert(
+                    db,
+                    self.run,
+                    [(key, 0 if row[1] else row[7], _pack(row)) for key, row in unwritten.items()],
+                )
+            if db.in_transaction:
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
 
     def failing(self, *, at_least: int, exactly: bool) -> int:
         """URLs this run judged not ok with a streak of ``at_least`` (or more, unless
@@ -267,9 +276,9 @@ class History:
     def finish(self) -> None:
         """The run read all its input and wrote every record: mark it finished (a ``--resume``
         starts the next run) and forget the URLs it was the FORGET_AFTER-th run not to see."""
+        self._commit(time.monotonic())
         db = self._db
-        if not db.in_transaction:
-            db.execute("BEGIN")
+        db.execute("BEGIN")
         db.execute("DELETE FROM url WHERE run <= ?", (self.run - FORGET_AFTER,))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 1)")
         db.execute("COMMIT")

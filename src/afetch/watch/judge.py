@@ -4,9 +4,9 @@
 
 On the writer thread (afetch.output.writer), which already serialises records: a record's ``ok``
 is decided before it is written, journaled (``--state``), counted (the summary) and reported,
-and none of this work runs on the event loop. A batch costs one SQLite query and a few INSERTs
-(committed about once a second) and, with ``--ok-if``, one exchange with the jq worker (each
-record bounded there, see okif_worker.py).
+and none of this work runs on the event loop. A batch costs one SQLite query (its new rows are
+written in one statement about once a second) and, with ``--ok-if``, one exchange with the jq
+worker (each record bounded there, see okif_worker.py).
 """
 
 from __future__ import annotations
