@@ -185,8 +185,8 @@ def test_the_confirming_try_is_judged_by_ok_if_too(server) -> None:
     """``confirmed`` says what the exit code judges: a 503, then a 200 that --ok-if still fails
     (a body too short) is confirmed, not a blip; a 200 it passes is one."""
     key = _key()
-    short, long = server.url(f"/flaky/{key}/1"), server.url(f"/flaky/{key}b/1")  # 503, then 200
-    expression = '.status == 200 and (.url | endswith("b/1") or .bytes > 50)'
+    short, long = server.url(f"/flaky/{key}/1"), server.url(f"/flaky/{key}-long/1")  # 503, 200
+    expression = '.status == 200 and (.url | endswith("-long/1") or .bytes > 50)'
     args = ("--retries", "0", "--confirm", "--confirm-delay", "0", "--ok-if", expression)
     result = afetch_cli(*args, stdin=f"{short}\n{long}\n")
     records = {r["url"]: r for r in jsonl(result.stdout)}

@@ -42,6 +42,7 @@ from afetch.run.options import RunOptions
 from afetch.run.prepare import prepare
 from afetch.schedule.gauge import Gauge
 from afetch.schedule.hosts import BusiestHosts
+from afetch.watch.policy import WatchError
 
 #: After SIGINT/SIGTERM, how long the writer may still take to write the records completed so
 #: far before it is abandoned (those records are then neither written nor journaled). The run
@@ -141,11 +142,19 @@ async def run(
         journal.close()  # the writer journals nothing more: it finished or was abandoned
     failed = None
     if judge is not None:
-        if finished:
-            failed = judge.failed(
-                all_ok=stats.ok == stats.done and stats.earlier_ok == stats.earlier
-            )
-        judge.close(finished=finished, abandoned=writer.abandoned)
+        try:
+            if finished:
+                failed = judge.failed(
+                    all_ok=stats.ok == stats.done and stats.earlier_ok == stats.earlier
+                )
+        except WatchError as exc:  # --history's last rows could not be written (disk full)
+            error_line(str(exc))
+            code = EXIT_OUTPUT
+        try:
+            judge.close(finished=finished and code is None, abandoned=writer.abandoned)
+        except WatchError as exc:
+            error_line(str(exc))
+            code = EXIT_OUTPUT
         for line in judge.notes():
             print(f"afetch: warning: {line}", file=sys.stderr)
     if not writer.abandoned:
