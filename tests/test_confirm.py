@@ -150,3 +150,54 @@ def test_the_confirming_try_comes_exactly_the_pause_after_the_end() -> None:
     records = collect_on(clock, urls, transport=server.transport(), **options)
     assert server.times("http://t.test/a") == [0.0, 0.0, 5.0]  # two tries, then the pause
     assert [(r.status, r.attempts, r.confirmed) for r in records] == [(200, 3, False)] * 2
+
+
+def test_a_status_accepted_by_accept_is_not_tried_again(server) -> None:
+    """--confirm asks the run's one rule for ok: a 429 that --accept makes ok is no failure."""
+    key = _key()
+    accepted, failing = server.url(f"/status/429?{key}"), server.url(f"/status/503?{key}")
+    args = ("--retries", "0", "--confirm", "--confirm-delay", "0", "--accept", "200-299,429")
+    result = afetch_cli(*args, stdin=f"{accepted}\n{failing}\n")
+    records = {r["url"]: r for r in jsonl(result.stdout)}
+    assert (records[accepted]["ok"], records[accepted]["confirmed"]) == (True, None)
+    assert records[accepted]["attempts"] == 1
+    assert server.stats.by_path["/status/429"] == 1
+    assert (records[failing]["ok"], records[failing]["confirmed"]) == (False, True)
+    assert result.returncode == 1
+
+
+def test_an_ok_if_that_fails_a_200_gets_it_confirmed(server) -> None:
+    """--ok-if decides ok for --confirm too (evaluated by its jq worker, off the event loop): a
+    200 it fails is tried once more and confirmed; one it passes is not tried again."""
+    key = _key()
+    failed, passed = server.url(f"/ok?size=10&{key}"), server.url(f"/ok?size=100&{key}")
+    args = ("--retries", "0", "--confirm", "--confirm-delay", "0", "--ok-if", ".bytes > 50")
+    result = afetch_cli(*args, stdin=f"{failed}\n{passed}\n")
+    records = {r["url"]: r for r in jsonl(result.stdout)}
+    assert (records[failed]["status"], records[failed]["ok"]) == (200, False)
+    assert (records[failed]["attempts"], records[failed]["confirmed"]) == (2, True)
+    assert (records[passed]["ok"], records[passed]["attempts"]) == (True, 1)
+    assert records[passed]["confirmed"] is None
+    assert result.returncode == 1, result.stderr
+
+
+def test_the_confirming_try_is_judged_by_ok_if_too(server) -> None:
+    """``confirmed`` says what the exit code judges: a 503, then a 200 that --ok-if still fails
+    (a body too short) is confirmed, not a blip; a 200 it passes is one."""
+    key = _key()
+    short, long = server.url(f"/flaky/{key}/1"), server.url(f"/flaky/{key}-long/1")  # 503, 200
+    expression = '.status == 200 and (.url | endswith("-long/1") or .bytes > 50)'
+    args = ("--retries", "0", "--confirm", "--confirm-delay", "0", "--ok-if", expression)
+    result = afetch_cli(*args, stdin=f"{short}\n{long}\n")
+    records = {r["url"]: r for r in jsonl(result.stdout)}
+    assert (records[short]["status"], records[short]["ok"], records[short]["confirmed"]) == (
+        200,
+        False,
+        True,
+    )
+    assert (records[long]["status"], records[long]["ok"], records[long]["confirmed"]) == (
+        200,
+        True,
+        False,
+    )
+    assert result.returncode == 1, result.stderr

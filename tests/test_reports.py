@@ -136,6 +136,28 @@ def test_every_kind_is_read_back_by_its_own_reader(server: LoopbackServer, tmp_p
     assert "ann:***@" in (out / "run.xml").read_text(encoding="utf-8")
 
 
+def test_reports_count_changes_and_judge_ok_as_the_run_does(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    """With --history the reports count each ``change``; with --accept a status it makes ok is
+    no failure in them either (the run's one verdict, as the summary and the exit code)."""
+    urls = "".join(f"{server.url(p)}\n" for p in ("/ok", "/status/429", "/status/500"))
+    args = ["-q", "--retries", "0", "--history", str(tmp_path / "h.db"), "--accept", "200-299,429"]
+    for night in ("first", "second"):
+        result = afetch_cli(*args, *report_args(tmp_path, night), stdin=urls)
+        assert result.returncode == 1, result.stderr
+    first, second = (check_json(tmp_path / f"{night}.json") for night in ("first", "second"))
+    assert first["changes"] == {"new": 3}
+    assert second["changes"] == {"same": 3}
+    assert second["urls"]["not_ok"] == 1
+    assert [(f["status"], f["change"]) for f in second["failures"]] == [(500, "same")]
+    assert second["worst_hosts"] == [{"host": f"http://127.0.0.1:{server.port}", "not_ok": 1}]
+    found = metrics((tmp_path / "second.prom").read_text(encoding="utf-8"))
+    assert found["afetch_changes"] == {(("change", "same"),): 3}
+    root = check_junit(tmp_path / "second.xml")
+    assert root.find("testsuite").get("failures") == "1"
+
+
 def test_a_report_replaces_the_previous_one_by_a_rename(
     server: LoopbackServer, tmp_path: Path
 ) -> None:

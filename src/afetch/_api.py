@@ -22,6 +22,8 @@ from afetch.schedule.scheduler import schedule, schedule_batches
 if TYPE_CHECKING:
     import httpx
 
+    from afetch.schedule.confirm import Verdicts
+
 
 def _open_fetcher(
     settings: Settings, transport: httpx.AsyncBaseTransport | None, clock: Clock | None = None
@@ -129,12 +131,20 @@ async def fetch_batches(
     stop: asyncio.Event | None = None,
     gauge: Gauge | None = None,
     busiest: BusiestHosts | None = None,
+    verdicts: Verdicts | None = None,
 ) -> AsyncIterator[list[Record]]:
     """:func:`fetch` for the command line: the records finished since the last batch, as a
-    list (see :func:`afetch.schedule.scheduler.schedule_batches`), on the default engine."""
+    list (see :func:`afetch.schedule.scheduler.schedule_batches`), on the default engine;
+    ``verdicts`` is its rule for ok (``--accept``, ``--ok-if``), which ``confirm`` asks."""
     fetcher, engine, check = _open_fetcher(settings, None)
     batches = schedule_batches(
-        urls, fetcher=fetcher, settings=settings, stop=stop, gauge=gauge, busiest=busiest
+        urls,
+        fetcher=fetcher,
+        settings=settings,
+        stop=stop,
+        gauge=gauge,
+        busiest=busiest,
+        verdicts=verdicts,
     )
     try:
         async with contextlib.aclosing(batches):

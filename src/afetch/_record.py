@@ -224,6 +224,11 @@ def set_judgement(record: Record, verdict: bool | None, watch: tuple[str, int, s
     _set_watch(record, watch)
 
 
+def set_watch(record: Record, watch: tuple[str, int, str]) -> None:
+    """:func:`set_judgement` of the ``watch`` alone (``--history``), the verdict as it is."""
+    _set_watch(record, watch)
+
+
 #: json.dumps(value, ensure_ascii=False, separators=(",", ":")), without a new encoder per call.
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 

@@ -91,7 +91,7 @@ PANELS: dict[str, tuple[Opt, ...]] = {
         opt("--max-retry-wait", type=float, default=60.0, metavar="SECONDS", min=0.0,
             help="Longest wait before a retry; a longer Retry-After ends the retries."),
         opt("--confirm", type=bool, default=False,
-            help="At the end, try each failure once more (a HEAD as a GET) after "
+            help="At the end, try each URL not ok once more (a HEAD as a GET) after "
             "--confirm-delay; the record is that try's, with confirmed: true|false."),
         opt("--confirm-delay", type=float, default=5.0, metavar="SECONDS", min=0.0,
             help="Pause before --confirm tries the failures again."),

@@ -16,6 +16,8 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from afetch._record import Record
@@ -28,6 +30,8 @@ from afetch.schedule.hosts import host_key
 #: buckets, stretched to the minutes a retried URL can take.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BUCKETS_MS = tuple(bound * 1000 for bound in LATENCY_BUCKETS_S)
+#: A latency's bucket: the first whose bound is not below it (the last one: +Inf).
+_BUCKET_OF = partial(bisect_left, _BUCKETS_MS)
 #: How many slowest URLs, worst hosts and URLs not ok the summary lists.
 SLOWEST = 10
 WORST_HOSTS = 10
@@ -39,8 +43,18 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def change_of(record: Record) -> str | None:
-    """The record's ``change`` (``--history``: new, same, broke, ...), or None without it."""
-    return getattr(record, "change", None)
+    """The record's ``change`` (``--history``: new, same, broke, ...), or None without it.
+
+    >>> change_of(Record(url="u", watch=("broke", 1, "t"))), change_of(Record(url="u"))
+    ('broke', None)
+    """
+    watch = record.watch
+    return None if watch is None else watch[0]
+
+
+_ELAPSED = attrgetter("elapsed_ms")
+_STATUS = attrgetter("status")
+_WATCH = attrgetter("watch")
 
 
 #: A plain ``http(s)://host[:port]`` start, which needs no urlsplit (junit asks for every URL).
@@ -96,27 +110,31 @@ class Tally:
         self.failures: list[dict[str, Any]] = []
 
     def add_many(self, records: Iterable[Record]) -> None:
-        buckets, statuses, slowest = self.buckets, self.statuses, self._slowest
-        total = 0.0
-        for record in records:
-            self._seen += 1
-            elapsed = record.elapsed_ms
-            total += elapsed
-            buckets[bisect_left(_BUCKETS_MS, elapsed)] += 1
-            if len(slowest) < SLOWEST:
-                heapq.heappush(slowest, (elapsed, self._seen, record))
-            elif elapsed > slowest[0][0]:
-                heapq.heapreplace(slowest, (elapsed, self._seen, record))
-            change = change_of(record)
-            if change is not None:
-                self.changes[change] += 1
-            status = record.status
-            if status is not None:
-                statuses[status] += 1
-            if record.error is None and status is not None and status < 400:
-                continue
-            self._not_ok(record)
-        self.latency_sum_ms += total
+        """Count a batch: by whole-batch steps in C (Counter, map, bisect), so the Python
+        per record is a few list items; a URL not ok as the run judged it (Record.ok)."""
+        batch = records if isinstance(records, list) else list(records)
+        if not batch:
+            return
+        elapsed = list(map(_ELAPSED, batch))
+        self.latency_sum_ms += sum(elapsed)
+        buckets = self.buckets
+        for index, count in Counter(map(_BUCKET_OF, elapsed)).items():
+            buckets[index] += count
+        slowest = self._slowest
+        if len(slowest) < SLOWEST or max(elapsed) > slowest[0][0]:
+            for seen, (ms, record) in enumerate(zip(elapsed, batch, strict=True), self._seen + 1):
+                if len(slowest) < SLOWEST:
+                    heapq.heappush(slowest, (ms, seen, record))
+                elif ms > slowest[0][0]:
+                    heapq.heapreplace(slowest, (ms, seen, record))
+        self._seen += len(batch)
+        statuses = self.statuses
+        statuses.update(map(_STATUS, batch))
+        statuses.pop(None, None)  # type: ignore[call-overload]
+        self.changes.update(watch[0] for watch in map(_WATCH, batch) if watch is not None)
+        for record in batch:
+            if not record.ok:
+                self._not_ok(record)
 
     def _not_ok(self, record: Record) -> None:
         hosts = self.not_ok_hosts

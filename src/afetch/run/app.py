@@ -106,7 +106,13 @@ async def run(
         try:
             try:
                 async for batch in fetch_batches(
-                    source, settings=settings, stop=interrupt.stop, gauge=gauge, busiest=busiest
+                    source,
+                    settings=settings,
+                    stop=interrupt.stop,
+                    gauge=gauge,
+                    busiest=busiest,
+                    # --confirm asks the judge's rule for ok: one way to decide it.
+                    verdicts=None if judge is None else judge.verdicts,
                 ):
                     # The fast path never awaits; put() waits for room (holding the scheduler
                     # slots of the batch) and gives up when a signal comes: the records not
@@ -136,11 +142,21 @@ async def run(
         journal.close()  # the writer journals nothing more: it finished or was abandoned
     failed = None
     if judge is not None:
-        if finished:
-            failed = judge.failed(
-                all_ok=stats.ok == stats.done and stats.earlier_ok == stats.earlier
-            )
-        judge.close(finished=finished, abandoned=writer.abandoned)
+        from afetch.watch.policy import WatchError  # loaded only by a run that judges
+
+        try:
+            if finished:
+                failed = judge.failed(
+                    all_ok=stats.ok == stats.done and stats.earlier_ok == stats.earlier
+                )
+        except WatchError as exc:  # --history's last rows could not be written (disk full)
+            error_line(str(exc))
+            code = EXIT_OUTPUT
+        try:
+            judge.close(finished=finished and code is None, abandoned=writer.abandoned)
+        except WatchError as exc:
+            error_line(str(exc))
+            code = EXIT_OUTPUT
         for line in judge.notes():
             print(f"afetch: warning: {line}", file=sys.stderr)
     if not writer.abandoned:

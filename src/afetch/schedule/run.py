@@ -14,7 +14,7 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.dispatch import Dispatch
-from afetch.schedule.holding import ConfirmHold, drain_held
+from afetch.schedule.holding import JUDGING, ConfirmHold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
 from afetch.schedule.intake import Intake
 from afetch.schedule.job import Item, Job
@@ -25,6 +25,7 @@ from afetch.schedule.retry import RETRY_STATUSES, retry_policy
 from afetch.schedule.timers import Timers
 
 if TYPE_CHECKING:
+    from afetch.schedule.confirm import Verdicts
     from afetch.schedule.gauge import Gauge
 
 
@@ -67,6 +68,7 @@ class Run:
         crashed: Callable[[BaseException], None],
         gauge: Gauge | None = None,
         busiest: BusiestHosts | None = None,
+        verdicts: Verdicts | None = None,
     ) -> None:
         self._clock = clock
         self._gauge = gauge
@@ -87,10 +89,17 @@ class Run:
         self._hosts = host_table(settings)
         self._server_limits = settings.rate_limit_headers
         #: ``--confirm``: failures held to be tried once more; None: off. ``_held`` is its
-        #: list of those not yet on their way (checked as it is, on every pump).
-        self._confirm = (
-            ConfirmHold(settings.confirm_delay, self._park) if settings.confirm else None
-        )
+        #: list of those not yet on their way (checked as it is, on every pump). Failures by
+        #: ``verdicts``, the run's rule for ok (None: the default one).
+        self._confirm = None
+        if settings.confirm:
+            self._confirm = ConfirmHold(
+                settings.confirm_delay,
+                self._park,
+                verdicts=verdicts,
+                judged=self._judged,
+                crashed=crashed,
+            )
         self._held: list[Job] = [] if self._confirm is None else self._confirm.held
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
@@ -317,8 +326,10 @@ class Run:
         if wait is None:
             if self._confirm is not None:
                 held = self._confirm.outcome(job, record)
-                if held is not None:
-                    self._emit(job, held)
+                if held is JUDGING:
+                    self._waiting += 1  # until _judged
+                elif held is not None:
+                    self._emit(job, held)  # type: ignore[arg-type]
             elif self._window is None:
                 # _emit, inlined for the usual case.
                 self._untaken += 1
@@ -337,6 +348,16 @@ class Run:
             self._ready.append(host)
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
+        self._pump()
+
+    def _judged(self, job: Job, record: Record | None) -> None:
+        """``--confirm`` with a blocking rule for ok: ``job``'s outcome was judged, ``record``
+        is to be emitted (None: held to be tried once more)."""
+        if self._closed:
+            return
+        self._waiting -= 1
+        if record is not None:
+            self._emit(job, record)
         self._pump()
 
     def _park(self, job: Job, delay: float) -> None:
@@ -393,6 +414,8 @@ class Run:
     def close(self) -> None:
         """Nothing more starts; pending timers are dropped, attempts in flight are not heard."""
         self._closed = True
+        if self._confirm is not None:
+            self._confirm.close()
         if self._busiest is not None and self._hosts is not None:
             self._busiest.fill(self._hosts)
         self._timers.close()

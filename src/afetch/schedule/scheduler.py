@@ -21,6 +21,7 @@ from afetch.schedule.results import DONE, Results
 from afetch.schedule.run import Run
 
 if TYPE_CHECKING:
+    from afetch.schedule.confirm import Verdicts
     from afetch.schedule.gauge import Gauge
 
 __all__ = ["Item", "schedule", "schedule_batches"]
@@ -54,11 +55,13 @@ def schedule_batches(
     stop: asyncio.Event | None = None,
     gauge: Gauge | None = None,
     busiest: BusiestHosts | None = None,
+    verdicts: Verdicts | None = None,
 ) -> AsyncIterator[list[Record]]:
     """:func:`schedule`, giving the records finished since the last batch as one list: for a
     consumer that handles them together (the command line's writer), one step per batch rather
-    than per record. A batch counts as taken when the next one is asked for."""
-    options = {"stop": stop, "gauge": gauge, "busiest": busiest}
+    than per record. A batch counts as taken when the next one is asked for. ``verdicts``: the
+    command line's rule for ok (--accept, --ok-if), which ``confirm`` asks."""
+    options = {"stop": stop, "gauge": gauge, "busiest": busiest, "verdicts": verdicts}
     return _schedule(urls, fetcher=fetcher, settings=settings, batches=True, **options)
 
 
@@ -72,6 +75,7 @@ async def _schedule(
     clock: Clock | None = None,
     gauge: Gauge | None = None,
     busiest: BusiestHosts | None = None,
+    verdicts: Verdicts | None = None,
 ) -> AsyncIterator[Any]:
     results = Results()
     crashes: list[BaseException] = []
@@ -93,6 +97,7 @@ async def _schedule(
         crashed=crashed,
         gauge=gauge,
         busiest=busiest,
+        verdicts=verdicts,
     )
 
     async def produce() -> None:

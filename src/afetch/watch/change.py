@@ -36,7 +36,6 @@ Row = tuple[int, int, int, int | None, bytes | None, bytes | None, int, int, str
 
 def next_row(
     before: Row | None,
-    *,
     run: int,
     ok: bool,
     status: int | None,
@@ -67,7 +66,9 @@ def next_row(
         streak += 1
     else:
         streak, since = 1, started_at
-    if _flips(outcomes) >= FLAP_CHANGES:
+    if _FLIPS[outcomes if outcomes < _FLIPS_KNOWN else (outcomes & _WINDOW) | _WINDOW + 1] >= (
+        FLAP_CHANGES
+    ):
         change = FLAPPING
     elif ok != was_ok:
         change = RECOVERED if ok else BROKE
@@ -93,3 +94,10 @@ def _flips(outcomes: int) -> int:
     window = outcomes & ((1 << known) - 1)
     # Bits that differ from their older neighbour, within the window.
     return ((window ^ (window >> 1)) & ((1 << (known - 1)) - 1)).bit_count() if known > 1 else 0
+
+
+_WINDOW = (1 << FLAP_WINDOW) - 1
+#: _flips of every ``outcomes`` up to a full window under its sentinel: those past it count as
+#: their window under the sentinel (a table look-up per URL, not a call).
+_FLIPS_KNOWN = 1 << (FLAP_WINDOW + 1)
+_FLIPS = (0, *(_flips(outcomes) for outcomes in range(1, _FLIPS_KNOWN)))

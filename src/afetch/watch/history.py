@@ -15,8 +15,9 @@ the row as this run left it.
 One writer: the file is held in SQLite's exclusive locking mode from open to close, so a second
 run on it is a usage error (``--shard``: one store per shard, the shard is noted in it and
 checked). WAL journal, ``synchronous=NORMAL``: a crash loses at most the last transaction,
-never the store. The writer thread updates the rows of a batch before it writes the batch and
-commits about once a second (COMMIT_S): a record that then fails to be written is refetched by
+never the store. The writer thread judges a batch (one SELECT) before it writes the batch; the
+new rows wait in memory and are written, in one statement, and committed about once a second
+(COMMIT_S) and at the end of the run: a record that then fails to be written is refetched by
 ``--resume`` and given the row's judgement, not judged twice; after a crash, the last second's
 URLs keep their earlier row (their next run continues from it).
 """
@@ -28,8 +29,8 @@ import struct
 import time
 from collections.abc import Sequence
 
-from afetch._record import Record
-from afetch.input.journal import url_key
+from afetch._record import Record, set_watch
+from afetch.input.journal import url_keys
 from afetch.watch.change import CHANGES, Row, next_row
 from afetch.watch.policy import WatchError
 
@@ -51,20 +52,35 @@ _KEY = 16  # bytes of a key (afetch.input.journal.url_key)
 #: that holds a large store's hot part, reads through mmap, and checkpoints (the fsyncs) every
 #: few thousand pages rather than every thousand.
 _TUNING = ("cache_size=-32768", "mmap_size=268435456", "wal_autocheckpoint=8000")
-_SQLITE_VARIABLES = 250  # per IN (...) query: below SQLite's oldest limit of 999
-#: A batch's rows in one value (key, run and row, in hex, one after the other): SQLite returns it
-#: in one step, so the GIL is released and taken back once per query, not once per row (each
-#: time a switch to the busy event loop and back; afetch.cache.index does the same).
-_SELECT = (
-    "SELECT group_concat(hex(key) || printf('%08X', run) || hex(row), '') FROM url"
-    f" WHERE key IN ({','.join('?' * _SQLITE_VARIABLES)})"
+#: A batch's keys go in as one BLOB (16 bytes each, one after the other), cut up by SQLite (a
+#: recursive CTE): binding each key as a parameter cost more than the query (the sqlite3 module
+#: looks for an adapter for every bytes value, failing twice, before it binds it).
+_KEYS_IN = (
+    "WITH RECURSIVE k(i) AS (VALUES(1) UNION ALL SELECT i + {size} FROM k"
+    " WHERE i + {size} < length(?1))"
 )
-_RUN = struct.Struct(">I")
-_FOUND = _KEY + _RUN.size + _PACKED.size
-_UPSERT = "INSERT OR REPLACE INTO url VALUES "
-#: Rows per INSERT statement, at most (4 parameters a row; old SQLite allows 999).
-_UPSERT_ROWS = 128
-_UPSERTS: dict[int, str] = {}
+#: A batch's rows out in one value (key, run and row, in hex, one after the other): SQLite
+#: returns it in one step, so the GIL is released and taken back once per query, not once per
+#: row (each time a switch to the busy event loop and back; afetch.cache.index does the same).
+_SELECT = (
+    _KEYS_IN.format(size=_KEY)
+    + " SELECT group_concat(key || iif(run = ?2, 'Y', 'N') || row, '') FROM url"
+    f" WHERE key IN (SELECT substr(?1, i, {_KEY}) FROM k)"
+)
+#: A row found, as the SELECT gives it (its bytes as they are: see History._rows): key, Y if
+#: this run judged it already (else N), the packed row.
+_FOUND = struct.Struct(f"<{_KEY}sc" + _PACKED.format[1:])
+#: A row as the INSERT takes it, in one BLOB for the batch: key, ``fails`` in ASCII decimal
+#: (SQLite casts it back), the packed row. One statement and one value per batch.
+_FAILS = b"%010d"
+_FAILS_SIZE = 10
+_WRITTEN = _KEY + _FAILS_SIZE + _PACKED.size
+_UPSERT = (
+    _KEYS_IN.format(size=_WRITTEN)
+    + f" INSERT OR REPLACE INTO url SELECT substr(?1, i, {_KEY}), ?2,"
+    f" CAST(substr(?1, i + {_KEY}, {_FAILS_SIZE}) AS INTEGER),"
+    f" substr(?1, i + {_KEY + _FAILS_SIZE}, {_PACKED.size}) FROM k"
+)
 
 
 class HistoryError(WatchError):
@@ -81,40 +97,39 @@ def _pack(row: Row) -> bytes:
     )
 
 
-def _unpack(run: int, data: bytes) -> Row:
-    """The row :func:`_pack` packed.
+def _found(data: bytes, run: int) -> dict[bytes, Row]:
+    """The rows in ``data`` (the SELECT's value), by key, in one loop (no call per row); their
+    run is ``run`` if it judged them already, else 0 (an earlier one: which does not matter).
 
-    >>> row = (3, True, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
-    >>> _unpack(3, _pack(row)) == row
+    >>> row = (3, 1, 0b1011, None, None, b"12345678", 1, 2, "2026-12-07T04:00:00.000Z")
+    >>> _found(b"k" * 16 + b"Y" + _pack(row), 3) == {b"k" * 16: row}
     True
     """
-    ok, outcomes, status, final, body, change, streak, since = _PACKED.unpack_from(data)
-    return (
-        run,
-        bool(ok),
-        outcomes,
-        None if status < 0 else status,
-        None if final == _NO_DIGEST else final,
-        None if body == _NO_DIGEST else body,
-        change,
-        streak,
-        since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
-    )
+    none = _NO_DIGEST
+    return {
+        key: (
+            run if this == b"Y" else 0,
+            ok,
+            outcomes,
+            None if status < 0 else status,
+            None if final == none else final,
+            None if body == none else body,
+            change,
+            streak,
+            since.rstrip(b"\0").decode("utf-8", "surrogatepass"),
+        )
+        for key, this, ok, outcomes, status, final, body, change, streak, since in (
+            _FOUND.iter_unpack(data)
+        )
+    }
 
 
-def _upsert(db: sqlite3.Connection, rows: list[tuple[bytes, int, int, bytes]]) -> None:
-    """Many rows per statement, not ``executemany``, whose every row releases the GIL (as
-    afetch.cache.index does it): padding repeats the last row, in key order, so each B-tree
-    page is visited once per statement."""
+def _upsert(db: sqlite3.Connection, run: int, rows: list[tuple[bytes, int, bytes]]) -> None:
+    """Write ``rows`` (key, fails, packed row) of ``run`` in one statement, in key order, so
+    that each B-tree page is visited once."""
     rows.sort()
-    for start in range(0, len(rows), _UPSERT_ROWS):
-        chunk = rows[start : start + _UPSERT_ROWS]
-        size = 1 << (len(chunk) - 1).bit_length()
-        sql = _UPSERTS.get(size)
-        if sql is None:
-            sql = _UPSERTS[size] = _UPSERT + ",".join(["(?,?,?,?)"] * size)
-        chunk += chunk[-1:] * (size - len(chunk))
-        db.execute(sql, [value for row in chunk for value in row])
+    blob = b"".join([key + _FAILS % fails + packed for key, fails, packed in rows])
+    db.execute(_UPSERT, (blob, run))
 
 
 def _digest(text: str) -> bytes:
@@ -139,7 +154,10 @@ class History:
             self._db.close()
             raise
         self._path = path
-        self._pending = 0
+        #: Rows this run judged, not yet written: written and committed together about once a
+        #: second (COMMIT_S), one statement for all, not one per batch (each statement hands
+        #: the GIL to the event loop and back).
+        self._unwritten: dict[bytes, Row] = {}
         self._committed = time.monotonic()
 
     def _begin(self, path: str, *, resume: bool, shard: str) -> int:
@@ -185,77 +203,67 @@ class History:
         db.execute("COMMIT")
         return number
 
-    def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> list[tuple[str, int, str]]:
-        """The (change, streak, since) of each record, whose verdict is in ``oks``; their rows
-        are updated (committed about once a second). A URL this run already judged keeps that
-        judgement."""
-        keys = [url_key(record.key or record.url) for record in records]
-        rows = self._rows(keys)
+    def judge(self, records: Sequence[Record], oks: Sequence[bool]) -> None:
+        """Give each record, whose verdict is in ``oks``, its (change, streak, since), in place
+        (see set_watch); their rows are updated (committed about once a second). A URL this
+        run already judged keeps that judgement."""
+        keys = url_keys([record.key or record.url for record in records])
+        unwritten = self._unwritten
+        rows = self._rows([key for key in keys if key not in unwritten])
         run = self.run
-        out = []
-        changed: dict[bytes, Row] = {}
         for record, key, ok in zip(records, keys, oks, strict=True):
-            before = changed.get(key) or rows.get(key)
-            if before is not None and before[0] == run:
-                row = before
-            else:
-                final = record.final_url
-                sha = record.sha256
-                row = next_row(
-                    before,
-                    run=run,
-                    ok=ok,
-                    status=record.status,
-                    # The final URL is most often the URL itself: no digest to make then.
-                    final=None if final is None or final == record.url else _digest(final),
-                    body=None if sha is None else bytes.fromhex(sha[:16]),
-                    started_at=record.started_at,
-                )
-                changed[key] = row
-            out.append((CHANGES[row[6]], row[7], row[8]))
-        if changed:
-            db = self._db
-            try:
+            row = unwritten.get(key)
+            if row is None:
+                row = rows.get(key)
+                if row is None or row[0] != run:
+                    url, final, sha = record.url, record.final_url, record.sha256
+                    row = unwritten[key] = next_row(
+                        row,
+                        run,
+                        ok,
+                        record.status,
+                        # The final URL is most often the URL itself: no digest to make then.
+                        None if final is None or final == url else _digest(final),
+                        None if sha is None else bytes.fromhex(sha[:16]),
+                        record.started_at,
+                    )
+            set_watch(record, (CHANGES[row[6]], row[7], row[8]))
+        now = time.monotonic()
+        if len(unwritten) >= COMMIT_ROWS or now - self._committed >= COMMIT_S:
+            self._commit(now)
+
+    def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
+        if not keys:
+            return {}
+        db = self._db
+        # The value is binary: its bytes as they are (no hex, nor a UTF-8 decoding).
+        db.text_factory = bytes
+        try:
+            data = db.execute(_SELECT, (b"".join(keys), self.run)).fetchone()[0]
+        finally:
+            db.text_factory = str
+        return _found(data, self.run) if data else {}
+
+    def _commit(self, now: float) -> None:
+        """Write the rows judged since the last commit, in one statement, and commit."""
+        unwritten, self._unwritten = self._unwritten, {}
+        self._committed = now
+        db = self._db
+        try:
+            if unwritten:
                 if not db.in_transaction:
                     db.execute("BEGIN")
                 _upsert(
                     db,
-                    [
-                        (key, row[0], 0 if row[1] else row[7], _pack(row))
-                        for key, row in changed.items()
-                    ],
+                    self.run,
+                    [(key, 0 if row[1] else row[7], _pack(row)) for key, row in unwritten.items()],
                 )
-                self._pending += len(changed)
-                now = time.monotonic()
-                if self._pending >= COMMIT_ROWS or now - self._committed >= COMMIT_S:
-                    self._commit(now)
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
-        return out
-
-    def _rows(self, keys: list[bytes]) -> dict[bytes, Row]:
-        found: dict[bytes, Row] = {}
-        wanted = list(dict.fromkeys(keys))
-        for start in range(0, len(wanted), _SQLITE_VARIABLES):
-            part = wanted[start : start + _SQLITE_VARIABLES]
-            # Padded to one length (no key is empty): one statement, prepared once, not one per
-            # batch size.
-            part += [b""] * (_SQLITE_VARIABLES - len(part))
-            text = self._db.execute(_SELECT, part).fetchone()[0]
-            data = bytes.fromhex(text or "")
-            for at in range(0, len(data), _FOUND):
-                run = _RUN.unpack_from(data, at + _KEY)[0]
-                found[data[at : at + _KEY]] = _unpack(
-                    run, data[at + _KEY + _RUN.size : at + _FOUND]
-                )
-        return found
-
-    def _commit(self, now: float) -> None:
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
-        self._pending, self._committed = 0, now
+            if db.in_transaction:
+                db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise HistoryError(f"cannot write --history {self._path}: {exc}") from None
 
     def failing(self, *, at_least: int, exactly: bool) -> int:
         """URLs this run judged not ok with a streak of ``at_least`` (or more, unless
@@ -268,9 +276,9 @@ class History:
     def finish(self) -> None:
         """The run read all its input and wrote every record: mark it finished (a ``--resume``
         starts the next run) and forget the URLs it was the FORGET_AFTER-th run not to see."""
+        self._commit(time.monotonic())
         db = self._db
-        if not db.in_transaction:
-            db.execute("BEGIN")
+        db.execute("BEGIN")
         db.execute("DELETE FROM url WHERE run <= ?", (self.run - FORGET_AFTER,))
         db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', 1)")
         db.execute("COMMIT")
