@@ -162,6 +162,8 @@ class Record:
                         return line + tail(self)[:-1] + _watch_json(watch)
                 elif watch is not None:
                     return line + _watch_json(watch)
+                else:
+                    return line + "}"  # a plain run's record: nothing after the schema keys
         except TypeError:  # a field that does not hold its declared type: the general way
             return _dumps(self.to_dict(optional, include))
         added = self._added(optional, include)
@@ -232,7 +234,7 @@ _SCHEMA_JSON_KINDS = {
     "url": "str",
     "final_url": "str?",
     "status": "int?",
-    "ok": "bool",
+    "ok": "ok",
     "error": "error",
     "elapsed_ms": "float",
     "bytes": "int",
@@ -251,6 +253,9 @@ _JSON_OF_KIND = {
     "int": "(_i({0}) if {0}.__class__ is int else _other())",
     "int?": "('null' if {0} is None else _i({0}) if {0}.__class__ is int else _other())",
     "bool": "('true' if {0} else 'false')",
+    # Record.ok, inlined (its property is a call per record): the verdict, else the default rule.
+    "ok": "('true' if (r.error is None and r.status is not None and r.status < 400 "
+    "if r.verdict is None else r.verdict) else 'false')",
     "bool?": "('null' if {0} is None else 'true' if {0} is True else 'false' if {0} is False "
     "else _other())",
     "float": "(_f({0}) if {0}.__class__ is float and _finite({0}) else _other())",

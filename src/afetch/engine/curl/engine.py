@@ -286,7 +286,12 @@ class CurlEngine(LoopDriver):
         if slot not in self._active:
             return
         self._active.discard(slot)
-        slot.detach()
+        # The transfer is over for the caller: what it held goes.
+        slot.inflating = None
+        if slot.unpausing is not None:
+            slot.unpausing.cancel()
+            slot.unpausing = None
+        slot.on_head = slot.on_done = slot.sink = None
         if slot.pending:
             slot.pending = False
             self._pending.remove(slot)
