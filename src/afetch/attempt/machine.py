@@ -130,10 +130,9 @@ class Attempt(Outcome):
     def _send_first(self) -> None:
         method, body, headers = self.shape
         target = self.target
-        request = Request(
-            method, target.url, with_credentials(headers, target), body, deadline=self.deadline
-        )
-        self._send(request, target)
+        if target.authorization is not None:  # user:password@ (most URLs carry none)
+            headers = with_credentials(headers, target)
+        self._send(Request(method, target.url, headers, body, None, self.deadline), target)
 
     # -- 2. send -------------------------------------------------------------------------------
 
@@ -263,7 +262,15 @@ class Attempt(Outcome):
                 )
         except Exception as exc:
             failure = exc
-        self._conclude(failure, response)
+        if (
+            self.kept is None
+            and self.consumer is None
+            and self.hasher is None
+            and self.cache is None
+        ):
+            self._end(failure)  # a plain fetch: nothing kept, hashed, saved or cached
+        else:
+            self._conclude(failure, response)
 
     def _follow(self, location: str, status: int) -> None:
         if self.redirects >= self.plan.max_redirects:

@@ -18,7 +18,6 @@ from afetch.engine.curl.head import (
     STATUS_LINES,
     _final_head,
     _search_key,
-    _searchable,
     _status_line,
     _value_in,
 )
@@ -150,7 +149,7 @@ class _Transfer:
         if request.deadline is None:
             timeout_ms = 0  # none
         else:
-            timeout_ms = max(1, round((request.deadline - self.engine._clock.time()) * 1000))
+            timeout_ms = max(1, round((request.deadline - self.engine._time()) * 1000))
         if timeout_ms != self.timeout_ms:
             curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
@@ -182,8 +181,10 @@ class _Transfer:
             # libcurl reads the first three digits of "200000" or "2xx" as a status: not HTTP.
             shown = lines[start][:80] if start < len(lines) else b""
             self.body_error = self.failure = BadResponse(f"malformed status line: {shown!r}")
-        # The response searches the same copy (Content-Type): the head is joined once.
-        self.searchable = searchable = _searchable(lines[start:end])
+        # The response searches the same copy (Content-Type): the head is joined once (as
+        # _searchable does it).
+        head = b"".join(lines[start:end])
+        self.searchable = searchable = (head, head.lower())
         if self.method[0] != "HEAD":  # a HEAD's Content-* describe a body it does not have
             # Most bodies have no coding: one search in C says so (prepare() left no decoder).
             if _CODING_KEY in searchable[1]:
