@@ -240,9 +240,9 @@ class RecordWriter:
                 if batch:
                     if self._judge is not None:
                         batch = self._judge(batch)
-                    encode = self._sink.encode
+                    lines = self._sink.encode_many(batch)
                     with self._terminal():
-                        self._lines.write([encode(record) for record in batch], batch)
+                        self._lines.write(lines, batch)
                     continue
                 tail = self._sink.finish()  # a CSV header, for a run without records
                 if tail:
