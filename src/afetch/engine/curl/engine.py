@@ -118,6 +118,7 @@ class CurlEngine(LoopDriver):
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
         self._free: list[_Transfer] = []
+        self._slot_of: dict[pycurl.Curl, _Transfer] = {}  # type: ignore[assignment]
         #: Transfers started on callbacks, to add to the multi handle together on the next turn.
         self._pending: list[_Transfer] = []
         self._active: set[_Transfer] = set()
@@ -330,5 +331,6 @@ class CurlEngine(LoopDriver):
         for slot in self._free:
             slot.curl.close()
         self._free.clear()
+        self._slot_of.clear()
         if self._share is not None:
             self._share.close()

@@ -90,7 +90,7 @@ class _Transfer:
             on_body=self._on_body,
             share=engine._share,
         )
-        curl.slot = self  # type: ignore[attr-defined]  # found again from info_read
+        engine._slot_of[curl] = self  # found again from info_read
         self.timeout_ms = -1
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
