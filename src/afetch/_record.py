@@ -281,16 +281,17 @@ _JSON_OF_KIND = {
     "str?": "('null' if {0} is None else _s({0}))",
     # Exactly int (a bool is an int too, written true/false), exactly a finite float (json spells
     # inf and nan its own way): anything else goes to _other, which sends the record the general
-    # way.
-    "int": "(_i({0}) if {0}.__class__ is int else _other())",
-    "int?": "('null' if {0} is None else _i({0}) if {0}.__class__ is int else _other())",
+    # way. The f-string writes the int itself (as str(), which is repr() for an exact int: no
+    # call) and the float with !r (no call either).
+    "int": "({0} if {0}.__class__ is int else _other())",
+    "int?": "('null' if {0} is None else {0} if {0}.__class__ is int else _other())",
     "bool": "('true' if {0} else 'false')",
     # Record.ok, inlined (its property is a call per record): the verdict, else the default rule.
     "ok": "('true' if (r.error is None and r.status is not None and r.status < 400 "
     "if r.verdict is None else r.verdict) else 'false')",
     "bool?": "('null' if {0} is None else 'true' if {0} is True else 'false' if {0} is False "
     "else _other())",
-    "float": "(_f({0}) if {0}.__class__ is float and _finite({0}) else _other())",
+    "float": "({0} if {0}.__class__ is float and _finite({0}) else _other())",
     "error": "('null' if {0} is None else "
     "'{{\"type\":' + _s({0}.type) + ',\"message\":' + _s({0}.message) + '}}')",
 }
@@ -316,12 +317,11 @@ def _compile_json_writer(
     values, line = [], first
     for index, (key, kind) in enumerate(kinds.items()):
         values.append(f"    v{index} = {_JSON_OF_KIND[kind].format('r.' + key)}\n")
-        line += ("" if index == 0 else ",") + json.dumps(key) + ":{v" + str(index) + "}"
+        conversion = "!r" if kind == "float" else ""
+        line += ("" if index == 0 else ",") + json.dumps(key) + f":{{v{index}{conversion}}}"
     source = f"def {name}(r):\n{''.join(values)}    return f'{line}{last}'\n"
     namespace = {
         "_s": json.encoder.encode_basestring,  # the C encoder's, when present
-        "_i": int.__repr__,
-        "_f": float.__repr__,
         "_finite": math.isfinite,
         "_other": _other_type,
     }
