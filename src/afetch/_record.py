@@ -264,14 +264,14 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 #: How each schema key is written, by the type its field holds.
 _SCHEMA_JSON_KINDS = {
     "url": "str",
-    "final_url": "str?",
+    "final_url": "final_url",
     "status": "int?",
     "ok": "ok",
     "error": "error",
     "elapsed_ms": "float",
     "bytes": "int",
-    "content_type": "str?",
-    "http_version": "str?",
+    "content_type": "str?, few",
+    "http_version": "str?, few",
     "redirects": "int",
     "attempts": "int",
     "started_at": "str",
@@ -279,6 +279,10 @@ _SCHEMA_JSON_KINDS = {
 _JSON_OF_KIND = {
     "str": "_s({0})",
     "str?": "('null' if {0} is None else _s({0}))",
+    # A run's few values (HTTP/1.1, text/html...): each encoded once (see _few).
+    "str?, few": "('null' if {0} is None else _known.get({0}) or _few({0}))",
+    # Mostly the URL itself (no redirect): its JSON is the url key's (written first, as v0).
+    "final_url": "('null' if {0} is None else v0 if {0} is r.url else _s({0}))",
     # Exactly int (a bool is an int too, written true/false), exactly a finite float (json spells
     # inf and nan its own way): anything else goes to _other, which sends the record the general
     # way. The f-string writes the int itself (as str(), which is repr() for an exact int: no
@@ -301,6 +305,19 @@ def _other_type() -> str:
     raise TypeError("a record field of another type than declared")
 
 
+#: The JSON of strings a run repeats on every record (content types, HTTP versions), up to a
+#: bound: a look-up costs a fraction of encoding the string again.
+_known_json: dict[str, str] = {}
+_KNOWN_JSON_MAX = 256
+
+
+def _few(value: str) -> str:
+    encoded = _encode(value)
+    if len(_known_json) < _KNOWN_JSON_MAX:
+        _known_json[value] = encoded
+    return encoded
+
+
 def _compile_json_writer(
     name: str, kinds: dict[str, str], *, first: str, last: str
 ) -> Callable[[Record], str]:
@@ -314,6 +331,7 @@ def _compile_json_writer(
     """
     # Each value into a local, then one f-string of them: the line is built in one go
     # (BUILD_STRING), not by 20-odd concatenations.
+    assert "final_url" not in kinds.values() or next(iter(kinds)) == "url"  # it reads v0
     values, line = [], first
     for index, (key, kind) in enumerate(kinds.items()):
         values.append(f"    v{index} = {_JSON_OF_KIND[kind].format('r.' + key)}\n")
@@ -324,6 +342,8 @@ def _compile_json_writer(
         "_s": json.encoder.encode_basestring,  # the C encoder's, when present
         "_finite": math.isfinite,
         "_other": _other_type,
+        "_known": _known_json,
+        "_few": _few,
     }
     # exec of the text built just above from constants, never of anything from outside.
     exec(source, namespace)
