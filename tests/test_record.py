@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import afetch._record
 from afetch import ERROR_TYPES, FetchError, Record
 from afetch._errors import classify
+from afetch._record import json_lines
 
 SCHEMA_KEYS = [
     "url",
@@ -120,6 +121,8 @@ _counts = st.integers(min_value=0, max_value=2**63)
         method=_optional_texts,
         meta=st.none() | st.dictionaries(st.text(), st.integers() | st.text()),
         extra=st.none() | st.fixed_dictionaries({"title": _optional_texts}),
+        verdict=st.none() | st.booleans(),
+        watch=st.none() | st.tuples(_texts, _counts, _texts),
     ),
     optional=st.sampled_from(
         [
@@ -137,11 +140,14 @@ _counts = st.integers(min_value=0, max_value=2**63)
 def test_to_json_writes_what_json_dumps_writes(
     record: Record, optional: tuple[str, ...] | None, include: tuple[str, ...]
 ) -> None:
-    """The record's own JSON writer is json.dumps of to_dict, byte for byte."""
+    """The record's own JSON writer is json.dumps of to_dict, byte for byte; so is the writer
+    thread's, a batch at a time."""
     expected = json.dumps(
         record.to_dict(optional, include), ensure_ascii=False, separators=(",", ":")
     )
     assert record.to_json(optional, include) == expected
+    if optional is not None:  # as the sinks pass them
+        assert json_lines([record], optional, include) == [(expected + "\n").encode()]
 
 
 @pytest.mark.parametrize(
@@ -161,6 +167,8 @@ def test_a_field_of_another_type_is_written_as_json_dumps_writes_it(fields: dict
     for optional in (None, ("not_modified", "sha256")):
         expected = json.dumps(record.to_dict(optional), ensure_ascii=False, separators=(",", ":"))
         assert record.to_json(optional) == expected
+    expected = json.dumps(record.to_dict(()), ensure_ascii=False, separators=(",", ":"))
+    assert json_lines([record, record]) == [(expected + "\n").encode()] * 2
 
 
 def test_new_record_is_record_from_all_its_fields() -> None:

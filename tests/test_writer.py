@@ -169,6 +169,42 @@ def test_offer_many_hands_over_what_fits_and_wakes_a_lingering_writer(
     assert urls == [record(i).url for i in range(8)]
 
 
+def test_put_many_hands_a_wave_larger_than_the_hand_off_over_as_room_comes(
+    pipe: tuple[int, int],
+) -> None:
+    """A wave of records (-c 500 answered at once) larger than the hand-off goes over in
+    order, as much as fits each time the writer frees room, and none is left behind."""
+    read_end, write_end = pipe
+
+    async def main() -> tuple[int, list[int], bytes]:
+        stream = os.fdopen(write_end, "wb", closefd=False)
+        writer = RecordWriter(stream, JsonLinesSink(stream), stats=Stats(), limit=8)
+        offers: list[int] = []
+        offer_many = writer.offer_many
+
+        def counted(records: list[Record]) -> int:
+            offers.append(len(records))
+            return offer_many(records)
+
+        writer.offer_many = counted  # type: ignore[method-assign]
+        received = bytearray()
+        reader = threading.Thread(target=lambda: drain(read_end, received), daemon=True)
+        reader.start()
+        handed = await writer.put_many([record(i) for i in range(50)])
+        assert await writer.close(stop=asyncio.Event(), grace=1.0) is True
+        os.close(write_end)
+        reader.join(5)
+        return handed, offers, bytes(received)
+
+    handed, offers, received = asyncio.run(main())
+    assert handed == 50
+    urls = [json.loads(line)["url"] for line in received.splitlines()]
+    assert urls == [record(i).url for i in range(50)]
+    # Each offer carries the rest of the wave, not one record: far fewer than 50.
+    assert offers[0] == 50
+    assert len(offers) < 25
+
+
 def drain(fd: int, into: bytearray) -> None:
     while chunk := os.read(fd, 65536):
         into += chunk

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any, BinaryIO, Protocol
 
 from afetch._include import record_keys
-from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, WATCH_KEYS, Record
+from afetch._record import OPTIONAL_KEYS, SCHEMA_KEYS, WATCH_KEYS, Record, json_lines
 from afetch._settings import Settings
 
 #: CSV columns: the schema keys in order, with the nested error flattened into two columns.
@@ -33,6 +33,10 @@ class OutputFailed(Exception):
 class Sink(Protocol):
     def encode(self, record: Record) -> bytes:
         """The record's line (and anything due before it), ready to write; any thread."""
+        ...
+
+    def encode_many(self, records: list[Record]) -> list[bytes]:
+        """:meth:`encode` of each record, in order (the writer thread's batch)."""
         ...
 
     def finish(self) -> bytes:
@@ -84,6 +88,10 @@ class _LineSink:
     def encode(self, record: Record) -> bytes:
         raise NotImplementedError
 
+    def encode_many(self, records: list[Record]) -> list[bytes]:
+        encode = self.encode
+        return [encode(record) for record in records]
+
     def finish(self) -> bytes:
         return b""
 
@@ -118,6 +126,9 @@ class JsonLinesSink(_LineSink):
 
     def encode(self, record: Record) -> bytes:
         return (record.to_json(self._optional, self._include) + "\n").encode("utf-8")
+
+    def encode_many(self, records: list[Record]) -> list[bytes]:
+        return json_lines(records, self._optional, self._include)
 
 
 def _csv_cell(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """Records go out from a writer thread, so a slow reader never blocks the event loop.
 
-The loop hands each record over through a bounded hand-off (:meth:`RecordWriter.offer`, and
-:meth:`RecordWriter.put` to wait for room). The writer thread takes whatever has queued up,
+The loop hands records over through a bounded hand-off (:meth:`RecordWriter.offer_many`, and
+:meth:`RecordWriter.put_many` to wait for room). The writer thread takes whatever has queued up,
 serialises it, writes it with as few ``write`` calls as it can, and only then appends the URLs
 to the ``--state`` journal and counts them in the statistics (and, with ``--report``, in the
 reports' tallies). So:
@@ -147,16 +147,28 @@ class RecordWriter:
 
     async def put(self, record: Record) -> bool:
         """Hand ``record`` over, waiting for room; False if :meth:`interrupt` came first."""
-        while not self.offer(record):
+        return await self.put_many([record]) == 1
+
+    async def put_many(self, records: list[Record]) -> int:
+        """Hand ``records`` over in order, waiting for room as often as needed: how many were
+        (all, unless :meth:`interrupt` came first). Each wait ends with as many handed over as
+        fit, under one lock: a wave of responses larger than the hand-off (-c 500) is not
+        handed over one record and one lock at a time."""
+        handed = 0
+        while handed < len(records):
+            taken = self.offer_many(records[handed:] if handed else records)
+            if taken:
+                handed += taken
+                continue
             room: asyncio.Future[None] = self._loop.create_future()
             with self._lock:
                 if self._interrupted:
-                    return False
+                    break
                 if self._unwritten < self._limit or self._failure is not None:
                     continue
                 self._room = room
             await room
-        return True
+        return handed
 
     def interrupt(self) -> None:
         """A signal arrived: stop waiting for room (records without room are dropped)."""
@@ -242,9 +254,9 @@ class RecordWriter:
                 if batch:
                     if self._judge is not None:
                         batch = self._judge(batch)
-                    encode = self._sink.encode
+                    lines = self._sink.encode_many(batch)
                     with self._terminal():
-                        self._lines.write([encode(record) for record in batch], batch)
+                        self._lines.write(lines, batch)
                     continue
                 tail = self._sink.finish()  # a CSV header, for a run without records
                 if tail:

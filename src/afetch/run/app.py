@@ -114,14 +114,12 @@ async def run(
                     # --confirm asks the judge's rule for ok: one way to decide it.
                     verdicts=None if judge is None else judge.verdicts,
                 ):
-                    # The fast path never awaits; put() waits for room (holding the scheduler
+                    # The fast path never awaits; put_many() waits for room (holding the scheduler
                     # slots of the batch) and gives up when a signal comes: the records not
                     # handed over by then are dropped.
                     handed = writer.offer_many(batch)
-                    for record in batch[handed:]:
-                        if not await writer.put(record):
-                            break
-                        handed += 1
+                    if handed < len(batch):
+                        handed += await writer.put_many(batch[handed:])
                     stats.handed += handed
             finally:
                 await writer.close(stop=interrupt.stop, grace=WRITE_GRACE_S)

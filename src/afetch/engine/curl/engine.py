@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,12 @@ class CurlEngine(LoopDriver):
         self._loop = asyncio.get_running_loop()
         #: What request deadlines are times on (libcurl is given the time left).
         self._clock: Clock = clock or self._loop
+        #: Its time, read per request: the asyncio loop's is time.monotonic, called directly.
+        self._time = (
+            time.monotonic
+            if getattr(self._clock.time, "__func__", None) is asyncio.BaseEventLoop.time
+            else self._clock.time
+        )
         self._settings = settings
         self._max_size = settings.max_size
         multi = pycurl.CurlMulti()
@@ -111,6 +118,7 @@ class CurlEngine(LoopDriver):
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
         self._free: list[_Transfer] = []
+        self._slot_of: dict[pycurl.Curl, _Transfer] = {}  # type: ignore[assignment]
         #: Transfers started on callbacks, to add to the multi handle together on the next turn.
         self._pending: list[_Transfer] = []
         self._active: set[_Transfer] = set()
@@ -160,8 +168,12 @@ class CurlEngine(LoopDriver):
         caller's handle (``resume``, ``cancel``) until ``on_done`` is told."""
         if self._closed:
             raise RuntimeError("engine is closed")
-        # May refuse a header: before a handle is taken.
-        headers = self._header_list(request.headers, request.body is not None)
+        # May refuse a header: before a handle is taken. Every request of a run shares one
+        # headers tuple, formatted once: the same lists again, without a call.
+        last, had_body, headers = self._header_lists
+        body = request.body is not None
+        if request.headers is not last or body is not had_body:
+            headers = self._header_list(request.headers, body)
         if extra:
             headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Transfer(self)
@@ -265,10 +277,7 @@ class CurlEngine(LoopDriver):
         return seen.get(key)
 
     def _header_list(self, headers: tuple[tuple[str, str], ...], body: bool) -> _HeaderLists:
-        # Every request of a run shares one headers tuple: format it once.
-        last, had_body, formatted = self._header_lists
-        if headers is last and body is had_body:
-            return formatted
+        """The header lines of ``headers`` (start_transfer reuses the last ones itself)."""
         server: list[str] = []
         proxy: list[str] = []
         for (name, _), line in zip(headers, _header_lines(headers), strict=True):
@@ -286,7 +295,12 @@ class CurlEngine(LoopDriver):
         if slot not in self._active:
             return
         self._active.discard(slot)
-        slot.detach()
+        # The transfer is over for the caller: what it held goes.
+        slot.inflating = None
+        if slot.unpausing is not None:
+            slot.unpausing.cancel()
+            slot.unpausing = None
+        slot.on_head = slot.on_done = slot.sink = None
         if slot.pending:
             slot.pending = False
             self._pending.remove(slot)
@@ -317,5 +331,6 @@ class CurlEngine(LoopDriver):
         for slot in self._free:
             slot.curl.close()
         self._free.clear()
+        self._slot_of.clear()
         if self._share is not None:
             self._share.close()

@@ -34,6 +34,30 @@ def _status_code(rest: bytes) -> int:
 
 _STATUS_ENDS = (b" ", b"\r", b"\n", b"")
 
+#: Status lines seen, as (version, status): a run meets a handful ("HTTP/1.1 200 OK\r\n"), so
+#: each response's is one dict look-up. Bounded: a server may vary its reason phrases.
+STATUS_LINES: dict[bytes, tuple[str, int]] = {}
+_STATUS_LINES_MAX = 64
+
+
+def _status_line(line: bytes) -> tuple[str, int]:
+    """The version (as records spell it) and status code (0 if malformed) of a status line.
+
+    >>> _status_line(b"HTTP/1.1 404 Not Found\\r\\n"), _status_line(b"HTTP/2 2xx\\r\\n")
+    (('HTTP/1.1', 404), ('HTTP/2', 0))
+    """
+    known = STATUS_LINES.get(line)
+    if known is not None:
+        return known
+    version = line.split(b" ", 1)[0]
+    known = (
+        _VERSIONS.get(version) or version.decode("latin-1"),
+        _status_code(line[len(version) + 1 :]),
+    )
+    if len(STATUS_LINES) < _STATUS_LINES_MAX:
+        STATUS_LINES[line] = known
+    return known
+
 
 def _final_head(lines: list[bytes]) -> tuple[int, int]:
     """Where the final head is in the header lines libcurl gave: (index of its status line,
@@ -76,10 +100,7 @@ def _value_in(searchable: tuple[bytes, bytes], name: str) -> str | None:
     ...           "content-length")
     '12'
     """
-    key = _SEARCH_KEYS.get(name)
-    if key is None:
-        # After a line's end: a name at the start of a line (the status line ends with one).
-        key = _SEARCH_KEYS[name] = b"\n" + name.lower().encode("latin-1") + b":"
+    key = _SEARCH_KEYS.get(name) or _search_key(name)
     head, lowered = searchable
     at = lowered.find(key)
     if at < 0:
@@ -90,6 +111,13 @@ def _value_in(searchable: tuple[bytes, bytes], name: str) -> str | None:
 
 
 _SEARCH_KEYS: dict[str, bytes] = {}
+
+
+def _search_key(name: str) -> bytes:
+    """What :func:`_value_in` finds in a lower-cased head for header ``name``."""
+    # After a line's end: a name at the start of a line (the status line ends with one).
+    key = _SEARCH_KEYS[name] = b"\n" + name.lower().encode("latin-1") + b":"
+    return key
 
 
 def _parse_headers(lines: list[bytes], start: int) -> Headers:

@@ -48,6 +48,7 @@ class _CurlResponse:
         "_searchable",
         "_start",
         "bytes_read",
+        "content_type",
         "http_version",
         "info",
         "status",
@@ -60,7 +61,9 @@ class _CurlResponse:
         self._lines = slot.head_lines[: slot.head_end]
         self._start = slot.head_start
         self._headers: Headers | None = None
-        self._searchable = slot.searchable
+        # Every record says its Content-Type: read at once from the head the transfer joined.
+        self._searchable = searchable = slot.searchable
+        self.content_type = None if searchable is None else _value_in(searchable, "content-type")
         self.bytes_read = 0  # set when the transfer is over
         self.info: TransferInfo | None = None  # --include: set when the transfer is over
 
@@ -70,13 +73,9 @@ class _CurlResponse:
             self._headers = _parse_headers(self._lines, self._start)
         return self._headers
 
-    @property
-    def content_type(self) -> str | None:
-        return self.header("content-type")
-
     def header(self, name: str) -> str | None:
-        # Content-Type for every record; ETag and Last-Modified for --cache: the head is
-        # joined and lower-cased once for all three.
+        # ETag and Last-Modified for --cache, Location for a redirect: the head was joined
+        # and lower-cased once, by the transfer.
         searchable = self._searchable
         if searchable is None:
             searchable = self._searchable = _searchable(self._lines[self._start :])

@@ -27,6 +27,12 @@ _HAS_HTTP3 = bool(pycurl.version_info()[4] & getattr(pycurl, "VERSION_HTTP3", 0)
 #: CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54), which pycurl does not name.
 _SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 _UNSENDABLE = re.compile(r"[\r\n\0]")
+#: Where libcurl looks for a proxy without --proxy (and more: HTTP_PROXY it never uses).
+_PROXY_ENVIRONMENT = tuple(
+    case(f"{scheme}_proxy")
+    for scheme in ("http", "https", "all", "no")
+    for case in (str.lower, str.upper)
+)
 
 
 def new_handle(
@@ -183,10 +189,16 @@ def _set_proxy(curl: pycurl.Curl, settings: Settings, cainfo: str) -> None:
     curl.setopt(pycurl.HEADEROPT, pycurl.HEADER_SEPARATE)
     # The proxy's answer to a CONNECT is not the server's head: keep it out of head_lines.
     curl.setopt(_SUPPRESS_CONNECT_HEADERS, 1)
-    if settings.proxy is not None:
-        curl.setopt(pycurl.PROXY, settings.proxy)  # "" disables the environment's too
-    if settings.noproxy is not None:
-        curl.setopt(pycurl.NOPROXY, settings.noproxy)
+    proxy, noproxy = settings.proxy, settings.noproxy
+    if proxy is None and not any(name in os.environ for name in _PROXY_ENVIRONMENT):
+        # No proxy in the environment either: said once here, or libcurl looks for one with
+        # half a dozen getenv calls on every request.
+        proxy = ""
+        noproxy = "" if noproxy is None else noproxy
+    if proxy is not None:
+        curl.setopt(pycurl.PROXY, proxy)  # "" disables the environment's too
+    if noproxy is not None:
+        curl.setopt(pycurl.NOPROXY, noproxy)
     # An https:// proxy is verified like a server: --cacert or the same bundle, unless -k.
     if settings.verify:
         curl.setopt(pycurl.PROXY_CAINFO, cainfo)

@@ -14,7 +14,13 @@ import pycurl
 from afetch._errors import AfetchError, BadResponse, TooLarge
 from afetch.engine.base import BodySink, OnDone, OnHead, Request, TransferInfo
 from afetch.engine.curl.errors import CurlError, _error
-from afetch.engine.curl.head import _VERSIONS, _final_head, _searchable, _status_code, _value_in
+from afetch.engine.curl.head import (
+    STATUS_LINES,
+    _final_head,
+    _search_key,
+    _status_line,
+    _value_in,
+)
 from afetch.engine.curl.response import _CurlResponse, read_info
 from afetch.engine.curl.setup import _INFOTYPE_TEXT, _host_port, new_handle, set_method
 from afetch.engine.decode import PIECES_PER_TURN, Decoder
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
 _PAUSE = pycurl.WRITEFUNC_PAUSE
 #: CURLINFO_USED_PROXY (libcurl 8.7): whether a proxy applied to the transfer.
 _USED_PROXY = getattr(pycurl, "USED_PROXY", None)
+#: What _value_in looks for to find a Content-Encoding.
+_CODING_KEY = _search_key("content-encoding")
 #: Set as a slot's body error to stop a transfer after its head, on purpose.
 _NOT_WANTED = AfetchError("body not wanted")
 
@@ -67,6 +75,7 @@ class _Transfer:
         "held",
         "http_version",
         "inflating",
+        "max_size",
         "method",
         "on_done",
         "on_head",
@@ -90,6 +99,7 @@ class _Transfer:
     def __init__(self, engine: _Owner) -> None:
         self.engine = engine
         settings = engine._settings
+        self.max_size = engine._max_size
         self.head_lines: list[bytes] = []
         self.curl = curl = new_handle(
             settings,
@@ -99,7 +109,7 @@ class _Transfer:
             on_body=self._on_body,
             share=engine._share,
         )
-        curl.slot = self  # type: ignore[attr-defined]  # found again from info_read
+        engine._slot_of[curl] = self  # found again from info_read
         self.timeout_ms = -1
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
@@ -132,7 +142,7 @@ class _Transfer:
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
-        # Ready for the next transfer (detach() dropped the callbacks; the head's status,
+        # Ready for the next transfer (release() dropped the callbacks; the head's status,
         # version and bounds are set before anything reads them).
         self.done = self.head_seen = self.paused = self.held = False
         self.request = request
@@ -158,7 +168,7 @@ class _Transfer:
         if request.deadline is None:
             timeout_ms = 0  # none
         else:
-            timeout_ms = max(1, round((request.deadline - self.engine._clock.time()) * 1000))
+            timeout_ms = max(1, round((request.deadline - self.engine._time()) * 1000))
         if timeout_ms != self.timeout_ms:
             curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
@@ -183,25 +193,25 @@ class _Transfer:
         start, end = found or _final_head(lines)
         self.head_start, self.head_end = start, end
         if start < len(lines):
-            status_line = lines[start]
-            version = status_line.split(b" ", 1)[0]
-            self.http_version = _VERSIONS.get(version) or version.decode("latin-1")
-            self.status = _status_code(status_line[len(version) + 1 :])
+            known = STATUS_LINES.get(lines[start])  # the usual case: no call
+            self.http_version, self.status = known or _status_line(lines[start])
         else:
             self.http_version, self.status = "", 0
         if not self.status:
             # libcurl reads the first three digits of "200000" or "2xx" as a status: not HTTP.
             shown = lines[start][:80] if start < len(lines) else b""
             self.body_error = self.failure = BadResponse(f"malformed status line: {shown!r}")
-        limit = self.engine._max_size
-        if self.method[0] == "HEAD":
-            self.searchable = None  # made by the response if a header is asked for
-        else:
-            # The response searches the same copy (Content-Type): the head is joined once.
-            self.searchable = searchable = _searchable(lines[start:end])
-            coding = _value_in(searchable, "content-encoding")
-            # Most bodies have no coding: no call to find that out.
-            self.decoder = None if coding is None else Decoder.of(coding)
+        # The response searches the same copy (Content-Type): the head is joined once (as
+        # _searchable does it).
+        head = b"".join(lines[start:end])
+        self.searchable = searchable = (head, head.lower())
+        if self.method[0] != "HEAD":  # a HEAD's Content-* describe a body it does not have
+            # Most bodies have no coding: one search in C says so (prepare() left no decoder).
+            # find, not "in": bytes.__contains__ tries its argument as an int first, raising
+            # and clearing a TypeError (~1,800 instructions).
+            if searchable[1].find(_CODING_KEY) >= 0:
+                self.decoder = Decoder.of(_value_in(searchable, "content-encoding"))
+            limit = self.max_size
             declared = "" if limit is None else _value_in(searchable, "content-length") or ""
             if declared.isdigit() and int(declared) > limit and self.failure is None:  # type: ignore[operator]
                 # Refused before reading: the transfer stops at once.
@@ -236,6 +246,9 @@ class _Transfer:
             self.paused = True  # libcurl delivers the same bytes again on unpause
             return _PAUSE
         if self.decoder is None:
+            if self.sink is None and self.max_size is None:
+                self.received += len(data)  # only counted: most bodies, no call
+                return None
             return self._take(data)
         return self._on_coded(data)
 
@@ -283,7 +296,7 @@ class _Transfer:
     def _take(self, data: bytes) -> int | None:
         """A piece of the decoded body: counted, then given to the sink, if any."""
         size = len(data)
-        limit = self.engine._max_size
+        limit = self.max_size
         if limit is not None and self.received + size > limit:
             self.body_error = TooLarge(f"body is over --max-size {limit} bytes")
             return 0
@@ -367,14 +380,6 @@ class _Transfer:
             or self.curl.getinfo(pycurl.HTTP_CONNECTCODE) >= 300
             or message.startswith("Proxy CONNECT")  # the proxy hung up on the CONNECT
         )
-
-    def detach(self) -> None:
-        """The transfer is over for the caller: drop what it held."""
-        self.inflating = None
-        if self.unpausing is not None:
-            self.unpausing.cancel()
-            self.unpausing = None
-        self.on_head = self.on_done = self.sink = None
 
     # Used by the response (and by the engine, at a transfer's end), before the handle is
     # released.
