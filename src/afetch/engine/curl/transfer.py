@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import pycurl
@@ -26,7 +26,6 @@ from afetch.engine.curl.setup import _INFOTYPE_TEXT, _host_port, new_handle, set
 from afetch.engine.decode import PIECES_PER_TURN, Decoder
 
 if TYPE_CHECKING:
-    from afetch._clock import Clock
     from afetch._settings import Settings
     from afetch.engine.curl.setup import _HeaderLists
     from afetch.engine.tls import TlsDetails
@@ -48,9 +47,10 @@ class _Owner(Protocol):
     _cainfo: str
     _tls_wanted: bool
     _share: pycurl.CurlShare | None
-    _clock: Clock
     _max_size: int | None
     _loop: asyncio.AbstractEventLoop
+    _slot_of: dict[pycurl.Curl, _Transfer]
+    _time: Callable[[], float]  # the run's clock
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None: ...
     def release(self, slot: _Transfer) -> None: ...
