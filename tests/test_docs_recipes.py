@@ -59,6 +59,7 @@ SKIPPED = {
     "docker ": "needs a container engine; CI's container job builds and runs the image",
     "apt-get install": "installs system packages",
     "python bench/": "a benchmark: minutes of the machine",
+    "git archive": "exports a tree from the checkout's history, for a benchmark",
     "/out/afetch-nightly/": "reads a Kubernetes Job's volume",
     "parallel -j": "GNU parallel is not a test dependency",
 }
