@@ -22,7 +22,9 @@ import argparse
 import collections
 import json
 import os
+import re
 import resource
+import shutil
 import subprocess
 import threading
 import time
@@ -34,6 +36,7 @@ from lab import Lab
 from lab_plan import LabSettings
 
 MIB = 1024 * 1024
+_SHAPE = re.compile(r"h\d{5}|\d+(\.\d+)?")
 SAMPLE_S = 1.0
 
 
@@ -82,6 +85,8 @@ class Check:
     missing: int = 0
     ok: int = 0
     errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Error messages with their numbers and names blanked: what the errors say, most common.
+    messages: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
 
     @property
@@ -117,6 +122,8 @@ def check_records(output: Path, urls: list[str]) -> Check:
             error = record.get("error")
             if error:
                 check.errors[str(error.get("type"))] += 1
+                message = _SHAPE.sub("N", str(error.get("message")))
+                check.messages[f"{error.get('type')}: {message[:120]}"] += 1
             elif record.get("status") is not None:
                 check.statuses[record["status"]] += 1
     check.missing = sum(left.values())
@@ -142,6 +149,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " a hard limit above the bench's needs CAP_SYS_RESOURCE)",
     )
     group.add_argument("--c10k-extra", nargs="*", default=[], help="more afetch options")
+    group.add_argument("--c10k-keep", type=Path, help="copy afetch's records here")
 
 
 def c10k(args: argparse.Namespace, workdir: Path, settings: LabSettings) -> list[str]:
@@ -201,6 +209,8 @@ def c10k(args: argparse.Namespace, workdir: Path, settings: LabSettings) -> list
         ideal, bound = lab_plan.ideal_seconds(settings, lab.hosts, lab.urls, concurrency)
         plan = lab_plan.summary(settings, lab.hosts, lab.urls)
         check = check_records(output, lab.urls)
+        if args.c10k_keep is not None:
+            shutil.copyfile(output, args.c10k_keep)
         stderr_tail = errors.read_text(errors="replace").strip().splitlines()[-5:]
         servers = lab.servers
     cpu = usage.ru_utime + usage.ru_stime
@@ -277,6 +287,8 @@ def report(
         + "; error types "
         + (", ".join(f"{kind}: {n:,}" for kind, n in check.errors.most_common()) or "none")
         + ".",
+        "",
+        *(f"- {n:,} × {message}" for message, n in check.messages.most_common(6)),
         "",
         f"Hosts: {kinds['ok']:,} answering, {kinds['dead']:,} dead, {kinds['drip']:,} slow-drip;"
         f" ideal lower bound {ideal[1]:.1f} s. The lab counted {lab_delta['connections']:,.0f}"
