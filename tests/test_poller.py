@@ -6,6 +6,7 @@ Against a real keep-alive server on 127.0.0.1 that counts connections and can cl
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import socket
@@ -296,3 +297,61 @@ def test_a_turn_of_the_loop_hands_libcurl_a_bounded_batch_of_ready_sockets(
         gate.close()
     assert max(batches) == 8
     assert sum(batches) >= transfers
+
+
+def test_a_turn_of_the_loop_tells_a_bounded_batch_of_finished_transfers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One socket_action may end thousands of transfers at once (every one whose deadline
+    # passed): their records, told in one turn, held the loop for 20 s at -c 10,000. A turn
+    # tells FINISHED_PER_TURN at most; the rest come on the next turns.
+    from afetch.engine.curl import driver
+    from afetch.engine.curl.transfer import _Transfer
+
+    monkeypatch.setattr(driver, "FINISHED_PER_TURN", 8)
+    turn = 0
+    told: list[int] = []
+    finish = _Transfer.finish
+
+    def noting(slot: _Transfer, outcome: object) -> None:
+        told.append(turn)
+        finish(slot, outcome)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_Transfer, "finish", noting)
+    gate = GateServer()
+    transfers = 40
+
+    async def run() -> list[tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        engine = CurlEngine(Settings(concurrency=transfers))
+
+        def tick() -> None:
+            nonlocal turn
+            turn += 1
+            loop.call_soon(tick)
+
+        try:
+            gets = [
+                asyncio.ensure_future(_get(engine, f"{gate.url}?i={i}")) for i in range(transfers)
+            ]
+            for _ in range(1000):
+                if len(gate.waiting) == transfers:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(gate.waiting) == transfers
+            told.clear()
+            tick()
+            gate.release()
+            time.sleep(0.5)  # the loop held: every answer is in before the next poll
+            return await asyncio.gather(*gets)
+        finally:
+            await engine.aclose()
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        gate.close()
+    assert results == [(200, 2)] * transfers
+    per_turn = collections.Counter(told)
+    assert sum(per_turn.values()) == transfers
+    assert max(per_turn.values()) == 8

@@ -110,6 +110,7 @@ class CurlEngine(LoopDriver):
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
+        self._finish_soon = False
         self._free: list[_Transfer] = []
         #: Transfers started on callbacks, to add to the multi handle together on the next turn.
         self._pending: list[_Transfer] = []
