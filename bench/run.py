@@ -7,6 +7,8 @@
     python bench/run.py --engines --only throughput latency many   # engine bake-off rows
                                    #   (bench/engines/*) -> results/bakeoff.md
     python bench/run.py --afetch-env curl:AFETCH_ENGINE=curl   # afetch on another engine: a row
+    python bench/run.py --only c10k       # afetch alone, 1,000,000 lab URLs at -c 10,000
+                                   #   (bench/lab_c10k.py)
     python bench/run.py --only internet   # the internet-like lab (bench/lab.py): 50,000 HTTPS
                                    #   URLs over 10,000 names, lab DNS, drawn latencies, dead and
                                    #   slow hosts; as root, needs iproute2, nftables, dnslib,
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import http.server
 import os
 import platform
@@ -46,6 +49,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lab_c10k
 import lab_plan
 from lab import Lab
 from lab_plan import LabSettings
@@ -1021,8 +1025,9 @@ WORKLOADS = (
     "progress",
     "startup",
     "internet",
+    "c10k",
 )
-NO_NGINX = {"startup", "internet"}  # workloads that bring their own servers or need none
+NO_NGINX = {"startup", "internet", "c10k"}  # workloads that bring their own servers or need none
 
 
 def _env_spec(text: str) -> tuple[str, dict[str, str]]:
@@ -1075,6 +1080,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     lab.add_argument(
         "--lab-servers", type=int, default=None, help="HTTPS server processes (default: cores)"
     )
+    lab_c10k.add_arguments(parser)
     parser.add_argument("--startup-runs", type=int, default=None)
     parser.add_argument(
         "--variants",
@@ -1201,6 +1207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 lines += startup(args, workdir)
             elif name == "internet":
                 lines += internet(args, workdir)
+            elif name == "c10k":
+                settings = dataclasses.replace(
+                    lab_settings(args), names=args.c10k_names, urls=args.c10k_urls
+                )
+                lines += lab_c10k.c10k(args, workdir, settings)
             elif nginx is not None and (name != "latency" or nginx.has_echo):
                 lines += globals()[name](args, nginx, workdir)
     lines += targets_table(args.targets)

@@ -67,6 +67,12 @@ OTHER_TOOLS_OPTIONS = {
         "--lab-dns-loss",
         "--lab-dns-p50-ms",
         "--lab-servers",
+        # afetch alone at -c 10,000 in the lab (bench/lab_c10k.py).
+        "--c10k-urls",
+        "--c10k-names",
+        "--c10k-concurrency",
+        "--c10k-nofile",
+        "--c10k-keep",
     },
     "valgrind": {"--tool"},
     "pytest (docs/development.md)": {"--dist", "--pdb"},

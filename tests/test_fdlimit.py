@@ -107,3 +107,30 @@ def test_a_low_hard_limit_lowers_the_concurrency_with_one_warning(
     lowered = int(lines[0].split("lowered to ")[1].split(":")[0])
     assert 1 <= lowered < 64
     assert fresh_stats.stats.max_in_flight <= lowered
+
+
+def test_the_soft_limit_is_raised_for_the_idle_connections_the_pool_keeps() -> None:
+    # The pool keeps 3 × -c idle connections, 2,000 at most (afetch.engine.connections): the
+    # soft limit is raised for those, not for 3 × -c (at -c 10,000: 30,000 descriptors more).
+    code = (
+        "import resource\n"
+        "from afetch.run.fdlimit import ensure, reserved\n"
+        "print(ensure(2000, sources=1, save=False, cache=False))\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 2 * 2000 + reserved(sources=1))\n"
+    )
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 12_000:
+        pytest.skip("the hard limit of this machine is too low for the test")
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=60,
+        preexec_fn=with_nofile(1024, None),
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "(2000, None)"
+    soft, requests = map(int, lines[1].split())
+    assert soft == requests + 2000

@@ -6,11 +6,13 @@ Against a real keep-alive server on 127.0.0.1 that counts connections and can cl
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 
 import pycurl
@@ -199,3 +201,157 @@ def test_both_pollers_give_the_same_records_for_every_fault(
     redirected = got[server.url("/redirect/2")]
     assert (redirected.status, redirected.redirects) == (200, 2)
     assert got[server.url("/status/404")].status == 404
+
+
+class GateServer:
+    """Holds every request until ``release()``, then answers them all at once: many sockets
+    ready in the same instant, as at -c 10,000."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
+        self.waiting: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        pending = b""
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in pending and (data := conn.recv(65536)):
+                pending += data
+            with self._lock:
+                self.waiting.append(conn)
+
+    def release(self) -> None:
+        with self._lock:
+            for conn in self.waiting:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self.waiting:
+                conn.close()
+        self._listener.close()
+
+
+class _CountingPoller:
+    """The engine's poller, noting how many ready sockets each poll handed out."""
+
+    def __init__(self, poller: object) -> None:
+        self._poller = poller
+        self.batches: list[int] = []
+
+    def poll(self, timeout: float, maxevents: int = -1, /) -> list[tuple[int, int]]:
+        ready: list[tuple[int, int]] = self._poller.poll(timeout, maxevents)  # type: ignore[attr-defined]
+        self.batches.append(len(ready))
+        return ready
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._poller, name)
+
+
+def test_a_turn_of_the_loop_hands_libcurl_a_bounded_batch_of_ready_sockets(
+    poller: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At -c 10,000 a turn that took every ready socket ran for seconds: libcurl's timers (the
+    # deadlines) and everything else on the loop waited. A turn takes EVENTS_PER_TURN at most;
+    # the rest come on the next turns, and every transfer ends.
+    from afetch.engine.curl import driver
+
+    monkeypatch.setattr(driver, "EVENTS_PER_TURN", 8)
+    gate = GateServer()
+    transfers = 40
+
+    async def run() -> list[int]:
+        engine = CurlEngine(Settings(concurrency=transfers))
+        counting = _CountingPoller(engine._poller)
+        engine._poller = counting  # type: ignore[assignment]
+        try:
+            gets = [
+                asyncio.ensure_future(_get(engine, f"{gate.url}?i={i}")) for i in range(transfers)
+            ]
+            for _ in range(1000):
+                if len(gate.waiting) == transfers:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(gate.waiting) == transfers
+            counting.batches.clear()
+            gate.release()
+            time.sleep(0.5)  # the loop held: every answer is in before the next poll
+            assert await asyncio.gather(*gets) == [(200, 2)] * transfers
+            return counting.batches
+        finally:
+            await engine.aclose()
+
+    try:
+        batches = asyncio.run(run())
+    finally:
+        gate.close()
+    assert max(batches) == 8
+    assert sum(batches) >= transfers
+
+
+def test_a_turn_of_the_loop_tells_a_bounded_batch_of_finished_transfers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One socket_action may end thousands of transfers at once (every one whose deadline
+    # passed): their records, told in one turn, held the loop for 20 s at -c 10,000. A turn
+    # tells FINISHED_PER_TURN at most; the rest come on the next turns.
+    from afetch.engine.curl import driver
+    from afetch.engine.curl.transfer import _Transfer
+
+    monkeypatch.setattr(driver, "FINISHED_PER_TURN", 8)
+    turn = 0
+    told: list[int] = []
+    finish = _Transfer.finish
+
+    def noting(slot: _Transfer, outcome: object) -> None:
+        told.append(turn)
+        finish(slot, outcome)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_Transfer, "finish", noting)
+    gate = GateServer()
+    transfers = 40
+
+    async def run() -> list[tuple[int, int]]:
+        loop = asyncio.get_running_loop()
+        engine = CurlEngine(Settings(concurrency=transfers))
+
+        def tick() -> None:
+            nonlocal turn
+            turn += 1
+            loop.call_soon(tick)
+
+        try:
+            gets = [
+                asyncio.ensure_future(_get(engine, f"{gate.url}?i={i}")) for i in range(transfers)
+            ]
+            for _ in range(1000):
+                if len(gate.waiting) == transfers:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(gate.waiting) == transfers
+            told.clear()
+            tick()
+            gate.release()
+            time.sleep(0.5)  # the loop held: every answer is in before the next poll
+            return await asyncio.gather(*gets)
+        finally:
+            await engine.aclose()
+
+    try:
+        results = asyncio.run(run())
+    finally:
+        gate.close()
+    assert results == [(200, 2)] * transfers
+    per_turn = collections.Counter(told)
+    assert sum(per_turn.values()) == transfers
+    assert max(per_turn.values()) == 8

@@ -26,8 +26,10 @@ except ImportError:  # Windows: no rlimits
 
 #: Open connections per request slot, idle ones included (libcurl's default for a multi handle).
 PER_SLOT = 4
-#: Idle connections at most, whatever -c: an idle TLS connection holds ~40 KB, so a -c 10000
-#: run keeps at most ~80 MB of them rather than 1.6 GB.
+#: Idle connections at most, whatever -c. An idle TLS connection holds ~90 KB resident (libcurl
+#: 8.23 with OpenSSL 3.6, the pycurl wheel: 137 KB allocated, OpenSSL's 62 KB read and 16 KB
+#: write buffers kept for the connection's life; bench/results/c10k.md), so a -c 10000 run
+#: keeps at most ~175 MiB of them rather than 2.6 GiB.
 IDLE_MAX = 2000
 #: Descriptors assumed open besides the requests where they cannot be counted (no /proc).
 _UNCOUNTED = 64
@@ -46,6 +48,15 @@ def per_request(*, save: bool, cache: bool) -> int:
     return 2 + (2 if save else 0) + (1 if cache else 0)
 
 
+def idle_wanted(concurrency: int) -> int:
+    """Idle connections a run of ``concurrency`` requests keeps open at most.
+
+    >>> idle_wanted(100), idle_wanted(10_000)
+    (300, 2000)
+    """
+    return min((PER_SLOT - 1) * concurrency, IDLE_MAX)
+
+
 def settings_per_request(settings: Settings) -> int:
     """Descriptors one request of a run with ``settings`` can hold."""
     return per_request(save=settings.save_dir is not None, cache=settings.cache_dir is not None)
@@ -60,7 +71,7 @@ def pool_size(concurrency: int, *, per_request: int) -> int:
     >>> pool_size(10, per_request=2) <= 40
     True
     """
-    wanted = concurrency + min((PER_SLOT - 1) * concurrency, IDLE_MAX)
+    wanted = concurrency + idle_wanted(concurrency)
     if resource is None:
         return wanted
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -83,7 +94,7 @@ def fitting(concurrency: int, *, soft: int, open_now: int, per_request: int) -> 
     100
     """
     spare = soft - open_now - per_request * concurrency
-    return concurrency + max(0, min((PER_SLOT - 1) * concurrency, IDLE_MAX, spare))
+    return concurrency + max(0, min(idle_wanted(concurrency), spare))
 
 
 def _open_descriptors() -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 # One count of what a request holds, shared with the engines' connection pools.
-from afetch.engine.connections import PER_SLOT, per_request
+from afetch.engine.connections import idle_wanted, per_request
 
 try:
     import resource
@@ -106,7 +106,7 @@ def ensure(concurrency: int, *, sources: int, save: bool, cache: bool) -> tuple[
         hard=-1 if hard == resource.RLIM_INFINITY else hard,
         per_request=each,
         reserved=others,
-        idle=(PER_SLOT - 1) * concurrency,
+        idle=idle_wanted(concurrency),
     )
     limit = soft
     if wanted.soft is not None:

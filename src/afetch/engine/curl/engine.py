@@ -117,6 +117,7 @@ class CurlEngine(LoopDriver):
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
+        self._finish_soon = False
         self._free: list[_Transfer] = []
         self._slot_of: dict[pycurl.Curl, _Transfer] = {}  # type: ignore[assignment]
         #: Transfers started on callbacks, to add to the multi handle together on the next turn.

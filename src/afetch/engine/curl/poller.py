@@ -35,7 +35,7 @@ class _Poller(Protocol):
     def register(self, fd: int, eventmask: int, /) -> None: ...
     def modify(self, fd: int, eventmask: int, /) -> None: ...
     def unregister(self, fd: int, /) -> None: ...
-    def poll(self, timeout: float, /) -> list[tuple[int, int]]: ...
+    def poll(self, timeout: float, maxevents: int = -1, /) -> list[tuple[int, int]]: ...
     def close(self) -> None: ...
 
 
@@ -67,6 +67,9 @@ class _SelectorPoller:
 
     def __init__(self) -> None:
         self._selector = selectors.DefaultSelector()
+        #: Ready events selected but not yet handed out (``maxevents``): served first, so
+        #: every ready socket gets its turn, as epoll's rotating ready list gives it.
+        self._backlog: list[tuple[int, int]] = []
 
     def fileno(self) -> int:
         return self._selector.fileno()  # type: ignore[attr-defined,no-any-return]
@@ -80,16 +83,23 @@ class _SelectorPoller:
     def unregister(self, fd: int, /) -> None:
         with contextlib.suppress(KeyError):
             self._selector.unregister(fd)
+        if self._backlog:
+            self._backlog = [event for event in self._backlog if event[0] != fd]
 
-    def poll(self, timeout: float, /) -> list[tuple[int, int]]:
-        return [
-            (
-                key.fd,
-                (_IN if mask & selectors.EVENT_READ else 0)
-                | (_OUT if mask & selectors.EVENT_WRITE else 0),
-            )
-            for key, mask in self._selector.select(timeout)
-        ]
+    def poll(self, timeout: float, maxevents: int = -1, /) -> list[tuple[int, int]]:
+        if not self._backlog:
+            self._backlog = [
+                (
+                    key.fd,
+                    (_IN if mask & selectors.EVENT_READ else 0)
+                    | (_OUT if mask & selectors.EVENT_WRITE else 0),
+                )
+                for key, mask in self._selector.select(timeout)
+            ]
+        if maxevents <= 0:
+            maxevents = len(self._backlog)
+        ready, self._backlog = self._backlog[:maxevents], self._backlog[maxevents:]
+        return ready
 
     def close(self) -> None:
         self._selector.close()
