@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import partial
 
 from afetch._record import Record
+from afetch._settings import Settings
 from afetch.schedule import confirm
 from afetch.schedule.job import Job
 from afetch.schedule.ordering import ReorderWindow
@@ -141,6 +142,21 @@ class ConfirmHold:
     def close(self) -> None:
         """The run is over: a verdict that comes later is not heard."""
         self._closed = True
+
+
+def confirm_hold(
+    settings: Settings,
+    park: Callable[[Job, float], None],
+    verdicts: confirm.Verdicts | None,
+    judged: Callable[[Job, Record | None], None],
+    crashed: Callable[[BaseException], None],
+) -> ConfirmHold | None:
+    """The ``--confirm`` hold of one run (see :class:`ConfirmHold`); None when it is off."""
+    if not settings.confirm:
+        return None
+    return ConfirmHold(
+        settings.confirm_delay, park, verdicts=verdicts, judged=judged, crashed=crashed
+    )
 
 
 def drain_held(confirm: ConfirmHold | None, window: ReorderWindow[Record] | None) -> list[Record]:

@@ -14,7 +14,7 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.dispatch import Dispatch
-from afetch.schedule.holding import JUDGING, ConfirmHold, drain_held
+from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
 from afetch.schedule.intake import Intake
 from afetch.schedule.job import Item, Job
@@ -88,18 +88,9 @@ class Run:
         self._policy = retry_policy(settings)
         self._hosts = host_table(settings)
         self._server_limits = settings.rate_limit_headers
-        #: ``--confirm``: failures held to be tried once more; None: off. ``_held`` is its
-        #: list of those not yet on their way (checked as it is, on every pump). Failures by
-        #: ``verdicts``, the run's rule for ok (None: the default one).
-        self._confirm = None
-        if settings.confirm:
-            self._confirm = ConfirmHold(
-                settings.confirm_delay,
-                self._park,
-                verdicts=verdicts,
-                judged=self._judged,
-                crashed=crashed,
-            )
+        #: ``--confirm``: failures (by ``verdicts``) held to be tried once more; None: off.
+        #: ``_held``: those not yet on their way (checked as it is, on every pump).
+        self._confirm = confirm_hold(settings, self._park, verdicts, self._judged, crashed)
         self._held: list[Job] = [] if self._confirm is None else self._confirm.held
         # Without per-host options every URL shares one unbounded pseudo-host: no URL parsing
         # and no per-host state on the hot path.
