@@ -28,14 +28,12 @@ from tests.helpers import collect, transfer
 from tests.test_transport import FAULTS
 
 
-class KeepAliveServer:
-    """Answers every request on a connection with 200 "ok", keeps it open, counts connections."""
+class _ThreadedServer:
+    """A listener on loopback whose every connection is served by ``_serve`` in a thread."""
 
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, backlog: int = 128) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=backlog)
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
-        self.connections = 0
-        self._open: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -45,13 +43,30 @@ class KeepAliveServer:
                 conn, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            with self._lock:
-                self.connections += 1
-                self._open.append(conn)
+            self._accepted(conn)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    @staticmethod
-    def _serve(conn: socket.socket) -> None:
+    def _accepted(self, conn: socket.socket) -> None:
+        pass
+
+    def _serve(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class KeepAliveServer(_ThreadedServer):
+    """Answers every request on a connection with 200 "ok", keeps it open, counts connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self._open: list[socket.socket] = []
+        super().__init__()
+
+    def _accepted(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.connections += 1
+            self._open.append(conn)
+
+    def _serve(self, conn: socket.socket) -> None:
         pending = b""
         try:
             while data := conn.recv(65536):
@@ -203,26 +218,15 @@ def test_both_pollers_give_the_same_records_for_every_fault(
     assert got[server.url("/status/404")].status == 404
 
 
-class GateServer:
+class GateServer(_ThreadedServer):
     """Holds every request until ``release()``, then answers them all at once: many sockets
     ready in the same instant, as at -c 10,000."""
 
     def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
         self.waiting: list[socket.socket] = []
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=256)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return  # closed
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn: socket.socket) -> None:
+    def _serve(self, conn: socket.socket) -> None:
         pending = b""
         with contextlib.suppress(OSError):
             while b"\r\n\r\n" not in pending and (data := conn.recv(65536)):
