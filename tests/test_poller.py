@@ -234,6 +234,14 @@ class GateServer(_ThreadedServer):
             with self._lock:
                 self.waiting.append(conn)
 
+    async def holding(self, count: int) -> None:
+        """Wait (10 s at most) until ``count`` requests are held."""
+        for _ in range(1000):
+            if len(self.waiting) == count:
+                break
+            await asyncio.sleep(0.01)
+        assert len(self.waiting) == count
+
     def release(self) -> None:
         with self._lock:
             for conn in self.waiting:
@@ -282,11 +290,7 @@ def test_a_turn_of_the_loop_hands_libcurl_a_bounded_batch_of_ready_sockets(
             gets = [
                 asyncio.ensure_future(_get(engine, f"{gate.url}?i={i}")) for i in range(transfers)
             ]
-            for _ in range(1000):
-                if len(gate.waiting) == transfers:
-                    break
-                await asyncio.sleep(0.01)
-            assert len(gate.waiting) == transfers
+            await gate.holding(transfers)
             counting.batches.clear()
             gate.release()
             time.sleep(0.5)  # the loop held: every answer is in before the next poll
@@ -338,11 +342,7 @@ def test_a_turn_of_the_loop_tells_a_bounded_batch_of_finished_transfers(
             gets = [
                 asyncio.ensure_future(_get(engine, f"{gate.url}?i={i}")) for i in range(transfers)
             ]
-            for _ in range(1000):
-                if len(gate.waiting) == transfers:
-                    break
-                await asyncio.sleep(0.01)
-            assert len(gate.waiting) == transfers
+            await gate.holding(transfers)
             told.clear()
             tick()
             gate.release()
