@@ -126,6 +126,8 @@ class Lab:
         )
         (self.etc / "hosts").write_text("127.0.0.1 localhost\n")
         ready = [self.dir / "dns.ready"]
+        for stale in self.dir.glob("*.ready"):  # a workdir used before: wait for these servers
+            stale.unlink()
         dns_stats = self.dir / "dns.sock"
         self.stats_sockets.append(dns_stats)
         self._spawn([HERE / "lab_dns.py", self.plan, DNS_ADDRESS, ready[0], dns_stats])
