@@ -36,6 +36,7 @@ import platform
 import pty
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -342,7 +343,31 @@ def afetch_tools(
         )
     for label, env in args.afetch_env:
         tools.append(Tool(f"afetch[{label}]", [*afetch_argv(args), *opts], args.runs, env=env))
+    if args.afetch_shards > 1:
+        tools.append(shards_tool(args, urls, concurrency, extra))
     return tools
+
+
+def shards_tool(
+    args: argparse.Namespace, urls: Path, concurrency: int, extra: Sequence[str]
+) -> Tool:
+    """``--afetch-shards N``: N afetch processes at once, ``--shard K/N`` each with -c/N (the
+    same total in flight), each writing its own file: more cores the way docs/cron-and-pipelines.md
+    shows today, to weigh what worker processes inside afetch could give."""
+    count = args.afetch_shards
+    each = max(1, concurrency // count)
+    base = [*afetch_argv(args), str(urls), "-c", str(each), "--no-progress", "-q", *extra]
+    parts = [
+        shlex.join([*base, "--shard", f"{k}/{count}", "-o", f"{urls}.shard{k}.jsonl"])
+        for k in range(count)
+    ]
+    # Each exit status counts: the row fails if any process does.
+    script = "".join(f"{part} & p{k}=$!; " for k, part in enumerate(parts))
+    script += "".join(f"wait $p{k}; s{k}=$?; " for k in range(count))
+    script += " && ".join(f"[ $s{k} = 0 ]" for k in range(count))
+    return Tool(
+        f"afetch ×{count} processes (--shard, -c {each} each)", ["sh", "-c", script], args.runs
+    )
 
 
 def engine_tools(
@@ -1081,6 +1106,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--lab-servers", type=int, default=None, help="HTTPS server processes (default: cores)"
     )
     lab_c10k.add_arguments(parser)
+    parser.add_argument(
+        "--afetch-shards",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also run N afetch processes at once over --shard K/N, -c/N each (a row per workload)",
+    )
     parser.add_argument("--startup-runs", type=int, default=None)
     parser.add_argument(
         "--variants",
