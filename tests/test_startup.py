@@ -45,7 +45,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     (--cache, --history), hashlib (--state, --shard, --hash, request objects), certifi's module
     (its bundle is found without it), email.utils (an HTTP-date Retry-After), jq (--ok-if),
     --shard's module, --include soft404's, the writers of --report (only its registry, for
-    the option), --state's journal, afetch.watch, csv, random nor a thread pool."""
+    the option), --state's journal, afetch.watch, --rate-limit-headers' quota reader, csv,
+    random nor a thread pool."""
     urls = tmp_path / "urls.txt"
     # Refused at once (port 9 on loopback): no server needed, and the record is still written.
     urls.write_text("http://127.0.0.1:9/\n")
@@ -61,6 +62,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
             # writer, retries' random, or asyncio's executor thread (nothing blocks to open).
             *("afetch.input.journal", "afetch.watch.judge", "afetch.watch.policy", "csv"),
             *("random", "concurrent.futures.thread"),
+            # Nor --rate-limit-headers' reading of quotas.
+            "afetch.schedule.ratelimit",
         ),
     )
     done = subprocess.run(
