@@ -13,7 +13,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pycurl
 import pytest
@@ -357,5 +357,58 @@ def test_a_turn_of_the_loop_tells_a_bounded_batch_of_finished_transfers(
         gate.close()
     assert results == [(200, 2)] * transfers
     per_turn = collections.Counter(told)
+    assert sum(per_turn.values()) == transfers
+    assert max(per_turn.values()) == 8
+
+
+class _CountingMulti:
+    """The engine's multi handle, noting the loop turn each easy handle is added on."""
+
+    def __init__(self, multi: pycurl.CurlMulti, turn: Callable[[], int]) -> None:
+        self._multi = multi
+        self._turn = turn
+        self.added: list[int] = []
+
+    def add_handle(self, curl: pycurl.Curl) -> None:
+        self.added.append(self._turn())
+        self._multi.add_handle(curl)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._multi, name)
+
+
+def test_a_turn_of_the_loop_adds_a_bounded_batch_of_transfers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libcurl connects every transfer added before its wake-up in that one socket_action: at
+    # -c 500 the first 500 connections were opened back to back before any request went out.
+    # A turn adds ADDS_PER_TURN at most; the rest on the next turns, and every transfer ends.
+    monkeypatch.setattr(_curl_engine, "ADDS_PER_TURN", 8)
+    transfers = 40
+    turn = 0
+
+    async def run() -> tuple[list[tuple[int, int]], list[int]]:
+        loop = asyncio.get_running_loop()
+        engine = CurlEngine(Settings(concurrency=transfers))
+        counting = _CountingMulti(engine._multi, lambda: turn)
+        engine._multi = counting  # type: ignore[assignment]
+
+        def tick() -> None:
+            nonlocal turn
+            turn += 1
+            loop.call_soon(tick)
+
+        tick()
+        try:
+            with LoopbackServer() as server:
+                url = server.url("/ok")
+                gets = [_get(engine, f"{url}?i={i}") for i in range(transfers)]
+                return list(await asyncio.gather(*gets)), counting.added
+        finally:
+            await engine.aclose()
+
+    results, added = asyncio.run(run())
+    assert [status for status, _ in results] == [200] * transfers
+    per_turn = collections.Counter(added)
     assert sum(per_turn.values()) == transfers
     assert max(per_turn.values()) == 8

@@ -459,3 +459,25 @@ def test_a_timeout_is_kept_on_the_runs_clock() -> None:
     assert started[0] == 0.0
     assert 5.0 < started[1] <= 5.0 + 2.0  # the backoff's wait (jittered) after the deadline
     assert clock.elapsed() == started[1] + 5.0
+
+
+def test_the_reader_lets_the_loop_turn_after_a_batch_of_admitted_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Admitting a URL starts its attempt: at -c 500 the first 500 were all started in one turn
+    (~20 ms) before the engine could send the first request. The reader yields every
+    ADMITS_PER_TURN URLs in a row, so the engine adds, connects and sends meanwhile."""
+    from afetch.schedule import intake
+
+    monkeypatch.setattr(intake, "ADMITS_PER_TURN", 8)
+    admitted: list[str] = []
+    seen_by_the_loop: list[int] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: seen_by_the_loop.append(len(admitted)))
+        await intake.Intake().feed([f"u{i}" for i in range(20)], admitted.append, None)
+
+    asyncio.run(run())
+    assert admitted == [f"u{i}" for i in range(20)]
+    assert seen_by_the_loop == [8]

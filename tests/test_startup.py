@@ -45,7 +45,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
     (--cache, --history), hashlib (--state, --shard, --hash, request objects), certifi's module
     (its bundle is found without it), email.utils (an HTTP-date Retry-After), jq (--ok-if),
     --shard's module, --include soft404's, the writers of --report (only its registry, for
-    the option), --state's journal, afetch.watch, csv, random nor a thread pool."""
+    the option), --state's journal, afetch.watch, --rate-limit-headers' quota reader, csv,
+    random nor a thread pool."""
     urls = tmp_path / "urls.txt"
     # Refused at once (port 9 on loopback): no server needed, and the record is still written.
     urls.write_text("http://127.0.0.1:9/\n")
@@ -61,6 +62,8 @@ def test_a_run_to_a_log_loads_only_the_engine(tmp_path) -> None:
             # writer, retries' random, or asyncio's executor thread (nothing blocks to open).
             *("afetch.input.journal", "afetch.watch.judge", "afetch.watch.policy", "csv"),
             *("random", "concurrent.futures.thread"),
+            # Nor --rate-limit-headers' reading of quotas.
+            "afetch.schedule.ratelimit",
         ),
     )
     done = subprocess.run(
@@ -147,3 +150,49 @@ def test_start_up_leaves_the_collector_alone(tmp_path) -> None:
     code, collections = done.stdout.strip().splitlines()[-1].split()
     assert code == "1", done.stdout + done.stderr  # the URL was refused: not ok
     assert int(collections) < 15, done.stdout + done.stderr
+
+
+EXIT_PROBE = """
+import atexit, sys, threading
+class Teardown:
+    def __del__(self):  # runs only when the interpreter takes __main__ apart at exit
+        sys.__stderr__.write("teardown\\n")
+keep = Teardown()
+atexit.register(lambda: sys.__stderr__.write("atexit\\n"))
+{setup}
+sys.argv = ["afetch", *{argv!r}]
+from afetch.cli.entry import run
+run()
+"""
+
+
+def _exit_probe(argv: list[str], setup: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", EXIT_PROBE.format(argv=argv, setup=setup)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_finished_run_exits_without_the_teardown_but_with_its_exit_handlers(tmp_path) -> None:
+    """The process ends with the run's code once the exit handlers ran and stdout is flushed:
+    taking every module apart first (~2.5% of a one-URL run) would change nothing."""
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/\n")  # refused at once: a record, no server needed
+    done = _exit_probe([str(urls), "--retries", "0", "-q"])
+    assert done.returncode == 1, done.stderr  # the URL was refused: not ok
+    assert '"error":{"type":"connect"' in done.stdout  # the record, whole
+    assert done.stderr.splitlines() == ["atexit"], done.stderr  # no "teardown"
+    version = _exit_probe(["--version"])  # print's buffered stdout (a pipe) is flushed
+    assert (version.returncode, version.stdout) == (0, f"afetch {__version__}\n")
+    assert version.stderr.splitlines() == ["atexit"], version.stderr
+
+
+def test_a_thread_still_running_gets_the_interpreters_own_exit() -> None:
+    """A thread that is not a daemon is waited for, as Python does: the normal exit then."""
+    release = "threading.Timer(0.2, lambda: sys.__stderr__.write('thread\\n')).start()"
+    done = _exit_probe(["--version"], setup=release)
+    assert (done.returncode, done.stdout) == (0, f"afetch {__version__}\n")
+    assert done.stderr.splitlines() == ["thread", "atexit", "teardown"], done.stderr

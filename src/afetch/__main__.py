@@ -1,3 +1,3 @@
-from afetch.cli.entry import main
+from afetch.cli.entry import run
 
-raise SystemExit(main())
+run()

@@ -10,6 +10,11 @@ import sys
 from afetch.cli.names import COMPLETE_VAR, VERSION_LINE
 from afetch.cli.stderr import guard_stderr
 
+# Not typing's: --version answers without loading it (tests/test_startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
 
 def main() -> int:
     """``afetch`` and ``python -m afetch``: install quiet signal exits, then run the CLI."""
@@ -37,3 +42,35 @@ def main() -> int:
         return cli_main()
     finally:
         gc.enable()  # whether or not a run turned it on (--help, a usage error)
+
+
+def run() -> NoReturn:
+    """The process (``afetch``, ``python -m afetch``): :func:`main`, then the exit."""
+    exit_without_teardown(main())
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """Exit with ``code`` as the interpreter would, without taking every module and object
+    apart first (~2.5% of a one-URL run's instructions): a finished run has written its records
+    with os.write and closed its files, and the kernel frees the rest.
+
+    What an exit does that matters is done here: the exit handlers run (atexit: the cache's last
+    writes, :func:`ignore_signals_at_exit`) and Python's buffered stdout and stderr are flushed.
+    While a thread that is not a daemon still runs, or stdout cannot be flushed (Python reports
+    that and exits 120), the interpreter's own exit does it all, as before.
+    """
+    threading = sys.modules.get("threading")  # not loaded (--version): no other thread
+    if threading is None or all(
+        thread.daemon or thread is threading.main_thread() for thread in threading.enumerate()
+    ):
+        atexit._run_exitfuncs()  # and forgets them: the normal exit below would not run them twice
+        try:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        except (OSError, ValueError):
+            pass  # the normal exit tries again, says why it failed and exits 120
+        else:
+            if sys.stderr is not None:
+                sys.stderr.flush()  # afetch's QuietStderr (guard_stderr): never raises
+            os._exit(code)
+    raise SystemExit(code)

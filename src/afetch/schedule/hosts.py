@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from afetch._errors import ErrorTrait, ErrorType, error_types_with
 from afetch._record import FetchError
 from afetch._settings import Settings
 from afetch.schedule.autolimit import AutoLimit
-from afetch.schedule.ratelimit import Quota
+
+if TYPE_CHECKING:
+    # Only --rate-limit-headers reads a quota (afetch.schedule.pacing): a plain run loads none.
+    from afetch.schedule.ratelimit import Quota
 
 HostKey = tuple[str, str, int]
 
@@ -63,6 +66,7 @@ class Pacer:
     >>> pacer = Pacer(rate=4.0)
     >>> pacer.take(now=10.0); pacer.take(now=10.0); pacer.next_at
     10.5
+    >>> from afetch.schedule.ratelimit import Quota
     >>> server = Pacer(rate=None)
     >>> server.heard(Quota(remaining=1, reset=30.0), now=0.0, in_flight=0)
     >>> server.take(now=1.0); server.next_at  # the one allowed start: then wait for the reset

@@ -12,7 +12,6 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.outcome import ServerHints
 from afetch.schedule.hosts import Host, HostTable, Pacer, host_key
-from afetch.schedule.ratelimit import read_quota
 
 
 class Pacing:
@@ -51,6 +50,8 @@ class Pacing:
     def heard(self, host: Host, record: Record, hints: ServerHints | None, epoch: int) -> None:
         """``--rate-limit-headers``: what the answer (to a request started in the pacer's window
         ``epoch``) said the host allows paces it."""
+        from afetch.schedule.ratelimit import read_quota  # here: a plain run never reads one
+
         assert host.pacer is not None
         quota = None
         if hints is not None:
