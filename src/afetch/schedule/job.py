@@ -24,15 +24,21 @@ class Job:
         "first",
         "host",
         "index",
+        "key",
         "last",
         "paced_in",
+        "stale",
         "started",
         "url",
     )
 
-    def __init__(self, url: Item, host: Host, index: int) -> None:
+    def __init__(self, url: Item, host: Host, index: int, key: str | None = None) -> None:
         self.url = url
         self.host = host
+        #: Without per-host options: its host's grouping key (schedule.affinity.host_of).
+        self.key = key
+        #: Entries of it in the shared queue that are stale: it started out of turn since.
+        self.stale = 0
         #: The host's ``auto`` epoch when the current attempt started (see schedule.autolimit).
         self.epoch = 0
         #: When the current attempt started, on the run's clock (``auto`` only).

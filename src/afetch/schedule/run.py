@@ -13,6 +13,7 @@ from afetch._clock import Clock
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
+from afetch.schedule.affinity import ByHost, host_of, lookahead, next_here
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
     from afetch.schedule.gauge import Gauge
 
 
-#: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
-#: of concurrency. Bounds memory while letting other hosts keep every slot busy.
-LOOKAHEAD_PER_SLOT = 4
-
-
 class Run:
     """The scheduling state of one run, driven by callbacks on the event loop.
 
@@ -46,9 +42,9 @@ class Run:
       stops the fetching;
     * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
       host, sleeping before a retry, or read ahead); input is only read while it is below
-      ``lookahead``: when a slot is free and nothing queued can use it, or in batches from
-      ``lookahead/2`` up, so that a finished attempt finds the next URL queued. Memory is
-      bounded for any list.
+      ``lookahead`` (schedule.affinity): when a slot is free and nothing queued can use it, or
+      in batches, so that a finished attempt finds the next URL queued (its host's first:
+      schedule.affinity). Memory is bounded for any list.
     * With ``ordered``, a finished record waits in the reorder window instead, which admits at
       most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
     * A URL waiting to retry sits on a timer (schedule.timers), not in a task, and holds no slot.
@@ -81,10 +77,6 @@ class Run:
         self._timers = Timers(
             clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
         )
-        self._lookahead = LOOKAHEAD_PER_SLOT * capacity
-        #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait.
-        self._refill_at = self._lookahead // 2
-        self._refilling = True
         self._policy = retry_policy(settings)
         self._hosts = host_table(settings)
         self._server_limits = settings.rate_limit_headers
@@ -105,6 +97,13 @@ class Run:
             pace_extra=self._pacing.extra,
         )
         self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
+        self._lookahead = lookahead(capacity, prefetch=self._prefetch is not None)
+        #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait (in
+        #: batches of at most 2 × concurrency: a batch is read in one go on the loop).
+        self._refill_at = self._lookahead - min(self._lookahead // 2, 2 * capacity)
+        self._refilling = True
+        #: The shared host's queue by host, for host affinity (None with per-host options).
+        self._by_host = ByHost(self._lookahead) if self._hosts is None else None
         self._counted_ = self._counted  # bound once: the callback of every direct attempt
         self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
@@ -134,16 +133,16 @@ class Run:
         self._pump()
 
     def _admit(self, url: Item) -> None:
+        where = url if type(url) is str else url.url
         if self._hosts is None:
-            host = self._shared_host
+            job = Job(url, self._shared_host, self._next_index, host_of(where))
         else:
-            where = url if type(url) is str else url.url
-            host = self._hosts.get(where, now=self._clock.time())
+            job = Job(url, self._hosts.get(where, now=self._clock.time()), self._next_index)
         self._waiting += 1
         prefetch = self._prefetch
         if prefetch is not None and type(url) is str:
             prefetch(url)  # --cache starts looking it up before its attempt starts
-        self._enqueue(Job(url, host, self._next_index))
+        self._enqueue(job)
         self._next_index += 1
         capacity = self._capacity
         if self._running < capacity and self._untaken < capacity:
@@ -157,6 +156,8 @@ class Run:
 
     def _enqueue(self, job: Job) -> None:
         job.host.queue.append(job)
+        if self._by_host is not None:
+            self._by_host.add(job)
         self._mark_ready(job.host)
 
     def _mark_ready(self, host: Host) -> None:
@@ -185,6 +186,11 @@ class Run:
         capacity = self._capacity
         while self._running < capacity and self._untaken < capacity and ready:
             host = ready[0]
+            if not host.queue:  # its freed slots took its URLs (schedule.affinity)
+                self._set_aside(host)
+                if self._hosts is not None:
+                    self._hosts.release(host, now=self._clock.time())
+                continue
             if host.down:
                 self._give_up_queued(host)
                 continue
@@ -207,14 +213,28 @@ class Run:
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
-        job = host.queue.popleft()
-        self._waiting -= 1
+        queue = host.queue
+        job = queue.popleft()
+        by_host = self._by_host
+        if by_host is not None:
+            if job.stale:
+                job = by_host.fresh(job, queue)
+                if job is None:  # each had started out of turn
+                    self._set_aside(host)
+                    return
+            by_host.started(job)
         # Round robin: a host with more queued goes to the back of the line.
         self._ready.popleft()
         if host.queue:
             self._ready.append(host)
         else:
             host.on_ready_list = False
+        self._start(job)
+
+    def _start(self, job: Job) -> None:
+        """Start an attempt at ``job``, off its host's queue and no longer waiting."""
+        self._waiting -= 1
+        host = job.host
         if host.auto is not None:
             job.epoch = host.auto.epoch
             # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
@@ -337,6 +357,16 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
+        capacity = self._capacity
+        if self._running < capacity and self._untaken < capacity and self._pacer is None:
+            # Host affinity: the slot goes to this host's next URL first (schedule.affinity).
+            by_host = self._by_host
+            if by_host is not None:
+                follow = by_host.next_of(job, self._shared_host.queue)
+            else:
+                follow = next_here(host, self._ready, self._lookahead)
+            if follow is not None:
+                self._start(follow)
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
