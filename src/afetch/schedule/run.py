@@ -104,6 +104,9 @@ class Run:
         self._refilling = True
         #: The shared host's queue by host, for host affinity (None with per-host options).
         self._by_host = ByHost(self._lookahead) if self._hosts is None else None
+        #: Attempts ended while ``concurrency`` records waited to be taken: their slots follow
+        #: their hosts once records are taken.
+        self._freed: deque[Job] = deque()
         self._counted_ = self._counted  # bound once: the callback of every direct attempt
         self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
@@ -184,6 +187,12 @@ class Run:
         ready = self._ready
         now: float | None = None
         capacity = self._capacity
+        freed = self._freed
+        if freed:
+            while freed and self._running < capacity and self._untaken < capacity:
+                self._follow(freed.popleft())
+            if self._running >= capacity:
+                freed.clear()  # the rest's slots are taken: at most concurrency are kept
         while self._running < capacity and self._untaken < capacity and ready:
             host = ready[0]
             if not host.queue:  # its freed slots took its URLs (schedule.affinity)
@@ -357,19 +366,23 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
-        capacity = self._capacity
-        if self._running < capacity and self._untaken < capacity and self._pacer is None:
-            # Host affinity: the slot goes to this host's next URL first (schedule.affinity).
-            by_host = self._by_host
-            if by_host is not None:
-                follow = by_host.next_of(job, self._shared_host.queue)
-            else:
-                follow = next_here(host, self._ready, self._lookahead)
-            if follow is not None:
-                self._start(follow)
+        if self._pacer is None:  # else the overall rate says when the slot is taken
+            if self._untaken < self._capacity:
+                self._follow(job)
+            else:  # once records are taken (it was the one slot freed: no start came between)
+                self._freed.append(job)
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
+
+    def _follow(self, ended: Job) -> None:
+        """Host affinity: the slot ``ended`` freed goes to its host's next URL first."""
+        if self._by_host is not None:
+            follow = self._by_host.next_of(ended, self._shared_host.queue)
+        else:
+            follow = next_here(ended.host, self._ready, self._lookahead)
+        if follow is not None:
+            self._start(follow)
 
     def _judged(self, job: Job, record: Record | None) -> None:
         """``--confirm`` with a blocking rule for ok: ``job``'s outcome was judged, ``record``
