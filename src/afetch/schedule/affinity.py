@@ -16,6 +16,7 @@ number of times, so after them the freed slots go to the head again.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from afetch.schedule.job import Job
@@ -54,52 +55,84 @@ def host_of(url: str) -> str:
     return url if end < 0 else url[:end]
 
 
+#: How far past the head of the queue a free slot looks for a URL of a host with no attempt in
+#: flight (whose own freed slot would otherwise take it, on its connection): a few loop steps.
+SCAN = 32
+
+
+class Line:
+    """One host's URLs in the shared queue, in queue order, and its attempts in flight."""
+
+    __slots__ = ("jobs", "key", "running")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.jobs: deque[Job] = deque()
+        self.running = 0
+
+
 class ByHost:
     """Without per-host options: the URLs waiting in the shared host's queue (input order), by
-    host as well. A URL started out of that order stays in the queue, counted in its
-    ``stale``; the queue skips it when it comes to the front (:meth:`fresh`).
+    host as well (:class:`Line`, ``job.line``). A URL started out of that order stays in the
+    queue, counted in its ``stale``; the queue skips it when it comes to the front
+    (:meth:`fresh`). A line is kept while it has URLs queued or in flight.
 
-    Each host's line holds its queued URLs in queue order, so the queue's next fresh URL is
-    the front of its host's line (:meth:`started` takes it off).
+    Each line holds its host's queued URLs in queue order, so the queue's next fresh URL is the
+    front of its line.
     """
 
     __slots__ = ("_lines", "reach")
 
     def __init__(self, reach: int) -> None:
-        self._lines: dict[str, deque[Job]] = {}
+        self._lines: dict[str, Line] = {}
         self.reach = reach
 
     def __len__(self) -> int:
         return len(self._lines)
 
-    def add(self, job: Job) -> None:
-        line = self._lines.get(job.key)  # type: ignore[arg-type]
+    def add(self, job: Job, key: str) -> None:
+        """``job`` was queued (read, or back from a retry's wait)."""
+        line = self._lines.get(key)
         if line is None:
-            self._lines[job.key] = line = deque()  # type: ignore[index]
-        line.append(job)
+            self._lines[key] = line = Line(key)
+        line.jobs.append(job)
+        job.line = line
 
-    def started(self, job: Job) -> None:
-        """``job``, the queue's front, starts."""
-        key = job.key
-        line = self._lines[key]  # type: ignore[index]
-        line.popleft()
-        if not line:
-            del self._lines[key]  # type: ignore[arg-type]
+    def ended(self, line: Line) -> None:
+        """An attempt of ``line``'s host ended, and its slot did not take the next."""
+        if not line.running and not line.jobs:
+            del self._lines[line.key]
 
-    def next_of(self, ended: Job, queue: deque[Job]) -> Job | None:
-        """The URL to start in the slot ``ended`` freed: its host's next, taken out of
-        ``queue``'s order; None: the slot goes to the queue's front as usual."""
-        line = self._lines.get(ended.key)  # type: ignore[arg-type]
-        if line is None:
-            return None
-        job = line[0]
+    def next_of(self, line: Line, queue: deque[Job]) -> Job | None:
+        """The URL to start in a slot ``line``'s host freed: its next, taken off ``queue``
+        (out of order, if it is not the front); None: the slot goes to the queue's front."""
+        job = line.jobs[0]
         head = queue[0]  # the queue holds the line's URLs
-        if job is head or job.index >= head.index + self.reach:
-            return None  # its turn anyway, or read too far past the head's (see above)
-        line.popleft()
-        if not line:
-            del self._lines[ended.key]  # type: ignore[arg-type]
-        job.stale += 1
+        if job is head:
+            queue.popleft()
+        elif job.index >= head.index + self.reach:
+            return None  # read too far past the head (see above)
+        else:
+            job.stale += 1
+        line.jobs.popleft()
+        line.running += 1
+        return job
+
+    def take(self, job: Job, queue: deque[Job], running: int) -> Job:
+        """The URL to start in a free slot: ``job``, just taken off ``queue``'s front, or, if
+        its host has an attempt in flight (whose slot will take it), the first URL a little
+        further of a host with none, if there are such hosts (more lines than attempts)."""
+        line = job.line
+        if line.running and len(self._lines) > running:
+            for other in islice(queue, SCAN):
+                ahead = other.line
+                if not ahead.running and not other.stale and ahead.jobs[0] is other:
+                    queue.appendleft(job)
+                    other.stale += 1
+                    job, line = other, ahead
+                    break
+        line.jobs.popleft()
+        line.running += 1
         return job
 
     @staticmethod

@@ -8,6 +8,7 @@ from afetch._spec import RequestSpec
 
 if TYPE_CHECKING:
     from afetch._record import Record
+    from afetch.schedule.affinity import Line
     from afetch.schedule.hosts import Host
 
 # Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
@@ -24,19 +25,19 @@ class Job:
         "first",
         "host",
         "index",
-        "key",
         "last",
+        "line",
         "paced_in",
         "stale",
         "started",
         "url",
     )
 
-    def __init__(self, url: Item, host: Host, index: int, key: str | None = None) -> None:
+    def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
         self.host = host
-        #: Without per-host options: its host's grouping key (schedule.affinity.host_of).
-        self.key = key
+        #: Without per-host options: its host's URLs in the shared queue (schedule.affinity).
+        self.line: Line | None = None
         #: Entries of it in the shared queue that are stale: it started out of turn since.
         self.stale = 0
         #: The host's ``auto`` epoch when the current attempt started (see schedule.autolimit).

@@ -13,7 +13,7 @@ from afetch._clock import Clock
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
-from afetch.schedule.affinity import ByHost, host_of, lookahead, next_here
+from afetch.schedule.affinity import ByHost, lookahead, next_here
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
@@ -138,14 +138,18 @@ class Run:
     def _admit(self, url: Item) -> None:
         where = url if type(url) is str else url.url
         if self._hosts is None:
-            job = Job(url, self._shared_host, self._next_index, host_of(where))
+            job = Job(url, self._shared_host, self._next_index)
+            end = where.find("/", 8)  # schedule.affinity.host_of, inlined
+            self._by_host.add(job, where if end < 0 else where[:end])  # type: ignore[union-attr]
+            self._shared_host.queue.append(job)
+            self._mark_ready(self._shared_host)
         else:
             job = Job(url, self._hosts.get(where, now=self._clock.time()), self._next_index)
+            self._enqueue(job)
         self._waiting += 1
         prefetch = self._prefetch
         if prefetch is not None and type(url) is str:
             prefetch(url)  # --cache starts looking it up before its attempt starts
-        self._enqueue(job)
         self._next_index += 1
         capacity = self._capacity
         if self._running < capacity and self._untaken < capacity:
@@ -159,8 +163,8 @@ class Run:
 
     def _enqueue(self, job: Job) -> None:
         job.host.queue.append(job)
-        if self._by_host is not None:
-            self._by_host.add(job)
+        if job.line is not None:  # back from a wait (its line may be gone since)
+            self._by_host.add(job, job.line.key)  # type: ignore[union-attr]
         self._mark_ready(job.host)
 
     def _mark_ready(self, host: Host) -> None:
@@ -231,7 +235,7 @@ class Run:
                 if job is None:  # each had started out of turn
                     self._set_aside(host)
                     return
-            by_host.started(job)
+            job = by_host.take(job, queue, self._running)
         # Round robin: a host with more queued goes to the back of the line.
         self._ready.popleft()
         if host.queue:
@@ -366,21 +370,31 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
-        if self._pacer is None:  # else the overall rate says when the slot is taken
+        line = job.line
+        if line is not None:
+            line.running -= 1
+        if self._pacer is None and (host.queue if line is None else line.jobs):
+            # Host affinity: the slot goes to this host's next URL (schedule.affinity); while
+            # records wait to be taken, once they are (no start comes in between).
             if self._untaken < self._capacity:
                 self._follow(job)
-            else:  # once records are taken (it was the one slot freed: no start came between)
+            else:
                 self._freed.append(job)
+        elif line is not None:
+            self._by_host.ended(line)  # type: ignore[union-attr]
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
 
     def _follow(self, ended: Job) -> None:
         """Host affinity: the slot ``ended`` freed goes to its host's next URL first."""
-        if self._by_host is not None:
-            follow = self._by_host.next_of(ended, self._shared_host.queue)
-        else:
+        line = ended.line
+        if line is None:
             follow = next_here(ended.host, self._ready, self._lookahead)
+        elif line.jobs:
+            follow = self._by_host.next_of(line, self._shared_host.queue)  # type: ignore[union-attr]
+        else:
+            return
         if follow is not None:
             self._start(follow)
 
