@@ -5,7 +5,7 @@ next URL reuses it: no DNS query, no TCP or TLS handshake (the handshake is most
 CPU per URL over HTTPS). Given to another host instead, the slot opens a new connection, and on
 a shuffled list of many hosts the idle one is evicted before its host comes back. So the run
 reads far enough ahead to find a host's next URL (:func:`lookahead`) and, when an attempt ends,
-starts that URL first (:meth:`ByHost.next_of`, :func:`next_here`); otherwise the slot goes as
+starts that URL first (:meth:`Affinity.follow`); otherwise the slot goes as
 before (input order, or hosts in turn with per-host options).
 
 No URL starves: a URL is taken out of turn only if it was read fewer than ``reach`` URLs after
@@ -16,6 +16,7 @@ number of times, so after them the freed slots go to the head again.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING
 
@@ -71,58 +72,93 @@ class Line:
         self.running = 0
 
 
-class ByHost:
-    """Without per-host options: the URLs waiting in the shared host's queue (input order), by
-    host as well (:class:`Line`, ``job.line``). A URL started out of that order stays in the
-    queue, counted in its ``stale``; the queue skips it when it comes to the front
-    (:meth:`fresh`). A line is kept while it has URLs queued or in flight.
-
-    Each line holds its host's queued URLs in queue order, so the queue's next fresh URL is the
-    front of its line.
+class Affinity:
+    """A run's host affinity. Without per-host options, the URLs waiting in the shared host's
+    queue (input order) are kept by host as well (:class:`Line`, ``job.line``); a URL started
+    out of that order stays in the queue, counted in its ``stale``, and the queue skips it when
+    it comes to the front (:meth:`take`). Each line holds its host's queued URLs in queue
+    order, so the queue's next fresh URL is the front of its line; a line is kept while its
+    host has URLs queued or in flight. With per-host options, a host's queue is its line.
     """
 
-    __slots__ = ("_lines", "reach")
+    __slots__ = ("_lines", "_queue", "_ready", "_start", "freed", "reach")
 
-    def __init__(self, reach: int) -> None:
+    def __init__(
+        self, reach: int, *, queue: deque[Job], ready: deque[Host], start: Callable[[Job], None]
+    ) -> None:
         self._lines: dict[str, Line] = {}
         self.reach = reach
+        self._queue = queue  # the shared host's
+        self._ready = ready
+        self._start = start
+        #: Attempts ended while the run's records waited to be taken: their slots follow their
+        #: hosts once records are taken (the run starts nothing in between).
+        self.freed: deque[Job] = deque()
 
     def __len__(self) -> int:
         return len(self._lines)
 
     def add(self, job: Job, key: str) -> None:
-        """``job`` was queued (read, or back from a retry's wait)."""
+        """``job`` was queued in the shared queue (read, or back from a retry's wait)."""
         line = self._lines.get(key)
         if line is None:
             self._lines[key] = line = Line(key)
         line.jobs.append(job)
         job.line = line
 
-    def ended(self, line: Line) -> None:
-        """An attempt of ``line``'s host ended, and its slot did not take the next."""
-        if not line.running and not line.jobs:
-            del self._lines[line.key]
+    def ended(self, job: Job, *, paced: bool, held: bool) -> None:
+        """``job``'s attempt ended: its host's next URL takes the slot, unless the overall rate
+        says when a slot is taken (``paced``) or records wait to be taken (``held``: later)."""
+        line = job.line
+        if line is not None:
+            line.running -= 1
+            if not line.jobs:
+                if not line.running:
+                    del self._lines[line.key]
+                return
+        elif not job.host.queue:
+            return
+        if held:
+            self.freed.append(job)
+        elif not paced:
+            self.follow(job)
 
-    def next_of(self, line: Line, queue: deque[Job]) -> Job | None:
-        """The URL to start in a slot ``line``'s host freed: its next, taken off ``queue``
-        (out of order, if it is not the front); None: the slot goes to the queue's front."""
+    def follow(self, ended: Job) -> None:
+        """Start the URL that takes the slot ``ended`` freed: its host's next, if it may."""
+        line = ended.line
+        if line is None:
+            job = next_here(ended.host, self._ready, self.reach)
+            if job is not None:
+                self._start(job)
+            return
+        if not line.jobs:
+            return
         job = line.jobs[0]
+        queue = self._queue
         head = queue[0]  # the queue holds the line's URLs
         if job is head:
             queue.popleft()
         elif job.index >= head.index + self.reach:
-            return None  # read too far past the head (see above)
+            return  # read too far past the head (see above)
         else:
             job.stale += 1
         line.jobs.popleft()
         line.running += 1
-        return job
+        self._start(job)
 
-    def take(self, job: Job, queue: deque[Job], running: int) -> Job:
-        """The URL to start in a free slot: ``job``, just taken off ``queue``'s front, or, if
+    def take(self, job: Job, running: int) -> Job | None:
+        """The shared queue's URL to start in a free slot: ``job``, just taken off its front,
+        or if that started out of order, the next that did not (None: none is left); and if
         its host has an attempt in flight (whose slot will take it), the first URL a little
         further of a host with none, if there are such hosts (more lines than attempts)."""
+        queue = self._queue
+        while job.stale:
+            job.stale -= 1
+            if not queue:
+                return None
+            job = queue.popleft()
         line = job.line
+        assert line is not None
         if line.running and len(self._lines) > running:
             for other in islice(queue, SCAN):
                 ahead = other.line
@@ -133,17 +169,6 @@ class ByHost:
                     break
         line.jobs.popleft()
         line.running += 1
-        return job
-
-    @staticmethod
-    def fresh(job: Job, queue: deque[Job]) -> Job | None:
-        """``job`` just taken off ``queue``'s front, or if it started out of order, the next
-        URL that did not (None: none is left)."""
-        while job.stale:
-            job.stale -= 1
-            if not queue:
-                return None
-            job = queue.popleft()
         return job
 
 

@@ -13,7 +13,7 @@ from afetch._clock import Clock
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
-from afetch.schedule.affinity import ByHost, lookahead, next_here
+from afetch.schedule.affinity import Affinity, lookahead
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
@@ -42,9 +42,8 @@ class Run:
       stops the fetching;
     * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
       host, sleeping before a retry, or read ahead); input is only read while it is below
-      ``lookahead`` (schedule.affinity): when a slot is free and nothing queued can use it, or
-      in batches, so that a finished attempt finds the next URL queued (its host's first:
-      schedule.affinity). Memory is bounded for any list.
+      ``lookahead``: when a slot is free and nothing queued can use it, or in batches, so that
+      a finished attempt finds its host's next URL queued (schedule.affinity). Memory is bounded.
     * With ``ordered``, a finished record waits in the reorder window instead, which admits at
       most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
     * A URL waiting to retry sits on a timer (schedule.timers), not in a task, and holds no slot.
@@ -97,29 +96,24 @@ class Run:
             pace_extra=self._pacing.extra,
         )
         self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
-        self._lookahead = lookahead(capacity, prefetch=self._prefetch is not None)
-        #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait (in
-        #: batches of at most 2 × concurrency: a batch is read in one go on the loop).
-        self._refill_at = self._lookahead - min(self._lookahead // 2, 2 * capacity)
-        self._refilling = True
-        #: The shared host's queue by host, for host affinity (None with per-host options).
-        self._by_host = ByHost(self._lookahead) if self._hosts is None else None
-        #: Attempts ended while ``concurrency`` records waited to be taken: their slots follow
-        #: their hosts once records are taken.
-        self._freed: deque[Job] = deque()
+        self._lookahead = reach = lookahead(capacity, prefetch=self._prefetch is not None)
+        # Read in batches of at most 2 × concurrency (a batch is read in one go on the loop).
+        self._intake = Intake(reach, batch=min(reach // 2, 2 * capacity))
         self._counted_ = self._counted  # bound once: the callback of every direct attempt
         self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
         self._next_index = 0
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
+        self._affinity = Affinity(
+            self._lookahead, queue=self._shared_host.queue, ready=self._ready, start=self._start
+        )
         #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
         self._untaken = 0
         self._running = 0
         self._waiting = 0
         self._input_done = False
         self._closed = False
-        self._intake = Intake()
         self.all_done = asyncio.Event()
 
     # -- input ---------------------------------------------------------------------------------
@@ -140,7 +134,7 @@ class Run:
         if self._hosts is None:
             job = Job(url, self._shared_host, self._next_index)
             end = where.find("/", 8)  # schedule.affinity.host_of, inlined
-            self._by_host.add(job, where if end < 0 else where[:end])  # type: ignore[union-attr]
+            self._affinity.add(job, where if end < 0 else where[:end])
             self._shared_host.queue.append(job)
             self._mark_ready(self._shared_host)
         else:
@@ -154,7 +148,7 @@ class Run:
         capacity = self._capacity
         if self._running < capacity and self._untaken < capacity:
             self._pump()
-        elif not self._closed and not (self._refilling and self._waiting < self._lookahead):
+        elif not self._closed and not (self._intake.refilling and self._waiting < self._lookahead):
             # Reading ahead while every slot is busy: nothing can start, only input may stop
             # (and while a refill is under way and below the bound, it goes on: no change).
             self._want_input_or_finish()
@@ -164,7 +158,7 @@ class Run:
     def _enqueue(self, job: Job) -> None:
         job.host.queue.append(job)
         if job.line is not None:  # back from a wait (its line may be gone since)
-            self._by_host.add(job, job.line.key)  # type: ignore[union-attr]
+            self._affinity.add(job, job.line.key)
         self._mark_ready(job.host)
 
     def _mark_ready(self, host: Host) -> None:
@@ -191,12 +185,11 @@ class Run:
         ready = self._ready
         now: float | None = None
         capacity = self._capacity
-        freed = self._freed
-        if freed:
-            while freed and self._running < capacity and self._untaken < capacity:
-                self._follow(freed.popleft())
-            if self._running >= capacity:
-                freed.clear()  # the rest's slots are taken: at most concurrency are kept
+        freed = self._affinity.freed  # slots freed while records waited to be taken go first
+        while freed and self._running < capacity and self._untaken < capacity:
+            self._affinity.follow(freed.popleft())
+        if freed and self._running >= capacity:
+            freed.clear()  # the rest's slots are taken: at most concurrency are kept
         while self._running < capacity and self._untaken < capacity and ready:
             host = ready[0]
             if not host.queue:  # its freed slots took its URLs (schedule.affinity)
@@ -226,16 +219,12 @@ class Run:
 
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
-        queue = host.queue
-        job = queue.popleft()
-        by_host = self._by_host
-        if by_host is not None:
-            if job.stale:
-                job = by_host.fresh(job, queue)
-                if job is None:  # each had started out of turn
-                    self._set_aside(host)
-                    return
-            job = by_host.take(job, queue, self._running)
+        job = host.queue.popleft()
+        if self._hosts is None:
+            job = self._affinity.take(job, self._running)
+            if job is None:  # each had started out of turn
+                self._set_aside(host)
+                return
         # Round robin: a host with more queued goes to the back of the line.
         self._ready.popleft()
         if host.queue:
@@ -273,32 +262,12 @@ class Run:
         self._mark_ready(host)  # the rest, once slots are free again
 
     def _want_input_or_finish(self) -> None:
-        # Input is wanted when a slot is free and nothing queued can use it, and also, in
-        # batches, to keep URLs queued ahead: a finished attempt then starts the next URL in
-        # the same worker, without a wake-up, and the input is read once per lookahead/2 URLs
-        # rather than once per URL. Either way at most ``lookahead`` URLs wait.
-        waiting = self._waiting
-        if waiting >= self._lookahead:
-            self._refilling = False
-        elif waiting <= self._refill_at:
-            self._refilling = True
-        capacity = self._capacity
-        if (
-            not self._input_done
-            and waiting < self._lookahead
-            and (
-                self._refilling
-                or (self._running < capacity and self._untaken < capacity and not self._ready)
-            )
-        ):
-            intake = self._intake
-            if not intake.wanted:
-                intake.wanted = True
-                intake.wake()
-        else:
-            self._intake.wanted = False
-            if self._input_done and not self._running and not self._waiting and not self._held:
-                self.all_done.set()
+        if not self._input_done:  # (Intake.want: whether input is wanted)
+            capacity = self._capacity
+            idle = self._running < capacity and self._untaken < capacity and not self._ready
+            self._intake.want(self._waiting, idle)
+        elif not self._running and not self._waiting and not self._held:
+            self.all_done.set()
         if self._held and not self._running and not self._waiting:
             # Nothing else in flight or waiting: the end of the run, or --ordered output held
             # behind a failure being confirmed. (Parked for confirming counts as waiting.)
@@ -370,33 +339,12 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
-        line = job.line
-        if line is not None:
-            line.running -= 1
-        if self._pacer is None and (host.queue if line is None else line.jobs):
-            # Host affinity: the slot goes to this host's next URL (schedule.affinity); while
-            # records wait to be taken, once they are (no start comes in between).
-            if self._untaken < self._capacity:
-                self._follow(job)
-            else:
-                self._freed.append(job)
-        elif line is not None:
-            self._by_host.ended(line)  # type: ignore[union-attr]
+        self._affinity.ended(
+            job, paced=self._pacer is not None, held=self._untaken >= self._capacity
+        )
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()
-
-    def _follow(self, ended: Job) -> None:
-        """Host affinity: the slot ``ended`` freed goes to its host's next URL first."""
-        line = ended.line
-        if line is None:
-            follow = next_here(ended.host, self._ready, self._lookahead)
-        elif line.jobs:
-            follow = self._by_host.next_of(line, self._shared_host.queue)  # type: ignore[union-attr]
-        else:
-            return
-        if follow is not None:
-            self._start(follow)
 
     def _judged(self, job: Job, record: Record | None) -> None:
         """``--confirm`` with a blocking rule for ok: ``job``'s outcome was judged, ``record``
