@@ -5,12 +5,15 @@ next URL reuses it: no DNS query, no TCP or TLS handshake (the handshake is most
 CPU per URL over HTTPS). Given to another host instead, the slot opens a new connection, and on
 a shuffled list of many hosts the idle one is evicted before its host comes back. So the run
 reads far enough ahead to find a host's next URL (:func:`lookahead`) and, when an attempt ends,
-starts that URL first (:meth:`Affinity.follow`); otherwise the slot goes as
-before (input order, or hosts in turn with per-host options).
+starts that URL first (:meth:`Affinity.follow`); otherwise the slot goes as before (input
+order, or hosts in turn with per-host options).
 
 No URL starves: a URL is taken out of turn only if it was read fewer than ``reach`` URLs after
 the one whose turn it is (the head of the line). Those are finitely many, each tried a bounded
-number of times, so after them the freed slots go to the head again.
+number of times, so after them the freed slots go to the head again. A free slot may also pass
+over the head for a URL a little further whose host has nothing in flight
+(:meth:`Affinity.take`), but only while the head's host has an attempt in flight: when that
+ends, its slot takes the head.
 """
 
 from __future__ import annotations
@@ -94,9 +97,6 @@ class Affinity:
         #: Attempts ended while the run's records waited to be taken: their slots follow their
         #: hosts once records are taken (the run starts nothing in between).
         self.freed: deque[Job] = deque()
-
-    def __len__(self) -> int:
-        return len(self._lines)
 
     def add(self, job: Job, key: str) -> None:
         """``job`` was queued in the shared queue (read, or back from a retry's wait)."""
