@@ -88,8 +88,9 @@ async def fetch(
     their records say ``confirmed`` (see :mod:`afetch.schedule.confirm`).
     URLs of a host at its limit are parked (at most ``max(4 * concurrency, 8000)`` URLs wait at a
     time, see :mod:`afetch.schedule.affinity`) so the other hosts keep every free slot busy; the
-    slot an attempt frees goes to its host's next waiting URL first, on the same connection. With ``ordered``, records come in input order from
-    a bounded reorder window (see :mod:`afetch.schedule.ordering`). A ``gauge``
+    slot an attempt frees goes to its host's next waiting URL first, on the same connection.
+    With ``ordered``, records come in input order from a bounded reorder window (see
+    :mod:`afetch.schedule.ordering`). A ``gauge``
     (:class:`afetch.schedule.gauge.Gauge`) is kept up to date with the attempts in flight, for a
     display. ``per_host="auto"`` learns a limit per host from its answers (see
     :mod:`afetch.schedule.autolimit`); ``busiest`` (:class:`afetch.schedule.hosts.BusiestHosts`)
