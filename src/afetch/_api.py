@@ -86,7 +86,7 @@ async def fetch(
     and ``rate_limit_headers`` paces each host by the rate-limit fields it sends. With
     ``confirm``, failures are tried once more at the end after ``confirm_delay`` seconds, and
     their records say ``confirmed`` (see :mod:`afetch.schedule.confirm`).
-    URLs of a host at its limit are parked (at most ``max(4 * concurrency, 8000)`` URLs wait at a
+    URLs of a host at its limit are parked (at most ``max(4 * concurrency, 20000)`` URLs wait at a
     time, see :mod:`afetch.schedule.affinity`) so the other hosts keep every free slot busy; the
     slot an attempt frees goes to its host's next waiting URL first, on the same connection.
     With ``ordered``, records come in input order from a bounded reorder window (see

@@ -32,17 +32,17 @@ if TYPE_CHECKING:
 #: ahead) per unit of concurrency.
 LOOKAHEAD_PER_SLOT = 4
 #: ... and at least this many, whatever the concurrency: enough to find a host's next URL on
-#: shuffled lists of thousands of hosts (figures: docs/performance.md, Connection reuse). A
-#: waiting URL costs about 0.4 KB besides its text.
-LOOKAHEAD_MIN = 8000
+#: shuffled lists of thousands of hosts (figures: docs/performance.md, "Connection reuse: a
+#: host's next URL takes its freed slot"). A waiting URL costs about 0.4 KB besides its text.
+LOOKAHEAD_MIN = 20_000
 
 
 def lookahead(capacity: int, *, prefetch: bool) -> int:
     """How many URLs may wait in a run of ``capacity`` slots. ``prefetch`` (``--cache``): the
     cache keeps answers for the last few batches read ahead only, so the bound stays per slot.
 
-    >>> lookahead(50, prefetch=False), lookahead(50, prefetch=True), lookahead(5000, prefetch=False)
-    (8000, 200, 20000)
+    >>> lookahead(50, prefetch=False), lookahead(50, prefetch=True), lookahead(9000, prefetch=False)
+    (20000, 200, 36000)
     """
     per_slot = LOOKAHEAD_PER_SLOT * capacity
     return per_slot if prefetch else max(per_slot, LOOKAHEAD_MIN)
