@@ -136,6 +136,10 @@ class Affinity:
         job = line.jobs[0]
         queue = self._queue
         head = queue[0]  # the queue holds the line's URLs
+        while head.stale:  # the front's places of URLs started out of turn go (memory)
+            head.stale -= 1
+            queue.popleft()
+            head = queue[0]
         if job is head:
             queue.popleft()
         elif job.index >= head.index + self.reach:

@@ -13,7 +13,7 @@ from afetch._clock import Clock
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
-from afetch.schedule.affinity import Affinity, host_of, lookahead
+from afetch.schedule.affinity import Affinity, lookahead
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
@@ -133,7 +133,8 @@ class Run:
         where = url if type(url) is str else url.url
         if self._hosts is None:
             job = Job(url, self._shared_host, self._next_index)
-            self._affinity.add(job, host_of(where))
+            end = where.find("/", 8)  # host_of, inlined
+            self._affinity.add(job, where if end < 0 else where[:end])
             self._shared_host.queue.append(job)
             self._mark_ready(self._shared_host)
         else:
