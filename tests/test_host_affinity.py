@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import deque
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,8 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.engine.httpx_adapter import default_transport
 from afetch.schedule import affinity
+from afetch.schedule.hosts import Host
+from afetch.schedule.job import Job
 from tests.fake_clock import FakeClock, SlowServer, collect_on
 
 #: More hosts than the engine's pool holds at -c 2 (4 × 2 connections), each several times.
@@ -125,3 +128,33 @@ def test_a_url_waits_for_at_most_lookahead_urls_of_a_busy_host(
     # a/0 ends with a/1..a/9 (read at 2..10, fewer than 10 after b/0 at 1) waiting: they go
     # first, then b/0, whose turn it is; without that bound b/0 would come last.
     assert done.index("http://b.test/0") == 10
+
+
+def test_places_of_urls_started_out_of_turn_are_dropped_from_the_queue() -> None:
+    # Hosts a and b alternate in the list, one attempt of each in flight. b's is slow: a's
+    # attempts end one after another, each taking a's next URL out of turn (past b's older
+    # ones), whose places stay in the queue; as b's attempts end, its URLs come to the front
+    # and those places go with them.
+    shared = Host(None)
+    started: list[Job] = []
+    line = affinity.Affinity(1000, queue=shared.queue, ready=deque(), start=started.append)
+    jobs = [Job(f"http://{'ab'[n % 2]}.test/{n}", shared, n) for n in range(200)]
+    for job in jobs:
+        line.add(job, affinity.host_of(job.url))  # type: ignore[arg-type]
+        shared.queue.append(job)
+    a, b = line.take(shared.queue.popleft(), 0), line.take(shared.queue.popleft(), 1)
+    assert (a, b) == (jobs[0], jobs[1])
+    for _ in range(99):
+        line.ended(a, paced=False, held=False)  # type: ignore[arg-type]
+        a = started[-1]
+    assert [job.index for job in started] == list(range(2, 200, 2))
+    assert len(shared.queue) == 99 + 98  # b's, and the places of a/4 to a/198
+    line.ended(a, paced=False, held=False)  # a's last: nothing left to take
+    lengths = []
+    for _ in range(99):
+        line.ended(b, paced=False, held=False)  # type: ignore[arg-type]
+        b = started[-1]
+        lengths.append(len(shared.queue))
+    assert [job.index for job in started[99:]] == list(range(3, 200, 2))
+    assert lengths == [196, *range(194, -1, -2)]
+    assert all(job.stale == 0 for job in jobs)
