@@ -82,6 +82,10 @@ class Affinity:
     it comes to the front (:meth:`take`). Each line holds its host's queued URLs in queue
     order, so the queue's next fresh URL is the front of its line; a line is kept while its
     host has URLs queued or in flight. With per-host options, a host's queue is its line.
+
+    Memory: the stale places are URLs taken within ``reach`` of the front, so the queue holds
+    at most about ``reach`` of them besides the URLs waiting (and sheds them as its front
+    reaches them).
     """
 
     __slots__ = ("_lines", "_queue", "_ready", "_start", "freed", "reach")
