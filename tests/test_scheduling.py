@@ -22,6 +22,7 @@ import afetch
 from afetch import Record
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
+from afetch.schedule.affinity import lookahead
 from tests.fake_clock import FakeClock, Recorder, SlowServer, collect_on
 from tests.helpers import collect
 
@@ -244,10 +245,11 @@ def test_lookahead_is_bounded(server: LoopbackServer) -> None:
     # Every URL is for one host limited to 1 in flight: the scheduler may park some URLs ahead,
     # but never reads the whole list.
     pulled = 0
+    bound = lookahead(4, prefetch=False)
 
     async def urls() -> AsyncIterator[str]:
         nonlocal pulled
-        for i in range(10_000):
+        for i in range(3 * bound):
             pulled += 1
             yield server.url(f"/ok?size=1&i={i}")
 
@@ -258,7 +260,7 @@ def test_lookahead_is_bounded(server: LoopbackServer) -> None:
         await stream.aclose()
         return seen
 
-    assert asyncio.run(run()) <= 4 + 4 * 4 + 2
+    assert asyncio.run(run()) <= 4 + bound + 2
 
 
 def test_tasks_stay_within_concurrency_while_urls_wait(

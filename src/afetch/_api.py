@@ -86,9 +86,11 @@ async def fetch(
     and ``rate_limit_headers`` paces each host by the rate-limit fields it sends. With
     ``confirm``, failures are tried once more at the end after ``confirm_delay`` seconds, and
     their records say ``confirmed`` (see :mod:`afetch.schedule.confirm`).
-    URLs of a host at its limit are parked (at most ``4 * concurrency`` URLs wait at a time) so
-    the other hosts keep every free slot busy. With ``ordered``, records come in input order from
-    a bounded reorder window (see :mod:`afetch.schedule.ordering`). A ``gauge``
+    URLs of a host at its limit are parked (at most ``max(4 * concurrency, 20000)`` URLs wait at a
+    time, see :mod:`afetch.schedule.affinity`) so the other hosts keep every free slot busy; the
+    slot an attempt frees goes to its host's next waiting URL first, on the same connection.
+    With ``ordered``, records come in input order from a bounded reorder window (see
+    :mod:`afetch.schedule.ordering`). A ``gauge``
     (:class:`afetch.schedule.gauge.Gauge`) is kept up to date with the attempts in flight, for a
     display. ``per_host="auto"`` learns a limit per host from its answers (see
     :mod:`afetch.schedule.autolimit`); ``busiest`` (:class:`afetch.schedule.hosts.BusiestHosts`)

@@ -26,15 +26,39 @@ ADMITS_PER_TURN = 64
 
 
 class Intake:
-    """The reader of one run. The run sets :attr:`wanted` as its bounds allow and calls
-    :meth:`wake` when the reader may go on."""
+    """The reader of one run. The run says how many URLs wait (:meth:`want`), which sets
+    :attr:`wanted` within the bounds, and calls :meth:`wake` when the reader may go on."""
 
-    __slots__ = ("_waiter", "wanted")
+    __slots__ = ("_refill_at", "_waiter", "lookahead", "refilling", "wanted")
 
-    def __init__(self) -> None:
+    def __init__(self, lookahead: int = 1, batch: int = 1) -> None:
         #: Whether the run wants more URLs now (a plain flag, checked per URL).
         self.wanted = True
         self._waiter: asyncio.Future[None] | None = None
+        #: At most this many URLs wait; once ``lookahead - batch`` wait, input is read until
+        #: ``lookahead`` do (``refilling``).
+        self.lookahead = lookahead
+        self._refill_at = lookahead - batch
+        self.refilling = True
+
+    def want(self, waiting: int, idle: bool) -> None:
+        """``waiting`` URLs wait, and ``idle``: a slot is free that nothing queued can use.
+
+        Input is wanted then, and also, in batches, to keep URLs queued ahead: a finished
+        attempt then starts the next URL in the same worker, without a wake-up, and the input
+        is read once per batch rather than once per URL. Either way at most ``lookahead`` wait.
+        """
+        if waiting >= self.lookahead:
+            self.refilling = self.wanted = False
+            return
+        if waiting <= self._refill_at:
+            self.refilling = True
+        if self.refilling or idle:
+            if not self.wanted:
+                self.wanted = True
+                self.wake()
+        else:
+            self.wanted = False
 
     async def feed(
         self,

@@ -8,6 +8,7 @@ from afetch._spec import RequestSpec
 
 if TYPE_CHECKING:
     from afetch._record import Record
+    from afetch.schedule.affinity import Line
     from afetch.schedule.hosts import Host
 
 # Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
@@ -25,7 +26,9 @@ class Job:
         "host",
         "index",
         "last",
+        "line",
         "paced_in",
+        "stale",
         "started",
         "url",
     )
@@ -33,6 +36,10 @@ class Job:
     def __init__(self, url: Item, host: Host, index: int) -> None:
         self.url = url
         self.host = host
+        #: Without per-host options: its host's URLs in the shared queue (schedule.affinity).
+        self.line: Line | None = None
+        #: Entries of it in the shared queue that are stale: it started out of turn since.
+        self.stale = 0
         #: The host's ``auto`` epoch when the current attempt started (see schedule.autolimit).
         self.epoch = 0
         #: When the current attempt started, on the run's clock (``auto`` only).

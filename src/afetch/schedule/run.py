@@ -13,6 +13,7 @@ from afetch._clock import Clock
 from afetch._record import Record
 from afetch._settings import Settings
 from afetch.attempt.fetcher import Fetcher, ServerHints
+from afetch.schedule.affinity import Affinity, lookahead
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
 from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
@@ -29,11 +30,6 @@ if TYPE_CHECKING:
     from afetch.schedule.gauge import Gauge
 
 
-#: URLs that may wait (parked behind a busy or paced host, or sleeping before a retry) per unit
-#: of concurrency. Bounds memory while letting other hosts keep every slot busy.
-LOOKAHEAD_PER_SLOT = 4
-
-
 class Run:
     """The scheduling state of one run, driven by callbacks on the event loop.
 
@@ -46,9 +42,8 @@ class Run:
       stops the fetching;
     * ``waiting`` = URLs read but neither running nor finished (queued behind a saturated or paced
       host, sleeping before a retry, or read ahead); input is only read while it is below
-      ``lookahead``: when a slot is free and nothing queued can use it, or in batches from
-      ``lookahead/2`` up, so that a finished attempt finds the next URL queued. Memory is
-      bounded for any list.
+      ``lookahead``: when a slot is free and nothing queued can use it, or in batches, so that
+      a finished attempt finds its host's next URL queued (schedule.affinity). Memory is bounded.
     * With ``ordered``, a finished record waits in the reorder window instead, which admits at
       most ``WINDOW_FACTOR * concurrency`` URLs not yet taken.
     * A URL waiting to retry sits on a timer (schedule.timers), not in a task, and holds no slot.
@@ -81,10 +76,6 @@ class Run:
         self._timers = Timers(
             clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
         )
-        self._lookahead = LOOKAHEAD_PER_SLOT * capacity
-        #: Reading ahead: once this few URLs wait, input is read until ``lookahead`` wait.
-        self._refill_at = self._lookahead // 2
-        self._refilling = True
         self._policy = retry_policy(settings)
         self._hosts = host_table(settings)
         self._server_limits = settings.rate_limit_headers
@@ -105,19 +96,24 @@ class Run:
             pace_extra=self._pacing.extra,
         )
         self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
+        self._lookahead = reach = lookahead(capacity, prefetch=self._prefetch is not None)
+        # Read in batches of at most 2 × concurrency (a batch is read in one go on the loop).
+        self._intake = Intake(reach, batch=min(reach // 2, 2 * capacity))
         self._counted_ = self._counted  # bound once: the callback of every direct attempt
         self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
         self._next_index = 0
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
+        self._affinity = Affinity(
+            self._lookahead, queue=self._shared_host.queue, ready=self._ready, start=self._start
+        )
         #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
         self._untaken = 0
         self._running = 0
         self._waiting = 0
         self._input_done = False
         self._closed = False
-        self._intake = Intake()
         self.all_done = asyncio.Event()
 
     # -- input ---------------------------------------------------------------------------------
@@ -134,21 +130,25 @@ class Run:
         self._pump()
 
     def _admit(self, url: Item) -> None:
+        where = url if type(url) is str else url.url
         if self._hosts is None:
-            host = self._shared_host
+            job = Job(url, self._shared_host, self._next_index)
+            end = where.find("/", 8)  # host_of, inlined
+            self._affinity.add(job, where if end < 0 else where[:end])
+            self._shared_host.queue.append(job)
+            self._mark_ready(self._shared_host)
         else:
-            where = url if type(url) is str else url.url
-            host = self._hosts.get(where, now=self._clock.time())
+            job = Job(url, self._hosts.get(where, now=self._clock.time()), self._next_index)
+            self._enqueue(job)
         self._waiting += 1
         prefetch = self._prefetch
         if prefetch is not None and type(url) is str:
             prefetch(url)  # --cache starts looking it up before its attempt starts
-        self._enqueue(Job(url, host, self._next_index))
         self._next_index += 1
         capacity = self._capacity
         if self._running < capacity and self._untaken < capacity:
             self._pump()
-        elif not self._closed and not (self._refilling and self._waiting < self._lookahead):
+        elif not self._closed and not (self._intake.refilling and self._waiting < self._lookahead):
             # Reading ahead while every slot is busy: nothing can start, only input may stop
             # (and while a refill is under way and below the bound, it goes on: no change).
             self._want_input_or_finish()
@@ -157,6 +157,8 @@ class Run:
 
     def _enqueue(self, job: Job) -> None:
         job.host.queue.append(job)
+        if job.line is not None:  # back from a wait (its line may be gone since)
+            self._affinity.add(job, job.line.key)
         self._mark_ready(job.host)
 
     def _mark_ready(self, host: Host) -> None:
@@ -183,8 +185,18 @@ class Run:
         ready = self._ready
         now: float | None = None
         capacity = self._capacity
+        freed = self._affinity.freed  # slots freed while records waited to be taken go first
+        while freed and self._running < capacity and self._untaken < capacity:
+            self._affinity.follow(freed.popleft())
+        if freed and self._running >= capacity:
+            freed.clear()  # the rest's slots are taken: at most concurrency are kept
         while self._running < capacity and self._untaken < capacity and ready:
             host = ready[0]
+            if not host.queue:  # its freed slots took its URLs (schedule.affinity)
+                self._set_aside(host)
+                if self._hosts is not None:
+                    self._hosts.release(host, now=self._clock.time())
+                continue
             if host.down:
                 self._give_up_queued(host)
                 continue
@@ -208,13 +220,23 @@ class Run:
     def _start_next(self, host: Host) -> None:
         """Start the next URL of the host at the head of the ready line."""
         job = host.queue.popleft()
-        self._waiting -= 1
+        if self._hosts is None:
+            job = self._affinity.take(job, self._running)
+            if job is None:  # each had started out of turn
+                self._set_aside(host)
+                return
         # Round robin: a host with more queued goes to the back of the line.
         self._ready.popleft()
         if host.queue:
             self._ready.append(host)
         else:
             host.on_ready_list = False
+        self._start(job)
+
+    def _start(self, job: Job) -> None:
+        """Start an attempt at ``job``, off its host's queue and no longer waiting."""
+        self._waiting -= 1
+        host = job.host
         if host.auto is not None:
             job.epoch = host.auto.epoch
             # Latency on the run's clock (not the record's elapsed_ms): tests can fake it.
@@ -240,32 +262,12 @@ class Run:
         self._mark_ready(host)  # the rest, once slots are free again
 
     def _want_input_or_finish(self) -> None:
-        # Input is wanted when a slot is free and nothing queued can use it, and also, in
-        # batches, to keep URLs queued ahead: a finished attempt then starts the next URL in
-        # the same worker, without a wake-up, and the input is read once per lookahead/2 URLs
-        # rather than once per URL. Either way at most ``lookahead`` URLs wait.
-        waiting = self._waiting
-        if waiting >= self._lookahead:
-            self._refilling = False
-        elif waiting <= self._refill_at:
-            self._refilling = True
-        capacity = self._capacity
-        if (
-            not self._input_done
-            and waiting < self._lookahead
-            and (
-                self._refilling
-                or (self._running < capacity and self._untaken < capacity and not self._ready)
-            )
-        ):
-            intake = self._intake
-            if not intake.wanted:
-                intake.wanted = True
-                intake.wake()
-        else:
-            self._intake.wanted = False
-            if self._input_done and not self._running and not self._waiting and not self._held:
-                self.all_done.set()
+        if not self._input_done:  # (Intake.want: whether input is wanted)
+            capacity = self._capacity
+            idle = self._running < capacity and self._untaken < capacity and not self._ready
+            self._intake.want(self._waiting, idle)
+        elif not self._running and not self._waiting and not self._held:
+            self.all_done.set()
         if self._held and not self._running and not self._waiting:
             # Nothing else in flight or waiting: the end of the run, or --ordered output held
             # behind a failure being confirmed. (Parked for confirming counts as waiting.)
@@ -337,6 +339,9 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
+        self._affinity.ended(
+            job, paced=self._pacer is not None, held=self._untaken >= self._capacity
+        )
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
         self._pump()

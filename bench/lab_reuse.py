@@ -1,0 +1,102 @@
+"""Connection reuse in the internet-like lab (issue 22): afetch trees and look-ahead sizes over
+one shuffled list with several URLs per name, in one lab (bench/lab.py), afetch alone.
+
+    python bench/lab_reuse.py --names 1000 --urls 4000 -c 200 --clean \\
+        --variant base=/tmp/base/src --variant head --variant head:2000
+    python bench/lab_reuse.py --names 2500 --urls 10000 -c 200 --variant base=/tmp/base/src \\
+        --variant head --variant head:20000
+
+A variant is ``NAME`` (this checkout's afetch), ``NAME=SRC`` (the afetch in SRC, e.g. a tree
+from ``git archive``) and, for a tree with schedule/affinity.py, ``NAME:N`` runs it with a
+look-ahead floor of N URLs (LOOKAHEAD_MIN; 0: 4 × -c). As root, with the bench extra.
+``--clean``: no dead or slow-drip hosts and no lost DNS queries (else the lab's defaults).
+Every run: connect timeout 10 s, request deadline 30 s, no retries. Per run: wall, afetch's CPU
+(user + system, wait4), the lab's CPU, the lab's counters (connections, requests, DNS queries)
+and the records fetched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lab import Lab
+from lab_plan import LabSettings
+
+# Runs afetch's CLI with the look-ahead floor from the environment (the measurement's hook only).
+RUNNER = """
+import os, runpy, sys
+floor = os.environ.get("LAB_REUSE_LOOKAHEAD")
+if floor:
+    from afetch.schedule import affinity
+    affinity.LOOKAHEAD_MIN = int(floor)
+sys.argv[0] = "afetch"
+runpy.run_module("afetch", run_name="__main__")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--names", type=int, default=1000)
+    parser.add_argument("--urls", type=int, default=4000)
+    parser.add_argument("-c", "--concurrency", type=int, default=200)
+    parser.add_argument("--clean", action="store_true")
+    parser.add_argument("--variant", action="append", required=True)
+    args = parser.parse_args()
+    if args.clean:
+        settings = LabSettings(
+            names=args.names, urls=args.urls, dead_share=0, drip_share=0, dns_loss=0
+        )
+    else:
+        settings = LabSettings(names=args.names, urls=args.urls)
+    with tempfile.TemporaryDirectory() as folder, Lab(settings, Path(folder)) as lab:
+        urls = Path(folder) / "urls.txt"
+        urls.write_text("\n".join(lab.urls) + "\n")
+        runner = Path(folder) / "runner.py"
+        runner.write_text(RUNNER)
+        for variant in args.variant:
+            print(json.dumps(run(lab, settings, variant, urls, runner, args.concurrency)))
+
+
+def run(
+    lab: Lab, settings: LabSettings, variant: str, urls: Path, runner: Path, concurrency: int
+) -> dict[str, object]:
+    env = dict(os.environ)
+    name, _, src = variant.partition("=")
+    name, _, floor = name.partition(":")
+    env["LAB_REUSE_LOOKAHEAD"] = floor
+    if src:
+        env["PYTHONPATH"] = src
+    argv = [sys.executable, str(runner), str(urls), "-c", str(concurrency), "--retries", "0"]
+    argv += ["--cacert", str(lab.ca), "--no-progress", "--connect-timeout"]
+    argv += [str(settings.connect_timeout_s), "--timeout", str(settings.max_time_s)]
+    before, lab_cpu = lab.counters(), lab.server_cpu()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    done = subprocess.run(lab.wrap(argv), capture_output=True, env=env, check=False)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    counters = lab.counters()
+    row: dict[str, object] = {
+        "variant": variant,
+        "wall_s": round(wall, 2),
+        "cpu_s": round(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime, 2),
+        "lab_cpu_s": round(lab.server_cpu() - lab_cpu, 2),
+        "records": done.stdout.count(b"\n"),
+        "ok": done.stdout.count(b'"ok":true'),
+    }
+    row.update({key: value - before.get(key, 0) for key, value in counters.items()})
+    if done.returncode not in (0, 1):
+        row["stderr"] = done.stderr[-500:].decode(errors="replace")
+    return row
+
+
+if __name__ == "__main__":
+    main()

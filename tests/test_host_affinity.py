@@ -1,0 +1,160 @@
+"""Host affinity (schedule.affinity): the slot an attempt frees goes to its host's next waiting
+URL, so a shuffled list over more hosts than the engine keeps idle connections for still reuses
+each host's connection; per-host limits, --ordered, retries and fairness still hold.
+
+Connections are counted by the servers themselves (LoopbackServer.stats.connections)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import deque
+from collections.abc import Iterator
+
+import pytest
+
+import afetch
+from afetch._loopback import LoopbackServer
+from afetch._record import Record
+from afetch._settings import Settings
+from afetch.engine.httpx_adapter import default_transport
+from afetch.schedule import affinity
+from afetch.schedule.hosts import Host
+from afetch.schedule.job import Job
+from tests.fake_clock import FakeClock, SlowServer, collect_on
+
+#: More hosts than the engine's pool holds at -c 2 (4 × 2 connections), each several times.
+HOSTS = 16
+PER_HOST = 6
+CONCURRENCY = 2
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[list[LoopbackServer]]:
+    started = [LoopbackServer() for _ in range(HOSTS)]
+    for one in started:
+        one.start()
+    yield started
+    for one in started:
+        one.stop()
+
+
+def shuffled(servers: list[LoopbackServer], path: str = "/ok?size=1&n={n}") -> list[str]:
+    urls = [one.url(path.format(n=n)) for n in range(PER_HOST) for one in servers]
+    random.Random(22).shuffle(urls)
+    return urls
+
+
+def fetch_all(urls: list[str], engine: str = "curl", **options: object) -> list[Record]:
+    async def run() -> list[Record]:
+        settings = Settings(concurrency=CONCURRENCY, **options)  # type: ignore[arg-type]
+        transport = default_transport(settings) if engine == "httpx" else None
+        try:
+            return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
+        finally:
+            if transport is not None:
+                await transport.aclose()
+
+    return asyncio.run(run())
+
+
+def opened(servers: list[LoopbackServer], before: int) -> int:
+    return sum(one.stats.connections for one in servers) - before
+
+
+@pytest.mark.parametrize("engine", ["curl", "httpx"])
+@pytest.mark.parametrize("per_host", [None, 1])
+def test_a_shuffled_list_reuses_each_hosts_connection(
+    servers: list[LoopbackServer], engine: str, per_host: int | None
+) -> None:
+    # Taken in input order (or hosts in turn, with --per-host), a host's next URL comes about
+    # 16 URLs later, its idle connection evicted by then: about one connection per URL (96).
+    # Its freed slot taking its next URL instead: a connection or two per host.
+    before = opened(servers, 0)
+    urls = shuffled(servers)
+    records = fetch_all(urls, engine, per_host=per_host)
+    assert sorted(record.url for record in records) == sorted(urls)
+    assert all(record.ok for record in records)
+    count = opened(servers, before)
+    assert count <= 2 * HOSTS + CONCURRENCY, f"{count} connections for {len(urls)} URLs"
+
+
+def test_ordered_output_keeps_input_order_while_hosts_keep_their_slots(
+    servers: list[LoopbackServer],
+) -> None:
+    urls = shuffled(servers, "/ok?size=1&ordered={n}")
+    records = fetch_all(urls, ordered=True)
+    assert [record.url for record in records] == urls
+    assert all(record.ok for record in records)
+
+
+def test_retried_urls_taken_out_of_turn_get_one_record_each(
+    servers: list[LoopbackServer],
+) -> None:
+    # Every URL fails once (503), sleeps, and is queued again: URLs started out of turn are
+    # queued a second time while their first places are still in the queue.
+    k = uuid.uuid4().hex
+    urls = shuffled(servers, f"/flaky/{k}-{{n}}/1")
+    records = fetch_all(urls, retries=1, backoff=0.0)
+    assert sorted(record.url for record in records) == sorted(urls)
+    assert [record.attempts for record in records] == [2] * len(urls)
+    assert all(record.ok for record in records)
+
+
+def test_per_host_limits_hold_when_a_freed_slot_follows_its_host() -> None:
+    clock = FakeClock()
+    server = SlowServer(clock, lambda request: 0.3)
+    urls = [f"http://h{host}.test/{n}" for n in range(8) for host in range(5)]
+    random.Random(1).shuffle(urls)
+    records = collect_on(clock, urls, transport=server.transport(), concurrency=4, per_host=2)
+    assert len(records) == len(urls)
+    assert max(server.peak.values()) == 2
+    assert server.peak_all == 4
+
+
+def test_a_url_waits_for_at_most_lookahead_urls_of_a_busy_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One slot, and host a's URLs all around b's one: a's freed slot takes a's next URL, but
+    # only among those read fewer than `lookahead` (10) URLs after b's; then b's turn comes.
+    monkeypatch.setattr(affinity, "LOOKAHEAD_MIN", 10)
+    clock = FakeClock()
+    server = SlowServer(clock, lambda request: 0.1)
+    urls = ["http://a.test/0", "http://b.test/0"] + [f"http://a.test/{n}" for n in range(1, 40)]
+    records = collect_on(clock, urls, transport=server.transport(), concurrency=1)
+    done = [record.url for record in records]
+    assert sorted(done) == sorted(urls)
+    # a/0 ends with a/1..a/9 (read at 2..10, fewer than 10 after b/0 at 1) waiting: they go
+    # first, then b/0, whose turn it is; without that bound b/0 would come last.
+    assert done.index("http://b.test/0") == 10
+
+
+def test_places_of_urls_started_out_of_turn_are_dropped_from_the_queue() -> None:
+    # Hosts a and b alternate in the list, one attempt of each in flight. b's is slow: a's
+    # attempts end one after another, each taking a's next URL out of turn (past b's older
+    # ones), whose places stay in the queue; as b's attempts end, its URLs come to the front
+    # and those places go with them.
+    shared = Host(None)
+    started: list[Job] = []
+    line = affinity.Affinity(1000, queue=shared.queue, ready=deque(), start=started.append)
+    jobs = [Job(f"http://{'ab'[n % 2]}.test/{n}", shared, n) for n in range(200)]
+    for job in jobs:
+        line.add(job, affinity.host_of(job.url))  # type: ignore[arg-type]
+        shared.queue.append(job)
+    a, b = line.take(shared.queue.popleft(), 0), line.take(shared.queue.popleft(), 1)
+    assert (a, b) == (jobs[0], jobs[1])
+    for _ in range(99):
+        line.ended(a, paced=False, held=False)  # type: ignore[arg-type]
+        a = started[-1]
+    assert [job.index for job in started] == list(range(2, 200, 2))
+    assert len(shared.queue) == 99 + 98  # b's, and the places of a/4 to a/198
+    line.ended(a, paced=False, held=False)  # a's last: nothing left to take
+    lengths = []
+    for _ in range(99):
+        line.ended(b, paced=False, held=False)  # type: ignore[arg-type]
+        b = started[-1]
+        lengths.append(len(shared.queue))
+    assert [job.index for job in started[99:]] == list(range(3, 200, 2))
+    assert lengths == [196, *range(194, -1, -2)]
+    assert all(job.stale == 0 for job in jobs)
