@@ -23,7 +23,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from afetch.schedule.job import Job
+from afetch.schedule.job import Job, Line
 
 if TYPE_CHECKING:
     from afetch.schedule.hosts import Host
@@ -62,17 +62,6 @@ def host_of(url: str) -> str:
 #: How far past the head of the queue a free slot looks for a URL of a host with no attempt in
 #: flight (whose own freed slot would otherwise take it, on its connection): a few loop steps.
 SCAN = 32
-
-
-class Line:
-    """One host's URLs in the shared queue, in queue order, and its attempts in flight."""
-
-    __slots__ = ("jobs", "key", "running")
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.jobs: deque[Job] = deque()
-        self.running = 0
 
 
 class Affinity:

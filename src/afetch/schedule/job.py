@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from afetch._spec import RequestSpec
 
 if TYPE_CHECKING:
     from afetch._record import Record
-    from afetch.schedule.affinity import Line
     from afetch.schedule.hosts import Host
 
 # Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
@@ -56,3 +56,15 @@ class Job:
         self.paced_in = 0
         #: ``--confirm``: its failure (``last``) is held, and its next attempt is the last.
         self.confirming = False
+
+
+class Line:
+    """One host's URLs in the shared queue, in queue order, and its attempts in flight
+    (schedule.affinity)."""
+
+    __slots__ = ("jobs", "key", "running")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.jobs: deque[Job] = deque()
+        self.running = 0
