@@ -11,6 +11,7 @@ import random
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -48,7 +49,8 @@ def shuffled(servers: list[LoopbackServer], path: str = "/ok?size=1&n={n}") -> l
 
 def fetch_all(urls: list[str], engine: str = "curl", **options: object) -> list[Record]:
     async def run() -> list[Record]:
-        settings = Settings(concurrency=CONCURRENCY, **options)  # type: ignore[arg-type]
+        options.setdefault("concurrency", CONCURRENCY)
+        settings = Settings(**options)  # type: ignore[arg-type]
         transport = default_transport(settings) if engine == "httpx" else None
         try:
             return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
@@ -145,16 +147,41 @@ def test_places_of_urls_started_out_of_turn_are_dropped_from_the_queue() -> None
     a, b = line.take(shared.queue.popleft(), 0), line.take(shared.queue.popleft(), 1)
     assert (a, b) == (jobs[0], jobs[1])
     for _ in range(99):
-        line.ended(a, paced=False, held=False)  # type: ignore[arg-type]
+        line.ended(a, paced=False, held=False, answered=True)  # type: ignore[arg-type]
         a = started[-1]
     assert [job.index for job in started] == list(range(2, 200, 2))
     assert len(shared.queue) == 99 + 98  # b's, and the places of a/4 to a/198
-    line.ended(a, paced=False, held=False)  # a's last: nothing left to take
+    line.ended(a, paced=False, held=False, answered=True)  # a's last: nothing left to take
     lengths = []
     for _ in range(99):
-        line.ended(b, paced=False, held=False)  # type: ignore[arg-type]
+        line.ended(b, paced=False, held=False, answered=True)  # type: ignore[arg-type]
         b = started[-1]
         lengths.append(len(shared.queue))
     assert [job.index for job in started[99:]] == list(range(3, 200, 2))
     assert lengths == [196, *range(194, -1, -2)]
     assert all(job.stale == 0 for job in jobs)
+
+
+def test_a_host_that_never_answers_has_its_urls_tried_side_by_side(
+    servers: list[LoopbackServer],
+) -> None:
+    # Its attempts end without a response (the deadline), leaving no connection to reuse: its
+    # next URL neither waits for the slot one frees while other hosts' URLs could be passed
+    # over to it, nor takes that slot. Its four URLs start together, not 0.5 s apart.
+    hanging = LoopbackServer()
+    hanging.start()
+    try:
+        # Three slots busy for 0.3 s, the first of its URLs in the fourth; then one more URL
+        # of each other host, 0.3 s each, to be passed over to.
+        others = [one.url(f"/sleep/300?beside-hang={n}") for n, one in enumerate(servers)]
+        urls = [*others[:3], *(hanging.url(f"/hang?n={n}") for n in range(4)), *others[3:]]
+        records = fetch_all(urls, concurrency=4, timeout=0.5, retries=0)
+    finally:
+        hanging.stop()
+    assert sorted(record.url for record in records) == sorted(urls)
+    hung = [record for record in records if "/hang" in record.url]
+    assert len(hung) == 4
+    assert not any(record.ok for record in hung)
+    starts = sorted(datetime.fromisoformat(record.started_at) for record in hung)
+    span = (starts[-1] - starts[0]).total_seconds()
+    assert span < 0.75, f"the silent host's URLs started over {span:.2f} s, one after another"

@@ -99,17 +99,25 @@ class Affinity:
         line.jobs.append(job)
         job.line = line
 
-    def ended(self, job: Job, *, paced: bool, held: bool) -> None:
+    def ended(self, job: Job, *, paced: bool, held: bool, answered: bool) -> None:
         """``job``'s attempt ended: its host's next URL takes the slot, unless the overall rate
-        says when a slot is taken (``paced``) or records wait to be taken (``held``: later)."""
+        says when a slot is taken (``paced``) or records wait to be taken (``held``: later).
+
+        Only an attempt that got a whole response (``answered``) leaves a connection to reuse:
+        after a connect timeout or a body cut off, the host's next URL waits its turn as before,
+        so a dead or stalling host's URLs fail side by side, not one after another."""
         line = job.line
         if line is not None:
             line.running -= 1
+            if answered:
+                line.answered = True
             if not line.jobs:
                 if not line.running:
                     del self._lines[line.key]
                 return
         elif not job.host.queue:
+            return
+        if not answered:
             return
         if held:
             self.freed.append(job)
@@ -156,7 +164,8 @@ class Affinity:
             job = queue.popleft()
         line = job.line
         assert line is not None
-        if line.running and len(self._lines) > running:
+        # Passed over only for a host that has answered: one still connecting may never do.
+        if line.running and line.answered and len(self._lines) > running:
             for other in islice(queue, SCAN):
                 ahead = other.line
                 if not ahead.running and not other.stale and ahead.jobs[0] is other:

@@ -340,7 +340,10 @@ class Run:
             host.on_ready_list = True
             self._ready.append(host)
         self._affinity.ended(
-            job, paced=self._pacer is not None, held=self._untaken >= self._capacity
+            job,
+            paced=self._pacer is not None,
+            held=self._untaken >= self._capacity,
+            answered=record.error is None,
         )
         if self._hosts is not None:
             self._hosts.release(host, now=self._clock.time())
