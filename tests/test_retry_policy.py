@@ -172,6 +172,24 @@ def test_host_table_keeps_a_paced_host_until_its_interval_passes() -> None:
     assert len(table) == 0
 
 
+def test_the_sweep_of_idle_hosts_never_takes_the_host_being_added() -> None:
+    # A host is idle until its first URL is queued; the sweep that a new host can set off
+    # (every time the table doubles) once dropped that very host, and the run crashed when
+    # its attempt ended (KeyError: 20,000 URLs over 10,000 hosts with --per-host 2).
+    table = HostTable(limit=2, rate=None, max_errors=None)
+    hosts = []
+    for i in range(3000):
+        host = table.get(f"http://h{i}.test/", now=0.0)
+        assert table.get(f"http://h{i}.test/x", now=0.0) is host, f"host {i} was swept"
+        host.in_flight += 1  # its attempt starts: every host stays in use
+        hosts.append(host)
+    assert len(table) == 3000
+    for host in hosts:
+        host.in_flight -= 1
+        table.release(host, now=0.0)  # idle: forgotten, once each
+    assert len(table) == 0
+
+
 def test_invalid_urls_share_an_unbounded_pseudo_host() -> None:
     table = HostTable(limit=1, rate=1.0, max_errors=1)
     nowhere = table.get("not a url", now=0.0)

@@ -284,6 +284,9 @@ class HostTable:
             return self._shared_host
         host = self._hosts.get(key)
         if host is None:
+            # Before the new host is in: it is idle until its URL is queued, and would go too.
+            if len(self._hosts) >= self._sweep_at:
+                self._sweep(now)
             failures, down = self._failures.pop(key, (0, False))
             auto = None
             if self._auto:
@@ -299,8 +302,6 @@ class HostTable:
                 auto=auto,
             )
             self._hosts[key] = host
-            if len(self._hosts) >= self._sweep_at:
-                self._sweep(now)
         return host
 
     def note(
