@@ -412,3 +412,31 @@ def test_a_turn_of_the_loop_adds_a_bounded_batch_of_transfers(
     per_turn = collections.Counter(added)
     assert sum(per_turn.values()) == transfers
     assert max(per_turn.values()) == 8
+
+
+def test_one_transfer_a_second_carries_the_dns_cache_sweep(keep_alive: KeepAliveServer) -> None:
+    # Every handle keeps libcurl's DNS entries (no walk of the whole cache after each
+    # transfer); the first transfer of each second carries libcurl's 60 s timeout, and so the
+    # sweep, and its handle keeps entries again on its next transfer.
+    class Clock:
+        now = 50.0
+
+        def time(self) -> float:
+            return self.now
+
+    clock = Clock()
+    swept: list[bool] = []
+
+    async def run() -> None:
+        engine = CurlEngine(Settings(concurrency=1), clock=clock)
+        try:
+            for now in (50.0, 50.4, 50.99, 51.0, 51.5, 53.0):
+                clock.now = now
+                assert await _get(engine, keep_alive.url) == (200, 2)
+                (slot,) = engine._free  # one handle, reused by every transfer
+                swept.append(slot.sweeps_dns)
+        finally:
+            await engine.aclose()
+
+    asyncio.run(run())
+    assert swept == [True, False, False, True, False, True]

@@ -196,3 +196,14 @@ def test_a_thread_still_running_gets_the_interpreters_own_exit() -> None:
     done = _exit_probe(["--version"], setup=release)
     assert (done.returncode, done.stdout) == (0, f"afetch {__version__}\n")
     assert done.stderr.splitlines() == ["thread", "atexit", "teardown"], done.stderr
+
+
+def test_a_profiled_run_gets_the_interpreters_own_exit(tmp_path) -> None:
+    # python -m cProfile (and a tracer such as coverage) writes its results after the program
+    # returns: the fast exit would lose them.
+    stats = tmp_path / "profile.out"
+    argv = [sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "afetch", "--version"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert __version__ in done.stdout
+    assert stats.stat().st_size > 0

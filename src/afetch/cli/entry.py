@@ -56,12 +56,18 @@ def exit_without_teardown(code: int) -> NoReturn:
 
     What an exit does that matters is done here: the exit handlers run (atexit: the cache's last
     writes, :func:`ignore_signals_at_exit`) and Python's buffered stdout and stderr are flushed.
-    While a thread that is not a daemon still runs, or stdout cannot be flushed (Python reports
-    that and exits 120), the interpreter's own exit does it all, as before.
+    While a thread that is not a daemon still runs, a profiler or tracer is on, or stdout cannot
+    be flushed (Python reports that and exits 120), the interpreter's own exit does it all, as
+    before.
     """
     threading = sys.modules.get("threading")  # not loaded (--version): no other thread
-    if threading is None or all(
-        thread.daemon or thread is threading.main_thread() for thread in threading.enumerate()
+    # A profiler or tracer (python -m cProfile, coverage) writes its results after this returns.
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if not watched and (
+        threading is None
+        or all(
+            thread.daemon or thread is threading.main_thread() for thread in threading.enumerate()
+        )
     ):
         atexit._run_exitfuncs()  # and forgets them: the normal exit below would not run them twice
         try:

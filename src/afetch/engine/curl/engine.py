@@ -62,6 +62,12 @@ _SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
 #: first 500 connections were opened back to back (~30 ms) before any request went out, and
 #: their 500 answers then came bunched, each waiting on the records of those before it.
 ADDS_PER_TURN = 64
+#: libcurl's DNS cache: entries live DNS_CACHE_S (libcurl's default), swept once a
+#: DNS_SWEEP_S at most. Every handle keeps entries forever (setup.new_handle), so that libcurl
+#: does not walk the whole cache after each transfer; one transfer a second carries the
+#: timeout, and the walk, for all (libcurl prunes by the timeout of the transfer ending).
+DNS_CACHE_S = 60
+DNS_SWEEP_S = 1.0
 
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
@@ -123,6 +129,7 @@ class CurlEngine(LoopDriver):
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
         self._finish_soon = False
+        self._dns_sweep_at = 0.0  # the first transfer sweeps (an empty cache: nothing to walk)
         self._free: list[_Transfer] = []
         self._slot_of: dict[pycurl.Curl, _Transfer] = {}  # type: ignore[assignment]
         #: Transfers started on callbacks, to add to the multi handle together on the next turn.
@@ -188,6 +195,14 @@ class CurlEngine(LoopDriver):
             headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Transfer(self)
         slot.prepare(request, headers)
+        now = self._time()
+        if now >= self._dns_sweep_at:
+            self._dns_sweep_at = now + DNS_SWEEP_S
+            slot.curl.setopt(pycurl.DNS_CACHE_TIMEOUT, DNS_CACHE_S)
+            slot.sweeps_dns = True
+        elif slot.sweeps_dns:
+            slot.curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
+            slot.sweeps_dns = False
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = on_done

@@ -49,6 +49,10 @@ def new_handle(
     if share is not None:
         curl.setopt(pycurl.SHARE, share)
     curl.setopt(pycurl.NOSIGNAL, 1)
+    # Kept until the engine's sweep (CurlEngine.start_transfer): with a timeout, libcurl walks
+    # its whole DNS cache at the end of every transfer, one entry per host seen in the last
+    # minute (20,000 URLs over 10,000 hosts: 55 % of the run's CPU).
+    curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
     curl.setopt(pycurl.PROTOCOLS, _HTTP_ONLY)
     curl.setopt(pycurl.REDIR_PROTOCOLS, _HTTP_ONLY)
     curl.setopt(pycurl.FOLLOWLOCATION, 0)

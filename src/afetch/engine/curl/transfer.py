@@ -91,6 +91,7 @@ class _Transfer:
         "sink",
         "skip",
         "status",
+        "sweeps_dns",
         "timeout_ms",
         "tls_line",
         "unpausing",
@@ -113,6 +114,8 @@ class _Transfer:
         self.timeout_ms = -1
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
+        #: This handle carries the run's DNS cache sweep (CurlEngine.start_transfer).
+        self.sweeps_dns = False
         self.pending = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
