@@ -144,7 +144,7 @@ def test_places_of_urls_started_out_of_turn_are_dropped_from_the_queue() -> None
     for job in jobs:
         line.add(job, affinity.host_of(job.url))  # type: ignore[arg-type]
         shared.queue.append(job)
-    a, b = line.take(shared.queue.popleft(), 0), line.take(shared.queue.popleft(), 1)
+    a, b = line.take(shared.queue.popleft()), line.take(shared.queue.popleft())
     assert (a, b) == (jobs[0], jobs[1])
     for _ in range(99):
         line.ended(a, paced=False, held=False, answered=True)  # type: ignore[arg-type]

@@ -10,17 +10,16 @@ order, or hosts in turn with per-host options).
 
 No URL starves: a URL is taken out of turn only if it was read fewer than ``reach`` URLs after
 the one whose turn it is (the head of the line). Those are finitely many, each tried a bounded
-number of times, so after them the freed slots go to the head again. A free slot may also pass
-over the head for a URL a little further whose host has nothing in flight
-(:meth:`Affinity.take`), but only while the head's host has an attempt in flight: when that
-ends, its slot takes the head.
+number of times, so after them the freed slots go to the head again. A free slot never passes
+over the head, so a slow host's URLs do not wait for one another: its next URL runs beside the
+first once its turn comes (passing over a busy host's URL for an idle host's saved no
+connections in the lab, and chained a slow host's URLs into one long tail).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from itertools import islice
 from typing import TYPE_CHECKING
 
 from afetch.schedule.job import Job, Line
@@ -57,11 +56,6 @@ def host_of(url: str) -> str:
     """
     end = url.find("/", 8)  # past "https://" and the host's first character
     return url if end < 0 else url[:end]
-
-
-#: How far past the head of the queue a free slot looks for a URL of a host with no attempt in
-#: flight (whose own freed slot would otherwise take it, on its connection): a few loop steps.
-SCAN = 32
 
 
 class Affinity:
@@ -109,8 +103,6 @@ class Affinity:
         line = job.line
         if line is not None:
             line.running -= 1
-            if answered:
-                line.answered = True
             if not line.jobs:
                 if not line.running:
                     del self._lines[line.key]
@@ -151,11 +143,9 @@ class Affinity:
         line.running += 1
         self._start(job)
 
-    def take(self, job: Job, running: int) -> Job | None:
+    def take(self, job: Job) -> Job | None:
         """The shared queue's URL to start in a free slot: ``job``, just taken off its front,
-        or if that started out of order, the next that did not (None: none is left); and if
-        its host has an attempt in flight (whose slot will take it), the first URL a little
-        further of a host with none, if there are such hosts (more lines than attempts)."""
+        or if that started out of order, the next that did not (None: none is left)."""
         queue = self._queue
         while job.stale:
             job.stale -= 1
@@ -164,15 +154,6 @@ class Affinity:
             job = queue.popleft()
         line = job.line
         assert line is not None
-        # Passed over only for a host that has answered: one still connecting may never do.
-        if line.running and line.answered and len(self._lines) > running:
-            for other in islice(queue, SCAN):
-                ahead = other.line
-                if not ahead.running and not other.stale and ahead.jobs[0] is other:
-                    queue.appendleft(job)
-                    other.stale += 1
-                    job, line = other, ahead
-                    break
         line.jobs.popleft()
         line.running += 1
         return job

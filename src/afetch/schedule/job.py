@@ -62,11 +62,9 @@ class Line:
     """One host's URLs in the shared queue, in queue order, and its attempts in flight
     (schedule.affinity)."""
 
-    __slots__ = ("answered", "jobs", "key", "running")
+    __slots__ = ("jobs", "key", "running")
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.jobs: deque[Job] = deque()
         self.running = 0
-        #: An attempt of this host got a whole response (its connection was worth waiting for).
-        self.answered = False

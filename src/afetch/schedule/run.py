@@ -221,7 +221,7 @@ class Run:
         """Start the next URL of the host at the head of the ready line."""
         job = host.queue.popleft()
         if self._hosts is None:
-            job = self._affinity.take(job, self._running)
+            job = self._affinity.take(job)
             if job is None:  # each had started out of turn
                 self._set_aside(host)
                 return
