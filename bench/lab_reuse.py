@@ -10,9 +10,11 @@ A variant is ``NAME`` (this checkout's afetch), ``NAME=SRC`` (the afetch in SRC,
 from ``git archive``) and, for a tree with schedule/affinity.py, ``NAME:N`` runs it with a
 look-ahead floor of N URLs (LOOKAHEAD_MIN; 0: 4 × -c). As root, with the bench extra.
 ``--clean``: no dead or slow-drip hosts and no lost DNS queries (else the lab's defaults).
-Every run: connect timeout 10 s, request deadline 30 s, no retries. Per run: wall, afetch's CPU
-(user + system, wait4), the lab's CPU, the lab's counters (connections, requests, DNS queries)
-and the records fetched.
+Every run: connect timeout 10 s, request deadline 30 s, no retries. First the ideal of the list
+(bench/lab_plan.py, as bench/run.py's); per run: wall and its ratio to the ideal, afetch's CPU
+(user + system) and peak RSS (wait4), the lab's CPU, the lab's counters (connections, requests,
+DNS queries) and the records fetched. The issue's full workload:
+``python bench/lab_reuse.py --names 10000 --urls 50000 -c 500 --variant head``.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import lab_plan
 from lab import Lab
 from lab_plan import LabSettings
 
@@ -61,8 +63,12 @@ def main() -> None:
         urls.write_text("\n".join(lab.urls) + "\n")
         runner = Path(folder) / "runner.py"
         runner.write_text(RUNNER)
+        ideal, bound = lab_plan.ideal_seconds(settings, lab.hosts, lab.urls, args.concurrency)
+        print(json.dumps({"ideal_s": round(ideal, 2), "lower_bound_s": round(bound, 2)}))
         for variant in args.variant:
-            print(json.dumps(run(lab, settings, variant, urls, runner, args.concurrency)))
+            row = run(lab, settings, variant, urls, runner, args.concurrency)
+            row["x_ideal"] = round(row["wall_s"] / ideal, 2)  # type: ignore[operator]
+            print(json.dumps(row), flush=True)
 
 
 def run(
@@ -78,23 +84,30 @@ def run(
     argv += ["--cacert", str(lab.ca), "--no-progress", "--connect-timeout"]
     argv += [str(settings.connect_timeout_s), "--timeout", str(settings.max_time_s)]
     before, lab_cpu = lab.counters(), lab.server_cpu()
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    done = subprocess.run(lab.wrap(argv), capture_output=True, env=env, check=False)
-    wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(lab.wrap(argv), stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)  # this afetch alone: its CPU and peak RSS
+        wall = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     counters = lab.counters()
+    records = stdout.count(b"\n")
     row: dict[str, object] = {
         "variant": variant,
         "wall_s": round(wall, 2),
-        "cpu_s": round(after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "cpu_ms_per_url": round((usage.ru_utime + usage.ru_stime) * 1000 / max(1, records), 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
         "lab_cpu_s": round(lab.server_cpu() - lab_cpu, 2),
-        "records": done.stdout.count(b"\n"),
-        "ok": done.stdout.count(b'"ok":true'),
+        "records": records,
+        "ok": stdout.count(b'"ok":true'),
     }
     row.update({key: value - before.get(key, 0) for key, value in counters.items()})
-    if done.returncode not in (0, 1):
-        row["stderr"] = done.stderr[-500:].decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        row["stderr"] = stderr[-500:].decode(errors="replace")
     return row
 
 
