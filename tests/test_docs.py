@@ -56,6 +56,7 @@ OTHER_TOOLS_OPTIONS = {
         "--many-urls",
         "--many-runs",
         "--engines",
+        "--afetch-shards",
         # The internet-like lab (bench/lab.py).
         "--internet-urls",
         "--internet-names",
