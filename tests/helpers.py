@@ -44,6 +44,39 @@ def serving(server: socketserver.BaseServer) -> Iterator[None]:
         server.server_close()
 
 
+def fetch_on(urls: list[str], engine: str = "curl", **options: Any) -> list[Record]:
+    """``afetch.fetch`` over ``urls`` with ``Settings(**options)``, on the curl engine or, for
+    ``engine="httpx"``, on the httpx transport (closed after)."""
+    from afetch._settings import Settings
+    from afetch.engine.httpx_adapter import default_transport
+
+    async def run() -> list[Record]:
+        settings = Settings(**options)
+        transport = default_transport(settings) if engine == "httpx" else None
+        try:
+            return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
+        finally:
+            if transport is not None:
+                await transport.aclose()
+
+    return asyncio.run(run())
+
+
+@contextlib.contextmanager
+def loopback_servers(count: int) -> Iterator[list[Any]]:
+    """``count`` LoopbackServers (each a host of its own: its own port), started; stopped after."""
+    from afetch._loopback import LoopbackServer
+
+    started = [LoopbackServer() for _ in range(count)]
+    for one in started:
+        one.start()
+    try:
+        yield started
+    finally:
+        for one in started:
+            one.stop()
+
+
 def by_url(records: Iterable[Record]) -> dict[str, Record]:
     return {record.url: record for record in records}
 

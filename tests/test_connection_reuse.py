@@ -19,8 +19,8 @@ from afetch._record import Record
 from afetch._settings import Settings
 from afetch.engine.connections import PER_SLOT, fitting
 from afetch.engine.guard import AddressCheck
-from afetch.engine.httpx_adapter import default_transport
 from tests.cli_run import cli_env, jsonl
+from tests.helpers import fetch_on, loopback_servers
 
 resource = pytest.importorskip("resource")
 
@@ -30,27 +30,12 @@ CONCURRENCY = 2
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[LoopbackServer]]:
-    started = [LoopbackServer() for _ in range(HOSTS)]
-    for one in started:
-        one.start()
-    yield started
-    for one in started:
-        one.stop()
+    with loopback_servers(HOSTS) as started:
+        yield started
 
 
 def fetch_all(urls: list[str], engine: str, concurrency: int) -> list[Record]:
-    async def run() -> list[Record]:
-        import afetch
-
-        settings = Settings(concurrency=concurrency)
-        transport = default_transport(settings) if engine == "httpx" else None
-        try:
-            return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
-        finally:
-            if transport is not None:
-                await transport.aclose()
-
-    return asyncio.run(run())
+    return fetch_on(urls, engine, concurrency=concurrency)
 
 
 def connections(servers: list[LoopbackServer]) -> int:

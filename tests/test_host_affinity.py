@@ -6,7 +6,6 @@ Connections are counted by the servers themselves (LoopbackServer.stats.connecti
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import deque
@@ -15,15 +14,13 @@ from datetime import datetime
 
 import pytest
 
-import afetch
 from afetch._loopback import LoopbackServer
 from afetch._record import Record
-from afetch._settings import Settings
-from afetch.engine.httpx_adapter import default_transport
 from afetch.schedule import affinity
 from afetch.schedule.hosts import Host
 from afetch.schedule.job import Job
 from tests.fake_clock import FakeClock, SlowServer, collect_on
+from tests.helpers import fetch_on, loopback_servers
 
 #: More hosts than the engine's pool holds at -c 2 (4 × 2 connections), each several times.
 HOSTS = 16
@@ -33,12 +30,8 @@ CONCURRENCY = 2
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[list[LoopbackServer]]:
-    started = [LoopbackServer() for _ in range(HOSTS)]
-    for one in started:
-        one.start()
-    yield started
-    for one in started:
-        one.stop()
+    with loopback_servers(HOSTS) as started:
+        yield started
 
 
 def shuffled(servers: list[LoopbackServer], path: str = "/ok?size=1&n={n}") -> list[str]:
@@ -48,17 +41,8 @@ def shuffled(servers: list[LoopbackServer], path: str = "/ok?size=1&n={n}") -> l
 
 
 def fetch_all(urls: list[str], engine: str = "curl", **options: object) -> list[Record]:
-    async def run() -> list[Record]:
-        options.setdefault("concurrency", CONCURRENCY)
-        settings = Settings(**options)  # type: ignore[arg-type]
-        transport = default_transport(settings) if engine == "httpx" else None
-        try:
-            return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
-        finally:
-            if transport is not None:
-                await transport.aclose()
-
-    return asyncio.run(run())
+    options.setdefault("concurrency", CONCURRENCY)
+    return fetch_on(urls, engine, **options)
 
 
 def opened(servers: list[LoopbackServer], before: int) -> int:
