@@ -88,7 +88,8 @@ async def fetch(
     their records say ``confirmed`` (see :mod:`afetch.schedule.confirm`).
     URLs of a host at its limit are parked (at most ``max(4 * concurrency, 20000)`` URLs wait at a
     time, see :mod:`afetch.schedule.affinity`) so the other hosts keep every free slot busy; the
-    slot an attempt frees goes to its host's next waiting URL first, on the same connection.
+    slot an attempt frees with a whole response goes to its host's next waiting URL first, on
+    the same connection.
     With ``ordered``, records come in input order from a bounded reorder window (see
     :mod:`afetch.schedule.ordering`). A ``gauge``
     (:class:`afetch.schedule.gauge.Gauge`) is kept up to date with the attempts in flight, for a
