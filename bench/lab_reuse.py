@@ -50,14 +50,22 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=4000)
     parser.add_argument("-c", "--concurrency", type=int, default=200)
     parser.add_argument("--clean", action="store_true")
+    parser.add_argument(
+        "--dns-p50-ms", type=float, default=LabSettings.dns_p50_ms, help="0: answers at once"
+    )
     parser.add_argument("--variant", action="append", required=True)
     args = parser.parse_args()
     if args.clean:
         settings = LabSettings(
-            names=args.names, urls=args.urls, dead_share=0, drip_share=0, dns_loss=0
+            names=args.names,
+            urls=args.urls,
+            dead_share=0,
+            drip_share=0,
+            dns_loss=0,
+            dns_p50_ms=args.dns_p50_ms,
         )
     else:
-        settings = LabSettings(names=args.names, urls=args.urls)
+        settings = LabSettings(names=args.names, urls=args.urls, dns_p50_ms=args.dns_p50_ms)
     with tempfile.TemporaryDirectory() as folder, Lab(settings, Path(folder)) as lab:
         urls = Path(folder) / "urls.txt"
         urls.write_text("\n".join(lab.urls) + "\n")

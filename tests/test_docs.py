@@ -79,7 +79,7 @@ OTHER_TOOLS_OPTIONS = {
     "pytest (docs/development.md)": {"--dist", "--pdb"},
     "bench/engines/curl_multi.py": {"--idle-reader", "--own-epoll"},
     "bench/output_cost.py": {"--micro", "--records", "--work-us", "--before"},
-    "bench/lab_reuse.py": {"--names", "--urls", "--clean", "--variant"},
+    "bench/lab_reuse.py": {"--names", "--urls", "--clean", "--variant", "--dns-p50-ms"},
     "bench/progress_cost.py": {"--rounds"},
     "bench/dns_scale.py": {"--names"},
     "bench/cron_overhead.py, bench/history_store.py": {"--repeat", "--urls", "--src"},
