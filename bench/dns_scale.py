@@ -196,14 +196,7 @@ def main() -> int:
                                 str(urls),
                                 "-c",
                                 str(concurrency),
-                                "--retries",
-                                "0",
-                                "--connect-timeout",
-                                str(settings.connect_timeout_s),
-                                "--timeout",
-                                str(settings.max_time_s),
-                                "--cacert",
-                                str(lab.ca),
+                                *lab.afetch_flags(),
                             ]
                             run = run_once(lab, argv, workdir / "out.jsonl")
                             found[variant].append(run)

@@ -102,6 +102,21 @@ class Lab:
         lab_plan.write(self.plan, settings, self.hosts)
         self.ca, self.cert, self.key = write_certificates(self.dir)
 
+    def afetch_flags(self) -> list[str]:
+        """What every afetch run in the lab is given, as every other client: no retries, the
+        lab's connect timeout and request deadline, and its CA."""
+        settings = self.settings
+        return [
+            "--retries",
+            "0",
+            "--connect-timeout",
+            str(settings.connect_timeout_s),
+            "--timeout",
+            str(settings.max_time_s),
+            "--cacert",
+            str(self.ca),
+        ]
+
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside the lab (``ip netns exec`` execs it: wait4 still sees the tool)."""
         return ["ip", "netns", "exec", self.namespace, *argv]

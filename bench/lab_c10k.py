@@ -170,14 +170,7 @@ def c10k(args: argparse.Namespace, workdir: Path, settings: LabSettings) -> list
                 "-c",
                 str(concurrency),
                 "--no-progress",
-                "--retries",
-                "0",
-                "--connect-timeout",
-                str(settings.connect_timeout_s),
-                "--timeout",
-                str(settings.max_time_s),
-                "--cacert",
-                str(lab.ca),
+                *lab.afetch_flags(),
                 *args.c10k_extra,
             ]
         )

@@ -74,23 +74,20 @@ def main() -> None:
         ideal, bound = lab_plan.ideal_seconds(settings, lab.hosts, lab.urls, args.concurrency)
         print(json.dumps({"ideal_s": round(ideal, 2), "lower_bound_s": round(bound, 2)}))
         for variant in args.variant:
-            row = run(lab, settings, variant, urls, runner, args.concurrency)
+            row = run(lab, variant, urls, runner, args.concurrency)
             row["x_ideal"] = round(row["wall_s"] / ideal, 2)  # type: ignore[operator]
             print(json.dumps(row), flush=True)
 
 
-def run(
-    lab: Lab, settings: LabSettings, variant: str, urls: Path, runner: Path, concurrency: int
-) -> dict[str, object]:
+def run(lab: Lab, variant: str, urls: Path, runner: Path, concurrency: int) -> dict[str, object]:
     env = dict(os.environ)
     name, _, src = variant.partition("=")
     name, _, floor = name.partition(":")
     env["LAB_REUSE_LOOKAHEAD"] = floor
     if src:
         env["PYTHONPATH"] = src
-    argv = [sys.executable, str(runner), str(urls), "-c", str(concurrency), "--retries", "0"]
-    argv += ["--cacert", str(lab.ca), "--no-progress", "--connect-timeout"]
-    argv += [str(settings.connect_timeout_s), "--timeout", str(settings.max_time_s)]
+    argv = [sys.executable, str(runner), str(urls), "-c", str(concurrency), "--no-progress"]
+    argv += lab.afetch_flags()
     before, lab_cpu = lab.counters(), lab.server_cpu()
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -889,16 +889,7 @@ def internet(args: argparse.Namespace, workdir: Path) -> list[str]:
     concurrency = args.internet_concurrency
     with Lab(settings, workdir, servers=args.lab_servers) as lab:
         urls = write_lines(workdir / "internet.txt", iter(lab.urls))
-        afetch_extra = [
-            "--retries",
-            "0",
-            "--connect-timeout",
-            str(settings.connect_timeout_s),
-            "--timeout",
-            str(settings.max_time_s),
-            "--cacert",
-            str(lab.ca),
-        ]
+        afetch_extra = lab.afetch_flags()
         tools = peer_tools(
             args, urls, concurrency, workdir=workdir, httpx_runs=0, afetch_extra=afetch_extra
         )
