@@ -121,6 +121,9 @@ class Fetcher:
         self.prefetch = (
             None if cache is None or self._plain[0] not in ("GET", "HEAD") else (cache.prefetch)
         )
+        #: Told the origin of each URL the scheduler reads ahead: the engine looks its host up
+        #: (not under --no-private, whose check resolves and pins each request's address).
+        self.resolve_ahead = engine.resolve_ahead if address_check is None else None
         # An attempt that writes a file (--save-dir) or awaits a look-up (--no-private) is run
         # under attempt(): a cancelled run then cancels it, and its partial file is removed.
         self._counts = settings.save_dir is None and address_check is None

@@ -146,6 +146,10 @@ class Engine(Protocol):
     """What speaks HTTP: one transfer at a time, on callbacks (the shape of Tornado's
     ``curl_httpclient``); the fetcher's attempt machine runs over it."""
 
+    #: Told the origin (``scheme://authority``) of each URL the run reads ahead, to look its
+    #: host up before its first transfer (afetch.engine.names); None: the engine does not.
+    resolve_ahead: Callable[[str], None] | None
+
     def start_transfer(
         self,
         request: Request,

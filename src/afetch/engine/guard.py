@@ -24,13 +24,12 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from afetch._errors import Blocked
+from afetch.engine.names import MAX_LOOKUPS
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-#: The most lookup threads one check runs, whatever ``-c``.
-MAX_LOOKUPS = 64
 #: Decides whether a request may go to ``(address, port)``.
 AddressPolicy = Callable[[IPAddress, int], bool]
 #: Resolves ``(host, port)`` to addresses, in the order to try them.

@@ -54,6 +54,9 @@ class HttpxEngine:
     (200, 5)
     """
 
+    #: The transport resolves names itself (its own pool, a mock, a proxy).
+    resolve_ahead = None
+
     def __init__(
         self,
         transport: httpx.AsyncBaseTransport,

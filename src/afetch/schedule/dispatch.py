@@ -3,7 +3,8 @@
 Everything the scheduler asks of :class:`afetch.attempt.fetcher.Fetcher` is settled here: how
 an attempt runs, on callbacks (:attr:`Dispatch.direct`: ``Fetcher.start``, for plain URLs when
 the fetcher allows it; the run calls it itself, no hop per URL) or in a worker task (``await
-Fetcher.attempt``); the ``--cache`` look-ahead (``Fetcher.prefetch``); the record of a URL never
+Fetcher.attempt``); the ``--cache`` look-ahead (``Fetcher.prefetch``) and the engine's look-ahead
+of host names (``Fetcher.resolve_ahead``); the record of a URL never
 tried (``Fetcher.unattempted``); and the pacing of the requests the fetcher adds of its own
 (``Fetcher.pace_extra``). The run (:class:`afetch.schedule.run.Run`) starts a job and hears
 "this job's attempt ended with this record" (and counts the attempt in it).
@@ -42,6 +43,7 @@ class Dispatch:
         "capacity",
         "direct",
         "prefetch",
+        "resolve_ahead",
     )
 
     def __init__(
@@ -60,6 +62,9 @@ class Dispatch:
         #: --cache's look-ahead: told of each plain URL read, before its attempt starts (the run
         #: calls it itself: one test, no call, per URL without --cache).
         self.prefetch = getattr(fetcher, "prefetch", None)
+        #: The engine's look-ahead of host names: told the origin of each URL read (the run
+        #: calls it itself too).
+        self.resolve_ahead = getattr(fetcher, "resolve_ahead", None)
         if pace_extra is not None and hasattr(fetcher, "pace_extra"):
             fetcher.pace_extra(pace_extra)  # requests of its own (--include soft404's canaries)
         #: Plain URLs go to the fetcher's callback path when it has one (no worker task): the

@@ -96,6 +96,7 @@ class Run:
             pace_extra=self._pacing.extra,
         )
         self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
+        self._resolve_ahead = dispatch.resolve_ahead
         self._lookahead = reach = lookahead(capacity, prefetch=self._prefetch is not None)
         # Read in batches of at most 2 × concurrency (a batch is read in one go on the loop).
         self._intake = Intake(reach, batch=min(reach // 2, 2 * capacity))
@@ -131,15 +132,18 @@ class Run:
 
     def _admit(self, url: Item) -> None:
         where = url if type(url) is str else url.url
+        end = where.find("/", 8)  # host_of, inlined
+        origin = where if end < 0 else where[:end]
         if self._hosts is None:
             job = Job(url, self._shared_host, self._next_index)
-            end = where.find("/", 8)  # host_of, inlined
-            self._affinity.add(job, where if end < 0 else where[:end])
+            self._affinity.add(job, origin)
             self._shared_host.queue.append(job)
             self._mark_ready(self._shared_host)
         else:
             job = Job(url, self._hosts.get(where, now=self._clock.time()), self._next_index)
             self._enqueue(job)
+        if self._resolve_ahead is not None:
+            self._resolve_ahead(origin)  # the engine looks the host up while the URL waits
         self._waiting += 1
         prefetch = self._prefetch
         if prefetch is not None and type(url) is str:

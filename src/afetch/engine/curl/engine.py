@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import TYPE_CHECKING, Any
 
 import pycurl
@@ -47,8 +47,11 @@ from afetch.engine.curl.setup import (
     _HeaderLists,
     _no_certificate,
     _tls_probe,
+    may_use_proxy,
+    resolve_line,
 )
 from afetch.engine.curl.transfer import _Transfer
+from afetch.engine.names import NamesAhead
 
 if TYPE_CHECKING:
     from afetch.engine.tls import TlsDetails
@@ -156,6 +159,13 @@ class CurlEngine(LoopDriver):
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
+        #: Host names looked up ahead on threads of the run's own (libcurl's resolver runs 20
+        #: lookups at once); none through a proxy, which resolves names itself.
+        self._names: NamesAhead | None = None
+        self.resolve_ahead: Callable[[str], None] | None = None
+        if not may_use_proxy(settings):
+            self._names = NamesAhead(lookups=settings.concurrency, time=self._time)
+            self.resolve_ahead = self._names.ask
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -203,6 +213,17 @@ class CurlEngine(LoopDriver):
         elif slot.sweeps_dns:
             slot.curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
             slot.sweeps_dns = False
+        names = self._names
+        if names is not None:
+            url = request.url
+            end = url.find("/", 8)
+            answer = names.take(url if end < 0 else url[:end])
+            if answer is not None:  # into libcurl's DNS cache, for this transfer and the next
+                slot.curl.setopt(pycurl.RESOLVE, [resolve_line(*answer)])
+                slot.resolves = True
+            elif slot.resolves:  # or libcurl would load the line again on this transfer
+                slot.curl.setopt(pycurl.RESOLVE, [])
+                slot.resolves = False
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = on_done
@@ -352,6 +373,8 @@ class CurlEngine(LoopDriver):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._names is not None:
+            self._names.close()
         self._multi.close()
         for slot in self._free:
             slot.curl.close()

@@ -211,6 +211,24 @@ def _set_proxy(curl: pycurl.Curl, settings: Settings, cainfo: str) -> None:
         curl.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
 
 
+def may_use_proxy(settings: Settings) -> bool:
+    """Whether a request may go through a proxy (--proxy, or the environment's, as libcurl
+    reads it when --proxy is not given)."""
+    if settings.proxy is not None:
+        return bool(settings.proxy)
+    return any(name in os.environ for name in _PROXY_ENVIRONMENT if "no_" not in name.lower())
+
+
+def resolve_line(host: str, port: int, addresses: list[str]) -> str:
+    """A ``CURLOPT_RESOLVE`` line whose entry expires as libcurl's own do (the ``+``).
+
+    >>> resolve_line("a.test", 443, ["192.0.2.1", "2001:db8::1"])
+    '+a.test:443:192.0.2.1,[2001:db8::1]'
+    """
+    listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+    return f"+{host}:{port}:{listed}"
+
+
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     host = parts.hostname or ""

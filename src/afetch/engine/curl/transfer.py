@@ -85,6 +85,7 @@ class _Transfer:
         "proxy_headers",
         "received",
         "request",
+        "resolves",
         "response",
         "searchable",
         "server_headers",
@@ -116,6 +117,8 @@ class _Transfer:
         self.pinned = False
         #: This handle carries the run's DNS cache sweep (CurlEngine.start_transfer).
         self.sweeps_dns = False
+        #: This handle carries a line of names looked up ahead (CurlEngine.start_transfer).
+        self.resolves = False
         self.pending = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None

@@ -1,0 +1,167 @@
+"""Host names looked up ahead: a run's coming hosts resolved on threads before their transfers.
+
+libcurl's threaded resolver runs at most 20 lookups at once (``CURLMOPT_RESOLVE_THREADS_MAX``,
+which PycURL 7.49 cannot raise): with DNS taking 20 ms, about a thousand names a second, and a
+run over 10,000 names waited on it (docs/performance.md, "Names looked up ahead"). The run
+tells the engine each URL's origin as it reads the URL, up to its look-ahead before the URL
+starts (:meth:`NamesAhead.ask`); up to ``lookups`` threads of the run's own resolve it with
+``getaddrinfo``, as libcurl's resolver does; the engine gives the addresses to the first
+transfer to that origin (:meth:`NamesAhead.take`; libcurl: ``CURLOPT_RESOLVE``).
+
+Nothing else changes: a name not resolved yet, or whose lookup failed, is resolved by the
+engine as before (so its errors and timeouts read as they always did); IP literals and
+``localhost`` names are not looked up; an answer is used for ``TTL`` seconds at most, libcurl's
+own DNS cache time. Lookup threads are daemons: a run never waits for a slow lookup to end.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+from queue import SimpleQueue
+from urllib.parse import urlsplit
+
+#: The most lookup threads, whatever ``-c`` (the --no-private check's bound too).
+MAX_LOOKUPS = 64
+#: Seconds an answer is used: libcurl's DNS cache time.
+TTL = 60.0
+#: Origins remembered (asked, or answered and not yet taken); the oldest go first beyond it.
+MAX_ORIGINS = 50_000
+
+#: An answer: (host, port, addresses in the order to try them).
+Answer = tuple[str, int, list[str]]
+#: Resolves (host, port) to addresses, blocking (run on a lookup thread).
+Lookup = Callable[[str, int], list[str]]
+
+
+def system_lookup(host: str, port: int) -> list[str]:
+    """``getaddrinfo``'s addresses for ``host``, for a stream socket, in its order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def worth_asking(origin: str) -> bool:
+    """Whether ``origin`` (``scheme://authority``, as the run groups URLs) names a host to look
+    up: http or https, not an IP literal (a host ending in a digit or ``]``: no top-level domain
+    is numeric), not ``localhost`` (libcurl answers it itself), and nothing odd in it.
+
+    >>> [worth_asking(o) for o in ("https://a.test", "http://a.test:8080", "http://127.0.0.1:80")]
+    [True, True, False]
+    >>> [worth_asking(o) for o in ("http://[::1]:80", "http://x.localhost", "ftp://a.test")]
+    [False, False, False]
+    """
+    if not origin.startswith(("http://", "https://")):
+        return False
+    end = origin.rfind(":")
+    if end < 6 or not origin[end + 1 :].isdigit():  # no port: the host runs to the end
+        end = len(origin)
+    last = origin[end - 1 : end]
+    if not last or last.isdigit() or last in "].":
+        return False
+    host = origin[origin.find("//") + 2 : end].lower()
+    return not (host == "localhost" or host.endswith(".localhost") or "%" in host)
+
+
+def _host_port(origin: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(origin)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if not host or not host.isascii():  # IDNs: libcurl's own conversion, not Python's
+        return None
+    return host, port or (443 if parts.scheme == "https" else 80)
+
+
+class NamesAhead:
+    """The lookups of one engine. Loop side: :meth:`ask` and :meth:`take`, on the loop only;
+    lookup threads hand answers back through a deque (appends are thread-safe), which the loop
+    drains when it takes one, so an answer costs the loop no wake-up.
+
+    >>> import time
+    >>> ahead = NamesAhead(lookups=2, time=time.monotonic, lookup=lambda h, p: ["192.0.2.7"])
+    >>> ahead.ask("https://a.test")
+    >>> for _ in range(200):
+    ...     if ahead.answers:
+    ...         break
+    ...     time.sleep(0.01)
+    >>> ahead.take("https://a.test"), ahead.take("https://a.test")
+    (('a.test', 443, ['192.0.2.7']), None)
+    >>> ahead.close()
+    """
+
+    __slots__ = ("_asked", "_lookup", "_max", "_queue", "_ready", "_threads", "_time", "answers")
+
+    def __init__(
+        self, *, lookups: int, time: Callable[[], float], lookup: Lookup | None = None
+    ) -> None:
+        self._max = max(1, min(lookups, MAX_LOOKUPS))
+        self._time = time
+        self._lookup = lookup or system_lookup
+        self._threads = 0
+        self._queue: SimpleQueue[tuple[str, float] | None] = SimpleQueue()
+        #: origin → when it was asked (its answer is good until TTL after that).
+        self._asked: dict[str, float] = {}
+        #: origin → (answer, when asked): answered, not yet taken.
+        self._ready: dict[str, tuple[Answer, float]] = {}
+        #: (origin, answer, when asked), appended by the lookup threads.
+        self.answers: deque[tuple[str, Answer, float]] = deque()
+
+    def ask(self, origin: str) -> None:
+        """Look up ``origin``'s host ahead, unless it was asked less than TTL ago or is not a
+        name to look up (cheap: called for every URL read)."""
+        now = self._time()
+        asked = self._asked.get(origin)
+        if asked is not None and now - asked < TTL:
+            return
+        if not worth_asking(origin):
+            return
+        self._remember(self._asked, origin, now)
+        self._queue.put((origin, now))
+        if self._threads < self._max:
+            self._threads += 1
+            threading.Thread(target=self._work, name="afetch-names", daemon=True).start()
+
+    def take(self, origin: str) -> Answer | None:
+        """The answer for ``origin`` if one came and was not taken yet, and is still fresh."""
+        answers = self.answers
+        while answers:
+            found, answer, asked = answers.popleft()
+            self._remember(self._ready, found, (answer, asked))
+        entry = self._ready.pop(origin, None)
+        if entry is None or self._time() - entry[1] >= TTL:
+            return None
+        return entry[0]
+
+    @staticmethod
+    def _remember(table: dict[str, object], origin: str, value: object) -> None:
+        table.pop(origin, None)  # re-inserted at the end: the oldest stay first
+        table[origin] = value
+        if len(table) > MAX_ORIGINS:
+            del table[next(iter(table))]
+
+    def close(self) -> None:
+        """Drops the lookups not begun and lets the threads end (each after the lookup it is
+        in, unwaited)."""
+        queue = self._queue
+        while not queue.empty():
+            queue.get_nowait()
+        for _ in range(self._threads):
+            self._queue.put(None)
+        self._threads = 0
+
+    def _work(self) -> None:
+        queue, lookup, answers = self._queue, self._lookup, self.answers
+        while (item := queue.get()) is not None:
+            origin, asked = item
+            where = _host_port(origin)
+            if where is None:
+                continue
+            try:
+                addresses = lookup(*where)
+            except (OSError, UnicodeError, ValueError):
+                continue  # the engine resolves it itself, and says why it fails
+            if addresses:
+                answers.append((origin, (where[0], where[1], addresses), asked))
