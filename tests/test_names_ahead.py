@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import socket
 import threading
+import time
 
 import pytest
 from hypothesis import given
@@ -85,11 +86,9 @@ def test_the_first_transfer_to_a_host_looked_up_ahead_carries_its_address(
 def test_a_run_looks_up_each_host_once_and_fetches_it(
     lookups: Lookups, server: LoopbackServer
 ) -> None:
-    # The first URL holds the one slot while the rest are read ahead and their hosts looked up.
-    first = f"http://127.0.0.1:{server.port}/sleep/500"
-    urls = [first] + [f"http://h{i % 5}.test:{server.port}/ok?{i}" for i in range(20)]
-    records = fetch_on(urls, concurrency=1)
-    assert sorted(r.status for r in records) == [200] * 21
+    urls = [f"http://h{i % 5}.test:{server.port}/ok?{i}" for i in range(20)]
+    records = fetch_on(urls, concurrency=2)
+    assert sorted(r.status for r in records) == [200] * 20
     assert sorted(lookups.asked) == [(f"h{i}.test", server.port) for i in range(5)]
 
 
@@ -138,6 +137,104 @@ def test_nothing_is_looked_up_through_a_proxy_or_under_no_private(
 
     assert asyncio.run(fetcher_ahead(Settings(no_private=True))) is False
     assert asyncio.run(fetcher_ahead(Settings())) is True
+
+
+def _held_transfer(
+    lookup: names.Lookup, url: str, settings: Settings, *, cancel: bool = False
+) -> tuple[object, float, CurlEngine]:
+    """Start a transfer to ``url`` just after its origin was asked of ``lookup``: the response
+    status (or the failure), the seconds it took, and the engine (closed; ``free``: its pooled
+    handles before that)."""
+    end = url.find("/", 8)
+
+    async def run() -> tuple[object, float, CurlEngine]:
+        engine = CurlEngine(settings)
+        engine._names._lookup = lookup
+        started = time.monotonic()
+        try:
+            assert engine.resolve_ahead is not None
+            engine.resolve_ahead(url[:end])
+            if cancel:
+                told: list[object] = []
+                slot = engine.start_transfer(
+                    Request("GET", url, ()), on_done=lambda *a: told.append(a)
+                )
+                assert slot.deferred is not None  # held
+                slot.cancel()
+                await asyncio.sleep(0.5)
+                return told, time.monotonic() - started, engine
+            try:
+                response, _ = await transfer(engine, Request("GET", url, ()))
+                outcome: object = response.status
+            except Exception as exc:
+                outcome = exc
+            return outcome, time.monotonic() - started, engine
+        finally:
+            engine.free = list(engine._free)  # type: ignore[attr-defined]
+            await engine.aclose()
+
+    return asyncio.run(run())
+
+
+def test_a_transfer_started_while_its_lookup_is_under_way_waits_for_it(
+    server: LoopbackServer,
+) -> None:
+    def slow(host: str, port: int) -> list[str]:
+        time.sleep(0.3)
+        return ["127.0.0.1"]
+
+    url = f"http://slow.test:{server.port}/ok"
+    status, took, _ = _held_transfer(slow, url, Settings(concurrency=1))
+    assert status == 200  # libcurl alone cannot resolve slow.test
+    assert took >= 0.3
+
+
+def test_a_held_transfer_whose_lookup_fails_is_left_to_the_engine_at_once(
+    server: LoopbackServer,
+) -> None:
+    def fails(host: str, port: int) -> list[str]:
+        time.sleep(0.1)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    url = f"http://fails.test:{server.port}/ok"
+    failure, took, _ = _held_transfer(fails, url, Settings(concurrency=1, connect_timeout=20))
+    assert getattr(failure, "error_type", None) == "dns"
+    assert took < 5  # not the 10 s a transfer may wait for its lookup here
+
+
+def test_a_transfer_waits_for_its_lookup_half_its_connect_timeout_at_most(
+    server: LoopbackServer,
+) -> None:
+    release = threading.Event()
+
+    def stuck(host: str, port: int) -> list[str]:
+        release.wait(30)
+        return ["127.0.0.1"]
+
+    url = f"http://stuck.test:{server.port}/ok"
+    try:
+        failure, took, engine = _held_transfer(
+            stuck, url, Settings(concurrency=1, connect_timeout=0.4)
+        )
+    finally:
+        release.set()
+    assert getattr(failure, "error_type", None) in ("dns", "timeout")  # libcurl's own lookup
+    assert 0.2 <= took < 5
+    (slot,) = engine.free
+    assert slot.connect_ms == 200  # what the wait left of the 400 ms
+
+
+def test_a_held_transfer_that_is_cancelled_never_begins(server: LoopbackServer) -> None:
+    def slow(host: str, port: int) -> list[str]:
+        time.sleep(0.1)
+        return ["127.0.0.1"]
+
+    url = f"http://slow.test:{server.port}/status/204"
+    told, _, engine = _held_transfer(slow, url, Settings(concurrency=1), cancel=True)
+    assert told == []
+    assert server.stats.by_path["/status/204"] == 0
+    assert not engine._pending
+    assert not engine._names._held
 
 
 class FakeClock:

@@ -12,15 +12,21 @@ Nothing else changes: a name not resolved yet, or whose lookup failed, is resolv
 engine as before (so its errors and timeouts read as they always did); IP literals and
 ``localhost`` names are not looked up; an answer is used for ``TTL`` seconds at most, libcurl's
 own DNS cache time. Lookup threads are daemons: a run never waits for a slow lookup to end.
+
+A transfer that starts while its host's lookup is under way waits for it (:meth:`NamesAhead.hold`),
+a bounded time: at the start of a run over many names, its first ``-c`` transfers would otherwise
+all queue on libcurl's 20 lookups at once (and at ``-c 10000``, time out there).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
+from typing import Any
 from urllib.parse import urlsplit
 
 #: The most lookup threads, whatever ``-c`` (the --no-private check's bound too).
@@ -34,6 +40,8 @@ MAX_ORIGINS = 50_000
 Answer = tuple[str, int, list[str]]
 #: Resolves (host, port) to addresses, blocking (run on a lookup thread).
 Lookup = Callable[[str, int], list[str]]
+#: Begins a held transfer: with its host's answer, or None (left to the engine's resolver).
+Begin = Callable[[Any, "Answer | None"], None]
 
 
 def system_lookup(host: str, port: int) -> list[str]:
@@ -92,22 +100,49 @@ class NamesAhead:
     >>> ahead.close()
     """
 
-    __slots__ = ("_asked", "_lookup", "_max", "_queue", "_ready", "_threads", "_time", "answers")
+    __slots__ = (
+        "_asked",
+        "_begin",
+        "_held",
+        "_in_flight",
+        "_lookup",
+        "_loop",
+        "_max",
+        "_queue",
+        "_ready",
+        "_threads",
+        "_time",
+        "_waking",
+        "answers",
+    )
 
     def __init__(
-        self, *, lookups: int, time: Callable[[], float], lookup: Lookup | None = None
+        self,
+        *,
+        lookups: int,
+        time: Callable[[], float],
+        lookup: Lookup | None = None,
+        begin: Begin | None = None,
     ) -> None:
         self._max = max(1, min(lookups, MAX_LOOKUPS))
         self._time = time
         self._lookup = lookup or system_lookup
+        self._begin = begin
+        #: The loop of the first hold (the engine's), woken from lookup threads for held ones.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waking = False
+        #: Origins whose lookup was queued and has not come back (answered or failed).
+        self._in_flight: set[str] = set()
+        #: origin → the transfers held for its lookup, each with its timer (see hold).
+        self._held: dict[str, dict[Any, asyncio.TimerHandle]] = {}
         self._threads = 0
         self._queue: SimpleQueue[tuple[str, float] | None] = SimpleQueue()
         #: origin → when it was asked (its answer is good until TTL after that).
         self._asked: dict[str, float] = {}
         #: origin → (answer, when asked): answered, not yet taken.
         self._ready: dict[str, tuple[Answer, float]] = {}
-        #: (origin, answer, when asked), appended by the lookup threads.
-        self.answers: deque[tuple[str, Answer, float]] = deque()
+        #: (origin, answer or None if it failed, when asked), appended by the lookup threads.
+        self.answers: deque[tuple[str, Answer | None, float]] = deque()
 
     def ask(self, origin: str) -> None:
         """Look up ``origin``'s host ahead, unless it was asked less than TTL ago or is not a
@@ -119,6 +154,7 @@ class NamesAhead:
         if not worth_asking(origin):
             return
         self._remember(self._asked, origin, now)
+        self._in_flight.add(origin)
         self._queue.put((origin, now))
         if self._threads < self._max:
             self._threads += 1
@@ -126,10 +162,8 @@ class NamesAhead:
 
     def take(self, origin: str) -> Answer | None:
         """The answer for ``origin`` if one came and was not taken yet, and is still fresh."""
-        answers = self.answers
-        while answers:
-            found, answer, asked = answers.popleft()
-            self._remember(self._ready, found, (answer, asked))
+        if self.answers:
+            self._settle()
         entry = self._ready.pop(origin, None)
         if entry is None or self._time() - entry[1] >= TTL:
             return None
@@ -141,6 +175,58 @@ class NamesAhead:
         table[origin] = value
         if len(table) > MAX_ORIGINS:
             del table[next(iter(table))]
+
+    def hold(self, origin: str, transfer: object, at_most: float) -> bool:
+        """Keep ``transfer`` until ``origin``'s lookup under way comes back, or for ``at_most``
+        seconds, then ``begin(transfer, answer or None)`` on the loop. False: no lookup of
+        ``origin`` is under way (begin it now)."""
+        if origin not in self._in_flight:
+            return False
+        loop = self._loop
+        if loop is None:
+            self._loop = loop = asyncio.get_running_loop()
+        held = self._held.setdefault(origin, {})
+        held[transfer] = loop.call_later(at_most, self._give_up, origin, transfer)
+        if self.answers:  # came back while this one was held: no thread saw it held
+            self._settle()
+        return True
+
+    def drop(self, origin: str, transfer: object) -> None:
+        """``transfer`` was held and is abandoned."""
+        held = self._held.get(origin)
+        if held is not None and (timer := held.pop(transfer, None)) is not None:
+            timer.cancel()
+            if not held:
+                del self._held[origin]
+
+    def _give_up(self, origin: str, transfer: object) -> None:
+        held = self._held.get(origin)
+        if held is not None and held.pop(transfer, None) is not None:
+            if not held:
+                del self._held[origin]
+            assert self._begin is not None
+            self._begin(transfer, None)
+
+    def _woken(self) -> None:
+        self._waking = False
+        self._settle()
+
+    def _settle(self) -> None:
+        """Take the lookups that came back: answers kept for take(), held transfers begun."""
+        answers, held, in_flight = self.answers, self._held, self._in_flight
+        while answers:
+            origin, answer, asked = answers.popleft()
+            in_flight.discard(origin)
+            if answer is not None:
+                self._remember(self._ready, origin, (answer, asked))
+            waiting = held.pop(origin, None)
+            if waiting:
+                assert self._begin is not None
+                for transfer, timer in waiting.items():
+                    timer.cancel()
+                    self._begin(transfer, answer)
+                if answer is not None:
+                    self._ready.pop(origin, None)  # given to the transfers just begun
 
     def close(self) -> None:
         """Drops the lookups not begun and lets the threads end (each after the lookup it is
@@ -156,12 +242,20 @@ class NamesAhead:
         queue, lookup, answers = self._queue, self._lookup, self.answers
         while (item := queue.get()) is not None:
             origin, asked = item
+            answer = None  # failed: the engine resolves it itself, and says why it fails
             where = _host_port(origin)
-            if where is None:
-                continue
-            try:
-                addresses = lookup(*where)
-            except (OSError, UnicodeError, ValueError):
-                continue  # the engine resolves it itself, and says why it fails
-            if addresses:
-                answers.append((origin, (where[0], where[1], addresses), asked))
+            if where is not None:
+                try:
+                    addresses = lookup(*where)
+                except (OSError, UnicodeError, ValueError):
+                    addresses = []
+                if addresses:
+                    answer = (where[0], where[1], addresses)
+            answers.append((origin, answer, asked))
+            # Appended before looking: a hold made after this look sees the answer itself.
+            if self._held and not self._waking and self._loop is not None:
+                self._waking = True
+                try:
+                    self._loop.call_soon_threadsafe(self._woken)
+                except RuntimeError:  # the loop is closed: the run is over
+                    return

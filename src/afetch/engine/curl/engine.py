@@ -51,7 +51,7 @@ from afetch.engine.curl.setup import (
     resolve_line,
 )
 from afetch.engine.curl.transfer import _Transfer
-from afetch.engine.names import NamesAhead
+from afetch.engine.names import Answer, NamesAhead
 
 if TYPE_CHECKING:
     from afetch.engine.tls import TlsDetails
@@ -71,6 +71,9 @@ ADDS_PER_TURN = 64
 #: timeout, and the walk, for all (libcurl prunes by the timeout of the transfer ending).
 DNS_CACHE_S = 60
 DNS_SWEEP_S = 1.0
+#: The longest a transfer waits for its host's lookup under way (afetch.engine.names), at most
+#: half its connect timeout; then libcurl resolves the name itself.
+HOLD_S = 5.0
 
 #: Request headers meant for the proxy: sent to it (CURLOPT_PROXYHEADER), never to a server.
 _PROXY_HEADERS = frozenset({"proxy-authorization"})
@@ -164,8 +167,15 @@ class CurlEngine(LoopDriver):
         self._names: NamesAhead | None = None
         self.resolve_ahead: Callable[[str], None] | None = None
         if not may_use_proxy(settings):
-            self._names = NamesAhead(lookups=settings.concurrency, time=self._time)
+            self._names = NamesAhead(
+                lookups=settings.concurrency, time=self._time, begin=self._begin_held
+            )
             self.resolve_ahead = self._names.ask
+        connect = settings.connect_timeout or settings.timeout
+        #: The connect timeout every handle has (setup.new_handle), in ms; 0: none.
+        self._connect_ms = 0 if connect is None else max(1, round(connect * 1000))
+        #: How long a transfer waits for its host's lookup under way: half the connect timeout.
+        self._hold_s = HOLD_S if connect is None else min(HOLD_S, connect / 2)
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -204,30 +214,53 @@ class CurlEngine(LoopDriver):
         if extra:
             headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Transfer(self)
-        slot.prepare(request, headers)
-        now = self._time()
-        if now >= self._dns_sweep_at:
-            self._dns_sweep_at = now + DNS_SWEEP_S
-            slot.curl.setopt(pycurl.DNS_CACHE_TIMEOUT, DNS_CACHE_S)
-            slot.sweeps_dns = True
-        elif slot.sweeps_dns:
-            slot.curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
-            slot.sweeps_dns = False
         names = self._names
+        answer = None
         if names is not None:
             url = request.url
             end = url.find("/", 8)
-            answer = names.take(url if end < 0 else url[:end])
-            if answer is not None:  # into libcurl's DNS cache, for this transfer and the next
-                slot.curl.setopt(pycurl.RESOLVE, [resolve_line(*answer)])
-                slot.resolves = True
-            elif slot.resolves:  # or libcurl would load the line again on this transfer
-                slot.curl.setopt(pycurl.RESOLVE, [])
-                slot.resolves = False
+            origin = url if end < 0 else url[:end]
+            answer = names.take(origin)
+            if answer is None and names.hold(origin, slot, self._hold_s):
+                # Its host's lookup is under way: begun when it comes back (_begin_held).
+                slot.deferred = (request, headers, self._time(), origin)
+                slot.on_head, slot.ask_for, slot.on_done = on_head, ask_for, on_done
+                self._active.add(slot)
+                return slot
+        slot.prepare(request, headers)
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = on_done
         self._active.add(slot)
+        self._begin(slot, answer)
+        return slot
+
+    def _begin(self, slot: _Transfer, answer: Answer | None, held_s: float = 0.0) -> None:
+        """Queue ``slot``'s prepared transfer for the multi handle, with its host's addresses
+        if they were looked up ahead, after ``held_s`` spent waiting for them."""
+        curl = slot.curl
+        now = self._time()
+        if now >= self._dns_sweep_at:
+            self._dns_sweep_at = now + DNS_SWEEP_S
+            curl.setopt(pycurl.DNS_CACHE_TIMEOUT, DNS_CACHE_S)
+            slot.sweeps_dns = True
+        elif slot.sweeps_dns:
+            curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
+            slot.sweeps_dns = False
+        if answer is not None:  # into libcurl's DNS cache, for this transfer and the next
+            curl.setopt(pycurl.RESOLVE, [resolve_line(*answer)])
+            slot.resolves = True
+        elif slot.resolves:  # or libcurl would load the line again on this transfer
+            curl.setopt(pycurl.RESOLVE, [])
+            slot.resolves = False
+        connect_ms = self._connect_ms
+        if held_s and connect_ms:  # the wait counts against the connect timeout, as a lookup
+            left = max(1, connect_ms - round(held_s * 1000))
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, left)
+            slot.connect_ms = left
+        elif slot.connect_ms != connect_ms:
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, connect_ms)
+            slot.connect_ms = connect_ms
         # Added together on the next turn: libcurl then sends the batch of requests back to
         # back. Added one by one, each send would go out from inside the next socket's
         # socket_action (libcurl runs due transfers there), between reads: on loopback every
@@ -236,7 +269,20 @@ class CurlEngine(LoopDriver):
         if not self._pending:
             self._loop.call_soon(self._add_pending)
         self._pending.append(slot)
-        return slot
+
+    def _begin_held(self, slot: _Transfer, answer: Answer | None) -> None:
+        """The lookup ``slot`` waited for came back (``answer``, or None: failed or too late)."""
+        assert slot.deferred is not None
+        request, headers, since, _ = slot.deferred
+        slot.deferred = None
+        try:
+            slot.prepare(request, headers)
+            self._begin(slot, answer, self._time() - since)
+        except Exception as exc:  # on_done is told whatever happens: nothing waits forever
+            on_done = slot.on_done
+            self.release(slot)
+            if on_done is not None:
+                on_done(None, exc)
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None:
         """A transfer on callbacks is over: what the caller may ask later is read from libcurl,
@@ -341,6 +387,14 @@ class CurlEngine(LoopDriver):
         if slot not in self._active:
             return
         self._active.discard(slot)
+        if slot.deferred is not None:  # held for its host's lookup: never added
+            assert self._names is not None
+            self._names.drop(slot.deferred[3], slot)
+            slot.deferred = None
+            slot.on_head = slot.on_done = None
+            if not self._closed:
+                self._free.append(slot)
+            return
         # The transfer is over for the caller: what it held goes.
         slot.inflating = None
         if slot.unpausing is not None:

@@ -51,6 +51,7 @@ class _Owner(Protocol):
     _loop: asyncio.AbstractEventLoop
     _slot_of: dict[pycurl.Curl, _Transfer]
     _time: Callable[[], float]  # the run's clock
+    _connect_ms: int
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None: ...
     def release(self, slot: _Transfer) -> None: ...
@@ -63,8 +64,10 @@ class _Transfer:
     __slots__ = (
         "ask_for",
         "body_error",
+        "connect_ms",
         "curl",
         "decoder",
+        "deferred",
         "done",
         "engine",
         "failure",
@@ -117,8 +120,12 @@ class _Transfer:
         self.pinned = False
         #: This handle carries the run's DNS cache sweep (CurlEngine.start_transfer).
         self.sweeps_dns = False
-        #: This handle carries a line of names looked up ahead (CurlEngine.start_transfer).
+        #: This handle carries a line of names looked up ahead (CurlEngine._begin).
         self.resolves = False
+        #: Its connect timeout in ms as set (shorter after a wait for a lookup; CurlEngine._begin).
+        self.connect_ms = engine._connect_ms
+        #: A transfer held for its host's lookup: (request, headers, held since, origin).
+        self.deferred: tuple[Request, _HeaderLists, float, str] | None = None
         self.pending = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
