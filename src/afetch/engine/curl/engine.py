@@ -38,6 +38,7 @@ from afetch._errors import AfetchError, ProxyError
 from afetch._settings import Settings
 from afetch.engine.base import Collect, OnDone, OnHead, Request, TransferInfo
 from afetch.engine.connections import pool_size, settings_per_request
+from afetch.engine.curl.dns import DnsCache
 from afetch.engine.curl.driver import LoopDriver
 from afetch.engine.curl.poller import _new_poller, _SelectorPoller
 from afetch.engine.curl.response import _CurlResponse
@@ -48,7 +49,6 @@ from afetch.engine.curl.setup import (
     _no_certificate,
     _tls_probe,
     may_use_proxy,
-    resolve_line,
 )
 from afetch.engine.curl.transfer import _Transfer
 from afetch.engine.names import Answer, NamesAhead
@@ -65,12 +65,6 @@ _SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
 #: first 500 connections were opened back to back (~30 ms) before any request went out, and
 #: their 500 answers then came bunched, each waiting on the records of those before it.
 ADDS_PER_TURN = 64
-#: libcurl's DNS cache: entries live DNS_CACHE_S (libcurl's default), swept once a
-#: DNS_SWEEP_S at most. Every handle keeps entries forever (setup.new_handle), so that libcurl
-#: does not walk the whole cache after each transfer; one transfer a second carries the
-#: timeout, and the walk, for all (libcurl prunes by the timeout of the transfer ending).
-DNS_CACHE_S = 60
-DNS_SWEEP_S = 1.0
 #: The longest a transfer waits for its host's lookup under way (afetch.engine.names), at most
 #: half its connect timeout; then libcurl resolves the name itself.
 HOLD_S = 5.0
@@ -135,7 +129,7 @@ class CurlEngine(LoopDriver):
         self._timer_due = 0.0
         self._timer_soon = False  # the pending wake-up is a call_soon
         self._finish_soon = False
-        self._dns_sweep_at = 0.0  # the first transfer sweeps (an empty cache: nothing to walk)
+        self._dns = DnsCache()
         self._free: list[_Transfer] = []
         self._slot_of: dict[pycurl.Curl, _Transfer] = {}  # type: ignore[assignment]
         #: Transfers started on callbacks, to add to the multi handle together on the next turn.
@@ -214,6 +208,11 @@ class CurlEngine(LoopDriver):
         if extra:
             headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Transfer(self)
+        slot.prepare(request, headers)
+        slot.on_head = on_head
+        slot.ask_for = ask_for
+        slot.on_done = on_done
+        self._active.add(slot)
         names = self._names
         answer = None
         if names is not None:
@@ -223,15 +222,8 @@ class CurlEngine(LoopDriver):
             answer = names.take(origin)
             if answer is None and names.hold(origin, slot, self._hold_s):
                 # Its host's lookup is under way: begun when it comes back (_begin_held).
-                slot.deferred = (request, headers, self._time(), origin)
-                slot.on_head, slot.ask_for, slot.on_done = on_head, ask_for, on_done
-                self._active.add(slot)
+                slot.deferred = (self._time(), origin)
                 return slot
-        slot.prepare(request, headers)
-        slot.on_head = on_head
-        slot.ask_for = ask_for
-        slot.on_done = on_done
-        self._active.add(slot)
         self._begin(slot, answer)
         return slot
 
@@ -240,24 +232,16 @@ class CurlEngine(LoopDriver):
         if they were looked up ahead, after ``held_s`` spent waiting for them."""
         curl = slot.curl
         now = self._time()
-        if now >= self._dns_sweep_at:
-            self._dns_sweep_at = now + DNS_SWEEP_S
-            curl.setopt(pycurl.DNS_CACHE_TIMEOUT, DNS_CACHE_S)
-            slot.sweeps_dns = True
-        elif slot.sweeps_dns:
-            curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
-            slot.sweeps_dns = False
-        if answer is not None:  # into libcurl's DNS cache, for this transfer and the next
-            curl.setopt(pycurl.RESOLVE, [resolve_line(*answer)])
-            slot.resolves = True
-        elif slot.resolves:  # or libcurl would load the line again on this transfer
-            curl.setopt(pycurl.RESOLVE, [])
-            slot.resolves = False
+        self._dns.set(slot, now, answer)
         connect_ms = self._connect_ms
-        if held_s and connect_ms:  # the wait counts against the connect timeout, as a lookup
-            left = max(1, connect_ms - round(held_s * 1000))
-            curl.setopt(pycurl.CONNECTTIMEOUT_MS, left)
-            slot.connect_ms = left
+        if held_s:  # the wait counts against both timeouts, as a lookup by libcurl would
+            deadline = slot.request.deadline  # type: ignore[union-attr]
+            if deadline is not None:
+                slot.timeout_ms = max(1, round((deadline - now) * 1000))
+                curl.setopt(pycurl.TIMEOUT_MS, slot.timeout_ms)
+            if connect_ms:
+                slot.connect_ms = max(1, connect_ms - round(held_s * 1000))
+                curl.setopt(pycurl.CONNECTTIMEOUT_MS, slot.connect_ms)
         elif slot.connect_ms != connect_ms:
             curl.setopt(pycurl.CONNECTTIMEOUT_MS, connect_ms)
             slot.connect_ms = connect_ms
@@ -273,14 +257,15 @@ class CurlEngine(LoopDriver):
     def _begin_held(self, slot: _Transfer, answer: Answer | None) -> None:
         """The lookup ``slot`` waited for came back (``answer``, or None: failed or too late)."""
         assert slot.deferred is not None
-        request, headers, since, _ = slot.deferred
+        since = slot.deferred[0]
         slot.deferred = None
         try:
-            slot.prepare(request, headers)
             self._begin(slot, answer, self._time() - since)
         except Exception as exc:  # on_done is told whatever happens: nothing waits forever
             on_done = slot.on_done
-            self.release(slot)
+            self._active.discard(slot)  # never added to the multi handle
+            slot.on_head = slot.on_done = None
+            self._free.append(slot)
             if on_done is not None:
                 on_done(None, exc)
 
@@ -389,7 +374,7 @@ class CurlEngine(LoopDriver):
         self._active.discard(slot)
         if slot.deferred is not None:  # held for its host's lookup: never added
             assert self._names is not None
-            self._names.drop(slot.deferred[3], slot)
+            self._names.drop(slot.deferred[1], slot)
             slot.deferred = None
             slot.on_head = slot.on_done = None
             if not self._closed:

@@ -49,7 +49,7 @@ def new_handle(
     if share is not None:
         curl.setopt(pycurl.SHARE, share)
     curl.setopt(pycurl.NOSIGNAL, 1)
-    # Kept until the engine's sweep (CurlEngine.start_transfer): with a timeout, libcurl walks
+    # Kept until the engine's sweep (dns.DnsCache): with a timeout, libcurl walks
     # its whole DNS cache at the end of every transfer, one entry per host seen in the last
     # minute (20,000 URLs over 10,000 hosts: 55 % of the run's CPU).
     curl.setopt(pycurl.DNS_CACHE_TIMEOUT, -1)
@@ -217,16 +217,6 @@ def may_use_proxy(settings: Settings) -> bool:
     if settings.proxy is not None:
         return bool(settings.proxy)
     return any(name in os.environ for name in _PROXY_ENVIRONMENT if "no_" not in name.lower())
-
-
-def resolve_line(host: str, port: int, addresses: list[str]) -> str:
-    """A ``CURLOPT_RESOLVE`` line whose entry expires as libcurl's own do (the ``+``).
-
-    >>> resolve_line("a.test", 443, ["192.0.2.1", "2001:db8::1"])
-    '+a.test:443:192.0.2.1,[2001:db8::1]'
-    """
-    listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
-    return f"+{host}:{port}:{listed}"
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -118,14 +118,14 @@ class _Transfer:
         self.timeout_ms = -1
         self.method: tuple[str, bool] = ("GET", False)
         self.pinned = False
-        #: This handle carries the run's DNS cache sweep (CurlEngine.start_transfer).
+        #: This handle carries the run's DNS cache sweep (dns.DnsCache).
         self.sweeps_dns = False
-        #: This handle carries a line of names looked up ahead (CurlEngine._begin).
+        #: This handle carries a line of names looked up ahead (dns.DnsCache).
         self.resolves = False
         #: Its connect timeout in ms as set (shorter after a wait for a lookup; CurlEngine._begin).
         self.connect_ms = engine._connect_ms
-        #: A transfer held for its host's lookup: (request, headers, held since, origin).
-        self.deferred: tuple[Request, _HeaderLists, float, str] | None = None
+        #: A transfer held for its host's lookup: (held since, origin) (CurlEngine._begin_held).
+        self.deferred: tuple[float, str] | None = None
         self.pending = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
