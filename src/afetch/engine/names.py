@@ -36,6 +36,8 @@ TTL = 60.0
 #: Origins remembered (asked, or answered and not yet taken); the oldest go first beyond it.
 MAX_ORIGINS = 50_000
 
+#: When an origin not to look up was "asked": never again (now - inf < TTL).
+_NEVER = float("inf")
 #: An answer: (host, port, addresses in the order to try them).
 Answer = tuple[str, int, list[str]]
 #: Resolves (host, port) to addresses, blocking (run on a lookup thread).
@@ -152,6 +154,7 @@ class NamesAhead:
         if asked is not None and now - asked < TTL:
             return
         if not worth_asking(origin):
+            self._remember(self._asked, origin, _NEVER)  # an IP literal, say: judged once
             return
         self._remember(self._asked, origin, now)
         self._in_flight.add(origin)
