@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from afetch._loopback import LoopbackServer
 from afetch._settings import Settings
 from afetch.engine import names
-from afetch.engine.base import Request
+from afetch.engine.base import Collect, Request
 from afetch.engine.curl import CurlEngine
 from afetch.engine.names import NamesAhead, worth_asking
 from tests.helpers import fetch_on, transfer, wait_until
@@ -109,11 +109,11 @@ def test_ip_literals_and_localhost_are_not_looked_up(
     assert lookups.asked == []
 
 
-def test_nothing_is_looked_up_through_a_proxy_or_under_no_private(
+def test_nothing_is_looked_up_through_a_proxy_under_no_private_or_with_timings(
     lookups: Lookups, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def ahead(settings: Settings) -> bool:
-        engine = CurlEngine(settings)
+    async def ahead(settings: Settings, collect: Collect | None = None) -> bool:
+        engine = CurlEngine(settings, collect)
         try:
             return engine.resolve_ahead is not None
         finally:
@@ -121,6 +121,7 @@ def test_nothing_is_looked_up_through_a_proxy_or_under_no_private(
 
     assert asyncio.run(ahead(Settings(proxy="http://127.0.0.1:9"))) is False
     assert asyncio.run(ahead(Settings(proxy=""))) is True
+    assert asyncio.run(ahead(Settings(), Collect(transfer=True))) is False  # timings: dns is 0
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     assert asyncio.run(ahead(Settings())) is False
     assert asyncio.run(ahead(Settings(proxy=""))) is True  # "" turns the environment's off
