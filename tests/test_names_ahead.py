@@ -222,7 +222,7 @@ def test_a_transfer_waits_for_its_lookup_half_its_connect_timeout_at_most(
     assert getattr(failure, "error_type", None) in ("dns", "timeout")  # libcurl's own lookup
     assert 0.2 <= took < 5
     (slot,) = engine.free
-    assert slot.connect_ms == 200  # what the wait left of the 400 ms
+    assert 1 <= slot.connect_ms <= 200  # what the wait (200 ms or a little more) left of 400
 
 
 def test_a_held_transfer_that_is_cancelled_never_begins(server: LoopbackServer) -> None:
