@@ -317,3 +317,8 @@ def test_no_ip_literal_is_looked_up(
 def test_any_origin_is_judged_without_error(origin: str) -> None:
     assert worth_asking(origin) in (True, False)
     assert worth_asking(f"http://{origin}") in (True, False)
+
+
+def test_the_system_lookup_finds_a_name_where_loopback_may_be_the_only_interface() -> None:
+    # getaddrinfo with AI_ADDRCONFIG answers nothing there; libcurl's resolver would answer.
+    assert set(names.system_lookup("localhost", 80)) & {"127.0.0.1", "::1"}

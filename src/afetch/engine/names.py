@@ -21,6 +21,7 @@ all queue on libcurl's 20 lookups at once (and at ``-c 10000``, time out there).
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import threading
 from collections import deque
@@ -47,9 +48,20 @@ Begin = Callable[[Any, "Answer | None"], None]
 
 
 def system_lookup(host: str, port: int) -> list[str]:
-    """``getaddrinfo``'s addresses for ``host``, for a stream socket, in its order."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
+    """``getaddrinfo``'s addresses for ``host``, for a stream socket, in its order; IPv6 ones
+    only if this machine can make an IPv6 socket (libcurl's test, not ``AI_ADDRCONFIG``, which
+    finds nothing where loopback is the only interface)."""
+    infos = socket.getaddrinfo(host, port, _family(), socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@functools.cache
+def _family() -> int:
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return socket.AF_INET
+    return socket.AF_UNSPEC
 
 
 def worth_asking(origin: str) -> bool:
