@@ -128,6 +128,7 @@ class NamesAhead:
         "_time",
         "_waking",
         "answers",
+        "looking",
     )
 
     def __init__(
@@ -150,6 +151,8 @@ class NamesAhead:
         #: origin → the transfers held for its lookup, each with its timer (see hold).
         self._held: dict[str, dict[Any, asyncio.TimerHandle]] = {}
         self._threads = 0
+        #: A lookup was asked for (until then, transfers have nothing to take or wait for).
+        self.looking = False
         self._queue: SimpleQueue[tuple[str, float] | None] = SimpleQueue()
         #: origin → when it was asked (its answer is good until TTL after that).
         self._asked: dict[str, float] = {}
@@ -169,6 +172,7 @@ class NamesAhead:
             self._remember(self._asked, origin, _NEVER)  # an IP literal, say: judged once
             return
         self._remember(self._asked, origin, now)
+        self.looking = True
         self._in_flight.add(origin)
         self._queue.put((origin, now))
         if self._threads < self._max:

@@ -97,6 +97,7 @@ class Run:
         )
         self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
         self._resolve_ahead = dispatch.resolve_ahead
+        self._origin = ""
         self._lookahead = reach = lookahead(capacity, prefetch=self._prefetch is not None)
         # Read in batches of at most 2 × concurrency (a batch is read in one go on the loop).
         self._intake = Intake(reach, batch=min(reach // 2, 2 * capacity))
@@ -142,7 +143,8 @@ class Run:
         else:
             job = Job(url, self._hosts.get(where, now=self._clock.time()), self._next_index)
             self._enqueue(job)
-        if self._resolve_ahead is not None:
+        if self._resolve_ahead is not None and origin != self._origin:
+            self._origin = origin  # the last one told (most lists repeat a host in a row)
             self._resolve_ahead(origin)  # the engine looks the host up while the URL waits
         self._waiting += 1
         prefetch = self._prefetch

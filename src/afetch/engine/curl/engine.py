@@ -216,7 +216,7 @@ class CurlEngine(LoopDriver):
         self._active.add(slot)
         names = self._names
         answer = None
-        if names is not None:
+        if names is not None and names.looking:  # else no lookup to take or wait for
             url = request.url
             end = url.find("/", 8)
             origin = url if end < 0 else url[:end]
