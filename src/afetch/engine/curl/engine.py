@@ -47,6 +47,7 @@ from afetch.engine.curl.setup import (
     _HeaderLists,
     _no_certificate,
     _tls_probe,
+    proxy_options,
 )
 from afetch.engine.curl.transfer import _Transfer
 
@@ -152,6 +153,7 @@ class CurlEngine(LoopDriver):
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
+        self._proxy = proxy_options(settings)  # the environment read once, not per handle
 
     # -- requests -------------------------------------------------------------------------------
 
