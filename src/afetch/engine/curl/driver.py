@@ -115,6 +115,7 @@ class LoopDriver:
             return
         action = self._multi.socket_action
         idle = self._idle
+        started = len(self._pending)
         for fd, events in self._poller.poll(0, EVENTS_PER_TURN):
             if fd in idle:
                 # A parked connection stirred (closed by the server): libcurl finds out on reuse.
@@ -122,6 +123,8 @@ class LoopDriver:
             else:
                 action(fd, _CSELECT[events & 31])
         self._finished()
+        if len(self._pending) > started:
+            self._send_started(started)
 
     def _on_timer(self, ms: int) -> None:
         # A wake-up earlier than libcurl asked for is harmless (it re-arms its timer), so a
@@ -156,8 +159,11 @@ class LoopDriver:
         self._timer = None
         if self._closed:
             return
+        started = len(self._pending)
         self._multi.socket_action(_SOCKET_TIMEOUT, 0)
         self._finished()
+        if len(self._pending) > started:
+            self._send_started(started)
 
     # -- adding transfers -----------------------------------------------------------------------
 
@@ -176,12 +182,13 @@ class LoopDriver:
         """Add the pending transfers from the ``first`` on (ADDS_PER_TURN at most) and let
         libcurl send them now.
 
-        With ``first`` past those pending before, called by :meth:`_finished` after the reads
-        and records of its turn: the requests that the freed slots started go out back to back
-        in that turn. Left for the next turn, they went out two turns later (the adds, then
-        libcurl's wake-up), each time behind the next batch of answers and their records (at
-        -c 500 a wave's answers come 64 to a turn). Never called from a libcurl callback; what
-        the send finishes at once is told, and what that starts waits for the next turn."""
+        With ``first`` past those pending before, called at the end of a call that told
+        finished transfers, after all its reads and records: the requests that the freed slots
+        started go out back to back in that turn. Left for the next turn, they went out two
+        turns later (the adds, then libcurl's wake-up), each time behind the next batch of
+        answers and their records (at -c 500 a wave's answers come 64 to a turn). Never called
+        from a libcurl callback; what the send finishes at once is told, and what that starts
+        waits for the next turn."""
         pending = self._pending
         end = first + ADDS_PER_TURN
         batch = pending[first:end]
@@ -199,28 +206,13 @@ class LoopDriver:
             timer.cancel()
             self._timer = None
             self._multi.socket_action(_SOCKET_TIMEOUT, 0)
-            self._tell_finished()
+            self._finished()
 
     # -- finished transfers ---------------------------------------------------------------------
 
     def _finished(self) -> None:
-        """Tell the transfers libcurl finished, after a socket_action (see
-        :meth:`_tell_finished`); the transfers they start are added and sent at the end, together
-        (:meth:`_send_started`), not by a call of their own."""
-        started = len(self._pending)
-        due, self._adding_soon = self._adding_soon, True  # what is started here is added here
-        try:
-            self._tell_finished()
-        finally:
-            self._adding_soon = due
-        if len(self._pending) > started:
-            self._send_started(started)
-        elif self._pending:
-            self._add_soon()
-
-    def _tell_finished(self) -> None:
-        """Tell the transfers libcurl finished: FINISHED_PER_TURN at most; if more are queued,
-        the rest on the next turn of the loop."""
+        """Tell the transfers libcurl finished, after a socket_action: FINISHED_PER_TURN at
+        most; if more are queued, the rest on the next turn of the loop."""
         info_read = self._multi.info_read
         slot_of = self._slot_of
         left = FINISHED_PER_TURN
@@ -240,4 +232,7 @@ class LoopDriver:
     def _finish_more(self) -> None:
         self._finish_soon = False
         if not self._closed:
+            started = len(self._pending)
             self._finished()
+            if len(self._pending) > started:
+                self._send_started(started)
