@@ -368,18 +368,10 @@ class _CountingMulti:
         self._multi = multi
         self._turn = turn
         self.added: list[int] = []
-        #: (turn, "add" or "wake-up"): adds, and libcurl's wake-ups that send what was added.
-        self.steps: list[tuple[int, str]] = []
 
     def add_handle(self, curl: pycurl.Curl) -> None:
         self.added.append(self._turn())
-        self.steps.append((self._turn(), "add"))
         self._multi.add_handle(curl)
-
-    def socket_action(self, fd: int, events: int) -> tuple[int, int]:
-        if fd == pycurl.SOCKET_TIMEOUT:
-            self.steps.append((self._turn(), "wake-up"))
-        return self._multi.socket_action(fd, events)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._multi, name)
@@ -391,9 +383,7 @@ def test_a_turn_of_the_loop_adds_a_bounded_batch_of_transfers(
     # libcurl connects every transfer added before its wake-up in that one socket_action: at
     # -c 500 the first 500 connections were opened back to back before any request went out.
     # A turn adds ADDS_PER_TURN at most; the rest on the next turns, and every transfer ends.
-    from afetch.engine.curl import driver
-
-    monkeypatch.setattr(driver, "ADDS_PER_TURN", 8)
+    monkeypatch.setattr(_curl_engine, "ADDS_PER_TURN", 8)
     transfers = 40
     turn = 0
 
@@ -422,51 +412,6 @@ def test_a_turn_of_the_loop_adds_a_bounded_batch_of_transfers(
     per_turn = collections.Counter(added)
     assert sum(per_turn.values()) == transfers
     assert max(per_turn.values()) == 8
-
-
-def test_the_request_a_finished_transfer_starts_goes_out_in_the_same_turn() -> None:
-    # A freed slot's next request (started from on_done, as the scheduler does) was added on
-    # the next turn and sent on the one after, each time behind the next batch of answers and
-    # their records: at -c 500 a wave's answers come 64 to a turn, and over ten waves of the
-    # latency workload the last requests went out tens of ms late. It is added, and libcurl
-    # woken to send it, at the end of the turn that told the finished transfer.
-    turn = 0
-
-    async def run() -> tuple[list[int], list[tuple[int, str]], int]:
-        loop = asyncio.get_running_loop()
-        engine = CurlEngine(Settings(concurrency=2))
-        counting = _CountingMulti(engine._multi, lambda: turn)
-        engine._multi = counting  # type: ignore[assignment]
-        told: list[int] = []
-        over: asyncio.Future[int] = loop.create_future()
-
-        def tick() -> None:
-            nonlocal turn
-            turn += 1
-            loop.call_soon(tick)
-
-        def second_done(response: object, failure: BaseException | None) -> None:
-            over.set_result(getattr(response, "status", 0))
-
-        def first_done(response: object, failure: BaseException | None) -> None:
-            told.append(turn)
-            engine.start_transfer(Request("GET", f"{url}?n=2", ()), on_done=second_done)
-
-        tick()
-        try:
-            with LoopbackServer() as server:
-                url = server.url("/ok")
-                engine.start_transfer(Request("GET", f"{url}?n=1", ()), on_done=first_done)
-                status = await over
-                return told, counting.steps, status
-        finally:
-            await engine.aclose()
-
-    told, steps, status = asyncio.run(run())
-    assert status == 200
-    assert len(told) == 1
-    in_that_turn = [step for at, step in steps if at == told[0]]
-    assert in_that_turn[-2:] == ["add", "wake-up"]
 
 
 def test_one_transfer_a_second_carries_the_dns_cache_sweep(keep_alive: KeepAliveServer) -> None:

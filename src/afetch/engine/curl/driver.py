@@ -26,19 +26,10 @@ EVENTS_PER_TURN = 64
 #: turns. One socket_action also ends every transfer whose deadline passed: under one
 #: --timeout, thousands at once, whose records then held the loop for 20 s in one turn.
 FINISHED_PER_TURN = 64
-#: Transfers added to the multi handle in one turn of the loop; the rest on the next turns.
-#: libcurl connects every transfer added before its wake-up in that one call: at -c 500 the
-#: first 500 connections were opened back to back (~30 ms) before any request went out, and
-#: their 500 answers then came bunched, each waiting on the records of those before it.
-ADDS_PER_TURN = 64
 
 
 class _Slot(Protocol):
-    """A transfer as the driver sees it (a :class:`_Transfer`): its easy handle, whether it
-    waits to be added, and how it is told that libcurl finished it."""
-
-    curl: pycurl.Curl
-    pending: bool
+    """What the driver tells of a transfer libcurl finished (a :class:`_Transfer`)."""
 
     def finish(self, result: tuple[int, str] | None, /) -> None: ...
 
@@ -62,9 +53,6 @@ class LoopDriver:
     _timer_due: float
     _timer_soon: bool
     _finish_soon: bool  # a call to tell more finished transfers is pending
-    #: Transfers started, to add to the multi handle together (see :meth:`_send_started`).
-    _pending: list[_Slot]
-    _adding_soon: bool  # a call to add pending transfers is scheduled
 
     # A connection that goes idle in libcurl's pool is unregistered by libcurl and registered
     # again when reused: two epoll_ctl calls per request. Instead its reader stays registered
@@ -115,7 +103,6 @@ class LoopDriver:
             return
         action = self._multi.socket_action
         idle = self._idle
-        started = len(self._pending)
         for fd, events in self._poller.poll(0, EVENTS_PER_TURN):
             if fd in idle:
                 # A parked connection stirred (closed by the server): libcurl finds out on reuse.
@@ -123,8 +110,6 @@ class LoopDriver:
             else:
                 action(fd, _CSELECT[events & 31])
         self._finished()
-        if len(self._pending) > started:
-            self._send_started(started)
 
     def _on_timer(self, ms: int) -> None:
         # A wake-up earlier than libcurl asked for is harmless (it re-arms its timer), so a
@@ -159,56 +144,8 @@ class LoopDriver:
         self._timer = None
         if self._closed:
             return
-        started = len(self._pending)
         self._multi.socket_action(_SOCKET_TIMEOUT, 0)
         self._finished()
-        if len(self._pending) > started:
-            self._send_started(started)
-
-    # -- adding transfers -----------------------------------------------------------------------
-
-    def _add_soon(self) -> None:
-        """Started transfers are pending: add them on the next turn (ADDS_PER_TURN a turn)."""
-        if not self._adding_soon:
-            self._adding_soon = True
-            self._loop.call_soon(self._add_pending)
-
-    def _add_pending(self) -> None:
-        self._adding_soon = False
-        if self._pending and not self._closed:
-            self._send_started(0)
-
-    def _send_started(self, first: int) -> None:
-        """Add the pending transfers from the ``first`` on (ADDS_PER_TURN at most) and let
-        libcurl send them now.
-
-        With ``first`` past those pending before, called at the end of a call that told
-        finished transfers, after all its reads and records: the requests that the freed slots
-        started go out back to back in that turn. Left for the next turn, they went out two
-        turns later (the adds, then libcurl's wake-up), each time behind the next batch of
-        answers and their records (at -c 500 a wave's answers come 64 to a turn). Never called
-        from a libcurl callback; what the send finishes at once is told, and what that starts
-        waits for the next turn."""
-        pending = self._pending
-        end = first + ADDS_PER_TURN
-        batch = pending[first:end]
-        self._pending = pending[:first] + pending[end:] if first else pending[end:]
-        add = self._multi.add_handle
-        for slot in batch:
-            if slot.pending:
-                slot.pending = False
-                add(slot.curl)
-        if self._pending:
-            self._add_soon()
-        timer = self._timer
-        if timer is not None and self._timer_soon:
-            # The adds asked for libcurl's wake-up at once (_on_timer(0)): it happens here.
-            timer.cancel()
-            self._timer = None
-            self._multi.socket_action(_SOCKET_TIMEOUT, 0)
-            self._finished()
-
-    # -- finished transfers ---------------------------------------------------------------------
 
     def _finished(self) -> None:
         """Tell the transfers libcurl finished, after a socket_action: FINISHED_PER_TURN at
@@ -232,7 +169,4 @@ class LoopDriver:
     def _finish_more(self) -> None:
         self._finish_soon = False
         if not self._closed:
-            started = len(self._pending)
             self._finished()
-            if len(self._pending) > started:
-                self._send_started(started)

@@ -58,6 +58,11 @@ if TYPE_CHECKING:
 #: run's handles. Since 8.12 the multi handle keeps them itself (and its DNS cache always): a
 #: share adds nothing there (measured: resumed handshakes alike with and without).
 _SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
+#: Transfers added to the multi handle in one turn of the loop; the rest on the next turns.
+#: libcurl connects every transfer added before its wake-up in that one call: at -c 500 the
+#: first 500 connections were opened back to back (~30 ms) before any request went out, and
+#: their 500 answers then came bunched, each waiting on the records of those before it.
+ADDS_PER_TURN = 64
 #: libcurl's DNS cache: entries live DNS_CACHE_S (libcurl's default), swept once a
 #: DNS_SWEEP_S at most. Every handle keeps entries forever (setup.new_handle), so that libcurl
 #: does not walk the whole cache after each transfer; one transfer a second carries the
@@ -128,9 +133,8 @@ class CurlEngine(LoopDriver):
         self._dns_sweep_at = 0.0  # the first transfer sweeps (an empty cache: nothing to walk)
         self._free: list[_Transfer] = []
         self._slot_of: dict[pycurl.Curl, _Transfer] = {}  # type: ignore[assignment]
-        #: Transfers started on callbacks, to add to the multi handle together (LoopDriver).
-        self._pending: list[_Transfer] = []  # type: ignore[assignment]
-        self._adding_soon = False
+        #: Transfers started on callbacks, to add to the multi handle together on the next turn.
+        self._pending: list[_Transfer] = []
         self._active: set[_Transfer] = set()
         #: Collect.tls: handshakes probed after a failed verification (see _transfer_over).
         self._probes: set[asyncio.Task[None]] = set()
@@ -156,6 +160,18 @@ class CurlEngine(LoopDriver):
         self._proxy = proxy_options(settings)  # the environment read once, not per handle
 
     # -- requests -------------------------------------------------------------------------------
+
+    def _add_pending(self) -> None:
+        pending = self._pending
+        batch, self._pending = pending[:ADDS_PER_TURN], pending[ADDS_PER_TURN:]
+        add = self._multi.add_handle
+        for slot in batch:
+            if slot.pending:
+                slot.pending = False
+                add(slot.curl)
+        if self._pending:
+            # After the adds: libcurl's wake-up (connecting this batch) comes first.
+            self._loop.call_soon(self._add_pending)
 
     def start_transfer(
         self,
@@ -193,15 +209,14 @@ class CurlEngine(LoopDriver):
         slot.ask_for = ask_for
         slot.on_done = on_done
         self._active.add(slot)
-        # Added together at the end of the turn, or on the next (LoopDriver._send_started):
-        # libcurl then sends the batch of requests back to back. Added one by one, each send
-        # would go out from inside the next socket's socket_action (libcurl runs due transfers
-        # there), between reads: on loopback every send then wakes an idle server, which
-        # doubled its CPU.
+        # Added together on the next turn: libcurl then sends the batch of requests back to
+        # back. Added one by one, each send would go out from inside the next socket's
+        # socket_action (libcurl runs due transfers there), between reads: on loopback every
+        # send then wakes an idle server, which doubled its CPU.
         slot.pending = True
+        if not self._pending:
+            self._loop.call_soon(self._add_pending)
         self._pending.append(slot)
-        if not self._adding_soon:
-            self._add_soon()
         return slot
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None:
