@@ -109,6 +109,7 @@ class CurlEngine(LoopDriver):
         )
         self._settings = settings
         self._max_size = settings.max_size
+        self._proxy = proxy_options(settings)  # the environment read once, not per handle
         multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
@@ -157,7 +158,6 @@ class CurlEngine(LoopDriver):
         # As curl and httpx: --cacert, else SSL_CERT_FILE, else certifi's bundle (libcurl's
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
-        self._proxy = proxy_options(settings)  # the environment read once, not per handle
 
     # -- requests -------------------------------------------------------------------------------
 
