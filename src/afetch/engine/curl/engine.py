@@ -49,6 +49,7 @@ from afetch.engine.curl.setup import (
     _no_certificate,
     _tls_probe,
     may_use_proxy,
+    proxy_options,
 )
 from afetch.engine.curl.transfer import _Transfer
 from afetch.engine.names import Answer, NamesAhead
@@ -108,6 +109,7 @@ class CurlEngine(LoopDriver):
         )
         self._settings = settings
         self._max_size = settings.max_size
+        self._proxy = proxy_options(settings)  # the environment read once, not per handle
         multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)

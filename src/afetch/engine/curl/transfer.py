@@ -22,7 +22,7 @@ from afetch.engine.curl.head import (
     _value_in,
 )
 from afetch.engine.curl.response import _CurlResponse, read_info
-from afetch.engine.curl.setup import _INFOTYPE_TEXT, _host_port, new_handle, set_method
+from afetch.engine.curl.setup import _INFOTYPE_TEXT, Proxy, _host_port, new_handle, set_method
 from afetch.engine.decode import PIECES_PER_TURN, Decoder
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class _Owner(Protocol):
 
     _settings: Settings
     _cainfo: str
+    _proxy: Proxy
     _tls_wanted: bool
     _share: pycurl.CurlShare | None
     _max_size: int | None
@@ -109,6 +110,7 @@ class _Transfer:
         self.curl = curl = new_handle(
             settings,
             engine._cainfo,
+            proxy=engine._proxy,
             on_debug=self._on_debug if engine._tls_wanted else None,
             on_head_line=self.head_lines.append,
             on_body=self._on_body,
