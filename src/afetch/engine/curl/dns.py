@@ -38,17 +38,18 @@ def resolve_line(host: str, port: int, addresses: list[str]) -> str:
 class DnsCache:
     """The options of libcurl's DNS cache on each transfer of one engine."""
 
-    __slots__ = ("_sweep_at",)
+    __slots__ = ("sweep_at",)
 
     def __init__(self) -> None:
-        self._sweep_at = 0.0  # the first transfer sweeps (an empty cache: nothing to walk)
+        #: When the next transfer sweeps; the first does (an empty cache: nothing to walk).
+        self.sweep_at = 0.0
 
     def set(self, slot: _Slot, now: float, answer: Answer | None) -> None:
         """Set ``slot``'s transfer, starting at ``now``: whether it sweeps the cache, and
         ``answer``'s addresses (its host's, looked up ahead) for the cache."""
         curl = slot.curl
-        if now >= self._sweep_at:
-            self._sweep_at = now + DNS_SWEEP_S
+        if now >= self.sweep_at:
+            self.sweep_at = now + DNS_SWEEP_S
             curl.setopt(pycurl.DNS_CACHE_TIMEOUT, DNS_CACHE_S)
             slot.sweeps_dns = True
         elif slot.sweeps_dns:

@@ -235,7 +235,9 @@ class CurlEngine(LoopDriver):
         if they were looked up ahead, after ``held_s`` spent waiting for them."""
         curl = slot.curl
         now = self._time()
-        self._dns.set(slot, now, answer)
+        dns = self._dns
+        if answer is not None or now >= dns.sweep_at or slot.sweeps_dns or slot.resolves:
+            dns.set(slot, now, answer)  # (most transfers change nothing there: no call)
         connect_ms = self._connect_ms
         if held_s:  # the wait counts against both timeouts, as a lookup by libcurl would
             deadline = slot.request.deadline  # type: ignore[union-attr]
