@@ -185,10 +185,9 @@ class Host:
         "wake_pending",
     )
 
-    def __init__(
+    def __init__(  # HostTable.get passes all positionally: no keyword dict per new host
         self,
         key: HostKey | None,
-        *,
         limit: int | None = None,
         rate: float | None = None,
         server_limits: bool = False,
@@ -314,13 +313,13 @@ class HostTable:
                 auto = self._learned.pop(key, None) or AutoLimit(ceiling=self._ceiling)
             host = Host(
                 key,
-                limit=self._limit,
-                rate=self._rate,
-                server_limits=self._server_limits,
-                tracked=self._max_errors is not None,
-                failures=failures,
-                down=down,
-                auto=auto,
+                self._limit,
+                self._rate,
+                self._server_limits,
+                self._max_errors is not None,
+                failures,
+                down,
+                auto,
             )
             self._hosts[key] = host
         return host
