@@ -3,12 +3,16 @@ machine's load cannot move.
 
     python bench/instructions.py --tree base=/tmp/base/src --tree head=src
     python bench/instructions.py --mode options-cold --mode latency --tree head=src
+    python bench/instructions.py --mode many --urls 3000 --minus 1000 --tree head=src
 
 Runs ``valgrind --tool=callgrind`` over the whole CLI (all threads; not child processes) for
 ``--urls`` and ``--minus`` URLs against the bench's private nginx and prints
 (instructions(urls) - instructions(minus)) / (urls - minus): start-up and the fixed cost of a
 run cancel out. Counts still move by a few per cent with timing (how many events one loop turn
 finds), so compare trees in one invocation, ``--repeat`` times, and look at the medians.
+Mode ``many`` is bench/run.py's many-hosts workload in small: each URL list spreads over half
+as many loopback addresses (127.0.x.y, every host twice, as 20,000 URLs over 10,000 hosts),
+served with keepalive off, ``-c 200 --per-host 2``: a new connection per request.
 Needs valgrind and the nginx of bench/run.py.
 """
 
@@ -27,8 +31,10 @@ from pathlib import Path
 from run import Nginx, write_lines
 
 COLLECTED = re.compile(rb"Collected : (\d+)")
+URLS_PER_HOST = 2
 
-# mode -> (path on nginx, ports to spread over, -c, extra options, needs a warm-up run)
+# mode -> (path on nginx, ports to spread over, -c, extra options, needs a warm-up run);
+# ports 0: the many-hosts listener, over n // URLS_PER_HOST loopback addresses.
 MODES: dict[str, tuple[str, int, int, list[str], bool]] = {
     "plain": ("/1k", 1, 50, [], False),
     "latency": ("/sleep", 4, 500, [], False),
@@ -46,6 +52,7 @@ MODES: dict[str, tuple[str, int, int, list[str], bool]] = {
         ["--state", "{state}", "--cache", "{cache}", "--hash", "--ordered"],
         True,
     ),
+    "many": ("/1k", 0, 200, ["--per-host", "2"], False),
     "history": (
         "/1k",
         1,
@@ -78,9 +85,12 @@ def per_request(mode: str, src: str, nginx: Nginx, work: Path, urls: int, minus:
     env = {**os.environ, "PYTHONPATH": src, "PYTHONHASHSEED": "0"}
     totals = []
     for n in (urls, minus):
-        listing = write_lines(
-            work / f"{mode}-{n}.txt", (nginx.url(path, i, spread=spread) for i in range(n))
-        )
+        if spread:
+            lines = (nginx.url(path, i, spread=spread) for i in range(n))
+        else:
+            hosts = max(1, n // URLS_PER_HOST)
+            lines = (nginx.many_host_url(i, hosts=hosts) for i in range(n))
+        listing = write_lines(work / f"{mode}-{n}.txt", lines)
         run = work / f"{mode}-{n}-run"
         shutil.rmtree(run, ignore_errors=True)
         run.mkdir()

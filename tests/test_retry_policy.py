@@ -6,9 +6,11 @@ import random
 from email.utils import formatdate
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from afetch import FetchError, Record, Settings
-from afetch.schedule.hosts import Host, HostTable, Pacer, host_key
+from afetch.schedule.hosts import Host, HostTable, Pacer, _split_host_key, host_key
 from afetch.schedule.retry import RetryPolicy, parse_retry_after
 
 
@@ -115,6 +117,36 @@ def test_host_key_is_scheme_host_port() -> None:
     assert host_key("http://a.test:8080/") != host_key("http://a.test/")
     assert host_key("not a url") is None
     assert host_key("http://[::1") is None
+
+
+# URLs built from the pieces where urlsplit's reading has edges: scheme characters and case,
+# users, brackets, colons, %-zones, blanks and controls (which urlsplit strips or drops),
+# non-ASCII (NFKC-checked), ports out of range or empty, and what ends the authority. Mostly
+# plain pieces, one odd one at most: the odd one must be where a usual URL would be.
+_SCHEMES = st.sampled_from(["http", "HTTPS", "hTtP", "h-t.t+p1", "1http", "ht\ttp", " http", ""])
+_SEPARATORS = st.sampled_from(["://", "://", "://", ":/", ":", "//"])
+_PLAIN_HOSTS = st.text(st.sampled_from("aZ09.-_~!$&'()*+,;="), max_size=6)
+_ODD = st.sampled_from(["", "", "@", "[", "]", "[::1]", ":", "%", "%eTh0", " ", "\t", "\n", "\x00"])
+_ODD_MORE = st.sampled_from(["\x7f", "é", "É", "\ufb01", "\u2100", "\uff0f", "/", "?", "#"])
+_PORTS = st.sampled_from(["", ":", ":0", ":80", ":443", ":08080", ":65535", ":65536", ":x"])
+_TAILS = st.sampled_from(["", "/", "/p?q#f", "?q", "#f", " ", "\n", "\t/", ":/", "@h/"])
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    _SCHEMES,
+    _SEPARATORS,
+    _PLAIN_HOSTS,
+    st.one_of(st.just(""), _ODD, _ODD_MORE),
+    _PLAIN_HOSTS,
+    _PORTS,
+    _TAILS,
+)
+def test_host_key_reads_urls_as_urlsplit(
+    scheme: str, sep: str, host: str, odd: str, more: str, port: str, tail: str
+) -> None:
+    url = scheme + sep + host + odd + more + port + tail
+    assert host_key(url) == _split_host_key(url), url
 
 
 def test_pacer_spaces_starts_evenly() -> None:

@@ -303,7 +303,8 @@ class Run:
             self._pacing.heard(host, record, hints, job.paced_in)
         if self._gauge is not None:
             self._gauge.end(job)
-        if self._hosts is not None:
+        if self._hosts is not None and (host.tracked or host.auto is not None):
+            # (HostTable.note has nothing to count for a host neither tracked nor auto.)
             self._hosts.note(
                 host,
                 None if record.error is None else record.error.type,

@@ -76,10 +76,21 @@ class LoopDriver:
         idle = self._idle
         if fd in idle:
             idle.discard(fd)
-            try:
-                self._poller.modify(fd, _WANTED[what])
-            except FileNotFoundError:  # the parked socket was closed: the number is a new one
-                self._poller.register(fd, _WANTED[what])
+            poller = self._poller
+            if what & _POLL_OUT:
+                # Asked to write first: most likely a new socket connecting under the number of
+                # a parked one libcurl closed (a connection reused sends its request at once,
+                # then asks to read); registering it first spares a failed call and its
+                # exception (~6,000 instructions) per new connection.
+                try:
+                    poller.register(fd, _WANTED[what])
+                except FileExistsError:  # the parked connection after all
+                    poller.modify(fd, _WANTED[what])
+            else:
+                try:
+                    poller.modify(fd, _WANTED[what])
+                except FileNotFoundError:  # the parked socket was closed: the number is new
+                    poller.register(fd, _WANTED[what])
             watched[fd] = what
             return
         had = watched.get(fd, 0)
