@@ -322,3 +322,26 @@ def test_any_origin_is_judged_without_error(origin: str) -> None:
 def test_the_system_lookup_finds_a_name_where_loopback_may_be_the_only_interface() -> None:
     # getaddrinfo with AI_ADDRCONFIG answers nothing there; libcurl's resolver would answer.
     assert set(names.system_lookup("localhost", 80)) & {"127.0.0.1", "::1"}
+
+
+def test_an_answer_that_comes_as_a_transfer_is_held_begins_it_at_once() -> None:
+    # The answer came after the engine's take() looked and before hold(): no thread saw the
+    # transfer held, so hold() itself begins it.
+    begun: list[tuple[object, object]] = []
+
+    async def run() -> bool:
+        ahead = NamesAhead(
+            lookups=1,
+            time=FakeClock().time,
+            lookup=lambda h, p: ["192.0.2.9"],
+            begin=lambda transfer, answer: begun.append((transfer, answer)),
+        )
+        try:
+            ahead.ask("http://late.test")
+            await asyncio.to_thread(_answered, ahead, 1)
+            return ahead.hold("http://late.test", "transfer", 5.0)
+        finally:
+            ahead.close()
+
+    assert asyncio.run(run()) is True
+    assert begun == [("transfer", ("late.test", 80, ["192.0.2.9"]))]

@@ -21,12 +21,13 @@ all queue on libcurl's 20 lookups at once (and at ``-c 10000``, time out there).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import threading
 from collections import deque
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,9 +99,10 @@ def _host_port(origin: str) -> tuple[str, int] | None:
 
 
 class NamesAhead:
-    """The lookups of one engine. Loop side: :meth:`ask` and :meth:`take`, on the loop only;
-    lookup threads hand answers back through a deque (appends are thread-safe), which the loop
-    drains when it takes one, so an answer costs the loop no wake-up.
+    """The lookups of one engine. Loop side: :meth:`ask`, :meth:`take` and :meth:`hold`, on the
+    loop only; lookup threads hand answers back through a deque (appends are thread-safe),
+    which the loop drains when it takes one, so an answer costs the loop no wake-up unless a
+    transfer is held for one.
 
     >>> import time
     >>> ahead = NamesAhead(lookups=2, time=time.monotonic, lookup=lambda h, p: ["192.0.2.7"])
@@ -197,8 +199,8 @@ class NamesAhead:
 
     def hold(self, origin: str, transfer: object, at_most: float) -> bool:
         """Keep ``transfer`` until ``origin``'s lookup under way comes back, or for ``at_most``
-        seconds, then ``begin(transfer, answer or None)`` on the loop. False: no lookup of
-        ``origin`` is under way (begin it now)."""
+        seconds, then ``begin(transfer, answer or None)`` on the loop (from in here, if the
+        answer has just come). False: no lookup of ``origin`` is under way (begin it now)."""
         if origin not in self._in_flight:
             return False
         loop = self._loop
@@ -251,8 +253,9 @@ class NamesAhead:
         """Drops the lookups not begun and lets the threads end (each after the lookup it is
         in, unwaited)."""
         queue = self._queue
-        while not queue.empty():
-            queue.get_nowait()
+        with contextlib.suppress(Empty):  # a thread may take the last one meanwhile
+            while True:
+                queue.get_nowait()
         for _ in range(self._threads):
             self._queue.put(None)
         self._threads = 0

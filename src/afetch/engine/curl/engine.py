@@ -223,10 +223,12 @@ class CurlEngine(LoopDriver):
             end = url.find("/", 8)
             origin = url if end < 0 else url[:end]
             answer = names.take(origin)
-            if answer is None and names.hold(origin, slot, self._hold_s):
-                # Its host's lookup is under way: begun when it comes back (_begin_held).
+            if answer is None:
+                # If its host's lookup is under way, begun when it comes back (_begin_held).
                 slot.deferred = (self._time(), origin)
-                return slot
+                if names.hold(origin, slot, self._hold_s):
+                    return slot
+                slot.deferred = None
         self._begin(slot, answer)
         return slot
 
