@@ -57,6 +57,7 @@ OTHER_TOOLS_OPTIONS = {
         "--many-runs",
         "--engines",
         "--afetch-shards",
+        "--no-uvloop-script",
         # The internet-like lab (bench/lab.py).
         "--internet-urls",
         "--internet-names",
