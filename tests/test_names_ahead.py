@@ -126,7 +126,6 @@ def test_nothing_is_looked_up_through_a_proxy_under_no_private_or_with_timings(
     assert asyncio.run(ahead(Settings())) is False
     assert asyncio.run(ahead(Settings(proxy=""))) is True  # "" turns the environment's off
     monkeypatch.delenv("https_proxy")
-    monkeypatch.setenv("no_proxy", "*")
     assert asyncio.run(ahead(Settings())) is True
 
     from afetch._api import _close, _open_fetcher

@@ -48,7 +48,6 @@ from afetch.engine.curl.setup import (
     _HeaderLists,
     _no_certificate,
     _tls_probe,
-    may_use_proxy,
     proxy_options,
 )
 from afetch.engine.curl.transfer import _Transfer
@@ -163,7 +162,7 @@ class CurlEngine(LoopDriver):
         #: transfer's timings are asked for (their "dns" is the lookup's time).
         self._names: NamesAhead | None = None
         self.resolve_ahead: Callable[[str], None] | None = None
-        if not may_use_proxy(settings) and not self._info_wanted:
+        if self._proxy[0] == "" and not self._info_wanted:  # "": no proxy, nor any to look for
             self._names = NamesAhead(
                 lookups=settings.concurrency, time=self._time, begin=self._begin_held
             )

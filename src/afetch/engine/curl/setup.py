@@ -225,14 +225,6 @@ def _set_proxy(curl: pycurl.Curl, options: Proxy, settings: Settings, cainfo: st
         curl.setopt(pycurl.PROXY_SSL_VERIFYHOST, 0)
 
 
-def may_use_proxy(settings: Settings) -> bool:
-    """Whether a request may go through a proxy (--proxy, or the environment's, as libcurl
-    reads it when --proxy is not given)."""
-    if settings.proxy is not None:
-        return bool(settings.proxy)
-    return any(name in os.environ for name in _PROXY_ENVIRONMENT if "no_" not in name.lower())
-
-
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url)
     host = parts.hostname or ""
