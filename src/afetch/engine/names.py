@@ -27,9 +27,11 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable
-from queue import Empty, SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from queue import SimpleQueue
 
 #: The most lookup threads, whatever ``-c`` (the --no-private check's bound too).
 MAX_LOOKUPS = 64
@@ -155,7 +157,9 @@ class NamesAhead:
         self._threads = 0
         #: A lookup was asked for (until then, transfers have nothing to take or wait for).
         self.looking = False
-        self._queue: SimpleQueue[tuple[str, float] | None] = SimpleQueue()
+        #: Lookups to make; made with the first (queue is loaded then: a run of IP literals
+        #: never loads it).
+        self._queue: SimpleQueue[tuple[str, float] | None] | None = None
         #: origin → when it was asked (its answer is good until TTL after that).
         self._asked: dict[str, float] = {}
         #: origin → (answer, when asked): answered, not yet taken.
@@ -176,6 +180,10 @@ class NamesAhead:
         self._remember(self._asked, origin, now)
         self.looking = True
         self._in_flight.add(origin)
+        if self._queue is None:
+            from queue import SimpleQueue
+
+            self._queue = SimpleQueue()
         self._queue.put((origin, now))
         if self._threads < self._max:
             self._threads += 1
@@ -253,15 +261,20 @@ class NamesAhead:
         """Drops the lookups not begun and lets the threads end (each after the lookup it is
         in, unwaited)."""
         queue = self._queue
+        if queue is None:
+            return
+        from queue import Empty
+
         with contextlib.suppress(Empty):  # a thread may take the last one meanwhile
             while True:
                 queue.get_nowait()
         for _ in range(self._threads):
-            self._queue.put(None)
+            queue.put(None)
         self._threads = 0
 
     def _work(self) -> None:
         queue, lookup, answers = self._queue, self._lookup, self.answers
+        assert queue is not None  # made before the first thread
         while (item := queue.get()) is not None:
             origin, asked = item
             answer = None  # failed: the engine resolves it itself, and says why it fails
