@@ -158,8 +158,8 @@ class CurlEngine(LoopDriver):
         # compiled-in path belongs to the machine the wheel was built on).
         self._cainfo = settings.cacert or os.environ.get("SSL_CERT_FILE") or _certifi_bundle()
         #: Host names looked up ahead on threads of the run's own (libcurl's resolver runs 20
-        #: lookups at once); none through a proxy, which resolves names itself, nor when each
-        #: transfer's timings are asked for (their "dns" is the lookup's time).
+        #: lookups at once); none when a proxy may be used (it resolves names itself), nor when
+        #: each transfer's timings are asked for (their "dns" is the lookup's time).
         self._names: NamesAhead | None = None
         self.resolve_ahead: Callable[[str], None] | None = None
         if self._proxy[0] == "" and not self._info_wanted:  # "": no proxy, nor any to look for
