@@ -22,6 +22,7 @@ from afetch._settings import Settings
 from afetch.engine import names
 from afetch.engine.base import Collect, Request
 from afetch.engine.curl import CurlEngine
+from afetch.engine.curl.setup import _PROXY_ENVIRONMENT
 from afetch.engine.names import NamesAhead, worth_asking
 from tests.helpers import fetch_on, transfer, wait_until
 
@@ -42,12 +43,18 @@ class Lookups:
         return ["127.0.0.1"] if host.endswith(".test") else []
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names are looked up only where no proxy may be used: none from the machine's
+    environment here (no_proxy included)."""
+    for name in _PROXY_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> Lookups:
     fake = Lookups()
     monkeypatch.setattr(names, "system_lookup", fake)
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
     return fake
 
 
@@ -127,6 +134,9 @@ def test_nothing_is_looked_up_through_a_proxy_under_no_private_or_with_timings(
     assert asyncio.run(ahead(Settings(proxy=""))) is True  # "" turns the environment's off
     monkeypatch.delenv("https_proxy")
     assert asyncio.run(ahead(Settings())) is True
+    monkeypatch.setenv("no_proxy", "*")  # any proxy variable: libcurl reads the environment
+    assert asyncio.run(ahead(Settings())) is False
+    monkeypatch.delenv("no_proxy")
 
     from afetch._api import _close, _open_fetcher
 
