@@ -169,3 +169,38 @@ def test_a_host_that_never_answers_has_its_urls_tried_side_by_side(
     starts = sorted(datetime.fromisoformat(record.started_at) for record in hung)
     span = (starts[-1] - starts[0]).total_seconds()
     assert span < 0.75, f"the silent host's URLs started over {span:.2f} s, one after another"
+
+
+def _read_before_the_second_request(urls: list[str]) -> int:
+    """How many of ``urls`` the run had read when its second request started (one slot, the
+    first request taking a second): what the look-ahead let wait."""
+    read: list[str] = []
+    seen_at_second: list[int] = []
+
+    def source() -> Iterator[str]:
+        for url in urls:
+            read.append(url)
+            yield url
+
+    def delay(request: object) -> float:
+        if len(seen_at_second) < 2:
+            seen_at_second.append(len(read))
+        return 1.0
+
+    clock = FakeClock()
+    server = SlowServer(clock, delay)
+    records = collect_on(clock, source(), transport=server.transport(), concurrency=1)
+    assert len(records) == len(urls)
+    return seen_at_second[1]
+
+
+def test_a_list_over_many_hosts_widens_the_look_ahead_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(affinity, "LOOKAHEAD_MIN", 20)
+    monkeypatch.setattr(affinity, "LOOKAHEAD_WIDE", 60)
+    monkeypatch.setattr(affinity, "WIDEN_HOSTS_MIN", 5)  # 20 // 4 = 5 hosts waiting: widen
+    many = [f"http://h{n}.test/x" for n in range(100)]
+    one = [f"http://h.test/{n}" for n in range(100)]
+    assert 55 <= _read_before_the_second_request(many) <= 62
+    assert _read_before_the_second_request(one) <= 22

@@ -41,6 +41,14 @@ class Intake:
         self._refill_at = lookahead - batch
         self.refilling = True
 
+    def resize(self, lookahead: int, *, batch: int) -> None:
+        """At most ``lookahead`` URLs wait from now on (refilled by ``batch``)."""
+        self.lookahead = lookahead
+        self._refill_at = lookahead - batch
+        if not self.wanted:
+            self.refilling = self.wanted = True
+            self.wake()
+
     def want(self, waiting: int, idle: bool) -> None:
         """``waiting`` URLs wait, and ``idle``: a slot is free that nothing queued can use.
 

@@ -99,8 +99,7 @@ class Run:
         self._resolve_ahead = dispatch.resolve_ahead
         self._origin = ""
         self._lookahead = reach = lookahead(capacity, prefetch=self._prefetch is not None)
-        # Read in batches of at most 2 × concurrency (a batch is read in one go on the loop).
-        self._intake = Intake(reach, batch=min(reach // 2, 2 * capacity))
+        self._intake = Intake(reach, batch=_batch(reach, capacity))
         self._counted_ = self._counted  # bound once: the callback of every direct attempt
         self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
@@ -108,7 +107,11 @@ class Run:
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
         self._affinity = Affinity(
-            self._lookahead, queue=self._shared_host.queue, ready=self._ready, start=self._start
+            self._lookahead,
+            queue=self._shared_host.queue,
+            ready=self._ready,
+            start=self._start,
+            widen=None if self._prefetch is not None else self._widen,
         )
         #: Records emitted and not yet taken by the consumer (at most ``concurrency``).
         self._untaken = 0
@@ -117,6 +120,11 @@ class Run:
         self._input_done = False
         self._closed = False
         self.all_done = asyncio.Event()
+
+    def _widen(self, reach: int) -> None:
+        """A list over many hosts: more URLs may wait (schedule.affinity.LOOKAHEAD_WIDE)."""
+        self._lookahead = reach
+        self._intake.resize(reach, batch=_batch(reach, self._capacity))
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -425,3 +433,8 @@ class Run:
         if self._busiest is not None and self._hosts is not None:
             self._busiest.fill(self._hosts)
         self._timers.close()
+
+
+def _batch(reach: int, capacity: int) -> int:
+    """URLs read in one go on the loop: at most 2 × concurrency."""
+    return min(reach // 2, 2 * capacity)
