@@ -34,11 +34,10 @@ LOOKAHEAD_PER_SLOT = 4
 #: shuffled lists of thousands of hosts (figures: docs/performance.md, "Connection reuse: a
 #: host's next URL takes its freed slot"). A waiting URL costs about 0.4 KB besides its text.
 LOOKAHEAD_MIN = 20_000
-#: ... widened once to this many when the URLs waiting span more than one host per
-#: ``HOSTS_TO_WIDEN`` of them (a list over many hosts, a few URLs each, far apart): the host's
-#: next URL is then often further ahead than ``LOOKAHEAD_MIN``. 50,000 URLs over 10,000 names
-#: in the internet-like lab: 22,350 → 17,461 connections, 1.19× → 1.14× its ideal
-#: (docs/performance.md, "Names looked up ahead"). A single-host list never widens.
+#: ... widened once to this many (about 20 MB) when the URLs waiting span more than one host
+#: per ``HOSTS_TO_WIDEN`` of them (a list over many hosts, a few URLs each, far apart): a host's
+#: next URL is then often further ahead than ``LOOKAHEAD_MIN`` (figures: docs/performance.md,
+#: "Names looked up ahead"). A list of one host never widens; nor does ``--cache``'s.
 LOOKAHEAD_WIDE = 50_000
 HOSTS_TO_WIDEN = 4
 #: ... and at least this many hosts.
