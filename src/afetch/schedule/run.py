@@ -98,8 +98,8 @@ class Run:
         self._prefetch, self._direct = dispatch.prefetch, dispatch.direct
         self._resolve_ahead = dispatch.resolve_ahead
         self._origin = ""
-        self._lookahead = reach = lookahead(capacity, prefetch=self._prefetch is not None)
-        self._intake = Intake(reach, batch=_batch(reach, capacity))
+        reach = lookahead(capacity, prefetch=self._prefetch is not None)
+        self._intake = Intake(reach, batch=_batch(reach, capacity))  # its lookahead: the bound
         self._counted_ = self._counted  # bound once: the callback of every direct attempt
         self._crashed = crashed  # ends the run with a failure in a callback (no task has it)
         self._window = ReorderWindow[Record](capacity * WINDOW_FACTOR) if settings.ordered else None
@@ -107,7 +107,7 @@ class Run:
         #: Hosts with queued URLs, taken in turn (round robin).
         self._ready: deque[Host] = deque()
         self._affinity = Affinity(
-            self._lookahead,
+            reach,
             queue=self._shared_host.queue,
             ready=self._ready,
             start=self._start,
@@ -123,7 +123,6 @@ class Run:
 
     def _widen(self, reach: int) -> None:
         """A list over many hosts: more URLs may wait (schedule.affinity.LOOKAHEAD_WIDE)."""
-        self._lookahead = reach
         self._intake.resize(reach, batch=_batch(reach, self._capacity))
 
     # -- input ---------------------------------------------------------------------------------
@@ -162,10 +161,12 @@ class Run:
         capacity = self._capacity
         if self._running < capacity and self._untaken < capacity:
             self._pump()
-        elif not self._closed and not (self._intake.refilling and self._waiting < self._lookahead):
-            # Reading ahead while every slot is busy: nothing can start, only input may stop
-            # (and while a refill is under way and below the bound, it goes on: no change).
-            self._want_input_or_finish()
+        else:
+            intake = self._intake
+            if not self._closed and not (intake.refilling and self._waiting < intake.lookahead):
+                # Reading ahead while every slot is busy: nothing can start, only input may
+                # stop (and while a refill is under way and below the bound, it goes on).
+                self._want_input_or_finish()
 
     # -- the pump ------------------------------------------------------------------------------
 
