@@ -44,22 +44,31 @@ def serving(server: socketserver.BaseServer) -> Iterator[None]:
         server.server_close()
 
 
+def fetch_through(
+    urls: list[str], transport: httpx.AsyncBaseTransport | None, **options: Any
+) -> list[Record]:
+    """``afetch.fetch`` over ``urls`` (``options``: ``settings=`` or its fields) through
+    ``transport``, closed after; None: the curl engine."""
+
+    async def run() -> list[Record]:
+        try:
+            return [r async for r in afetch.fetch(urls, transport=transport, **options)]
+        finally:
+            if transport is not None:
+                await transport.aclose()
+
+    return asyncio.run(run())
+
+
 def fetch_on(urls: list[str], engine: str = "curl", **options: Any) -> list[Record]:
     """``afetch.fetch`` over ``urls`` with ``Settings(**options)``, on the curl engine or, for
     ``engine="httpx"``, on the httpx transport (closed after)."""
     from afetch._settings import Settings
     from afetch.engine.httpx_adapter import default_transport
 
-    async def run() -> list[Record]:
-        settings = Settings(**options)
-        transport = default_transport(settings) if engine == "httpx" else None
-        try:
-            return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
-        finally:
-            if transport is not None:
-                await transport.aclose()
-
-    return asyncio.run(run())
+    settings = Settings(**options)
+    transport = default_transport(settings) if engine == "httpx" else None
+    return fetch_through(urls, transport, settings=settings)
 
 
 @contextlib.contextmanager

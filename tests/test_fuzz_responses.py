@@ -6,7 +6,6 @@ run ends within ``--timeout`` + 1 s."""
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import os
@@ -20,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import afetch
 from afetch import ERROR_TYPES, Record, Settings
+from tests.helpers import fetch_through
 from tests.raw_server import HOLD, RESET, RawServer, Script
 
 TIMEOUT = 1.5
@@ -216,16 +215,7 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 def _fetch_all(urls: list[str], engine: Engine, timeout: float = TIMEOUT) -> list[Record]:
     options = Settings(timeout=timeout, retries=0, max_size=200_000, concurrency=len(urls) or 1)
-
-    async def run() -> list[Record]:
-        transport = engine()
-        try:
-            return [r async for r in afetch.fetch(urls, settings=options, transport=transport)]
-        finally:
-            if transport is not None:
-                await transport.aclose()
-
-    return asyncio.run(run())
+    return fetch_through(urls, engine(), settings=options)
 
 
 def _assert_valid(record: Record) -> None:

@@ -3,14 +3,13 @@ an honest message and an honest ``final_url``, the same on libcurl and on the ht
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-import afetch
 from afetch import Record, Settings
+from tests.helpers import fetch_through
 from tests.raw_server import RawServer
 
 Engine = Callable[[], httpx.AsyncBaseTransport | None]
@@ -31,17 +30,7 @@ def engine(request: pytest.FixtureRequest) -> Engine:
 
 
 def fetch(urls: list[str], engine: Engine, **options: object) -> list[Record]:
-    settings = Settings(**options)  # type: ignore[arg-type]
-
-    async def run() -> list[Record]:
-        transport = engine()
-        try:
-            return [r async for r in afetch.fetch(urls, settings=settings, transport=transport)]
-        finally:
-            if transport is not None:
-                await transport.aclose()
-
-    return asyncio.run(run())
+    return fetch_through(urls, engine(), settings=Settings(**options))  # type: ignore[arg-type]
 
 
 def fetch_one(url: str, engine: Engine, **options: object) -> Record:

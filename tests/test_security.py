@@ -28,7 +28,7 @@ from afetch.engine.guard import (
 )
 from afetch.engine.guard_transport import PrivateAddressGuard
 from tests.cli_run import afetch_cli, jsonl
-from tests.helpers import collect
+from tests.helpers import collect, fetch_through
 
 SECRET_HEADERS = (("Authorization", "Bearer tok-SECRET-1"), ("Cookie", "sid=SECRET-2"))
 
@@ -174,16 +174,7 @@ def checked(
 
 
 def run_guarded(urls: list[str], guard: httpx.AsyncBaseTransport | None) -> list[Record]:
-    async def run() -> list[Record]:
-        import afetch
-
-        try:
-            return [r async for r in afetch.fetch(urls, transport=guard, no_private=True)]
-        finally:
-            if guard is not None:
-                await guard.aclose()
-
-    return asyncio.run(run())
+    return fetch_through(urls, guard, no_private=True)
 
 
 def test_a_redirect_to_a_private_address_is_blocked(
