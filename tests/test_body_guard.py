@@ -26,7 +26,7 @@ from afetch._include import _title_span, html_title
 from afetch._loopback import LoopbackServer
 from afetch._loopback.routes import gzip_bomb
 from tests.cli_run import afetch_cli, jsonl
-from tests.helpers import serving
+from tests.helpers import fetch_through, serving
 
 ENGINES = ["curl", "httpx"]
 
@@ -172,15 +172,7 @@ def test_no_record_holds_the_loop_whatever_the_body(
 def fetch_all(urls: list[str], engine: str, **options: object) -> list[Record]:
     # Made before the loop runs: its TLS context loads the CA bundle (~40 ms of CPU).
     transport = None if engine == "curl" else httpx.AsyncHTTPTransport(retries=0)
-
-    async def run() -> list[Record]:
-        try:
-            return [r async for r in afetch.fetch(urls, transport=transport, **options)]
-        finally:
-            if transport is not None:
-                await transport.aclose()
-
-    return asyncio.run(run())
+    return fetch_through(urls, transport, **options)
 
 
 # --- the title: what the regex it replaces found, in linear time ----------------------------------
