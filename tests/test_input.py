@@ -199,3 +199,31 @@ def test_any_line_ends_and_a_bom_read_back_the_same_lines(
     text = "".join(url + end for url, end in zip(urls, ends, strict=False))
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
     assert _read_all([str(path)]) == [url_from_line(url) for url in urls]
+
+
+def test_a_loop_closed_while_input_is_handed_over_leaves_no_coroutine_unawaited(
+    tmp_path: Path,
+) -> None:
+    # A run that ends early (a full disk, say) closes its loop while the reader thread may be
+    # handing a chunk over. What the thread scheduled then never runs: it must not be a
+    # coroutine, which Python reports on stderr as "never awaited" when it is dropped.
+    import gc
+    import warnings
+
+    from tests.helpers import wait_until
+
+    path = tmp_path / "urls.txt"
+    path.write_bytes(b"http://127.0.0.1/x\n" * 200_000)  # many chunks: the thread stays busy
+    loop = asyncio.new_event_loop()
+    urls = read_urls(open_sources([str(path)]))
+    try:
+        assert loop.run_until_complete(anext(urls)) == "http://127.0.0.1/x"
+        # The loop has stopped: the thread's next hand-over waits in it, never to run.
+        wait_until(lambda: len(loop._ready) > 0, timeout=10)  # type: ignore[attr-defined]
+    finally:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loop.close()
+            del urls
+            gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]

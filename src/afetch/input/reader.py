@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import concurrent.futures
 import os
 import stat
 import threading
@@ -98,13 +97,20 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
     """Yield the URLs (and request objects) in ``fds`` (already opened files), in order, one per
     non-blank line."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(_QUEUED_CHUNKS)
-
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+    # At most _QUEUED_CHUNKS chunks wait: the thread takes a place before each hand-over, the
+    # loop gives it back as it takes the chunk. The hand-over is a plain callback, never a
+    # coroutine made on the thread: one the loop had no turn left to start was dropped
+    # unawaited at its close, and Python printed a RuntimeWarning on stderr (full-disk runs).
+    places = threading.Semaphore(_QUEUED_CHUNKS)
     abandoned = threading.Event()
 
     def pump() -> None:
         def hand_over(item: bytes | BaseException | None) -> None:
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            while not places.acquire(timeout=0.1):
+                if abandoned.is_set() or loop.is_closed():
+                    raise RuntimeError("abandoned")
+            loop.call_soon_threadsafe(queue.put_nowait, item)
 
         try:
             try:
@@ -115,9 +121,9 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
             except OSError as exc:
                 hand_over(exc)
             hand_over(None)
-        except (RuntimeError, concurrent.futures.CancelledError):
-            # The loop is gone, or asyncio.run cancelled the hand-over on its way out: the run
-            # was interrupted and nobody needs the rest.
+        except RuntimeError:
+            # The loop is closed, or the run stopped reading: it was interrupted (or ended
+            # early) and nobody needs the rest.
             pass
 
     threading.Thread(target=pump, name="afetch-input", daemon=True).start()
@@ -126,6 +132,7 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
     skipping = False  # inside the rest of an over-long line
     try:
         while (item := await queue.get()) is not None:
+            places.release()
             if isinstance(item, BaseException):
                 raise InputError(f"reading input failed: {item}")
             # CR alone ends a line too (classic Mac files); CRLF leaves a blank line, skipped.
@@ -147,10 +154,8 @@ async def read_urls(fds: Sequence[int]) -> AsyncIterator[str | RequestSpec]:
                     yield url
                 pending, skipping = "", True
     finally:
-        # Unblock a pump waiting on a full queue so the thread can see it is no longer wanted.
+        # A pump waiting for a place sees within 0.1 s that it is no longer wanted.
         abandoned.set()
-        while not queue.empty():
-            queue.get_nowait()
 
 
 def url_counter(fds: Sequence[int]) -> Callable[[], int] | None:
