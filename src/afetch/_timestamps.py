@@ -7,6 +7,8 @@ import time
 # Formatting the date and time is the costly part and changes once a second: cached.
 _second = -1
 _prefix = ""
+#: ".000Z" to ".999Z": the milliseconds, formatted once.
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def now_iso() -> str:
@@ -21,4 +23,4 @@ def now_iso() -> str:
     if second != _second:
         _second = second
         _prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-    return f"{_prefix}.{int((now - second) * 1000):03d}Z"
+    return _prefix + _MILLIS[int((now - second) * 1000)]

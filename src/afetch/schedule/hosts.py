@@ -379,7 +379,15 @@ class HostTable:
 
     def release(self, host: Host) -> None:
         """Forget ``host`` if nothing refers to it any more and its pacing has elapsed."""
-        if host.key is None or not host.idle:
+        # Host.idle, inlined: a property is a call from C, once per attempt here.
+        if (
+            host.key is None
+            or host.in_flight
+            or host.queue
+            or host.sleeping
+            or host.on_ready_list
+            or host.wake_pending
+        ):
             return
         if host.pacer is not None and host.pacer.holds(self._now()):
             return  # still spacing requests; a sweep forgets it later

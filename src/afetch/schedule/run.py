@@ -356,12 +356,13 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
-        self._affinity.ended(
-            job,
-            paced=self._pacer is not None,
-            held=self._untaken >= self._capacity,
-            answered=record.error is None,
-        )
+        if job.line is not None or host.queue:  # else Affinity.ended has nothing to do
+            self._affinity.ended(
+                job,
+                paced=self._pacer is not None,
+                held=self._untaken >= self._capacity,
+                answered=record.error is None,
+            )
         if self._hosts is not None:
             self._hosts.release(host)
         self._pump()
