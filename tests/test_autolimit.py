@@ -13,7 +13,7 @@ import pytest
 from afetch import Settings
 from afetch._loopback import LoopbackServer
 from afetch.schedule.autolimit import START, AutoLimit
-from afetch.schedule.hosts import BusiestHosts, HostTable
+from afetch.schedule.hosts import BusiestHosts, HostTable, host_key
 from tests.cli_run import afetch_cli, jsonl
 from tests.fake_clock import FakeClock, collect_on
 
@@ -116,15 +116,15 @@ def test_other_outcomes_do_not_lower_the_limit(outcome: dict[str, Any]) -> None:
 
 
 def test_a_forgotten_host_keeps_what_it_learned() -> None:
-    table = HostTable(limit="auto", rate=None, max_errors=None, ceiling=10)
-    host = table.get("http://a.test/", now=0.0)
+    table = HostTable(limit="auto", rate=None, max_errors=None, ceiling=10, now=lambda: 0.0)
+    host = table.get(host_key("http://a.test/"))
     assert host.limit == 2
     for _ in range(2):
         table.note(host, None, status=200, elapsed_ms=5.0, epoch=0)
     assert host.limit == 3
-    table.release(host, now=0.0)
+    table.release(host)
     assert len(table) == 0
-    again = table.get("http://a.test/x", now=0.0)
+    again = table.get(host_key("http://a.test/x"))
     assert again is not host
     assert again.limit == 3
     assert table.busiest(5) == [(("http", "a.test", 80), 2, 3)]

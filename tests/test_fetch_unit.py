@@ -189,3 +189,29 @@ def test_urls_read_before_an_input_error_still_get_records() -> None:
     with pytest.raises(OSError, match="Input/output error"):
         asyncio.run(run())
     assert sorted(got) == [f"{BASE}/{i}" for i in range(5)]
+
+
+@pytest.mark.parametrize("per_host", [None, 2])
+def test_a_url_is_parsed_once_with_per_host_options(
+    router: respx.MockRouter, monkeypatch: pytest.MonkeyPatch, per_host: int | None
+) -> None:
+    # With per-host options the scheduler reads the usual URL for its host key, and its
+    # attempt takes that reading (schedule.hosts.locate) instead of parsing the URL again.
+    import afetch.attempt.machine
+
+    parsed: list[str] = []
+
+    def counting(raw: str) -> object:
+        parsed.append(raw)
+        return parse_url(raw)
+
+    parse_url = afetch.attempt.machine.parse_url
+    monkeypatch.setattr(afetch.attempt.machine, "parse_url", counting)
+    router.get("/a").respond(200, content=b"a")
+    router.get("/b").respond(404)
+    urls = [f"{BASE}/a", f"{BASE}/b", "HTTP://Example.test/a"]
+    records = collect(urls, transport=transport_for(router), per_host=per_host)
+    statuses = sorted(zip(urls, (200, 404, 200), strict=True))
+    assert sorted((r.url, r.status) for r in records) == statuses
+    # The last is not the usual URL (an upper-case scheme): its attempt parses it.
+    assert parsed == (urls if per_host is None else urls[2:])

@@ -10,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from afetch import FetchError, Record, Settings
-from afetch.schedule.hosts import Host, HostTable, Pacer, _split_host_key, host_key
+from afetch._url import parse_url
+from afetch.schedule.hosts import Host, HostTable, Pacer, _split_host_key, host_key, locate
 from afetch.schedule.retry import RetryPolicy, parse_retry_after
+from tests.fake_clock import FakeClock
 
 
 def rec(status: int | None = None, error: str | None = None) -> Record:
@@ -147,6 +149,20 @@ def test_host_key_reads_urls_as_urlsplit(
 ) -> None:
     url = scheme + sep + host + odd + more + port + tail
     assert host_key(url) == _split_host_key(url), url
+    # The scheduler's one parse for the key and the attempt's target says the same.
+    key, target = locate(url)
+    assert key == _split_host_key(url), url
+    assert target is None or target == parse_url(url), url
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[1.2]/", "http://[::1]:8080/x", "http://a.test:0/", "http://a.test/a b"]
+)
+def test_locate_keys_as_host_key(url: str) -> None:
+    # "[1.2]" fits the usual URL's pattern, but urlsplit (the key's reading) rejects it.
+    key, target = locate(url)
+    assert key == host_key(url) == _split_host_key(url)
+    assert target is None or target == parse_url(url)
 
 
 def test_pacer_spaces_starts_evenly() -> None:
@@ -177,30 +193,33 @@ def test_host_table_forgets_idle_hosts_but_remembers_failures_boundedly(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("afetch.schedule.hosts.FAILURE_MEMORY", 2)
-    table = HostTable(limit=1, rate=None, max_errors=2)
-    hosts = [table.get(f"http://h{i}.test/", now=0.0) for i in range(4)]
+    table = HostTable(limit=1, rate=None, max_errors=2, now=lambda: 0.0)
+    hosts = [table.get(host_key(f"http://h{i}.test/")) for i in range(4)]
     assert len(table) == 4
     for host in hosts:
         table.note(host, "connect")
         table.note(host, "connect")
         assert host.down
-        table.release(host, now=0.0)
+        table.release(host)
     assert len(table) == 0
     # The two most recent failures are remembered; the older ones are probed afresh.
-    assert table.get("http://h3.test/", now=0.0).down
-    assert table.get("http://h2.test/", now=0.0).down
-    assert not table.get("http://h0.test/", now=0.0).down
+    assert table.get(host_key("http://h3.test/")).down
+    assert table.get(host_key("http://h2.test/")).down
+    assert not table.get(host_key("http://h0.test/")).down
 
 
 def test_host_table_keeps_a_paced_host_until_its_interval_passes() -> None:
-    table = HostTable(limit=None, rate=1.0, max_errors=None)
-    host = table.get("http://a.test/", now=0.0)
+    clock = FakeClock(0.0)
+    table = HostTable(limit=None, rate=1.0, max_errors=None, now=clock.time)
+    host = table.get(host_key("http://a.test/"))
     assert host.pacer is not None
     host.pacer.take(now=0.0)
-    table.release(host, now=0.5)
+    clock.now = 0.5  # (no timer to jump to: the table reads the clock only)
+    table.release(host)
     assert len(table) == 1
-    assert table.get("http://a.test/", now=0.5) is host
-    table.release(host, now=1.5)
+    assert table.get(host_key("http://a.test/")) is host
+    clock.now = 1.5
+    table.release(host)
     assert len(table) == 0
 
 
@@ -208,24 +227,24 @@ def test_the_sweep_of_idle_hosts_never_takes_the_host_being_added() -> None:
     # A host is idle until its first URL is queued; the sweep that a new host can set off
     # (every time the table doubles) once dropped that very host, and the run crashed when
     # its attempt ended (KeyError: 20,000 URLs over 10,000 hosts with --per-host 2).
-    table = HostTable(limit=2, rate=None, max_errors=None)
+    table = HostTable(limit=2, rate=None, max_errors=None, now=lambda: 0.0)
     hosts = []
     for i in range(3000):
-        host = table.get(f"http://h{i}.test/", now=0.0)
-        assert table.get(f"http://h{i}.test/x", now=0.0) is host, f"host {i} was swept"
+        host = table.get(host_key(f"http://h{i}.test/"))
+        assert table.get(host_key(f"http://h{i}.test/x")) is host, f"host {i} was swept"
         host.in_flight += 1  # its attempt starts: every host stays in use
         hosts.append(host)
     assert len(table) == 3000
     for host in hosts:
         host.in_flight -= 1
-        table.release(host, now=0.0)  # idle: forgotten, once each
+        table.release(host)  # idle: forgotten, once each
     assert len(table) == 0
 
 
 def test_invalid_urls_share_an_unbounded_pseudo_host() -> None:
-    table = HostTable(limit=1, rate=1.0, max_errors=1)
-    nowhere = table.get("not a url", now=0.0)
-    assert nowhere is table.get("ftp//", now=0.0)
+    table = HostTable(limit=1, rate=1.0, max_errors=1, now=lambda: 0.0)
+    nowhere = table.get(host_key("not a url"))
+    assert nowhere is table.get(host_key("ftp//"))
     assert (nowhere.limit, nowhere.pacer, nowhere.tracked, len(table)) == (None, None, False, 0)
 
 

@@ -19,6 +19,7 @@ from afetch._redact import header_secrets, proxy_secrets
 from afetch._settings import Settings
 from afetch._spec import JSON, RequestSpec, request_key
 from afetch._timestamps import now_iso
+from afetch._url import Target
 from afetch.attempt.machine import Attempt, Shape
 from afetch.attempt.outcome import ServerHints
 from afetch.attempt.plan import Plan, secrets_for
@@ -131,16 +132,20 @@ class Fetcher:
         self._clock = clock
         self._now: Callable[[], float] | None = None if clock is None else clock.time
 
-    def start(self, item: str | RequestSpec, done: Done[T], token: T) -> Attempt:
-        """Start an attempt at ``item`` (a URL or a request object); ``done(token, record,
-        hints)`` is called on the event loop when it is over, never from in here. Returns the
-        attempt (to :meth:`Attempt.cancel` it)."""
+    def start(
+        self, item: str | RequestSpec, done: Done[T], token: T, target: Target | None = None
+    ) -> Attempt:
+        """Start an attempt at ``item`` (a URL or a request object; ``target``: its URL checked
+        already, if it was); ``done(token, record, hints)`` is called on the event loop when it
+        is over, never from in here. Returns the attempt (to :meth:`Attempt.cancel` it)."""
         if type(item) is str:
-            attempt = Attempt(self._plan, item, self._plain, self._plain_method, done, token)
+            attempt = Attempt(
+                self._plan, item, self._plain, self._plain_method, done, token, target
+            )
         else:
             shape = self._spec_shape(item)
             method = None if item.invalid is not None else shape[0]
-            attempt = Attempt(self._plan, item.url, shape, method, done, token)
+            attempt = Attempt(self._plan, item.url, shape, method, done, token, target)
             attempt.spec = item
         now = self._now
         if now is None:
@@ -148,13 +153,15 @@ class Fetcher:
         attempt.begin(now())
         return attempt
 
-    async def attempt(self, item: str | RequestSpec) -> tuple[Record, ServerHints | None]:
+    async def attempt(
+        self, item: str | RequestSpec, target: Target | None = None
+    ) -> tuple[Record, ServerHints | None]:
         """One attempt at a URL (or a request object): its record and the last response head's
         pacing hints, if any. A future around :meth:`start`'s machine."""
         future: asyncio.Future[tuple[Record, ServerHints | None]] = (
             asyncio.get_running_loop().create_future()
         )
-        machine = self.start(item, _settle, future)
+        machine = self.start(item, _settle, future, target)
         try:
             return await future
         except asyncio.CancelledError:

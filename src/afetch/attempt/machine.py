@@ -71,10 +71,19 @@ class Attempt(Outcome):
     over = False
 
     def __init__(
-        self, plan: Plan, url: str, shape: Shape, method: str | None, done: Done, token: Any
+        self,
+        plan: Plan,
+        url: str,
+        shape: Shape,
+        method: str | None,
+        done: Done,
+        token: Any,
+        target: Target | None = None,
     ) -> None:
         self.plan = plan
         self.url = url
+        #: ``url`` checked (afetch._url.parse_url), if the caller did that already.
+        self.target = target
         self.shape = shape
         self.method = method  # as the record says it (None: not said)
         self.done = done
@@ -98,7 +107,8 @@ class Attempt(Outcome):
             spec = self.spec
             if spec is not None and spec.invalid is not None:
                 raise InvalidInput(spec.invalid)
-            self.target = parse_url(self.url)
+            if self.target is None:
+                self.target = parse_url(self.url)
             plan = self.plan
             if plan.timeout is not None:
                 self.deadline = now + plan.timeout

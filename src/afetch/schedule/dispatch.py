@@ -68,7 +68,8 @@ class Dispatch:
         if pace_extra is not None and hasattr(fetcher, "pace_extra"):
             fetcher.pace_extra(pace_extra)  # requests of its own (--include soft404's canaries)
         #: Plain URLs go to the fetcher's callback path when it has one (no worker task): the
-        #: run calls ``direct(url, done, job)`` itself; None: every attempt goes to :meth:`start`.
+        #: run calls ``direct(url, done, job, target)`` itself; None: every attempt goes to
+        #: :meth:`start`.
         self.direct = fetcher.start if fetcher.counts else None
         #: Jobs handed to the workers, and workers waiting for one (see _work).
         self._jobs: deque[Job] = deque()
@@ -96,7 +97,7 @@ class Dispatch:
         while True:
             if jobs:
                 job = jobs.popleft()
-                record, hints = await attempt(job.url)
+                record, hints = await attempt(job.url, job.target)
                 self._attempted(job, record, hints)
             elif self._retired:
                 return

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from afetch._errors import ErrorTrait, ErrorType, error_types_with
 from afetch._record import FetchError
 from afetch._settings import Settings
+from afetch._url import Target, plain_target
 from afetch.schedule.autolimit import AutoLimit
 
 if TYPE_CHECKING:
@@ -64,6 +66,24 @@ def host_key(url: str) -> HostKey | None:
         if port is not None and 0 < port <= 65535:
             return (scheme, host.lower(), port)
     return _split_host_key(url)
+
+
+def locate(url: str) -> tuple[HostKey | None, Target | None]:
+    """:func:`host_key` of ``url`` and, for the usual URL, its checked :class:`Target`: one
+    parse for both (the attempt takes the target; lists of many hosts parsed each URL twice).
+
+    >>> key, target = locate("http://a.test:8080/x")
+    >>> key, target.url
+    (('http', 'a.test', 8080), 'http://a.test:8080/x')
+    >>> locate("HTTP://A.test/")  # not the usual URL: the key alone
+    (('http', 'a.test', 80), None)
+    """
+    target = plain_target(url)
+    # A bracketed host (the usual URL's only "[") is read by urlsplit, the key's reading, which
+    # rejects an address that the target's pattern lets by ("[1.2]"): the key alone, as always.
+    if target is not None and "[" not in url:
+        return target.origin, target
+    return host_key(url), None
 
 
 def _split_host_key(url: str) -> HostKey | None:
@@ -241,8 +261,8 @@ class BusiestHosts:
     """Filled at the end of a ``--per-host auto`` run for the summary: up to :data:`TOP` rows of
     (host, attempts, the limit it settled at), most attempts first.
 
-    >>> table = HostTable(limit="auto", rate=None, max_errors=None, ceiling=8)
-    >>> host = table.get("http://[::1]:8080/", now=0.0)
+    >>> table = HostTable(limit="auto", rate=None, max_errors=None, ceiling=8, now=lambda: 0.0)
+    >>> host = table.get(host_key("http://[::1]:8080/"))
     >>> table.note(host, None, status=200, elapsed_ms=1.0)
     >>> busiest = BusiestHosts(); busiest.fill(table); busiest.rows
     [('http://[::1]:8080', 1, 2)]
@@ -263,11 +283,11 @@ class BusiestHosts:
 class HostTable:
     """The hosts currently in play, created on demand and forgotten when idle.
 
-    >>> table = HostTable(limit=2, rate=None, max_errors=None)
-    >>> a = table.get("http://127.0.0.1:1/x", now=0.0)
-    >>> a is table.get("http://127.0.0.1:1/y", now=0.0), a.limit, len(table)
+    >>> table = HostTable(limit=2, rate=None, max_errors=None, now=lambda: 0.0)
+    >>> a = table.get(host_key("http://127.0.0.1:1/x"))
+    >>> a is table.get(host_key("http://127.0.0.1:1/y")), a.limit, len(table)
     (True, 2, 1)
-    >>> table.release(a, now=0.0); len(table)
+    >>> table.release(a); len(table)
     0
     """
 
@@ -279,7 +299,10 @@ class HostTable:
         max_errors: int | None,
         ceiling: int = 1,
         server_limits: bool = False,
+        now: Callable[[], float],
     ) -> None:
+        #: The run's clock, read only when a host's pacing or a sweep needs the time.
+        self._now = now
         #: ``limit="auto"``: each host's limit adapts (schedule.autolimit), at most ``ceiling``.
         self._auto = limit == "auto"
         self._limit = None if limit == "auto" else limit
@@ -298,15 +321,15 @@ class HostTable:
     def __len__(self) -> int:
         return len(self._hosts)
 
-    def get(self, url: str, *, now: float) -> Host:
-        key = host_key(url)
+    def get(self, key: HostKey | None) -> Host:
+        """The host of ``key`` (:func:`host_key`, :func:`locate`); None: the shared pseudo-host."""
         if key is None:
             return self._shared_host
         host = self._hosts.get(key)
         if host is None:
             # Before the new host is in: it is idle until its URL is queued, and would go too.
             if len(self._hosts) >= self._sweep_at:
-                self._sweep(now)
+                self._sweep(self._now())
             failures, down = self._failures.pop(key, (0, False))
             auto = None
             if self._auto:
@@ -354,11 +377,19 @@ class HostTable:
         )
         return ranked[:count]
 
-    def release(self, host: Host, *, now: float) -> None:
+    def release(self, host: Host) -> None:
         """Forget ``host`` if nothing refers to it any more and its pacing has elapsed."""
-        if host.key is None or not host.idle:
+        # Host.idle, inlined: a property is a call from C, once per attempt here.
+        if (
+            host.key is None
+            or host.in_flight
+            or host.queue
+            or host.sleeping
+            or host.on_ready_list
+            or host.wake_pending
+        ):
             return
-        if host.pacer is not None and host.pacer.holds(now):
+        if host.pacer is not None and host.pacer.holds(self._now()):
             return  # still spacing requests; a sweep forgets it later
         self._forget(host)
 
@@ -387,8 +418,8 @@ class HostTable:
         self._sweep_at = max(1024, 2 * len(self._hosts))
 
 
-def host_table(settings: Settings) -> HostTable | None:
-    """Per-host state, only when some option asks for it."""
+def host_table(settings: Settings, now: Callable[[], float]) -> HostTable | None:
+    """Per-host state, only when some option asks for it; ``now``: the run's clock."""
     polite = (settings.per_host, settings.host_rate, settings.max_host_errors)
     if all(option is None for option in polite) and not settings.rate_limit_headers:
         return None
@@ -398,6 +429,7 @@ def host_table(settings: Settings) -> HostTable | None:
         max_errors=settings.max_host_errors,
         ceiling=settings.concurrency,
         server_limits=settings.rate_limit_headers,
+        now=now,
     )
 
 

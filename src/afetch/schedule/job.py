@@ -9,6 +9,7 @@ from afetch._spec import RequestSpec
 
 if TYPE_CHECKING:
     from afetch._record import Record
+    from afetch._url import Target
     from afetch.schedule.hosts import Host
 
 # Input items are URLs (str) or request objects (RequestSpec); plain URLs stay str.
@@ -30,12 +31,16 @@ class Job:
         "paced_in",
         "stale",
         "started",
+        "target",
         "url",
     )
 
-    def __init__(self, url: Item, host: Host, index: int) -> None:
+    def __init__(self, url: Item, host: Host, index: int, target: Target | None = None) -> None:
         self.url = url
         self.host = host
+        #: Its URL checked, when reading its host key did that already (schedule.hosts.locate):
+        #: the attempt takes it instead of parsing the URL again. None: the attempt parses it.
+        self.target = target
         #: Without per-host options: its host's URLs in the shared queue (schedule.affinity).
         self.line: Line | None = None
         #: Entries of it in the shared queue that are stale: it started out of turn since.

@@ -39,7 +39,7 @@ class Pacing:
         --rate and its host's pacing: the seconds until its turn (math.inf while a
         --rate-limit-headers probe is out). It needs no slot: its asker holds one."""
         now = self._clock.time()
-        host = self._shared_host if self._hosts is None else self._hosts.get(url, now=now)
+        host = self._shared_host if self._hosts is None else self._hosts.get(host_key(url))
         turn = now
         for pacer in (self.pacer, host.pacer):
             if pacer is not None:

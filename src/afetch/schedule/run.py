@@ -16,7 +16,7 @@ from afetch.attempt.fetcher import Fetcher, ServerHints
 from afetch.schedule.affinity import Affinity, lookahead
 from afetch.schedule.dispatch import Dispatch
 from afetch.schedule.holding import JUDGING, confirm_hold, drain_held
-from afetch.schedule.hosts import BusiestHosts, Host, host_table, not_tried
+from afetch.schedule.hosts import BusiestHosts, Host, host_table, locate, not_tried
 from afetch.schedule.intake import Intake
 from afetch.schedule.job import Item, Job
 from afetch.schedule.ordering import WINDOW_FACTOR, ReorderWindow
@@ -77,7 +77,7 @@ class Run:
             clock, enqueue=self._enqueue, mark_ready=self._mark_ready, pump=self._pump
         )
         self._policy = retry_policy(settings)
-        self._hosts = host_table(settings)
+        self._hosts = host_table(settings, clock.time)
         self._server_limits = settings.rate_limit_headers
         #: ``--confirm``: failures (by ``verdicts``) held to be tried once more; None: off.
         #: ``_held``: those not yet on their way (checked as it is, on every pump).
@@ -148,8 +148,13 @@ class Run:
             self._shared_host.queue.append(job)
             self._mark_ready(self._shared_host)
         else:
-            job = Job(url, self._hosts.get(where, now=self._clock.time()), self._next_index)
-            self._enqueue(job)
+            key, target = locate(where)
+            host = self._hosts.get(key)
+            job = Job(url, host, self._next_index, target)
+            host.queue.append(job)  # _enqueue and _mark_ready, inlined (no line: per-host)
+            if not host.on_ready_list:
+                host.on_ready_list = True
+                self._ready.append(host)
         if self._resolve_ahead is not None and origin != self._origin:
             self._origin = origin  # the last one told (most lists repeat a host in a row)
             self._resolve_ahead(origin)  # the engine looks the host up while the URL waits
@@ -210,7 +215,7 @@ class Run:
             if not host.queue:  # its freed slots took its URLs (schedule.affinity)
                 self._set_aside(host)
                 if self._hosts is not None:
-                    self._hosts.release(host, now=self._clock.time())
+                    self._hosts.release(host)
                 continue
             if host.down:
                 self._give_up_queued(host)
@@ -265,7 +270,7 @@ class Run:
             job.first = self._gauge.start(job, url, first=job.first)
         direct = self._direct
         if direct is not None and type(job.url) is str:
-            direct(job.url, self._counted_, job)  # on the fetcher's callbacks
+            direct(job.url, self._counted_, job, job.target)  # on the fetcher's callbacks
         else:
             self._dispatch.start(job)  # in a worker task
 
@@ -355,14 +360,15 @@ class Run:
         if not host.on_ready_list and host.queue:  # _mark_ready, inlined
             host.on_ready_list = True
             self._ready.append(host)
-        self._affinity.ended(
-            job,
-            paced=self._pacer is not None,
-            held=self._untaken >= self._capacity,
-            answered=record.error is None,
-        )
+        if job.line is not None or host.queue:  # else Affinity.ended has nothing to do
+            self._affinity.ended(
+                job,
+                paced=self._pacer is not None,
+                held=self._untaken >= self._capacity,
+                answered=record.error is None,
+            )
         if self._hosts is not None:
-            self._hosts.release(host, now=self._clock.time())
+            self._hosts.release(host)
         self._pump()
 
     def _judged(self, job: Job, record: Record | None) -> None:
