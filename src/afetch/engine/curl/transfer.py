@@ -18,6 +18,8 @@ from afetch.engine.curl.head import (
     STATUS_LINES,
     _final_head,
     _search_key,
+    _searchable,
+    _single_head,
     _status_line,
     _value_in,
 )
@@ -152,8 +154,8 @@ class _Transfer:
         self.unpausing: asyncio.Handle | None = None
         self.received = 0
         self.on_done: OnDone | None = None
-        #: The final head, joined and lower-cased, once something searched it (_searchable).
-        self.searchable: tuple[bytes, bytes] | None = None
+        #: The final head, as text and lower-cased, once it came (head._searchable).
+        self.searchable: tuple[str, str] | None = None
 
     def prepare(self, request: Request, headers: _HeaderLists) -> None:
         curl = self.curl
@@ -205,7 +207,12 @@ class _Transfer:
         ``found``, when the caller looked for it already)."""
         self.head_seen = True
         lines = self.head_lines
-        start, end = found or _final_head(lines)
+        # The usual head, the only one: joined as the text searched below, and found so.
+        text = None if found is not None else _single_head(lines)
+        if text is not None:
+            start, end = 0, len(lines) - 1
+        else:
+            start, end = found or _final_head(lines)
         self.head_start, self.head_end = start, end
         if start < len(lines):
             known = STATUS_LINES.get(lines[start])  # the usual case: no call
@@ -216,15 +223,13 @@ class _Transfer:
             # libcurl reads the first three digits of "200000" or "2xx" as a status: not HTTP.
             shown = lines[start][:80] if start < len(lines) else b""
             self.body_error = self.failure = BadResponse(f"malformed status line: {shown!r}")
-        # The response searches the same copy (Content-Type): the head is joined once (as
-        # _searchable does it).
-        head = b"".join(lines[start:end])
-        self.searchable = searchable = (head, head.lower())
+        # The response searches the same copy (Content-Type): the head is joined once.
+        self.searchable = searchable = (
+            _searchable(lines[start:end]) if text is None else (text, text.lower())
+        )
         if self.method[0] != "HEAD":  # a HEAD's Content-* describe a body it does not have
             # Most bodies have no coding: one search in C says so (prepare() left no decoder).
-            # find, not "in": bytes.__contains__ tries its argument as an int first, raising
-            # and clearing a TypeError (~1,800 instructions).
-            if searchable[1].find(_CODING_KEY) >= 0:
+            if _CODING_KEY in searchable[1]:
                 self.decoder = Decoder.of(_value_in(searchable, "content-encoding"))
             limit = self.max_size
             declared = "" if limit is None else _value_in(searchable, "content-length") or ""
