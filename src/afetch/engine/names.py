@@ -170,12 +170,14 @@ class NamesAhead:
     def ask(self, origin: str) -> None:
         """Look up ``origin``'s host ahead, unless it was asked less than TTL ago or is not a
         name to look up (cheap: called for every URL read)."""
-        now = self._time()
         asked = self._asked.get(origin)
-        if asked is not None and now - asked < TTL:
+        if asked is _NEVER:  # an IP literal, say: judged once, no clock read again
             return
-        if not worth_asking(origin):
-            self._remember(self._asked, origin, _NEVER)  # an IP literal, say: judged once
+        if asked is None and not worth_asking(origin):
+            self._remember(self._asked, origin, _NEVER)
+            return
+        now = self._time()
+        if asked is not None and now - asked < TTL:
             return
         self._remember(self._asked, origin, now)
         self.looking = True
