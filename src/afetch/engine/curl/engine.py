@@ -210,7 +210,8 @@ class CurlEngine(LoopDriver):
         if extra:
             headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Transfer(self)
-        slot.prepare(request, headers)
+        now = self._time()  # one read of the clock for the deadline and the DNS sweep
+        slot.prepare(request, headers, now)
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = on_done
@@ -224,18 +225,19 @@ class CurlEngine(LoopDriver):
             answer = names.take(origin)
             if answer is None:
                 # If its host's lookup is under way, begun when it comes back (_begin_held).
-                slot.deferred = (self._time(), origin)
+                slot.deferred = (now, origin)
                 if names.hold(origin, slot, self._hold_s):
                     return slot
                 slot.deferred = None
-        self._begin(slot, answer)
+        self._begin(slot, answer, now)
         return slot
 
-    def _begin(self, slot: _Transfer, answer: Answer | None, held_s: float = 0.0) -> None:
-        """Queue ``slot``'s prepared transfer for the multi handle, with its host's addresses
-        if they were looked up ahead, after ``held_s`` spent waiting for them."""
+    def _begin(
+        self, slot: _Transfer, answer: Answer | None, now: float, held_s: float = 0.0
+    ) -> None:
+        """Queue ``slot``'s prepared transfer for the multi handle at ``now``, with its host's
+        addresses if they were looked up ahead, after ``held_s`` spent waiting for them."""
         curl = slot.curl
-        now = self._time()
         dns = self._dns
         if answer is not None or now >= dns.sweep_at or slot.sweeps_dns or slot.resolves:
             dns.set(slot, now, answer)  # (most transfers change nothing there: no call)
@@ -266,7 +268,8 @@ class CurlEngine(LoopDriver):
         since = slot.deferred[0]
         slot.deferred = None
         try:
-            self._begin(slot, answer, self._time() - since)
+            now = self._time()
+            self._begin(slot, answer, now, now - since)
         except Exception as exc:  # on_done is told whatever happens: nothing waits forever
             on_done = slot.on_done
             self._active.discard(slot)  # never added to the multi handle
