@@ -79,13 +79,13 @@ def worth_asking(origin: str) -> bool:
     """
     if not origin.startswith(("http://", "https://")):
         return False
-    end = origin.rfind(":")
-    if end < 6 or not origin[end + 1 :].isdigit():  # no port: the host runs to the end
-        end = len(origin)
-    last = origin[end - 1 : end]
-    if not last or last.isdigit() or last in "].":
+    authority, _, port = origin.rpartition(":")  # (the scheme's colon at least)
+    if len(authority) < 6 or not port.isdigit():  # no port: the host runs to the end
+        authority = origin
+    last = authority[-1]
+    if last.isdigit() or last in "].":
         return False
-    host = origin[origin.find("//") + 2 : end].lower()
+    host = authority[origin.find("//") + 2 :].lower()
     return not (host == "localhost" or host.endswith(".localhost") or "%" in host)
 
 
