@@ -383,7 +383,7 @@ def test_libcurl_timer_requests_share_one_wake_up_no_later_than_asked() -> None:
             engine._on_timer(0)  # now: a call_soon replaces it
             engine._on_timer(0)  # and answers every later request this turn...
             engine._on_timer(50)
-            engine._timer = None  # ... until it has run
+            engine._timer, engine._timer_soon = None, False  # ... until it has run
             engine._on_timer(50)
         finally:
             engine._loop = real_loop

@@ -131,7 +131,7 @@ class CurlEngine(LoopDriver):
         self._loop.add_reader(self._poller.fileno(), self._ready)
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
-        self._timer_soon = False  # the pending wake-up is a call_soon
+        self._timer_soon = False  # a call_soon wake-up is pending (until _on_timeout runs)
         self._finish_soon = False
         self._dns = DnsCache()
         self._free: list[_Transfer] = []
@@ -437,6 +437,7 @@ class CurlEngine(LoopDriver):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_soon = False
         if self._names is not None:
             self._names.close()
         self._multi.close()
