@@ -366,12 +366,13 @@ def test_header_look_ups_agree_with_the_parsed_headers(
     every line finds (the first value, any case), and nothing of an interim head; --cache's
     validators are read through it."""
     from afetch.cache import Validators
+    from afetch.engine.curl.head import _searchable
     from afetch.engine.curl.response import _CurlResponse
 
     response = _CurlResponse.__new__(_CurlResponse)
-    response._lines = head
-    response._start = max(i for i, line in enumerate(head) if line.startswith(b"HTTP/"))
-    response._headers = response._searchable = None
+    start = max(i for i, line in enumerate(head) if line.startswith(b"HTTP/"))
+    response._head = _searchable(head[start:])
+    response._headers = None
     parsed = response.headers
     assert (parsed.get("etag"), parsed.get("last-modified")) == expected
     assert Validators.of(response) == (None if expected == (None, None) else expected)

@@ -328,6 +328,30 @@ def test_any_origin_is_judged_without_error(origin: str) -> None:
     assert worth_asking(f"http://{origin}") in (True, False)
 
 
+def _worth_asking_by_slices(origin: str) -> bool:
+    """worth_asking as first written (the port and the host's end found by slicing)."""
+    if not origin.startswith(("http://", "https://")):
+        return False
+    end = origin.rfind(":")
+    if end < 6 or not origin[end + 1 :].isdigit():
+        end = len(origin)
+    last = origin[end - 1 : end]
+    if not last or last.isdigit() or last in "].":
+        return False
+    host = origin[origin.find("//") + 2 : end].lower()
+    return not (host == "localhost" or host.endswith(".localhost") or "%" in host)
+
+
+@given(
+    st.sampled_from(["http://", "https://", "ftp://", "http:/", ""]),
+    st.text(alphabet="ab.:]%[0129\u0663LOCALHOSTlocalhost/", max_size=24),
+)
+def test_the_judgement_is_the_one_first_written(scheme: str, rest: str) -> None:
+    """The cheaper judgement (one rpartition, no slices) says what the slices said."""
+    origin = scheme + rest
+    assert worth_asking(origin) == _worth_asking_by_slices(origin)
+
+
 def test_the_system_lookup_finds_a_name_where_loopback_may_be_the_only_interface() -> None:
     # getaddrinfo with AI_ADDRCONFIG answers nothing there; libcurl's resolver would answer.
     assert set(names.system_lookup("localhost", 80)) & {"127.0.0.1", "::1"}

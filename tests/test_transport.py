@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pycurl
 import pytest
 
 from afetch._loopback import LoopbackServer
@@ -329,6 +330,45 @@ class _FakeLoop:
         return asyncio.TimerHandle(when, lambda: None, (), self.real)
 
 
+def test_a_batch_of_transfers_is_added_without_a_timer_callback_per_add() -> None:
+    """libcurl calls its timer back after every add ("now"), each call through pycurl costing
+    more than the add: a batch is added with the callback unset, then one wake-up is asked
+    for; every transfer of the batch still runs to its end."""
+
+    async def main(server: LoopbackServer) -> tuple[list[int], list[object]]:
+        engine = CurlEngine(Settings(concurrency=10))
+        told: list[int] = []
+        on_timer = engine._on_timer
+
+        def counted(ms: int) -> None:
+            told.append(ms)
+            on_timer(ms)
+
+        engine._on_timer = counted  # type: ignore[method-assign]
+        engine._multi.setopt(pycurl.M_TIMERFUNCTION, counted)
+        loop = asyncio.get_running_loop()
+        done: list[asyncio.Future[object]] = []
+        try:
+            for n in range(10):
+                over = loop.create_future()
+                done.append(over)
+                request = Request("GET", server.url(f"/ok?n={n}"), (("Accept", "*/*"),))
+                engine.start_transfer(
+                    request, on_done=lambda r, e, over=over: over.set_result(e or r.status)
+                )
+            told.clear()
+            engine._add_pending()  # the batch (due on the next turn) added now
+            adds_told = list(told)
+            return adds_told, list(await asyncio.wait_for(asyncio.gather(*done), 30))
+        finally:
+            await engine.aclose()
+
+    with LoopbackServer() as server:
+        adds_told, statuses = asyncio.run(main(server))
+    assert adds_told == [0]  # one wake-up asked for, not one per add
+    assert statuses == [200] * 10
+
+
 def test_libcurl_timer_requests_share_one_wake_up_no_later_than_asked() -> None:
     async def main() -> _FakeLoop:
         engine = CurlEngine(Settings())
@@ -343,7 +383,7 @@ def test_libcurl_timer_requests_share_one_wake_up_no_later_than_asked() -> None:
             engine._on_timer(0)  # now: a call_soon replaces it
             engine._on_timer(0)  # and answers every later request this turn...
             engine._on_timer(50)
-            engine._timer = None  # ... until it has run
+            engine._timer, engine._timer_soon = None, False  # ... until it has run
             engine._on_timer(50)
         finally:
             engine._loop = real_loop

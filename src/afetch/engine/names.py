@@ -79,13 +79,13 @@ def worth_asking(origin: str) -> bool:
     """
     if not origin.startswith(("http://", "https://")):
         return False
-    end = origin.rfind(":")
-    if end < 6 or not origin[end + 1 :].isdigit():  # no port: the host runs to the end
-        end = len(origin)
-    last = origin[end - 1 : end]
-    if not last or last.isdigit() or last in "].":
+    authority, _, port = origin.rpartition(":")  # (the scheme's colon at least)
+    if len(authority) < 6 or not port.isdigit():  # no port: the host runs to the end
+        authority = origin
+    last = authority[-1]
+    if last.isdigit() or last in "].":
         return False
-    host = origin[origin.find("//") + 2 : end].lower()
+    host = authority[origin.find("//") + 2 :].lower()
     return not (host == "localhost" or host.endswith(".localhost") or "%" in host)
 
 
@@ -170,12 +170,14 @@ class NamesAhead:
     def ask(self, origin: str) -> None:
         """Look up ``origin``'s host ahead, unless it was asked less than TTL ago or is not a
         name to look up (cheap: called for every URL read)."""
-        now = self._time()
         asked = self._asked.get(origin)
-        if asked is not None and now - asked < TTL:
+        if asked is _NEVER:  # an IP literal, say: judged once, no clock read again
             return
-        if not worth_asking(origin):
-            self._remember(self._asked, origin, _NEVER)  # an IP literal, say: judged once
+        if asked is None and not worth_asking(origin):
+            self._remember(self._asked, origin, _NEVER)
+            return
+        now = self._time()
+        if asked is not None and now - asked < TTL:
             return
         self._remember(self._asked, origin, now)
         self.looking = True

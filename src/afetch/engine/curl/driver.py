@@ -128,19 +128,15 @@ class LoopDriver:
         # -1 ("no timeout") leaves a pending wake-up in place for the same reason. libcurl
         # calls this two or three times per request: a wake-up already due this turn of the
         # loop answers every call without even reading the clock.
-        if ms < 0 or self._closed:
+        if self._timer_soon or ms < 0 or self._closed:
             return
         timer = self._timer
         if ms == 0:
             if timer is not None:
-                if self._timer_soon:
-                    return
                 timer.cancel()
             # "As soon as possible"; socket_action may not be called from in here.
             self._timer = self._loop.call_soon(self._on_timeout)
             self._timer_soon = True
-            return
-        if timer is not None and self._timer_soon:
             return
         due = self._loop.time() + ms / 1000
         if timer is not None:
@@ -149,10 +145,10 @@ class LoopDriver:
             timer.cancel()
         self._timer_due = due
         self._timer = self._loop.call_at(due, self._on_timeout)
-        self._timer_soon = False
 
     def _on_timeout(self) -> None:
         self._timer = None
+        self._timer_soon = False
         if self._closed:
             return
         self._multi.socket_action(_SOCKET_TIMEOUT, 0)

@@ -65,6 +65,9 @@ _SHARE_SESSIONS = pycurl.version_info()[2] < 0x080C00
 #: first 500 connections were opened back to back (~30 ms) before any request went out, and
 #: their 500 answers then came bunched, each waiting on the records of those before it.
 ADDS_PER_TURN = 64
+#: Adds in one batch from which libcurl's timer callback is unset for them (a setopt pair
+#: costs about what one and a half callbacks do).
+QUIET_ADDS = 3
 #: The longest a transfer waits for its host's lookup under way (afetch.engine.names), at most
 #: half its connect timeout; then libcurl resolves the name itself.
 HOLD_S = 5.0
@@ -128,7 +131,7 @@ class CurlEngine(LoopDriver):
         self._loop.add_reader(self._poller.fileno(), self._ready)
         self._timer: asyncio.TimerHandle | asyncio.Handle | None = None
         self._timer_due = 0.0
-        self._timer_soon = False  # the pending wake-up is a call_soon
+        self._timer_soon = False  # a call_soon wake-up is pending (until _on_timeout runs)
         self._finish_soon = False
         self._dns = DnsCache()
         self._free: list[_Transfer] = []
@@ -178,11 +181,24 @@ class CurlEngine(LoopDriver):
     def _add_pending(self) -> None:
         pending = self._pending
         batch, self._pending = pending[:ADDS_PER_TURN], pending[ADDS_PER_TURN:]
-        add = self._multi.add_handle
-        for slot in batch:
-            if slot.pending:
-                slot.pending = False
-                add(slot.curl)
+        multi = self._multi
+        add = multi.add_handle
+        # libcurl calls its timer back after each add, to say "now" (~2,900 instructions
+        # through pycurl each): a batch is added with the timer callback unset, then told so
+        # once. A socket_action on the timeout then calls the timer back whatever it was told
+        # before (libcurl clears its last expiry there), so nothing it set is lost.
+        quiet = len(batch) >= QUIET_ADDS
+        if quiet:
+            multi.setopt(pycurl.M_TIMERFUNCTION, None)
+        try:
+            for slot in batch:
+                if slot.pending:
+                    slot.pending = False
+                    add(slot.curl)
+        finally:
+            if quiet:
+                multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+                self._on_timer(0)
         if self._pending:
             # After the adds: libcurl's wake-up (connecting this batch) comes first.
             self._loop.call_soon(self._add_pending)
@@ -210,7 +226,8 @@ class CurlEngine(LoopDriver):
         if extra:
             headers = (headers[0] + _header_lines(extra), headers[1])
         slot = self._free.pop() if self._free else _Transfer(self)
-        slot.prepare(request, headers)
+        now = self._time()  # one read of the clock for the deadline and the DNS sweep
+        slot.prepare(request, headers, now)
         slot.on_head = on_head
         slot.ask_for = ask_for
         slot.on_done = on_done
@@ -224,18 +241,19 @@ class CurlEngine(LoopDriver):
             answer = names.take(origin)
             if answer is None:
                 # If its host's lookup is under way, begun when it comes back (_begin_held).
-                slot.deferred = (self._time(), origin)
+                slot.deferred = (now, origin)
                 if names.hold(origin, slot, self._hold_s):
                     return slot
                 slot.deferred = None
-        self._begin(slot, answer)
+        self._begin(slot, answer, now)
         return slot
 
-    def _begin(self, slot: _Transfer, answer: Answer | None, held_s: float = 0.0) -> None:
-        """Queue ``slot``'s prepared transfer for the multi handle, with its host's addresses
-        if they were looked up ahead, after ``held_s`` spent waiting for them."""
+    def _begin(
+        self, slot: _Transfer, answer: Answer | None, now: float, held_s: float = 0.0
+    ) -> None:
+        """Queue ``slot``'s prepared transfer for the multi handle at ``now``, with its host's
+        addresses if they were looked up ahead, after ``held_s`` spent waiting for them."""
         curl = slot.curl
-        now = self._time()
         dns = self._dns
         if answer is not None or now >= dns.sweep_at or slot.sweeps_dns or slot.resolves:
             dns.set(slot, now, answer)  # (most transfers change nothing there: no call)
@@ -266,7 +284,8 @@ class CurlEngine(LoopDriver):
         since = slot.deferred[0]
         slot.deferred = None
         try:
-            self._begin(slot, answer, self._time() - since)
+            now = self._time()
+            self._begin(slot, answer, now, now - since)
         except Exception as exc:  # on_done is told whatever happens: nothing waits forever
             on_done = slot.on_done
             self._active.discard(slot)  # never added to the multi handle
@@ -418,6 +437,7 @@ class CurlEngine(LoopDriver):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_soon = False
         if self._names is not None:
             self._names.close()
         self._multi.close()

@@ -85,14 +85,34 @@ def _final_head(lines: list[bytes]) -> tuple[int, int]:
         return start, end
 
 
-def _searchable(lines: list[bytes]) -> tuple[bytes, bytes]:
-    """A head's lines joined, and lower-cased (ASCII only, so positions hold in both): header
-    values are searched for with a few C calls, not line by line in Python."""
-    head = b"".join(lines)
-    return head, head.lower()
+def _single_head(lines: list[bytes]) -> str | None:
+    """The usual head, found with a few C calls: if ``lines`` hold one head whose blank line
+    came last (no interim head before it, nothing after it), that head as text (latin-1), else
+    None (:func:`_final_head` says where the final head is). libcurl hands only complete header
+    lines (CURLOPT_HEADERFUNCTION), each ending in its line end: a blank line before the last
+    shows in the joined text as a line end followed by a blank one.
+
+    >>> _single_head([b"HTTP/1.1 200 OK\\r\\n", b"A: b\\r\\n", b"\\r\\n"])
+    'HTTP/1.1 200 OK\\r\\nA: b\\r\\n\\r\\n'
+    >>> _single_head([b"HTTP/1.1 103 Early\\r\\n", b"\\r\\n", b"HTTP/1.1 200 OK\\r\\n", b"\\r\\n"])
+    """
+    if not lines or lines[-1] != _CRLF:
+        return None
+    text = b"".join(lines).decode("latin-1")
+    if len(text) < 3 or text.find("\n\r\n") != len(text) - 3 or "\n\n" in text:
+        return None
+    return text
 
 
-def _value_in(searchable: tuple[bytes, bytes], name: str) -> str | None:
+def _searchable(lines: list[bytes]) -> tuple[str, str]:
+    """A head's lines joined as text (latin-1: one character per byte), and lower-cased
+    (latin-1 characters lower one to one, and none to ASCII, so positions and matches hold in
+    both): header values are searched for with a few C calls, not line by line in Python."""
+    text = b"".join(lines).decode("latin-1")
+    return text, text.lower()
+
+
+def _value_in(searchable: tuple[str, str], name: str) -> str | None:
     """The first value of header ``name`` in a :func:`_searchable` head (its status line
     first), without parsing the others: the first line that starts with "name:", in any case.
 
@@ -100,30 +120,35 @@ def _value_in(searchable: tuple[bytes, bytes], name: str) -> str | None:
     ...           "content-length")
     '12'
     """
-    key = _SEARCH_KEYS.get(name) or _search_key(name)
+    return _value_at(searchable, _SEARCH_KEYS.get(name) or _search_key(name))
+
+
+def _value_at(searchable: tuple[str, str], key: str) -> str | None:
+    """:func:`_value_in` with the name's :func:`_search_key`."""
     head, lowered = searchable
     at = lowered.find(key)
     if at < 0:
         return None
     at += len(key)
-    stop = head.find(b"\n", at)
-    return head[at : None if stop < 0 else stop].decode("latin-1").strip()
+    stop = head.find("\n", at)
+    return head[at : None if stop < 0 else stop].strip()
 
 
-_SEARCH_KEYS: dict[str, bytes] = {}
+_SEARCH_KEYS: dict[str, str] = {}
 
 
-def _search_key(name: str) -> bytes:
+def _search_key(name: str) -> str:
     """What :func:`_value_in` finds in a lower-cased head for header ``name``."""
     # After a line's end: a name at the start of a line (the status line ends with one).
-    key = _SEARCH_KEYS[name] = b"\n" + name.lower().encode("latin-1") + b":"
+    key = _SEARCH_KEYS[name] = "\n" + name.lower() + ":"
     return key
 
 
-def _parse_headers(lines: list[bytes], start: int) -> Headers:
+def _parse_headers(head: str) -> Headers:
+    """The headers of a :func:`_searchable` head's text, after its status line."""
     headers = Headers()
-    for raw in lines[start + 1 :]:
-        name, sep, value = raw.decode("latin-1").partition(":")
+    for line in head.split("\n")[1:]:
+        name, sep, value = line.partition(":")
         if sep:
             headers.append((name.strip().lower(), value.strip()))
     return headers

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pycurl
 
 from afetch.engine.base import Headers, TransferInfo
-from afetch.engine.curl.head import _parse_headers, _searchable, _value_in
+from afetch.engine.curl.head import _parse_headers, _search_key, _value_at, _value_in
 
 if TYPE_CHECKING:
     from afetch.engine.tls import TlsDetails
@@ -29,11 +29,8 @@ class _Slot(Protocol):
     curl: pycurl.Curl
     status: int
     http_version: str
-    head_lines: list[bytes]
-    head_start: int
-    head_end: int
     head_seen: bool
-    searchable: tuple[bytes, bytes] | None
+    searchable: tuple[str, str] | None
 
     @property
     def engine(self) -> _TlsSource: ...
@@ -43,10 +40,8 @@ class _CurlResponse:
     """The final response of a transfer (:class:`afetch.engine.base.Response`)."""
 
     __slots__ = (
+        "_head",
         "_headers",
-        "_lines",
-        "_searchable",
-        "_start",
         "bytes_read",
         "content_type",
         "http_version",
@@ -57,29 +52,29 @@ class _CurlResponse:
     def __init__(self, slot: _Slot) -> None:
         self.status = slot.status
         self.http_version = slot.http_version
-        # Parsed only if asked for: most records need no header but Content-Type.
-        self._lines = slot.head_lines[: slot.head_end]
-        self._start = slot.head_start
+        # The final head as the transfer joined it (its text, lower-cased too): headers are
+        # parsed only if asked for; most records need no header but Content-Type, searched for
+        # at once.
+        self._head = head = slot.searchable
+        assert head is not None  # a response is made once the head came
         self._headers: Headers | None = None
-        # Every record says its Content-Type: read at once from the head the transfer joined.
-        self._searchable = searchable = slot.searchable
-        self.content_type = None if searchable is None else _value_in(searchable, "content-type")
+        self.content_type = _value_at(head, _TYPE_KEY)
         self.bytes_read = 0  # set when the transfer is over
         self.info: TransferInfo | None = None  # --include: set when the transfer is over
 
     @property
     def headers(self) -> Headers:
         if self._headers is None:
-            self._headers = _parse_headers(self._lines, self._start)
+            self._headers = _parse_headers(self._head[0])
         return self._headers
 
     def header(self, name: str) -> str | None:
-        # ETag and Last-Modified for --cache, Location for a redirect: the head was joined
-        # and lower-cased once, by the transfer.
-        searchable = self._searchable
-        if searchable is None:
-            searchable = self._searchable = _searchable(self._lines[self._start :])
-        return _value_in(searchable, name)
+        # ETag and Last-Modified for --cache, Location for a redirect: one search of the head.
+        return _value_in(self._head, name)
+
+
+#: What _value_at looks for to find the Content-Type.
+_TYPE_KEY = _search_key("content-type")
 
 
 def read_info(slot: _Slot) -> TransferInfo:

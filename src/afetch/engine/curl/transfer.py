@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Container, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 import pycurl
@@ -18,6 +18,8 @@ from afetch.engine.curl.head import (
     STATUS_LINES,
     _final_head,
     _search_key,
+    _searchable,
+    _single_head,
     _status_line,
     _value_in,
 )
@@ -51,7 +53,6 @@ class _Owner(Protocol):
     _max_size: int | None
     _loop: asyncio.AbstractEventLoop
     _slot_of: dict[pycurl.Curl, _Transfer]
-    _time: Callable[[], float]  # the run's clock
     _connect_ms: int
 
     def _transfer_over(self, slot: _Transfer, on_done: OnDone) -> None: ...
@@ -72,10 +73,8 @@ class _Transfer:
         "done",
         "engine",
         "failure",
-        "head_end",
         "head_lines",
         "head_seen",
-        "head_start",
         "held",
         "http_version",
         "inflating",
@@ -131,7 +130,7 @@ class _Transfer:
         self.pending = False
         self.proxy_headers: list[str] = []
         self.server_headers: list[str] | None = None
-        self.head_start = self.head_end = self.status = 0
+        self.status = 0
         self.http_version = "HTTP/1.1"
         self.on_head: OnHead | None = None
         self.ask_for: Container[int] = ()
@@ -152,10 +151,11 @@ class _Transfer:
         self.unpausing: asyncio.Handle | None = None
         self.received = 0
         self.on_done: OnDone | None = None
-        #: The final head, joined and lower-cased, once something searched it (_searchable).
-        self.searchable: tuple[bytes, bytes] | None = None
+        #: The final head, as text and lower-cased, once it came (head._searchable).
+        self.searchable: tuple[str, str] | None = None
 
-    def prepare(self, request: Request, headers: _HeaderLists) -> None:
+    def prepare(self, request: Request, headers: _HeaderLists, now: float) -> None:
+        """Set the handle up for ``request``, started at ``now`` (the run's clock)."""
         curl = self.curl
         # Ready for the next transfer (release() dropped the callbacks; the head's status,
         # version and bounds are set before anything reads them).
@@ -166,28 +166,26 @@ class _Transfer:
         self.skip = 0
         self.head_lines.clear()
         self.received = 0
-        method, body = request.method, request.body
+        method, url, _, body, pin, deadline = request
         if method != self.method[0] or (body is not None) is not self.method[1]:
             set_method(self.curl, method, body)
             self.method = (method, body is not None)
         elif body is not None:
             curl.setopt(pycurl.POSTFIELDS, body)
-        if request.pin is not None:
-            host, port = _host_port(request.url)
-            target = f"[{request.pin}]" if ":" in request.pin else request.pin
+        if pin is not None:
+            host, port = _host_port(url)
+            target = f"[{pin}]" if ":" in pin else pin
             curl.setopt(pycurl.CONNECT_TO, [f"{host}:{port}:{target}:{port}"])
             self.pinned = True
         elif self.pinned:
             curl.setopt(pycurl.CONNECT_TO, [])
             self.pinned = False
-        if request.deadline is None:
-            timeout_ms = 0  # none
-        else:
-            timeout_ms = max(1, round((request.deadline - self.engine._time()) * 1000))
+        # 0: none.
+        timeout_ms = 0 if deadline is None else max(1, round((deadline - now) * 1000))
         if timeout_ms != self.timeout_ms:
             curl.setopt(pycurl.TIMEOUT_MS, timeout_ms)
             self.timeout_ms = timeout_ms
-        curl.setopt(pycurl.URL, request.url)
+        curl.setopt(pycurl.URL, url)
         server_headers, proxy_headers = headers
         # Every request of a plain run shares one list (CurlEngine._header_list): set once.
         if server_headers is not self.server_headers:
@@ -205,32 +203,37 @@ class _Transfer:
         ``found``, when the caller looked for it already)."""
         self.head_seen = True
         lines = self.head_lines
-        start, end = found or _final_head(lines)
-        self.head_start, self.head_end = start, end
-        if start < len(lines):
-            known = STATUS_LINES.get(lines[start])  # the usual case: no call
-            self.http_version, self.status = known or _status_line(lines[start])
+        # The usual head, the only one: joined as the text searched below, and found so.
+        text = None if found is not None else _single_head(lines)
+        if text is not None:
+            status_line = lines[0]
+            searchable = (text, text.lower())
         else:
-            self.http_version, self.status = "", 0
+            start, end = found or _final_head(lines)
+            status_line = lines[start] if start < len(lines) else b""
+            searchable = _searchable(lines[start:end])
+        known = STATUS_LINES.get(status_line)  # the usual case: no call
+        self.http_version, self.status = known or (
+            _status_line(status_line) if status_line else ("", 0)
+        )
         if not self.status:
             # libcurl reads the first three digits of "200000" or "2xx" as a status: not HTTP.
-            shown = lines[start][:80] if start < len(lines) else b""
+            shown = status_line[:80]
             self.body_error = self.failure = BadResponse(f"malformed status line: {shown!r}")
-        # The response searches the same copy (Content-Type): the head is joined once (as
-        # _searchable does it).
-        head = b"".join(lines[start:end])
-        self.searchable = searchable = (head, head.lower())
+        # The response searches the same copy (Content-Type): the head is joined once.
+        self.searchable = searchable
         if self.method[0] != "HEAD":  # a HEAD's Content-* describe a body it does not have
             # Most bodies have no coding: one search in C says so (prepare() left no decoder).
-            # find, not "in": bytes.__contains__ tries its argument as an int first, raising
-            # and clearing a TypeError (~1,800 instructions).
-            if searchable[1].find(_CODING_KEY) >= 0:
+            if _CODING_KEY in searchable[1]:
                 self.decoder = Decoder.of(_value_in(searchable, "content-encoding"))
             limit = self.max_size
-            declared = "" if limit is None else _value_in(searchable, "content-length") or ""
-            if declared.isdigit() and int(declared) > limit and self.failure is None:  # type: ignore[operator]
-                # Refused before reading: the transfer stops at once.
-                self.body_error = TooLarge(f"Content-Length {declared} is over --max-size {limit}")
+            if limit is not None:
+                declared = _value_in(searchable, "content-length") or ""
+                if declared.isdigit() and int(declared) > limit and self.failure is None:
+                    # Refused before reading: the transfer stops at once.
+                    self.body_error = TooLarge(
+                        f"Content-Length {declared} is over --max-size {limit}"
+                    )
         if self.status in self.ask_for:
             self._asked_head()
 
