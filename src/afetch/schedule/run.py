@@ -150,11 +150,7 @@ class Run:
         else:
             key, target = locate(where)
             host = self._hosts.get(key)
-            job = Job(url, host, self._next_index, target)
-            host.queue.append(job)  # _enqueue and _mark_ready, inlined (no line: per-host)
-            if not host.on_ready_list:
-                host.on_ready_list = True
-                self._ready.append(host)
+            self._enqueue(Job(url, host, self._next_index, target))
         if self._resolve_ahead is not None and origin != self._origin:
             self._origin = origin  # the last one told (most lists repeat a host in a row)
             self._resolve_ahead(origin)  # the engine looks the host up while the URL waits
